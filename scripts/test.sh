@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install everything the tests need and run the whole suite: lint, the main suite with the current
+# SDK (azure-batch 15.x), and the compatibility suite with the legacy SDK (azure-batch 14.2.0).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh test || exit 1
+if [ ! -x .venv-legacy/bin/python ]; then
+    python3 -m venv .venv-legacy || exit 1
+fi
+.venv-legacy/bin/python -m pip install -q --disable-pip-version-check "azure-batch==14.2.0" pytest httpx -e . || exit 1
+
+status=0
+.venv/bin/ruff check src tests || status=1
+.venv/bin/python -m pytest tests --ignore=tests/legacy -q "$@" || status=1
+.venv-legacy/bin/python -m pytest tests/legacy -q "$@" || status=1
+exit $status

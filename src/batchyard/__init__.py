@@ -1,0 +1,1 @@
+"""batchyard: a self-hostable Azure Batch service."""

@@ -1,0 +1,182 @@
+"""The node agent: connects out to the service, runs what it is told, reports results, serves files.
+
+It keeps results until the service acknowledges them, so a dropped connection or a restarted
+service loses nothing: on reconnect the agent says which runs it still has and resends results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import websockets
+
+from batchyard.agent import files
+from batchyard.agent.execution import Execution, NodeContext
+from batchyard.protocol import messages
+
+log = logging.getLogger("batchyard.agent")
+
+RECONNECT_DELAY = 0.5
+
+
+class Agent:
+    def __init__(self, service_url: str, node_id: str, root: Path, token: str, orphan_timeout: float) -> None:
+        self.service_url = service_url.rstrip("/")
+        self.node_id = node_id
+        self.root = root.resolve()
+        self.token = token
+        self.orphan_timeout = orphan_timeout
+        self.boot = uuid.uuid4().hex
+        self.context = NodeContext(root=self.root, node_id=node_id)
+        self.runs: dict[str, Execution] = {}
+        self.unacked: dict[str, dict[str, Any]] = {}
+        self._outgoing: list[dict[str, Any]] = []
+        self._ws: Any = None
+        self._flush_scheduled = False
+        self._stopping = asyncio.Event()
+        self._disconnected_at = time.monotonic()
+
+    # --- connection -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        for name in ("shared", "startup", "workitems"):
+            (self.root / name).mkdir(parents=True, exist_ok=True)
+        connector = asyncio.create_task(self._connect_loop())
+        await self._stopping.wait()
+        connector.cancel()
+        await self._end_all_runs()
+
+    async def _connect_loop(self) -> None:
+        url = self.service_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + messages.AGENT_PATH
+        headers = {messages.NODE_HEADER: self.node_id, messages.TOKEN_HEADER: self.token}
+        while not self._stopping.is_set():
+            connected = False
+            try:
+                async with websockets.connect(url, additional_headers=headers, max_size=None) as ws:
+                    connected = True
+                    self._ws = ws
+                    await ws.send(messages.encode(
+                        {"t": "hello", "node": self.node_id, "boot": self.boot, "running": list(self.runs),
+                         "done": list(self.unacked.values())}
+                    ))
+                    async for data in ws:
+                        self._handle(messages.decode(data))
+            except (OSError, websockets.WebSocketException) as exc:
+                log.debug("connection to the service failed: %s", exc)
+            self._ws = None
+            if connected:
+                self._disconnected_at = time.monotonic()
+            if time.monotonic() - self._disconnected_at > self.orphan_timeout:
+                log.error("the service has been unreachable for %.0f s: stopping", self.orphan_timeout)
+                self._stopping.set()
+                return
+            await asyncio.sleep(RECONNECT_DELAY)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self._outgoing.append(message)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Send queued messages; results of one loop turn travel as one message."""
+        self._flush_scheduled = False
+        pending, self._outgoing = self._outgoing, []
+        results = [m for m in pending if m["t"] == "result"]
+        others = [m for m in pending if m["t"] != "result"]
+        batch = others + ([{"t": "done", "results": [r["result"] for r in results]}] if results else [])
+        ws = self._ws
+        if ws is None:
+            return  # results stay in `unacked` and go with the next hello
+        for message in batch:
+            asyncio.get_running_loop().create_task(self._write(ws, message))
+
+    async def _write(self, ws: Any, message: dict[str, Any]) -> None:
+        try:
+            await ws.send(messages.encode(message))
+        except (OSError, websockets.WebSocketException):
+            pass
+
+    # --- messages -------------------------------------------------------------------------------
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind = message["t"]
+        if kind == "welcome":
+            self.context.welcome(message)
+        elif kind == "run":
+            for run in message["runs"]:
+                self._start_run(run)
+        elif kind == "kill":
+            for aid in message["aids"]:
+                execution = self.runs.get(aid)
+                if execution is not None:
+                    execution.kill()
+        elif kind == "ack":
+            for aid in message["aids"]:
+                self.unacked.pop(aid, None)
+        elif kind == "rpc":
+            asyncio.get_running_loop().create_task(self._rpc(message))
+        elif kind == "cleanup":
+            for path in message["paths"]:
+                asyncio.get_running_loop().create_task(self._cleanup(path))
+        elif kind == "shutdown":
+            self._stopping.set()
+
+    def _start_run(self, run: dict[str, Any]) -> None:
+        aid = run["aid"]
+        if aid in self.runs:
+            return
+        execution = Execution(self.context, run)
+        self.runs[aid] = execution
+        asyncio.get_running_loop().create_task(self._execute(aid, execution))
+
+    async def _execute(self, aid: str, execution: Execution) -> None:
+        try:
+            result = await execution.run()
+        except Exception as exc:  # a bug here must still report, or the task would hang
+            log.exception("run %s failed", aid)
+            result = execution.internal_failure(str(exc))
+        self.runs.pop(aid, None)
+        result["aid"] = aid
+        self.unacked[aid] = result
+        self._send({"t": "result", "result": result})
+
+    async def _rpc(self, message: dict[str, Any]) -> None:
+        reply = await asyncio.to_thread(files.handle, self.root, message)
+        reply.update({"t": "reply", "rid": message["rid"]})
+        self._send(reply)
+
+    async def _cleanup(self, relative: str) -> None:
+        try:
+            target = files.resolve(self.root, relative)
+        except files.PathError:
+            return
+        if any(str(execution.task_dir).startswith(str(target)) for execution in self.runs.values()):
+            return
+        await asyncio.to_thread(shutil.rmtree, target, True)
+
+    async def _end_all_runs(self) -> None:
+        for execution in list(self.runs.values()):
+            execution.kill()
+        deadline = time.monotonic() + 10
+        while self.runs and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+
+def run_agent(service_url: str, node_id: str, root: Path, orphan_timeout: float) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s agent: %(message)s")
+    token = os.environ.pop("BATCHYARD_NODE_TOKEN", "")
+    agent = Agent(service_url, node_id, root, token, orphan_timeout)
+    asyncio.run(agent.run())
+    return 0

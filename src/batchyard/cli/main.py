@@ -1,0 +1,78 @@
+"""The `batchyard` command: `serve` runs the service, `agent` runs a compute node agent."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from batchyard.service.config import DEFAULT_PORT, Settings, SettingsError, Timing, account_from_environment
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="batchyard", description="A self-hostable Azure Batch service.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the Batch service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--data-dir", type=Path, default=Path("./batchyard-data"))
+    serve.add_argument("--account-name", help="account name (or BATCHYARD_ACCOUNT_NAME)")
+    serve.add_argument("--account-key", help="base64 account key (or BATCHYARD_ACCOUNT_KEY)")
+    serve.add_argument("--public-url", help="URL clients and nodes use to reach the service")
+    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--node-lost-grace", type=float, default=Timing.node_lost_grace,
+                       help="seconds before a node whose agent is gone becomes unusable")
+    serve.add_argument("--adopt-grace", type=float, default=Timing.adopt_grace,
+                       help="seconds a restarted service waits for running agents to reconnect")
+
+    agent = commands.add_parser("agent", help="run a compute node agent (normally started by the service)")
+    agent.add_argument("--service-url", required=True)
+    agent.add_argument("--node-id", required=True)
+    agent.add_argument("--root", type=Path, required=True)
+    agent.add_argument("--orphan-timeout", type=float, default=600.0)
+
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    from batchyard.agent.main import run_agent
+
+    return run_agent(args.service_url, args.node_id, args.root, args.orphan_timeout)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from batchyard.service.app import build_app
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        name, keys = account_from_environment(args.account_name, args.account_key, args.host)
+    except SettingsError as exc:
+        print(f"batchyard: {exc}", file=sys.stderr)
+        return 2
+    settings = Settings(
+        host=args.host, port=args.port, data_dir=args.data_dir.resolve(), account_name=name, account_keys=keys,
+        public_url=args.public_url,
+        timing=Timing(node_lost_grace=args.node_lost_grace, adopt_grace=args.adopt_grace),
+    )
+    app = build_app(settings)
+    if settings.uses_dev_account:
+        print(f"batchyard: using the well-known development account {name} with key {keys[0]}", flush=True)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="on", ws="websockets")
+    server = uvicorn.Server(config)
+
+    original_startup = server.startup
+
+    async def startup(sockets: object = None) -> None:
+        await original_startup(sockets)  # type: ignore[arg-type]
+        print(f"batchyard: Batch service listening on {settings.base_url} (account {name})", flush=True)
+
+    server.startup = startup  # type: ignore[method-assign]
+    server.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

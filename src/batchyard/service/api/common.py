@@ -1,0 +1,49 @@
+"""Small helpers the resource modules share: the engine of a request, paging over ordered items."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from starlette.requests import Request
+
+from batchyard.service import errors
+from batchyard.service.engine.jobs import Engine
+
+T = TypeVar("T")
+
+
+def engine_of(request: Request) -> Engine:
+    return request.app.state.engine  # type: ignore[no-any-return]
+
+
+def skip_token(request: Request) -> int:
+    raw = request.query_params.get("$skiptoken")
+    if raw is None:
+        return 0
+    try:
+        return int(raw)
+    except ValueError:
+        raise errors.invalid_query("$skiptoken", raw) from None
+
+
+def page(items: Sequence[T], order: Callable[[T], int], after: int, size: int) -> tuple[list[T], str | None]:
+    """Items after the `after` position, at most `size`, and the token for the next page."""
+    chosen = [item for item in items if order(item) > after]
+    if len(chosen) > size:
+        return chosen[:size], str(order(chosen[size - 1]))
+    return chosen, None
+
+
+def reject_filter(request: Request) -> None:
+    """Lists here do not filter yet: say so rather than return an unfiltered answer."""
+    if "$filter" in request.query_params:
+        raise errors.invalid_query("$filter", request.query_params["$filter"], "Filtering is not supported on this list yet.")
+
+
+def url_for(request: Request, path: str) -> str:
+    return f"{request.app.state.settings.base_url}{path}"
+
+
+def odata_element(request: Request, kind: str) -> dict[str, Any]:
+    return {"odata.metadata": f"{request.app.state.settings.base_url}/$metadata#{kind}/@Element"}

@@ -1,0 +1,237 @@
+"""Task and node file routes: list (optionally recursive), get (with ocp-range), properties, delete.
+
+Files live on the node; the service asks the node's agent for them over its session.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from batchyard.service import errors
+from batchyard.service.api.common import engine_of, page, skip_token, url_for
+from batchyard.service.api.nodes import find_node
+from batchyard.service.clock import parse_iso, rfc1123
+from batchyard.service.engine.runtime import NodeRt
+from batchyard.service.gateway import AgentGone
+from batchyard.service.http import endpoint, list_response, parse_max_results
+
+CHUNK = 1024 * 1024
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class FileScope:
+    """Where a file route points: a node, a base directory on it, and the URL prefix of its files."""
+
+    def __init__(self, node: NodeRt, base: str, url_prefix: str) -> None:
+        self.node = node
+        self.base = base.strip("/")
+        self.url_prefix = url_prefix
+
+    def path(self, relative: str) -> str:
+        relative = relative.strip("/")
+        return f"{self.base}/{relative}" if self.base and relative else (self.base or relative)
+
+    async def call(self, op: str, **args: Any) -> dict[str, Any]:
+        session = self.node.session
+        if session is None:
+            raise errors.conflict("NodeNotReady", "The compute node is not reachable at the moment.")
+        try:
+            reply = await session.request({"op": op, **args})
+        except AgentGone:
+            raise errors.conflict("NodeNotReady", "The compute node is not reachable at the moment.") from None
+        if not reply.get("ok"):
+            code = reply.get("code", "FileNotFound")
+            if code == "FileNotFound":
+                raise errors.not_found("FileNotFound", "The specified file does not exist.")
+            raise errors.BatchError(400, code, reply.get("message", "The file operation failed."))
+        return reply
+
+
+def _task_scope(request: Request) -> FileScope:
+    engine = engine_of(request)
+    job = engine.get_job(request.path_params["jobId"])
+    doc = engine.get_task(job, request.path_params["taskId"])
+    node_info = doc.get("nodeInfo") or {}
+    node = engine.nodes.get(node_info.get("nodeId", ""))
+    if node is None:
+        raise errors.conflict("TaskFilesUnavailable", "The node files for the task are unavailable.")
+    prefix = url_for(request, f"/jobs/{job.doc['id']}/tasks/{doc['id']}/files")
+    return FileScope(node, node_info["taskRootDirectory"], prefix)
+
+
+def _node_scope(request: Request) -> FileScope:
+    node = find_node(request)
+    pool_id = engine_of(request).pools[node.pool_key].doc["id"]
+    return FileScope(node, "", url_for(request, f"/pools/{pool_id}/nodes/{node.id}/files"))
+
+
+def _properties(entry: dict[str, Any]) -> dict[str, Any]:
+    props = {
+        "lastModified": entry["mtime"],
+        "contentLength": entry.get("size", 0),
+        "contentType": "application/octet-stream",
+        "fileMode": entry.get("mode", "0o100644"),
+    }
+    if entry.get("ctime"):
+        props["creationTime"] = entry["ctime"]
+    return props
+
+
+async def _list(request: Request, scope: FileScope) -> Response:
+    recursive = request.query_params.get("recursive", "false").lower() == "true"
+    reply = await scope.call("list", path=scope.path(""), recursive=recursive)
+    entries = sorted(reply["files"], key=lambda e: e["name"])
+    indexed = list(enumerate(entries, start=1))
+    chosen, token = page(indexed, lambda pair: pair[0], skip_token(request), parse_max_results(request))
+    items = [
+        {
+            "name": entry["name"],
+            "url": f"{scope.url_prefix}/{quote(entry['name'])}",
+            "isDirectory": entry["isDirectory"],
+            **({} if entry["isDirectory"] else {"properties": _properties(entry)}),
+        }
+        for _, entry in chosen
+    ]
+    return list_response(request, "files", items, token)
+
+
+def _file_headers(scope: FileScope, name: str, stat: dict[str, Any]) -> dict[str, str]:
+    headers = {
+        "Last-Modified": rfc1123(parse_iso(stat["mtime"])),
+        "ocp-batch-file-isdirectory": "true" if stat["isDirectory"] else "false",
+        "ocp-batch-file-url": f"{scope.url_prefix}/{quote(name)}",
+        "ocp-batch-file-mode": stat.get("mode", "0o100644"),
+        "Content-Type": "application/octet-stream",
+    }
+    if stat.get("ctime"):
+        headers["ocp-creation-time"] = rfc1123(parse_iso(stat["ctime"]))
+    return headers
+
+
+async def _stat(request: Request, scope: FileScope) -> tuple[str, dict[str, Any]]:
+    name = request.path_params["filePath"]
+    stat = await scope.call("stat", path=scope.path(name))
+    modified = parse_iso(stat["mtime"]).replace(microsecond=0)
+    from email.utils import parsedate_to_datetime
+
+    for header, wants_newer in (("if-modified-since", True), ("if-unmodified-since", False)):
+        value = request.headers.get(header)
+        if value:
+            try:
+                when = parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                raise errors.invalid_header(header, value) from None
+            if wants_newer and modified <= when:
+                raise errors.not_modified()
+            if not wants_newer and modified > when:
+                raise errors.condition_not_met()
+    return name, stat
+
+
+async def _get(request: Request, scope: FileScope) -> Response:
+    name, stat = await _stat(request, scope)
+    if stat["isDirectory"]:
+        raise errors.BatchError(400, "FileIsDirectory", "The specified path is a directory.")
+    size = int(stat["size"])
+    start, end = 0, size - 1
+    if raw := request.headers.get("ocp-range"):
+        match = _RANGE.match(raw.strip())
+        if not match or (not match.group(1) and not match.group(2)):
+            raise errors.invalid_header("ocp-range", raw)
+        if match.group(1):
+            start = int(match.group(1))
+            end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+        else:  # suffix range: the last N bytes
+            start = max(0, size - int(match.group(2)))
+        if start > end and size > 0:
+            raise errors.BatchError(416, "InvalidRange", "The range specified is invalid for the current size of the file.")
+    length = max(0, end - start + 1)
+    headers = _file_headers(scope, name, stat) | {"Content-Length": str(length)}
+    path = scope.path(name)
+
+    async def body() -> AsyncIterator[bytes]:
+        offset, left = start, length
+        while left > 0:
+            reply = await scope.call("read", path=path, offset=offset, length=min(CHUNK, left))
+            data = base64.b64decode(reply["data"])
+            if not data:
+                return
+            yield data
+            offset += len(data)
+            left -= len(data)
+
+    return StreamingResponse(body(), status_code=200, headers=headers, media_type="application/octet-stream")
+
+
+async def _head(request: Request, scope: FileScope) -> Response:
+    name, stat = await _stat(request, scope)
+    headers = _file_headers(scope, name, stat) | {"Content-Length": str(stat.get("size", 0))}
+    return Response(status_code=200, headers=headers)
+
+
+async def _delete(request: Request, scope: FileScope) -> Response:
+    recursive = request.query_params.get("recursive", "false").lower() == "true"
+    await scope.call("delete", path=scope.path(request.path_params["filePath"]), recursive=recursive)
+    return Response(status_code=200)
+
+
+@endpoint
+async def list_task_files(request: Request) -> Response:
+    return await _list(request, _task_scope(request))
+
+
+@endpoint
+async def get_task_file(request: Request) -> Response:
+    return await _get(request, _task_scope(request))
+
+
+@endpoint
+async def head_task_file(request: Request) -> Response:
+    return await _head(request, _task_scope(request))
+
+
+@endpoint
+async def delete_task_file(request: Request) -> Response:
+    return await _delete(request, _task_scope(request))
+
+
+@endpoint
+async def list_node_files(request: Request) -> Response:
+    return await _list(request, _node_scope(request))
+
+
+@endpoint
+async def get_node_file(request: Request) -> Response:
+    return await _get(request, _node_scope(request))
+
+
+@endpoint
+async def head_node_file(request: Request) -> Response:
+    return await _head(request, _node_scope(request))
+
+
+@endpoint
+async def delete_node_file(request: Request) -> Response:
+    return await _delete(request, _node_scope(request))
+
+
+_TASK = "/jobs/{jobId}/tasks/{taskId}/files"
+_NODE = "/pools/{poolId}/nodes/{nodeId}/files"
+routes = [
+    Route(_TASK, list_task_files, methods=["GET"]),
+    Route(_TASK + "/{filePath:path}", head_task_file, methods=["HEAD"]),
+    Route(_TASK + "/{filePath:path}", get_task_file, methods=["GET"]),
+    Route(_TASK + "/{filePath:path}", delete_task_file, methods=["DELETE"]),
+    Route(_NODE, list_node_files, methods=["GET"]),
+    Route(_NODE + "/{filePath:path}", head_node_file, methods=["HEAD"]),
+    Route(_NODE + "/{filePath:path}", get_node_file, methods=["GET"]),
+    Route(_NODE + "/{filePath:path}", delete_node_file, methods=["DELETE"]),
+]

@@ -1,0 +1,156 @@
+"""Job routes: add, list, get, delete, patch, update (replace), disable, enable, terminate, task counts."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from batchyard.service.api.common import engine_of, odata_element, page, reject_filter, skip_token, url_for
+from batchyard.service.http import (
+    accepted,
+    check_conditions,
+    created,
+    endpoint,
+    entity_headers,
+    json_response,
+    list_response,
+    parse_max_results,
+    parse_select,
+    present,
+    read_json,
+)
+from batchyard.service.models import jobs as job_models
+
+
+def _job_url(request: Request, job_id: str) -> str:
+    return url_for(request, f"/jobs/{job_id}")
+
+
+@endpoint
+async def add_job(request: Request) -> Response:
+    spec = job_models.parse_job_create(await read_json(request))
+    engine = engine_of(request)
+    with engine.store.transaction():
+        job = engine.create_job(spec)
+    return created(_job_url(request, job.doc["id"]), job.doc)
+
+
+@endpoint
+async def list_jobs(request: Request) -> Response:
+    reject_filter(request)
+    select = parse_select(request)
+    jobs = list(engine_of(request).jobs.values())
+    chosen, token = page(jobs, lambda j: j.seq, skip_token(request), parse_max_results(request))
+    return list_response(request, "jobs", (present(j.doc, _job_url(request, j.doc["id"]), select) for j in chosen), token)
+
+
+@endpoint
+async def get_job(request: Request) -> Response:
+    job = engine_of(request).get_job(request.path_params["jobId"])
+    check_conditions(request, job.doc, reading=True)
+    body = odata_element(request, "jobs") | present(job.doc, _job_url(request, job.doc["id"]), parse_select(request))
+    return json_response(body, entity_headers(job.doc))
+
+
+@endpoint
+async def delete_job(request: Request) -> Response:
+    engine = engine_of(request)
+    job = engine.get_job(request.path_params["jobId"])
+    check_conditions(request, job.doc, reading=False)
+    with engine.store.transaction():
+        engine.delete_job(job)
+    return accepted(202)
+
+
+@endpoint
+async def patch_job(request: Request) -> Response:
+    changes = job_models.parse_job_update(await read_json(request))
+    return await _update(request, changes, replace=False)
+
+
+@endpoint
+async def replace_job(request: Request) -> Response:
+    changes = job_models.parse_job_replace(await read_json(request))
+    return await _update(request, changes, replace=True)
+
+
+async def _update(request: Request, changes: dict, replace: bool) -> Response:  # type: ignore[type-arg]
+    engine = engine_of(request)
+    job = engine.get_job(request.path_params["jobId"])
+    check_conditions(request, job.doc, reading=False)
+    with engine.store.transaction():
+        engine.update_job(job, changes, replace=replace)
+    return accepted(200, job.doc, _job_url(request, job.doc["id"]))
+
+
+@endpoint
+async def disable_job(request: Request) -> Response:
+    spec = job_models.parse_job_disable(await read_json(request))
+    engine = engine_of(request)
+    job = engine.get_job(request.path_params["jobId"])
+    check_conditions(request, job.doc, reading=False)
+    with engine.store.transaction():
+        engine.disable_job(job, spec["disableTasks"])
+    return accepted(202, job.doc, _job_url(request, job.doc["id"]))
+
+
+@endpoint
+async def enable_job(request: Request) -> Response:
+    engine = engine_of(request)
+    job = engine.get_job(request.path_params["jobId"])
+    check_conditions(request, job.doc, reading=False)
+    with engine.store.transaction():
+        engine.enable_job(job)
+    return accepted(202, job.doc, _job_url(request, job.doc["id"]))
+
+
+@endpoint
+async def terminate_job(request: Request) -> Response:
+    spec = job_models.parse_job_terminate(await read_json(request, optional=True))
+    engine = engine_of(request)
+    job = engine.get_job(request.path_params["jobId"])
+    check_conditions(request, job.doc, reading=False)
+    with engine.store.transaction():
+        engine.terminate_job(job, spec.get("terminateReason"))
+    return accepted(202, job.doc, _job_url(request, job.doc["id"]))
+
+
+@endpoint
+async def task_counts(request: Request) -> Response:
+    job = engine_of(request).get_job(request.path_params["jobId"])
+    counts = job.counts
+    slots = job.slot_counts
+    return json_response(
+        {
+            "odata.metadata": f"{request.app.state.settings.base_url}/$metadata#taskcountsresult/@Element",
+            "taskCounts": {
+                "active": counts["active"],
+                "running": counts["running"] + counts["preparing"],
+                "completed": counts["completed"],
+                "succeeded": job.succeeded,
+                "failed": job.failed,
+            },
+            "taskSlotCounts": {
+                "active": slots["active"],
+                "running": slots["running"] + slots["preparing"],
+                "completed": slots["completed"],
+                "succeeded": job.succeeded_slots,
+                "failed": job.failed_slots,
+            },
+        }
+    )
+
+
+routes = [
+    Route("/jobs", add_job, methods=["POST"]),
+    Route("/jobs", list_jobs, methods=["GET"]),
+    Route("/jobs/{jobId}", get_job, methods=["GET"]),
+    Route("/jobs/{jobId}", delete_job, methods=["DELETE"]),
+    Route("/jobs/{jobId}", patch_job, methods=["PATCH"]),
+    Route("/jobs/{jobId}", replace_job, methods=["PUT"]),
+    Route("/jobs/{jobId}/disable", disable_job, methods=["POST"]),
+    Route("/jobs/{jobId}/enable", enable_job, methods=["POST"]),
+    Route("/jobs/{jobId}/terminate", terminate_job, methods=["POST"]),
+    Route("/jobs/{jobId}/taskcounts", task_counts, methods=["GET"]),
+]

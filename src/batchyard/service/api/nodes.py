@@ -1,0 +1,108 @@
+"""Compute node routes (list, get), pool node counts and the supported images list."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from batchyard.service import errors
+from batchyard.service.api.common import engine_of, odata_element, page, reject_filter, skip_token, url_for
+from batchyard.service.engine.nodes import START_TASK_AID
+from batchyard.service.engine.runtime import NodeRt
+from batchyard.service.http import (
+    endpoint,
+    json_response,
+    list_response,
+    parse_max_results,
+    parse_select,
+    present,
+)
+from batchyard.service.models import catalog
+
+# Wire names of node states in BatchNodeCounts.
+_COUNT_NAMES = {
+    "creating": "creating", "idle": "idle", "offline": "offline", "preempted": "preempted",
+    "rebooting": "rebooting", "reimaging": "reimaging", "running": "running", "starting": "starting",
+    "starttaskfailed": "startTaskFailed", "leavingpool": "leavingPool", "unknown": "unknown",
+    "unusable": "unusable", "waitingforstarttask": "waitingForStartTask", "deallocated": "deallocated",
+    "deallocating": "deallocating", "upgradingos": "upgradingOS",
+}
+
+
+def node_view(request: Request, node: NodeRt, select: set[str] | None = None) -> dict[str, Any]:
+    doc = dict(node.doc)
+    doc["runningTasksCount"] = sum(1 for aid in node.runs if aid != START_TASK_AID)
+    doc["runningTaskSlotsCount"] = node.slots_used
+    doc["recentTasks"] = list(node.recent)
+    pool_id = engine_of(request).pools[node.pool_key].doc["id"] if node.pool_key in engine_of(request).pools else ""
+    return present(doc, url_for(request, f"/pools/{pool_id}/nodes/{node.id}"), select)
+
+
+def find_node(request: Request) -> NodeRt:
+    engine = engine_of(request)
+    pool = engine.get_pool(request.path_params["poolId"])
+    node = engine.nodes.get(request.path_params["nodeId"])
+    if node is None or node.pool_key != pool.key:
+        raise errors.not_found("NodeNotFound", "The specified node does not exist.")
+    return node
+
+
+@endpoint
+async def list_nodes(request: Request) -> Response:
+    reject_filter(request)
+    engine = engine_of(request)
+    pool = engine.get_pool(request.path_params["poolId"])
+    select = parse_select(request)
+    nodes = [engine.nodes[node_id] for node_id in pool.node_ids]
+    chosen, token = page(nodes, lambda n: n.seq, skip_token(request), parse_max_results(request))
+    return list_response(request, "nodes", (node_view(request, n, select) for n in chosen), token)
+
+
+@endpoint
+async def get_node(request: Request) -> Response:
+    node = find_node(request)
+    return json_response(odata_element(request, "nodes") | node_view(request, node, parse_select(request)))
+
+
+@endpoint
+async def pool_node_counts(request: Request) -> Response:
+    reject_filter(request)
+    engine = engine_of(request)
+    pools = sorted(engine.pools.values(), key=lambda p: p.seq)
+    chosen, token = page(pools, lambda p: p.seq, skip_token(request), parse_max_results(request, 10, 10))
+    items = []
+    for pool in chosen:
+        counts = Counter(engine.nodes[node_id].doc["state"] for node_id in pool.node_ids)
+        dedicated = {name: counts.get(state, 0) for state, name in _COUNT_NAMES.items()}
+        dedicated["total"] = len(pool.node_ids)
+        low = {name: 0 for name in _COUNT_NAMES.values()} | {"total": 0}
+        items.append({"poolId": pool.doc["id"], "dedicated": dedicated, "lowPriority": low})
+    return list_response(request, "poolnodecounts", items, token)
+
+
+@endpoint
+async def supported_images(request: Request) -> Response:
+    reject_filter(request)
+    images = catalog.supported_images()
+    indexed = list(enumerate(images, start=1))
+    chosen, token = page(indexed, lambda pair: pair[0], skip_token(request), parse_max_results(request))
+    return list_response(request, "supportedimages", (image for _, image in chosen), token)
+
+
+@endpoint
+async def list_applications(request: Request) -> Response:
+    parse_max_results(request)
+    return list_response(request, "applications", [], None)
+
+
+routes = [
+    Route("/pools/{poolId}/nodes", list_nodes, methods=["GET"]),
+    Route("/pools/{poolId}/nodes/{nodeId}", get_node, methods=["GET"]),
+    Route("/nodecounts", pool_node_counts, methods=["GET"]),
+    Route("/supportedimages", supported_images, methods=["GET"]),
+    Route("/applications", list_applications, methods=["GET"]),
+]

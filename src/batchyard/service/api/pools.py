@@ -1,0 +1,153 @@
+"""Pool routes: add, list, get, exists, delete, patch, update properties, resize, stop resize, remove nodes."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from batchyard.service import errors
+from batchyard.service.api.common import engine_of, odata_element, page, reject_filter, skip_token, url_for
+from batchyard.service.http import (
+    accepted,
+    check_conditions,
+    created,
+    endpoint,
+    entity_headers,
+    json_response,
+    list_response,
+    parse_max_results,
+    parse_select,
+    present,
+    read_json,
+)
+from batchyard.service.models import catalog
+from batchyard.service.models import pools as pool_models
+
+
+def _pool_url(request: Request, pool_id: str) -> str:
+    return url_for(request, f"/pools/{pool_id}")
+
+
+@endpoint
+async def add_pool(request: Request) -> Response:
+    spec = pool_models.parse_pool_create(await read_json(request))
+    size = catalog.lookup_vm_size(spec["vmSize"])
+    if size is None:
+        raise errors.invalid_property("vmSize", spec["vmSize"], "The specified VM size is not supported.")
+    spec["vmSize"] = size.name
+    limit = min(256, 4 * size.cores)
+    if int(spec.get("taskSlotsPerNode", 1)) > limit:
+        raise errors.invalid_property(
+            "taskSlotsPerNode", spec["taskSlotsPerNode"], f"The value must be at most {limit} for {size.name}."
+        )
+    engine = engine_of(request)
+    with engine.store.transaction():
+        pool = engine.create_pool(spec)
+    return created(_pool_url(request, pool.doc["id"]), pool.doc)
+
+
+@endpoint
+async def list_pools(request: Request) -> Response:
+    reject_filter(request)
+    select = parse_select(request)
+    pools = list(engine_of(request).pools.values())
+    chosen, token = page(pools, lambda p: p.seq, skip_token(request), parse_max_results(request))
+    return list_response(
+        request, "pools", (present(p.doc, _pool_url(request, p.doc["id"]), select) for p in chosen), token
+    )
+
+
+@endpoint
+async def get_pool(request: Request) -> Response:
+    pool = engine_of(request).get_pool(request.path_params["poolId"])
+    check_conditions(request, pool.doc, reading=True)
+    body = odata_element(request, "pools") | present(pool.doc, _pool_url(request, pool.doc["id"]), parse_select(request))
+    return json_response(body, entity_headers(pool.doc))
+
+
+@endpoint
+async def pool_exists(request: Request) -> Response:
+    pool = engine_of(request).pools.get(request.path_params["poolId"].lower())
+    if pool is None:
+        return Response(status_code=404)
+    check_conditions(request, pool.doc, reading=True)
+    return Response(status_code=200, headers=entity_headers(pool.doc))
+
+
+@endpoint
+async def delete_pool(request: Request) -> Response:
+    engine = engine_of(request)
+    pool = engine.get_pool(request.path_params["poolId"])
+    check_conditions(request, pool.doc, reading=False)
+    with engine.store.transaction():
+        engine.delete_pool(pool)
+    return accepted(202)
+
+
+@endpoint
+async def patch_pool(request: Request) -> Response:
+    changes = pool_models.parse_pool_update(await read_json(request))
+    engine = engine_of(request)
+    pool = engine.get_pool(request.path_params["poolId"])
+    check_conditions(request, pool.doc, reading=False)
+    with engine.store.transaction():
+        engine.update_pool(pool, changes, replace=False)
+    return accepted(200, pool.doc, _pool_url(request, pool.doc["id"]))
+
+
+@endpoint
+async def update_pool_properties(request: Request) -> Response:
+    changes = pool_models.parse_pool_replace(await read_json(request))
+    engine = engine_of(request)
+    pool = engine.get_pool(request.path_params["poolId"])
+    with engine.store.transaction():
+        engine.update_pool(pool, changes, replace=True)
+    return accepted(204, pool.doc, _pool_url(request, pool.doc["id"]))
+
+
+@endpoint
+async def resize_pool(request: Request) -> Response:
+    spec = pool_models.parse_pool_resize(await read_json(request))
+    engine = engine_of(request)
+    pool = engine.get_pool(request.path_params["poolId"])
+    check_conditions(request, pool.doc, reading=False)
+    with engine.store.transaction():
+        engine.resize_pool(pool, spec)
+    return accepted(202, pool.doc, _pool_url(request, pool.doc["id"]))
+
+
+@endpoint
+async def stop_resize(request: Request) -> Response:
+    engine = engine_of(request)
+    pool = engine.get_pool(request.path_params["poolId"])
+    check_conditions(request, pool.doc, reading=False)
+    with engine.store.transaction():
+        engine.stop_resize(pool)
+    return accepted(202, pool.doc, _pool_url(request, pool.doc["id"]))
+
+
+@endpoint
+async def remove_nodes(request: Request) -> Response:
+    spec = pool_models.parse_pool_remove_nodes(await read_json(request))
+    engine = engine_of(request)
+    pool = engine.get_pool(request.path_params["poolId"])
+    check_conditions(request, pool.doc, reading=False)
+    with engine.store.transaction():
+        engine.remove_nodes(pool, spec)
+    return accepted(202, pool.doc, _pool_url(request, pool.doc["id"]))
+
+
+routes = [
+    Route("/pools", add_pool, methods=["POST"]),
+    Route("/pools", list_pools, methods=["GET"]),
+    # HEAD first: Starlette also routes HEAD to GET handlers.
+    Route("/pools/{poolId}", pool_exists, methods=["HEAD"]),
+    Route("/pools/{poolId}", get_pool, methods=["GET"]),
+    Route("/pools/{poolId}", delete_pool, methods=["DELETE"]),
+    Route("/pools/{poolId}", patch_pool, methods=["PATCH"]),
+    Route("/pools/{poolId}/updateproperties", update_pool_properties, methods=["POST"]),
+    Route("/pools/{poolId}/resize", resize_pool, methods=["POST"]),
+    Route("/pools/{poolId}/stopresize", stop_resize, methods=["POST"]),
+    Route("/pools/{poolId}/removenodes", remove_nodes, methods=["POST"]),
+]

@@ -1,0 +1,170 @@
+"""Task routes: add, add collection, list, get, delete, terminate, update, reactivate, subtasks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from batchyard.service import errors
+from batchyard.service.api.common import engine_of, odata_element, reject_filter, skip_token, url_for
+from batchyard.service.errors import BatchError
+from batchyard.service.http import (
+    accepted,
+    check_conditions,
+    created,
+    endpoint,
+    entity_headers,
+    json_response,
+    list_response,
+    parse_max_results,
+    parse_select,
+    present,
+    read_json,
+)
+from batchyard.service.models import tasks as task_models
+
+# The documented limit of one add-collection request body.
+MAX_COLLECTION_BYTES = 1024 * 1024
+
+
+def _task_url(request: Request, job_id: str, task_id: str) -> str:
+    return url_for(request, f"/jobs/{job_id}/tasks/{task_id}")
+
+
+@endpoint
+async def add_task(request: Request) -> Response:
+    spec = task_models.parse_task_create(await read_json(request))
+    engine = engine_of(request)
+    job = engine.get_job(request.path_params["jobId"])
+    with engine.store.transaction():
+        (result,) = engine.add_tasks(job, [spec])
+    if isinstance(result, BatchError):
+        raise result
+    return created(_task_url(request, job.doc["id"], result["id"]), result)
+
+
+@endpoint
+async def add_task_collection(request: Request) -> Response:
+    if len(await request.body()) > MAX_COLLECTION_BYTES:
+        raise errors.request_too_large()
+    specs = task_models.parse_task_collection(await read_json(request))
+    engine = engine_of(request)
+    job = engine.get_job(request.path_params["jobId"])
+    with engine.store.transaction():
+        results = engine.add_tasks(job, specs)
+    base = request.app.state.settings.base_url
+    value: list[dict[str, Any]] = []
+    for spec, result in zip(specs, results, strict=True):
+        if isinstance(result, BatchError):
+            value.append({"status": "clienterror", "taskId": spec["id"], "error": result.body(base)})
+        else:
+            value.append(
+                {
+                    "status": "success",
+                    "taskId": result["id"],
+                    "eTag": result["eTag"],
+                    "lastModified": result["lastModified"],
+                    "location": _task_url(request, job.doc["id"], result["id"]),
+                }
+            )
+    return json_response({"odata.metadata": f"{base}/$metadata#taskaddresult", "value": value})
+
+
+@endpoint
+async def list_tasks(request: Request) -> Response:
+    reject_filter(request)
+    engine = engine_of(request)
+    job = engine.get_job(request.path_params["jobId"])
+    select = parse_select(request)
+    size = parse_max_results(request)
+    rows = engine.store.list_tasks(job.key, skip_token(request), size + 1)
+    token = str(rows[size - 1][0]) if len(rows) > size else None
+    job_id = job.doc["id"]
+    items = []
+    for _, raw in rows[:size]:
+        doc = orjson.loads(raw)
+        items.append(present(doc, _task_url(request, job_id, doc["id"]), select))
+    return list_response(request, "tasks", items, token)
+
+
+@endpoint
+async def get_task(request: Request) -> Response:
+    engine = engine_of(request)
+    job = engine.get_job(request.path_params["jobId"])
+    doc = engine.get_task(job, request.path_params["taskId"])
+    check_conditions(request, doc, reading=True)
+    body = odata_element(request, "tasks") | present(
+        doc, _task_url(request, job.doc["id"], doc["id"]), parse_select(request)
+    )
+    return json_response(body, entity_headers(doc))
+
+
+async def _task_for_change(request: Request) -> tuple[Any, dict[str, Any]]:
+    engine = engine_of(request)
+    job = engine.get_job(request.path_params["jobId"])
+    doc = engine.get_task(job, request.path_params["taskId"])
+    check_conditions(request, doc, reading=False)
+    return job, doc
+
+
+@endpoint
+async def delete_task(request: Request) -> Response:
+    job, doc = await _task_for_change(request)
+    engine = engine_of(request)
+    with engine.store.transaction():
+        engine.delete_task(job, doc)
+    return accepted(200)
+
+
+@endpoint
+async def terminate_task(request: Request) -> Response:
+    job, doc = await _task_for_change(request)
+    engine = engine_of(request)
+    with engine.store.transaction():
+        engine.terminate_task(job, doc)
+    return accepted(204, doc, _task_url(request, job.doc["id"], doc["id"]))
+
+
+@endpoint
+async def update_task(request: Request) -> Response:
+    changes = task_models.parse_task_update(await read_json(request))
+    job, doc = await _task_for_change(request)
+    engine = engine_of(request)
+    with engine.store.transaction():
+        engine.update_task(job, doc, changes)
+    return accepted(200, doc, _task_url(request, job.doc["id"], doc["id"]))
+
+
+@endpoint
+async def reactivate_task(request: Request) -> Response:
+    job, doc = await _task_for_change(request)
+    engine = engine_of(request)
+    with engine.store.transaction():
+        engine.reactivate_task(job, doc)
+    return accepted(204, doc, _task_url(request, job.doc["id"], doc["id"]))
+
+
+@endpoint
+async def list_subtasks(request: Request) -> Response:
+    engine = engine_of(request)
+    job = engine.get_job(request.path_params["jobId"])
+    engine.get_task(job, request.path_params["taskId"])
+    # Only multi-instance tasks have subtasks.
+    return list_response(request, "subtaskinfo", [], None)
+
+
+routes = [
+    Route("/jobs/{jobId}/tasks", add_task, methods=["POST"]),
+    Route("/jobs/{jobId}/tasks", list_tasks, methods=["GET"]),
+    Route("/jobs/{jobId}/addtaskcollection", add_task_collection, methods=["POST"]),
+    Route("/jobs/{jobId}/tasks/{taskId}", get_task, methods=["GET"]),
+    Route("/jobs/{jobId}/tasks/{taskId}", delete_task, methods=["DELETE"]),
+    Route("/jobs/{jobId}/tasks/{taskId}", update_task, methods=["PUT"]),
+    Route("/jobs/{jobId}/tasks/{taskId}/terminate", terminate_task, methods=["POST"]),
+    Route("/jobs/{jobId}/tasks/{taskId}/reactivate", reactivate_task, methods=["POST"]),
+    Route("/jobs/{jobId}/tasks/{taskId}/subtasksinfo", list_subtasks, methods=["GET"]),
+]

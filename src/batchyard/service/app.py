@@ -1,0 +1,89 @@
+"""The ASGI application: routes of every resource, the agent endpoint, and the engine's lifetime."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from batchyard.protocol import messages
+from batchyard.providers.local import LocalProvider
+from batchyard.service.api import files, jobs, nodes, pools, tasks
+from batchyard.service.auth import SharedKeyAccount
+from batchyard.service.config import Settings
+from batchyard.service.engine.jobs import Engine
+from batchyard.service.errors import BatchError
+from batchyard.service.gateway import AgentSession
+from batchyard.service.http import error_response
+from batchyard.service.store import Store
+
+
+async def readiness(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    return JSONResponse({"service": "batchyard", "account": settings.account_name, "url": settings.base_url})
+
+
+async def agent_endpoint(websocket: WebSocket) -> None:
+    engine: Engine = websocket.app.state.engine
+    node_id = websocket.headers.get(messages.NODE_HEADER, "")
+    token = websocket.headers.get(messages.TOKEN_HEADER, "")
+    if not engine.node_token_ok(node_id, token):
+        await websocket.close(code=4403)
+        return
+    await websocket.accept()
+    await engine.agent_session(AgentSession(node_id, websocket))
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    return error_response(
+        BatchError(404, "InvalidUri", "The requested URI does not represent any resource on the server."),
+        request.app.state.settings.base_url,
+    )
+
+
+async def method_not_allowed(request: Request, exc: Exception) -> Response:
+    return error_response(
+        BatchError(405, "UnsupportedHttpVerb", "The resource doesn't support the specified HTTP verb."),
+        request.app.state.settings.base_url,
+    )
+
+
+def build_app(settings: Settings, provider: LocalProvider | None = None) -> Starlette:
+    data_dir = Path(settings.data_dir)
+    store = Store(data_dir / "batchyard.db")
+    provider = provider or LocalProvider(data_dir / "nodes", settings.base_url)
+    engine = Engine(settings, store, provider)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await engine.start()
+        try:
+            yield
+        finally:
+            await engine.stop()
+            store.close()
+
+    routes = [
+        Route("/", readiness, methods=["GET"]),
+        WebSocketRoute(messages.AGENT_PATH, agent_endpoint),
+        *pools.routes,
+        *nodes.routes,
+        *jobs.routes,
+        *tasks.routes,
+        *files.routes,
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={404: not_found, 405: method_not_allowed},
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.account = SharedKeyAccount(settings.account_name, settings.account_keys)
+    return app

@@ -1,0 +1,84 @@
+"""Service settings: where data lives, which account signs requests, how the service is reached."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# The well-known development account, like Azurite's devstoreaccount1. It is public, so the
+# service refuses to use it on anything but a loopback address.
+DEV_ACCOUNT_NAME = "devbatchaccount1"
+DEV_ACCOUNT_KEY = "YOKvuQHzuN66teD9WhjpOfdKqBFg1SAK7F3ql+BFSw/wa9fowELKd1p/shlyH46e8zKw0eVH5LXwAv4BdleUlg=="
+DEV_ACCOUNT_SECONDARY_KEY = "y/2wOsex1yRQghmSy4tHt1rdTgdJ2yQkXSjcIMWsVeUmGh5DPotdFRb8uwIS7IEJM/oyDaAdNOHG/lTZAVngdw=="
+
+DEFAULT_PORT = 8650
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class Timing:
+    """Intervals the engine uses; tests shrink them."""
+
+    # A node whose agent connection is gone for this long becomes unusable and its tasks requeue.
+    node_lost_grace: float = 5.0
+    # After a service restart, nodes whose agents did not reconnect by then get a new agent.
+    adopt_grace: float = 3.0
+    # Period of the housekeeping loop (wall clock limits, retention, lost nodes).
+    housekeeping_interval: float = 1.0
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    data_dir: Path = Path("./batchyard-data")
+    account_name: str = DEV_ACCOUNT_NAME
+    account_keys: tuple[str, ...] = (DEV_ACCOUNT_KEY, DEV_ACCOUNT_SECONDARY_KEY)
+    # Public base URL of the service (what AZ_BATCH_ACCOUNT_URL and `url` fields show).
+    public_url: str | None = None
+    timing: Timing = field(default_factory=Timing)
+
+    @property
+    def uses_dev_account(self) -> bool:
+        return DEV_ACCOUNT_KEY in self.account_keys or DEV_ACCOUNT_SECONDARY_KEY in self.account_keys
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+class SettingsError(Exception):
+    pass
+
+
+def account_from_environment(name: str | None, key: str | None, host: str) -> tuple[str, tuple[str, ...]]:
+    """Resolve the account from flags, then the environment, then the development default."""
+    name = name or os.environ.get("BATCHYARD_ACCOUNT_NAME")
+    key = key or os.environ.get("BATCHYARD_ACCOUNT_KEY")
+    secondary = os.environ.get("BATCHYARD_ACCOUNT_SECONDARY_KEY")
+    if not name and not key:
+        if not is_loopback(host):
+            raise SettingsError(
+                f"refusing to listen on {host} with the well-known development key: "
+                "set --account-name/--account-key or BATCHYARD_ACCOUNT_NAME/BATCHYARD_ACCOUNT_KEY"
+            )
+        return DEV_ACCOUNT_NAME, (DEV_ACCOUNT_KEY, DEV_ACCOUNT_SECONDARY_KEY)
+    if not name or not key:
+        raise SettingsError("both an account name and an account key are needed")
+    keys = (key, secondary) if secondary else (key,)
+    if not is_loopback(host) and (DEV_ACCOUNT_KEY in keys or DEV_ACCOUNT_SECONDARY_KEY in keys):
+        raise SettingsError(f"refusing to listen on {host} with the well-known development key")
+    return name, keys

@@ -1,0 +1,243 @@
+"""The engine's base: loaded state, persistence helpers, the scheduling round and housekeeping.
+
+Operations on pools, nodes, jobs and tasks live in the sibling modules as mixins of `Engine`; all
+of them run on the event loop thread, so no locks are needed. Every state change is written to the
+store inside the caller's transaction before the caller answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from batchyard.providers.base import NodeProvider
+from batchyard.service.clock import Clock, iso
+from batchyard.service.config import Settings
+from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunningTask
+from batchyard.service.engine.scheduler import JobQueueView, NodeSlots, QueuedTask, schedule
+from batchyard.service.models.durations import duration_seconds
+from batchyard.service.store import Store
+
+log = logging.getLogger("batchyard.engine")
+
+# .NET ticks at the Unix epoch: ETags look like the real service's ("0x8DC...").
+_EPOCH_TICKS = 621355968000000000
+
+
+class EngineBase:
+    def __init__(self, settings: Settings, store: Store, provider: NodeProvider, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.provider = provider
+        self.clock = clock or Clock()
+        self.pools: dict[str, PoolRt] = {}
+        self.nodes: dict[str, NodeRt] = {}
+        self.jobs: dict[str, JobRt] = {}
+        self.pool_jobs: dict[str, set[str]] = defaultdict(set)
+        self._last_tick = 0
+        self._round_scheduled = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._housekeeper: asyncio.Task[None] | None = None
+        secret = store.get_meta("node_secret")
+        if secret is None:
+            secret = secrets.token_hex(32)
+            with store.transaction():
+                store.set_meta("node_secret", secret)
+        self.node_secret = bytes.fromhex(secret)
+        self._load()
+
+    # --- loading ------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        for doc in self.store.load_all("pools"):
+            pool = PoolRt(doc["id"].lower(), doc["_seq"], doc)
+            self.pools[pool.key] = pool
+        started = time.monotonic()
+        for doc in self.store.load_all("nodes"):
+            node = NodeRt(doc["id"], doc["_pool"], doc["_seq"], doc, lost_at=started)
+            self.nodes[node.id] = node
+            if node.pool_key in self.pools:
+                self.pools[node.pool_key].node_ids.append(node.id)
+        for doc in self.store.load_all("jobs"):
+            job = JobRt(doc["id"].lower(), doc["_seq"], doc)
+            self.jobs[job.key] = job
+            if job.pool_key:
+                self.pool_jobs[job.pool_key].add(job.key)
+        for job_key, state, count in self.store.count_task_states():
+            if job_key in self.jobs:
+                self.jobs[job_key].counts[state] += count
+        for job in self.jobs.values():
+            self._load_job_tasks(job)
+
+    def _load_job_tasks(self, job: JobRt) -> None:
+        for key, raw in self.store.task_keys_in_state(job.key, ("active", "running", "preparing", "completed")):
+            doc = orjson.loads(raw)
+            slots = int(doc.get("requiredSlots", 1))
+            state = doc["state"]
+            job.slot_counts[state] += slots
+            if state == "active":
+                job.queue.append(QueuedTask(job.key, key, slots))
+            elif state == "completed":
+                if (doc.get("executionInfo") or {}).get("result") == "success":
+                    job.succeeded += 1
+                    job.succeeded_slots += slots
+                else:
+                    job.failed += 1
+                    job.failed_slots += slots
+            else:
+                node = self.nodes.get((doc.get("nodeInfo") or {}).get("nodeId", ""))
+                if node is not None and doc.get("_aid"):
+                    node.runs[doc["_aid"]] = RunningTask(job.key, key, slots, doc["_aid"])
+                    node.slots_used += slots
+
+    # --- time and stamps ------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def stamp(self, doc: dict[str, Any], now: datetime) -> None:
+        """A new ETag and Last-Modified for a changed entity (ETags strictly increase)."""
+        ticks = _EPOCH_TICKS + int(now.timestamp() * 10_000_000)
+        self._last_tick = max(ticks, self._last_tick + 1)
+        doc["eTag"] = f"0x{self._last_tick:X}"
+        doc["lastModified"] = iso(now)
+
+    # --- persistence ----------------------------------------------------------------------------
+
+    def save_pool(self, pool: PoolRt) -> None:
+        self.store.put_pool(pool.key, pool.seq, pool.doc)
+
+    def save_node(self, node: NodeRt) -> None:
+        self.store.put_node(node.id, node.pool_key, node.seq, node.doc)
+
+    def save_job(self, job: JobRt) -> None:
+        self.store.put_job(job.key, job.seq, job.doc)
+
+    def save_task(self, job_key: str, doc: dict[str, Any]) -> None:
+        node_id = (doc.get("nodeInfo") or {}).get("nodeId") if doc["state"] in ("running", "preparing") else None
+        self.store.update_task(job_key, doc["id"].lower(), doc["state"], node_id, doc)
+
+    # --- background work ----------------------------------------------------------------------
+
+    def spawn(self, coro: Any) -> None:
+        """Run a coroutine in the background, keeping a reference so it is not collected."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background work failed", exc_info=task.exception())
+
+    # --- scheduling -----------------------------------------------------------------------------
+
+    def kick(self) -> None:
+        """Ask for a scheduling round soon; many kicks in one loop turn make one round."""
+        if not self._round_scheduled:
+            self._round_scheduled = True
+            asyncio.get_running_loop().call_soon(self._schedule_round)
+
+    def _schedule_round(self) -> None:
+        self._round_scheduled = False
+        try:
+            with self.store.transaction():
+                for pool in list(self.pools.values()):
+                    if pool.doc["state"] == "active":
+                        self._schedule_pool(pool)
+        except Exception:
+            log.exception("scheduling round failed")
+
+    def _schedule_pool(self, pool: PoolRt) -> None:
+        per_node = pool.slots_per_node
+        nodes = [
+            NodeSlots(node.id, per_node - node.slots_used, node.seq)
+            for node in (self.nodes[node_id] for node_id in pool.node_ids)
+            if node.schedulable and node.slots_used < per_node
+        ]
+        if not nodes:
+            return
+        views = [
+            JobQueueView(job.priority, job.seq, job.queue)
+            for job in (self.jobs[key] for key in self.pool_jobs.get(pool.key, ()))
+            if job.queue and job.schedulable
+        ]
+        if not views:
+            return
+        assignments = schedule(views, nodes, pool.fill_type)
+        if not assignments:
+            return
+        by_job: dict[str, list[tuple[QueuedTask, str]]] = defaultdict(list)
+        for assignment in assignments:
+            by_job[assignment.task.job_key].append((assignment.task, assignment.node_id))
+        runs_by_node: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        now = self.now()
+        for job_key, picked in by_job.items():
+            job = self.jobs[job_key]
+            _take_from_queue(job, {task.task_key for task, _ in picked})
+            docs = self.store.get_tasks(job_key, [task.task_key for task, _ in picked])
+            for task, node_id in picked:
+                doc = docs.get(task.task_key)
+                if doc is None or doc["state"] != "active":
+                    continue
+                run = self.start_task_run(job, doc, self.nodes[node_id], task.slots, now)  # type: ignore[attr-defined]
+                runs_by_node[node_id].append(run)
+        for node_id, runs in runs_by_node.items():
+            node = self.nodes[node_id]
+            self.mark_node_busy(node, now)  # type: ignore[attr-defined]
+            if node.session is not None:
+                node.session.send({"t": "run", "runs": runs})
+
+    # --- housekeeping ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._housekeeper = asyncio.get_running_loop().create_task(self._housekeeping_loop())
+        self.kick()
+
+    async def stop(self) -> None:
+        if self._housekeeper is not None:
+            self._housekeeper.cancel()
+        for node in self.nodes.values():
+            if node.session is not None:
+                node.session.send({"t": "shutdown"})
+        await self.provider.stop_all()
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def _housekeeping_loop(self) -> None:
+        interval = self.settings.timing.housekeeping_interval
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                with self.store.transaction():
+                    self.housekeeping()
+            except Exception:
+                log.exception("housekeeping failed")
+
+    def housekeeping(self) -> None:
+        """Periodic checks; each mixin adds its own by overriding and calling super()."""
+
+
+def limit_seconds(duration: str | None) -> float | None:
+    """Seconds of an ISO 8601 duration limit; None when absent or unlimited."""
+    return duration_seconds(duration) if duration else None
+
+
+def _take_from_queue(job: JobRt, keys: set[str]) -> None:
+    """Remove assigned tasks from the front part of a job queue, keeping skipped ones in order."""
+    kept: list[QueuedTask] = []
+    queue = job.queue
+    while keys and queue:
+        task = queue.popleft()
+        if task.task_key in keys:
+            keys.discard(task.task_key)
+        else:
+            kept.append(task)
+    queue.extendleft(reversed(kept))

@@ -1,0 +1,224 @@
+"""Jobs: creation (with auto pools), updates, disable/enable, terminate, delete, and completion rules."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from batchyard.service import errors
+from batchyard.service.clock import iso, parse_iso
+from batchyard.service.engine import states
+from batchyard.service.engine.core import limit_seconds
+from batchyard.service.engine.runtime import JobRt
+from batchyard.service.engine.tasks import TASK_ENDED, TaskOps
+
+
+class JobOps(TaskOps):
+    def get_job(self, job_id: str) -> JobRt:
+        job = self.jobs.get(job_id.lower())
+        if job is None:
+            raise errors.not_found("JobNotFound", "The specified job does not exist.")
+        return job
+
+    def create_job(self, spec: dict[str, Any]) -> JobRt:
+        key = spec["id"].lower()
+        if key in self.jobs:
+            if self.jobs[key].doc["state"] == "deleting":
+                raise errors.conflict("JobBeingDeleted", "The specified job has been marked for deletion and is being deleted.")
+            raise errors.conflict("JobExists", "The specified job already exists.")
+        now = self.now()
+        doc = dict(spec)
+        pool_info = doc["poolInfo"]
+        pool_id = pool_info.get("poolId")
+        if pool_info.get("autoPoolSpecification"):
+            pool_id = self._create_auto_pool(spec["id"], pool_info["autoPoolSpecification"])
+        doc.update(
+            {
+                "creationTime": iso(now),
+                "state": "active",
+                "stateTransitionTime": iso(now),
+                "executionInfo": {"startTime": iso(now), "poolId": pool_id},
+                "_seq": self.store.next_seq(),
+            }
+        )
+        self.stamp(doc, now)
+        job = JobRt(key, doc["_seq"], doc)
+        self.jobs[key] = job
+        if job.pool_key:
+            self.pool_jobs[job.pool_key].add(key)
+        self.save_job(job)
+        self.after_task_completed(job)
+        return job
+
+    def _create_auto_pool(self, job_id: str, spec: dict[str, Any]) -> str:
+        prefix = spec.get("autoPoolIdPrefix") or ""
+        pool_id = f"{prefix}_{uuid.uuid4()}" if prefix else str(uuid.uuid4())
+        pool_spec = dict(spec.get("pool") or {})
+        pool_spec["id"] = pool_id[:64]
+        pool = self.create_pool(pool_spec)
+        pool.doc["_autoFor"] = job_id.lower()
+        pool.doc["_autoLifetime"] = spec.get("poolLifetimeOption", "job")
+        pool.doc["_keepAlive"] = bool(spec.get("keepAlive", False))
+        self.save_pool(pool)
+        return pool.doc["id"]
+
+    # --- updates --------------------------------------------------------------------------------
+
+    def update_job(self, job: JobRt, changes: dict[str, Any], replace: bool) -> None:
+        state = job.doc["state"]
+        if state in ("completed", "terminating", "deleting"):
+            raise errors.conflict(
+                {"completed": "JobCompleted", "terminating": "JobBeingTerminated", "deleting": "JobBeingDeleted"}[state],
+                f"The specified job is {state}.",
+            )
+        if "poolInfo" in changes and state != "disabled":
+            raise errors.conflict("JobNotDisabled", "The pool of a job can only be changed while it is disabled.")
+        now = self.now()
+        if replace:
+            for key, default in (("priority", 0), ("constraints", {}), ("onAllTasksComplete", "noaction"),
+                                 ("metadata", []), ("allowTaskPreemption", False)):
+                job.doc[key] = default
+            job.doc.pop("maxParallelTasks", None)
+        old_pool = job.pool_key
+        job.doc.update(changes)
+        if "poolInfo" in changes:
+            job.doc["executionInfo"]["poolId"] = changes["poolInfo"].get("poolId")
+            if old_pool:
+                self.pool_jobs[old_pool].discard(job.key)
+            if job.pool_key:
+                self.pool_jobs[job.pool_key].add(job.key)
+        self.stamp(job.doc, now)
+        self.save_job(job)
+        self.after_task_completed(job)
+        self.kick()
+
+    def disable_job(self, job: JobRt, option: str) -> None:
+        if job.doc["state"] != "active":
+            raise errors.conflict("JobNotActive" if job.doc["state"] != "disabled" else "JobDisabled",
+                                  "The specified job is not in the active state.")
+        now = self.now()
+        self._move(job, "disabling", now)
+        if option in ("requeue", "terminate"):
+            for node in list(self.nodes.values()):
+                runs = [run for run in node.runs.values() if run.job_key == job.key]
+                for run in runs:
+                    doc = self.store.get_task(job.key, run.task_key)
+                    if doc is not None:
+                        self.kill_run(doc, option)
+                        self.save_task(job.key, doc)
+        self._move(job, "disabled", now)
+        self.save_job(job)
+
+    def enable_job(self, job: JobRt) -> None:
+        if job.doc["state"] != "disabled":
+            raise errors.conflict("JobNotDisabled", "The specified job is not in the disabled state.")
+        now = self.now()
+        self._move(job, "enabling", now)
+        self._move(job, "active", now)
+        self.save_job(job)
+        self.kick()
+
+    def terminate_job(self, job: JobRt, reason: str | None) -> None:
+        state = job.doc["state"]
+        if state == "completed":
+            raise errors.conflict("JobCompleted", "The specified job is already in a completed state.")
+        if state == "deleting":
+            raise errors.conflict("JobBeingDeleted", "The specified job has been marked for deletion and is being deleted.")
+        if state == "terminating":
+            return
+        now = self.now()
+        job.doc["executionInfo"]["terminateReason"] = reason or "UserTerminate"
+        self._move(job, "terminating", now)
+        self.save_job(job)
+        self._end_running_tasks(job)
+        self._maybe_complete_job(job)
+
+    def delete_job(self, job: JobRt) -> None:
+        if job.doc["state"] == "deleting":
+            return
+        now = self.now()
+        self._move(job, "deleting", now)
+        for node in list(self.nodes.values()):
+            for aid, run in list(node.runs.items()):
+                if run.job_key == job.key:
+                    node.runs.pop(aid)
+                    node.slots_used -= run.slots
+                    if node.session is not None:
+                        node.session.send({"t": "kill", "aids": [aid]})
+                    self.mark_node_free(node, now)
+            if node.session is not None:
+                node.session.send({"t": "cleanup", "paths": [f"workitems/{job.doc['id']}"]})
+        self.jobs.pop(job.key, None)
+        if job.pool_key:
+            self.pool_jobs[job.pool_key].discard(job.key)
+        self.store.delete_job(job.key)
+        self._release_auto_pool(job)
+        self.kick()
+
+    # --- completion -----------------------------------------------------------------------------
+
+    def after_task_completed(self, job: JobRt) -> None:
+        """onAllTasksComplete and the end of a terminating job."""
+        state = job.doc["state"]
+        if state == "terminating":
+            self._maybe_complete_job(job)
+        elif (
+            state == "active"
+            and job.doc.get("onAllTasksComplete") == "terminatejob"
+            and job.unfinished == 0
+        ):
+            job.doc["executionInfo"]["terminateReason"] = "AllTasksComplete"
+            self._move(job, "terminating", self.now())
+            self.save_job(job)
+            self._maybe_complete_job(job)
+
+    def _end_running_tasks(self, job: JobRt) -> None:
+        for node in list(self.nodes.values()):
+            for run in [run for run in node.runs.values() if run.job_key == job.key]:
+                doc = self.store.get_task(job.key, run.task_key)
+                if doc is None:
+                    continue
+                if node.session is None:
+                    node.runs.pop(run.aid)
+                    node.slots_used -= run.slots
+                    self._complete(job, doc, run.slots, TASK_ENDED, self.now(), from_state="running")
+                else:
+                    self.kill_run(doc, "terminate")
+                    self.save_task(job.key, doc)
+
+    def _maybe_complete_job(self, job: JobRt) -> None:
+        if job.doc["state"] != "terminating" or job.counts["running"] + job.counts["preparing"] > 0:
+            return
+        now = self.now()
+        job.doc["executionInfo"]["endTime"] = iso(now)
+        self._move(job, "completed", now)
+        self.save_job(job)
+        self._release_auto_pool(job)
+
+    def _release_auto_pool(self, job: JobRt) -> None:
+        pool_key = job.pool_key
+        pool = self.pools.get(pool_key) if pool_key else None
+        if pool is not None and pool.doc.get("_autoFor") == job.key and pool.doc.get("_autoLifetime") == "job":
+            if not pool.doc.get("_keepAlive"):
+                self.delete_pool(pool)
+
+    def _move(self, job: JobRt, state: str, now: datetime) -> None:
+        states.move(job.doc, states.JOB, state, now, previous=True)
+        self.stamp(job.doc, now)
+
+    def housekeeping(self) -> None:
+        super().housekeeping()
+        now = self.now()
+        for job in list(self.jobs.values()):
+            if job.doc["state"] not in ("active", "disabled"):
+                continue
+            limit = (job.doc.get("constraints") or {}).get("maxWallClockTime")
+            seconds = limit_seconds(limit)
+            if seconds is not None and now - parse_iso(job.doc["creationTime"]) > timedelta(seconds=seconds):
+                self.terminate_job(job, "MaxWallClockTimeExpiry")
+
+
+
+class Engine(JobOps):
+    """The whole engine: pools, nodes, jobs and tasks on one event loop."""

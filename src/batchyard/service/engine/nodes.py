@@ -1,0 +1,322 @@
+"""Compute node lifecycle: allocation, agent sessions, the start task, loss and removal."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import datetime
+from typing import Any
+
+from batchyard.protocol import messages
+from batchyard.service.clock import iso
+from batchyard.service.engine import states
+from batchyard.service.engine.core import EngineBase
+from batchyard.service.engine.runtime import NodeRt, PoolRt, RunningTask
+from batchyard.service.gateway import AgentSession
+
+AGENT_VERSION = "1.0.0-batchyard"
+START_TASK_AID = "start"
+
+
+def new_node_id() -> str:
+    return f"tvmps_{secrets.token_hex(16)}_d"
+
+
+class NodeOps(EngineBase):
+    # --- allocation -----------------------------------------------------------------------------
+
+    def allocate_node(self, pool: PoolRt, now: datetime) -> NodeRt:
+        node_id = new_node_id()
+        doc: dict[str, Any] = {
+            "id": node_id,
+            "state": "creating",
+            "schedulingState": "enabled",
+            "stateTransitionTime": iso(now),
+            "allocationTime": iso(now),
+            "ipAddress": "127.0.0.1",
+            "affinityId": f"TVM:{node_id}",
+            "vmSize": pool.doc["vmSize"],
+            "totalTasksRun": 0,
+            "totalTasksSucceeded": 0,
+            "isDedicated": True,
+            "nodeAgentInfo": {"version": AGENT_VERSION, "lastUpdateTime": iso(now)},
+            "virtualMachineInfo": {
+                "imageReference": (pool.doc.get("virtualMachineConfiguration") or {}).get("imageReference", {})
+            },
+            "_pool": pool.key,
+            "_seq": self.store.next_seq(),
+        }
+        node = NodeRt(node_id, pool.key, doc["_seq"], doc)
+        self.nodes[node_id] = node
+        pool.node_ids.append(node_id)
+        self.save_node(node)
+        self.spawn(self._launch_agent(node_id, pool.doc["id"]))
+        return node
+
+    async def _launch_agent(self, node_id: str, pool_id: str) -> None:
+        await self.provider.start_node(node_id, pool_id, messages.node_token(self.node_secret, node_id))
+
+    def node_token_ok(self, node_id: str, token: str) -> bool:
+        import hmac
+
+        return node_id in self.nodes and hmac.compare_digest(messages.node_token(self.node_secret, node_id), token)
+
+    # --- state helpers --------------------------------------------------------------------------
+
+    def set_node_state(self, node: NodeRt, state: str, now: datetime) -> None:
+        if states.move(node.doc, states.NODE, state, now, previous=False):
+            self.save_node(node)
+
+    def mark_node_busy(self, node: NodeRt, now: datetime) -> None:
+        if node.doc["state"] == "idle" and node.slots_used > 0:
+            self.set_node_state(node, "running", now)
+
+    def mark_node_free(self, node: NodeRt, now: datetime) -> None:
+        if node.doc["state"] == "running" and not any(run.aid != START_TASK_AID for run in node.runs.values()):
+            self.set_node_state(node, "idle", now)
+
+    # --- agent sessions -------------------------------------------------------------------------
+
+    async def agent_session(self, session: AgentSession) -> None:
+        """Serve one connected agent until it goes away."""
+        node = self.nodes.get(session.node_id)
+        if node is None:
+            return
+        if node.session is not None:
+            node.session.close()
+        node.session = session
+        node.lost_at = None
+        try:
+            await session.serve(self._on_agent_message)
+        finally:
+            if node.session is session:
+                node.session = None
+                node.lost_at = time.monotonic()
+                if node.id in self.nodes and node.doc["state"] not in ("leavingpool",):
+                    with self.store.transaction():
+                        self._node_lost(node)
+
+    def _node_lost(self, node: NodeRt) -> None:
+        """The connection dropped: `unknown` until it comes back or the grace time runs out."""
+        if node.doc["state"] in ("idle", "running", "waitingforstarttask", "starting", "offline"):
+            self.set_node_state(node, "unknown", self.now())
+
+    def _on_agent_message(self, session: AgentSession, message: dict[str, Any]) -> None:
+        node = self.nodes.get(session.node_id)
+        if node is None or node.session is not session:
+            return
+        kind = message["t"]
+        with self.store.transaction():
+            if kind == "hello":
+                self._on_hello(node, message)
+            elif kind == "done":
+                self._on_results(node, message.get("results", []))
+
+    def _on_hello(self, node: NodeRt, message: dict[str, Any]) -> None:
+        now = self.now()
+        pool = self.pools.get(node.pool_key)
+        session = node.session
+        assert session is not None
+        session.send(
+            {
+                "t": "welcome",
+                "node": node.id,
+                "pool": pool.doc["id"] if pool else node.pool_key,
+                "account": self.settings.account_name,
+                "accountUrl": self.settings.base_url,
+                "dedicated": True,
+            }
+        )
+        self._on_results(node, message.get("done", []))
+        agent_running = set(message.get("running", []))
+        # Runs the agent no longer has (it restarted) go back to the queue; runs we do not know end.
+        for aid, run in list(node.runs.items()):
+            if aid not in agent_running:
+                node.runs.pop(aid)
+                node.slots_used -= run.slots
+                if aid != START_TASK_AID:
+                    self.requeue_run(run, now)  # type: ignore[attr-defined]
+        unknown = [aid for aid in agent_running if aid not in node.runs]
+        if unknown:
+            session.send({"t": "kill", "aids": unknown})
+        fresh_boot = message.get("boot") != node.doc.get("_boot")
+        if fresh_boot:
+            node.doc["_boot"] = message.get("boot")
+            node.doc["lastBootTime"] = iso(now)
+            node.doc.pop("startTaskInfo", None)
+            node.doc.pop("errors", None)
+            self._boot_node(node, pool, now)
+        else:
+            self._resume_node(node, now)
+        self.save_node(node)
+        self.kick()
+
+    def _boot_node(self, node: NodeRt, pool: PoolRt | None, now: datetime) -> None:
+        if node.doc["state"] == "leavingpool":
+            return
+        if node.doc["state"] != "starting":
+            self.set_node_state(node, "starting", now)
+        start_task = (pool.doc.get("startTask") if pool else None) or None
+        if start_task:
+            node.doc["startTask"] = start_task
+            self._run_start_task(node, start_task, retry=0, now=now)
+            wait = start_task.get("waitForSuccess", True)
+            self.set_node_state(node, "waitingforstarttask" if wait else "idle", now)
+        else:
+            self.set_node_state(node, "idle", now)
+
+    def _resume_node(self, node: NodeRt, now: datetime) -> None:
+        """A known agent reconnected (network blip or service restart): pick up where it was."""
+        if node.doc["state"] in ("unknown", "unusable", "creating", "starting"):
+            info = node.doc.get("startTaskInfo") or {}
+            start_task = node.doc.get("startTask")
+            if START_TASK_AID in node.runs and start_task and start_task.get("waitForSuccess", True):
+                target = "waitingforstarttask"
+            elif info.get("result") == "failure" and start_task and start_task.get("waitForSuccess", True):
+                target = "starttaskfailed"
+            elif node.doc.get("schedulingState") == "disabled":
+                target = "offline"
+            else:
+                target = "running" if any(a != START_TASK_AID for a in node.runs) else "idle"
+            self.set_node_state(node, target, now)
+
+    # --- start task -----------------------------------------------------------------------------
+
+    def _run_start_task(self, node: NodeRt, start_task: dict[str, Any], retry: int, now: datetime) -> None:
+        info = node.doc.get("startTaskInfo") or {}
+        info.update({"state": "running", "startTime": iso(now), "retryCount": retry})
+        for key in ("endTime", "exitCode", "result", "failureInfo"):
+            info.pop(key, None)
+        if retry:
+            info["lastRetryTime"] = iso(now)
+        node.doc["startTaskInfo"] = info
+        node.runs[START_TASK_AID] = RunningTask("", "", 0, START_TASK_AID)
+        assert node.session is not None
+        node.session.send(
+            {
+                "t": "run",
+                "runs": [
+                    {
+                        "aid": START_TASK_AID,
+                        "kind": "start",
+                        "dir": "startup",
+                        "cmd": start_task["commandLine"],
+                        "env": _env_dict(start_task.get("environmentSettings")),
+                        "files": start_task.get("resourceFiles") or [],
+                        "wall": None,
+                        "retry": retry,
+                    }
+                ],
+            }
+        )
+
+    def _on_start_task_done(self, node: NodeRt, result: dict[str, Any]) -> None:
+        now = self.now()
+        start_task = node.doc.get("startTask") or {}
+        info = node.doc.setdefault("startTaskInfo", {"retryCount": 0, "startTime": iso(now)})
+        info["state"] = "completed"
+        info["startTime"] = result.get("start") or info.get("startTime")
+        info["endTime"] = result.get("end") or iso(now)
+        if result.get("exit") is not None:
+            info["exitCode"] = result["exit"]
+        failure = failure_of(result)
+        info["result"] = "failure" if failure else "success"
+        if failure:
+            info["failureInfo"] = failure
+        else:
+            info.pop("failureInfo", None)
+        wait = start_task.get("waitForSuccess", True)
+        if failure:
+            limit = int(start_task.get("maxTaskRetryCount", 0))
+            retry = int(info.get("retryCount", 0))
+            if (limit == -1 or retry < limit) and node.session is not None:
+                self._run_start_task(node, start_task, retry + 1, now)
+            elif wait and node.doc["state"] == "waitingforstarttask":
+                node.doc["errors"] = [
+                    {
+                        "code": "StartTaskFailed",
+                        "message": "The start task failed on the compute node.",
+                        "errorDetails": [{"name": "ExitCode", "value": str(result.get("exit"))}],
+                    }
+                ]
+                self.set_node_state(node, "starttaskfailed", now)
+        elif node.doc["state"] == "waitingforstarttask":
+            self.set_node_state(node, "idle", now)
+            self.kick()
+        self.save_node(node)
+
+    # --- results --------------------------------------------------------------------------------
+
+    def _on_results(self, node: NodeRt, results: list[dict[str, Any]]) -> None:
+        if not results:
+            return
+        now = self.now()
+        for result in results:
+            aid = result.get("aid")
+            run = node.runs.pop(aid, None)
+            if run is None:
+                continue
+            node.slots_used -= run.slots
+            if aid == START_TASK_AID:
+                self._on_start_task_done(node, result)
+            else:
+                self.finish_run(node, run, result, now)  # type: ignore[attr-defined]
+        self.mark_node_free(node, now)
+        self.save_node(node)
+        if node.session is not None:
+            node.session.send({"t": "ack", "aids": [result.get("aid") for result in results]})
+        self.after_node_freed(node)  # type: ignore[attr-defined]
+        self.kick()
+
+    # --- loss -----------------------------------------------------------------------------------
+
+    def housekeeping(self) -> None:
+        super().housekeeping()
+        grace = self.settings.timing.node_lost_grace
+        adopt = self.settings.timing.adopt_grace
+        mono = time.monotonic()
+        now = self.now()
+        for node in list(self.nodes.values()):
+            if node.session is not None or node.lost_at is None:
+                continue
+            if node.doc["state"] == "creating":
+                continue
+            lost_for = mono - node.lost_at
+            if node.doc["state"] != "unusable" and lost_for >= grace:
+                self._make_unusable(node, now)
+            if lost_for >= adopt and not self.provider.is_alive(node.id) and node.doc["state"] != "leavingpool":
+                # A node whose agent is gone for good gets a fresh agent (it boots again).
+                node.lost_at = mono + 3600.0
+                pool = self.pools.get(node.pool_key)
+                self.spawn(self._launch_agent(node.id, pool.doc["id"] if pool else node.pool_key))
+
+    def _make_unusable(self, node: NodeRt, now: datetime) -> None:
+        for aid, run in list(node.runs.items()):
+            node.runs.pop(aid)
+            node.slots_used -= run.slots
+            if aid != START_TASK_AID:
+                self.requeue_run(run, now)  # type: ignore[attr-defined]
+        node.doc["errors"] = [
+            {"code": "NodeAgentUnreachable", "message": "The node agent stopped answering the Batch service."}
+        ]
+        self.set_node_state(node, "unusable", now)
+        self.save_node(node)
+        self.kick()
+
+
+def failure_of(result: dict[str, Any]) -> dict[str, Any] | None:
+    """The failureInfo a run result implies, or None for success."""
+    if result.get("failure"):
+        return result["failure"]
+    if result.get("exit") not in (0, None):
+        return {
+            "category": "usererror",
+            "code": "FailureExitCode",
+            "message": "The task exited with an exit code representing a failure",
+            "details": [{"name": "Message", "value": f"The task exited with exit code {result['exit']}"}],
+        }
+    return None
+
+
+def _env_dict(settings: list[dict[str, Any]] | None) -> dict[str, str]:
+    return {item["name"]: item.get("value") or "" for item in settings or []}

@@ -1,0 +1,251 @@
+"""Pools: creation, resizing (a reconcile loop of target versus nodes), node removal and deletion."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from batchyard.service import errors
+from batchyard.service.clock import iso, parse_iso
+from batchyard.service.engine import states
+from batchyard.service.engine.core import limit_seconds
+from batchyard.service.engine.nodes import START_TASK_AID, NodeOps
+from batchyard.service.engine.runtime import NodeRt, PoolRt
+
+# Nodes that are not doing work leave first when a pool shrinks.
+_REMOVAL_ORDER = {
+    "unusable": 0, "starttaskfailed": 0, "unknown": 1, "creating": 1, "starting": 1, "offline": 2,
+    "waitingforstarttask": 2, "idle": 3, "running": 4,
+}
+
+
+class PoolOps(NodeOps):
+    def get_pool(self, pool_id: str) -> PoolRt:
+        pool = self.pools.get(pool_id.lower())
+        if pool is None:
+            raise errors.not_found("PoolNotFound", "The specified pool does not exist.")
+        return pool
+
+    def create_pool(self, spec: dict[str, Any]) -> PoolRt:
+        key = spec["id"].lower()
+        if key in self.pools:
+            if self.pools[key].doc["state"] == "deleting":
+                raise errors.conflict("PoolBeingDeleted", "The specified pool has been marked for deletion and is being reclaimed.")
+            raise errors.conflict("PoolExists", "The specified pool already exists.")
+        now = self.now()
+        doc = dict(spec)
+        doc.update(
+            {
+                "creationTime": iso(now),
+                "state": "active",
+                "stateTransitionTime": iso(now),
+                "allocationState": "steady",
+                "allocationStateTransitionTime": iso(now),
+                "currentDedicatedNodes": 0,
+                "currentLowPriorityNodes": 0,
+                "currentNodeCommunicationMode": "default",
+                "_seq": self.store.next_seq(),
+            }
+        )
+        self.stamp(doc, now)
+        pool = PoolRt(key, doc["_seq"], doc)
+        self.pools[key] = pool
+        self._begin_resize(pool, now)
+        self.save_pool(pool)
+        self.kick()
+        return pool
+
+    # --- resizing -------------------------------------------------------------------------------
+
+    def resize_pool(self, pool: PoolRt, spec: dict[str, Any]) -> None:
+        self._require_steady_active(pool)
+        if pool.doc.get("enableAutoScale"):
+            raise errors.conflict(
+                "AutoScalingEnabled", "The specified pool has auto-scaling enabled; resize is not allowed."
+            )
+        now = self.now()
+        pool.doc["targetDedicatedNodes"] = spec.get("targetDedicatedNodes", pool.doc.get("targetDedicatedNodes", 0))
+        pool.doc["targetLowPriorityNodes"] = spec.get("targetLowPriorityNodes", 0)
+        if "resizeTimeout" in spec:
+            pool.doc["resizeTimeout"] = spec["resizeTimeout"]
+        pool.doc["_dealloc"] = spec.get("nodeDeallocationOption", "requeue")
+        self._begin_resize(pool, now)
+        self.stamp(pool.doc, now)
+        self.save_pool(pool)
+
+    def stop_resize(self, pool: PoolRt) -> None:
+        if pool.doc["state"] == "deleting":
+            raise _being_deleted()
+        if pool.doc["allocationState"] != "resizing":
+            return
+        now = self.now()
+        staying = [node_id for node_id in pool.node_ids if self.nodes[node_id].leaving is None]
+        pool.doc["targetDedicatedNodes"] = len(staying)
+        self._set_allocation(pool, "stopping", now)
+        self._check_allocation(pool, now)
+        self.stamp(pool.doc, now)
+        self.save_pool(pool)
+
+    def remove_nodes(self, pool: PoolRt, spec: dict[str, Any]) -> None:
+        self._require_steady_active(pool)
+        ids = spec["nodeList"]
+        wanted = []
+        for node_id in ids:
+            node = self.nodes.get(node_id)
+            if node is None or node.pool_key != pool.key:
+                raise errors.not_found("NodeNotFound", f"The node {node_id} does not exist in the pool.")
+            wanted.append(node)
+        now = self.now()
+        option = spec.get("nodeDeallocationOption", "requeue")
+        pool.doc["targetDedicatedNodes"] = max(0, int(pool.doc.get("targetDedicatedNodes", 0)) - len(wanted))
+        if "resizeTimeout" in spec:
+            pool.doc["resizeTimeout"] = spec["resizeTimeout"]
+        self._set_allocation(pool, "resizing", now)
+        for node in wanted:
+            self._start_leaving(node, option, now)
+        self._check_allocation(pool, now)
+        self.stamp(pool.doc, now)
+        self.save_pool(pool)
+
+    def _require_steady_active(self, pool: PoolRt) -> None:
+        if pool.doc["state"] == "deleting":
+            raise _being_deleted()
+        if pool.doc["allocationState"] != "steady":
+            raise errors.conflict(
+                "PoolNotSteady", "The specified pool is not in a steady allocation state; wait until it is steady."
+            )
+
+    def _begin_resize(self, pool: PoolRt, now: datetime) -> None:
+        pool.doc["resizeErrors"] = []
+        pool.doc.pop("resizeErrors")
+        self._set_allocation(pool, "resizing", now)
+        pool.doc["_resizeStarted"] = iso(now)
+        self._reconcile(pool, now)
+
+    def _reconcile(self, pool: PoolRt, now: datetime) -> None:
+        """Move the pool's node set toward its target."""
+        target = int(pool.doc.get("targetDedicatedNodes", 0)) + int(pool.doc.get("targetLowPriorityNodes", 0))
+        staying = [self.nodes[node_id] for node_id in pool.node_ids if self.nodes[node_id].leaving is None]
+        if len(staying) < target:
+            for _ in range(target - len(staying)):
+                self.allocate_node(pool, now)
+        elif len(staying) > target:
+            option = pool.doc.get("_dealloc", "requeue")
+            victims = sorted(
+                staying, key=lambda n: (_REMOVAL_ORDER.get(n.doc["state"], 5), n.slots_used, -n.seq)
+            )[: len(staying) - target]
+            for node in victims:
+                self._start_leaving(node, option, now)
+        self._check_allocation(pool, now)
+
+    def _set_allocation(self, pool: PoolRt, state: str, now: datetime) -> None:
+        if pool.doc.get("allocationState") != state:
+            pool.doc["allocationState"] = state
+            pool.doc["allocationStateTransitionTime"] = iso(now)
+
+    def _check_allocation(self, pool: PoolRt, now: datetime) -> None:
+        pool.doc["currentDedicatedNodes"] = len(pool.node_ids)
+        if pool.doc["allocationState"] in ("resizing", "stopping"):
+            if not any(self.nodes[node_id].leaving for node_id in pool.node_ids):
+                self._set_allocation(pool, "steady", now)
+                pool.doc.pop("_resizeStarted", None)
+
+    # --- node removal ---------------------------------------------------------------------------
+
+    def _start_leaving(self, node: NodeRt, option: str, now: datetime) -> None:
+        if node.leaving is not None:
+            return
+        node.leaving = option
+        node.doc["_leaving"] = option
+        if node.doc["state"] not in ("leavingpool",):
+            node.doc["state"] = "leavingpool"
+            node.doc["stateTransitionTime"] = iso(now)
+        if option in ("requeue", "terminate"):
+            self.end_node_runs(node, requeue=option == "requeue", now=now)  # type: ignore[attr-defined]
+        self.save_node(node)
+        self._maybe_finish_leaving(node)
+
+    def after_node_freed(self, node: NodeRt) -> None:
+        self._maybe_finish_leaving(node)
+
+    def _maybe_finish_leaving(self, node: NodeRt) -> None:
+        if node.leaving is None:
+            return
+        if any(aid != START_TASK_AID for aid in node.runs):
+            return
+        self._remove_node(node)
+
+    def _remove_node(self, node: NodeRt) -> None:
+        now = self.now()
+        self.nodes.pop(node.id, None)
+        self.store.delete_node(node.id)
+        if node.session is not None:
+            node.session.send({"t": "shutdown"})
+        self.spawn(self.provider.stop_node(node.id, wipe=True))
+        pool = self.pools.get(node.pool_key)
+        if pool is None:
+            return
+        if node.id in pool.node_ids:
+            pool.node_ids.remove(node.id)
+        if pool.doc["state"] == "deleting" and not pool.node_ids:
+            self.pools.pop(pool.key, None)
+            self.store.delete_pool(pool.key)
+            return
+        self._check_allocation(pool, now)
+        self.stamp(pool.doc, now)
+        self.save_pool(pool)
+
+    # --- deletion and updates -------------------------------------------------------------------
+
+    def delete_pool(self, pool: PoolRt) -> None:
+        if pool.doc["state"] == "deleting":
+            return
+        now = self.now()
+        states.move(pool.doc, states.POOL, "deleting", now, previous=False)
+        self.stamp(pool.doc, now)
+        self.save_pool(pool)
+        if not pool.node_ids:
+            self.pools.pop(pool.key, None)
+            self.store.delete_pool(pool.key)
+            return
+        for node_id in list(pool.node_ids):
+            node = self.nodes.get(node_id)
+            if node is not None:
+                node.leaving = None
+                self._start_leaving(node, "requeue", now)
+
+    def update_pool(self, pool: PoolRt, changes: dict[str, Any], replace: bool) -> None:
+        if pool.doc["state"] == "deleting":
+            raise _being_deleted()
+        now = self.now()
+        if replace:
+            # updateproperties replaces these wholesale; absent startTask removes it.
+            for key in ("startTask", "certificateReferences", "applicationPackageReferences", "metadata",
+                        "targetNodeCommunicationMode"):
+                pool.doc.pop(key, None)
+        pool.doc.update(changes)
+        self.stamp(pool.doc, now)
+        self.save_pool(pool)
+
+    def housekeeping(self) -> None:
+        super().housekeeping()
+        now = self.now()
+        for pool in list(self.pools.values()):
+            started = pool.doc.get("_resizeStarted")
+            if pool.doc["allocationState"] != "resizing" or not started:
+                continue
+            timeout = limit_seconds(pool.doc.get("resizeTimeout")) or 900.0
+            if now - parse_iso(started) > timedelta(seconds=timeout):
+                pool.doc["resizeErrors"] = [
+                    {"code": "AllocationTimedout", "message": "Desired number of nodes could not be allocated"
+                     " within the resize timeout"}
+                ]
+                self._set_allocation(pool, "steady", now)
+                pool.doc.pop("_resizeStarted", None)
+                self.stamp(pool.doc, now)
+                self.save_pool(pool)
+
+
+def _being_deleted() -> Exception:
+    return errors.conflict("PoolBeingDeleted", "The specified pool has been marked for deletion and is being reclaimed.")
+

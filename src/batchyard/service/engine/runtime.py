@@ -1,0 +1,92 @@
+"""In-memory runtime state of the engine: what scheduling needs, kept beside the stored documents."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from batchyard.service.engine.scheduler import QueuedTask
+
+if TYPE_CHECKING:
+    from batchyard.service.gateway import AgentSession
+
+
+@dataclass(eq=False)
+class PoolRt:
+    key: str
+    seq: int
+    doc: dict[str, Any]
+    node_ids: list[str] = field(default_factory=list)
+
+    @property
+    def slots_per_node(self) -> int:
+        return int(self.doc.get("taskSlotsPerNode", 1))
+
+    @property
+    def fill_type(self) -> str:
+        return (self.doc.get("taskSchedulingPolicy") or {}).get("nodeFillType", "spread")
+
+
+@dataclass(eq=False)
+class RunningTask:
+    job_key: str
+    task_key: str
+    slots: int
+    aid: str
+
+
+@dataclass(eq=False)
+class NodeRt:
+    id: str
+    pool_key: str
+    seq: int
+    doc: dict[str, Any]
+    session: AgentSession | None = None
+    # aid -> run on this node (tasks and the start task)
+    runs: dict[str, RunningTask] = field(default_factory=dict)
+    slots_used: int = 0
+    lost_at: float | None = None  # monotonic time the agent connection was lost
+    leaving: str | None = None  # deallocation option while leaving the pool
+    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=10))
+
+    @property
+    def schedulable(self) -> bool:
+        return (
+            self.session is not None
+            and self.leaving is None
+            and self.doc["state"] in ("idle", "running")
+            and self.doc.get("schedulingState", "enabled") == "enabled"
+        )
+
+
+@dataclass(eq=False)
+class JobRt:
+    key: str
+    seq: int
+    doc: dict[str, Any]
+    counts: Counter[str] = field(default_factory=Counter)  # tasks by state
+    slot_counts: Counter[str] = field(default_factory=Counter)
+    succeeded: int = 0
+    failed: int = 0
+    succeeded_slots: int = 0
+    failed_slots: int = 0
+    queue: deque[QueuedTask] = field(default_factory=deque)
+
+    @property
+    def pool_key(self) -> str | None:
+        info = self.doc.get("executionInfo") or {}
+        pool_id = info.get("poolId") or (self.doc.get("poolInfo") or {}).get("poolId")
+        return pool_id.lower() if pool_id else None
+
+    @property
+    def priority(self) -> int:
+        return int(self.doc.get("priority", 0))
+
+    @property
+    def schedulable(self) -> bool:
+        return self.doc["state"] == "active"
+
+    @property
+    def unfinished(self) -> int:
+        return self.counts["active"] + self.counts["preparing"] + self.counts["running"]

@@ -1,0 +1,127 @@
+"""The scheduler: a pure function from a snapshot of queued tasks and free node slots to assignments.
+
+Rules (from the seed): within a pool, tasks of higher-priority jobs start first; jobs of equal
+priority share the pool (round robin); running tasks are never preempted; a node never runs more
+than its task slots; `spread` places each task on the node with the most free slots, `pack` fills
+one node before the next.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import groupby
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedTask:
+    job_key: str
+    task_key: str
+    slots: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobQueueView:
+    priority: int
+    order: int  # creation order, a stable tie-break between jobs of equal priority
+    tasks: Iterable[QueuedTask]  # in queue order; only read, never changed
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSlots:
+    node_id: str
+    free: int
+    order: int  # stable tie-break (node creation order)
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    task: QueuedTask
+    node_id: str
+
+
+# A queue head that fits on no node is skipped; stop looking after this many such skips so a
+# queue of 100,000 oversized tasks costs bounded work per round.
+MAX_SKIPPED = 256
+
+
+def schedule(jobs: Sequence[JobQueueView], nodes: Sequence[NodeSlots], fill_type: str) -> list[Assignment]:
+    free = {node.node_id: node.free for node in nodes if node.free > 0}
+    if not free or not jobs:
+        return []
+    order = {node.node_id: node.order for node in nodes}
+    picker = _SpreadPicker(free, order) if fill_type == "spread" else _PackPicker(free, order)
+    assignments: list[Assignment] = []
+    ranked = sorted(jobs, key=lambda job: (-job.priority, job.order))
+    for _, level in groupby(ranked, key=lambda job: job.priority):
+        _fill_level([iter(job.tasks) for job in level], picker, assignments)
+        if picker.total_free == 0:
+            break
+    return assignments
+
+
+def _fill_level(queues: list[Iterator[QueuedTask]], picker: _Picker, out: list[Assignment]) -> None:
+    """Round robin over the jobs of one priority level until slots or tasks run out."""
+    skipped = 0
+    while queues and picker.total_free > 0 and skipped < MAX_SKIPPED:
+        still_open: list[Iterator[QueuedTask]] = []
+        for queue in queues:
+            task = next(queue, None)
+            if task is None:
+                continue
+            still_open.append(queue)
+            node_id = picker.take(task.slots)
+            if node_id is None:
+                skipped += 1
+                continue
+            out.append(Assignment(task, node_id))
+            if picker.total_free == 0:
+                return
+        queues = still_open
+
+
+class _Picker:
+    total_free: int
+
+    def take(self, slots: int) -> str | None:
+        raise NotImplementedError
+
+
+class _SpreadPicker(_Picker):
+    """Most free slots first: a max-heap of (free, node)."""
+
+    def __init__(self, free: dict[str, int], order: dict[str, int]) -> None:
+        self.free = free
+        self.order = order
+        self.total_free = sum(free.values())
+        self.heap = [(-slots, order[node_id], node_id) for node_id, slots in free.items()]
+        heapq.heapify(self.heap)
+
+    def take(self, slots: int) -> str | None:
+        if not self.heap or -self.heap[0][0] < slots:
+            return None
+        neg_free, rank, node_id = heapq.heappop(self.heap)
+        left = -neg_free - slots
+        self.free[node_id] = left
+        self.total_free -= slots
+        if left > 0:
+            heapq.heappush(self.heap, (-left, rank, node_id))
+        return node_id
+
+
+class _PackPicker(_Picker):
+    """Fill the first node (in node order) that fits before moving on."""
+
+    def __init__(self, free: dict[str, int], order: dict[str, int]) -> None:
+        self.free = free
+        self.total_free = sum(free.values())
+        self.nodes = sorted(free, key=lambda node_id: order[node_id])
+
+    def take(self, slots: int) -> str | None:
+        for node_id in self.nodes:
+            if self.free[node_id] >= slots:
+                self.free[node_id] -= slots
+                self.total_free -= slots
+                return node_id
+        return None

@@ -1,0 +1,368 @@
+"""Tasks: adding, starting a run on a node, results and retries, requeue, terminate, delete, reactivate."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+from batchyard.service import errors
+from batchyard.service.clock import iso
+from batchyard.service.engine import states
+from batchyard.service.engine.core import limit_seconds
+from batchyard.service.engine.nodes import START_TASK_AID, failure_of
+from batchyard.service.engine.pools import PoolOps
+from batchyard.service.engine.runtime import JobRt, NodeRt, RunningTask
+from batchyard.service.engine.scheduler import QueuedTask
+
+TASK_ENDED = {
+    "category": "usererror",
+    "code": "TaskEnded",
+    "message": "Task Was Ended by User Request",
+}
+
+
+def task_dir(job_id: str, task_id: str) -> str:
+    """A task's directory under the node root, as the seed lays it out."""
+    return f"workitems/{job_id}/job-1/{task_id}"
+
+
+class TaskOps(PoolOps):
+    # --- lookups --------------------------------------------------------------------------------
+
+    def get_task(self, job: JobRt, task_id: str) -> dict[str, Any]:
+        doc = self.store.get_task(job.key, task_id.lower())
+        if doc is None:
+            raise errors.not_found("TaskNotFound", "The specified task does not exist.")
+        return doc
+
+    # --- adding ---------------------------------------------------------------------------------
+
+    def check_job_accepts_tasks(self, job: JobRt) -> None:
+        state = job.doc["state"]
+        if state == "completed":
+            raise errors.conflict("JobCompleted", "The specified job is already in a completed state.")
+        if state == "terminating":
+            raise errors.conflict("JobBeingTerminated", "The specified job is being terminated.")
+        if state == "deleting":
+            raise errors.conflict("JobBeingDeleted", "The specified job has been marked for deletion and is being deleted.")
+
+    def add_tasks(self, job: JobRt, specs: list[dict[str, Any]]) -> list[dict[str, Any] | errors.BatchError]:
+        """Add tasks to a job; one result per spec (the doc, or the error for that task)."""
+        self.check_job_accepts_tasks(job)
+        now = self.now()
+        keys = [spec["id"].lower() for spec in specs]
+        existing = self.store.existing_task_keys(job.key, keys)
+        seen: set[str] = set()
+        results: list[dict[str, Any] | errors.BatchError] = []
+        rows = []
+        default_retries = int((job.doc.get("constraints") or {}).get("maxTaskRetryCount", 0))
+        stamp = iso(now)
+        for spec, key in zip(specs, keys, strict=True):
+            if key in existing or key in seen:
+                results.append(errors.conflict("TaskExists", "The specified task already exists."))
+                continue
+            seen.add(key)
+            doc = dict(spec)
+            constraints = dict(doc.get("constraints") or {})
+            constraints.setdefault("maxTaskRetryCount", default_retries)
+            doc["constraints"] = constraints
+            doc.update(
+                {
+                    "creationTime": stamp,
+                    "state": "active",
+                    "stateTransitionTime": stamp,
+                    "executionInfo": {"retryCount": 0, "requeueCount": 0},
+                }
+            )
+            self.stamp(doc, now)
+            rows.append((key, self.store.next_seq(), "active", doc))
+            results.append(doc)
+        if rows:
+            self.store.insert_tasks(job.key, rows)
+            for key, _, _, doc in rows:
+                slots = int(doc.get("requiredSlots", 1))
+                job.counts["active"] += 1
+                job.slot_counts["active"] += slots
+                job.queue.append(QueuedTask(job.key, key, slots))
+            self.kick()
+        return results
+
+    # --- runs -----------------------------------------------------------------------------------
+
+    def start_task_run(self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime) -> dict[str, Any]:
+        aid = secrets.token_hex(8)
+        pool = self.pools[node.pool_key]
+        states.move(doc, states.TASK, "running", now, previous=True)
+        doc["_aid"] = aid
+        directory = task_dir(job.doc["id"], doc["id"])
+        doc["nodeInfo"] = {
+            "affinityId": node.doc["affinityId"],
+            "nodeUrl": f"{self.settings.base_url}/pools/{pool.doc['id']}/nodes/{node.id}",
+            "poolId": pool.doc["id"],
+            "nodeId": node.id,
+            "taskRootDirectory": directory,
+            "taskRootDirectoryUrl": f"{self.settings.base_url}/pools/{pool.doc['id']}/nodes/{node.id}/files/{directory}",
+        }
+        info = doc["executionInfo"]
+        info["startTime"] = iso(now)
+        for key in ("endTime", "exitCode", "result", "failureInfo"):
+            info.pop(key, None)
+        self.stamp(doc, now)
+        self.save_task(job.key, doc)
+        self._count(job, "active", "running", slots)
+        node.runs[aid] = RunningTask(job.key, doc["id"].lower(), slots, aid)
+        node.slots_used += slots
+        node.doc["totalTasksRun"] = int(node.doc.get("totalTasksRun", 0)) + 1
+        node.recent.append(
+            {
+                "taskUrl": f"{self.settings.base_url}/jobs/{job.doc['id']}/tasks/{doc['id']}",
+                "jobId": job.doc["id"],
+                "taskId": doc["id"],
+                "taskState": "running",
+                "executionInfo": {"startTime": iso(now), "retryCount": info["retryCount"],
+                                  "requeueCount": info["requeueCount"]},
+            }
+        )
+        env = {item["name"]: item.get("value") or "" for item in job.doc.get("commonEnvironmentSettings") or []}
+        env.update({item["name"]: item.get("value") or "" for item in doc.get("environmentSettings") or []})
+        return {
+            "aid": aid,
+            "kind": "task",
+            "job": job.doc["id"],
+            "task": doc["id"],
+            "dir": directory,
+            "cmd": doc["commandLine"],
+            "env": env,
+            "files": doc.get("resourceFiles") or [],
+            "wall": limit_seconds((doc.get("constraints") or {}).get("maxWallClockTime")),
+            "retry": info["retryCount"],
+        }
+
+    def finish_run(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> None:
+        job = self.jobs.get(run.job_key)
+        if job is None:
+            return
+        doc = self.store.get_task(run.job_key, run.task_key)
+        if doc is None or doc.get("_aid") != run.aid or doc["state"] != "running":
+            return
+        info = doc["executionInfo"]
+        if result.get("start"):
+            info["startTime"] = result["start"]
+        info["endTime"] = result.get("end") or iso(now)
+        if result.get("exit") is not None:
+            info["exitCode"] = result["exit"]
+        if result.get("stats"):
+            doc["_stats"] = result["stats"]
+        ended_by = doc.pop("_ending", None)
+        failure = TASK_ENDED if ended_by == "terminate" else failure_of(result)
+        if ended_by == "requeue":
+            self._requeue_doc(job, doc, run.slots, now)
+            return
+        limit = int((doc.get("constraints") or {}).get("maxTaskRetryCount", 0))
+        retries = int(info.get("retryCount", 0))
+        if failure and ended_by is None and (limit == -1 or retries < limit) and job.doc["state"] in ("active", "disabling", "disabled", "enabling"):
+            info["retryCount"] = retries + 1
+            info["lastRetryTime"] = iso(now)
+            info["failureInfo"] = failure
+            info["result"] = "failure"
+            self._back_to_active(job, doc, run.slots, now, front=False)
+        else:
+            self._complete(job, doc, run.slots, failure, now, from_state="running")
+        self._update_recent(node, doc)
+
+    def _complete(
+        self, job: JobRt, doc: dict[str, Any], slots: int, failure: dict[str, Any] | None, now: datetime,
+        from_state: str,
+    ) -> None:
+        info = doc["executionInfo"]
+        info["result"] = "failure" if failure else "success"
+        if failure:
+            info["failureInfo"] = failure
+        else:
+            info.pop("failureInfo", None)
+        states.move(doc, states.TASK, "completed", now, previous=True)
+        doc.pop("_aid", None)
+        self.stamp(doc, now)
+        self.save_task(job.key, doc)
+        self._count(job, from_state, "completed", slots)
+        if failure:
+            job.failed += 1
+            job.failed_slots += slots
+        else:
+            job.succeeded += 1
+            job.succeeded_slots += slots
+        if not failure and from_state == "running" and (node := self._node_of(doc)) is not None:
+            node.doc["totalTasksSucceeded"] = int(node.doc.get("totalTasksSucceeded", 0)) + 1
+        self.after_task_completed(job)  # type: ignore[attr-defined]
+
+    def _back_to_active(self, job: JobRt, doc: dict[str, Any], slots: int, now: datetime, front: bool) -> None:
+        states.move(doc, states.TASK, "active", now, previous=True)
+        doc.pop("_aid", None)
+        doc.pop("nodeInfo", None)
+        self.stamp(doc, now)
+        self.save_task(job.key, doc)
+        self._count(job, "running", "active", slots)
+        task = QueuedTask(job.key, doc["id"].lower(), slots)
+        if front:
+            job.queue.appendleft(task)
+        else:
+            job.queue.append(task)
+        self.kick()
+
+    def _requeue_doc(self, job: JobRt, doc: dict[str, Any], slots: int, now: datetime) -> None:
+        info = doc["executionInfo"]
+        info["requeueCount"] = int(info.get("requeueCount", 0)) + 1
+        info["lastRequeueTime"] = iso(now)
+        self._back_to_active(job, doc, slots, now, front=True)
+
+    def requeue_run(self, run: RunningTask, now: datetime) -> None:
+        """The node lost a running task (agent died, node removed): run it again elsewhere."""
+        job = self.jobs.get(run.job_key)
+        doc = self.store.get_task(run.job_key, run.task_key)
+        if job is None or doc is None or doc.get("_aid") != run.aid or doc["state"] != "running":
+            return
+        doc.pop("_ending", None)
+        if job.doc["state"] in ("terminating", "completed"):
+            self._complete(job, doc, run.slots, TASK_ENDED, now, from_state="running")
+        else:
+            self._requeue_doc(job, doc, run.slots, now)
+
+    def end_node_runs(self, node: NodeRt, requeue: bool, now: datetime) -> None:
+        """Stop every task on a node now: requeue them, or complete them as ended."""
+        aids = [aid for aid in node.runs if aid != START_TASK_AID]
+        if node.session is not None and aids:
+            node.session.send({"t": "kill", "aids": aids})
+        for aid in aids:
+            run = node.runs.pop(aid)
+            node.slots_used -= run.slots
+            job = self.jobs.get(run.job_key)
+            doc = self.store.get_task(run.job_key, run.task_key)
+            if job is None or doc is None or doc.get("_aid") != aid:
+                continue
+            if requeue:
+                self._requeue_doc(job, doc, run.slots, now)
+            else:
+                self._complete(job, doc, run.slots, TASK_ENDED, now, from_state="running")
+
+    def kill_run(self, doc: dict[str, Any], reason: str) -> None:
+        """Ask the node to end a running task; its result completes (or requeues) it."""
+        node = self._node_of(doc)
+        doc["_ending"] = reason
+        if node is not None and node.session is not None and doc.get("_aid") in node.runs:
+            node.session.send({"t": "kill", "aids": [doc["_aid"]]})
+
+    def _node_of(self, doc: dict[str, Any]) -> NodeRt | None:
+        return self.nodes.get((doc.get("nodeInfo") or {}).get("nodeId", ""))
+
+    def _count(self, job: JobRt, old: str, new: str, slots: int) -> None:
+        job.counts[old] -= 1
+        job.counts[new] += 1
+        job.slot_counts[old] -= slots
+        job.slot_counts[new] += slots
+
+    def _update_recent(self, node: NodeRt, doc: dict[str, Any]) -> None:
+        for item in node.recent:
+            if item["taskId"] == doc["id"] and item["taskState"] == "running":
+                item["taskState"] = doc["state"]
+                info = doc["executionInfo"]
+                item["executionInfo"] = {
+                    k: info[k]
+                    for k in ("startTime", "endTime", "exitCode", "failureInfo", "retryCount", "requeueCount", "result")
+                    if k in info
+                }
+
+    # --- user operations ------------------------------------------------------------------------
+
+    def terminate_task(self, job: JobRt, doc: dict[str, Any]) -> None:
+        if job.doc["state"] == "completed":
+            raise errors.conflict("JobCompleted", "The specified job is already in a completed state.")
+        now = self.now()
+        if doc["state"] == "completed":
+            return
+        slots = int(doc.get("requiredSlots", 1))
+        if doc["state"] == "active":
+            _drop_from_queue(job, doc["id"].lower())
+            self._complete(job, doc, slots, TASK_ENDED, now, from_state="active")
+            return
+        self.kill_run(doc, "terminate")
+        self.stamp(doc, now)
+        self.save_task(job.key, doc)
+        node = self._node_of(doc)
+        if node is None or node.session is None:
+            # Nobody will report for it: complete now.
+            run = node.runs.pop(doc["_aid"], None) if node else None
+            if node is not None and run is not None:
+                node.slots_used -= run.slots
+            doc.pop("_ending", None)
+            self._complete(job, doc, slots, TASK_ENDED, now, from_state=doc["state"])
+
+    def delete_task(self, job: JobRt, doc: dict[str, Any]) -> None:
+        key = doc["id"].lower()
+        slots = int(doc.get("requiredSlots", 1))
+        state = doc["state"]
+        node = self._node_of(doc)
+        if state == "active":
+            _drop_from_queue(job, key)
+        elif state in ("running", "preparing") and node is not None:
+            run = node.runs.pop(doc.get("_aid", ""), None)
+            if run is not None:
+                node.slots_used -= run.slots
+                if node.session is not None:
+                    node.session.send({"t": "kill", "aids": [run.aid]})
+                self.mark_node_free(node, self.now())
+                self.kick()
+        elif state == "completed":
+            if (doc.get("executionInfo") or {}).get("result") == "success":
+                job.succeeded -= 1
+                job.succeeded_slots -= slots
+            else:
+                job.failed -= 1
+                job.failed_slots -= slots
+        job.counts[state] -= 1
+        job.slot_counts[state] -= slots
+        self.store.delete_task(job.key, key)
+        if node is not None and node.session is not None:
+            node.session.send({"t": "cleanup", "paths": [task_dir(job.doc["id"], doc["id"])]})
+        self.after_task_completed(job)  # type: ignore[attr-defined]
+
+    def reactivate_task(self, job: JobRt, doc: dict[str, Any]) -> None:
+        self.check_job_accepts_tasks(job)
+        info = doc["executionInfo"]
+        if doc["state"] != "completed" or info.get("result") != "failure":
+            raise errors.conflict(
+                "TaskNotFailed" if doc["state"] == "completed" else "TaskNotCompleted",
+                "Only a task that completed with a failure can be reactivated.",
+            )
+        now = self.now()
+        slots = int(doc.get("requiredSlots", 1))
+        job.failed -= 1
+        job.failed_slots -= slots
+        info["retryCount"] = 0
+        for key in ("failureInfo", "result", "exitCode", "endTime"):
+            info.pop(key, None)
+        states.move(doc, states.TASK, "active", now, previous=True)
+        doc.pop("nodeInfo", None)
+        self.stamp(doc, now)
+        self.save_task(job.key, doc)
+        self._count(job, "completed", "active", slots)
+        job.queue.append(QueuedTask(job.key, doc["id"].lower(), slots))
+        self.kick()
+
+    def update_task(self, job: JobRt, doc: dict[str, Any], changes: dict[str, Any]) -> None:
+        if doc["state"] == "completed":
+            raise errors.conflict("TaskCompleted", "The specified task is already completed.")
+        now = self.now()
+        constraints = dict(doc.get("constraints") or {})
+        constraints.update(changes.get("constraints") or {})
+        doc["constraints"] = constraints
+        self.stamp(doc, now)
+        self.save_task(job.key, doc)
+
+
+def _drop_from_queue(job: JobRt, key: str) -> None:
+    for task in job.queue:
+        if task.task_key == key:
+            job.queue.remove(task)
+            return
+

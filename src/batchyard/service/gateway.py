@@ -1,0 +1,99 @@
+"""The node gateway: one WebSocket session per connected agent; commands out, events in.
+
+Outgoing messages are queued and flushed by a writer task, so the engine never awaits a socket
+while it holds state; requests (file operations) wait on a future keyed by a request id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from batchyard.protocol import messages
+
+log = logging.getLogger("batchyard.gateway")
+
+RPC_TIMEOUT = 30.0
+
+
+class AgentGone(Exception):
+    """The node's agent is not connected (or went away during a request)."""
+
+
+class AgentSession:
+    def __init__(self, node_id: str, websocket: WebSocket) -> None:
+        self.node_id = node_id
+        self._ws = websocket
+        self._outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._rids = itertools.count(1)
+        self.closed = False
+
+    def send(self, message: dict[str, Any]) -> None:
+        if not self.closed:
+            self._outbox.put_nowait(messages.encode(message))
+
+    async def request(self, message: dict[str, Any], timeout: float = RPC_TIMEOUT) -> dict[str, Any]:
+        if self.closed:
+            raise AgentGone(self.node_id)
+        rid = next(self._rids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = future
+        self.send({**message, "t": "rpc", "rid": rid})
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError as exc:
+            raise AgentGone(self.node_id) from exc
+        finally:
+            self._pending.pop(rid, None)
+
+    def close(self) -> None:
+        self.closed = True
+        self._outbox.put_nowait(None)
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(AgentGone(self.node_id))
+
+    async def serve(self, on_message: Callable[[AgentSession, dict[str, Any]], Awaitable[None] | None]) -> None:
+        """Pump messages until the socket closes."""
+        writer = asyncio.create_task(self._write_loop())
+        try:
+            while True:
+                try:
+                    data = await self._ws.receive_bytes()
+                except (WebSocketDisconnect, RuntimeError):
+                    return
+                try:
+                    message = messages.decode(data)
+                except ValueError:
+                    log.warning("node %s sent an unreadable message", self.node_id)
+                    continue
+                if message["t"] == "reply":
+                    future = self._pending.get(message.get("rid", -1))
+                    if future is not None and not future.done():
+                        future.set_result(message)
+                    continue
+                result = on_message(self, message)
+                if result is not None:
+                    await result
+        finally:
+            self.close()
+            writer.cancel()
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                data = await self._outbox.get()
+                if data is None:
+                    await self._ws.close()
+                    return
+                await self._ws.send_bytes(data)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            self.closed = True
+        except asyncio.CancelledError:
+            pass

@@ -1,0 +1,194 @@
+"""HTTP plumbing shared by every API route: the endpoint wrapper, bodies, conditions, wire output."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from batchyard.service import errors
+from batchyard.service.api_versions import check_api_version
+from batchyard.service.auth import SharedKeyAccount, verify_request
+from batchyard.service.clock import parse_iso, rfc1123
+from batchyard.service.errors import BatchError
+
+log = logging.getLogger("batchyard.http")
+
+JSON_TYPE = "application/json;odata=minimalmetadata"
+MAX_BODY = 4 * 1024 * 1024  # bigger than any documented request (add-collection is capped lower)
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def endpoint(handler: Handler) -> Handler:
+    """Version check, Shared Key authentication, Batch errors, and the standard response headers."""
+
+    async def wrapped(request: Request) -> Response:
+        request_id = str(uuid.uuid4())
+        try:
+            check_api_version(request.query_params)
+            account: SharedKeyAccount = request.app.state.account
+            verify_request(
+                account,
+                request.method,
+                request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
+                request.scope.get("query_string", b"").decode("latin-1"),
+                {k.lower(): v for k, v in request.headers.items()},
+            )
+            response = await handler(request)
+        except BatchError as error:
+            response = error_response(error, base_url(request))
+        except Exception:
+            log.exception("unexpected error in %s %s", request.method, request.url.path)
+            response = error_response(
+                BatchError(500, "InternalServerError", "The server encountered an internal error. Please retry the request."),
+                base_url(request),
+            )
+        response.headers["request-id"] = request_id
+        client_id = request.headers.get("client-request-id")
+        if client_id and request.headers.get("return-client-request-id", "").lower() == "true":
+            response.headers["client-request-id"] = client_id
+        return response
+
+    return wrapped
+
+
+def base_url(request: Request) -> str:
+    return str(request.app.state.settings.base_url)
+
+
+def error_response(error: BatchError, base: str) -> Response:
+    if error.status == 304:
+        return Response(status_code=304, headers=error.headers)
+    return Response(orjson.dumps(error.body(base)), status_code=error.status, media_type=JSON_TYPE, headers=error.headers)
+
+
+async def read_json(request: Request, *, optional: bool = False) -> Any:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise errors.request_too_large()
+    if not raw.strip():
+        if optional:
+            return {}
+        raise errors.invalid_body("The request body is empty.")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise errors.invalid_body(f"The request body is not valid JSON: {exc}") from None
+
+
+# --- responses -----------------------------------------------------------------------------------
+
+
+def entity_headers(doc: dict[str, Any]) -> dict[str, str]:
+    headers = {}
+    if "eTag" in doc:
+        headers["ETag"] = doc["eTag"]
+    if "lastModified" in doc:
+        headers["Last-Modified"] = rfc1123(parse_iso(doc["lastModified"]))
+    return headers
+
+
+def created(url: str, doc: dict[str, Any]) -> Response:
+    headers = {"DataServiceId": url, "Location": url, **entity_headers(doc)}
+    return Response(status_code=201, headers=headers)
+
+
+def accepted(status: int = 202, doc: dict[str, Any] | None = None, url: str | None = None) -> Response:
+    headers = entity_headers(doc) if doc else {}
+    if url:
+        headers["DataServiceId"] = url
+    return Response(status_code=status, headers=headers)
+
+
+def json_response(body: dict[str, Any], headers: dict[str, str] | None = None, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=JSON_TYPE, headers=headers)
+
+
+def present(doc: dict[str, Any], url: str, select: set[str] | None = None) -> dict[str, Any]:
+    """The wire form of a stored document: private `_` keys dropped, `url` added, `$select` applied."""
+    out = {k: v for k, v in doc.items() if k[0] != "_"}
+    out["url"] = url
+    if select is not None:
+        out = {k: v for k, v in out.items() if k in select}
+    return out
+
+
+def parse_select(request: Request) -> set[str] | None:
+    raw = request.query_params.get("$select")
+    if raw is None:
+        return None
+    fields = {part.strip() for part in raw.split(",") if part.strip()}
+    if not fields:
+        raise errors.invalid_query("$select", raw, "No property names were given.")
+    return fields
+
+
+def parse_max_results(request: Request, default: int = 1000, limit: int = 1000) -> int:
+    raw = request.query_params.get("maxresults")
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise errors.invalid_query("maxresults", raw) from None
+    if not 1 <= value <= limit:
+        raise errors.invalid_query("maxresults", raw, f"The value must be between 1 and {limit}.")
+    return value
+
+
+def list_response(
+    request: Request, kind: str, items: Iterable[dict[str, Any]], next_token: str | None
+) -> Response:
+    body: dict[str, Any] = {"odata.metadata": f"{base_url(request)}/$metadata#{kind}", "value": list(items)}
+    if next_token is not None:
+        params = dict(request.query_params)
+        params["$skiptoken"] = next_token
+        from urllib.parse import urlencode
+
+        body["odata.nextLink"] = f"{base_url(request)}{request.url.path}?{urlencode(params)}"
+    return json_response(body)
+
+
+# --- conditional requests -------------------------------------------------------------------------
+
+
+def check_conditions(request: Request, doc: dict[str, Any], *, reading: bool) -> None:
+    """If-Match / If-None-Match / If-Modified-Since / If-Unmodified-Since against an entity."""
+    etag = doc.get("eTag", "")
+    modified = parse_iso(doc["lastModified"]) if "lastModified" in doc else None
+    headers = request.headers
+    if (value := headers.get("if-match")) is not None and not _etag_matches(value, etag):
+        raise errors.condition_not_met()
+    if (value := headers.get("if-none-match")) is not None and _etag_matches(value, etag):
+        raise errors.not_modified() if reading else errors.condition_not_met()
+    if modified is not None:
+        if (value := headers.get("if-unmodified-since")) is not None:
+            if _truncate(modified) > _http_date("If-Unmodified-Since", value):
+                raise errors.condition_not_met()
+        if (value := headers.get("if-modified-since")) is not None:
+            if _truncate(modified) <= _http_date("If-Modified-Since", value):
+                raise errors.not_modified() if reading else errors.condition_not_met()
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    candidates = [part.strip() for part in header.split(",")]
+    return "*" in candidates or etag in candidates or f'"{etag}"' in candidates
+
+
+def _http_date(name: str, value: str) -> datetime:
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        raise errors.invalid_header(name, value) from None
+
+
+def _truncate(dt: datetime) -> datetime:
+    return dt.replace(microsecond=0)

@@ -1,0 +1,58 @@
+"""The core loop through the official SDK: pool → nodes → job → task → process → result → files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from azure.batch import models as m
+
+from tests.api.helpers import completed, create_job, create_pool, idle_nodes
+from tests.conftest import wait_for
+
+
+def test_task_runs_on_a_node_and_reports_output(client: Any, unique: Any) -> None:
+    pool_id, job_id = unique("pool"), unique("job")
+    create_pool(client, pool_id, nodes=1)
+    wait_for(lambda: idle_nodes(client, pool_id, 1), what="an idle node")
+    create_job(client, job_id, pool_id)
+    client.create_task(
+        job_id,
+        m.BatchTaskCreateOptions(
+            id="hello",
+            command_line="/bin/bash -c 'echo hello $AZ_BATCH_TASK_ID from $AZ_BATCH_JOB_ID; echo oops >&2'",
+            environment_settings=[m.EnvironmentSetting(name="GREETING", value="hi")],
+        ),
+    )
+    task = wait_for(lambda: completed(client, job_id, "hello"), what="task completion")
+    assert task.execution_info.exit_code == 0
+    assert task.execution_info.result == "success"
+    assert task.previous_state == "running"
+    assert task.node_info.pool_id == pool_id
+    stdout = b"".join(client.download_task_file(job_id, "hello", "stdout.txt")).decode()
+    assert stdout == f"hello hello from {job_id}\n"
+    stderr = b"".join(client.download_task_file(job_id, "hello", "stderr.txt")).decode()
+    assert stderr == "oops\n"
+    names = {f.name for f in client.list_task_files(job_id, "hello")}
+    assert {"stdout.txt", "stderr.txt", "wd"} <= names
+
+
+def test_failed_task_is_retried_up_to_its_limit(client: Any, unique: Any) -> None:
+    pool_id, job_id = unique("pool"), unique("job")
+    create_pool(client, pool_id, nodes=1)
+    create_job(client, job_id, pool_id)
+    client.create_task(
+        job_id,
+        m.BatchTaskCreateOptions(
+            id="flaky",
+            command_line="/bin/bash -c 'exit 3'",
+            constraints=m.BatchTaskConstraints(max_task_retry_count=2),
+        ),
+    )
+    task = wait_for(lambda: completed(client, job_id, "flaky"), what="task completion")
+    assert task.execution_info.exit_code == 3
+    assert task.execution_info.retry_count == 2
+    assert task.execution_info.result == "failure"
+    assert task.execution_info.failure_info.category == "usererror"
+    counts = client.get_job_task_counts(job_id)
+    assert counts.task_counts.failed == 1
+    assert counts.task_counts.completed == 1

@@ -1,0 +1,123 @@
+"""Shared fixtures: a real batchyard service process on a free loopback port, and SDK clients for it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from batchyard.service.config import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Service:
+    url: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    args: list[str]
+    env: dict[str, str]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+    def restart(self) -> None:
+        self.process = _launch(self.args, self.env, self.log_path)
+        wait_ready(self.url, self.process, self.log_path)
+
+
+def _launch(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+    return subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"service exited early:\n{log_path.read_text(errors='replace')}")
+        try:
+            if httpx.get(url + "/", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"service not ready:\n{log_path.read_text(errors='replace')}")
+
+
+def start_service(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Service:
+    port = free_port()
+    args = [
+        sys.executable, "-m", "batchyard.cli.main", "serve", "--port", str(port), "--data-dir", str(data_dir),
+        "--node-lost-grace", "2", "--adopt-grace", "2", *extra,
+    ]
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHYARD_")} | (env or {})
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / "service.log"
+    process = _launch(args, full_env, log_path)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, process, log_path)
+    return Service(url, data_dir, process, log_path, args, full_env)
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    svc = start_service(tmp_path_factory.mktemp("service"))
+    yield svc
+    svc.stop()
+
+
+def make_client(url: str, key: str = DEV_ACCOUNT_KEY, name: str = DEV_ACCOUNT_NAME) -> Any:
+    from azure.batch import BatchClient
+    from azure.core.credentials import AzureNamedKeyCredential
+
+    return BatchClient(url, AzureNamedKeyCredential(name, key))
+
+
+@pytest.fixture(scope="session")
+def client(service: Service) -> Any:
+    return make_client(service.url)
+
+
+def wait_for(check: Callable[[], T], timeout: float = 30, interval: float = 0.1, what: str = "condition") -> T:
+    """Poll until `check()` returns something truthy; fail with `what` after the timeout."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last value: {last!r})")
+
+
+_counter = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def unique() -> Callable[[str], str]:
+    """Unique resource ids per test, so tests share one service without colliding."""
+    return lambda prefix: f"{prefix}-{os.getpid()}-{next(_counter)}"
