@@ -61,17 +61,31 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.uses_dev_account:
         print(f"batchyard: using the well-known development account {name} with key {keys[0]}", flush=True)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="on", ws="websockets")
-    server = uvicorn.Server(config)
-
-    original_startup = server.startup
-
-    async def startup(sockets: object = None) -> None:
-        await original_startup(sockets)  # type: ignore[arg-type]
-        print(f"batchyard: Batch service listening on {settings.base_url} (account {name})", flush=True)
-
-    server.startup = startup  # type: ignore[method-assign]
+    server = _server_class()(config, f"batchyard: Batch service listening on {settings.base_url} (account {name})")
     server.run()
     return 0
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """Prints the endpoint when ready; a stop by SIGTERM/SIGINT is a clean exit (status 0)."""
+
+        def __init__(self, config: uvicorn.Config, ready_message: str) -> None:
+            super().__init__(config)
+            self.ready_message = ready_message
+
+        async def startup(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+            await super().startup(sockets)
+            if not self.should_exit:
+                print(self.ready_message, flush=True)
+
+        async def shutdown(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+            await super().shutdown(sockets)
+            self._captured_signals.clear()
+
+    return Server
 
 
 if __name__ == "__main__":
