@@ -56,3 +56,22 @@ def test_failed_task_is_retried_up_to_its_limit(client: Any, unique: Any) -> Non
     counts = client.get_job_task_counts(job_id)
     assert counts.task_counts.failed == 1
     assert counts.task_counts.completed == 1
+
+
+def test_task_statistics_come_from_the_process(client: Any, unique: Any) -> None:
+    pool_id, job_id = unique("pool"), unique("job")
+    create_pool(client, pool_id, nodes=1)
+    create_job(client, job_id, pool_id)
+    busy = "python3 -c 'import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass'"
+    client.create_task(job_id, m.BatchTaskCreateOptions(id="busy", command_line=busy))
+    wait_for(lambda: completed(client, job_id, "busy"), what="task completion")
+    task = client.get_task(job_id, "busy", expand=["stats"])
+    assert task.execution_info.exit_code == 0
+    stats = task.task_statistics
+    assert stats.user_cpu_time.total_seconds() + stats.kernel_cpu_time.total_seconds() >= 0.25
+    assert task.task_statistics.wall_clock_time.total_seconds() >= 0.25
+    plain = client.get_task(job_id, "busy")
+    assert plain.task_statistics is None
+    listed = next(iter(client.list_tasks(job_id, expand=["stats"])))
+    assert listed.task_statistics.user_cpu_time == stats.user_cpu_time
+    client.delete_pool(pool_id)

@@ -25,6 +25,7 @@ from batchyard.service.http import (
     present,
     read_json,
 )
+from batchyard.service.engine.statistics import task_statistics
 from batchyard.service.models import tasks as task_models
 
 # The documented limit of one add-collection request body.
@@ -33,6 +34,23 @@ MAX_COLLECTION_BYTES = 1024 * 1024
 
 def _task_url(request: Request, job_id: str, task_id: str) -> str:
     return url_for(request, f"/jobs/{job_id}/tasks/{task_id}")
+
+
+def _wants_stats(request: Request) -> bool:
+    raw = request.query_params.get("$expand")
+    if raw is None:
+        return False
+    parts = {part.strip() for part in raw.split(",")}
+    if parts - {"stats"}:
+        raise errors.invalid_query("$expand", raw, "Only 'stats' can be expanded on tasks.")
+    return True
+
+
+def _view(request: Request, job_id: str, doc: dict[str, Any], select: set[str] | None, stats: bool) -> dict[str, Any]:
+    url = _task_url(request, job_id, doc["id"])
+    if stats and (select is None or "stats" in select):
+        doc["stats"] = task_statistics(doc, url)
+    return present(doc, url, select)
 
 
 @endpoint
@@ -84,10 +102,8 @@ async def list_tasks(request: Request) -> Response:
     rows = engine.store.list_tasks(job.key, skip_token(request), size + 1)
     token = str(rows[size - 1][0]) if len(rows) > size else None
     job_id = job.doc["id"]
-    items = []
-    for _, raw in rows[:size]:
-        doc = orjson.loads(raw)
-        items.append(present(doc, _task_url(request, job_id, doc["id"]), select))
+    stats = _wants_stats(request)
+    items = [_view(request, job_id, orjson.loads(raw), select, stats) for _, raw in rows[:size]]
     return list_response(request, "tasks", items, token)
 
 
@@ -97,8 +113,8 @@ async def get_task(request: Request) -> Response:
     job = engine.get_job(request.path_params["jobId"])
     doc = engine.get_task(job, request.path_params["taskId"])
     check_conditions(request, doc, reading=True)
-    body = odata_element(request, "tasks") | present(
-        doc, _task_url(request, job.doc["id"], doc["id"]), parse_select(request)
+    body = odata_element(request, "tasks") | _view(
+        request, job.doc["id"], doc, parse_select(request), _wants_stats(request)
     )
     return json_response(body, entity_headers(doc))
 
