@@ -74,4 +74,4 @@ def test_task_statistics_come_from_the_process(client: Any, unique: Any) -> None
     assert plain.task_statistics is None
     listed = next(iter(client.list_tasks(job_id, expand=["stats"])))
     assert listed.task_statistics.user_cpu_time == stats.user_cpu_time
-    client.delete_pool(pool_id)
+    client.begin_delete_pool(pool_id)
