@@ -18,7 +18,7 @@ from typing import Any
 
 import websockets
 
-from batchyard.agent import files
+from batchyard.agent import files, identity
 from batchyard.agent.execution import Execution, NodeContext
 from batchyard.protocol import messages
 
@@ -174,9 +174,22 @@ class Agent:
             await asyncio.sleep(0.05)
 
 
-def run_agent(service_url: str, node_id: str, root: Path, orphan_timeout: float) -> int:
+def run_agent(
+    service_url: str, root: Path, orphan_timeout: float, node_id: str | None = None, pool: str | None = None,
+    join_token: str | None = None, token: str | None = None,
+) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s agent: %(message)s")
-    token = os.environ.pop("BATCHYARD_NODE_TOKEN", "")
+    token = token or os.environ.pop("BATCHYARD_NODE_TOKEN", "")
+    join_token = join_token or os.environ.pop("BATCHYARD_JOIN_TOKEN", None)
+    if node_id is None:
+        if not pool or not join_token:
+            log.error("an agent needs --node-id (local provider) or --pool with a join token")
+            return 2
+        try:
+            node_id, token = identity.join(service_url, root, pool, join_token)
+        except identity.JoinError as exc:
+            log.error("%s", exc)
+            return 2
     agent = Agent(service_url, node_id, root, token, orphan_timeout)
     asyncio.run(agent.run())
     return 0

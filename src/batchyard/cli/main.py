@@ -27,18 +27,48 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--adopt-grace", type=float, default=Timing.adopt_grace,
                        help="seconds a restarted service waits for running agents to reconnect")
 
-    agent = commands.add_parser("agent", help="run a compute node agent (normally started by the service)")
+    agent = commands.add_parser("agent", help="run a compute node agent")
     agent.add_argument("--service-url", required=True)
-    agent.add_argument("--node-id", required=True)
-    agent.add_argument("--root", type=Path, required=True)
+    agent.add_argument("--root", type=Path, required=True, help="the node's root directory")
+    agent.add_argument("--node-id", help="(local provider) the node this agent serves")
+    agent.add_argument("--pool", help="(another host) join this pool, with --join-token or BATCHYARD_JOIN_TOKEN")
+    agent.add_argument("--join-token", help="the pool's join token (see `batchyard join-token`)")
     agent.add_argument("--orphan-timeout", type=float, default=600.0)
+    agent.add_argument("--token-stdin", action="store_true", help="read the node token from standard input")
+
+    join = commands.add_parser("join-token", help="print the token agents on other hosts use to join a pool")
+    join.add_argument("--data-dir", type=Path, default=Path("./batchyard-data"))
+    join.add_argument("--pool", required=True)
 
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "join-token":
+        return _join_token(args)
     from batchyard.agent.main import run_agent
 
-    return run_agent(args.service_url, args.node_id, args.root, args.orphan_timeout)
+    token = sys.stdin.readline().strip() if args.token_stdin else None
+    return run_agent(
+        args.service_url, args.root, args.orphan_timeout, args.node_id, args.pool, args.join_token, token
+    )
+
+
+def _join_token(args: argparse.Namespace) -> int:
+    from batchyard.protocol.messages import join_token
+    from batchyard.service.store import Store
+
+    path = args.data_dir / "batchyard.db"
+    if not path.exists():
+        print(f"batchyard: no service data in {args.data_dir}", file=sys.stderr)
+        return 2
+    store = Store(path)
+    secret = store.get_meta("node_secret")
+    store.close()
+    if secret is None:
+        print("batchyard: the service has not started on this data dir yet", file=sys.stderr)
+        return 2
+    print(join_token(bytes.fromhex(secret), args.pool))
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 AGENT_PATH = "/_agent/connect"
+JOIN_PATH = "/_agent/join"
 NODE_HEADER = "x-batchyard-node"
 TOKEN_HEADER = "x-batchyard-token"
 
@@ -44,3 +45,8 @@ def decode(data: str | bytes) -> dict[str, Any]:
 def node_token(secret: bytes, node_id: str) -> str:
     """The credential a node's agent presents; derived, so the service stores no per-node secret."""
     return hmac.new(secret, b"node:" + node_id.encode(), hashlib.sha256).hexdigest()
+
+
+def join_token(secret: bytes, pool_id: str) -> str:
+    """The credential an agent on another host presents to join a pool (see README, "Nodes elsewhere")."""
+    return hmac.new(secret, b"join:" + pool_id.lower().encode(), hashlib.sha256).hexdigest()

@@ -38,7 +38,6 @@ class LocalProvider:
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "LANG": os.environ.get("LANG", "C.UTF-8"),
-            "BATCHYARD_NODE_TOKEN": token,
         }
         args = [
             sys.executable, "-m", "batchyard.agent",
@@ -46,12 +45,18 @@ class LocalProvider:
             "--node-id", node_id,
             "--root", str(root),
             "--orphan-timeout", str(self.orphan_timeout),
+            "--token-stdin",
         ]
         with open(root / "agent.log", "ab") as log_file:
-            self._procs[node_id] = subprocess.Popen(
-                args, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+            proc = subprocess.Popen(
+                args, env=env, stdin=subprocess.PIPE, stdout=log_file, stderr=log_file,
                 start_new_session=True, close_fds=True,
             )
+        # The token goes through a pipe: an environment variable would stay readable in /proc.
+        assert proc.stdin is not None
+        proc.stdin.write(token.encode() + b"\n")
+        proc.stdin.close()
+        self._procs[node_id] = proc
 
     async def stop_node(self, node_id: str, wipe: bool) -> None:
         proc = self._procs.pop(node_id, None)

@@ -40,6 +40,19 @@ async def agent_endpoint(websocket: WebSocket) -> None:
     await engine.agent_session(AgentSession(node_id, websocket))
 
 
+async def join_endpoint(request: Request) -> Response:
+    """An agent on another host trades its pool's join token for one node's identity."""
+    engine: Engine = request.app.state.engine
+    try:
+        body = await request.json()
+        claimed = engine.claim_node(str(body["pool"]), str(body["token"]))
+    except (ValueError, KeyError, TypeError):
+        claimed = None
+    if claimed is None:
+        return JSONResponse({"error": "no node of that pool is waiting for an agent, or the token is wrong"}, 403)
+    return JSONResponse({"nodeId": claimed[0], "nodeToken": claimed[1]})
+
+
 async def not_found(request: Request, exc: Exception) -> Response:
     return error_response(
         BatchError(404, "InvalidUri", "The requested URI does not represent any resource on the server."),
@@ -72,6 +85,7 @@ def build_app(settings: Settings, provider: LocalProvider | None = None) -> Star
     routes = [
         Route("/", readiness, methods=["GET"]),
         WebSocketRoute(messages.AGENT_PATH, agent_endpoint),
+        Route(messages.JOIN_PATH, join_endpoint, methods=["POST"]),
         *pools.routes,
         *nodes.routes,
         *jobs.routes,

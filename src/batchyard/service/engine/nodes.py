@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import time
 from datetime import datetime
@@ -16,6 +17,7 @@ from batchyard.service.gateway import AgentSession
 
 AGENT_VERSION = "1.0.0-batchyard"
 START_TASK_AID = "start"
+EXTERNAL_PROVIDER_KEY = "batchyard-provider"
 
 
 def new_node_id() -> str:
@@ -46,20 +48,38 @@ class NodeOps(EngineBase):
             "_pool": pool.key,
             "_seq": self.store.next_seq(),
         }
+        if is_external_pool(pool.doc):
+            doc["_external"] = True  # an agent on another host claims it with the pool's join token
         node = NodeRt(node_id, pool.key, doc["_seq"], doc)
         self.nodes[node_id] = node
         pool.node_ids.append(node_id)
         self.save_node(node)
-        self.spawn(self._launch_agent(node_id, pool.doc["id"]))
+        if not doc.get("_external"):
+            self.spawn(self._launch_agent(node_id, pool.doc["id"]))
         return node
 
     async def _launch_agent(self, node_id: str, pool_id: str) -> None:
         await self.provider.start_node(node_id, pool_id, messages.node_token(self.node_secret, node_id))
 
     def node_token_ok(self, node_id: str, token: str) -> bool:
-        import hmac
-
         return node_id in self.nodes and hmac.compare_digest(messages.node_token(self.node_secret, node_id), token)
+
+    def join_token(self, pool_id: str) -> str:
+        return messages.join_token(self.node_secret, pool_id)
+
+    def claim_node(self, pool_id: str, token: str) -> tuple[str, str] | None:
+        """Give an agent that presents the pool's join token one of the pool's unclaimed external nodes."""
+        pool = self.pools.get(pool_id.lower())
+        if pool is None or not hmac.compare_digest(self.join_token(pool.doc["id"]), token):
+            return None
+        for node_id in pool.node_ids:
+            node = self.nodes[node_id]
+            if node.doc.get("_external") and not node.doc.get("_claimed") and node.leaving is None:
+                node.doc["_claimed"] = True
+                with self.store.transaction():
+                    self.save_node(node)
+                return node_id, messages.node_token(self.node_secret, node_id)
+        return None
 
     # --- state helpers --------------------------------------------------------------------------
 
@@ -284,6 +304,8 @@ class NodeOps(EngineBase):
             lost_for = mono - node.lost_at
             if node.doc["state"] != "unusable" and lost_for >= grace:
                 self._make_unusable(node, now)
+            if node.doc.get("_external"):
+                continue  # nothing to restart here: its agent runs elsewhere and reconnects by itself
             if lost_for >= adopt and not self.provider.is_alive(node.id) and node.doc["state"] != "leavingpool":
                 # A node whose agent is gone for good gets a fresh agent (it boots again).
                 node.lost_at = mono + 3600.0
@@ -302,6 +324,14 @@ class NodeOps(EngineBase):
         self.set_node_state(node, "unusable", now)
         self.save_node(node)
         self.kick()
+
+
+def is_external_pool(pool_doc: dict[str, Any]) -> bool:
+    """Pools whose metadata says `batchyard-provider: external` get their nodes from joining agents."""
+    return any(
+        item.get("name") == EXTERNAL_PROVIDER_KEY and str(item.get("value", "")).lower() == "external"
+        for item in pool_doc.get("metadata") or []
+    )
 
 
 def failure_of(result: dict[str, Any]) -> dict[str, Any] | None:

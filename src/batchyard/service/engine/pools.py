@@ -181,7 +181,8 @@ class PoolOps(NodeOps):
         self.store.delete_node(node.id)
         if node.session is not None:
             node.session.send({"t": "shutdown"})
-        self.spawn(self.provider.stop_node(node.id, wipe=True))
+        if not node.doc.get("_external"):
+            self.spawn(self.provider.stop_node(node.id, wipe=True))
         pool = self.pools.get(node.pool_key)
         if pool is None:
             return

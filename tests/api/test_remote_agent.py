@@ -1,0 +1,61 @@
+"""An agent on "another host": it joins a pool with the pool's join token and runs tasks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from azure.batch import models as m
+
+from tests.api.helpers import completed, create_job, create_pool
+from tests.conftest import Service, wait_for
+
+
+def _join_token(service: Service, pool_id: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "batchyard.cli.main", "join-token", "--data-dir", str(service.data_dir),
+         "--pool", pool_id],
+        check=True, capture_output=True, text=True,
+    )
+    return out.stdout.strip()
+
+
+def _start_agent(service: Service, root: Path, pool_id: str, token: str) -> subprocess.Popen[bytes]:
+    args = [sys.executable, "-m", "batchyard.agent", "--service-url", service.url, "--root", str(root),
+            "--pool", pool_id, "--join-token", token]
+    return subprocess.Popen(args, env={"PATH": "/usr/bin:/bin"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_agent_joins_a_pool_with_its_token_and_runs_tasks(service: Service, client: Any, unique: Any,
+                                                          tmp_path: Path) -> None:
+    pool_id, job_id = unique("remote"), unique("job")
+    create_pool(client, pool_id, nodes=1, metadata=[m.BatchMetadataItem(name="batchyard-provider", value="external")])
+    (node,) = list(client.list_nodes(pool_id))
+    assert node.state == "creating"  # nobody has claimed it yet
+
+    wrong = _start_agent(service, tmp_path / "wrong", pool_id, "0" * 64)
+    assert wrong.wait(30) == 2
+
+    token = _join_token(service, pool_id)
+    agent = _start_agent(service, tmp_path / "node", pool_id, token)
+    try:
+        wait_for(lambda: client.get_node(pool_id, node.id).state == "idle", what="the joined node to be idle")
+        create_job(client, job_id, pool_id)
+        client.create_task(job_id, m.BatchTaskCreateOptions(id="t", command_line="/bin/bash -c 'echo $AZ_BATCH_NODE_ID'"))
+        task = wait_for(lambda: completed(client, job_id, "t"), what="the task")
+        assert task.execution_info.exit_code == 0
+        assert b"".join(client.download_task_file(job_id, "t", "stdout.txt")).decode() == f"{node.id}\n"
+        assert (tmp_path / "node" / "workitems" / job_id / "job-1" / "t" / "stdout.txt").exists()
+
+        # A restarted agent with the same root comes back as the same node.
+        agent.kill()
+        agent.wait(10)
+        wait_for(lambda: client.get_node(pool_id, node.id).state in ("unknown", "unusable"), what="lost node")
+        agent = _start_agent(service, tmp_path / "node", pool_id, token)
+        wait_for(lambda: client.get_node(pool_id, node.id).state == "idle", what="the node to come back")
+    finally:
+        agent.kill()
+        agent.wait(10)
+        client.begin_delete_pool(pool_id)
