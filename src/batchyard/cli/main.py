@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--account-key", help="base64 account key (or BATCHYARD_ACCOUNT_KEY)")
     serve.add_argument("--public-url", help="URL clients and nodes use to reach the service")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--core-quota", type=int, default=500, help="dedicated cores all pools may hold")
     serve.add_argument("--node-lost-grace", type=float, default=Timing.node_lost_grace,
                        help="seconds before a node whose agent is gone becomes unusable")
     serve.add_argument("--adopt-grace", type=float, default=Timing.adopt_grace,
@@ -86,6 +87,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, data_dir=args.data_dir.resolve(), account_name=name, account_keys=keys,
         public_url=args.public_url,
         timing=Timing(node_lost_grace=args.node_lost_grace, adopt_grace=args.adopt_grace),
+        core_quota=args.core_quota,
     )
     app = build_app(settings)
     if settings.uses_dev_account:

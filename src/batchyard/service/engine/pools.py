@@ -11,6 +11,7 @@ from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
 from batchyard.service.engine.nodes import START_TASK_AID, NodeOps
 from batchyard.service.engine.runtime import NodeRt, PoolRt
+from batchyard.service.models import catalog
 
 # Nodes that are not doing work leave first when a pool shrinks.
 _REMOVAL_ORDER = {
@@ -127,8 +128,18 @@ class PoolOps(NodeOps):
         target = int(pool.doc.get("targetDedicatedNodes", 0)) + int(pool.doc.get("targetLowPriorityNodes", 0))
         staying = [self.nodes[node_id] for node_id in pool.node_ids if self.nodes[node_id].leaving is None]
         if len(staying) < target:
-            for _ in range(target - len(staying)):
+            wanted = target - len(staying)
+            allowed = self._nodes_within_quota(pool, wanted)
+            for _ in range(allowed):
                 self.allocate_node(pool, now)
+            if allowed < wanted:
+                pool.doc["resizeErrors"] = [
+                    {
+                        "code": "AccountCoreQuotaReached",
+                        "message": "The specified account has reached its dedicated core quota.",
+                        "values": [{"name": "CoreQuota", "value": str(self.settings.core_quota)}],
+                    }
+                ]
         elif len(staying) > target:
             option = pool.doc.get("_dealloc", "requeue")
             victims = sorted(
@@ -137,6 +148,12 @@ class PoolOps(NodeOps):
             for node in victims:
                 self._start_leaving(node, option, now)
         self._check_allocation(pool, now)
+
+    def _nodes_within_quota(self, pool: PoolRt, wanted: int) -> int:
+        used = sum(_cores(self.pools[node.pool_key].doc["vmSize"]) for node in self.nodes.values()
+                   if node.pool_key in self.pools)
+        per_node = _cores(pool.doc["vmSize"])
+        return max(0, min(wanted, (self.settings.core_quota - used) // per_node))
 
     def _set_allocation(self, pool: PoolRt, state: str, now: datetime) -> None:
         if pool.doc.get("allocationState") != state:
@@ -245,6 +262,11 @@ class PoolOps(NodeOps):
                 pool.doc.pop("_resizeStarted", None)
                 self.stamp(pool.doc, now)
                 self.save_pool(pool)
+
+
+def _cores(vm_size: str) -> int:
+    size = catalog.lookup_vm_size(vm_size)
+    return size.cores if size else 1
 
 
 def _being_deleted() -> Exception:
