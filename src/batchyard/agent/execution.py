@@ -117,10 +117,13 @@ class Execution:
     def _result(self, outcome: ProcessResult) -> dict[str, Any]:
         failure = None
         if outcome.start_error is not None:
+            not_found = "No such file" in outcome.start_error
             failure = {
                 "category": "usererror",
-                "code": "CommandProgramNotFound",
-                "message": "The specified command program is not found",
+                "code": "CommandProgramNotFound" if not_found else "CommandLaunchFailed",
+                "message": "The program specified in the task's command line was not found"
+                if not_found
+                else "An error occurred when launching the task's command line",
                 "details": [{"name": "Message", "value": outcome.start_error}],
             }
         elif outcome.timed_out:

@@ -7,6 +7,7 @@ directory: `..`, absolute paths and links that lead out are refused.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import urllib.error
 import urllib.request
@@ -32,12 +33,12 @@ def target_path(working_dir: Path, file_path: str | None, url: str) -> Path:
     """Where a resource file goes: `filePath` under the working dir, else the URL's last segment."""
     relative = file_path or url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
     if not relative or os.path.isabs(relative):
-        raise _failure("ResourceFilePathInvalid", f"The resource file path '{relative}' is not a relative path.")
+        raise _failure("ResourceFileCreateFailed", f"The resource file path '{relative}' is not a relative path.")
     root = working_dir.resolve()
     target = (root / relative).resolve()
     if root not in target.parents:
         raise _failure(
-            "ResourceFilePathInvalid", f"The resource file path '{relative}' leads outside the task working directory."
+            "ResourceFileCreateFailed", f"The resource file path '{relative}' leads outside the task working directory."
         )
     return target
 
@@ -53,7 +54,17 @@ def _download(url: str, target: Path, mode: str | None) -> None:
         partial.unlink(missing_ok=True)
         code = {403: "BlobAccessDenied", 404: "BlobNotFound"}.get(exc.code, "BlobDownloadMiscError")
         raise _failure(code, f"Failed to download resource file {target.name}: HTTP {exc.code} {exc.reason}", url) from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except TimeoutError:
+        partial.unlink(missing_ok=True)
+        raise _failure("BlobDownloadTimedOut", f"Timed out downloading resource file {target.name}", url) from None
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise _failure("DiskFull", f"The node disk is full: cannot download {target.name}", url) from None
+        if not isinstance(exc, urllib.error.URLError):
+            raise _failure("ResourceFileWriteFailed", f"Cannot write resource file {target.name}: {exc}", url) from None
+        raise _failure("BlobDownloadMiscError", f"Failed to download resource file {target.name}: {exc}", url) from None
+    except ValueError as exc:
         partial.unlink(missing_ok=True)
         raise _failure("BlobDownloadMiscError", f"Failed to download resource file {target.name}: {exc}", url) from None
     os.replace(partial, target)
@@ -61,7 +72,7 @@ def _download(url: str, target: Path, mode: str | None) -> None:
         try:
             os.chmod(target, int(mode, 8))
         except ValueError:
-            raise _failure("ResourceFileModeInvalid", f"The file mode '{mode}' is not an octal number.") from None
+            raise _failure("ResourceFileCreateFailed", f"The file mode '{mode}' is not an octal number.") from None
 
 
 async def download_resource_files(files: list[dict[str, Any]], working_dir: Path) -> None:
