@@ -74,7 +74,8 @@ def test_clean_stop_ends_agents_and_restart_reruns_interrupted_tasks(own_service
     marker = "$AZ_BATCH_NODE_SHARED_DIR/$AZ_BATCH_TASK_ID.marker"
     command = f"/bin/bash -c 'if [ -e {marker} ]; then echo rerun; else touch {marker}; sleep 60; fi'"
     client.create_task_collection(
-        "j", m.BatchTaskGroup(task_values=[m.BatchTaskCreateOptions(id=f"t{i}", command_line=command) for i in range(2)])
+        "j",
+        m.BatchTaskGroup(task_values=[m.BatchTaskCreateOptions(id=f"t{i}", command_line=command) for i in range(2)]),
     )
     wait_for(lambda: client.get_job_task_counts("j").task_counts.running == 2, what="two running tasks")
     wait_for(lambda: len(list((own_service.data_dir / "nodes").glob("*/shared/*.marker"))) == 2, what="markers")

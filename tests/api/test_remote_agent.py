@@ -15,21 +15,43 @@ from tests.conftest import Service, wait_for
 
 def _join_token(service: Service, pool_id: str) -> str:
     out = subprocess.run(
-        [sys.executable, "-m", "batchyard.cli.main", "join-token", "--data-dir", str(service.data_dir),
-         "--pool", pool_id],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "batchyard.cli.main",
+            "join-token",
+            "--data-dir",
+            str(service.data_dir),
+            "--pool",
+            pool_id,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return out.stdout.strip()
 
 
 def _start_agent(service: Service, root: Path, pool_id: str, token: str) -> subprocess.Popen[bytes]:
-    args = [sys.executable, "-m", "batchyard.agent", "--service-url", service.url, "--root", str(root),
-            "--pool", pool_id, "--join-token", token]
+    args = [
+        sys.executable,
+        "-m",
+        "batchyard.agent",
+        "--service-url",
+        service.url,
+        "--root",
+        str(root),
+        "--pool",
+        pool_id,
+        "--join-token",
+        token,
+    ]
     return subprocess.Popen(args, env={"PATH": "/usr/bin:/bin"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def test_agent_joins_a_pool_with_its_token_and_runs_tasks(service: Service, client: Any, unique: Any,
-                                                          tmp_path: Path) -> None:
+def test_agent_joins_a_pool_with_its_token_and_runs_tasks(
+    service: Service, client: Any, unique: Any, tmp_path: Path
+) -> None:
     pool_id, job_id = unique("remote"), unique("job")
     create_pool(client, pool_id, nodes=1, metadata=[m.BatchMetadataItem(name="batchyard-provider", value="external")])
     (node,) = list(client.list_nodes(pool_id))
@@ -43,7 +65,9 @@ def test_agent_joins_a_pool_with_its_token_and_runs_tasks(service: Service, clie
     try:
         wait_for(lambda: client.get_node(pool_id, node.id).state == "idle", what="the joined node to be idle")
         create_job(client, job_id, pool_id)
-        client.create_task(job_id, m.BatchTaskCreateOptions(id="t", command_line="/bin/bash -c 'echo $AZ_BATCH_NODE_ID'"))
+        client.create_task(
+            job_id, m.BatchTaskCreateOptions(id="t", command_line="/bin/bash -c 'echo $AZ_BATCH_NODE_ID'")
+        )
         task = wait_for(lambda: completed(client, job_id, "t"), what="the task")
         assert task.execution_info.exit_code == 0
         assert b"".join(client.download_task_file(job_id, "t", "stdout.txt")).decode() == f"{node.id}\n"

@@ -53,7 +53,9 @@ def _download(url: str, target: Path, mode: str | None) -> None:
     except urllib.error.HTTPError as exc:
         partial.unlink(missing_ok=True)
         code = {403: "BlobAccessDenied", 404: "BlobNotFound"}.get(exc.code, "BlobDownloadMiscError")
-        raise _failure(code, f"Failed to download resource file {target.name}: HTTP {exc.code} {exc.reason}", url) from None
+        raise _failure(
+            code, f"Failed to download resource file {target.name}: HTTP {exc.code} {exc.reason}", url
+        ) from None
     except TimeoutError:
         partial.unlink(missing_ok=True)
         raise _failure("BlobDownloadTimedOut", f"Timed out downloading resource file {target.name}", url) from None

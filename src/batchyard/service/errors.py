@@ -55,12 +55,17 @@ def invalid_property(name: str, value: Any, reason: str | None = None) -> BatchE
     if reason:
         values["Reason"] = reason
     return BatchError(
-        400, "InvalidPropertyValue", "The value provided for one of the properties in the request body is invalid.", values
+        400,
+        "InvalidPropertyValue",
+        "The value provided for one of the properties in the request body is invalid.",
+        values,
     )
 
 
 def invalid_body(reason: str) -> BatchError:
-    return BatchError(400, "InvalidRequestBody", "The specified Request Body is not syntactically valid.", {"Reason": reason})
+    return BatchError(
+        400, "InvalidRequestBody", "The specified Request Body is not syntactically valid.", {"Reason": reason}
+    )
 
 
 def invalid_query(name: str, value: str, reason: str | None = None) -> BatchError:
@@ -68,7 +73,10 @@ def invalid_query(name: str, value: str, reason: str | None = None) -> BatchErro
     if reason:
         values["Reason"] = reason
     return BatchError(
-        400, "InvalidQueryParameterValue", "Value for one of the query parameters specified in the request URI is invalid.", values
+        400,
+        "InvalidQueryParameterValue",
+        "Value for one of the query parameters specified in the request URI is invalid.",
+        values,
     )
 
 
@@ -85,7 +93,9 @@ def invalid_header(name: str, value: str, reason: str | None = None) -> BatchErr
     values = {"HeaderName": name, "HeaderValue": value}
     if reason:
         values["Reason"] = reason
-    return BatchError(400, "InvalidHeaderValue", "The value for one of the HTTP headers is not in the correct format.", values)
+    return BatchError(
+        400, "InvalidHeaderValue", "The value for one of the HTTP headers is not in the correct format.", values
+    )
 
 
 # --- Resources -----------------------------------------------------------------------------------
@@ -112,7 +122,9 @@ def operation_invalid(message: str) -> BatchError:
 
 
 def request_too_large() -> BatchError:
-    return BatchError(413, "RequestBodyTooLarge", "The request body is too large and exceeds the maximum permissible limit.")
+    return BatchError(
+        413, "RequestBodyTooLarge", "The request body is too large and exceeds the maximum permissible limit."
+    )
 
 
 def auth_failed(detail: str) -> BatchError:

@@ -25,7 +25,9 @@ class JobOps(TaskOps):
         key = spec["id"].lower()
         if key in self.jobs:
             if self.jobs[key].doc["state"] == "deleting":
-                raise errors.conflict("JobBeingDeleted", "The specified job has been marked for deletion and is being deleted.")
+                raise errors.conflict(
+                    "JobBeingDeleted", "The specified job has been marked for deletion and is being deleted."
+                )
             raise errors.conflict("JobExists", "The specified job already exists.")
         now = self.now()
         doc = dict(spec)
@@ -69,15 +71,22 @@ class JobOps(TaskOps):
         state = job.doc["state"]
         if state in ("completed", "terminating", "deleting"):
             raise errors.conflict(
-                {"completed": "JobCompleted", "terminating": "JobBeingTerminated", "deleting": "JobBeingDeleted"}[state],
+                {"completed": "JobCompleted", "terminating": "JobBeingTerminated", "deleting": "JobBeingDeleted"}[
+                    state
+                ],
                 f"The specified job is {state}.",
             )
         if "poolInfo" in changes and state != "disabled":
             raise errors.conflict("JobNotDisabled", "The pool of a job can only be changed while it is disabled.")
         now = self.now()
         if replace:
-            for key, default in (("priority", 0), ("constraints", {}), ("onAllTasksComplete", "noaction"),
-                                 ("metadata", []), ("allowTaskPreemption", False)):
+            for key, default in (
+                ("priority", 0),
+                ("constraints", {}),
+                ("onAllTasksComplete", "noaction"),
+                ("metadata", []),
+                ("allowTaskPreemption", False),
+            ):
                 job.doc[key] = default
             job.doc.pop("maxParallelTasks", None)
         old_pool = job.pool_key
@@ -95,8 +104,10 @@ class JobOps(TaskOps):
 
     def disable_job(self, job: JobRt, option: str) -> None:
         if job.doc["state"] != "active":
-            raise errors.conflict("JobNotActive" if job.doc["state"] != "disabled" else "JobDisabled",
-                                  "The specified job is not in the active state.")
+            raise errors.conflict(
+                "JobNotActive" if job.doc["state"] != "disabled" else "JobDisabled",
+                "The specified job is not in the active state.",
+            )
         now = self.now()
         self._move(job, "disabling", now)
         if option in ("requeue", "terminate"):
@@ -124,7 +135,9 @@ class JobOps(TaskOps):
         if state == "completed":
             raise errors.conflict("JobCompleted", "The specified job is already in a completed state.")
         if state == "deleting":
-            raise errors.conflict("JobBeingDeleted", "The specified job has been marked for deletion and is being deleted.")
+            raise errors.conflict(
+                "JobBeingDeleted", "The specified job has been marked for deletion and is being deleted."
+            )
         if state == "terminating":
             return
         now = self.now()
@@ -163,11 +176,7 @@ class JobOps(TaskOps):
         state = job.doc["state"]
         if state == "terminating":
             self._maybe_complete_job(job)
-        elif (
-            state == "active"
-            and job.doc.get("onAllTasksComplete") == "terminatejob"
-            and job.unfinished == 0
-        ):
+        elif state == "active" and job.doc.get("onAllTasksComplete") == "terminatejob" and job.unfinished == 0:
             job.doc["executionInfo"]["terminateReason"] = "AllTasksComplete"
             self._move(job, "terminating", self.now())
             self.save_job(job)
@@ -217,7 +226,6 @@ class JobOps(TaskOps):
             seconds = limit_seconds(limit)
             if seconds is not None and now - parse_iso(job.doc["creationTime"]) > timedelta(seconds=seconds):
                 self.terminate_job(job, "MaxWallClockTimeExpiry")
-
 
 
 class Engine(JobOps):

@@ -15,8 +15,15 @@ from batchyard.service.models import catalog
 
 # Nodes that are not doing work leave first when a pool shrinks.
 _REMOVAL_ORDER = {
-    "unusable": 0, "starttaskfailed": 0, "unknown": 1, "creating": 1, "starting": 1, "offline": 2,
-    "waitingforstarttask": 2, "idle": 3, "running": 4,
+    "unusable": 0,
+    "starttaskfailed": 0,
+    "unknown": 1,
+    "creating": 1,
+    "starting": 1,
+    "offline": 2,
+    "waitingforstarttask": 2,
+    "idle": 3,
+    "running": 4,
 }
 
 
@@ -31,7 +38,9 @@ class PoolOps(NodeOps):
         key = spec["id"].lower()
         if key in self.pools:
             if self.pools[key].doc["state"] == "deleting":
-                raise errors.conflict("PoolBeingDeleted", "The specified pool has been marked for deletion and is being reclaimed.")
+                raise errors.conflict(
+                    "PoolBeingDeleted", "The specified pool has been marked for deletion and is being reclaimed."
+                )
             raise errors.conflict("PoolExists", "The specified pool already exists.")
         now = self.now()
         doc = dict(spec)
@@ -142,16 +151,19 @@ class PoolOps(NodeOps):
                 ]
         elif len(staying) > target:
             option = pool.doc.get("_dealloc", "requeue")
-            victims = sorted(
-                staying, key=lambda n: (_REMOVAL_ORDER.get(n.doc["state"], 5), n.slots_used, -n.seq)
-            )[: len(staying) - target]
+            victims = sorted(staying, key=lambda n: (_REMOVAL_ORDER.get(n.doc["state"], 5), n.slots_used, -n.seq))[
+                : len(staying) - target
+            ]
             for node in victims:
                 self._start_leaving(node, option, now)
         self._check_allocation(pool, now)
 
     def _nodes_within_quota(self, pool: PoolRt, wanted: int) -> int:
-        used = sum(_cores(self.pools[node.pool_key].doc["vmSize"]) for node in self.nodes.values()
-                   if node.pool_key in self.pools)
+        used = sum(
+            _cores(self.pools[node.pool_key].doc["vmSize"])
+            for node in self.nodes.values()
+            if node.pool_key in self.pools
+        )
         per_node = _cores(pool.doc["vmSize"])
         return max(0, min(wanted, (self.settings.core_quota - used) // per_node))
 
@@ -238,8 +250,13 @@ class PoolOps(NodeOps):
         now = self.now()
         if replace:
             # updateproperties replaces these wholesale; absent startTask removes it.
-            for key in ("startTask", "certificateReferences", "applicationPackageReferences", "metadata",
-                        "targetNodeCommunicationMode"):
+            for key in (
+                "startTask",
+                "certificateReferences",
+                "applicationPackageReferences",
+                "metadata",
+                "targetNodeCommunicationMode",
+            ):
                 pool.doc.pop(key, None)
         pool.doc.update(changes)
         self.stamp(pool.doc, now)
@@ -255,8 +272,10 @@ class PoolOps(NodeOps):
             timeout = limit_seconds(pool.doc.get("resizeTimeout")) or 900.0
             if now - parse_iso(started) > timedelta(seconds=timeout):
                 pool.doc["resizeErrors"] = [
-                    {"code": "AllocationTimedout", "message": "Desired number of nodes could not be allocated"
-                     " within the resize timeout"}
+                    {
+                        "code": "AllocationTimedout",
+                        "message": "Desired number of nodes could not be allocated within the resize timeout",
+                    }
                 ]
                 self._set_allocation(pool, "steady", now)
                 pool.doc.pop("_resizeStarted", None)
@@ -270,5 +289,6 @@ def _cores(vm_size: str) -> int:
 
 
 def _being_deleted() -> Exception:
-    return errors.conflict("PoolBeingDeleted", "The specified pool has been marked for deletion and is being reclaimed.")
-
+    return errors.conflict(
+        "PoolBeingDeleted", "The specified pool has been marked for deletion and is being reclaimed."
+    )

@@ -45,7 +45,9 @@ class TaskOps(PoolOps):
         if state == "terminating":
             raise errors.conflict("JobBeingTerminated", "The specified job is being terminated.")
         if state == "deleting":
-            raise errors.conflict("JobBeingDeleted", "The specified job has been marked for deletion and is being deleted.")
+            raise errors.conflict(
+                "JobBeingDeleted", "The specified job has been marked for deletion and is being deleted."
+            )
 
     def add_tasks(self, job: JobRt, specs: list[dict[str, Any]]) -> list[dict[str, Any] | errors.BatchError]:
         """Add tasks to a job; one result per spec (the doc, or the error for that task)."""
@@ -90,19 +92,22 @@ class TaskOps(PoolOps):
 
     # --- runs -----------------------------------------------------------------------------------
 
-    def start_task_run(self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime) -> dict[str, Any]:
+    def start_task_run(
+        self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime
+    ) -> dict[str, Any]:
         aid = secrets.token_hex(8)
         pool = self.pools[node.pool_key]
         states.move(doc, states.TASK, "running", now, previous=True)
         doc["_aid"] = aid
         directory = task_dir(job.doc["id"], doc["id"])
+        node_url = f"{self.settings.base_url}/pools/{pool.doc['id']}/nodes/{node.id}"
         doc["nodeInfo"] = {
             "affinityId": node.doc["affinityId"],
-            "nodeUrl": f"{self.settings.base_url}/pools/{pool.doc['id']}/nodes/{node.id}",
+            "nodeUrl": node_url,
             "poolId": pool.doc["id"],
             "nodeId": node.id,
             "taskRootDirectory": directory,
-            "taskRootDirectoryUrl": f"{self.settings.base_url}/pools/{pool.doc['id']}/nodes/{node.id}/files/{directory}",
+            "taskRootDirectoryUrl": f"{node_url}/files/{directory}",
         }
         info = doc["executionInfo"]
         info["startTime"] = iso(now)
@@ -120,8 +125,11 @@ class TaskOps(PoolOps):
                 "jobId": job.doc["id"],
                 "taskId": doc["id"],
                 "taskState": "running",
-                "executionInfo": {"startTime": iso(now), "retryCount": info["retryCount"],
-                                  "requeueCount": info["requeueCount"]},
+                "executionInfo": {
+                    "startTime": iso(now),
+                    "retryCount": info["retryCount"],
+                    "requeueCount": info["requeueCount"],
+                },
             }
         )
         env = {item["name"]: item.get("value") or "" for item in job.doc.get("commonEnvironmentSettings") or []}
@@ -161,7 +169,12 @@ class TaskOps(PoolOps):
             return
         limit = int((doc.get("constraints") or {}).get("maxTaskRetryCount", 0))
         retries = int(info.get("retryCount", 0))
-        if failure and ended_by is None and (limit == -1 or retries < limit) and job.doc["state"] in ("active", "disabling", "disabled", "enabling"):
+        if (
+            failure
+            and ended_by is None
+            and (limit == -1 or retries < limit)
+            and job.doc["state"] in ("active", "disabling", "disabled", "enabling")
+        ):
             info["retryCount"] = retries + 1
             info["lastRetryTime"] = iso(now)
             info["failureInfo"] = failure
@@ -172,7 +185,12 @@ class TaskOps(PoolOps):
         self._update_recent(node, doc)
 
     def _complete(
-        self, job: JobRt, doc: dict[str, Any], slots: int, failure: dict[str, Any] | None, now: datetime,
+        self,
+        job: JobRt,
+        doc: dict[str, Any],
+        slots: int,
+        failure: dict[str, Any] | None,
+        now: datetime,
         from_state: str,
     ) -> None:
         info = doc["executionInfo"]
@@ -365,4 +383,3 @@ def _drop_from_queue(job: JobRt, key: str) -> None:
         if task.task_key == key:
             job.queue.remove(task)
             return
-
