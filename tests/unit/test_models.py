@@ -146,7 +146,10 @@ def test_job_special_task_defaults() -> None:
 
 
 def test_auto_pool_defaults() -> None:
-    spec = {"poolLifetimeOption": "Job", "pool": {"vmSize": "STANDARD_D2_V3", "virtualMachineConfiguration": VMC}}
+    spec = {
+        "poolLifetimeOption": "Job",
+        "pool": {"vmSize": "STANDARD_D2_V3", "virtualMachineConfiguration": VMC},
+    }
     spec["pool"]["targetDedicatedNodes"] = 2
     job = models.parse_job_create({"id": "j", "poolInfo": {"autoPoolSpecification": spec}})
     auto = job["poolInfo"]["autoPoolSpecification"]
@@ -209,7 +212,9 @@ def test_pool_update_replace_resize_remove() -> None:
         "resizeTimeout": "PT15M",
         "nodeDeallocationOption": "requeue",
     }
-    assert models.parse_pool_remove_nodes({"nodeList": ["n1"], "nodeDeallocationOption": "TaskCompletion"}) == {
+    assert models.parse_pool_remove_nodes(
+        {"nodeList": ["n1"], "nodeDeallocationOption": "TaskCompletion"}
+    ) == {
         "nodeList": ["n1"],
         "nodeDeallocationOption": "taskcompletion",
         "resizeTimeout": "PT15M",
@@ -243,16 +248,26 @@ def test_task_update() -> None:
     assert models.parse_task_update({"constraints": {"maxTaskRetryCount": 4}, "commandLine": "ignored"}) == {
         "constraints": {"maxTaskRetryCount": 4, "maxWallClockTime": UNLIMITED, "retentionTime": "P7D"}
     }
-    assert models.parse_task_update({}) == {"constraints": {"maxWallClockTime": UNLIMITED, "retentionTime": "P7D"}}
+    assert models.parse_task_update({}) == {
+        "constraints": {"maxWallClockTime": UNLIMITED, "retentionTime": "P7D"}
+    }
 
 
 def test_job_schedules() -> None:
-    body = {"id": "sched", "schedule": {"recurrenceInterval": "PT1H"}, "jobSpecification": {"poolInfo": {"poolId": "p"}}}
+    body = {
+        "id": "sched",
+        "schedule": {"recurrenceInterval": "PT1H"},
+        "jobSpecification": {"poolInfo": {"poolId": "p"}},
+    }
     schedule = models.parse_job_schedule_create(body)
     assert schedule["jobSpecification"]["priority"] == 0
     assert schedule["jobSpecification"]["constraints"]["maxWallClockTime"] == UNLIMITED
     invalid("id", models.parse_job_schedule_create, {**body, "id": "bad id"})
-    invalid("schedule.recurrenceInterval", models.parse_job_schedule_create, {**body, "schedule": {"recurrenceInterval": "PT30S"}})
+    invalid(
+        "schedule.recurrenceInterval",
+        models.parse_job_schedule_create,
+        {**body, "schedule": {"recurrenceInterval": "PT30S"}},
+    )
     replaced = models.parse_job_schedule_replace({"jobSpecification": {"poolInfo": {"poolId": "p"}}})
     assert replaced["schedule"] == {} and replaced["metadata"] == []
     assert models.parse_job_schedule_update({"metadata": [{"name": "a", "value": "b"}]}) == {
@@ -262,7 +277,9 @@ def test_job_schedules() -> None:
 
 def test_node_operations() -> None:
     assert models.parse_node_reboot(None) == {"nodeRebootOption": "requeue"}
-    assert models.parse_node_reboot({"nodeRebootOption": "TaskCompletion"}) == {"nodeRebootOption": "taskcompletion"}
+    assert models.parse_node_reboot({"nodeRebootOption": "TaskCompletion"}) == {
+        "nodeRebootOption": "taskcompletion"
+    }
     assert models.parse_node_reimage({}) == {"nodeReimageOption": "requeue"}
     assert models.parse_node_disable_scheduling(None) == {"nodeDisableSchedulingOption": "requeue"}
     assert models.parse_node_deallocate(None) == {"nodeDeallocateOption": "requeue"}
@@ -277,11 +294,17 @@ def test_node_operations() -> None:
 
 
 def test_autoscale_operations() -> None:
-    assert models.parse_pool_enable_autoscale({"autoScaleFormula": "f", "autoScaleEvaluationInterval": "PT5M"}) == {
+    assert models.parse_pool_enable_autoscale(
+        {"autoScaleFormula": "f", "autoScaleEvaluationInterval": "PT5M"}
+    ) == {
         "autoScaleFormula": "f",
         "autoScaleEvaluationInterval": "PT5M",
     }
-    invalid("autoScaleEvaluationInterval", models.parse_pool_enable_autoscale, {"autoScaleEvaluationInterval": "PT1M"})
+    invalid(
+        "autoScaleEvaluationInterval",
+        models.parse_pool_enable_autoscale,
+        {"autoScaleEvaluationInterval": "PT1M"},
+    )
     missing("autoScaleFormula", models.parse_pool_evaluate_autoscale, {})
 
 
@@ -295,7 +318,9 @@ def test_seed_pool_aliases() -> None:
     assert pool["targetDedicatedNodes"] == 3 and pool["taskSlotsPerNode"] == 4
     assert "targetDedicated" not in pool and "maxTasksPerNode" not in pool
     # The new name wins when both are given.
-    pool = models.parse_pool_create(pool_body(targetDedicated=3, targetDedicatedNodes=5, maxTasksPerNode=4, taskSlotsPerNode=2))
+    pool = models.parse_pool_create(
+        pool_body(targetDedicated=3, targetDedicatedNodes=5, maxTasksPerNode=4, taskSlotsPerNode=2)
+    )
     assert pool["targetDedicatedNodes"] == 5 and pool["taskSlotsPerNode"] == 2
     assert models.parse_pool_resize({"targetDedicated": 7})["targetDedicatedNodes"] == 7
 
@@ -316,7 +341,9 @@ def test_seed_rest_example_pool() -> None:
     assert "odata.metadata" not in pool
 
 
-@pytest.mark.parametrize("where", ["startTask", "task", "jobManagerTask", "jobPreparationTask", "jobReleaseTask"])
+@pytest.mark.parametrize(
+    "where", ["startTask", "task", "jobManagerTask", "jobPreparationTask", "jobReleaseTask"]
+)
 def test_run_elevated_alias(where: str) -> None:
     admin = {"autoUser": {"scope": "pool", "elevationLevel": "admin"}}
     spec = {"commandLine": "x", "runElevated": True}
@@ -348,7 +375,9 @@ def test_old_wire_names() -> None:
         )
     )
     assert task["userIdentity"] == {"username": "batchuser"}
-    assert task["resourceFiles"] == [{"httpUrl": "https://acct.blob.core.windows.net/c/f.txt", "filePath": "f.txt"}]
+    assert task["resourceFiles"] == [
+        {"httpUrl": "https://acct.blob.core.windows.net/c/f.txt", "filePath": "f.txt"}
+    ]
 
 
 def test_cloud_service_configuration_is_rejected_clearly() -> None:
@@ -375,9 +404,9 @@ def test_unknown_readonly_and_null_properties_are_dropped() -> None:
     for name in ("url", "state", "currentDedicatedNodes", "someFutureField", "displayName"):
         assert name not in pool
     assert "exactVersion" not in pool["virtualMachineConfiguration"]["imageReference"]  # readOnly
-    assert models.parse_job_replace(job_body(jobManagerTask={"id": "x", "commandLine": "y"}, onTaskFailure="x")) == (
-        models.parse_job_replace({"poolInfo": {"poolId": "pool-1"}})
-    )
+    assert models.parse_job_replace(
+        job_body(jobManagerTask={"id": "x", "commandLine": "y"}, onTaskFailure="x")
+    ) == (models.parse_job_replace({"poolInfo": {"poolId": "pool-1"}}))
 
 
 def test_enums_are_case_insensitive_and_canonical() -> None:
@@ -385,9 +414,18 @@ def test_enums_are_case_insensitive_and_canonical() -> None:
         pool_body(taskSchedulingPolicy={"nodeFillType": "Pack", "jobDefaultOrder": "creationtime"})
     )
     assert pool["taskSchedulingPolicy"] == {"nodeFillType": "pack", "jobDefaultOrder": "creationTime"}
-    job = models.parse_job_create(job_body(onAllTasksComplete="terminateJob", onTaskFailure="PerformExitOptionsJobAction"))
-    assert (job["onAllTasksComplete"], job["onTaskFailure"]) == ("terminatejob", "performexitoptionsjobaction")
-    err = invalid("taskSchedulingPolicy.nodeFillType", models.parse_pool_create, pool_body(taskSchedulingPolicy={"nodeFillType": "fill"}))
+    job = models.parse_job_create(
+        job_body(onAllTasksComplete="terminateJob", onTaskFailure="PerformExitOptionsJobAction")
+    )
+    assert (job["onAllTasksComplete"], job["onTaskFailure"]) == (
+        "terminatejob",
+        "performexitoptionsjobaction",
+    )
+    err = invalid(
+        "taskSchedulingPolicy.nodeFillType",
+        models.parse_pool_create,
+        pool_body(taskSchedulingPolicy={"nodeFillType": "fill"}),
+    )
     assert err.values["PropertyValue"] == "fill" and "spread" in err.values["Reason"]
 
 
@@ -410,7 +448,10 @@ def test_property_names_are_case_insensitive() -> None:
         (task_body(constraints={"maxWallClockTime": 3600}), "constraints.maxWallClockTime"),
         (task_body(constraints={"retentionTime": "-PT1H"}), "constraints.retentionTime"),
         (task_body(environmentSettings=[{"name": "A", "value": 1}]), "environmentSettings[0].value"),
-        (task_body(dependsOn={"taskIdRanges": [{"start": "1", "end": 2}]}), "dependsOn.taskIdRanges[0].start"),
+        (
+            task_body(dependsOn={"taskIdRanges": [{"start": "1", "end": 2}]}),
+            "dependsOn.taskIdRanges[0].start",
+        ),
     ],
 )
 def test_type_errors_name_the_property(body: dict[str, Any], prop: str) -> None:
@@ -422,7 +463,9 @@ def test_integral_float_is_an_integer() -> None:
 
 
 def test_canonical_durations_and_date_times() -> None:
-    task = models.parse_task_create(task_body(constraints={"maxWallClockTime": "PT3600S", "retentionTime": "P0DT48H"}))
+    task = models.parse_task_create(
+        task_body(constraints={"maxWallClockTime": "PT3600S", "retentionTime": "P0DT48H"})
+    )
     assert task["constraints"] == {"maxWallClockTime": "PT1H", "retentionTime": "P2D"}
     user = models.parse_node_user_create({"name": "u", "expiryTime": "2030-01-01T00:00:00.1234567Z"})
     assert user["expiryTime"] == "2030-01-01T00:00:00.1234567Z"
@@ -436,13 +479,29 @@ def test_body_must_be_an_object() -> None:
         assert info.value.code == "InvalidRequestBody"
 
 
+def test_deeply_nested_garbage_is_a_clean_error() -> None:
+    deep: Any = 1
+    for _ in range(5000):
+        deep = [deep]
+    err = invalid("id", models.parse_task_create, {"id": deep, "commandLine": "x"})
+    assert len(err.values["PropertyValue"]) <= 256
+    deep_object: Any = 1
+    for _ in range(5000):
+        deep_object = {"a": deep_object}
+    assert models.parse_task_create(task_body(unknown=deep_object))["id"] == "task-1"
+    invalid("commandLine", models.parse_task_create, task_body(commandLine=deep_object))
+
+
 def test_error_shape() -> None:
     err = missing("commandLine", models.parse_task_create, {"id": "t"})
     assert err.body()["values"] == [{"key": "PropertyName", "value": "commandLine"}]
 
 
 def test_validate_generic_and_unknown_definition() -> None:
-    assert models.validate("BatchMetadataItem", {"name": "a", "value": "b", "x": 1}) == {"name": "a", "value": "b"}
+    assert models.validate("BatchMetadataItem", {"name": "a", "value": "b", "x": 1}) == {
+        "name": "a",
+        "value": "b",
+    }
     missing("meta.value", models.validate, "BatchMetadataItem", {"name": "a"}, "meta")
     with pytest.raises(KeyError):
         models.validate("NoSuchDefinition", {})
@@ -462,7 +521,9 @@ def test_ids(bad: str) -> None:
     invalid("id", models.parse_job_create, job_body(id=bad))
     invalid("id", models.parse_task_create, task_body(id=bad))
     invalid("value[1].id", models.parse_task_collection, {"value": [task_body(), task_body(id=bad)]})
-    invalid("jobManagerTask.id", models.parse_job_create, job_body(jobManagerTask={"id": bad, "commandLine": "x"}))
+    invalid(
+        "jobManagerTask.id", models.parse_job_create, job_body(jobManagerTask={"id": bad, "commandLine": "x"})
+    )
 
 
 def test_valid_ids() -> None:
@@ -476,17 +537,35 @@ def test_required_properties() -> None:
     missing("value[0].commandLine", models.parse_task_collection, {"value": [{"id": "t"}]})
     missing("poolInfo", models.parse_job_create, {"id": "j"})
     missing("vmSize", models.parse_pool_create, {k: v for k, v in pool_body().items() if k != "vmSize"})
-    missing("virtualMachineConfiguration", models.parse_pool_create, {k: v for k, v in pool_body().items() if k != "virtualMachineConfiguration"})
-    missing("virtualMachineConfiguration.nodeAgentSKUId", models.parse_pool_create, pool_body(virtualMachineConfiguration={"imageReference": IMAGE}))
-    missing("virtualMachineConfiguration.imageReference", models.parse_pool_create, pool_body(virtualMachineConfiguration={"nodeAgentSKUId": "batch.node.ubuntu 22.04"}))
+    missing(
+        "virtualMachineConfiguration",
+        models.parse_pool_create,
+        {k: v for k, v in pool_body().items() if k != "virtualMachineConfiguration"},
+    )
+    missing(
+        "virtualMachineConfiguration.nodeAgentSKUId",
+        models.parse_pool_create,
+        pool_body(virtualMachineConfiguration={"imageReference": IMAGE}),
+    )
+    missing(
+        "virtualMachineConfiguration.imageReference",
+        models.parse_pool_create,
+        pool_body(virtualMachineConfiguration={"nodeAgentSKUId": "batch.node.ubuntu 22.04"}),
+    )
     missing("startTask.commandLine", models.parse_pool_create, pool_body(startTask={}))
-    missing("metadata[1].name", models.parse_job_create, job_body(metadata=[{"name": "a", "value": "b"}, {"value": "c"}]))
+    missing(
+        "metadata[1].name",
+        models.parse_job_create,
+        job_body(metadata=[{"name": "a", "value": "b"}, {"value": "c"}]),
+    )
     missing("metadata", models.parse_pool_replace, {"applicationPackageReferences": []})
 
 
 def test_empty_command_line_and_names() -> None:
     invalid("commandLine", models.parse_task_create, task_body(commandLine="  "))
-    invalid("environmentSettings[0].name", models.parse_task_create, task_body(environmentSettings=[{"name": ""}]))
+    invalid(
+        "environmentSettings[0].name", models.parse_task_create, task_body(environmentSettings=[{"name": ""}])
+    )
     invalid("metadata[0].name", models.parse_job_create, job_body(metadata=[{"name": "", "value": "v"}]))
 
 
@@ -501,14 +580,27 @@ def test_job_priority_and_parallelism() -> None:
 
 
 def test_pool_info_exactly_one() -> None:
-    auto = {"poolLifetimeOption": "job", "pool": {"vmSize": "small", "virtualMachineConfiguration": VMC, "targetDedicatedNodes": 1}}
-    invalid("poolInfo.autoPoolSpecification", models.parse_job_create, job_body(poolInfo={"poolId": "p", "autoPoolSpecification": auto}))
+    auto = {
+        "poolLifetimeOption": "job",
+        "pool": {"vmSize": "small", "virtualMachineConfiguration": VMC, "targetDedicatedNodes": 1},
+    }
+    invalid(
+        "poolInfo.autoPoolSpecification",
+        models.parse_job_create,
+        job_body(poolInfo={"poolId": "p", "autoPoolSpecification": auto}),
+    )
     missing("poolInfo.poolId", models.parse_job_create, job_body(poolInfo={}))
-    missing("poolInfo.autoPoolSpecification.pool", models.parse_job_create, job_body(poolInfo={"autoPoolSpecification": {"poolLifetimeOption": "job"}}))
+    missing(
+        "poolInfo.autoPoolSpecification.pool",
+        models.parse_job_create,
+        job_body(poolInfo={"autoPoolSpecification": {"poolLifetimeOption": "job"}}),
+    )
     invalid(
         "poolInfo.autoPoolSpecification.pool.taskSlotsPerNode",
         models.parse_job_create,
-        job_body(poolInfo={"autoPoolSpecification": {**auto, "pool": {**auto["pool"], "taskSlotsPerNode": 0}}}),
+        job_body(
+            poolInfo={"autoPoolSpecification": {**auto, "pool": {**auto["pool"], "taskSlotsPerNode": 0}}}
+        ),
     )
 
 
@@ -520,31 +612,76 @@ def test_task_slots_per_node() -> None:
 
 
 def test_retry_counts_and_slots() -> None:
-    assert models.parse_task_create(task_body(constraints={"maxTaskRetryCount": -1}))["constraints"]["maxTaskRetryCount"] == -1
-    invalid("constraints.maxTaskRetryCount", models.parse_task_create, task_body(constraints={"maxTaskRetryCount": -2}))
-    invalid("constraints.maxTaskRetryCount", models.parse_job_create, job_body(constraints={"maxTaskRetryCount": -5}))
-    invalid("startTask.maxTaskRetryCount", models.parse_pool_create, pool_body(startTask={"commandLine": "x", "maxTaskRetryCount": -2}))
+    assert (
+        models.parse_task_create(task_body(constraints={"maxTaskRetryCount": -1}))["constraints"][
+            "maxTaskRetryCount"
+        ]
+        == -1
+    )
+    invalid(
+        "constraints.maxTaskRetryCount",
+        models.parse_task_create,
+        task_body(constraints={"maxTaskRetryCount": -2}),
+    )
+    invalid(
+        "constraints.maxTaskRetryCount",
+        models.parse_job_create,
+        job_body(constraints={"maxTaskRetryCount": -5}),
+    )
+    invalid(
+        "startTask.maxTaskRetryCount",
+        models.parse_pool_create,
+        pool_body(startTask={"commandLine": "x", "maxTaskRetryCount": -2}),
+    )
     invalid("requiredSlots", models.parse_task_create, task_body(requiredSlots=0))
-    invalid("jobManagerTask.requiredSlots", models.parse_job_create, job_body(jobManagerTask={"id": "m", "commandLine": "x", "requiredSlots": 0}))
+    invalid(
+        "jobManagerTask.requiredSlots",
+        models.parse_job_create,
+        job_body(jobManagerTask={"id": "m", "commandLine": "x", "requiredSlots": 0}),
+    )
     invalid(
         "requiredSlots",
         models.parse_task_create,
         task_body(requiredSlots=2, multiInstanceSettings={"coordinationCommandLine": "c"}),
     )
-    invalid("multiInstanceSettings.numberOfInstances", models.parse_task_create, task_body(multiInstanceSettings={"coordinationCommandLine": "c", "numberOfInstances": 0}))
+    invalid(
+        "multiInstanceSettings.numberOfInstances",
+        models.parse_task_create,
+        task_body(multiInstanceSettings={"coordinationCommandLine": "c", "numberOfInstances": 0}),
+    )
 
 
 @pytest.mark.parametrize(
     ("resource_file", "code", "prop"),
     [
         ({"filePath": "x"}, "InvalidPropertyValue", "resourceFiles[2]"),
-        ({"httpUrl": "https://a/b", "storageContainerUrl": "https://a/c"}, "InvalidPropertyValue", "resourceFiles[2].storageContainerUrl"),
-        ({"autoStorageContainerName": "c", "httpUrl": "https://a/b", "filePath": "b"}, "InvalidPropertyValue", "resourceFiles[2].autoStorageContainerName"),
+        (
+            {"httpUrl": "https://a/b", "storageContainerUrl": "https://a/c"},
+            "InvalidPropertyValue",
+            "resourceFiles[2].storageContainerUrl",
+        ),
+        (
+            {"autoStorageContainerName": "c", "httpUrl": "https://a/b", "filePath": "b"},
+            "InvalidPropertyValue",
+            "resourceFiles[2].autoStorageContainerName",
+        ),
         ({"httpUrl": "https://a/b"}, "MissingRequiredProperty", "resourceFiles[2].filePath"),
-        ({"httpUrl": "https://a/b", "filePath": "b", "blobPrefix": "p"}, "InvalidPropertyValue", "resourceFiles[2].blobPrefix"),
+        (
+            {"httpUrl": "https://a/b", "filePath": "b", "blobPrefix": "p"},
+            "InvalidPropertyValue",
+            "resourceFiles[2].blobPrefix",
+        ),
         ({"httpUrl": "https://a/b", "filePath": "../b"}, "InvalidPropertyValue", "resourceFiles[2].filePath"),
-        ({"httpUrl": "https://a/b", "filePath": "/etc/b"}, "InvalidPropertyValue", "resourceFiles[2].filePath"),
-        ({"httpUrl": "https://a/b", "filePath": "b", "fileMode": "rwx"}, "InvalidPropertyValue", "resourceFiles[2].fileMode"),
+        (
+            {"httpUrl": "https://a/b", "filePath": "/etc/b"},
+            "InvalidPropertyValue",
+            "resourceFiles[2].filePath",
+        ),
+        (
+            {"httpUrl": "https://a/b", "filePath": "b", "fileMode": "rwx"},
+            "InvalidPropertyValue",
+            "resourceFiles[2].fileMode",
+        ),
     ],
 )
 def test_resource_files(resource_file: dict[str, Any], code: str, prop: str) -> None:
@@ -562,9 +699,15 @@ def test_resource_file_sources() -> None:
 
 
 def test_user_identity_exactly_one() -> None:
-    invalid("userIdentity.autoUser", models.parse_task_create, task_body(userIdentity={"username": "u", "autoUser": {}}))
+    invalid(
+        "userIdentity.autoUser",
+        models.parse_task_create,
+        task_body(userIdentity={"username": "u", "autoUser": {}}),
+    )
     invalid("userIdentity", models.parse_task_create, task_body(userIdentity={}))
-    auto = models.parse_task_create(task_body(userIdentity={"autoUser": {"elevationLevel": "Admin"}}))["userIdentity"]
+    auto = models.parse_task_create(task_body(userIdentity={"autoUser": {"elevationLevel": "Admin"}}))[
+        "userIdentity"
+    ]
     assert auto == {"autoUser": {"elevationLevel": "admin", "scope": "pool"}}
 
 
@@ -572,7 +715,11 @@ def test_autoscale_rules() -> None:
     formula = "$TargetDedicatedNodes = 1;"
     no_targets = {k: v for k, v in pool_body().items() if k != "targetDedicatedNodes"}
     missing("autoScaleFormula", models.parse_pool_create, {**no_targets, "enableAutoScale": True})
-    invalid("targetDedicatedNodes", models.parse_pool_create, pool_body(enableAutoScale=True, autoScaleFormula=formula))
+    invalid(
+        "targetDedicatedNodes",
+        models.parse_pool_create,
+        pool_body(enableAutoScale=True, autoScaleFormula=formula),
+    )
     invalid(
         "targetLowPriorityNodes",
         models.parse_pool_create,
@@ -582,7 +729,12 @@ def test_autoscale_rules() -> None:
     invalid(
         "autoScaleEvaluationInterval",
         models.parse_pool_create,
-        {**no_targets, "enableAutoScale": True, "autoScaleFormula": formula, "autoScaleEvaluationInterval": "P8D"},
+        {
+            **no_targets,
+            "enableAutoScale": True,
+            "autoScaleFormula": formula,
+            "autoScaleEvaluationInterval": "P8D",
+        },
     )
     # The contract: "If enableAutoScale is set to false, then you must set either targetDedicatedNodes,
     # targetLowPriorityNodes, or both."
@@ -595,7 +747,14 @@ def test_timeouts() -> None:
     invalid("resizeTimeout", models.parse_pool_create, pool_body(resizeTimeout="PT4M"))
     invalid("resizeTimeout", models.parse_pool_resize, {"resizeTimeout": "PT1M"})
     invalid("resizeTimeout", models.parse_pool_remove_nodes, {"nodeList": ["n"], "resizeTimeout": "PT1M"})
-    invalid("jobReleaseTask.maxWallClockTime", models.parse_job_create, job_body(jobPreparationTask={"commandLine": "p"}, jobReleaseTask={"commandLine": "r", "maxWallClockTime": "PT16M"}))
+    invalid(
+        "jobReleaseTask.maxWallClockTime",
+        models.parse_job_create,
+        job_body(
+            jobPreparationTask={"commandLine": "p"},
+            jobReleaseTask={"commandLine": "r", "maxWallClockTime": "PT16M"},
+        ),
+    )
 
 
 def test_job_release_needs_preparation() -> None:
@@ -603,13 +762,30 @@ def test_job_release_needs_preparation() -> None:
 
 
 def test_images_and_agents() -> None:
-    invalid("virtualMachineConfiguration.nodeAgentSKUId", models.parse_pool_create, pool_body(virtualMachineConfiguration={**VMC, "nodeAgentSKUId": "batch.node.windows amd64"}))
-    invalid("virtualMachineConfiguration.windowsConfiguration", models.parse_pool_create, pool_body(virtualMachineConfiguration={**VMC, "windowsConfiguration": {}}))
-    missing("virtualMachineConfiguration.imageReference.sku", models.parse_pool_create, pool_body(virtualMachineConfiguration={**VMC, "imageReference": {"publisher": "p", "offer": "o"}}))
-    gallery = {"virtualMachineImageId": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/galleries/x/images/y"}
+    invalid(
+        "virtualMachineConfiguration.nodeAgentSKUId",
+        models.parse_pool_create,
+        pool_body(virtualMachineConfiguration={**VMC, "nodeAgentSKUId": "batch.node.windows amd64"}),
+    )
+    invalid(
+        "virtualMachineConfiguration.windowsConfiguration",
+        models.parse_pool_create,
+        pool_body(virtualMachineConfiguration={**VMC, "windowsConfiguration": {}}),
+    )
+    missing(
+        "virtualMachineConfiguration.imageReference.sku",
+        models.parse_pool_create,
+        pool_body(virtualMachineConfiguration={**VMC, "imageReference": {"publisher": "p", "offer": "o"}}),
+    )
+    image_id = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/galleries/x/images/y"
+    gallery = {"virtualMachineImageId": image_id}
     pool = models.parse_pool_create(pool_body(virtualMachineConfiguration={**VMC, "imageReference": gallery}))
     assert pool["virtualMachineConfiguration"]["imageReference"] == gallery
-    invalid("virtualMachineConfiguration.imageReference.publisher", models.parse_pool_create, pool_body(virtualMachineConfiguration={**VMC, "imageReference": {**gallery, **IMAGE}}))
+    invalid(
+        "virtualMachineConfiguration.imageReference.publisher",
+        models.parse_pool_create,
+        pool_body(virtualMachineConfiguration={**VMC, "imageReference": {**gallery, **IMAGE}}),
+    )
 
 
 def test_collection_limits() -> None:
@@ -617,16 +793,99 @@ def test_collection_limits() -> None:
     invalid("value", models.parse_task_collection, {"value": [task_body(id=f"t{i}") for i in range(101)]})
     missing("value", models.parse_task_collection, {})
     invalid("nodeList", models.parse_pool_remove_nodes, {"nodeList": [f"n{i}" for i in range(101)]})
-    invalid("applicationPackageReferences", models.parse_pool_create, pool_body(applicationPackageReferences=[{"applicationId": f"a{i}"} for i in range(11)]))
+    invalid(
+        "applicationPackageReferences",
+        models.parse_pool_create,
+        pool_body(applicationPackageReferences=[{"applicationId": f"a{i}"} for i in range(11)]),
+    )
 
 
 def test_misc_rules() -> None:
     invalid("displayName", models.parse_task_create, task_body(displayName="x" * 1025))
-    invalid("dependsOn.taskIdRanges[0].end", models.parse_task_create, task_body(dependsOn={"taskIdRanges": [{"start": 5, "end": 1}]}))
-    invalid("exitConditions.exitCodeRanges[0].end", models.parse_task_create, task_body(exitConditions={"exitCodeRanges": [{"start": 5, "end": 1, "exitOptions": {}}]}))
-    missing("userAccounts[0].linuxUserConfiguration.gid", models.parse_pool_create, pool_body(userAccounts=[{"name": "u", "password": "p", "linuxUserConfiguration": {"uid": 1000}}]))
-    invalid("userAccounts[0].name", models.parse_pool_create, pool_body(userAccounts=[{"name": "u" * 21, "password": "p"}]))
-    invalid("poolInfo.autoPoolSpecification.autoPoolIdPrefix", models.parse_job_create, job_body(poolInfo={"autoPoolSpecification": {"poolLifetimeOption": "job", "autoPoolIdPrefix": "x" * 21, "pool": {}}}))
+    invalid(
+        "dependsOn.taskIdRanges[0].end",
+        models.parse_task_create,
+        task_body(dependsOn={"taskIdRanges": [{"start": 5, "end": 1}]}),
+    )
+    invalid(
+        "exitConditions.exitCodeRanges[0].end",
+        models.parse_task_create,
+        task_body(exitConditions={"exitCodeRanges": [{"start": 5, "end": 1, "exitOptions": {}}]}),
+    )
+    missing(
+        "userAccounts[0].linuxUserConfiguration.gid",
+        models.parse_pool_create,
+        pool_body(userAccounts=[{"name": "u", "password": "p", "linuxUserConfiguration": {"uid": 1000}}]),
+    )
+    invalid(
+        "userAccounts[0].name",
+        models.parse_pool_create,
+        pool_body(userAccounts=[{"name": "u" * 21, "password": "p"}]),
+    )
+    invalid(
+        "poolInfo.autoPoolSpecification.autoPoolIdPrefix",
+        models.parse_job_create,
+        job_body(
+            poolInfo={"autoPoolSpecification": {"poolLifetimeOption": "job", "autoPoolIdPrefix": "x" * 21}}
+        ),
+    )
+
+
+def test_more_contract_rules() -> None:
+    nfs = {"source": "10.0.0.4:/exports", "relativeMountPath": "data"}
+    blob = {"accountName": "a", "containerName": "c", "relativeMountPath": "b", "sasKey": "k"}
+    pool = models.parse_pool_create(pool_body(mountConfiguration=[{"nfsMountConfiguration": nfs}]))
+    assert pool["mountConfiguration"] == [{"nfsMountConfiguration": nfs}]
+    invalid(
+        "mountConfiguration[0].nfsMountConfiguration",
+        models.parse_pool_create,
+        pool_body(
+            mountConfiguration=[{"nfsMountConfiguration": nfs, "azureBlobFileSystemConfiguration": blob}]
+        ),
+    )
+    invalid("mountConfiguration[0]", models.parse_pool_create, pool_body(mountConfiguration=[{}]))
+    invalid(
+        "mountConfiguration[0].azureBlobFileSystemConfiguration.sasKey",
+        models.parse_pool_create,
+        pool_body(mountConfiguration=[{"azureBlobFileSystemConfiguration": {**blob, "accountKey": "x"}}]),
+    )
+    disks = [{"lun": 64, "diskSizeGB": 10}]
+    invalid(
+        "virtualMachineConfiguration.dataDisks[0].lun",
+        models.parse_pool_create,
+        pool_body(virtualMachineConfiguration={**VMC, "dataDisks": disks}),
+    )
+    invalid("vmSize", models.parse_pool_create, pool_body(vmSize="STANDARD_A0"))
+    invalid(
+        "userAccounts[0].windowsUserConfiguration",
+        models.parse_pool_create,
+        pool_body(userAccounts=[{"name": "u", "password": "p", "windowsUserConfiguration": {}}]),
+    )
+    raises(
+        "TaskDependencyListTooLong",
+        "dependsOn.taskIds",
+        models.parse_task_create,
+        task_body(dependsOn={"taskIds": [f"{i:063d}" for i in range(1100)]}),
+    )
+    invalid(
+        "applicationPackageReferences",
+        models.parse_pool_replace,
+        {"metadata": [], "applicationPackageReferences": [{"applicationId": f"a{i}"} for i in range(11)]},
+    )
+
+
+def test_auto_pool_resource_tags_are_a_map() -> None:
+    pool = {"vmSize": "small", "virtualMachineConfiguration": VMC, "targetDedicatedNodes": 1}
+    spec = {"poolLifetimeOption": "job", "pool": {**pool, "resourceTags": {"team": "a"}}}
+    job = models.parse_job_create(job_body(poolInfo={"autoPoolSpecification": spec}))
+    assert job["poolInfo"]["autoPoolSpecification"]["pool"]["resourceTags"] == {"team": "a"}
+
+
+def test_hook_tables_name_contract_definitions() -> None:
+    from batchyard.service.models import hooks
+
+    names = set(schema.definitions())
+    assert set(hooks.PRE) <= names and set(hooks.POST) <= names and set(hooks.NOT_REQUIRED) <= names
 
 
 # --- real SDK request bodies ---------------------------------------------------------------------------
@@ -658,7 +917,9 @@ def test_sdk_pool_round_trip() -> None:
         start_task=bm.BatchStartTask(
             command_line="/bin/sh -c 'apt-get update'",
             user_identity=bm.UserIdentity(
-                auto_user=bm.AutoUserSpecification(scope=bm.AutoUserScope.POOL, elevation_level=bm.ElevationLevel.ADMIN)
+                auto_user=bm.AutoUserSpecification(
+                    scope=bm.AutoUserScope.POOL, elevation_level=bm.ElevationLevel.ADMIN
+                )
             ),
             resource_files=[bm.ResourceFile(http_url="https://example.com/setup.sh", file_path="setup.sh")],
             wait_for_success=True,
@@ -676,9 +937,13 @@ def test_sdk_pool_round_trip() -> None:
 
     update = models.parse_pool_update(sdk_body(bm.BatchPoolUpdateOptions(metadata=[], task_slots_per_node=2)))
     assert update == {"metadata": [], "taskSlotsPerNode": 2}
-    replace = models.parse_pool_replace(sdk_body(bm.BatchPoolReplaceOptions(application_package_references=[], metadata=[])))
+    replace = models.parse_pool_replace(
+        sdk_body(bm.BatchPoolReplaceOptions(application_package_references=[], metadata=[]))
+    )
     assert replace["certificateReferences"] == []
-    resize = models.parse_pool_resize(sdk_body(bm.BatchPoolResizeOptions(target_dedicated_nodes=5, resize_timeout=timedelta(hours=1))))
+    resize = models.parse_pool_resize(
+        sdk_body(bm.BatchPoolResizeOptions(target_dedicated_nodes=5, resize_timeout=timedelta(hours=1)))
+    )
     assert resize == {"targetDedicatedNodes": 5, "resizeTimeout": "PT1H", "nodeDeallocationOption": "requeue"}
     remove = models.parse_pool_remove_nodes(sdk_body(bm.BatchNodeRemoveOptions(node_ids=["tvm-1"])))
     assert remove["nodeList"] == ["tvm-1"]
@@ -695,7 +960,9 @@ def test_sdk_job_round_trip() -> None:
                 pool=bm.BatchPoolSpecification(
                     vm_size="STANDARD_D2S_V3",
                     virtual_machine_configuration=bm.VirtualMachineConfiguration(
-                        image_reference=bm.BatchVmImageReference(publisher="canonical", offer="ubuntu-24_04-lts", sku="server"),
+                        image_reference=bm.BatchVmImageReference(
+                            publisher="canonical", offer="ubuntu-24_04-lts", sku="server"
+                        ),
                         node_agent_sku_id="batch.node.ubuntu 24.04",
                     ),
                     target_dedicated_nodes=1,
@@ -716,7 +983,9 @@ def test_sdk_job_round_trip() -> None:
 
     update = models.parse_job_update(sdk_body(bm.BatchJobUpdateOptions(priority=-5, max_parallel_tasks=3)))
     assert update == {"priority": -5, "maxParallelTasks": 3}
-    disable = models.parse_job_disable(sdk_body(bm.BatchJobDisableOptions(disable_tasks=bm.DisableBatchJobOption.WAIT)))
+    disable = models.parse_job_disable(
+        sdk_body(bm.BatchJobDisableOptions(disable_tasks=bm.DisableBatchJobOption.WAIT))
+    )
     assert disable == {"disableTasks": "wait"}
 
 
@@ -728,25 +997,41 @@ def test_sdk_task_round_trip() -> None:
             id=f"task-{i}",
             command_line="/bin/sh -c 'echo $X'",
             environment_settings=[bm.EnvironmentSetting(name="X", value=str(i))],
-            constraints=bm.BatchTaskConstraints(max_wall_clock_time=timedelta(hours=2), max_task_retry_count=1),
-            resource_files=[bm.ResourceFile(storage_container_url="https://acct.blob.core.windows.net/in?sas", blob_prefix="data/")],
+            constraints=bm.BatchTaskConstraints(
+                max_wall_clock_time=timedelta(hours=2), max_task_retry_count=1
+            ),
+            resource_files=[
+                bm.ResourceFile(
+                    storage_container_url="https://acct.blob.core.windows.net/in?sas", blob_prefix="data/"
+                )
+            ],
             output_files=[
                 bm.OutputFile(
                     file_pattern="*.txt",
                     destination=bm.OutputFileDestination(
-                        container=bm.OutputFileBlobContainerDestination(container_url="https://acct.blob.core.windows.net/out?sas")
+                        container=bm.OutputFileBlobContainerDestination(
+                            container_url="https://acct.blob.core.windows.net/out?sas"
+                        )
                     ),
-                    upload_options=bm.OutputFileUploadConfig(upload_condition=bm.OutputFileUploadCondition.TASK_COMPLETION),
+                    upload_options=bm.OutputFileUploadConfiguration(
+                        upload_condition=bm.OutputFileUploadCondition.TASK_COMPLETION
+                    ),
                 )
             ],
             depends_on=bm.BatchTaskDependencies(task_ids=["task-0"]) if i else None,
-            exit_conditions=bm.ExitConditions(default=bm.ExitOptions(dependency_action=bm.DependencyAction.BLOCK)),
+            exit_conditions=bm.ExitConditions(
+                default=bm.ExitOptions(dependency_action=bm.DependencyAction.BLOCK)
+            ),
         )
         for i in range(3)
     ]
     parsed = models.parse_task_collection(sdk_body(bm.BatchTaskGroup(task_values=tasks)))
     assert [t["id"] for t in parsed] == ["task-0", "task-1", "task-2"]
-    assert parsed[1]["constraints"] == {"maxWallClockTime": "PT2H", "maxTaskRetryCount": 1, "retentionTime": "P7D"}
+    assert parsed[1]["constraints"] == {
+        "maxWallClockTime": "PT2H",
+        "maxTaskRetryCount": 1,
+        "retentionTime": "P7D",
+    }
     assert parsed[1]["dependsOn"] == {"taskIds": ["task-0"]}
     assert parsed[0]["outputFiles"][0]["uploadOptions"] == {"uploadCondition": "taskcompletion"}
 
@@ -758,35 +1043,72 @@ def test_sdk_task_round_trip() -> None:
     assert updated == {"constraints": {"retentionTime": "PT1H", "maxWallClockTime": UNLIMITED}}
 
 
-# Bodies exactly as azure-batch 14.2.0 (msrest) serializes them: timedelta.max is "P999999999DT23H59M59.999999S".
-LEGACY_POOL = (
-    '{"id": "legacy-pool", "vmSize": "STANDARD_D2S_V3", "virtualMachineConfiguration": {"imageReference": '
-    '{"publisher": "canonical", "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts", "version": "latest"}, '
-    '"nodeAgentSKUId": "batch.node.ubuntu 22.04"}, "resizeTimeout": "PT10M", "targetDedicatedNodes": 2, '
-    '"startTask": {"commandLine": "/bin/sh -c \'echo hi\'", "resourceFiles": [{"httpUrl": "https://example.com/a.sh", '
-    '"filePath": "a.sh"}], "userIdentity": {"autoUser": {"scope": "pool", "elevationLevel": "admin"}}, '
-    '"waitForSuccess": true}, "taskSlotsPerNode": 4, "taskSchedulingPolicy": {"nodeFillType": "pack"}, '
-    '"metadata": [{"name": "k", "value": "v"}]}'
-)
-LEGACY_TASK = (
-    '{"id": "t1", "commandLine": "/bin/true", "exitConditions": {"default": {"jobAction": "terminate"}}, '
-    '"environmentSettings": [{"name": "A", "value": "1"}], "constraints": {"maxWallClockTime": '
-    '"P999999999DT23H59M59.999999S", "retentionTime": "P1D", "maxTaskRetryCount": 2}, "userIdentity": '
-    '{"username": "batchuser"}, "dependsOn": {"taskIds": ["t0"], "taskIdRanges": [{"start": 1, "end": 5}]}}'
-)
-LEGACY_JOB = (
-    '{"id": "legacy-job", "priority": 10, "maxParallelTasks": -1, "constraints": {"maxWallClockTime": "PT2H"}, '
-    '"jobPreparationTask": {"commandLine": "/bin/true"}, "jobReleaseTask": {"commandLine": "/bin/true"}, '
-    '"poolInfo": {"poolId": "legacy-pool"}, "onAllTasksComplete": "terminatejob", "usesTaskDependencies": true}'
-)
+# Bodies exactly as azure-batch 14.2.0 (msrest) serializes them; its timedelta.max is
+# "P999999999DT23H59M59.999999S".
+LEGACY_POOL = {
+    "id": "legacy-pool",
+    "vmSize": "STANDARD_D2S_V3",
+    "virtualMachineConfiguration": {
+        "imageReference": {
+            "publisher": "canonical",
+            "offer": "0001-com-ubuntu-server-jammy",
+            "sku": "22_04-lts",
+            "version": "latest",
+        },
+        "nodeAgentSKUId": "batch.node.ubuntu 22.04",
+    },
+    "resizeTimeout": "PT10M",
+    "targetDedicatedNodes": 2,
+    "startTask": {
+        "commandLine": "/bin/sh -c 'echo hi'",
+        "resourceFiles": [{"httpUrl": "https://example.com/a.sh", "filePath": "a.sh"}],
+        "userIdentity": {"autoUser": {"scope": "pool", "elevationLevel": "admin"}},
+        "waitForSuccess": True,
+    },
+    "taskSlotsPerNode": 4,
+    "taskSchedulingPolicy": {"nodeFillType": "pack"},
+    "metadata": [{"name": "k", "value": "v"}],
+}
+LEGACY_TASK = {
+    "id": "t1",
+    "commandLine": "/bin/true",
+    "exitConditions": {"default": {"jobAction": "terminate"}},
+    "environmentSettings": [{"name": "A", "value": "1"}],
+    "constraints": {
+        "maxWallClockTime": "P999999999DT23H59M59.999999S",
+        "retentionTime": "P1D",
+        "maxTaskRetryCount": 2,
+    },
+    "userIdentity": {"username": "batchuser"},
+    "dependsOn": {"taskIds": ["t0"], "taskIdRanges": [{"start": 1, "end": 5}]},
+}
+LEGACY_JOB = {
+    "id": "legacy-job",
+    "priority": 10,
+    "maxParallelTasks": -1,
+    "constraints": {"maxWallClockTime": "PT2H"},
+    "jobPreparationTask": {"commandLine": "/bin/true"},
+    "jobReleaseTask": {"commandLine": "/bin/true"},
+    "poolInfo": {"poolId": "legacy-pool"},
+    "onAllTasksComplete": "terminatejob",
+    "usesTaskDependencies": True,
+}
 
 
 def test_legacy_sdk_bodies() -> None:
-    pool = models.parse_pool_create(json.loads(LEGACY_POOL))
-    assert (pool["vmSize"], pool["resizeTimeout"], pool["taskSlotsPerNode"]) == ("standard_d2s_v3", "PT10M", 4)
-    task = models.parse_task_create(json.loads(LEGACY_TASK))
-    assert task["constraints"] == {"maxWallClockTime": UNLIMITED, "retentionTime": "P1D", "maxTaskRetryCount": 2}
-    job = models.parse_job_create(json.loads(LEGACY_JOB))
+    pool = models.parse_pool_create(copy.deepcopy(LEGACY_POOL))
+    assert (pool["vmSize"], pool["resizeTimeout"], pool["taskSlotsPerNode"]) == (
+        "standard_d2s_v3",
+        "PT10M",
+        4,
+    )
+    task = models.parse_task_create(copy.deepcopy(LEGACY_TASK))
+    assert task["constraints"] == {
+        "maxWallClockTime": UNLIMITED,
+        "retentionTime": "P1D",
+        "maxTaskRetryCount": 2,
+    }
+    job = models.parse_job_create(copy.deepcopy(LEGACY_JOB))
     assert job["constraints"] == {"maxWallClockTime": "PT2H", "maxTaskRetryCount": 0}
     assert job["jobReleaseTask"]["id"] == "jobrelease"
 
@@ -800,13 +1122,20 @@ def test_collection_speed() -> None:
             {
                 "id": f"task-{i}",
                 "commandLine": f"/bin/sh -c 'process {i}'",
-                "resourceFiles": [{"httpUrl": f"https://acct.blob.core.windows.net/in/{i}.dat", "filePath": f"{i}.dat"}],
-                "environmentSettings": [{"name": "INDEX", "value": str(i)}, {"name": "MODE", "value": "fast"}],
+                "resourceFiles": [
+                    {"httpUrl": f"https://acct.blob.core.windows.net/in/{i}.dat", "filePath": f"{i}.dat"}
+                ],
+                "environmentSettings": [
+                    {"name": "INDEX", "value": str(i)},
+                    {"name": "MODE", "value": "fast"},
+                ],
                 "constraints": {"maxWallClockTime": "PT1H", "maxTaskRetryCount": 2},
                 "outputFiles": [
                     {
                         "filePattern": "out/*.csv",
-                        "destination": {"container": {"containerUrl": "https://acct.blob.core.windows.net/out?sas"}},
+                        "destination": {
+                            "container": {"containerUrl": "https://acct.blob.core.windows.net/out?sas"}
+                        },
                         "uploadOptions": {"uploadCondition": "taskSuccess"},
                     }
                 ],
@@ -822,4 +1151,6 @@ def test_collection_speed() -> None:
         tasks = models.parse_task_collection(b)
     elapsed = (time.perf_counter() - start) / rounds
     print(f"\n100-task collection: {elapsed * 1000:.2f} ms ({100 / elapsed:,.0f} tasks/s)")
-    assert len(tasks) == 100 and tasks[99]["outputFiles"][0]["uploadOptions"]["uploadCondition"] == "tasksuccess"
+    assert (
+        len(tasks) == 100 and tasks[99]["outputFiles"][0]["uploadOptions"]["uploadCondition"] == "tasksuccess"
+    )

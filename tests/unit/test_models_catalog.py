@@ -87,9 +87,12 @@ def test_supported_images_are_copies() -> None:
 def test_node_agent_skus_legacy_shape() -> None:
     skus = {entry["id"]: entry for entry in catalog.node_agent_skus()}
     assert skus["batch.node.ubuntu 22.04"]["osType"] == "linux"
-    assert {"publisher": "canonical", "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts", "version": "latest"} in (
-        skus["batch.node.ubuntu 22.04"]["verifiedImageReferences"]
-    )
+    assert {
+        "publisher": "canonical",
+        "offer": "0001-com-ubuntu-server-jammy",
+        "sku": "22_04-lts",
+        "version": "latest",
+    } in (skus["batch.node.ubuntu 22.04"]["verifiedImageReferences"])
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,11 @@ def test_parse(text: str, expected: timedelta) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    [UNLIMITED, "P999999999DT23H59M59.999999S", "P20000000D"],  # .NET MaxValue, msrest's timedelta.max, beyond
+    [
+        UNLIMITED,
+        "P999999999DT23H59M59.999999S",
+        "P20000000D",
+    ],  # .NET MaxValue, msrest's timedelta.max, beyond
 )
 def test_unlimited_parses_to_none(text: str) -> None:
     assert parse_duration(text) is None

@@ -19,6 +19,9 @@ from typing import Any, NamedTuple
 
 GIB = 1024  # MB per GiB
 
+# A size family: {size number: GiB} when the number is the vCPU count, else {size number: (cores, GiB)}.
+Sizes = dict[int, float | tuple[int, float]]
+
 
 class VmSize(NamedTuple):
     name: str  # canonical (lower-case) name, as the service reports it
@@ -26,22 +29,35 @@ class VmSize(NamedTuple):
     memory_mb: int
 
 
-def _series(
-    template: str, sizes: dict[int, float], *, names: tuple[str, ...] = ("",)
-) -> dict[str, tuple[int, int]]:
-    """Expand a size family, e.g. _series("standard_d{n}{s}_v3", {2: 8, ...}, names=("", "s"))."""
+def _series(template: str, sizes: Sizes, *, names: tuple[str, ...] = ("",)) -> dict[str, tuple[int, int]]:
+    """Expand a size family into catalog entries.
+
+    E.g. _series("standard_d{n}{s}_v3", {2: 8, ...}, names=("", "s")) gives standard_d2_v3, standard_d2s_v3...
+    """
     out: dict[str, tuple[int, int]] = {}
     for suffix in names:
-        for cores, gib in sizes.items():
-            out[template.format(n=cores, s=suffix)] = (cores, int(gib * GIB))
+        for number, spec in sizes.items():
+            cores, gib = spec if isinstance(spec, tuple) else (number, spec)
+            out[template.format(n=number, s=suffix)] = (cores, int(gib * GIB))
     return out
 
 
-_PER_CORE_4 = {2: 8, 4: 16, 8: 32, 16: 64, 32: 128, 48: 192, 64: 256}
-_PER_CORE_4_96 = {**_PER_CORE_4, 96: 384}
-_E_V3 = {2: 16, 4: 32, 8: 64, 16: 128, 20: 160, 32: 256, 48: 384, 64: 432}
-_E_V4 = {**_E_V3, 64: 504}
-_E_V5 = {**_E_V4, 96: 672}
+# D1..D14 and D1_v2..D15_v2: the size number is not the core count.
+_D_V1: Sizes = {
+    1: (1, 3.5),
+    2: (2, 7),
+    3: (4, 14),
+    4: (8, 28),
+    11: (2, 14),
+    12: (4, 28),
+    13: (8, 56),
+    14: (16, 112),
+}
+_PER_CORE_4: Sizes = {2: 8, 4: 16, 8: 32, 16: 64, 32: 128, 48: 192, 64: 256}
+_PER_CORE_4_96: Sizes = {**_PER_CORE_4, 96: 384}
+_E_V3: Sizes = {2: 16, 4: 32, 8: 64, 16: 128, 20: 160, 32: 256, 48: 384, 64: 432}
+_E_V4: Sizes = {**_E_V3, 64: 504}
+_E_V5: Sizes = {**_E_V4, 96: 672}
 
 VM_SIZES: dict[str, tuple[int, int]] = {
     # Seed-era Cloud Services names (A-series equivalents).
@@ -70,17 +86,20 @@ VM_SIZES: dict[str, tuple[int, int]] = {
     "standard_a4m_v2": (4, 32768),
     "standard_a8m_v2": (8, 65536),
     # D (v1), Dv2 and DSv2.
-    **_series("standard_d{n}", {1: 3.5, 2: 7, 3: 14, 4: 28, 11: 14, 12: 28, 13: 56, 14: 112}),
-    **_series(
-        "standard_d{s}{n}_v2",
-        {1: 3.5, 2: 7, 3: 14, 4: 28, 5: 56, 11: 14, 12: 28, 13: 56, 14: 112, 15: 140},
-        names=("", "s"),
-    ),
+    **_series("standard_d{n}", _D_V1),
+    **_series("standard_d{s}{n}_v2", {**_D_V1, 5: (16, 56), 15: (20, 140)}, names=("", "s")),
     # General purpose v3..v5 (4 GiB per vCPU).
     **_series("standard_d{n}{s}_v3", _PER_CORE_4, names=("", "s")),
     **_series("standard_d{n}{s}_v4", _PER_CORE_4, names=("", "s", "d", "ds")),
     **_series("standard_d{n}{s}_v4", _PER_CORE_4_96, names=("a", "as")),
     **_series("standard_d{n}{s}_v5", _PER_CORE_4_96, names=("", "s", "d", "ds", "as", "ads")),
+    **_series("standard_d{n}ls_v5", {2: 4, 4: 8, 8: 16, 16: 32, 32: 64, 48: 96, 64: 128, 96: 192}),
+    **_series("standard_d{n}{s}_v6", {**_PER_CORE_4_96, 128: 512, 192: 768}, names=("", "s", "d", "ds")),
+    **_series("standard_d{n}{s}_v6", _PER_CORE_4_96, names=("as", "ads")),
+    # Burstable.
+    **_series("standard_b{n}ms", {1: 2, 2: 8, 4: 16, 8: 32, 12: 48, 16: 64, 20: 80}),
+    "standard_b1s": (1, 1024),
+    "standard_b2s": (2, 4096),
     # Memory optimized (8 GiB per vCPU).
     **_series("standard_e{n}{s}_v3", _E_V3, names=("", "s")),
     **_series("standard_e{n}{s}_v4", _E_V4, names=("", "s", "d", "ds")),
@@ -99,6 +118,9 @@ VM_SIZES: dict[str, tuple[int, int]] = {
     "standard_nc8as_t4_v3": (8, 57344),
     "standard_nc16as_t4_v3": (16, 112640),
     "standard_nc64as_t4_v3": (64, 450560),
+    "standard_nc24ads_a100_v4": (24, 225280),
+    "standard_nc48ads_a100_v4": (48, 450560),
+    "standard_nc96ads_a100_v4": (96, 901120),
     "standard_hb120rs_v2": (120, 466944),
     "standard_hb120rs_v3": (120, 458752),
     "standard_hc44rs": (44, 360448),

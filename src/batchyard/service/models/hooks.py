@@ -8,20 +8,23 @@
   express (the contract's "must"/"must not" sentences), raising BatchError naming the property path.
   They may normalize in place (vmSize lower-cased, image version "latest").
 
-Rules that need other resources (the job of a task, the pool's VM size, the current state) are the
-caller's: e.g. taskSlotsPerNode <= 4 x cores, dependsOn needing usesTaskDependencies, exit-option
-jobAction needing onTaskFailure=performexitoptionsjobaction.
+Rules that need other resources (the job of a task, the pool's VM size, the current state, the raw
+body size) are the caller's: taskSlotsPerNode <= 4 x cores, dependsOn needing usesTaskDependencies,
+exit-option jobAction needing onTaskFailure=performexitoptionsjobaction, containerSettings matching the
+pool's containerConfiguration, onAllTasksComplete never going terminatejob -> noaction, poolInfo changes
+only on a disabled job, the 1 MB limit of an add-collection body, duplicate task IDs in a collection.
 """
 
 from __future__ import annotations
 
 import re
+import reprlib
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from batchyard.service.errors import invalid_property, missing_property
+from batchyard.service.errors import BatchError, invalid_property, missing_property
 
 from . import catalog, durations
 
@@ -48,8 +51,19 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _show(value: Any) -> str:
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
+def show(value: Any) -> str:
+    """The PropertyValue text of an offending value: strings as-is, the rest as compact JSON (capped)."""
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = orjson.dumps(value).decode()
+        except TypeError:  # e.g. nested deeper than orjson allows: never let an error message fail
+            text = reprlib.repr(value)
+    return text if len(text) <= 256 else text[:253] + "..."
+
+
+_show = show
 
 
 def check_id(value: Any, path: str) -> None:
@@ -394,21 +408,34 @@ def _pool_sizing(pool: dict[str, Any], path: str) -> None:
     _at_least(pool, path, "targetLowPriorityNodes", 0)
 
 
-def _pool_spec(pool: dict[str, Any], path: str) -> None:
+_UNSUPPORTED_SIZES = frozenset({"standard_a0", "extrasmall"})
+
+
+def _vm_size(pool: dict[str, Any], path: str) -> None:
     _non_empty(pool, path, "vmSize")
-    pool["vmSize"] = catalog.canonical_vm_size(pool["vmSize"])
-    if "virtualMachineConfiguration" not in pool:
-        raise missing_property(_join(path, "virtualMachineConfiguration"))
-    _in_range(pool, path, "taskSlotsPerNode", 1, 256)
-    _duration_at_least(pool, path, "resizeTimeout", 5 * MINUTE, "5 minutes")
-    _pool_sizing(pool, path)
-    packages = pool.get("applicationPackageReferences")
+    size = pool["vmSize"] = catalog.canonical_vm_size(pool["vmSize"])
+    if size in _UNSUPPORTED_SIZES:
+        raise invalid_property(_join(path, "vmSize"), size, "Batch does not support the STANDARD_A0 VM size.")
+
+
+def _package_count(out: dict[str, Any], path: str) -> None:
+    packages = out.get("applicationPackageReferences")
     if packages is not None and len(packages) > 10:
         raise invalid_property(
             _join(path, "applicationPackageReferences"),
             str(len(packages)),
             "A Pool can have at most 10 package references.",
         )
+
+
+def _pool_spec(pool: dict[str, Any], path: str) -> None:
+    _vm_size(pool, path)
+    if "virtualMachineConfiguration" not in pool:
+        raise missing_property(_join(path, "virtualMachineConfiguration"))
+    _in_range(pool, path, "taskSlotsPerNode", 1, 256)
+    _duration_at_least(pool, path, "resizeTimeout", 5 * MINUTE, "5 minutes")
+    _pool_sizing(pool, path)
+    _package_count(pool, path)
 
 
 def _pool_create(pool: dict[str, Any], path: str) -> None:
@@ -418,9 +445,9 @@ def _pool_create(pool: dict[str, Any], path: str) -> None:
 
 def _pool_update(pool: dict[str, Any], path: str) -> None:
     if "vmSize" in pool:
-        _non_empty(pool, path, "vmSize")
-        pool["vmSize"] = catalog.canonical_vm_size(pool["vmSize"])
+        _vm_size(pool, path)
     _in_range(pool, path, "taskSlotsPerNode", 1, 256)
+    _package_count(pool, path)
 
 
 def _vm_configuration(vmc: dict[str, Any], path: str) -> None:
@@ -497,6 +524,54 @@ def _user_account(account: dict[str, Any], path: str) -> None:
     name = account["name"]
     if not name.strip() or len(name) > 20:
         raise invalid_property(_join(path, "name"), name, "The user name must be 1 to 20 characters long.")
+    if "windowsUserConfiguration" in account:
+        raise invalid_property(
+            _join(path, "windowsUserConfiguration"),
+            _show(account["windowsUserConfiguration"]),
+            "windowsUserConfiguration can only be specified on a Windows Pool.",
+        )
+
+
+def _exactly_one(out: dict[str, Any], path: str, names: tuple[str, ...]) -> None:
+    given = [name for name in names if name in out]
+    if len(given) > 1:
+        raise invalid_property(
+            _join(path, given[1]), _show(out[given[1]]), f"{given[1]} and {given[0]} are mutually exclusive."
+        )
+    if not given:
+        raise invalid_property(path, _show(out), f"Exactly one of {', '.join(names)} must be specified.")
+
+
+def _mount(out: dict[str, Any], path: str) -> None:
+    _exactly_one(
+        out,
+        path,
+        (
+            "azureBlobFileSystemConfiguration",
+            "nfsMountConfiguration",
+            "cifsMountConfiguration",
+            "azureFileShareConfiguration",
+        ),
+    )
+
+
+def _blobfuse(out: dict[str, Any], path: str) -> None:
+    _exactly_one(out, path, ("accountKey", "sasKey", "identityReference"))
+
+
+def _data_disk(out: dict[str, Any], path: str) -> None:
+    _in_range(out, path, "lun", 0, 63)
+
+
+def _dependencies(out: dict[str, Any], path: str) -> None:
+    ids = out.get("taskIds")
+    if ids is not None and sum(len(i) for i in ids) > 64000:
+        raise BatchError(
+            400,
+            "TaskDependencyListTooLong",
+            "The task dependency list is too long; use task ID ranges instead.",
+            {"PropertyName": _join(path, "taskIds")},
+        )
 
 
 def _linux_user(config: dict[str, Any], path: str) -> None:
@@ -546,6 +621,12 @@ POST: dict[str, Post] = {
     "BatchPoolSpecification": _pool_spec,
     "BatchPoolUpdateOptions": _pool_update,
     "VirtualMachineConfiguration": _vm_configuration,
+    "VirtualMachineConfigurationUpdate": _vm_configuration,
+    "BatchPoolReplaceOptions": _package_count,
+    "MountConfiguration": _mount,
+    "AzureBlobFileSystemConfiguration": _blobfuse,
+    "DataDisk": _data_disk,
+    "BatchTaskDependencies": _dependencies,
     "BatchVmImageReference": _image_reference,
     "BatchPoolResizeOptions": _resize,
     "BatchNodeRemoveOptions": _remove_nodes,

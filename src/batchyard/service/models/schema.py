@@ -28,11 +28,10 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import orjson
-
 from batchyard.service.errors import BatchError, invalid_body, invalid_property, missing_property
 
 from . import durations, hooks
+from .hooks import show
 
 Validator = Callable[[Any, str], Any]
 
@@ -41,6 +40,14 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 # Enum values the azure-batch 15.1.0 SDK sends that this contract version does not list.
 _EXTRA_ENUM_VALUES: dict[str, tuple[str, ...]] = {"HostEndpointSettingsModeTypes": ("Audit", "Enforce")}
+
+# Contract slips: the auto-pool specs type resourceTags as a string where every other pool type (and
+# the service) has a string map.
+_TAGS = {"type": "object", "additionalProperties": {"type": "string"}}
+_PROPERTY_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
+    ("BatchPoolSpecification", "resourceTags"): _TAGS,
+    ("BatchPoolSpecificationUpdate", "resourceTags"): _TAGS,
+}
 
 
 @cache
@@ -78,18 +85,6 @@ def compiled(definition: str) -> Validator:
 
 def join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
-
-
-def show(value: Any) -> str:
-    """The PropertyValue text of an offending value: strings as-is, the rest as compact JSON."""
-    if isinstance(value, str):
-        text = value
-    else:
-        try:
-            text = orjson.dumps(value).decode()
-        except TypeError:
-            text = repr(value)
-    return text if len(text) <= 256 else text[:253] + "..."
 
 
 def _type_error(path: str, value: Any, expected: str) -> BatchError:
@@ -178,6 +173,7 @@ def _object(name: str, schema: dict[str, Any]) -> Validator:
     for prop, sub in schema["properties"].items():
         if sub.get("readOnly"):
             continue
+        sub = _PROPERTY_OVERRIDES.get((name, prop), sub)
         field = (prop, _schema(sub, prop))
         fields[prop] = field
         by_lower[prop.lower()] = field
