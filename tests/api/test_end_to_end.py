@@ -75,3 +75,23 @@ def test_task_statistics_come_from_the_process(client: Any, unique: Any) -> None
     listed = next(iter(client.list_tasks(job_id, expand=["stats"])))
     assert listed.task_statistics.user_cpu_time == stats.user_cpu_time
     client.begin_delete_pool(pool_id)
+
+
+def test_task_directory_is_removed_after_its_retention_time(client: Any, service: Any, unique: Any) -> None:
+    pool_id, job_id = unique("pool"), unique("job")
+    create_pool(client, pool_id, nodes=1)
+    create_job(client, job_id, pool_id)
+    client.create_task(
+        job_id,
+        m.BatchTaskCreateOptions(
+            id="short", command_line="/bin/echo hi", constraints=m.BatchTaskConstraints(retention_time="PT1S")
+        ),
+    )
+    client.create_task(job_id, m.BatchTaskCreateOptions(id="kept", command_line="/bin/echo hi"))
+    task = wait_for(lambda: completed(client, job_id, "short"), what="task completion")
+    wait_for(lambda: completed(client, job_id, "kept"), what="task completion")
+    root = service.data_dir / "nodes" / task.node_info.node_id
+    short_dir = root / task.node_info.task_root_directory
+    wait_for(lambda: not short_dir.exists(), timeout=10, what="the retained directory to go")
+    assert (root / f"workitems/{job_id}/job-1/kept/stdout.txt").exists()
+    client.begin_delete_pool(pool_id)

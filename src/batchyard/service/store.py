@@ -26,6 +26,8 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_seq ON tasks (job_key, seq);
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (job_key, state, seq);
 CREATE INDEX IF NOT EXISTS tasks_by_node ON tasks (node_id) WHERE node_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS retention (expiry REAL NOT NULL, node_id TEXT NOT NULL, path TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS retention_by_expiry ON retention (expiry);
 """
 
 _dumps = orjson.dumps
@@ -181,6 +183,17 @@ class Store:
             "SELECT job_key, key, doc FROM tasks WHERE node_id = ? AND state IN ('running', 'preparing')",
             (node_id,),
         ).fetchall()
+
+    # --- retention: task directories to remove from nodes when their retention time is over ----
+
+    def retain(self, expiry: float, node_id: str, path: str) -> None:
+        self._db.execute("INSERT INTO retention (expiry, node_id, path) VALUES (?, ?, ?)", (expiry, node_id, path))
+
+    def take_expired(self, now: float) -> list[tuple[str, str]]:
+        rows = self._db.execute("SELECT node_id, path FROM retention WHERE expiry <= ?", (now,)).fetchall()
+        if rows:
+            self._db.execute("DELETE FROM retention WHERE expiry <= ?", (now,))
+        return rows
 
     def count_task_states(self) -> list[tuple[str, str, int]]:
         return self._db.execute("SELECT job_key, state, COUNT(*) FROM tasks GROUP BY job_key, state").fetchall()

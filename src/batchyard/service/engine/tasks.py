@@ -210,8 +210,13 @@ class TaskOps(PoolOps):
         else:
             job.succeeded += 1
             job.succeeded_slots += slots
-        if not failure and from_state == "running" and (node := self._node_of(doc)) is not None:
-            node.doc["totalTasksSucceeded"] = int(node.doc.get("totalTasksSucceeded", 0)) + 1
+        node = self._node_of(doc)
+        if node is not None and from_state == "running":
+            if not failure:
+                node.doc["totalTasksSucceeded"] = int(node.doc.get("totalTasksSucceeded", 0)) + 1
+            retention = limit_seconds((doc.get("constraints") or {}).get("retentionTime"))
+            if retention is not None:
+                self.store.retain(now.timestamp() + retention, node.id, doc["nodeInfo"]["taskRootDirectory"])
         self.after_task_completed(job)  # type: ignore[attr-defined]
 
     def _back_to_active(self, job: JobRt, doc: dict[str, Any], slots: int, now: datetime, front: bool) -> None:
@@ -376,6 +381,14 @@ class TaskOps(PoolOps):
         doc["constraints"] = constraints
         self.stamp(doc, now)
         self.save_task(job.key, doc)
+
+
+    def housekeeping(self) -> None:
+        super().housekeeping()
+        for node_id, path in self.store.take_expired(self.now().timestamp()):
+            node = self.nodes.get(node_id)
+            if node is not None and node.session is not None:
+                node.session.send({"t": "cleanup", "paths": [path]})
 
 
 def _drop_from_queue(job: JobRt, key: str) -> None:
