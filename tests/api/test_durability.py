@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from pathlib import Path
@@ -116,4 +115,6 @@ def test_killed_service_loses_nothing_and_running_tasks_report_in(own_service: S
         assert task.execution_info.requeue_count == 0
         out = b"".join(client.download_task_file("j", task_id, "stdout.txt")).decode()
         assert out == f"done-{task_id[1:]}\n"
-    assert os.path.isdir(own_service.data_dir / "nodes")
+    # The restarted service took charge of the surviving agents: a clean stop ends them too.
+    assert own_service.stop(signal.SIGTERM) == 0
+    assert wait_for(lambda: not agent_processes(own_service.data_dir), timeout=15, what="adopted agents to stop")

@@ -66,10 +66,18 @@ class Agent:
                 async with websockets.connect(url, additional_headers=headers, max_size=None) as ws:
                     connected = True
                     self._ws = ws
-                    await ws.send(messages.encode(
-                        {"t": "hello", "node": self.node_id, "boot": self.boot, "running": list(self.runs),
-                         "done": list(self.unacked.values())}
-                    ))
+                    await ws.send(
+                        messages.encode(
+                            {
+                                "t": "hello",
+                                "node": self.node_id,
+                                "boot": self.boot,
+                                "pid": os.getpid(),
+                                "running": list(self.runs),
+                                "done": list(self.unacked.values()),
+                            }
+                        )
+                    )
                     async for data in ws:
                         self._handle(messages.decode(data))
             except (OSError, websockets.WebSocketException) as exc:
@@ -175,8 +183,13 @@ class Agent:
 
 
 def run_agent(
-    service_url: str, root: Path, orphan_timeout: float, node_id: str | None = None, pool: str | None = None,
-    join_token: str | None = None, token: str | None = None,
+    service_url: str,
+    root: Path,
+    orphan_timeout: float,
+    node_id: str | None = None,
+    pool: str | None = None,
+    join_token: str | None = None,
+    token: str | None = None,
 ) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s agent: %(message)s")
     token = token or os.environ.pop("BATCHYARD_NODE_TOKEN", "")

@@ -12,6 +12,9 @@ class NodeProvider(Protocol):
     async def stop_node(self, node_id: str, wipe: bool) -> None:
         """Stop the node's agent and its tasks; `wipe` also removes the node's disk."""
 
+    def adopt(self, node_id: str, pid: int) -> None:
+        """A node's agent from before a service restart reconnected: take charge of it again."""
+
     def is_alive(self, node_id: str) -> bool:
         """Whether this provider still has a live agent process for the node."""
 

@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
+
 log = logging.getLogger("batchyard.local")
 
 
@@ -24,14 +26,14 @@ class LocalProvider:
         self.nodes_dir = nodes_dir
         self.service_url = service_url
         self.orphan_timeout = orphan_timeout
-        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._agents: dict[str, _AgentProcess] = {}
 
     def node_root(self, node_id: str) -> Path:
         return self.nodes_dir / node_id
 
     async def start_node(self, node_id: str, pool_id: str, token: str) -> None:
-        old = self._procs.pop(node_id, None)
-        if old is not None and old.poll() is None:
+        old = self._agents.pop(node_id, None)
+        if old is not None and old.alive():
             _kill_group(old.pid, signal.SIGKILL)
         root = self.node_root(node_id)
         root.mkdir(parents=True, exist_ok=True)
@@ -40,51 +42,92 @@ class LocalProvider:
             "LANG": os.environ.get("LANG", "C.UTF-8"),
         }
         args = [
-            sys.executable, "-m", "batchyard.agent",
-            "--service-url", self.service_url,
-            "--node-id", node_id,
-            "--root", str(root),
-            "--orphan-timeout", str(self.orphan_timeout),
+            sys.executable,
+            "-m",
+            "batchyard.agent",
+            "--service-url",
+            self.service_url,
+            "--node-id",
+            node_id,
+            "--root",
+            str(root),
+            "--orphan-timeout",
+            str(self.orphan_timeout),
             "--token-stdin",
         ]
         with open(root / "agent.log", "ab") as log_file:
             proc = subprocess.Popen(
-                args, env=env, stdin=subprocess.PIPE, stdout=log_file, stderr=log_file,
-                start_new_session=True, close_fds=True,
+                args,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=log_file,
+                stderr=log_file,
+                start_new_session=True,
+                close_fds=True,
             )
         # The token goes through a pipe: an environment variable would stay readable in /proc.
         assert proc.stdin is not None
         proc.stdin.write(token.encode() + b"\n")
         proc.stdin.close()
-        self._procs[node_id] = proc
+        self._agents[node_id] = _AgentProcess(proc.pid, proc)
+
+    def adopt(self, node_id: str, pid: int) -> None:
+        """Take charge of an agent that outlived a previous service process (it reconnected)."""
+        if node_id in self._agents and self._agents[node_id].alive():
+            return
+        try:
+            process = psutil.Process(pid)
+            if node_id in process.cmdline():
+                self._agents[node_id] = _AgentProcess(pid, process=process)
+        except psutil.Error:
+            pass
 
     async def stop_node(self, node_id: str, wipe: bool) -> None:
-        proc = self._procs.pop(node_id, None)
-        if proc is not None:
-            await _stop(proc)
+        agent = self._agents.pop(node_id, None)
+        if agent is not None:
+            await agent.stop()
         if wipe:
             await asyncio.to_thread(shutil.rmtree, self.node_root(node_id), True)
 
     def is_alive(self, node_id: str) -> bool:
-        proc = self._procs.get(node_id)
-        return proc is not None and proc.poll() is None
+        agent = self._agents.get(node_id)
+        return agent is not None and agent.alive()
 
     async def stop_all(self) -> None:
-        procs = list(self._procs.values())
-        self._procs.clear()
-        await asyncio.gather(*(_stop(proc) for proc in procs))
+        agents = list(self._agents.values())
+        self._agents.clear()
+        await asyncio.gather(*(agent.stop() for agent in agents))
 
 
-async def _stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
-    """SIGTERM (the agent ends its tasks and exits), then SIGKILL for the whole group."""
-    if proc.poll() is None:
-        _kill_group(proc.pid, signal.SIGTERM)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        while proc.poll() is None and loop.time() < deadline:
-            await asyncio.sleep(0.05)
-    _kill_group(proc.pid, signal.SIGKILL)
-    proc.poll()
+class _AgentProcess:
+    """An agent this provider started (a child) or adopted after a restart (not a child)."""
+
+    def __init__(
+        self, pid: int, popen: subprocess.Popen[bytes] | None = None, process: psutil.Process | None = None
+    ) -> None:
+        self.pid = pid
+        self.popen = popen
+        self.process = process
+
+    def alive(self) -> bool:
+        if self.popen is not None:
+            return self.popen.poll() is None
+        assert self.process is not None
+        try:
+            return self.process.is_running() and self.process.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM (the agent ends its tasks and exits), then SIGKILL for the whole group."""
+        if self.alive():
+            _kill_group(self.pid, signal.SIGTERM)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + grace
+            while self.alive() and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+        if self.alive():
+            _kill_group(self.pid, signal.SIGKILL)
 
 
 def _kill_group(pid: int, sig: int) -> None:

@@ -147,6 +147,8 @@ class NodeOps(EngineBase):
                 "dedicated": True,
             }
         )
+        if not node.doc.get("_external") and isinstance(message.get("pid"), int):
+            self.provider.adopt(node.id, message["pid"])
         self._on_results(node, message.get("done", []))
         agent_running = set(message.get("running", []))
         # Runs the agent no longer has (it restarted) go back to the queue; runs we do not know end.
