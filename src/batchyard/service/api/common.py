@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from batchyard.service import errors
 from batchyard.service.engine.jobs import Engine
+from batchyard.service.odata import parse_filter, to_predicate, to_sql
 
 T = TypeVar("T")
 
@@ -35,10 +36,24 @@ def page(items: Sequence[T], order: Callable[[T], int], after: int, size: int) -
     return chosen, None
 
 
-def reject_filter(request: Request) -> None:
-    """Lists here do not filter yet: say so rather than return an unfiltered answer."""
-    if "$filter" in request.query_params:
-        raise errors.invalid_query("$filter", request.query_params["$filter"], "Filtering is not supported on this list yet.")
+def list_filter(request: Request, kind: str) -> Callable[[dict[str, Any]], bool]:
+    """The `$filter` of a list request as a predicate over wire-shaped items (everything when absent)."""
+    text = request.query_params.get("$filter")
+    if not text:
+        return _everything
+    return to_predicate(parse_filter(text, kind), kind)
+
+
+def sql_filter(request: Request, kind: str) -> tuple[str, tuple[Any, ...]]:
+    """The `$filter` of a list request as an SQL condition over the store's columns."""
+    text = request.query_params.get("$filter")
+    if not text:
+        return "", ()
+    return to_sql(parse_filter(text, kind), kind)
+
+
+def _everything(item: dict[str, Any]) -> bool:
+    return True
 
 
 def url_for(request: Request, path: str) -> str:

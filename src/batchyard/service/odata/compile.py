@@ -1,0 +1,192 @@
+"""Turn a validated filter into a Python predicate over wire-shaped dicts, or an SQL fragment for the store.
+
+Semantics (both forms agree; the property test in tests/unit/test_odata.py checks it):
+
+* A property that is absent (or JSON null) is OData null: `eq`, `gt`/`ge`/`lt`/`le` and `startswith`
+  on it are false, `ne` is true (null ne 'x'). `not` is not part of the Batch grammar, so null never
+  has to be negated and SQL's NULL can stand for "false" inside `and`/`or`.
+* Strings (and enum values) compare case-insensitively after folding ASCII letters (see literals.fold),
+  ordered by code point; SQLite's binary collation over UTF-8 gives the same order.
+* DateTimes compare as instants. The store writes every timestamp as '%Y-%m-%dT%H:%M:%S.%fZ' UTC, where
+  string order is time order, so SQL compares the literal rendered in exactly that form.
+* Documents are assumed well-typed, as the service writes them: a value of the wrong JSON type counts
+  as null for the predicate, while SQL would compare it with SQLite's cross-type rules. Filterable
+  strings never hold NUL (ids are validated; SQLite's JSON functions would cut them there), and the
+  parser rejects NUL in filters.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from batchyard.service.clock import parse_iso
+from batchyard.service.odata import literals
+from batchyard.service.odata.nodes import And, Compare, Condition, Expr, Or
+from batchyard.service.odata.properties import PropertySpec, list_spec
+from batchyard.service.odata.validate import Filter
+
+Predicate = Callable[[dict[str, Any]], bool]
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "lt": operator.lt,
+    "le": operator.le,
+}
+_SQL_OPS = {"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+
+# Properties held in their own (indexed) column of a store table, by list kind. The column holds the
+# contract's spelling of the value, so enum comparisons on it are plain `=` and can use the index.
+SQL_COLUMNS: dict[str, dict[str, str]] = {"tasks": {"state": "state"}}
+
+
+def _expr_of(ast: Filter | Expr | None) -> Expr | None:
+    return ast.expr if isinstance(ast, Filter) else ast
+
+
+def _check_kind(ast: Filter | Expr | None, list_kind: str) -> None:
+    list_spec(list_kind)
+    if isinstance(ast, Filter) and ast.list_kind != list_kind:
+        raise ValueError(f"filter was validated for {ast.list_kind!r}, not {list_kind!r}")
+
+
+# --- Python predicate --------------------------------------------------------------------------------
+
+
+def to_predicate(ast: Filter | Expr | None, list_kind: str) -> Predicate:
+    """A function telling whether a wire-shaped document matches; None (empty filter) matches all."""
+    _check_kind(ast, list_kind)
+    expr = _expr_of(ast)
+    if expr is None:
+        return lambda doc: True
+    return _predicate(expr)
+
+
+def _predicate(expr: Expr) -> Predicate:
+    if isinstance(expr, And):
+        parts = tuple(_predicate(term) for term in expr.terms)
+        return lambda doc: all(part(doc) for part in parts)
+    if isinstance(expr, Or):
+        parts = tuple(_predicate(term) for term in expr.terms)
+        return lambda doc: any(part(doc) for part in parts)
+    if isinstance(expr, Compare):
+        raise TypeError("compile a validated filter (parse_filter), not a bare syntax tree")
+    return _condition(expr)
+
+
+def _condition(cond: Condition) -> Predicate:
+    prop, op = cond.prop, cond.op
+    read = _reader(prop)
+    target: Any = cond.value
+    if prop.type in ("string", "enum"):
+        assert isinstance(target, str)
+        target = literals.fold(target)
+    if op == "startswith":
+        return lambda doc: (value := read(doc)) is not None and value.startswith(target)
+    compare = _OPS[op]
+    if op == "ne":
+        return lambda doc: (value := read(doc)) is None or compare(value, target)
+    return lambda doc: (value := read(doc)) is not None and compare(value, target)
+
+
+def _reader(prop: PropertySpec) -> Callable[[dict[str, Any]], Any]:
+    """Reads the property as a comparable value (folded str, int, bool, datetime) or None."""
+    path, kind = prop.path, prop.type
+
+    def raw(doc: dict[str, Any]) -> Any:
+        value: Any = doc
+        for key in path:
+            if not isinstance(value, dict):
+                return None
+            value = value.get(key)
+        return value
+
+    if kind in ("string", "enum"):
+        return lambda doc: literals.fold(v) if isinstance(v := raw(doc), str) else None
+    if kind == "int":
+        return lambda doc: v if isinstance(v := raw(doc), int) and not isinstance(v, bool) else None
+    if kind == "bool":
+        return lambda doc: v if isinstance(v := raw(doc), bool) else None
+    return lambda doc: _instant(raw(doc))
+
+
+def _instant(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_iso(value)
+    except (ValueError, OverflowError):
+        return None
+
+
+# --- SQL -----------------------------------------------------------------------------------------------
+
+
+def to_sql(
+    ast: Filter | Expr | None, list_kind: str, *, doc_column: str = "doc", columns: dict[str, str] | None = None
+) -> tuple[str, tuple[Any, ...]]:
+    """An SQL condition and its parameters, for `Store.list_tasks(job_key, after, limit, where, params)`.
+
+    Properties in `columns` (default: SQL_COLUMNS for the list kind) read that column; all others read
+    `json_extract(doc_column, '$.path')`. An empty filter gives ("", ()), which the store takes as no filter.
+    """
+    _check_kind(ast, list_kind)
+    expr = _expr_of(ast)
+    if expr is None:
+        return "", ()
+    params: list[Any] = []
+    cols = SQL_COLUMNS.get(list_kind, {}) if columns is None else columns
+    return _sql(expr, doc_column, cols, params), tuple(params)
+
+
+def _sql(expr: Expr, doc: str, cols: dict[str, str], params: list[Any]) -> str:
+    if isinstance(expr, And | Or):
+        parts = [_sql(term, doc, cols, params) for term in expr.terms]
+        return _balanced(parts, " AND " if isinstance(expr, And) else " OR ")
+    if isinstance(expr, Compare):
+        raise TypeError("compile a validated filter (parse_filter), not a bare syntax tree")
+    return _sql_condition(expr, doc, cols, params)
+
+
+def _balanced(parts: list[str], joiner: str) -> str:
+    """Group a long chain as a balanced tree: SQLite parses `a OR b OR ...` left-deep and caps depth at 1000."""
+    if len(parts) == 1:
+        return parts[0]
+    mid = len(parts) // 2
+    return f"({_balanced(parts[:mid], joiner)}{joiner}{_balanced(parts[mid:], joiner)})"
+
+
+def _sql_condition(cond: Condition, doc: str, cols: dict[str, str], params: list[Any]) -> str:
+    prop, op, value = cond.prop, cond.op, cond.value
+    column = cols.get(prop.name)
+    target = column if column is not None else f"json_extract({doc}, '$.{'.'.join(prop.path)}')"
+    if prop.type == "enum" and column is not None:
+        params.append(value)  # the column holds the contract's spelling, which validation produced
+    elif prop.type in ("string", "enum"):
+        assert isinstance(value, str)
+        target = f"lower({target})"  # folds ASCII only, exactly like literals.fold
+        if op == "startswith":
+            params.append(_like_prefix(literals.fold(value)))
+            return f"{target} LIKE ? ESCAPE '\\'"
+        params.append(literals.fold(value))
+    elif prop.type == "datetime":
+        assert isinstance(value, datetime)
+        params.append(literals.canonical(value))
+    elif prop.type == "bool":
+        params.append(1 if value else 0)  # json_extract gives JSON true/false as 1/0
+    else:
+        params.append(value)
+    condition = f"{target} {_SQL_OPS[op]} ?"
+    if op == "ne":
+        return f"({target} IS NULL OR {condition})"
+    return condition
+
+
+def _like_prefix(prefix: str) -> str:
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
