@@ -48,7 +48,9 @@ def endpoint(handler: Handler) -> Handler:
         except Exception:
             log.exception("unexpected error in %s %s", request.method, request.url.path)
             response = error_response(
-                BatchError(500, "InternalServerError", "The server encountered an internal error. Please retry the request."),
+                BatchError(
+                    500, "InternalServerError", "The server encountered an internal error. Please retry the request."
+                ),
                 base_url(request),
             )
         response.headers["request-id"] = request_id
@@ -67,7 +69,9 @@ def base_url(request: Request) -> str:
 def error_response(error: BatchError, base: str) -> Response:
     if error.status == 304:
         return Response(status_code=304, headers=error.headers)
-    return Response(orjson.dumps(error.body(base)), status_code=error.status, media_type=JSON_TYPE, headers=error.headers)
+    return Response(
+        orjson.dumps(error.body(base)), status_code=error.status, media_type=JSON_TYPE, headers=error.headers
+    )
 
 
 async def read_json(request: Request, *, optional: bool = False) -> Any:
@@ -144,9 +148,7 @@ def parse_max_results(request: Request, default: int = 1000, limit: int = 1000) 
     return value
 
 
-def list_response(
-    request: Request, kind: str, items: Iterable[dict[str, Any]], next_token: str | None
-) -> Response:
+def list_response(request: Request, kind: str, items: Iterable[dict[str, Any]], next_token: str | None) -> Response:
     body: dict[str, Any] = {"odata.metadata": f"{base_url(request)}/$metadata#{kind}", "value": list(items)}
     if next_token is not None:
         params = dict(request.query_params)

@@ -16,7 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from batchyard.service import errors
-from batchyard.service.api.common import engine_of, page, skip_token, url_for
+from batchyard.service.api.common import engine_of, list_filter, page, skip_token, url_for
 from batchyard.service.api.nodes import find_node
 from batchyard.service.clock import parse_iso, rfc1123
 from batchyard.service.engine.runtime import NodeRt
@@ -36,7 +36,19 @@ class FileScope:
         self.url_prefix = url_prefix
 
     def path(self, relative: str) -> str:
-        relative = relative.strip("/")
+        """The node-relative path of `relative` under this scope's base; `..` may not climb out of the base
+        (a task's file URL reaches only that task's directory, never its neighbours or the node's)."""
+        parts: list[str] = []
+        for part in relative.split("/"):
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not parts:
+                    raise errors.not_found("FileNotFound", "The specified file does not exist.")
+                parts.pop()
+            else:
+                parts.append(part)
+        relative = "/".join(parts)
         return f"{self.base}/{relative}" if self.base and relative else (self.base or relative)
 
     async def call(self, op: str, **args: Any) -> dict[str, Any]:
@@ -85,10 +97,11 @@ def _properties(entry: dict[str, Any]) -> dict[str, Any]:
     return props
 
 
-async def _list(request: Request, scope: FileScope) -> Response:
+async def _list(request: Request, scope: FileScope, kind: str) -> Response:
+    keep = list_filter(request, kind)
     recursive = request.query_params.get("recursive", "false").lower() == "true"
     reply = await scope.call("list", path=scope.path(""), recursive=recursive)
-    entries = sorted(reply["files"], key=lambda e: e["name"])
+    entries = sorted((e for e in reply["files"] if keep(e)), key=lambda e: e["name"])
     indexed = list(enumerate(entries, start=1))
     chosen, token = page(indexed, lambda pair: pair[0], skip_token(request), parse_max_results(request))
     items = [
@@ -152,7 +165,9 @@ async def _get(request: Request, scope: FileScope) -> Response:
         else:  # suffix range: the last N bytes
             start = max(0, size - int(match.group(2)))
         if start > end and size > 0:
-            raise errors.BatchError(416, "InvalidRange", "The range specified is invalid for the current size of the file.")
+            raise errors.BatchError(
+                416, "InvalidRange", "The range specified is invalid for the current size of the file."
+            )
     length = max(0, end - start + 1)
     headers = _file_headers(scope, name, stat) | {"Content-Length": str(length)}
     path = scope.path(name)
@@ -185,7 +200,7 @@ async def _delete(request: Request, scope: FileScope) -> Response:
 
 @endpoint
 async def list_task_files(request: Request) -> Response:
-    return await _list(request, _task_scope(request))
+    return await _list(request, _task_scope(request), "taskFiles")
 
 
 @endpoint
@@ -205,7 +220,7 @@ async def delete_task_file(request: Request) -> Response:
 
 @endpoint
 async def list_node_files(request: Request) -> Response:
-    return await _list(request, _node_scope(request))
+    return await _list(request, _node_scope(request), "nodeFiles")
 
 
 @endpoint

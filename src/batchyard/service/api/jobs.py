@@ -6,7 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from batchyard.service.api.common import engine_of, odata_element, page, reject_filter, skip_token, url_for
+from batchyard.service import errors
+from batchyard.service.api.common import engine_of, list_filter, odata_element, page, skip_token, url_for
 from batchyard.service.http import (
     accepted,
     check_conditions,
@@ -38,11 +39,13 @@ async def add_job(request: Request) -> Response:
 
 @endpoint
 async def list_jobs(request: Request) -> Response:
-    reject_filter(request)
+    keep = list_filter(request, "jobs")
     select = parse_select(request)
-    jobs = list(engine_of(request).jobs.values())
+    jobs = [job for job in engine_of(request).jobs.values() if keep(job.doc)]
     chosen, token = page(jobs, lambda j: j.seq, skip_token(request), parse_max_results(request))
-    return list_response(request, "jobs", (present(j.doc, _job_url(request, j.doc["id"]), select) for j in chosen), token)
+    return list_response(
+        request, "jobs", (present(j.doc, _job_url(request, j.doc["id"]), select) for j in chosen), token
+    )
 
 
 @endpoint
@@ -75,10 +78,30 @@ async def replace_job(request: Request) -> Response:
     return await _update(request, changes, replace=True)
 
 
+def _same_pool(given: dict, current: dict) -> bool:  # type: ignore[type-arg]
+    """A poolInfo naming the job's current pool (PUT must send one; only a change needs a disabled job)."""
+    pool_id = given.get("poolId")
+    return (
+        bool(pool_id)
+        and "autoPoolSpecification" not in given
+        and pool_id.lower() == str(current.get("poolId") or "").lower()
+    )
+
+
 async def _update(request: Request, changes: dict, replace: bool) -> Response:  # type: ignore[type-arg]
     engine = engine_of(request)
     job = engine.get_job(request.path_params["jobId"])
     check_conditions(request, job.doc, reading=False)
+    if "poolInfo" in changes and _same_pool(changes["poolInfo"], job.doc.get("poolInfo") or {}):
+        changes = {k: v for k, v in changes.items() if k != "poolInfo"}
+    if (
+        not replace
+        and changes.get("onAllTasksComplete") == "noaction"
+        and job.doc.get("onAllTasksComplete") == "terminatejob"
+    ):
+        raise errors.invalid_property(
+            "onAllTasksComplete", "noaction", "The value cannot be changed from terminatejob to noaction."
+        )
     with engine.store.transaction():
         engine.update_job(job, changes, replace=replace)
     return accepted(200, job.doc, _job_url(request, job.doc["id"]))

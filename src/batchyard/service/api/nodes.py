@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from batchyard.service import errors
-from batchyard.service.api.common import engine_of, odata_element, page, reject_filter, skip_token, url_for
+from batchyard.service.api.common import engine_of, list_filter, odata_element, page, skip_token, url_for
 from batchyard.service.engine.nodes import START_TASK_AID
 from batchyard.service.engine.runtime import NodeRt
 from batchyard.service.http import (
@@ -25,11 +25,22 @@ from batchyard.service.models import catalog
 
 # Wire names of node states in BatchNodeCounts.
 _COUNT_NAMES = {
-    "creating": "creating", "idle": "idle", "offline": "offline", "preempted": "preempted",
-    "rebooting": "rebooting", "reimaging": "reimaging", "running": "running", "starting": "starting",
-    "starttaskfailed": "startTaskFailed", "leavingpool": "leavingPool", "unknown": "unknown",
-    "unusable": "unusable", "waitingforstarttask": "waitingForStartTask", "deallocated": "deallocated",
-    "deallocating": "deallocating", "upgradingos": "upgradingOS",
+    "creating": "creating",
+    "idle": "idle",
+    "offline": "offline",
+    "preempted": "preempted",
+    "rebooting": "rebooting",
+    "reimaging": "reimaging",
+    "running": "running",
+    "starting": "starting",
+    "starttaskfailed": "startTaskFailed",
+    "leavingpool": "leavingPool",
+    "unknown": "unknown",
+    "unusable": "unusable",
+    "waitingforstarttask": "waitingForStartTask",
+    "deallocated": "deallocated",
+    "deallocating": "deallocating",
+    "upgradingos": "upgradingOS",
 }
 
 
@@ -53,13 +64,20 @@ def find_node(request: Request) -> NodeRt:
 
 @endpoint
 async def list_nodes(request: Request) -> Response:
-    reject_filter(request)
+    keep = list_filter(request, "nodes")
     engine = engine_of(request)
     pool = engine.get_pool(request.path_params["poolId"])
     select = parse_select(request)
     nodes = [engine.nodes[node_id] for node_id in pool.node_ids]
-    chosen, token = page(nodes, lambda n: n.seq, skip_token(request), parse_max_results(request))
-    return list_response(request, "nodes", (node_view(request, n, select) for n in chosen), token)
+    views = [(node.seq, node_view(request, node)) for node in nodes]
+    chosen, token = page(
+        [v for v in views if keep(v[1])], lambda v: v[0], skip_token(request), parse_max_results(request)
+    )
+    if select is not None:
+        return list_response(
+            request, "nodes", ({k: v for k, v in view.items() if k in select} for _, view in chosen), token
+        )
+    return list_response(request, "nodes", (view for _, view in chosen), token)
 
 
 @endpoint
@@ -70,9 +88,9 @@ async def get_node(request: Request) -> Response:
 
 @endpoint
 async def pool_node_counts(request: Request) -> Response:
-    reject_filter(request)
+    keep = list_filter(request, "poolNodeCounts")
     engine = engine_of(request)
-    pools = sorted(engine.pools.values(), key=lambda p: p.seq)
+    pools = sorted((p for p in engine.pools.values() if keep({"poolId": p.doc["id"]})), key=lambda p: p.seq)
     chosen, token = page(pools, lambda p: p.seq, skip_token(request), parse_max_results(request, 10, 10))
     items = []
     for pool in chosen:
@@ -86,8 +104,8 @@ async def pool_node_counts(request: Request) -> Response:
 
 @endpoint
 async def supported_images(request: Request) -> Response:
-    reject_filter(request)
-    images = catalog.supported_images()
+    keep = list_filter(request, "supportedImages")
+    images = [image for image in catalog.supported_images() if keep(image)]
     indexed = list(enumerate(images, start=1))
     chosen, token = page(indexed, lambda pair: pair[0], skip_token(request), parse_max_results(request))
     return list_response(request, "supportedimages", (image for _, image in chosen), token)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from batchyard.service import errors
-from batchyard.service.api.common import engine_of, odata_element, page, reject_filter, skip_token, url_for
+from batchyard.service.api.common import engine_of, list_filter, odata_element, page, skip_token, url_for
 from batchyard.service.http import (
     accepted,
     check_conditions,
@@ -29,18 +31,40 @@ def _pool_url(request: Request, pool_id: str) -> str:
     return url_for(request, f"/pools/{pool_id}")
 
 
-@endpoint
-async def add_pool(request: Request) -> Response:
-    spec = pool_models.parse_pool_create(await read_json(request))
-    size = catalog.lookup_vm_size(spec["vmSize"])
+def _check_size_and_slots(spec: dict[str, Any], vm_size: str) -> None:
+    """A known VM size (canonical name written back) and taskSlotsPerNode <= min(4 x cores, 256)."""
+    size = catalog.lookup_vm_size(vm_size)
     if size is None:
-        raise errors.invalid_property("vmSize", spec["vmSize"], "The specified VM size is not supported.")
-    spec["vmSize"] = size.name
+        raise errors.invalid_property("vmSize", vm_size, "The specified VM size is not supported.")
+    if "vmSize" in spec:
+        spec["vmSize"] = size.name
     limit = min(256, 4 * size.cores)
     if int(spec.get("taskSlotsPerNode", 1)) > limit:
         raise errors.invalid_property(
             "taskSlotsPerNode", spec["taskSlotsPerNode"], f"The value must be at most {limit} for {size.name}."
         )
+
+
+# BatchPoolUpdateOptions properties that "can be updated only when the pool is empty" (the contract).
+_EMPTY_POOL_ONLY = (
+    "displayName",
+    "vmSize",
+    "enableInterNodeCommunication",
+    "virtualMachineConfiguration",
+    "taskSlotsPerNode",
+    "taskSchedulingPolicy",
+    "networkConfiguration",
+    "resourceTags",
+    "userAccounts",
+    "mountConfiguration",
+    "upgradePolicy",
+)
+
+
+@endpoint
+async def add_pool(request: Request) -> Response:
+    spec = pool_models.parse_pool_create(await read_json(request))
+    _check_size_and_slots(spec, spec["vmSize"])
     engine = engine_of(request)
     with engine.store.transaction():
         pool = engine.create_pool(spec)
@@ -49,9 +73,9 @@ async def add_pool(request: Request) -> Response:
 
 @endpoint
 async def list_pools(request: Request) -> Response:
-    reject_filter(request)
+    keep = list_filter(request, "pools")
     select = parse_select(request)
-    pools = list(engine_of(request).pools.values())
+    pools = [pool for pool in engine_of(request).pools.values() if keep(pool.doc)]
     chosen, token = page(pools, lambda p: p.seq, skip_token(request), parse_max_results(request))
     return list_response(
         request, "pools", (present(p.doc, _pool_url(request, p.doc["id"]), select) for p in chosen), token
@@ -62,7 +86,9 @@ async def list_pools(request: Request) -> Response:
 async def get_pool(request: Request) -> Response:
     pool = engine_of(request).get_pool(request.path_params["poolId"])
     check_conditions(request, pool.doc, reading=True)
-    body = odata_element(request, "pools") | present(pool.doc, _pool_url(request, pool.doc["id"]), parse_select(request))
+    body = odata_element(request, "pools") | present(
+        pool.doc, _pool_url(request, pool.doc["id"]), parse_select(request)
+    )
     return json_response(body, entity_headers(pool.doc))
 
 
@@ -91,6 +117,13 @@ async def patch_pool(request: Request) -> Response:
     engine = engine_of(request)
     pool = engine.get_pool(request.path_params["poolId"])
     check_conditions(request, pool.doc, reading=False)
+    if "vmSize" in changes or "taskSlotsPerNode" in changes:
+        _check_size_and_slots(changes, changes.get("vmSize", pool.doc["vmSize"]))
+    restricted = [name for name in _EMPTY_POOL_ONLY if name in changes]
+    if restricted and (pool.node_ids or pool.doc.get("allocationState") != "steady"):
+        raise errors.operation_invalid(
+            f"{restricted[0]} can be updated only when the pool is empty (steady, with no compute nodes)."
+        )
     with engine.store.transaction():
         engine.update_pool(pool, changes, replace=False)
     return accepted(200, pool.doc, _pool_url(request, pool.doc["id"]))

@@ -10,7 +10,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from batchyard.service import errors
-from batchyard.service.api.common import engine_of, odata_element, reject_filter, skip_token, url_for
+from batchyard.service.api.common import engine_of, odata_element, skip_token, sql_filter, url_for
+from batchyard.service.engine.statistics import task_statistics
 from batchyard.service.errors import BatchError
 from batchyard.service.http import (
     accepted,
@@ -25,7 +26,6 @@ from batchyard.service.http import (
     present,
     read_json,
 )
-from batchyard.service.engine.statistics import task_statistics
 from batchyard.service.models import tasks as task_models
 
 # The documented limit of one add-collection request body.
@@ -94,12 +94,12 @@ async def add_task_collection(request: Request) -> Response:
 
 @endpoint
 async def list_tasks(request: Request) -> Response:
-    reject_filter(request)
+    where, params = sql_filter(request, "tasks")
     engine = engine_of(request)
     job = engine.get_job(request.path_params["jobId"])
     select = parse_select(request)
     size = parse_max_results(request)
-    rows = engine.store.list_tasks(job.key, skip_token(request), size + 1)
+    rows = engine.store.list_tasks(job.key, skip_token(request), size + 1, where, params)
     token = str(rows[size - 1][0]) if len(rows) > size else None
     job_id = job.doc["id"]
     stats = _wants_stats(request)

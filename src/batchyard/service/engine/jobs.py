@@ -103,6 +103,8 @@ class JobOps(TaskOps):
         self.kick()
 
     def disable_job(self, job: JobRt, option: str) -> None:
+        if job.doc["state"] in ("disabling", "disabled"):
+            return  # the contract: only states other than active/disabling/disabled are a conflict
         if job.doc["state"] != "active":
             raise errors.conflict(
                 "JobNotActive" if job.doc["state"] != "disabled" else "JobDisabled",
@@ -118,8 +120,14 @@ class JobOps(TaskOps):
                     if doc is not None:
                         self.kill_run(doc, option)
                         self.save_task(job.key, doc)
-        self._move(job, "disabled", now)
+        # Disabling until its running tasks have been dealt with (killed, or finished for "wait").
         self.save_job(job)
+        self._maybe_finish_disabling(job)
+
+    def _maybe_finish_disabling(self, job: JobRt) -> None:
+        if job.doc["state"] == "disabling" and job.counts["running"] + job.counts["preparing"] == 0:
+            self._move(job, "disabled", self.now())
+            self.save_job(job)
 
     def enable_job(self, job: JobRt) -> None:
         if job.doc["state"] != "disabled":
@@ -176,6 +184,8 @@ class JobOps(TaskOps):
         state = job.doc["state"]
         if state == "terminating":
             self._maybe_complete_job(job)
+        elif state == "disabling":
+            self._maybe_finish_disabling(job)
         elif state == "active" and job.doc.get("onAllTasksComplete") == "terminatejob" and job.unfinished == 0:
             job.doc["executionInfo"]["terminateReason"] = "AllTasksComplete"
             self._move(job, "terminating", self.now())

@@ -231,6 +231,7 @@ class TaskOps(PoolOps):
             job.queue.appendleft(task)
         else:
             job.queue.append(task)
+        self.after_task_completed(job)  # type: ignore[attr-defined]  # a run ended: a disabling job may be done
         self.kick()
 
     def _requeue_doc(self, job: JobRt, doc: dict[str, Any], slots: int, now: datetime) -> None:
