@@ -46,3 +46,198 @@ def task_state(client: Any, job_id: str, task_id: str) -> str:
 def completed(client: Any, job_id: str, task_id: str) -> Any:
     task = client.get_task(job_id, task_id)
     return task if task.state == "completed" else None
+
+
+# --- appended: raw signed HTTP, pool lifetimes, small waiters ------------------------------------------
+
+API_VERSION = "2025-06-01.21.0"
+
+
+def signed_request(
+    base_url: str,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    content: bytes | None = None,
+    params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    key: str | None = None,
+    api_version: str | None = API_VERSION,
+    sign: bool = True,
+) -> Any:
+    """One Shared Key request as the SDK would sign it (httpx), for what the SDK cannot send.
+
+    `body` is sent as JSON; `content` as raw bytes. `api_version=None` leaves the parameter out.
+    """
+    import httpx
+    import orjson
+
+    from batchyard.service.auth import format_ocp_date, sign_request
+    from batchyard.service.config import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
+
+    query = dict(params or {})
+    if api_version is not None:
+        query["api-version"] = api_version
+    url = httpx.URL(base_url + path, params=query)
+    if body is not None:
+        content = orjson.dumps(body)
+    sent: dict[str, str] = {"ocp-date": format_ocp_date()}
+    if content is not None:
+        sent["content-type"] = "application/json; odata=minimalmetadata"
+        sent["content-length"] = str(len(content))
+    sent.update(headers or {})
+    if sign and "authorization" not in {name.lower() for name in sent}:
+        sent["Authorization"] = sign_request(DEV_ACCOUNT_NAME, key or DEV_ACCOUNT_KEY, method, str(url), sent)
+    global _http
+    if _http is None:
+        _http = httpx.Client(timeout=30)
+    return _http.request(method, url, content=content, headers=sent)
+
+
+_http: Any = None
+
+
+def pool_body(pool_id: str, **extra: Any) -> dict[str, Any]:
+    """A minimal POST /pools body in wire form."""
+    body: dict[str, Any] = {
+        "id": pool_id,
+        "vmSize": "standard_d2s_v3",
+        "virtualMachineConfiguration": {
+            "imageReference": {
+                "publisher": "canonical",
+                "offer": "0001-com-ubuntu-server-jammy",
+                "sku": "22_04-lts",
+                "version": "latest",
+            },
+            "nodeAgentSKUId": "batch.node.ubuntu 22.04",
+        },
+    }
+    if "targetDedicated" not in extra:
+        body["targetDedicatedNodes"] = 0
+    body.update(extra)
+    return body
+
+
+def delete_pool_quietly(client: Any, pool_id: str) -> None:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        client.begin_delete_pool(pool_id, polling_interval=0.2)  # not waited for: nodes leave in the background
+    except ResourceNotFoundError:
+        pass
+
+
+class temp_pool:  # noqa: N801 - used like a function: `with temp_pool(client, id, nodes=2):`
+    """Create a pool on entry and delete it on exit (nodes are real processes)."""
+
+    def __init__(self, client: Any, pool_id: str, nodes: int = 1, slots: int = 1, **kwargs: Any) -> None:
+        self.client, self.pool_id = client, pool_id
+        self.args = (nodes, slots, kwargs)
+
+    def __enter__(self) -> str:
+        nodes, slots, kwargs = self.args
+        create_pool(self.client, self.pool_id, nodes=nodes, slots=slots, **kwargs)
+        return self.pool_id
+
+    def __exit__(self, *exc: object) -> None:
+        delete_pool_quietly(self.client, self.pool_id)
+
+
+def run_task(client: Any, job_id: str, task_id: str, command_line: str, timeout: float = 30, **kwargs: Any) -> Any:
+    """Add a task and wait for it to complete; returns the completed task."""
+    from tests.conftest import wait_for
+
+    client.create_task(job_id, m.BatchTaskCreateOptions(id=task_id, command_line=command_line, **kwargs))
+    return wait_for(lambda: completed(client, job_id, task_id), timeout=timeout, what=f"task {task_id} completion")
+
+
+def read_task_file(client: Any, job_id: str, task_id: str, path: str, **kwargs: Any) -> str:
+    return b"".join(client.download_task_file(job_id, task_id, path, **kwargs)).decode()
+
+
+def error_code(exc: Any) -> str | None:
+    """The Batch error code of an azure-core HttpResponseError."""
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None)
+    if code:
+        return str(code)
+    try:
+        exc.response.read()  # streamed downloads leave the error body unread
+        return str(exc.response.json()["code"])
+    except Exception:
+        return None
+
+
+def error_values(exc: Any) -> dict[str, str]:
+    try:
+        return {item["key"]: item["value"] for item in exc.response.json().get("values", [])}
+    except Exception:
+        return {}
+
+
+def pool_exists(client: Any, pool_id: str) -> bool:
+    """`client.pool_exists`, but False for a missing pool.
+
+    azure-batch 15.1.0's BatchExceptionPolicy turns every non-2xx answer into an exception before
+    `pool_exists` can map the HEAD's 404 to False, so the SDK call raises ResourceNotFoundError instead.
+    """
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return bool(client.pool_exists(pool_id))
+    except ResourceNotFoundError:
+        return False
+
+
+def processes_with(marker: str) -> list[int]:
+    """Pids of live processes whose command line contains `marker` (to see that a task's process really ended)."""
+    import os
+
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                zombie = f.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
+        except OSError:
+            continue
+        if marker in cmdline and not zombie:
+            pids.append(int(entry))
+    return pids
+
+
+def unique_sleep(seconds: int) -> str:
+    """A `sleep` command line whose argument is unique enough to find its process with `processes_with`."""
+    import random
+
+    return f"/bin/sleep {seconds}.{random.randrange(10**8, 10**9)}"
+
+
+class serve_directory:  # noqa: N801 - used like a function: `with serve_directory(path) as base_url:`
+    """A local HTTP server (a thread) serving `root`, for httpUrl resource files."""
+
+    def __init__(self, root: Any) -> None:
+        import functools
+        import http.server
+
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root))
+        )
+
+    def __enter__(self) -> str:
+        import threading
+
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

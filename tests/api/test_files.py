@@ -1,0 +1,261 @@
+"""Task and node files through the SDK over HTTP: list, download (ranges), properties, delete, confinement."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from azure.batch import models as m
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+from tests.api.helpers import (
+    create_job,
+    error_code,
+    idle_nodes,
+    read_task_file,
+    run_task,
+    signed_request,
+    temp_pool,
+)
+from tests.conftest import Service, wait_for
+
+Unique = Callable[[str], str]
+
+START = (
+    "/bin/bash -c 'echo started; echo warned >&2; mkdir -p \"$AZ_BATCH_NODE_SHARED_DIR/sub\"; "
+    "echo shared > \"$AZ_BATCH_NODE_SHARED_DIR/sub/data.txt\"'"
+)
+WRITE = (
+    "/bin/bash -c 'mkdir -p out/deep; printf 0123456789 > out/deep/digits.txt; echo hi; "
+    "ln -s /etc/passwd passwd-link; ln -s /etc etc-link; ln -s ../../../../../../.. root-link'"
+)
+
+
+@pytest.fixture(scope="module")
+def pool(client: Any) -> Iterator[str]:
+    pool_id = f"files-pool-{os.getpid()}"
+    with temp_pool(client, pool_id, nodes=1, slots=2, start_task=m.BatchStartTask(command_line=START)):
+        wait_for(lambda: idle_nodes(client, pool_id, 1), what="the file pool's node")
+        yield pool_id
+
+
+@pytest.fixture(scope="module")
+def node_id(client: Any, pool: str) -> str:
+    return str(next(iter(client.list_nodes(pool))).id)
+
+
+@pytest.fixture
+def job(client: Any, pool: str, unique: Unique) -> Iterator[str]:
+    job_id = unique("job")
+    create_job(client, job_id, pool)
+    task = run_task(client, job_id, "writer", WRITE)
+    assert task.execution_info.result == "success"
+    yield job_id
+    client.begin_delete_job(job_id, polling_interval=0.2)
+
+
+# --- task files -------------------------------------------------------------------------------------
+
+
+def test_list_task_files(client: Any, job: str, service: Service) -> None:
+    top = {f.name: f for f in client.list_task_files(job, "writer")}
+    assert {"stdout.txt", "stderr.txt", "wd"} <= set(top)
+    assert top["wd"].is_directory is True
+    assert top["stdout.txt"].is_directory is False
+    assert top["stdout.txt"].properties.content_length == 3
+    assert top["stdout.txt"].url == f"{service.url}/jobs/{job}/tasks/writer/files/stdout.txt"
+    assert not any("/" in name for name in top)
+
+    everything = {f.name: f for f in client.list_task_files(job, "writer", recursive=True)}
+    assert {"stdout.txt", "wd", "wd/out", "wd/out/deep", "wd/out/deep/digits.txt"} <= set(everything)
+    assert everything["wd/out/deep/digits.txt"].properties.content_length == 10
+    assert everything["wd/out"].is_directory is True
+    # Links are listed as entries of the task's directory; their targets are not walked into.
+    assert not any(name.startswith("wd/etc-link/") or name.startswith("wd/root-link/") for name in everything)
+    paged = [f.name for f in client.list_task_files(job, "writer", recursive=True, max_results=2)]
+    assert sorted(paged) == sorted(everything)
+
+
+def test_download_task_file_with_ranges(client: Any, job: str, service: Service) -> None:
+    path = "wd/out/deep/digits.txt"
+    assert read_task_file(client, job, "writer", path) == "0123456789"
+    assert read_task_file(client, job, "writer", path, ocp_range="bytes=0-4") == "01234"
+    assert read_task_file(client, job, "writer", path, ocp_range="bytes=5-") == "56789"
+    assert read_task_file(client, job, "writer", path, ocp_range="bytes=8-100") == "89"
+    raw = signed_request(service.url, "GET", f"/jobs/{job}/tasks/writer/files/{path}",
+                         headers={"ocp-range": "bytes=-3"})
+    assert raw.status_code == 200
+    assert raw.content == b"789"
+    assert raw.headers["content-length"] == "3"
+    assert read_task_file(client, job, "writer", "stdout.txt") == "hi\n"
+
+
+def test_task_file_properties(client: Any, job: str, service: Service) -> None:
+    props = client.get_task_file_properties(job, "writer", "wd/out/deep/digits.txt")
+    assert int(props.content_length) == 10
+    assert str(props.is_directory).lower() == "false"
+    assert props.url.endswith(f"/jobs/{job}/tasks/writer/files/wd/out/deep/digits.txt")
+    assert props.last_modified is not None
+
+    head = signed_request(service.url, "HEAD", f"/jobs/{job}/tasks/writer/files/wd/out/deep/digits.txt")
+    assert head.status_code == 200
+    assert head.headers["content-length"] == "10"
+    assert head.headers["ocp-batch-file-isdirectory"] == "false"
+    assert head.headers["last-modified"]
+    assert head.content == b""
+    folder = signed_request(service.url, "HEAD", f"/jobs/{job}/tasks/writer/files/wd/out")
+    assert folder.headers["ocp-batch-file-isdirectory"] == "true"
+
+
+def test_delete_task_files(client: Any, job: str) -> None:
+    client.delete_task_file(job, "writer", "wd/out/deep/digits.txt")
+    with pytest.raises(ResourceNotFoundError) as info:
+        client.get_task_file_properties(job, "writer", "wd/out/deep/digits.txt")
+    assert info.value.status_code == 404  # a HEAD: no body to carry the code
+    with pytest.raises(ResourceNotFoundError) as info:
+        read_task_file(client, job, "writer", "wd/out/deep/digits.txt")
+    assert error_code(info.value) == "FileNotFound"
+    # A directory that is not empty goes only recursively.
+    client.create_task(job, m.BatchTaskCreateOptions(id="more", command_line="/bin/bash -c 'mkdir d; touch d/f'"))
+    wait_for(lambda: client.get_task(job, "more").state == "completed", what="the second task")
+    with pytest.raises(HttpResponseError):
+        client.delete_task_file(job, "more", "wd/d")
+    assert "wd/d/f" in {f.name for f in client.list_task_files(job, "more", recursive=True)}
+    client.delete_task_file(job, "more", "wd/d", recursive=True)
+    assert not {"wd/d", "wd/d/f"} & {f.name for f in client.list_task_files(job, "more", recursive=True)}
+
+
+def test_missing_task_file_is_file_not_found(client: Any, job: str) -> None:
+    for call in (
+        lambda: read_task_file(client, job, "writer", "no-such-file.txt"),
+        lambda: client.delete_task_file(job, "writer", "wd/nothing/here"),
+    ):
+        with pytest.raises(ResourceNotFoundError) as info:
+            call()
+        assert error_code(info.value) == "FileNotFound"
+    with pytest.raises(ResourceNotFoundError):
+        client.get_task_file_properties(job, "writer", "no-such-file.txt")
+    with pytest.raises(ResourceNotFoundError) as info:
+        list(client.list_task_files(job, "no-such-task"))
+    assert error_code(info.value) == "TaskNotFound"
+
+
+# --- node files -------------------------------------------------------------------------------------
+
+
+def test_node_files(client: Any, pool: str, node_id: str, job: str, service: Service) -> None:
+    top = {f.name: f for f in client.list_node_files(pool, node_id)}
+    assert {"startup", "shared", "workitems"} <= set(top)
+    assert all(top[name].is_directory for name in ("startup", "shared", "workitems"))
+    everything = {f.name for f in client.list_node_files(pool, node_id, recursive=True)}
+    assert {"startup/stdout.txt", "startup/stderr.txt", "shared/sub/data.txt",
+            f"workitems/{job}/job-1/writer/stdout.txt"} <= everything
+
+    assert b"".join(client.download_node_file(pool, node_id, "startup/stdout.txt")) == b"started\n"
+    assert b"".join(client.download_node_file(pool, node_id, "startup/stderr.txt")) == b"warned\n"
+    assert b"".join(client.download_node_file(pool, node_id, "shared/sub/data.txt", ocp_range="bytes=0-2")) == b"sha"
+    props = client.get_node_file_properties(pool, node_id, "shared/sub/data.txt")
+    assert int(props.content_length) == len("shared\n")
+    head = signed_request(service.url, "HEAD", f"/pools/{pool}/nodes/{node_id}/files/startup")
+    assert head.headers["ocp-batch-file-isdirectory"] == "true"
+
+    client.delete_node_file(pool, node_id, "shared/sub/data.txt")
+    with pytest.raises(ResourceNotFoundError) as info:
+        b"".join(client.download_node_file(pool, node_id, "shared/sub/data.txt"))
+    assert error_code(info.value) == "FileNotFound"
+    with pytest.raises(ResourceNotFoundError) as info:
+        client.delete_node_file(pool, node_id, "shared/sub/data.txt")
+    assert error_code(info.value) == "FileNotFound"
+    with pytest.raises(ResourceNotFoundError) as info:
+        list(client.list_node_files(pool, "tvmps_nope_d"))
+    assert error_code(info.value) == "NodeNotFound"
+
+
+# --- confinement --------------------------------------------------------------------------------------
+
+_ESCAPES = [
+    "../../etc/passwd",
+    "..%2F..%2F..%2F..%2F..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+    "%2E%2E/%2E%2E/%2E%2E/%2E%2E/%2E%2E/%2E%2E/%2E%2E/etc/passwd",
+    "shared/../../../../../../../../etc/passwd",
+    "%2Fetc%2Fpasswd",
+    "/etc/passwd",
+    "....//....//etc/passwd",
+]
+
+
+def _assert_not_passwd(response: Any) -> None:
+    assert response.status_code in (400, 404), (response.status_code, response.text[:200])
+    assert b"root:" not in response.content
+
+
+def _literal_get(service: Service, path: str) -> tuple[int, bytes]:
+    """A signed GET whose path goes out byte for byte (httpx would remove dot segments first)."""
+    import http.client
+
+    from batchyard.service.auth import format_ocp_date, sign_request
+    from batchyard.service.config import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
+
+    target = f"{path}?api-version=2025-06-01.21.0"
+    headers = {"ocp-date": format_ocp_date()}
+    headers["Authorization"] = sign_request(DEV_ACCOUNT_NAME, DEV_ACCOUNT_KEY, "GET", service.url + target, headers)
+    host = service.url.removeprefix("http://")
+    connection = http.client.HTTPConnection(host, timeout=30)
+    try:
+        connection.request("GET", target, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_path_escapes_never_leave_the_node_root(
+    client: Any, pool: str, node_id: str, job: str, service: Service
+) -> None:
+    passwd = open("/etc/passwd", "rb").read()
+    assert passwd.startswith(b"root:")
+    for escape in _ESCAPES:
+        for prefix in (f"/pools/{pool}/nodes/{node_id}/files/", f"/jobs/{job}/tasks/writer/files/"):
+            for method in ("GET", "HEAD"):
+                _assert_not_passwd(signed_request(service.url, method, prefix + escape))
+        with pytest.raises(HttpResponseError):
+            b"".join(client.download_node_file(pool, node_id, escape))
+        with pytest.raises(HttpResponseError):
+            read_task_file(client, job, "writer", escape)
+    # Dot segments sent as they are (not removed by the client) reach the file routes and stay inside.
+    for escape in ("../../../../../../../../etc/passwd", "shared/../../../../../../../../../etc/passwd", "./../../x"):
+        for prefix in (f"/pools/{pool}/nodes/{node_id}/files/", f"/jobs/{job}/tasks/writer/files/"):
+            status, body = _literal_get(service, prefix + escape)
+            assert status in (400, 404), (prefix + escape, status, body[:200])
+            assert b"root:" not in body
+    # A task's file URL reaches only that task's directory, not the rest of the node.
+    for escape in ("..%2F..%2F..%2F..%2Fstartup%2Fstdout.txt", "wd%2F..%2F..%2Fwriter%2F..%2F..%2F..%2F..%2Fshared"):
+        response = signed_request(service.url, "GET", f"/jobs/{job}/tasks/writer/files/{escape}")
+        assert response.status_code == 404, response.text
+        assert response.json()["code"] == "FileNotFound"
+    status, body = _literal_get(service, f"/jobs/{job}/tasks/writer/files/../../../../startup/stdout.txt")
+    assert status == 404 and b"started" not in body
+    assert read_task_file(client, job, "writer", "wd/../stdout.txt") == "hi\n"  # inside is fine
+    # Links made by a task that point outside the node root do not lead out either.
+    for link in ("wd/passwd-link", "wd/etc-link/passwd", "wd/root-link/etc/passwd"):
+        response = signed_request(service.url, "GET", f"/jobs/{job}/tasks/writer/files/{link}")
+        _assert_not_passwd(response)
+        with pytest.raises(HttpResponseError):
+            read_task_file(client, job, "writer", link)
+    response = signed_request(service.url, "GET", f"/jobs/{job}/tasks/writer/files",
+                              params={"recursive": "true"})
+    assert "passwd" not in {entry["name"].rsplit("/", 1)[-1] for entry in response.json()["value"]} - {
+        "passwd-link"
+    }
+    # Deleting through an escape removes nothing outside.
+    for escape in ("../../etc/passwd", "wd/passwd-link/../../../../../../../../etc/passwd"):
+        response = signed_request(service.url, "DELETE", f"/pools/{pool}/nodes/{node_id}/files/{escape}")
+        assert response.status_code in (400, 404)
+    assert open("/etc/passwd", "rb").read() == passwd
+    # The node root itself cannot be deleted.
+    response = signed_request(service.url, "DELETE", f"/pools/{pool}/nodes/{node_id}/files/.",
+                              params={"recursive": "true"})
+    assert response.status_code >= 400
+    assert (service.data_dir / "nodes" / node_id / "startup").is_dir()
