@@ -61,7 +61,7 @@ class EngineBase:
             self.pools[pool.key] = pool
         started = time.monotonic()
         for doc in self.store.load_all("nodes"):
-            node = NodeRt(doc["id"], doc["_pool"], doc["_seq"], doc, lost_at=started)
+            node = NodeRt(doc["id"], doc["_pool"], doc["_seq"], doc, lost_at=started, leaving=doc.get("_leaving"))
             self.nodes[node.id] = node
             if node.pool_key in self.pools:
                 self.pools[node.pool_key].node_ids.append(node.id)

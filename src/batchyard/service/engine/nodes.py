@@ -325,6 +325,7 @@ class NodeOps(EngineBase):
         ]
         self.set_node_state(node, "unusable", now)
         self.save_node(node)
+        self.after_node_freed(node)  # type: ignore[attr-defined]
         self.kick()
 
 

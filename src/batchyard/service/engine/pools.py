@@ -194,6 +194,12 @@ class PoolOps(NodeOps):
         self.save_node(node)
         self._maybe_finish_leaving(node)
 
+    async def start(self) -> None:
+        await super().start()
+        with self.store.transaction():
+            for node in list(self.nodes.values()):
+                self._maybe_finish_leaving(node)  # removals a previous service process did not finish
+
     def after_node_freed(self, node: NodeRt) -> None:
         self._maybe_finish_leaving(node)
 
@@ -205,13 +211,24 @@ class PoolOps(NodeOps):
         self._remove_node(node)
 
     def _remove_node(self, node: NodeRt) -> None:
+        """Stop the node's agent and wipe its disk; the node is gone from the pool once that is done."""
+        if node.removing:
+            return
+        node.removing = True
+        if node.session is not None:
+            node.session.send({"t": "shutdown"})
+        self.spawn(self._stop_and_forget(node))
+
+    async def _stop_and_forget(self, node: NodeRt) -> None:
+        if not node.doc.get("_external"):
+            await self.provider.stop_node(node.id, wipe=True)
+        with self.store.transaction():
+            self._forget_node(node)
+
+    def _forget_node(self, node: NodeRt) -> None:
         now = self.now()
         self.nodes.pop(node.id, None)
         self.store.delete_node(node.id)
-        if node.session is not None:
-            node.session.send({"t": "shutdown"})
-        if not node.doc.get("_external"):
-            self.spawn(self.provider.stop_node(node.id, wipe=True))
         pool = self.pools.get(node.pool_key)
         if pool is None:
             return

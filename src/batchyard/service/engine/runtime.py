@@ -48,6 +48,7 @@ class NodeRt:
     slots_used: int = 0
     lost_at: float | None = None  # monotonic time the agent connection was lost
     leaving: str | None = None  # deallocation option while leaving the pool
+    removing: bool = False  # its agent is being stopped; then it is gone
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=10))
 
     @property
