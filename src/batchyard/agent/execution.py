@@ -7,6 +7,7 @@ minimal PATH/HOME/LANG: never the agent's credentials or the service's keys.
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,7 +88,7 @@ class Execution:
 
     async def run(self) -> dict[str, Any]:
         started = datetime.now(UTC)
-        self.working_dir.mkdir(parents=True, exist_ok=True)
+        _make_dirs(self.task_dir, self.working_dir)
         files = self.run_spec.get("files") or []
         if files:
             self._preparing = asyncio.ensure_future(download_resource_files(files, self.working_dir))
@@ -160,6 +161,13 @@ class Execution:
         )
 
     def internal_failure(self, message: str) -> dict[str, Any]:
-        return self._failed(
-            datetime.now(UTC), {"category": "servererror", "code": "AgentError", "message": message}
-        )
+        return self._failed(datetime.now(UTC), {"category": "servererror", "code": "AgentError", "message": message})
+
+
+def _make_dirs(task_dir: Path, working_dir: Path) -> None:
+    """Create the task and working directories: two mkdir calls in the common case (hot path)."""
+    try:
+        os.mkdir(task_dir)
+        os.mkdir(working_dir)
+    except OSError:
+        os.makedirs(working_dir, exist_ok=True)

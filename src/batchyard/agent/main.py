@@ -63,7 +63,7 @@ class Agent:
         while not self._stopping.is_set():
             connected = False
             try:
-                async with websockets.connect(url, additional_headers=headers, max_size=None) as ws:
+                async with websockets.connect(url, additional_headers=headers, max_size=None, compression=None) as ws:
                     connected = True
                     self._ws = ws
                     await ws.send(
@@ -79,7 +79,8 @@ class Agent:
                         )
                     )
                     async for data in ws:
-                        self._handle(messages.decode(data))
+                        for message in messages.decode_frame(data):
+                            self._handle(message)
             except (OSError, websockets.WebSocketException) as exc:
                 log.debug("connection to the service failed: %s", exc)
             self._ws = None
@@ -105,14 +106,15 @@ class Agent:
         others = [m for m in pending if m["t"] != "result"]
         batch = others + ([{"t": "done", "results": [r["result"] for r in results]}] if results else [])
         ws = self._ws
-        if ws is None:
+        if ws is None or not batch:
             return  # results stay in `unacked` and go with the next hello
-        for message in batch:
-            asyncio.get_running_loop().create_task(self._write(ws, message))
+        frames = [messages.encode(message) for message in batch]
+        data = frames[0] if len(frames) == 1 else messages.encode_batch(frames)
+        asyncio.get_running_loop().create_task(self._write(ws, data))
 
-    async def _write(self, ws: Any, message: dict[str, Any]) -> None:
+    async def _write(self, ws: Any, data: bytes) -> None:
         try:
-            await ws.send(messages.encode(message))
+            await ws.send(data)
         except (OSError, websockets.WebSocketException):
             pass
 

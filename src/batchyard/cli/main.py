@@ -23,10 +23,18 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--public-url", help="URL clients and nodes use to reach the service")
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--core-quota", type=int, default=500, help="dedicated cores all pools may hold")
-    serve.add_argument("--node-lost-grace", type=float, default=Timing.node_lost_grace,
-                       help="seconds before a node whose agent is gone becomes unusable")
-    serve.add_argument("--adopt-grace", type=float, default=Timing.adopt_grace,
-                       help="seconds a restarted service waits for running agents to reconnect")
+    serve.add_argument(
+        "--node-lost-grace",
+        type=float,
+        default=Timing.node_lost_grace,
+        help="seconds before a node whose agent is gone becomes unusable",
+    )
+    serve.add_argument(
+        "--adopt-grace",
+        type=float,
+        default=Timing.adopt_grace,
+        help="seconds a restarted service waits for running agents to reconnect",
+    )
 
     agent = commands.add_parser("agent", help="run a compute node agent")
     agent.add_argument("--service-url", required=True)
@@ -49,9 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from batchyard.agent.main import run_agent
 
     token = sys.stdin.readline().strip() if args.token_stdin else None
-    return run_agent(
-        args.service_url, args.root, args.orphan_timeout, args.node_id, args.pool, args.join_token, token
-    )
+    return run_agent(args.service_url, args.root, args.orphan_timeout, args.node_id, args.pool, args.join_token, token)
 
 
 def _join_token(args: argparse.Namespace) -> int:
@@ -84,7 +90,11 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"batchyard: {exc}", file=sys.stderr)
         return 2
     settings = Settings(
-        host=args.host, port=args.port, data_dir=args.data_dir.resolve(), account_name=name, account_keys=keys,
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir.resolve(),
+        account_name=name,
+        account_keys=keys,
         public_url=args.public_url,
         timing=Timing(node_lost_grace=args.node_lost_grace, adopt_grace=args.adopt_grace),
         core_quota=args.core_quota,
@@ -92,7 +102,15 @@ def _serve(args: argparse.Namespace) -> int:
     app = build_app(settings)
     if settings.uses_dev_account:
         print(f"batchyard: using the well-known development account {name} with key {keys[0]}", flush=True)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="on", ws="websockets")
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        lifespan="on",
+        ws="websockets",
+        ws_per_message_deflate=False,  # agents are on a local or trusted link; compression costs CPU per task
+    )
     server = _server_class()(config, f"batchyard: Batch service listening on {settings.base_url} (account {name})")
     server.run()
     return 0

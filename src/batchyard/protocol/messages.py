@@ -8,6 +8,7 @@ service -> agent
   rpc       {rid, op, ...}                                        file operations (list/stat/read/delete)
   cleanup   {paths: [relative dir]}                               remove task/job directories
   shutdown  {}                                                    stop all runs and exit
+(A frame carries one message, or a JSON array of messages sent in the same loop turn.)
 agent -> service
   hello     {node, running: [aid], done: [Done]}                  first message; also after reconnect
   done      {results: [Done]}                                     finished runs (batched)
@@ -35,11 +36,18 @@ def encode(message: dict[str, Any]) -> bytes:
     return orjson.dumps(message)
 
 
-def decode(data: str | bytes) -> dict[str, Any]:
-    message = orjson.loads(data)
-    if not isinstance(message, dict) or "t" not in message:
+def encode_batch(frames: list[bytes]) -> bytes:
+    """Several encoded messages as one frame (a JSON array), so one loop turn costs one frame."""
+    return b"[" + b",".join(frames) + b"]"
+
+
+def decode_frame(data: str | bytes) -> list[dict[str, Any]]:
+    """The messages of one frame: a single message object or an array of them."""
+    value = orjson.loads(data)
+    found = value if isinstance(value, list) else [value]
+    if not all(isinstance(message, dict) and "t" in message for message in found):
         raise ValueError("not an agent message")
-    return message
+    return found
 
 
 def node_token(secret: bytes, node_id: str) -> str:

@@ -69,18 +69,19 @@ class AgentSession:
                 except (WebSocketDisconnect, RuntimeError):
                     return
                 try:
-                    message = messages.decode(data)
+                    received = messages.decode_frame(data)
                 except ValueError:
                     log.warning("node %s sent an unreadable message", self.node_id)
                     continue
-                if message["t"] == "reply":
-                    future = self._pending.get(message.get("rid", -1))
-                    if future is not None and not future.done():
-                        future.set_result(message)
-                    continue
-                result = on_message(self, message)
-                if result is not None:
-                    await result
+                for message in received:
+                    if message["t"] == "reply":
+                        future = self._pending.get(message.get("rid", -1))
+                        if future is not None and not future.done():
+                            future.set_result(message)
+                        continue
+                    result = on_message(self, message)
+                    if result is not None:
+                        await result
         finally:
             self.close()
             writer.cancel()
@@ -88,11 +89,16 @@ class AgentSession:
     async def _write_loop(self) -> None:
         try:
             while True:
-                data = await self._outbox.get()
-                if data is None:
+                batch = [await self._outbox.get()]
+                while not self._outbox.empty():  # everything queued this loop turn goes in one frame
+                    batch.append(self._outbox.get_nowait())
+                closing = None in batch
+                frames = [data for data in batch if data is not None]
+                if frames:
+                    await self._ws.send_bytes(frames[0] if len(frames) == 1 else messages.encode_batch(frames))
+                if closing:
                     await self._ws.close()
                     return
-                await self._ws.send_bytes(data)
         except (WebSocketDisconnect, RuntimeError, OSError):
             self.closed = True
         except asyncio.CancelledError:

@@ -44,6 +44,7 @@ class Store:
         self._db.executescript(SCHEMA)
         self._depth = 0
         self._seq = int(self.get_meta("seq") or 0)
+        self._saved_seq = self._seq
 
     def close(self) -> None:
         self._db.close()
@@ -66,7 +67,9 @@ class Store:
             raise
         self._depth -= 1
         if self._depth == 0:
-            self._db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('seq', ?)", (str(self._seq),))
+            if self._seq != self._saved_seq:
+                self._db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('seq', ?)", (str(self._seq),))
+                self._saved_seq = self._seq
             self._db.execute("COMMIT")
 
     def next_seq(self) -> int:

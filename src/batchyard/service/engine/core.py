@@ -146,6 +146,8 @@ class EngineBase:
             asyncio.get_running_loop().call_soon(self._schedule_round)
 
     def _schedule_round(self) -> None:
+        if not self._round_scheduled:
+            return  # already run by run_pending_round
         self._round_scheduled = False
         try:
             with self.store.transaction():
@@ -154,6 +156,10 @@ class EngineBase:
                         self._schedule_pool(pool)
         except Exception:
             log.exception("scheduling round failed")
+
+    def run_pending_round(self) -> None:
+        """Run a kicked round now, inside the caller's transaction: one commit instead of two."""
+        self._schedule_round()
 
     def _schedule_pool(self, pool: PoolRt) -> None:
         per_node = pool.slots_per_node

@@ -87,6 +87,10 @@ class NodeOps(EngineBase):
         if states.move(node.doc, states.NODE, state, now, previous=False):
             self.save_node(node)
 
+    def save_node(self, node: NodeRt) -> None:
+        node.dirty = False
+        super().save_node(node)
+
     def mark_node_busy(self, node: NodeRt, now: datetime) -> None:
         if node.doc["state"] == "idle" and node.slots_used > 0:
             self.set_node_state(node, "running", now)
@@ -131,6 +135,7 @@ class NodeOps(EngineBase):
                 self._on_hello(node, message)
             elif kind == "done":
                 self._on_results(node, message.get("results", []))
+            self.run_pending_round()
 
     def _on_hello(self, node: NodeRt, message: dict[str, Any]) -> None:
         now = self.now()
@@ -284,7 +289,7 @@ class NodeOps(EngineBase):
             else:
                 self.finish_run(node, run, result, now)  # type: ignore[attr-defined]
         self.mark_node_free(node, now)
-        self.save_node(node)
+        node.dirty = True  # its counters changed; saved by housekeeping or the next state change
         if node.session is not None:
             node.session.send({"t": "ack", "aids": [result.get("aid") for result in results]})
         self.after_node_freed(node)  # type: ignore[attr-defined]
@@ -294,6 +299,9 @@ class NodeOps(EngineBase):
 
     def housekeeping(self) -> None:
         super().housekeeping()
+        for node in self.nodes.values():
+            if node.dirty:
+                self.save_node(node)
         grace = self.settings.timing.node_lost_grace
         adopt = self.settings.timing.adopt_grace
         mono = time.monotonic()

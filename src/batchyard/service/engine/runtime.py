@@ -49,6 +49,7 @@ class NodeRt:
     lost_at: float | None = None  # monotonic time the agent connection was lost
     leaving: str | None = None  # deallocation option while leaving the pool
     removing: bool = False  # its agent is being stopped; then it is gone
+    dirty: bool = False  # counters changed since the document was last saved
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=10))
 
     @property

@@ -119,6 +119,7 @@ class TaskOps(PoolOps):
         node.runs[aid] = RunningTask(job.key, doc["id"].lower(), slots, aid)
         node.slots_used += slots
         node.doc["totalTasksRun"] = int(node.doc.get("totalTasksRun", 0)) + 1
+        node.dirty = True
         node.recent.append(
             {
                 "taskUrl": f"{self.settings.base_url}/jobs/{job.doc['id']}/tasks/{doc['id']}",

@@ -11,6 +11,7 @@ Anything at or above `TimeSpan.MaxValue` means "unlimited": old Python SDKs (msr
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 from typing import Final
@@ -107,6 +108,7 @@ def format_duration(value: timedelta | None) -> str:
     return format_ticks(ticks)
 
 
+@functools.lru_cache(maxsize=1024)
 def duration_seconds(text: str) -> float | None:
     """Seconds as a float for timers; `None` means unlimited."""
     ticks = parse_ticks(text)
