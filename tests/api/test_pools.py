@@ -168,7 +168,9 @@ def test_unknown_vm_size_is_invalid_property_value(client: Any, unique: Unique) 
     with pytest.raises(HttpResponseError) as info:
         client.create_pool(
             m.BatchPoolCreateOptions(
-                id=pool_id, vm_size="standard_nonexistent_v9", virtual_machine_configuration=vm_config(),
+                id=pool_id,
+                vm_size="standard_nonexistent_v9",
+                virtual_machine_configuration=vm_config(),
                 target_dedicated_nodes=0,
             )
         )
@@ -178,14 +180,19 @@ def test_unknown_vm_size_is_invalid_property_value(client: Any, unique: Unique) 
     assert pool_exists(client, pool_id) is False
 
 
-@pytest.mark.parametrize(("vm_size", "slots", "ok"), [("standard_a1", 4, True), ("standard_a1", 5, False),
-                                                       ("standard_d2s_v3", 8, True), ("standard_d2s_v3", 9, False)])
+@pytest.mark.parametrize(
+    ("vm_size", "slots", "ok"),
+    [("standard_a1", 4, True), ("standard_a1", 5, False), ("standard_d2s_v3", 8, True), ("standard_d2s_v3", 9, False)],
+)
 def test_task_slots_per_node_limited_to_four_times_cores(
     client: Any, unique: Unique, vm_size: str, slots: int, ok: bool
 ) -> None:
     pool_id = unique("slots")
     options = m.BatchPoolCreateOptions(
-        id=pool_id, vm_size=vm_size, virtual_machine_configuration=vm_config(), task_slots_per_node=slots,
+        id=pool_id,
+        vm_size=vm_size,
+        virtual_machine_configuration=vm_config(),
+        task_slots_per_node=slots,
         target_dedicated_nodes=0,
     )
     try:
@@ -226,8 +233,13 @@ def test_seed_aliases_target_dedicated_and_max_tasks_per_node(client: Any, uniqu
 
 def test_update_pool_patches_only_what_is_given(client: Any, unique: Unique) -> None:
     pool_id = unique("patch")
-    create_pool(client, pool_id, nodes=0, metadata=[m.BatchMetadataItem(name="a", value="1")],
-                start_task=m.BatchStartTask(command_line="/bin/true"))
+    create_pool(
+        client,
+        pool_id,
+        nodes=0,
+        metadata=[m.BatchMetadataItem(name="a", value="1")],
+        start_task=m.BatchStartTask(command_line="/bin/true"),
+    )
     try:
         before = client.get_pool(pool_id)
         client.update_pool(pool_id, m.BatchPoolUpdateOptions(metadata=[m.BatchMetadataItem(name="b", value="2")]))
@@ -238,19 +250,25 @@ def test_update_pool_patches_only_what_is_given(client: Any, unique: Unique) -> 
         assert after.last_modified >= before.last_modified
         # Optimistic concurrency through the SDK: a stale ETag is refused (412), the current one accepted.
         with pytest.raises(ResourceModifiedError) as info:
-            client.update_pool(pool_id, m.BatchPoolUpdateOptions(metadata=[]), etag=before.etag,
-                               match_condition=MatchConditions.IfNotModified)
+            client.update_pool(
+                pool_id,
+                m.BatchPoolUpdateOptions(metadata=[]),
+                etag=before.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
         assert info.value.status_code == 412
-        client.update_pool(pool_id, m.BatchPoolUpdateOptions(metadata=[m.BatchMetadataItem(name="b", value="2")]),
-                           etag=after.etag, match_condition=MatchConditions.IfNotModified)
+        client.update_pool(
+            pool_id,
+            m.BatchPoolUpdateOptions(metadata=[m.BatchMetadataItem(name="b", value="2")]),
+            etag=after.etag,
+            match_condition=MatchConditions.IfNotModified,
+        )
         with pytest.raises(ResourceModifiedError):
             client.get_pool(pool_id, etag=client.get_pool(pool_id).etag, match_condition=MatchConditions.IfModified)
 
         client.update_pool(
             pool_id,
-            m.BatchPoolUpdateOptions(
-                start_task=m.BatchStartTask(command_line="/bin/echo hi", max_task_retry_count=2)
-            ),
+            m.BatchPoolUpdateOptions(start_task=m.BatchStartTask(command_line="/bin/echo hi", max_task_retry_count=2)),
         )
         after = client.get_pool(pool_id)
         assert after.start_task.command_line == "/bin/echo hi"
@@ -281,11 +299,14 @@ def test_update_pool_properties_that_need_an_empty_pool(client: Any, unique: Uni
         client.update_pool(pool_id, m.BatchPoolUpdateOptions(vm_size="STANDARD_A1"))
         assert client.get_pool(pool_id).vm_size == "standard_a1"
 
-        client.begin_resize_pool(pool_id, m.BatchPoolResizeOptions(target_dedicated_nodes=1),
-                                 polling_interval=0.2).result(timeout=30)
+        client.begin_resize_pool(
+            pool_id, m.BatchPoolResizeOptions(target_dedicated_nodes=1), polling_interval=0.2
+        ).result(timeout=30)
         with pytest.raises(HttpResponseError) as info:
-            client.update_pool(pool_id, m.BatchPoolUpdateOptions(
-                task_scheduling_policy=m.BatchTaskSchedulingPolicy(node_fill_type="spread")))
+            client.update_pool(
+                pool_id,
+                m.BatchPoolUpdateOptions(task_scheduling_policy=m.BatchTaskSchedulingPolicy(node_fill_type="spread")),
+            )
         assert info.value.status_code == 409
         pool = client.get_pool(pool_id)
         assert pool.task_scheduling_policy.node_fill_type == "pack"
@@ -298,8 +319,13 @@ def test_update_pool_properties_that_need_an_empty_pool(client: Any, unique: Uni
 
 def test_replace_pool_properties_replaces_everything_updatable(client: Any, unique: Unique) -> None:
     pool_id = unique("replace")
-    create_pool(client, pool_id, nodes=0, metadata=[m.BatchMetadataItem(name="a", value="1")],
-                start_task=m.BatchStartTask(command_line="/bin/true"))
+    create_pool(
+        client,
+        pool_id,
+        nodes=0,
+        metadata=[m.BatchMetadataItem(name="a", value="1")],
+        start_task=m.BatchStartTask(command_line="/bin/true"),
+    )
     try:
         client.replace_pool_properties(
             pool_id,
@@ -314,7 +340,8 @@ def test_replace_pool_properties_replaces_everything_updatable(client: Any, uniq
         client.replace_pool_properties(
             pool_id,
             m.BatchPoolReplaceOptions(
-                start_task=m.BatchStartTask(command_line="/bin/echo new"), application_package_references=[],
+                start_task=m.BatchStartTask(command_line="/bin/echo new"),
+                application_package_references=[],
                 metadata=[],
             ),
         )
@@ -431,7 +458,8 @@ def test_remove_nodes_with_terminate_and_taskcompletion(client: Any, unique: Uni
         assert set(where.values()) == {node.id for node in nodes}  # spread: one per node
 
         client.begin_remove_nodes(
-            pool_id, m.BatchNodeRemoveOptions(node_ids=[where["a"]], node_deallocation_option="terminate"),
+            pool_id,
+            m.BatchNodeRemoveOptions(node_ids=[where["a"]], node_deallocation_option="terminate"),
             polling_interval=0.2,
         )
         task = wait_for(lambda: _completed(client, job_id, "a"), what="the terminated task")
@@ -441,7 +469,8 @@ def test_remove_nodes_with_terminate_and_taskcompletion(client: Any, unique: Uni
         assert _node_ids(client, pool_id) == {where["b"]}
 
         client.begin_remove_nodes(
-            pool_id, m.BatchNodeRemoveOptions(node_ids=[where["b"]], node_deallocation_option="taskcompletion"),
+            pool_id,
+            m.BatchNodeRemoveOptions(node_ids=[where["b"]], node_deallocation_option="taskcompletion"),
             polling_interval=0.2,
         )
         node = client.get_node(pool_id, where["b"])
@@ -450,6 +479,28 @@ def test_remove_nodes_with_terminate_and_taskcompletion(client: Any, unique: Uni
         assert task.execution_info.result == "success"
         wait_for(lambda: not _node_ids(client, pool_id), what="the last node to leave")
         assert client.get_pool(pool_id).current_dedicated_nodes == 0
+
+
+def test_remove_node_with_retaineddata_waits_for_task_retention(client: Any, unique: Unique) -> None:
+    pool_id, job_id = unique("retain"), unique("job")
+    with temp_pool(client, pool_id, nodes=1):
+        (node,) = wait_for(lambda: idle_nodes(client, pool_id, 1), what="an idle node")
+        create_job(client, job_id, pool_id)
+        client.create_task(
+            job_id,
+            m.BatchTaskCreateOptions(
+                id="kept", command_line="/bin/true", constraints=m.BatchTaskConstraints(retention_time="PT3S")
+            ),
+        )
+        wait_for(lambda: _completed(client, job_id, "kept"), what="the task")
+        client.begin_remove_nodes(
+            pool_id,
+            m.BatchNodeRemoveOptions(node_ids=[node.id], node_deallocation_option="retaineddata"),
+            polling_interval=0.2,
+        )
+        # The task's data is kept for its retention time, so the node stays (leaving) until then.
+        assert client.get_node(pool_id, node.id).state == "leavingpool"
+        wait_for(lambda: not _node_ids(client, pool_id), timeout=15, what="the node to leave after retention")
 
 
 def test_remove_unknown_node_is_node_not_found(client: Any, unique: Unique) -> None:

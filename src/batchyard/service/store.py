@@ -198,6 +198,11 @@ class Store:
             self._db.execute("DELETE FROM retention WHERE expiry <= ?", (now,))
         return rows
 
+    def retained_until(self, node_id: str) -> float:
+        """When the last retained task directory on a node may be removed (0 when none is kept)."""
+        row = self._db.execute("SELECT MAX(expiry) FROM retention WHERE node_id = ?", (node_id,)).fetchone()
+        return float(row[0] or 0.0)
+
     def count_task_states(self) -> list[tuple[str, str, int]]:
         return self._db.execute("SELECT job_key, state, COUNT(*) FROM tasks GROUP BY job_key, state").fetchall()
 

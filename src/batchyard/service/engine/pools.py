@@ -208,6 +208,8 @@ class PoolOps(NodeOps):
             return
         if any(aid != START_TASK_AID for aid in node.runs):
             return
+        if node.leaving == "retaineddata" and self.store.retained_until(node.id) > self.now().timestamp():
+            return  # housekeeping looks again once the task data may go
         self._remove_node(node)
 
     def _remove_node(self, node: NodeRt) -> None:
@@ -282,6 +284,9 @@ class PoolOps(NodeOps):
     def housekeeping(self) -> None:
         super().housekeeping()
         now = self.now()
+        for node in list(self.nodes.values()):
+            if node.leaving == "retaineddata":
+                self._maybe_finish_leaving(node)
         for pool in list(self.pools.values()):
             started = pool.doc.get("_resizeStarted")
             if pool.doc["allocationState"] != "resizing" or not started:
