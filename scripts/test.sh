@@ -10,7 +10,7 @@ fi
 .venv-legacy/bin/python -m pip install -q --disable-pip-version-check "azure-batch==14.2.0" pytest httpx -e . || exit 1
 
 status=0
-.venv/bin/ruff check src tests examples || status=1
+.venv/bin/ruff check src tests examples benchmarks || status=1
 .venv/bin/python -m pytest tests --ignore=tests/legacy -q "$@" || status=1
 .venv-legacy/bin/python -m pytest tests/legacy -q "$@" || status=1
 exit $status
