@@ -121,3 +121,16 @@ _counter = iter(range(1, 1_000_000))
 def unique() -> Callable[[str], str]:
     """Unique resource ids per test, so tests share one service without colliding."""
     return lambda prefix: f"{prefix}-{os.getpid()}-{next(_counter)}"
+
+
+def advance_clock(service: Service, seconds: float) -> str:
+    """Move a service started with --adjustable-clock forward; returns its new time (ISO 8601)."""
+    from batchyard.service.auth import format_ocp_date, sign_request
+
+    url = f"{service.url}/_batchyard/clock?api-version=2025-06-01"
+    body = f'{{"advanceSeconds": {seconds}}}'.encode()
+    headers = {"ocp-date": format_ocp_date(), "content-type": "application/json", "content-length": str(len(body))}
+    headers["Authorization"] = sign_request(DEV_ACCOUNT_NAME, DEV_ACCOUNT_KEY, "POST", url, headers)
+    answer = httpx.post(url, content=body, headers=headers)
+    answer.raise_for_status()
+    return str(answer.json()["now"])

@@ -22,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--account-key", help="base64 account key (or BATCHYARD_ACCOUNT_KEY)")
     serve.add_argument("--public-url", help="URL clients and nodes use to reach the service")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--adjustable-clock", action="store_true",
+        help="for tests: let signed POST /_batchyard/clock {advanceSeconds} move the service's clock forward",
+    )
     serve.add_argument("--core-quota", type=int, default=500, help="dedicated cores all pools may hold")
     serve.add_argument(
         "--node-lost-grace",
@@ -98,6 +102,7 @@ def _serve(args: argparse.Namespace) -> int:
         public_url=args.public_url,
         timing=Timing(node_lost_grace=args.node_lost_grace, adopt_grace=args.adopt_grace),
         core_quota=args.core_quota,
+        adjustable_clock=args.adjustable_clock,
     )
     app = build_app(settings)
     if settings.uses_dev_account:

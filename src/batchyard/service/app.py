@@ -14,13 +14,15 @@ from starlette.websockets import WebSocket
 
 from batchyard.protocol import messages
 from batchyard.providers.local import LocalProvider
+from batchyard.service import errors
 from batchyard.service.api import files, jobs, nodes, pools, tasks
 from batchyard.service.auth import SharedKeyAccount
+from batchyard.service.clock import AdjustableClock, Clock, iso
 from batchyard.service.config import Settings
 from batchyard.service.engine.jobs import Engine
 from batchyard.service.errors import BatchError
 from batchyard.service.gateway import AgentSession
-from batchyard.service.http import error_response
+from batchyard.service.http import endpoint, error_response, read_json
 from batchyard.service.store import Store
 
 
@@ -53,6 +55,22 @@ async def join_endpoint(request: Request) -> Response:
     return JSONResponse({"nodeId": claimed[0], "nodeToken": claimed[1]})
 
 
+@endpoint
+async def advance_clock(request: Request) -> Response:
+    """Tests only (`--adjustable-clock`): move the service's clock forward and run housekeeping at once."""
+    engine: Engine = request.app.state.engine
+    if not isinstance(engine.clock, AdjustableClock):
+        raise BatchError(404, "InvalidUri", "The requested URI does not represent any resource on the server.")
+    body = await read_json(request)
+    seconds = body.get("advanceSeconds") if isinstance(body, dict) else None
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+        raise errors.invalid_property("advanceSeconds", seconds, "A number of seconds >= 0 is required.")
+    now = engine.clock.advance(float(seconds))
+    with engine.store.transaction():
+        engine.housekeeping()
+    return JSONResponse({"now": iso(now)})
+
+
 async def not_found(request: Request, exc: Exception) -> Response:
     return error_response(
         BatchError(404, "InvalidUri", "The requested URI does not represent any resource on the server."),
@@ -71,7 +89,8 @@ def build_app(settings: Settings, provider: LocalProvider | None = None) -> Star
     data_dir = Path(settings.data_dir)
     store = Store(data_dir / "batchyard.db")
     provider = provider or LocalProvider(data_dir / "nodes", settings.base_url)
-    engine = Engine(settings, store, provider)
+    clock = AdjustableClock() if settings.adjustable_clock else Clock()
+    engine = Engine(settings, store, provider, clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -86,6 +105,7 @@ def build_app(settings: Settings, provider: LocalProvider | None = None) -> Star
         Route("/", readiness, methods=["GET"]),
         WebSocketRoute(messages.AGENT_PATH, agent_endpoint),
         Route(messages.JOIN_PATH, join_endpoint, methods=["POST"]),
+        Route("/_batchyard/clock", advance_clock, methods=["POST"]),
         *pools.routes,
         *nodes.routes,
         *jobs.routes,

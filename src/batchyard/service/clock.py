@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 class Clock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+class AdjustableClock(Clock):
+    """Real time plus an offset that tests move forward (`batchyard serve --adjustable-clock`).
+
+    Lets schedules, autoscale intervals, job limits and retention be tested in seconds, not hours.
+    """
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, seconds: float) -> datetime:
+        self.offset += timedelta(seconds=seconds)
+        return self.now()
 
 
 _last_iso: tuple[datetime | None, str] = (None, "")

@@ -47,6 +47,8 @@ class Settings:
     # Public base URL of the service (what AZ_BATCH_ACCOUNT_URL and `url` fields show).
     public_url: str | None = None
     timing: Timing = field(default_factory=Timing)
+    # Tests only: the engine's clock can be moved forward with POST /_batchyard/clock.
+    adjustable_clock: bool = False
     # Dedicated cores all pools together may hold (the vmSize catalog gives each node's cores).
     core_quota: int = 500
 
