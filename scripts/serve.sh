@@ -4,4 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-exec .venv/bin/batchyard serve "$@"
+# --azurite: a local Azurite (installed into .azurite/ with npm on first use) is the linked storage
+# account, unless a storage account is configured (see README, Storage).
+exec .venv/bin/batchyard serve --azurite "$@"

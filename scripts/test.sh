@@ -4,6 +4,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test || exit 1
+# The storage tests run Azurite (npm package, pinned in .azurite/package.json): install it once, up front.
+.venv/bin/batchyard install-azurite >/dev/null || exit 1
 if [ ! -x .venv-legacy/bin/python ]; then
     python3 -m venv .venv-legacy || exit 1
 fi

@@ -13,8 +13,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from batchyard.agent.certificates import write_into as write_certificates
+from batchyard.agent.output_files import upload_outputs
+from batchyard.agent.packages import PackageError, install_packages
 from batchyard.agent.resource_files import DownloadError, download_resource_files
 from batchyard.agent.runner import ProcessResult, ProcessSpec, RunningProcess, start_process
+from batchyard.agent.transfer import BlobCache
 
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -24,6 +28,12 @@ class NodeContext:
     root: Path
     node_id: str
     values: dict[str, Any] = field(default_factory=dict)
+    package_env: dict[str, str] = field(default_factory=dict)  # the pool's application packages
+    blob_cache: BlobCache | None = None  # resource files many tasks of this node share
+    certificates: list[dict[str, Any]] = field(default_factory=list)  # the pool's (agent/certificates.py)
+
+    def __post_init__(self) -> None:
+        self.blob_cache = self.blob_cache or BlobCache(self.root / ".batchyard" / "blobcache")
 
     def welcome(self, message: dict[str, Any]) -> None:
         self.values = dict(message)
@@ -57,7 +67,8 @@ class Execution:
         self.working_dir = self.task_dir / "wd"
         self.process: RunningProcess | None = None
         self.killed = False
-        self._preparing: asyncio.Task[None] | None = None
+        self._preparing: asyncio.Future[None] | None = None
+        self.package_env: dict[str, str] = {}
 
     def environment(self) -> dict[str, str]:
         run = self.run_spec
@@ -72,9 +83,15 @@ class Execution:
                 "AZ_BATCH_TASK_USER": "_azbatch",
             }
         )
-        if run["kind"] == "task":
+        if run.get("job"):  # tasks, and the job preparation and release tasks
             env["AZ_BATCH_JOB_ID"] = run["job"]
             env["AZ_BATCH_TASK_ID"] = run["task"]
+        if run.get("prepDir"):
+            prep_dir = self.context.root / run["prepDir"]
+            env["AZ_BATCH_JOB_PREP_DIR"] = str(prep_dir)
+            env["AZ_BATCH_JOB_PREP_WORKING_DIR"] = str(prep_dir / "wd")
+        env.update(self.context.package_env)
+        env.update(self.package_env)
         # The user's settings come last, as in Azure Batch (they may override PATH and the like).
         env.update(run.get("env") or {})
         return env
@@ -86,15 +103,35 @@ class Execution:
         elif self._preparing is not None:
             self._preparing.cancel()
 
-    async def run(self) -> dict[str, Any]:
-        started = datetime.now(UTC)
-        _make_dirs(self.task_dir, self.working_dir)
+    async def _prepare(self) -> None:
+        """Task application packages (reused when on the node already), then resource files."""
+        if packages := self.run_spec.get("packages"):
+            self.package_env = await install_packages(self.context.root, packages)
         files = self.run_spec.get("files") or []
         if files:
-            self._preparing = asyncio.ensure_future(download_resource_files(files, self.working_dir))
+            await download_resource_files(files, self.working_dir, self.context.blob_cache)
+
+    async def _deploy_pool_packages(self, started: datetime) -> dict[str, Any]:
+        try:
+            self.context.package_env = await install_packages(self.context.root, self.run_spec.get("packages") or [])
+        except PackageError as error:
+            return self._failed(started, error.failure)
+        return {"exit": None, "start": _iso(started), "end": _iso(datetime.now(UTC)), "failure": None, "stats": None}
+
+    async def run(self) -> dict[str, Any]:
+        started = datetime.now(UTC)
+        if self.run_spec.get("prefail"):  # the service could not resolve what the run needs
+            return self._failed(started, self.run_spec["prefail"])
+        if self.run_spec["kind"] == "packages":
+            return await self._deploy_pool_packages(started)
+        _make_dirs(self.task_dir, self.working_dir)
+        if self.context.certificates:  # before the program starts, as AZ_BATCH_CERTIFICATES_DIR says
+            write_certificates(self.task_dir / "certs", self.context.certificates)
+        if self.run_spec.get("files") or self.run_spec.get("packages"):
+            self._preparing = asyncio.ensure_future(self._prepare())
             try:
                 await self._preparing
-            except DownloadError as error:
+            except (DownloadError, PackageError) as error:
                 return self._failed(started, error.failure)
             except asyncio.CancelledError:
                 return self._ended(started)
@@ -113,7 +150,23 @@ class Execution:
         self.process = await start_process(spec)
         if self.killed:
             self.process.terminate()
-        return self._result(await self.process.wait())
+        result = self._result(await self.process.wait())
+        if self.run_spec.get("outputs") and not self.killed:
+            await self._upload_outputs(result, spec.env)
+        return result
+
+    async def _upload_outputs(self, result: dict[str, Any], env: dict[str, str]) -> None:
+        """Output files after the process exited; a failed upload fails an otherwise successful run."""
+        succeeded = result["failure"] is None and result["exit"] == 0
+        try:
+            failure = await asyncio.to_thread(
+                upload_outputs, self.run_spec["outputs"], self.working_dir, self.task_dir, env, succeeded
+            )
+        except Exception as exc:  # never leave the task without a result
+            failure = {"category": "servererror", "code": "FileUploadMiscError", "message": str(exc)}
+        result["end"] = _iso(datetime.now(UTC))
+        if failure is not None and succeeded:
+            result["failure"] = failure
 
     def _result(self, outcome: ProcessResult) -> dict[str, Any]:
         failure = None

@@ -20,6 +20,8 @@ import websockets
 
 from batchyard.agent import files, identity
 from batchyard.agent.execution import Execution, NodeContext
+from batchyard.agent.metrics import MetricsReporter
+from batchyard.agent.node_services import NodeServices
 from batchyard.protocol import messages
 
 log = logging.getLogger("batchyard.agent")
@@ -43,6 +45,8 @@ class Agent:
         self._flush_scheduled = False
         self._stopping = asyncio.Event()
         self._disconnected_at = time.monotonic()
+        self.services = NodeServices(self.root, self.context, self._send)  # heartbeats, SSH, certificates
+        self.metrics = MetricsReporter(self.root, self._send)  # resource use for autoscale
 
     # --- connection -----------------------------------------------------------------------------
 
@@ -53,9 +57,14 @@ class Agent:
         for name in ("shared", "startup", "workitems"):
             (self.root / name).mkdir(parents=True, exist_ok=True)
         connector = asyncio.create_task(self._connect_loop())
+        heartbeat = asyncio.create_task(self.services.heartbeat_loop(self.runs))
+        reporter = asyncio.create_task(self.metrics.run())
         await self._stopping.wait()
         connector.cancel()
+        heartbeat.cancel()
+        reporter.cancel()
         await self._end_all_runs()
+        await self.services.close()
 
     async def _connect_loop(self) -> None:
         url = self.service_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + messages.AGENT_PATH
@@ -142,6 +151,10 @@ class Agent:
                 asyncio.get_running_loop().create_task(self._cleanup(path))
         elif kind == "shutdown":
             self._stopping.set()
+        elif kind == "sample":
+            self.metrics.configure(message)
+        else:
+            self.services.handle(message)
 
     def _start_run(self, run: dict[str, Any]) -> None:
         aid = run["aid"]
@@ -163,7 +176,9 @@ class Agent:
         self._send({"t": "result", "result": result})
 
     async def _rpc(self, message: dict[str, Any]) -> None:
-        reply = await asyncio.to_thread(files.handle, self.root, message)
+        reply = await self.services.rpc(message)
+        if reply is None:
+            reply = await asyncio.to_thread(files.handle, self.root, message)
         reply.update({"t": "reply", "rid": message["rid"]})
         self._send(reply)
 

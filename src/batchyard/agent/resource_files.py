@@ -1,7 +1,11 @@
 """Resource files: download what a task needs into its working directory before it starts.
 
-Downloads stream to disk (never whole in memory) and every target stays inside the working
-directory: `..`, absolute paths and links that lead out are refused.
+The four sources of the contract: `httpUrl` (one file at `filePath`), `storageContainerUrl` (every
+blob of the container, or those under `blobPrefix`, kept with their paths under the `filePath`
+directory), and `autoStorageContainerName` (the service resolves it to a container URL with a SAS
+before the run reaches the node). Downloads stream to disk (never whole in memory), go through the
+node's blob cache, and every target stays inside the working directory: `..`, absolute paths and
+links that lead out are refused before anything is written.
 """
 
 from __future__ import annotations
@@ -9,13 +13,11 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-CHUNK = 1024 * 1024
-TIMEOUT = 60.0
+from batchyard.agent import transfer
+from batchyard.agent.transfer import BlobCache, TransferError
 
 
 class DownloadError(Exception):
@@ -24,52 +26,57 @@ class DownloadError(Exception):
         self.failure = failure
 
 
-def _failure(code: str, message: str, url: str | None = None) -> DownloadError:
-    details = [{"name": "FilePath", "value": url}] if url else []
+def _failure(code: str, message: str, path: str | None = None, url: str | None = None) -> DownloadError:
+    details = [{"name": "FilePath", "value": path}] if path else []
+    if url:
+        details.append({"name": "Url", "value": transfer.public(url)})
     return DownloadError({"category": "usererror", "code": code, "message": message, "details": details})
 
 
 def target_path(working_dir: Path, file_path: str | None, url: str) -> Path:
     """Where a resource file goes: `filePath` under the working dir, else the URL's last segment."""
-    relative = file_path or url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    relative = file_path or transfer.public(url).rstrip("/").rsplit("/", 1)[-1]
     if not relative or os.path.isabs(relative):
-        raise _failure("ResourceFileCreateFailed", f"The resource file path '{relative}' is not a relative path.")
+        raise _failure(
+            "ResourceFileCreateFailed", f"The resource file path '{relative}' is not a relative path.", relative
+        )
     root = working_dir.resolve()
-    target = (root / relative).resolve()
+    target = (root / relative).resolve()  # follows links already there: a link out is caught here
     if root not in target.parents:
         raise _failure(
-            "ResourceFileCreateFailed", f"The resource file path '{relative}' leads outside the task working directory."
+            "ResourceFileCreateFailed",
+            f"The resource file path '{relative}' leads outside the task working directory.",
+            relative,
         )
     return target
 
 
-def _download(url: str, target: Path, mode: str | None) -> None:
+def _prepare(working_dir: Path, target: Path, relative: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT) as response, open(partial, "wb") as out:
-            while chunk := response.read(CHUNK):
-                out.write(chunk)
-    except urllib.error.HTTPError as exc:
-        partial.unlink(missing_ok=True)
-        code = {403: "BlobAccessDenied", 404: "BlobNotFound"}.get(exc.code, "BlobDownloadMiscError")
+    # Re-check after creating directories: a link planted between check and mkdir must not win.
+    root, parent = working_dir.resolve(), target.parent.resolve()
+    if parent != root and root not in parent.parents:
         raise _failure(
-            code, f"Failed to download resource file {target.name}: HTTP {exc.code} {exc.reason}", url
-        ) from None
+            "ResourceFileCreateFailed", f"The resource file path '{relative}' leads outside the working directory."
+        )
+
+
+def _fetch(url: str, target: Path, relative: str, mode: str | None, cache: BlobCache | None) -> None:
+    try:
+        transfer.download(url, target, cache)
+    except TransferError as exc:
+        code = {403: "BlobAccessDenied", 404: "BlobNotFound"}.get(exc.status or 0, "BlobDownloadMiscError")
+        raise _failure(code, f"Failed to download resource file {relative}: {exc}", relative, url) from None
     except TimeoutError:
-        partial.unlink(missing_ok=True)
-        raise _failure("BlobDownloadTimedOut", f"Timed out downloading resource file {target.name}", url) from None
+        message = f"Timed out downloading resource file {relative}"
+        raise _failure("BlobDownloadTimedOut", message, relative, url) from None
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         if exc.errno == errno.ENOSPC:
-            raise _failure("DiskFull", f"The node disk is full: cannot download {target.name}", url) from None
-        if not isinstance(exc, urllib.error.URLError):
-            raise _failure("ResourceFileWriteFailed", f"Cannot write resource file {target.name}: {exc}", url) from None
-        raise _failure("BlobDownloadMiscError", f"Failed to download resource file {target.name}: {exc}", url) from None
-    except ValueError as exc:
-        partial.unlink(missing_ok=True)
-        raise _failure("BlobDownloadMiscError", f"Failed to download resource file {target.name}: {exc}", url) from None
-    os.replace(partial, target)
+            raise _failure("DiskFull", f"The node disk is full: cannot download {relative}", relative, url) from None
+        raise _failure("ResourceFileWriteFailed", f"Cannot write resource file {relative}: {exc}", relative) from None
+    except ValueError as exc:  # a malformed URL
+        message = f"Failed to download resource file {relative}: {exc}"
+        raise _failure("BlobDownloadMiscError", message, relative) from None
     if mode:
         try:
             os.chmod(target, int(mode, 8))
@@ -77,13 +84,50 @@ def _download(url: str, target: Path, mode: str | None) -> None:
             raise _failure("ResourceFileCreateFailed", f"The file mode '{mode}' is not an octal number.") from None
 
 
-async def download_resource_files(files: list[dict[str, Any]], working_dir: Path) -> None:
-    for item in files:
-        url = item.get("httpUrl")
-        if not url:
-            raise _failure(
-                "ResourceFileSourceUnsupported",
-                "Only httpUrl resource files are supported without a linked storage account.",
-            )
+def _container_files(item: dict[str, Any], working_dir: Path) -> list[tuple[str, Path, str]]:
+    """(blob URL, target, relative path) of every blob of a storageContainerUrl source."""
+    container = item["storageContainerUrl"]
+    directory = (item.get("filePath") or "").strip("/")
+    try:
+        names = list(transfer.list_blobs(container, item.get("blobPrefix")))
+    except TransferError as exc:
+        code = {403: "BlobAccessDenied", 404: "ContainerNotFound"}.get(exc.status or 0, "BlobDownloadMiscError")
+        raise _failure(
+            code, f"Failed to list the container of resource files {transfer.public(container)}: {exc}", url=container
+        ) from None
+    out = []
+    for name in names:
+        if name.endswith("/"):
+            continue  # a directory marker, not a file
+        relative = f"{directory}/{name}" if directory else name
+        out.append((transfer.blob_url(container, name), target_path(working_dir, relative, ""), relative))
+    return out
+
+
+def _download_one(item: dict[str, Any], working_dir: Path, cache: BlobCache | None) -> None:
+    mode = item.get("fileMode")
+    if item.get("httpUrl"):
+        url = item["httpUrl"]
         target = target_path(working_dir, item.get("filePath"), url)
-        await asyncio.to_thread(_download, url, target, item.get("fileMode"))
+        relative = item.get("filePath") or target.name
+        _prepare(working_dir, target, relative)
+        _fetch(url, target, relative, mode, cache)
+    elif item.get("storageContainerUrl"):
+        for url, target, relative in _container_files(item, working_dir):
+            _prepare(working_dir, target, relative)
+            _fetch(url, target, relative, mode, cache)
+    elif item.get("autoStorageContainerName"):
+        raise _failure(
+            "AutoStorageNotConfigured",
+            f"The resource files of container {item['autoStorageContainerName']} need a linked storage account, "
+            "and the Batch service has none.",
+        )
+    else:
+        raise _failure("ResourceFileSourceUnsupported", "A resource file has no source.")
+
+
+async def download_resource_files(
+    files: list[dict[str, Any]], working_dir: Path, cache: BlobCache | None = None
+) -> None:
+    for item in files:
+        await asyncio.to_thread(_download_one, item, working_dir, cache)

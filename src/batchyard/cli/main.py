@@ -7,7 +7,10 @@ import logging
 import sys
 from pathlib import Path
 
+from batchyard.cli.applications import add_application_commands, run_application_command
+from batchyard.cli.autoscale import add_autoscale_commands, add_autoscale_options, autoscale_timing
 from batchyard.service.config import DEFAULT_PORT, Settings, SettingsError, Timing, account_from_environment
+from batchyard.service.storage.options import add_storage_options
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +42,18 @@ def main(argv: list[str] | None = None) -> int:
         default=Timing.adopt_grace,
         help="seconds a restarted service waits for running agents to reconnect",
     )
+    serve.add_argument(
+        "--heartbeat-timeout",
+        type=float,
+        default=Timing.heartbeat_timeout,
+        help="seconds of silence (no heartbeat) after which a node's agent counts as lost",
+    )
+
+    add_storage_options(serve)
+    add_autoscale_options(serve)
+    commands.add_parser("install-azurite", help="install the Azure Storage emulator (npm) that --azurite starts")
+    add_application_commands(commands)
+    add_autoscale_commands(commands)
 
     agent = commands.add_parser("agent", help="run a compute node agent")
     agent.add_argument("--service-url", required=True)
@@ -58,6 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "join-token":
         return _join_token(args)
+    if args.command == "install-azurite":
+        return _install_azurite()
+    if args.command == "applications":
+        return run_application_command(args)
+    if args.command == "autoscale":
+        from batchyard.cli.autoscale import run_autoscale_command
+
+        return run_autoscale_command(args)
     from batchyard.agent.main import run_agent
 
     token = sys.stdin.readline().strip() if args.token_stdin else None
@@ -83,10 +106,6 @@ def _join_token(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from batchyard.service.app import build_app
-
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         name, keys = account_from_environment(args.account_name, args.account_key, args.host)
@@ -100,10 +119,49 @@ def _serve(args: argparse.Namespace) -> int:
         account_name=name,
         account_keys=keys,
         public_url=args.public_url,
-        timing=Timing(node_lost_grace=args.node_lost_grace, adopt_grace=args.adopt_grace),
+        timing=Timing(
+            node_lost_grace=args.node_lost_grace,
+            adopt_grace=args.adopt_grace,
+            heartbeat_timeout=args.heartbeat_timeout,
+        ),
         core_quota=args.core_quota,
         adjustable_clock=args.adjustable_clock,
+        autoscale=autoscale_timing(args),
     )
+    from batchyard.service.storage.azurite import AzuriteError
+    from batchyard.service.storage.linked import StorageConfigError
+    from batchyard.service.storage.options import start_storage
+
+    try:
+        storage, azurite = start_storage(args, settings.data_dir)
+    except (StorageConfigError, AzuriteError) as exc:
+        print(f"batchyard: {exc}", file=sys.stderr)
+        return 2
+    settings.storage_connection_string = storage.connection_string if storage else None
+    settings.application_quota, settings.package_quota = args.application_quota, args.package_quota
+    try:
+        return _run_server(args, settings, name, keys)
+    finally:
+        if azurite is not None:
+            azurite.stop()
+
+
+def _install_azurite() -> int:
+    from batchyard.service.storage.azurite import AzuriteError, ensure_installed
+
+    try:
+        print(ensure_installed())
+    except AzuriteError as exc:
+        print(f"batchyard: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: tuple[str, ...]) -> int:
+    import uvicorn
+
+    from batchyard.service.app import build_app
+
     app = build_app(settings)
     if settings.uses_dev_account:
         print(f"batchyard: using the well-known development account {name} with key {keys[0]}", flush=True)

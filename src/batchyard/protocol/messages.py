@@ -8,11 +8,13 @@ service -> agent
   rpc       {rid, op, ...}                                        file operations (list/stat/read/delete)
   cleanup   {paths: [relative dir]}                               remove task/job directories
   shutdown  {}                                                    stop all runs and exit
+  sample    {every}                                               report resource use every `every` seconds
 (A frame carries one message, or a JSON array of messages sent in the same loop turn.)
 agent -> service
   hello     {node, running: [aid], done: [Done]}                  first message; also after reconnect
   done      {results: [Done]}                                     finished runs (batched)
   reply     {rid, ok, ...}                                        answer to an rpc
+  metrics   {cpu, mem, disk, rb, wb, rops, wops, nin, nout}       resource use (agent/metrics.py), for autoscale
 
 Run:  {aid, kind: "task"|"start", job, task, dir, cmd, env, files, wall, retry}
 Done: {aid, exit, start, end, failure|null, stats}

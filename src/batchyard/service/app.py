@@ -15,7 +15,7 @@ from starlette.websockets import WebSocket
 from batchyard.protocol import messages
 from batchyard.providers.local import LocalProvider
 from batchyard.service import errors
-from batchyard.service.api import files, jobs, nodes, pools, tasks
+from batchyard.service.api import applications, autoscale, certificates, files, jobs, node_actions, nodes, pools, tasks
 from batchyard.service.auth import SharedKeyAccount
 from batchyard.service.clock import AdjustableClock, Clock, iso
 from batchyard.service.config import Settings
@@ -23,6 +23,7 @@ from batchyard.service.engine.jobs import Engine
 from batchyard.service.errors import BatchError
 from batchyard.service.gateway import AgentSession
 from batchyard.service.http import endpoint, error_response, read_json
+from batchyard.service.storage.runs import attach_storage
 from batchyard.service.store import Store
 
 
@@ -91,6 +92,7 @@ def build_app(settings: Settings, provider: LocalProvider | None = None) -> Star
     provider = provider or LocalProvider(data_dir / "nodes", settings.base_url)
     clock = AdjustableClock() if settings.adjustable_clock else Clock()
     engine = Engine(settings, store, provider, clock)
+    app_registry = attach_storage(engine, settings, store)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -107,10 +109,14 @@ def build_app(settings: Settings, provider: LocalProvider | None = None) -> Star
         Route(messages.JOIN_PATH, join_endpoint, methods=["POST"]),
         Route("/_batchyard/clock", advance_clock, methods=["POST"]),
         *pools.routes,
+        *autoscale.routes,
         *nodes.routes,
+        *node_actions.routes,
+        *certificates.routes,
         *jobs.routes,
         *tasks.routes,
         *files.routes,
+        *applications.routes,
     ]
     app = Starlette(
         routes=routes,
@@ -119,5 +125,6 @@ def build_app(settings: Settings, provider: LocalProvider | None = None) -> Star
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.applications = app_registry
     app.state.account = SharedKeyAccount(settings.account_name, settings.account_keys)
     return app

@@ -35,6 +35,24 @@ class Timing:
     adopt_grace: float = 3.0
     # Period of the housekeeping loop (wall clock limits, retention, lost nodes).
     housekeeping_interval: float = 1.0
+    # An agent that sends nothing (not even its 1 s heartbeat) this long counts as lost, like a dropped link.
+    heartbeat_timeout: float = 10.0
+
+
+@dataclass
+class AutoscaleTiming:
+    """Autoscale clocks (README, Autoscale). Azure's values by default; development may shorten them."""
+
+    # Metric samples are taken this often (Azure: 30 s).
+    sample_period: float = 30.0
+    # A sample is readable by formulas this long after it was taken; None: two sample periods (Azure: ~1 min).
+    sample_delay: float | None = None
+    # Shortest autoScaleEvaluationInterval accepted (the contract: 5 minutes).
+    min_interval: float = 300.0
+
+    @property
+    def delay(self) -> float:
+        return 2 * self.sample_period if self.sample_delay is None else self.sample_delay
 
 
 @dataclass
@@ -51,6 +69,12 @@ class Settings:
     adjustable_clock: bool = False
     # Dedicated cores all pools together may hold (the vmSize catalog gives each node's cores).
     core_quota: int = 500
+    autoscale: AutoscaleTiming = field(default_factory=AutoscaleTiming)
+    # The linked ("auto-storage") account, as a connection string (see README, Storage); None: no account.
+    storage_connection_string: str | None = None
+    # Application package quotas (Azure's defaults).
+    application_quota: int = 20
+    package_quota: int = 40
 
     @property
     def uses_dev_account(self) -> bool:

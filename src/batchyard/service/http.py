@@ -18,6 +18,7 @@ from batchyard.service.api_versions import check_api_version
 from batchyard.service.auth import SharedKeyAccount, verify_request
 from batchyard.service.clock import parse_iso, rfc1123
 from batchyard.service.errors import BatchError
+from batchyard.service.tokens import verify_job_token
 
 log = logging.getLogger("batchyard.http")
 
@@ -35,13 +36,18 @@ def endpoint(handler: Handler) -> Handler:
         try:
             check_api_version(request.query_params)
             account: SharedKeyAccount = request.app.state.account
-            verify_request(
-                account,
-                request.method,
-                request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
-                request.scope.get("query_string", b"").decode("latin-1"),
-                {k.lower(): v for k, v in request.headers.items()},
-            )
+            raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+            authorization = request.headers.get("authorization", "")
+            if authorization.startswith("Bearer "):
+                verify_job_token(request.app.state.engine.node_secret, authorization[7:].strip(), raw_path)
+            else:
+                verify_request(
+                    account,
+                    request.method,
+                    raw_path,
+                    request.scope.get("query_string", b"").decode("latin-1"),
+                    {k.lower(): v for k, v in request.headers.items()},
+                )
             response = await handler(request)
         except BatchError as error:
             response = error_response(error, base_url(request))

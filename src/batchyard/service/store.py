@@ -26,8 +26,11 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_seq ON tasks (job_key, seq);
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (job_key, state, seq);
 CREATE INDEX IF NOT EXISTS tasks_by_node ON tasks (node_id) WHERE node_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS prep_status (job_key TEXT NOT NULL, node_id TEXT NOT NULL, doc BLOB NOT NULL,
+    PRIMARY KEY (job_key, node_id));
 CREATE TABLE IF NOT EXISTS retention (expiry REAL NOT NULL, node_id TEXT NOT NULL, path TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS retention_by_expiry ON retention (expiry);
+CREATE TABLE IF NOT EXISTS certificates (key TEXT PRIMARY KEY, doc BLOB NOT NULL);
 """
 
 _dumps = orjson.dumps
@@ -117,6 +120,7 @@ class Store:
     def delete_job(self, key: str) -> None:
         self._db.execute("DELETE FROM jobs WHERE key = ?", (key,))
         self._db.execute("DELETE FROM tasks WHERE job_key = ?", (key,))
+        self._db.execute("DELETE FROM prep_status WHERE job_key = ?", (key,))
 
     # --- tasks (large: never loaded whole) ---------------------------------------------------
 
@@ -186,6 +190,31 @@ class Store:
             "SELECT job_key, key, doc FROM tasks WHERE node_id = ? AND state IN ('running', 'preparing')",
             (node_id,),
         ).fetchall()
+
+    # --- certificates (few and small: loaded whole at start) --------------------------------
+
+    def load_certificates(self) -> list[dict[str, Any]]:
+        return [_loads(row[0]) for row in self._db.execute("SELECT doc FROM certificates ORDER BY key")]
+
+    def put_certificate(self, key: str, doc: dict[str, Any]) -> None:
+        self._db.execute("INSERT OR REPLACE INTO certificates (key, doc) VALUES (?, ?)", (key, _dumps(doc)))
+
+    def delete_certificate(self, key: str) -> None:
+        self._db.execute("DELETE FROM certificates WHERE key = ?", (key,))
+
+    # --- job preparation and release status, per job and node --------------------------------
+
+    def put_prep_status(self, job_key: str, node_id: str, doc: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO prep_status (job_key, node_id, doc) VALUES (?, ?, ?)",
+            (job_key, node_id, _dumps(doc)),
+        )
+
+    def delete_prep_status(self, job_key: str, node_id: str) -> None:
+        self._db.execute("DELETE FROM prep_status WHERE job_key = ? AND node_id = ?", (job_key, node_id))
+
+    def load_prep_statuses(self) -> list[tuple[str, str, dict[str, Any]]]:
+        return [(job, node, _loads(doc)) for job, node, doc in self._db.execute("SELECT * FROM prep_status")]
 
     # --- retention: task directories to remove from nodes when their retention time is over ----
 

@@ -165,6 +165,29 @@ async def task_counts(request: Request) -> Response:
     )
 
 
+@endpoint
+async def preparation_and_release_status(request: Request) -> Response:
+    job = engine_of(request).get_job(request.path_params["jobId"])
+    if not job.doc.get("jobPreparationTask") and not job.doc.get("jobReleaseTask"):
+        raise errors.conflict(
+            "JobPreparationTaskOrReleaseTaskNotSpecified", "The job has no job preparation or release task."
+        )
+    keep = list_filter(request, "jobPrepReleaseStatus")
+    statuses = [status for status in job.prep.values() if keep(status)]
+    indexed = list(enumerate(statuses, start=1))
+    chosen, token = page(indexed, lambda pair: pair[0], skip_token(request), parse_max_results(request))
+    return list_response(request, "jobpreparationandreleasetaskstatuslist", (_status_view(s) for _, s in chosen), token)
+
+
+def _status_view(status: dict) -> dict:  # type: ignore[type-arg]
+    view = {k: v for k, v in status.items() if not k.startswith("_")}
+    for part in ("jobPreparationTaskExecutionInfo", "jobReleaseTaskExecutionInfo"):
+        if part in view and "taskRootDirectory" in view[part]:
+            url = f"{view['nodeUrl']}/files/{view[part]['taskRootDirectory']}"
+            view[part] = dict(view[part], taskRootDirectoryUrl=url)
+    return view
+
+
 routes = [
     Route("/jobs", add_job, methods=["POST"]),
     Route("/jobs", list_jobs, methods=["GET"]),
@@ -176,4 +199,5 @@ routes = [
     Route("/jobs/{jobId}/enable", enable_job, methods=["POST"]),
     Route("/jobs/{jobId}/terminate", terminate_job, methods=["POST"]),
     Route("/jobs/{jobId}/taskcounts", task_counts, methods=["GET"]),
+    Route("/jobs/{jobId}/jobpreparationandreleasetaskstatus", preparation_and_release_status, methods=["GET"]),
 ]

@@ -111,16 +111,9 @@ async def supported_images(request: Request) -> Response:
     return list_response(request, "supportedimages", (image for _, image in chosen), token)
 
 
-@endpoint
-async def list_applications(request: Request) -> Response:
-    parse_max_results(request)
-    return list_response(request, "applications", [], None)
-
-
 routes = [
     Route("/pools/{poolId}/nodes", list_nodes, methods=["GET"]),
     Route("/pools/{poolId}/nodes/{nodeId}", get_node, methods=["GET"]),
     Route("/nodecounts", pool_node_counts, methods=["GET"]),
     Route("/supportedimages", supported_images, methods=["GET"]),
-    Route("/applications", list_applications, methods=["GET"]),
 ]

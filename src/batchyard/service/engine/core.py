@@ -20,6 +20,7 @@ import orjson
 from batchyard.providers.base import NodeProvider
 from batchyard.service.clock import Clock, iso
 from batchyard.service.config import Settings
+from batchyard.service.engine.dependencies import parent_keys
 from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunningTask
 from batchyard.service.engine.scheduler import JobQueueView, NodeSlots, QueuedTask, schedule
 from batchyard.service.models.durations import duration_seconds
@@ -75,16 +76,30 @@ class EngineBase:
                 self.jobs[job_key].counts[state] += count
         for job in self.jobs.values():
             self._load_job_tasks(job)
+        for job_key, node_id, status in self.store.load_prep_statuses():
+            job = self.jobs.get(job_key)
+            node = self.nodes.get(node_id)
+            if job is None or node is None:
+                continue
+            job.prep[node_id] = status
+            for part, kind in (("jobPreparationTaskExecutionInfo", "prep"), ("jobReleaseTaskExecutionInfo", "release")):
+                if (status.get(part) or {}).get("state") == "running":
+                    node.runs[f"{kind}:{job_key}"] = RunningTask(job_key, "", 0, f"{kind}:{job_key}")
 
     def _load_job_tasks(self, job: JobRt) -> None:
+        dependents: list[tuple[str, int, dict[str, Any]]] = []
         for key, raw in self.store.task_keys_in_state(job.key, ("active", "running", "preparing", "completed")):
             doc = orjson.loads(raw)
             slots = int(doc.get("requiredSlots", 1))
             state = doc["state"]
             job.slot_counts[state] += slots
-            if state == "active":
+            if state == "active" and doc.get("dependsOn"):
+                dependents.append((key, slots, doc["dependsOn"]))  # after every parent's outcome is known
+            elif state == "active":
                 job.queue.append(QueuedTask(job.key, key, slots))
             elif state == "completed":
+                if "_dep" in doc:
+                    job.graph.outcomes[key] = doc["_dep"]
                 if (doc.get("executionInfo") or {}).get("result") == "success":
                     job.succeeded += 1
                     job.succeeded_slots += slots
@@ -96,6 +111,12 @@ class EngineBase:
                 if node is not None and doc.get("_aid"):
                     node.runs[doc["_aid"]] = RunningTask(job.key, key, slots, doc["_aid"])
                     node.slots_used += slots
+        for key, slots, depends_on in dependents:
+            status = job.graph.add(key, parent_keys(depends_on))
+            if status == "ready":
+                job.queue.append(QueuedTask(job.key, key, slots))
+            elif status == "waiting":
+                job.dependent_slots[key] = slots
 
     # --- time and stamps ------------------------------------------------------------------------
 
@@ -171,7 +192,7 @@ class EngineBase:
         if not nodes:
             return
         views = [
-            JobQueueView(job.priority, job.seq, job.queue)
+            JobQueueView(job.priority, job.seq, job.queue, self.excluded_nodes(job))
             for job in (self.jobs[key] for key in self.pool_jobs.get(pool.key, ()))
             if job.queue and job.schedulable
         ]
@@ -193,13 +214,31 @@ class EngineBase:
                 doc = docs.get(task.task_key)
                 if doc is None or doc["state"] != "active":
                     continue
-                run = self.start_task_run(job, doc, self.nodes[node_id], task.slots, now)  # type: ignore[attr-defined]
-                runs_by_node[node_id].append(run)
+                runs = self.assign_task(job, doc, self.nodes[node_id], task.slots, now)
+                runs_by_node[node_id].extend(runs)
         for node_id, runs in runs_by_node.items():
             node = self.nodes[node_id]
             self.mark_node_busy(node, now)  # type: ignore[attr-defined]
-            if node.session is not None:
+            if node.session is not None and runs:
                 node.session.send({"t": "run", "runs": runs})
+
+    def assign_task(
+        self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime
+    ) -> list[dict[str, Any]]:
+        """Place a task on a node; returns the runs to send to the node (preparation may come first)."""
+        return [self.start_task_run(job, doc, node, slots, now)]  # type: ignore[attr-defined]
+
+    def excluded_nodes(self, job: JobRt) -> frozenset[str]:
+        """Nodes a job's tasks may not be placed on."""
+        return frozenset()
+
+    def finish_special_run(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> bool:
+        """Handle the result of a run that is not an ordinary task; False when it is one."""
+        return False
+
+    def lose_special_run(self, node: NodeRt, run: RunningTask, now: datetime) -> bool:
+        """A node lost a run that is not an ordinary task; False when it is one."""
+        return False
 
     # --- housekeeping ---------------------------------------------------------------------------
 

@@ -9,12 +9,16 @@ from typing import Any
 from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine import states
+from batchyard.service.engine.autoscale import AutoscaleOps
 from batchyard.service.engine.core import limit_seconds
+from batchyard.service.engine.node_actions import NodeActionOps
+from batchyard.service.engine.preparation import PreparationOps
 from batchyard.service.engine.runtime import JobRt
-from batchyard.service.engine.tasks import TASK_ENDED, TaskOps
+from batchyard.service.engine.scheduler import QueuedTask
+from batchyard.service.engine.tasks import TASK_ENDED
 
 
-class JobOps(TaskOps):
+class JobOps(PreparationOps):
     def get_job(self, job_id: str) -> JobRt:
         job = self.jobs.get(job_id.lower())
         if job is None:
@@ -50,8 +54,28 @@ class JobOps(TaskOps):
         if job.pool_key:
             self.pool_jobs[job.pool_key].add(key)
         self.save_job(job)
+        if doc.get("jobManagerTask"):
+            self._add_job_manager(job, doc["jobManagerTask"])
         self.after_task_completed(job)
         return job
+
+    def _add_job_manager(self, job: JobRt, manager: dict[str, Any]) -> None:
+        """The job manager is the job's first task; runExclusive makes it take a whole node."""
+        spec = {key: value for key, value in manager.items() if key in _TASK_FIELDS}
+        (result,) = self.add_tasks(job, [spec])
+        if isinstance(result, errors.BatchError):
+            raise result
+        result["_jm"] = True
+        self.save_task(job.key, result)
+        pool = self.pools.get(job.pool_key or "")
+        if manager.get("runExclusive", True) and pool is not None and job.queue:
+            queued = job.queue.popleft()
+            job.queue.appendleft(QueuedTask(job.key, queued.task_key, max(queued.slots, pool.slots_per_node)))
+
+    def job_manager_done(self, job: JobRt) -> None:
+        if (job.doc.get("jobManagerTask") or {}).get("killJobOnCompletion", True):
+            if job.doc["state"] in ("active", "disabling", "disabled", "enabling"):
+                self.terminate_job(job, "JMComplete")
 
     def _create_auto_pool(self, job_id: str, spec: dict[str, Any]) -> str:
         prefix = spec.get("autoPoolIdPrefix") or ""
@@ -153,6 +177,7 @@ class JobOps(TaskOps):
         self._move(job, "terminating", now)
         self.save_job(job)
         self._end_running_tasks(job)
+        self.start_releases(job)
         self._maybe_complete_job(job)
 
     def delete_job(self, job: JobRt) -> None:
@@ -168,6 +193,14 @@ class JobOps(TaskOps):
                     if node.session is not None:
                         node.session.send({"t": "kill", "aids": [aid]})
                     self.mark_node_free(node, now)
+        self.start_releases(job)
+        if self.releases_pending(job):
+            self.save_job(job)  # gone once the release tasks are done
+            return
+        self._finish_delete(job)
+
+    def _finish_delete(self, job: JobRt) -> None:
+        for node in self.nodes.values():
             if node.session is not None:
                 node.session.send({"t": "cleanup", "paths": [f"workitems/{job.doc['id']}"]})
         self.jobs.pop(job.key, None)
@@ -176,6 +209,26 @@ class JobOps(TaskOps):
         self.store.delete_job(job.key)
         self._release_auto_pool(job)
         self.kick()
+
+    def releases_finished(self, job: JobRt) -> None:
+        if job.doc["state"] == "terminating":
+            self._maybe_complete_job(job)
+        elif job.doc["state"] == "deleting":
+            self._finish_delete(job)
+
+    async def start(self) -> None:
+        await super().start()
+        with self.store.transaction():
+            for job in list(self.jobs.values()):
+                if job.doc["state"] == "deleting" and not self.releases_pending(job):
+                    self._finish_delete(job)  # a deletion the previous service process did not finish
+
+    def job_action(self, job: JobRt, action: str) -> None:
+        """A task's exitOptions.jobAction, for jobs whose onTaskFailure is performexitoptionsjobaction."""
+        if action == "terminate" and job.doc["state"] in ("active", "disabling", "disabled", "enabling"):
+            self.terminate_job(job, "TaskFailed")
+        elif action == "disable" and job.doc["state"] == "active":
+            self.disable_job(job, "requeue")  # the contract: the same as disable with requeue
 
     # --- completion -----------------------------------------------------------------------------
 
@@ -201,7 +254,7 @@ class JobOps(TaskOps):
                 if node.session is None:
                     node.runs.pop(run.aid)
                     node.slots_used -= run.slots
-                    self._complete(job, doc, run.slots, TASK_ENDED, self.now(), from_state="running")
+                    self._complete(job, doc, run.slots, TASK_ENDED, self.now(), from_state=doc["state"])
                 else:
                     self.kill_run(doc, "terminate")
                     self.save_task(job.key, doc)
@@ -209,6 +262,8 @@ class JobOps(TaskOps):
     def _maybe_complete_job(self, job: JobRt) -> None:
         if job.doc["state"] != "terminating" or job.counts["running"] + job.counts["preparing"] > 0:
             return
+        if self.releases_pending(job):
+            return  # completed once its release tasks are done
         now = self.now()
         job.doc["executionInfo"]["endTime"] = iso(now)
         self._move(job, "completed", now)
@@ -238,5 +293,12 @@ class JobOps(TaskOps):
                 self.terminate_job(job, "MaxWallClockTimeExpiry")
 
 
-class Engine(JobOps):
+# BatchJobManagerTask properties that make up the task it becomes.
+_TASK_FIELDS = (
+    "id", "displayName", "commandLine", "containerSettings", "resourceFiles", "outputFiles", "environmentSettings",
+    "constraints", "requiredSlots", "userIdentity", "applicationPackageReferences", "authenticationTokenSettings",
+)
+
+
+class Engine(AutoscaleOps, JobOps, NodeActionOps):
     """The whole engine: pools, nodes, jobs and tasks on one event loop."""

@@ -14,6 +14,8 @@ from batchyard.service.engine import states
 from batchyard.service.engine.core import EngineBase
 from batchyard.service.engine.runtime import NodeRt, PoolRt, RunningTask
 from batchyard.service.gateway import AgentSession
+from batchyard.service.storage.deploy import PACKAGES_AID, packages_failed, send_pool_packages
+from batchyard.service.storage.runs import resolve_files
 
 AGENT_VERSION = "1.0.0-batchyard"
 START_TASK_AID = "start"
@@ -162,7 +164,7 @@ class NodeOps(EngineBase):
                 node.runs.pop(aid)
                 node.slots_used -= run.slots
                 if aid != START_TASK_AID:
-                    self.requeue_run(run, now)  # type: ignore[attr-defined]
+                    self.requeue_run(node, run, now)  # type: ignore[attr-defined]
         unknown = [aid for aid in agent_running if aid not in node.runs]
         if unknown:
             session.send({"t": "kill", "aids": unknown})
@@ -171,6 +173,7 @@ class NodeOps(EngineBase):
             node.doc["_boot"] = message.get("boot")
             node.doc["lastBootTime"] = iso(now)
             node.doc.pop("startTaskInfo", None)
+            self.forget_preparations(node)  # type: ignore[attr-defined]
             node.doc.pop("errors", None)
             self._boot_node(node, pool, now)
         else:
@@ -183,6 +186,20 @@ class NodeOps(EngineBase):
             return
         if node.doc["state"] != "starting":
             self.set_node_state(node, "starting", now)
+        if send_pool_packages(self, node, pool):
+            return  # the start task follows in _on_packages_done
+        self._start_node(node, pool, now)
+
+    def _on_packages_done(self, node: NodeRt, result: dict[str, Any]) -> None:
+        now = self.now()
+        if packages_failed(node, result):
+            self.set_node_state(node, "unusable", now)
+        elif node.doc["state"] == "starting":
+            self._start_node(node, self.pools.get(node.pool_key), now)
+            self.kick()
+        self.save_node(node)
+
+    def _start_node(self, node: NodeRt, pool: PoolRt | None, now: datetime) -> None:
         start_task = (pool.doc.get("startTask") if pool else None) or None
         if start_task:
             node.doc["startTask"] = start_task
@@ -229,7 +246,7 @@ class NodeOps(EngineBase):
                         "dir": "startup",
                         "cmd": start_task["commandLine"],
                         "env": _env_dict(start_task.get("environmentSettings")),
-                        "files": start_task.get("resourceFiles") or [],
+                        "files": resolve_files(self, start_task.get("resourceFiles")),
                         "wall": None,
                         "retry": retry,
                     }
@@ -263,7 +280,8 @@ class NodeOps(EngineBase):
                     {
                         "code": "StartTaskFailed",
                         "message": "The start task failed on the compute node.",
-                        "errorDetails": [{"name": "ExitCode", "value": str(result.get("exit"))}],
+                        "errorDetails": [{"name": "ExitCode", "value": str(result.get("exit"))}]
+                        + [{"name": "Message", "value": failure.get("message", "")}],
                     }
                 ]
                 self.set_node_state(node, "starttaskfailed", now)
@@ -286,7 +304,9 @@ class NodeOps(EngineBase):
             node.slots_used -= run.slots
             if aid == START_TASK_AID:
                 self._on_start_task_done(node, result)
-            else:
+            elif aid == PACKAGES_AID:
+                self._on_packages_done(node, result)
+            elif not self.finish_special_run(node, run, result, now):
                 self.finish_run(node, run, result, now)  # type: ignore[attr-defined]
         self.mark_node_free(node, now)
         node.dirty = True  # its counters changed; saved by housekeeping or the next state change
@@ -327,7 +347,7 @@ class NodeOps(EngineBase):
             node.runs.pop(aid)
             node.slots_used -= run.slots
             if aid != START_TASK_AID:
-                self.requeue_run(run, now)  # type: ignore[attr-defined]
+                self.requeue_run(node, run, now)  # type: ignore[attr-defined]
         node.doc["errors"] = [
             {"code": "NodeAgentUnreachable", "message": "The node agent stopped answering the Batch service."}
         ]

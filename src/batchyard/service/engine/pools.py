@@ -151,12 +151,21 @@ class PoolOps(NodeOps):
                 ]
         elif len(staying) > target:
             option = pool.doc.get("_dealloc", "requeue")
-            victims = sorted(staying, key=lambda n: (_REMOVAL_ORDER.get(n.doc["state"], 5), n.slots_used, -n.seq))[
-                : len(staying) - target
-            ]
+            victims = sorted(
+                staying,
+                key=lambda n: (self._hosts_job_manager(n), _REMOVAL_ORDER.get(n.doc["state"], 5), n.slots_used, -n.seq),
+            )[: len(staying) - target]
             for node in victims:
                 self._start_leaving(node, option, now)
         self._check_allocation(pool, now)
+
+    def _hosts_job_manager(self, node: NodeRt) -> bool:
+        """A node running a job manager task leaves last when its pool shrinks (the seed)."""
+        for run in node.runs.values():
+            job = self.jobs.get(run.job_key)
+            if job is not None and (job.doc.get("jobManagerTask") or {}).get("id", "").lower() == run.task_key:
+                return True
+        return False
 
     def _nodes_within_quota(self, pool: PoolRt, wanted: int) -> int:
         used = sum(

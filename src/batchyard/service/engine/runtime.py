@@ -6,6 +6,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from batchyard.service.engine.dependencies import DependencyGraph
 from batchyard.service.engine.scheduler import QueuedTask
 
 if TYPE_CHECKING:
@@ -74,6 +75,9 @@ class JobRt:
     succeeded_slots: int = 0
     failed_slots: int = 0
     queue: deque[QueuedTask] = field(default_factory=deque)
+    graph: DependencyGraph = field(default_factory=DependencyGraph)
+    dependent_slots: dict[str, int] = field(default_factory=dict)  # waiting task -> its required slots
+    prep: dict[str, dict[str, Any]] = field(default_factory=dict)  # node id -> prep/release status (wire shape)
 
     @property
     def pool_key(self) -> str | None:

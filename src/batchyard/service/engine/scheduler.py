@@ -26,6 +26,7 @@ class JobQueueView:
     priority: int
     order: int  # creation order, a stable tie-break between jobs of equal priority
     tasks: Iterable[QueuedTask]  # in queue order; only read, never changed
+    excluded: frozenset[str] = frozenset()  # nodes this job's tasks may not go to
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,23 +56,25 @@ def schedule(jobs: Sequence[JobQueueView], nodes: Sequence[NodeSlots], fill_type
     assignments: list[Assignment] = []
     ranked = sorted(jobs, key=lambda job: (-job.priority, job.order))
     for _, level in groupby(ranked, key=lambda job: job.priority):
-        _fill_level([iter(job.tasks) for job in level], picker, assignments)
+        _fill_level([(iter(job.tasks), job.excluded) for job in level], picker, assignments)
         if picker.total_free == 0:
             break
     return assignments
 
 
-def _fill_level(queues: list[Iterator[QueuedTask]], picker: _Picker, out: list[Assignment]) -> None:
+def _fill_level(
+    queues: list[tuple[Iterator[QueuedTask], frozenset[str]]], picker: _Picker, out: list[Assignment]
+) -> None:
     """Round robin over the jobs of one priority level until slots or tasks run out."""
     skipped = 0
     while queues and picker.total_free > 0 and skipped < MAX_SKIPPED:
-        still_open: list[Iterator[QueuedTask]] = []
-        for queue in queues:
+        still_open: list[tuple[Iterator[QueuedTask], frozenset[str]]] = []
+        for queue, excluded in queues:
             task = next(queue, None)
             if task is None:
                 continue
-            still_open.append(queue)
-            node_id = picker.take(task.slots)
+            still_open.append((queue, excluded))
+            node_id = picker.take(task.slots, excluded)
             if node_id is None:
                 skipped += 1
                 continue
@@ -84,7 +87,7 @@ def _fill_level(queues: list[Iterator[QueuedTask]], picker: _Picker, out: list[A
 class _Picker:
     total_free: int
 
-    def take(self, slots: int) -> str | None:
+    def take(self, slots: int, excluded: frozenset[str] = frozenset()) -> str | None:
         raise NotImplementedError
 
 
@@ -98,10 +101,21 @@ class _SpreadPicker(_Picker):
         self.heap = [(-slots, order[node_id], node_id) for node_id, slots in free.items()]
         heapq.heapify(self.heap)
 
-    def take(self, slots: int) -> str | None:
-        if not self.heap or -self.heap[0][0] < slots:
+    def take(self, slots: int, excluded: frozenset[str] = frozenset()) -> str | None:
+        skipped = []
+        chosen = None
+        while self.heap and -self.heap[0][0] >= slots:
+            entry = heapq.heappop(self.heap)
+            if entry[2] in excluded:
+                skipped.append(entry)
+                continue
+            chosen = entry
+            break
+        for entry in skipped:
+            heapq.heappush(self.heap, entry)
+        if chosen is None:
             return None
-        neg_free, rank, node_id = heapq.heappop(self.heap)
+        neg_free, rank, node_id = chosen
         left = -neg_free - slots
         self.free[node_id] = left
         self.total_free -= slots
@@ -118,9 +132,9 @@ class _PackPicker(_Picker):
         self.total_free = sum(free.values())
         self.nodes = sorted(free, key=lambda node_id: order[node_id])
 
-    def take(self, slots: int) -> str | None:
+    def take(self, slots: int, excluded: frozenset[str] = frozenset()) -> str | None:
         for node_id in self.nodes:
-            if self.free[node_id] >= slots:
+            if self.free[node_id] >= slots and node_id not in excluded:
                 self.free[node_id] -= slots
                 self.total_free -= slots
                 return node_id

@@ -30,15 +30,20 @@ NODE = {
     "creating": {"starting", "unusable", "leavingpool", "unknown"},
     "starting": {"waitingforstarttask", "idle", "unusable", "leavingpool", "unknown", "starting"},
     "waitingforstarttask": {"idle", "starttaskfailed", "unusable", "leavingpool", "unknown", "starting"},
-    "idle": {"running", "offline", "unusable", "leavingpool", "unknown", "starting", "rebooting", "reimaging"},
-    "running": {"idle", "offline", "unusable", "leavingpool", "unknown", "starting", "rebooting", "reimaging"},
-    "offline": {"idle", "running", "unusable", "leavingpool", "unknown", "starting"},
+    "idle": {"running", "offline", "unusable", "leavingpool", "unknown", "starting", "rebooting", "reimaging",
+             "deallocating"},
+    "running": {"idle", "offline", "unusable", "leavingpool", "unknown", "starting", "rebooting", "reimaging",
+                "deallocating"},
+    "offline": {"idle", "running", "unusable", "leavingpool", "unknown", "starting", "rebooting", "reimaging",
+                "deallocating"},
     "starttaskfailed": {"starting", "unusable", "leavingpool", "unknown", "rebooting", "reimaging"},
     "unusable": {"starting", "idle", "leavingpool", "unknown", "rebooting", "reimaging"},
     "unknown": {"starting", "idle", "running", "unusable", "leavingpool", "waitingforstarttask"},
     "leavingpool": {"unusable", "unknown"},
     "rebooting": {"starting", "unusable", "leavingpool", "unknown"},
     "reimaging": {"starting", "unusable", "leavingpool", "unknown"},
+    "deallocating": {"deallocated", "unusable", "leavingpool", "unknown"},
+    "deallocated": {"starting", "leavingpool"},
 }
 
 

@@ -10,10 +10,14 @@ from batchyard.service import errors
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
+from batchyard.service.engine.dependencies import parent_keys
+from batchyard.service.engine.exit_conditions import ExitOutcome, exit_outcome
 from batchyard.service.engine.nodes import START_TASK_AID, failure_of
 from batchyard.service.engine.pools import PoolOps
 from batchyard.service.engine.runtime import JobRt, NodeRt, RunningTask
 from batchyard.service.engine.scheduler import QueuedTask
+from batchyard.service.storage.runs import storage_fields
+from batchyard.service.tokens import issue_job_token
 
 TASK_ENDED = {
     "category": "usererror",
@@ -64,8 +68,14 @@ class TaskOps(PoolOps):
             if key in existing or key in seen:
                 results.append(errors.conflict("TaskExists", "The specified task already exists."))
                 continue
+            dependency = self._dependency_check(job, key, spec)
+            if isinstance(dependency, errors.BatchError):
+                results.append(dependency)
+                continue
             seen.add(key)
             doc = dict(spec)
+            if dependency == "blocked":
+                doc["dependencyStatus"] = _blocked_status(job, key)
             constraints = dict(doc.get("constraints") or {})
             constraints.setdefault("maxTaskRetryCount", default_retries)
             doc["constraints"] = constraints
@@ -86,9 +96,31 @@ class TaskOps(PoolOps):
                 slots = int(doc.get("requiredSlots", 1))
                 job.counts["active"] += 1
                 job.slot_counts["active"] += slots
-                job.queue.append(QueuedTask(job.key, key, slots))
+                if job.graph.is_waiting(key):
+                    job.dependent_slots[key] = slots  # queued when its parents are satisfied
+                else:
+                    job.queue.append(QueuedTask(job.key, key, slots))
             self.kick()
         return results
+
+    def _dependency_check(self, job: JobRt, key: str, spec: dict[str, Any]) -> str | errors.BatchError:
+        """Register a new task's parents: "ready", "waiting", "blocked", or the error that refuses it."""
+        depends_on = spec.get("dependsOn")
+        if not depends_on:
+            return "ready"
+        if not job.doc.get("usesTaskDependencies"):
+            return errors.BatchError(
+                400,
+                "TaskDependenciesNotSpecifiedOnJob",
+                "The task has dependencies, but its job does not have usesTaskDependencies set.",
+            )
+        try:
+            parents = parent_keys(depends_on)
+        except (KeyError, ValueError):
+            return errors.invalid_property("dependsOn", depends_on, "The task id ranges are not valid.")
+        if job.graph.would_cycle(key, parents):
+            return errors.invalid_property("dependsOn", depends_on, "The dependencies would form a cycle.")
+        return job.graph.add(key, parents)
 
     # --- runs -----------------------------------------------------------------------------------
 
@@ -135,6 +167,8 @@ class TaskOps(PoolOps):
         )
         env = {item["name"]: item.get("value") or "" for item in job.doc.get("commonEnvironmentSettings") or []}
         env.update({item["name"]: item.get("value") or "" for item in doc.get("environmentSettings") or []})
+        if "job" in ((doc.get("authenticationTokenSettings") or {}).get("access") or []):
+            env["AZ_BATCH_AUTHENTICATION_TOKEN"] = issue_job_token(self.node_secret, job.doc["id"])
         return {
             "aid": aid,
             "kind": "task",
@@ -143,7 +177,7 @@ class TaskOps(PoolOps):
             "dir": directory,
             "cmd": doc["commandLine"],
             "env": env,
-            "files": doc.get("resourceFiles") or [],
+            **storage_fields(self, doc),
             "wall": limit_seconds((doc.get("constraints") or {}).get("maxWallClockTime")),
             "retry": info["retryCount"],
         }
@@ -202,6 +236,9 @@ class TaskOps(PoolOps):
             info.pop("failureInfo", None)
         states.move(doc, states.TASK, "completed", now, previous=True)
         doc.pop("_aid", None)
+        outcome = exit_outcome(doc.get("exitConditions"), info.get("exitCode"), failure)
+        if job.doc.get("usesTaskDependencies"):
+            doc["_dep"] = outcome.dependency_action  # children added later (or after a restart) need it
         self.stamp(doc, now)
         self.save_task(job.key, doc)
         self._count(job, from_state, "completed", slots)
@@ -211,6 +248,9 @@ class TaskOps(PoolOps):
         else:
             job.succeeded += 1
             job.succeeded_slots += slots
+        self._apply_exit_outcome(job, doc["id"].lower(), outcome, user_ended=failure is TASK_ENDED)
+        if doc.get("_jm"):
+            self.job_manager_done(job)  # type: ignore[attr-defined]
         node = self._node_of(doc)
         if node is not None and from_state == "running":
             if not failure:
@@ -220,13 +260,39 @@ class TaskOps(PoolOps):
                 self.store.retain(now.timestamp() + retention, node.id, doc["nodeInfo"]["taskRootDirectory"])
         self.after_task_completed(job)  # type: ignore[attr-defined]
 
+    def _apply_exit_outcome(self, job: JobRt, key: str, outcome: ExitOutcome, user_ended: bool) -> None:
+        """Dependent tasks and the job react to how the task ended (its exitConditions)."""
+        if job.doc.get("usesTaskDependencies"):
+            ready, blocked = job.graph.complete(key, outcome.dependency_action)
+            for child in ready:
+                job.queue.append(QueuedTask(job.key, child, job.dependent_slots.pop(child, 1)))
+            if ready:
+                self.kick()
+            if blocked:
+                self._mark_blocked(job, blocked)
+        if user_ended:
+            return  # a task ended by a user triggers no job action
+        if job.doc.get("onTaskFailure") == "performexitoptionsjobaction" and outcome.job_action != "none":
+            self.job_action(job, outcome.job_action)  # type: ignore[attr-defined]
+
+    def _mark_blocked(self, job: JobRt, keys: list[str]) -> None:
+        now = self.now()
+        docs = self.store.get_tasks(job.key, keys)
+        for key in keys:
+            job.dependent_slots.pop(key, None)
+            doc = docs.get(key)
+            if doc is not None:
+                doc["dependencyStatus"] = _blocked_status(job, key)
+                self.stamp(doc, now)
+                self.save_task(job.key, doc)
+
     def _back_to_active(self, job: JobRt, doc: dict[str, Any], slots: int, now: datetime, front: bool) -> None:
         states.move(doc, states.TASK, "active", now, previous=True)
         doc.pop("_aid", None)
         doc.pop("nodeInfo", None)
+        self._count(job, doc["previousState"], "active", slots)
         self.stamp(doc, now)
         self.save_task(job.key, doc)
-        self._count(job, "running", "active", slots)
         task = QueuedTask(job.key, doc["id"].lower(), slots)
         if front:
             job.queue.appendleft(task)
@@ -241,15 +307,17 @@ class TaskOps(PoolOps):
         info["lastRequeueTime"] = iso(now)
         self._back_to_active(job, doc, slots, now, front=True)
 
-    def requeue_run(self, run: RunningTask, now: datetime) -> None:
+    def requeue_run(self, node: NodeRt, run: RunningTask, now: datetime) -> None:
         """The node lost a running task (agent died, node removed): run it again elsewhere."""
+        if self.lose_special_run(node, run, now):
+            return
         job = self.jobs.get(run.job_key)
         doc = self.store.get_task(run.job_key, run.task_key)
-        if job is None or doc is None or doc.get("_aid") != run.aid or doc["state"] != "running":
+        if job is None or doc is None or doc.get("_aid") != run.aid or doc["state"] not in ("running", "preparing"):
             return
         doc.pop("_ending", None)
         if job.doc["state"] in ("terminating", "completed"):
-            self._complete(job, doc, run.slots, TASK_ENDED, now, from_state="running")
+            self._complete(job, doc, run.slots, TASK_ENDED, now, from_state=doc["state"])
         else:
             self._requeue_doc(job, doc, run.slots, now)
 
@@ -261,6 +329,8 @@ class TaskOps(PoolOps):
         for aid in aids:
             run = node.runs.pop(aid)
             node.slots_used -= run.slots
+            if self.lose_special_run(node, run, now):
+                continue
             job = self.jobs.get(run.job_key)
             doc = self.store.get_task(run.job_key, run.task_key)
             if job is None or doc is None or doc.get("_aid") != aid:
@@ -268,11 +338,22 @@ class TaskOps(PoolOps):
             if requeue:
                 self._requeue_doc(job, doc, run.slots, now)
             else:
-                self._complete(job, doc, run.slots, TASK_ENDED, now, from_state="running")
+                self._complete(job, doc, run.slots, TASK_ENDED, now, from_state=doc["state"])
 
     def kill_run(self, doc: dict[str, Any], reason: str) -> None:
         """Ask the node to end a running task; its result completes (or requeues) it."""
         node = self._node_of(doc)
+        aid = doc.get("_aid", "")
+        if aid.startswith("held:") and node is not None and aid in node.runs:
+            # Waiting for its node's preparation task: no process to end, so it ends here.
+            run = node.runs.pop(aid)
+            node.slots_used -= run.slots
+            job = self.jobs[run.job_key]
+            if reason == "requeue":
+                self._requeue_doc(job, doc, run.slots, self.now())
+            else:
+                self._complete(job, doc, run.slots, TASK_ENDED, self.now(), from_state="preparing")
+            return
         doc["_ending"] = reason
         if node is not None and node.session is not None and doc.get("_aid") in node.runs:
             node.session.send({"t": "kill", "aids": [doc["_aid"]]})
@@ -308,6 +389,8 @@ class TaskOps(PoolOps):
         slots = int(doc.get("requiredSlots", 1))
         if doc["state"] == "active":
             _drop_from_queue(job, doc["id"].lower())
+            job.graph.forget(doc["id"].lower())
+            job.dependent_slots.pop(doc["id"].lower(), None)
             self._complete(job, doc, slots, TASK_ENDED, now, from_state="active")
             return
         self.kill_run(doc, "terminate")
@@ -329,6 +412,8 @@ class TaskOps(PoolOps):
         node = self._node_of(doc)
         if state == "active":
             _drop_from_queue(job, key)
+            job.graph.forget(key)
+            job.dependent_slots.pop(key, None)
         elif state in ("running", "preparing") and node is not None:
             run = node.runs.pop(doc.get("_aid", ""), None)
             if run is not None:
@@ -391,6 +476,11 @@ class TaskOps(PoolOps):
             node = self.nodes.get(node_id)
             if node is not None and node.session is not None:
                 node.session.send({"t": "cleanup", "paths": [path]})
+
+
+def _blocked_status(job: JobRt, key: str) -> dict[str, Any]:
+    """The marker a blocked task carries: it stays active and will never run (see README)."""
+    return {"state": "blocked", "blockedBy": sorted(job.graph.blocked_by.get(key, ()))}
 
 
 def _drop_from_queue(job: JobRt, key: str) -> None:

@@ -45,6 +45,9 @@ ID_REASON = (
 
 MINUTE = durations.TICKS_PER_MINUTE
 HOUR = durations.TICKS_PER_HOUR
+# Shortest autoScaleEvaluationInterval (ticks). The contract's 5 minutes; `batchyard serve
+# --autoscale-min-interval` lowers it for development (README, Autoscale).
+AUTOSCALE_MIN_INTERVAL = [5 * MINUTE]
 
 
 def _join(path: str, name: str) -> str:
@@ -389,11 +392,11 @@ def _pool_sizing(pool: dict[str, Any], path: str) -> None:
                     f"{name} must not be specified when enableAutoScale is true.",
                 )
         interval = pool.get("autoScaleEvaluationInterval")
-        if interval is not None and not 5 * MINUTE <= _ticks(interval) <= 168 * HOUR:
+        if interval is not None and not AUTOSCALE_MIN_INTERVAL[0] <= _ticks(interval) <= 168 * HOUR:
             raise invalid_property(
                 _join(path, "autoScaleEvaluationInterval"),
                 interval,
-                "The value must be between 5 minutes and 168 hours.",
+                _autoscale_interval_reason(),
             )
     else:
         if "autoScaleFormula" in pool:
@@ -504,12 +507,18 @@ def _remove_nodes(out: dict[str, Any], path: str) -> None:
 
 def _enable_autoscale(out: dict[str, Any], path: str) -> None:
     interval = out.get("autoScaleEvaluationInterval")
-    if interval is not None and not 5 * MINUTE <= _ticks(interval) <= 168 * HOUR:
+    if interval is not None and not AUTOSCALE_MIN_INTERVAL[0] <= _ticks(interval) <= 168 * HOUR:
         raise invalid_property(
             _join(path, "autoScaleEvaluationInterval"),
             interval,
-            "The value must be between 5 minutes and 168 hours.",
+            _autoscale_interval_reason(),
         )
+
+
+def _autoscale_interval_reason() -> str:
+    low = AUTOSCALE_MIN_INTERVAL[0]
+    shown = "5 minutes" if low == 5 * MINUTE else f"{low / durations.TICKS_PER_SECOND:g} seconds"
+    return f"The value must be between {shown} and 168 hours."
 
 
 def _task_group(group: dict[str, Any], path: str) -> None:

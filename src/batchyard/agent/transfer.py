@@ -1,0 +1,194 @@
+"""Plain-HTTP transfers of the agent: blob downloads (with a per-node cache), container listing and
+uploads, all with SAS URLs (a node never holds a storage key). Everything streams: no file is ever
+held whole in memory. Blocking; callers run these in threads.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+CHUNK = 1024 * 1024
+TIMEOUT = 60.0
+BLOCK_SIZE = 8 * 1024 * 1024  # uploads above one block go as Put Block + Put Block List
+API_VERSION = "2021-08-06"
+
+
+class TransferError(Exception):
+    def __init__(self, status: int | None, reason: str) -> None:
+        super().__init__(f"HTTP {status} {reason}" if status else reason)
+        self.status = status
+        self.reason = reason
+
+
+def public(url: str) -> str:
+    """A URL without its query (SAS signatures stay out of logs and failure details)."""
+    return url.split("?", 1)[0]
+
+
+def with_query(url: str, **params: str) -> str:
+    base, _, query = url.partition("?")
+    extra = urllib.parse.urlencode(params)
+    return f"{base}?{query}&{extra}" if query else f"{base}?{extra}"
+
+
+def blob_url(container_url: str, name: str) -> str:
+    base, _, query = container_url.partition("?")
+    url = f"{base.rstrip('/')}/{urllib.parse.quote(name)}"
+    return f"{url}?{query}" if query else url
+
+
+def _open(request: urllib.request.Request | str) -> object:
+    try:
+        return urllib.request.urlopen(request, timeout=TIMEOUT)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 304:
+            raise
+        raise TransferError(exc.code, str(exc.reason)) from None
+    except urllib.error.URLError as exc:
+        url = request if isinstance(request, str) else request.full_url
+        raise TransferError(None, f"cannot reach {public(url)}: {exc.reason}") from None
+
+
+def _stream(response: object, path: Path) -> None:
+    with open(path, "wb") as out:
+        while chunk := response.read(CHUNK):  # type: ignore[attr-defined]
+            out.write(chunk)
+
+
+class BlobCache:
+    """Blobs one node has fetched, keyed by URL without its SAS, revalidated with conditional GETs.
+
+    Many tasks on a node that need the same blob cost one transfer: later ones get 304 Not Modified
+    (the server still checks their SAS) and a local copy. Concurrent fetches of one blob wait for
+    each other instead of downloading in parallel.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def fetch(self, url: str, target: Path) -> None:
+        key = hashlib.sha256(public(url).encode()).hexdigest()
+        data, meta_path = self.directory / key, self.directory / f"{key}.json"
+        with self._lock(key):
+            self.directory.mkdir(parents=True, exist_ok=True)
+            headers = {}
+            if data.exists() and meta_path.exists():
+                meta = json.loads(meta_path.read_text())
+                if meta.get("etag"):
+                    headers["If-None-Match"] = meta["etag"]
+                if meta.get("modified"):
+                    headers["If-Modified-Since"] = meta["modified"]
+            try:
+                response = _open(urllib.request.Request(url, headers=headers))
+            except urllib.error.HTTPError:  # 304: the cached copy is current
+                _copy(data, target)
+                return
+            with response:  # type: ignore[attr-defined]
+                etag = response.headers.get("ETag")  # type: ignore[attr-defined]
+                modified = response.headers.get("Last-Modified")  # type: ignore[attr-defined]
+                if not etag and not modified:
+                    _stream(response, target)  # nothing to revalidate with: do not cache
+                    return
+                partial = data.with_suffix(".partial")
+                _stream(response, partial)
+            os.replace(partial, data)
+            meta_path.write_text(json.dumps({"etag": etag, "modified": modified}))
+            _copy(data, target)
+
+
+def _copy(source: Path, target: Path) -> None:
+    # A copy, not a link: a task may change or chmod its file without touching the cache.
+    partial = target.with_name(target.name + ".partial")
+    shutil.copyfile(source, partial)
+    os.replace(partial, target)
+
+
+def download(url: str, target: Path, cache: BlobCache | None) -> None:
+    """Stream `url` to `target` (written under a temporary name, then renamed)."""
+    if cache is not None:
+        cache.fetch(url, target)
+        return
+    partial = target.with_name(target.name + ".partial")
+    try:
+        with _open(url) as response:  # type: ignore[attr-defined]
+            _stream(response, partial)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, target)
+
+
+def list_blobs(container_url: str, prefix: str | None) -> Iterator[str]:
+    """Blob names of a container (List Blobs over plain HTTP with the URL's SAS), following markers."""
+    marker = ""
+    while True:
+        params = {"restype": "container", "comp": "list"}
+        if prefix:
+            params["prefix"] = prefix
+        if marker:
+            params["marker"] = marker
+        request = urllib.request.Request(with_query(container_url, **params), headers={"x-ms-version": API_VERSION})
+        with _open(request) as response:  # type: ignore[attr-defined]
+            root = ET.fromstring(response.read())
+        for blob in root.iter("Blob"):
+            name = blob.findtext("Name")
+            if name:
+                yield name
+        marker = root.findtext("NextMarker") or ""
+        if not marker:
+            return
+
+
+def upload(url: str, path: Path, headers: dict[str, str]) -> None:
+    """Upload a file as a block blob: one Put Blob when small, else blocks (each streamed from disk)."""
+    size = path.stat().st_size
+    base = {"x-ms-version": API_VERSION, **headers}
+    if size <= BLOCK_SIZE:
+        with open(path, "rb") as body:
+            _put(url, body.read(), {**base, "x-ms-blob-type": "BlockBlob"})
+        return
+    ids = []
+    with open(path, "rb") as source:
+        index = 0
+        while block := source.read(BLOCK_SIZE):
+            block_id = base64.b64encode(f"{index:08d}".encode()).decode()  # Base64, all of one length
+            ids.append(block_id)
+            _put(with_query(url, comp="block", blockid=block_id), block, {"x-ms-version": API_VERSION})
+            index += 1
+    body = "<?xml version='1.0' encoding='utf-8'?><BlockList>" + "".join(f"<Latest>{i}</Latest>" for i in ids)
+    _put(with_query(url, comp="blocklist"), (body + "</BlockList>").encode(), _blocklist_headers(base))
+
+
+def _blocklist_headers(headers: dict[str, str]) -> dict[str, str]:
+    # On Put Block List the blob's own properties travel as x-ms-blob-* headers.
+    out = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower in ("content-type", "content-encoding", "content-language", "content-disposition", "cache-control"):
+            out[f"x-ms-blob-{lower}"] = value
+        else:
+            out[name] = value
+    return out
+
+
+def _put(url: str, data: bytes, headers: dict[str, str]) -> None:
+    request = urllib.request.Request(url, data=data, method="PUT", headers=headers)
+    with _open(request):  # type: ignore[attr-defined]
+        pass

@@ -1,0 +1,398 @@
+"""Operations on one compute node: reboot, reimage, scheduling, deallocate/start, users, logs, health.
+
+Also the node side of certificates (installed at every boot) and agent heartbeats: an agent that
+sends nothing for `heartbeat_timeout` seconds is treated like one whose connection dropped.
+
+Reboot and reimage on the local provider restart the node's agent process (reimage also wipes its
+root), so the new agent says hello with a new boot id and the node boots as new: the start task
+runs again and certificates are installed again. Users and certificates live in the service; the
+agent gets them after each hello and keeps them in memory only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from batchyard.protocol import messages
+from batchyard.service import errors
+from batchyard.service.clock import iso, parse_iso
+from batchyard.service.engine.certificates import CertificateOps
+from batchyard.service.engine.nodes import START_TASK_AID
+from batchyard.service.engine.runtime import NodeRt, PoolRt
+from batchyard.service.gateway import AgentGone, AgentSession
+
+# A node whose restarted agent has not said hello by then becomes unusable.
+RESTART_DEADLINE = 120.0
+# Node error codes the agent's health checks report (replaced wholesale by each report).
+HEALTH_CODES = frozenset({"DiskFull", "NodeDirectoryMissing", "TaskDirectoryDeleted"})
+# Pool metadata: the free disk space (MB) below which a node reports DiskFull.
+MIN_FREE_DISK_KEY = "batchyard-min-free-disk-mb"
+
+_USER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
+_TASKS_RUN_STATES = ("idle", "running", "offline")
+_STATE_CONFLICTS = {
+    "creating": ("NodeBeingCreated", "The specified node is being created."),
+    "starting": ("NodeBeingStarted", "The specified node is being started."),
+    "waitingforstarttask": ("NodeBeingStarted", "The specified node is being started."),
+    "rebooting": ("NodeBeingRebooted", "The specified node is being rebooted."),
+    "reimaging": ("NodeBeingReimaged", "The specified node is being reimaged."),
+    "unusable": ("NodeStateUnusable", "The state of the specified node is unusable."),
+    "leavingpool": ("OperationInvalidForCurrentState", "The specified node is leaving the pool."),
+    "unknown": ("OperationInvalidForCurrentState", "The Batch service has lost contact with the node."),
+    "deallocating": ("OperationInvalidForCurrentState", "The specified node is being deallocated."),
+    "deallocated": ("OperationInvalidForCurrentState", "The specified node is deallocated."),
+    "starttaskfailed": ("OperationInvalidForCurrentState", "The start task of the specified node failed."),
+}
+
+
+def _state_conflict(node: NodeRt) -> errors.BatchError:
+    code, message = _STATE_CONFLICTS.get(
+        node.doc["state"], ("OperationInvalidForCurrentState", "The operation is not valid in the node's state.")
+    )
+    return errors.conflict(code, message)
+
+
+def hash_password(password: str, salt: bytes | None = None) -> dict[str, str]:
+    """scrypt, so neither the store nor the agent ever holds a user's password."""
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    return {"salt": salt.hex(), "hash": digest.hex()}
+
+
+class NodeActionOps(CertificateOps):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._restarting: dict[str, float] = {}  # node id -> monotonic deadline of its agent restart
+        self._seen: dict[str, float] = {}  # node id -> monotonic time of the agent's last message
+        super().__init__(*args, **kwargs)
+
+    # --- reboot, reimage ------------------------------------------------------------------------
+
+    def restart_node(self, node: NodeRt, kind: str, option: str) -> None:
+        """Reboot (kind "reboot") or reimage ("reimage") a node once its tasks allow (the option)."""
+        if node.doc.get("_external"):
+            raise errors.conflict(
+                "OperationNotValidOnNode", "Nodes whose agent runs on another host cannot be rebooted or reimaged."
+            )
+        if node.leaving is not None or node.doc["state"] not in (
+            *_TASKS_RUN_STATES,
+            "starttaskfailed",
+            "unusable",
+            "unknown",
+        ):
+            raise _state_conflict(node)
+        now = self.now()
+        node.doc["_action"] = {"kind": kind, "option": option}
+        node.doc["state"] = "rebooting" if kind == "reboot" else "reimaging"  # from any of the states above
+        node.doc["stateTransitionTime"] = iso(now)
+        if option in ("requeue", "terminate"):
+            self.end_node_runs(node, requeue=option == "requeue", now=now)
+        self.save_node(node)
+        self._maybe_restart(node)
+
+    def _maybe_restart(self, node: NodeRt) -> None:
+        action = node.doc.get("_action") or {}
+        if action.get("kind") not in ("reboot", "reimage", "deallocate") or node.id in self._restarting:
+            return
+        if any(aid != START_TASK_AID for aid in node.runs):
+            return  # taskcompletion/retaineddata: after the last task
+        if action["option"] == "retaineddata" and self.store.retained_until(node.id) > self.now().timestamp():
+            return  # housekeeping looks again
+        self._restarting[node.id] = time.monotonic() + RESTART_DEADLINE
+        pool = self.pools.get(node.pool_key)
+        pool_id = pool.doc["id"] if pool else node.pool_key
+        if action["kind"] == "deallocate":
+            self.spawn(self._deallocate(node))
+        else:
+            self.spawn(self._restart_agent(node, pool_id, wipe=action["kind"] == "reimage"))
+
+    async def _restart_agent(self, node: NodeRt, pool_id: str, wipe: bool) -> None:
+        await self.provider.stop_node(node.id, wipe=wipe)
+        with self.store.transaction():
+            node.doc.pop("_action", None)
+            node.doc.pop("_certs", None)
+            if wipe:
+                node.doc.pop("_users", None)  # a new OS disk has none of the old accounts
+            self.save_node(node)
+        await self.provider.start_node(node.id, pool_id, messages.node_token(self.node_secret, node.id))
+        # Until the new agent says hello (`_boot_node`), `_restarting` keeps the node from counting as lost.
+
+    # --- deallocate, start ----------------------------------------------------------------------
+
+    def deallocate_node(self, node: NodeRt, option: str) -> None:
+        if node.doc.get("_external"):
+            raise errors.conflict("OperationNotValidOnNode", "Nodes on other hosts cannot be deallocated.")
+        if node.leaving is not None or node.doc["state"] not in _TASKS_RUN_STATES:
+            raise _state_conflict(node)
+        now = self.now()
+        node.doc["_action"] = {"kind": "deallocate", "option": option}
+        self.set_node_state(node, "deallocating", now)
+        if option in ("requeue", "terminate"):
+            self.end_node_runs(node, requeue=option == "requeue", now=now)
+        self.save_node(node)
+        self._maybe_restart(node)
+
+    async def _deallocate(self, node: NodeRt) -> None:
+        await self.provider.stop_node(node.id, wipe=False)
+        with self.store.transaction():
+            self._restarting.pop(node.id, None)
+            node.doc.pop("_action", None)
+            node.doc.pop("_certs", None)
+            node.lost_at = None  # no agent, on purpose
+            if node.id in self.nodes and node.doc["state"] == "deallocating":
+                self.set_node_state(node, "deallocated", self.now())
+            self.save_node(node)
+
+    def start_node(self, node: NodeRt) -> None:
+        if node.doc["state"] != "deallocated":
+            raise errors.conflict("OperationInvalidForCurrentState", "Only a deallocated node can be started.")
+        now = self.now()
+        self.set_node_state(node, "starting", now)
+        self._restarting[node.id] = time.monotonic() + RESTART_DEADLINE
+        pool = self.pools.get(node.pool_key)
+        self.spawn(self._launch_agent(node.id, pool.doc["id"] if pool else node.pool_key))
+
+    # --- scheduling -----------------------------------------------------------------------------
+
+    def disable_scheduling(self, node: NodeRt, option: str) -> None:
+        if node.doc.get("schedulingState", "enabled") == "disabled":
+            raise errors.conflict(
+                "NodeAlreadyInTargetSchedulingState", "The specified node is already in the target scheduling state."
+            )
+        if node.leaving is not None or node.doc["state"] in ("leavingpool", "deallocating", "deallocated"):
+            raise _state_conflict(node)
+        now = self.now()
+        node.doc["schedulingState"] = "disabled"
+        if option in ("requeue", "terminate"):
+            self.end_node_runs(node, requeue=option == "requeue", now=now)
+        self.mark_node_free(node, now)
+        self.save_node(node)
+
+    def enable_scheduling(self, node: NodeRt) -> None:
+        if node.doc.get("schedulingState", "enabled") == "enabled":
+            raise errors.conflict(
+                "NodeAlreadyInTargetSchedulingState", "The specified node is already in the target scheduling state."
+            )
+        node.doc["schedulingState"] = "enabled"
+        if node.doc["state"] == "offline":
+            self.set_node_state(node, "idle", self.now())
+        self.save_node(node)
+        self.kick()
+
+    def _maybe_offline(self, node: NodeRt, now: datetime) -> None:
+        """A node with scheduling disabled goes offline once its last task is done."""
+        if (
+            node.doc.get("schedulingState") == "disabled"
+            and node.doc["state"] in ("idle", "running")
+            and not any(aid != START_TASK_AID for aid in node.runs)
+        ):
+            self.set_node_state(node, "offline", now)
+
+    # --- hooks into the node lifecycle ----------------------------------------------------------
+
+    def mark_node_free(self, node: NodeRt, now: datetime) -> None:
+        super().mark_node_free(node, now)
+        self._maybe_offline(node, now)
+
+    def after_node_freed(self, node: NodeRt) -> None:
+        super().after_node_freed(node)  # type: ignore[misc]
+        self._maybe_restart(node)
+
+    def _boot_node(self, node: NodeRt, pool: PoolRt | None, now: datetime) -> None:
+        """A fresh boot: certificates first (the agent handles messages in order), then the start task."""
+        self._restarting.pop(node.id, None)
+        node.doc.pop("_action", None)
+        if node.session is not None and node.doc["state"] != "leavingpool":
+            installed = self.send_certificates(node, pool)
+            node.doc["_certs"] = installed
+        super()._boot_node(node, pool, now)  # type: ignore[misc]
+        self._maybe_offline(node, now)
+
+    def _on_start_task_done(self, node: NodeRt, result: dict[str, Any]) -> None:
+        super()._on_start_task_done(node, result)  # type: ignore[misc]
+        self._maybe_offline(node, self.now())
+
+    def _on_hello(self, node: NodeRt, message: dict[str, Any]) -> None:
+        super()._on_hello(node, message)  # type: ignore[misc]
+        self._send_node_config(node)
+        self._send_users(node)
+
+    async def agent_session(self, session: AgentSession) -> None:
+        self._seen[session.node_id] = time.monotonic()
+        await super().agent_session(session)  # type: ignore[misc]
+
+    def _on_agent_message(self, session: AgentSession, message: dict[str, Any]) -> None:
+        self._seen[session.node_id] = time.monotonic()
+        kind = message["t"]
+        if kind == "heartbeat":
+            return
+        if kind == "health":
+            node = self.nodes.get(session.node_id)
+            if node is not None and node.session is session:
+                with self.store.transaction():
+                    self._on_health(node, message.get("errors") or [])
+            return
+        super()._on_agent_message(session, message)  # type: ignore[misc]
+
+    def _on_health(self, node: NodeRt, reported: list[dict[str, Any]]) -> None:
+        kept = [error for error in node.doc.get("errors") or [] if error.get("code") not in HEALTH_CODES]
+        fresh = [error for error in reported if error.get("code") in HEALTH_CODES]
+        new = kept + fresh
+        if new != (node.doc.get("errors") or []):
+            if new:
+                node.doc["errors"] = new
+            else:
+                node.doc.pop("errors", None)
+            self.save_node(node)
+
+    def _send_node_config(self, node: NodeRt) -> None:
+        pool = self.pools.get(node.pool_key)
+        metadata = {item.get("name"): item.get("value") for item in (pool.doc.get("metadata") or [])} if pool else {}
+        try:
+            min_free = float(metadata.get(MIN_FREE_DISK_KEY) or 0)
+        except ValueError:
+            min_free = 0.0
+        if node.session is not None:
+            node.session.send({"t": "config", "minFreeDiskMb": min_free})
+
+    def housekeeping(self) -> None:
+        mono = time.monotonic()
+        timeout = self.settings.timing.heartbeat_timeout
+        for node in list(self.nodes.values()):
+            deadline = self._restarting.get(node.id)
+            if deadline is not None or node.doc["state"] in ("deallocating", "deallocated"):
+                node.lost_at = None  # gone on purpose: not a lost node (the base housekeeping skips it)
+            if deadline is not None and mono > deadline and node.session is None:
+                self._restarting.pop(node.id, None)
+                node.lost_at = mono - 3600.0  # never came back: the base rules make it unusable
+            session = node.session
+            if session is not None and mono - self._seen.get(node.id, mono) > timeout:
+                # Silent but connected (a stopped process keeps its socket): lost, like a closed connection.
+                node.session = None
+                node.lost_at = mono
+                session.close()
+                self._node_lost(node)  # type: ignore[attr-defined]
+        super().housekeeping()  # type: ignore[misc]
+        for node in list(self.nodes.values()):
+            action = node.doc.get("_action") or {}
+            if action.get("option") == "retaineddata":
+                self._maybe_restart(node)
+
+    # --- users ----------------------------------------------------------------------------------
+
+    def _require_ready(self, node: NodeRt) -> AgentSession:
+        if node.session is None or node.doc["state"] not in (*_TASKS_RUN_STATES, "starttaskfailed"):
+            raise _state_conflict(node)
+        return node.session
+
+    def add_user(self, node: NodeRt, spec: dict[str, Any]) -> None:
+        self._require_ready(node)
+        name = spec["name"]
+        users = node.doc.setdefault("_users", {})
+        if name.lower() in {existing.lower() for existing in users}:
+            raise errors.conflict("NodeUserExists", "The specified node user already exists.")
+        users[name] = self._user_record(spec, name)
+        self.save_node(node)
+        self._send_users(node)
+
+    def replace_user(self, node: NodeRt, name: str, spec: dict[str, Any]) -> None:
+        self._require_ready(node)
+        users = node.doc.get("_users") or {}
+        found = next((existing for existing in users if existing.lower() == name.lower()), None)
+        if found is None:
+            raise errors.not_found("NodeUserNotFound", "The specified node user does not exist.")
+        record = self._user_record({**spec, "isAdmin": users[found].get("isAdmin", False)}, found)
+        users[found] = record
+        self.save_node(node)
+        self._send_users(node)
+
+    def delete_user(self, node: NodeRt, name: str) -> None:
+        self._require_ready(node)
+        users = node.doc.get("_users") or {}
+        found = next((existing for existing in users if existing.lower() == name.lower()), None)
+        if found is None:
+            raise errors.not_found("NodeUserNotFound", "The specified node user does not exist.")
+        del users[found]
+        self.save_node(node)
+        self._send_users(node)
+
+    def _user_record(self, spec: dict[str, Any], name: str) -> dict[str, Any]:
+        if not _USER_NAME.match(name):
+            raise errors.invalid_property("name", name, "Use letters, digits, '_', '.', '-' (at most 32).")
+        password, key = spec.get("password"), spec.get("sshPublicKey")
+        if not password and not key:
+            raise errors.missing_property("password")  # a Linux node user needs a password or a key
+        if key:
+            _check_public_key(key)
+        now = self.now()
+        expiry = parse_iso(spec["expiryTime"]) if spec.get("expiryTime") else now + timedelta(days=1)
+        if expiry <= now:
+            raise errors.invalid_property("expiryTime", spec["expiryTime"], "The expiry time is in the past.")
+        return {
+            "isAdmin": bool(spec.get("isAdmin", False)),
+            "expiryTime": iso(expiry),
+            "pw": hash_password(password) if password else None,
+            "key": key or None,
+        }
+
+    def _send_users(self, node: NodeRt) -> None:
+        """The node's accounts, with time left rather than a date (the service's clock decides)."""
+        if node.session is None:
+            return
+        now = self.now()
+        users = [
+            {
+                "name": name,
+                "admin": record.get("isAdmin", False),
+                "ttl": (parse_iso(record["expiryTime"]) - now).total_seconds(),
+                "pw": record.get("pw"),
+                "key": record.get("key"),
+            }
+            for name, record in (node.doc.get("_users") or {}).items()
+        ]
+        node.session.send({"t": "users", "users": users})
+
+    async def remote_login_settings(self, node: NodeRt) -> dict[str, Any]:
+        session = self._require_ready(node)
+        reply = await _rpc(session, {"op": "ssh"})
+        if not reply.get("ok"):
+            raise errors.conflict("OperationNotValidOnNode", str(reply.get("message") or "SSH is not available."))
+        return {"remoteLoginIPAddress": reply["address"], "remoteLoginPort": int(reply["port"])}
+
+    # --- logs -----------------------------------------------------------------------------------
+
+    async def upload_logs(self, node: NodeRt, spec: dict[str, Any]) -> dict[str, Any]:
+        session = self._require_ready(node)
+        pool = self.pools.get(node.pool_key)
+        directory = f"{pool.doc['id'] if pool else node.pool_key}/{node.id}/{uuid.uuid4()}"
+        start = parse_iso(spec["startTime"]).timestamp()
+        end = parse_iso(spec["endTime"]).timestamp() if spec.get("endTime") else None
+        reply = await _rpc(
+            session,
+            {"op": "uploadlogs", "container": spec["containerUrl"], "dir": directory, "start": start, "end": end},
+            timeout=120.0,
+        )
+        if not reply.get("ok"):
+            raise errors.invalid_property("containerUrl", spec["containerUrl"], str(reply.get("message")))
+        return {"virtualDirectoryName": directory, "numberOfFilesUploaded": int(reply["count"])}
+
+
+async def _rpc(session: AgentSession, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+    try:
+        return await session.request(message, timeout=timeout)
+    except AgentGone:
+        raise errors.conflict("OperationInvalidForCurrentState", "The node's agent is not reachable.") from None
+
+
+def _check_public_key(key: str) -> None:
+    import asyncssh
+
+    try:
+        asyncssh.import_public_key(key.strip())
+    except (asyncssh.KeyImportError, ValueError):
+        raise errors.invalid_property("sshPublicKey", key, "The key is not an OpenSSH public key.") from None

@@ -1,0 +1,259 @@
+"""Job preparation and release tasks: per node, before a job's first task there, and when the job ends.
+
+The preparation task runs on a node only when a task of the job is placed there. With
+waitForSuccess (the default) that task waits in `preparing`, holding its slots, until the
+preparation succeeds; if it fails for good, the waiting tasks go back to the queue and the job's
+tasks are not placed on that node again. When the job is terminated or deleted, the release task
+runs once on every node that ran the preparation task, and the job stays `terminating` (or
+`deleting`) until the releases are done or have hit their maxWallClockTime.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from batchyard.service.clock import iso
+from batchyard.service.engine import states
+from batchyard.service.engine.core import limit_seconds
+from batchyard.service.engine.nodes import failure_of
+from batchyard.service.engine.runtime import JobRt, NodeRt, RunningTask
+from batchyard.service.engine.scheduler import QueuedTask
+from batchyard.service.engine.tasks import TaskOps
+
+PREP_DIR = "jobpreparation"
+RELEASE_DIR = "jobrelease"
+
+
+def prep_aid(job_key: str) -> str:
+    return f"prep:{job_key}"
+
+
+def release_aid(job_key: str) -> str:
+    return f"release:{job_key}"
+
+
+class PreparationOps(TaskOps):
+    # --- placing a task on a node ---------------------------------------------------------------
+
+    def assign_task(
+        self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime
+    ) -> list[dict[str, Any]]:
+        prep = job.doc.get("jobPreparationTask")
+        if not prep:
+            return super().assign_task(job, doc, node, slots, now)
+        status = job.prep.get(node.id)
+        state = _prep_state(status)
+        if state == "succeeded" or (state == "running" and not prep.get("waitForSuccess", True)):
+            return [self._with_prep_dir(job, self.start_task_run(job, doc, node, slots, now))]
+        runs: list[dict[str, Any]] = []
+        if state is None:
+            runs.append(self._start_prep(job, node, prep, retry=0, now=now))
+            if not prep.get("waitForSuccess", True):
+                return runs + [self._with_prep_dir(job, self.start_task_run(job, doc, node, slots, now))]
+        # Hold the task on this node in `preparing` until the preparation task succeeds.
+        states.move(doc, states.TASK, "preparing", now, previous=True)
+        doc["nodeInfo"] = {"poolId": self.pools[node.pool_key].doc["id"], "nodeId": node.id}
+        aid = f"held:{doc['id'].lower()}"
+        doc["_aid"] = aid
+        self.stamp(doc, now)
+        self.save_task(job.key, doc)
+        self._count(job, "active", "preparing", slots)
+        node.runs[aid] = RunningTask(job.key, doc["id"].lower(), slots, aid)
+        node.slots_used += slots
+        return runs
+
+    def _with_prep_dir(self, job: JobRt, run: dict[str, Any]) -> dict[str, Any]:
+        run["prepDir"] = f"workitems/{job.doc['id']}/job-1/{PREP_DIR}"
+        return run
+
+    def _start_prep(self, job: JobRt, node: NodeRt, prep: dict[str, Any], retry: int, now: datetime) -> dict[str, Any]:
+        aid = prep_aid(job.key)
+        node.runs[aid] = RunningTask(job.key, "", 0, aid)
+        info = {"state": "running", "startTime": iso(now), "retryCount": retry,
+                "taskRootDirectory": f"workitems/{job.doc['id']}/job-1/{PREP_DIR}"}
+        if retry:
+            info["lastRetryTime"] = iso(now)
+        status = job.prep.setdefault(node.id, self._new_status(node))
+        status["jobPreparationTaskExecutionInfo"] = info
+        self.store.put_prep_status(job.key, node.id, status)
+        return self._special_run(job, prep, aid, PREP_DIR, retry)
+
+    def _special_run(self, job: JobRt, spec: dict[str, Any], aid: str, directory: str, retry: int) -> dict[str, Any]:
+        env = {item["name"]: item.get("value") or "" for item in job.doc.get("commonEnvironmentSettings") or []}
+        env.update({item["name"]: item.get("value") or "" for item in spec.get("environmentSettings") or []})
+        return {
+            "aid": aid,
+            "kind": "prep" if directory == PREP_DIR else "release",
+            "job": job.doc["id"],
+            "task": spec.get("id") or directory,
+            "dir": f"workitems/{job.doc['id']}/job-1/{directory}",
+            "cmd": spec["commandLine"],
+            "env": env,
+            "files": spec.get("resourceFiles") or [],
+            "wall": limit_seconds(
+                (spec.get("constraints") or {}).get("maxWallClockTime") or spec.get("maxWallClockTime")
+            ),
+            "retry": retry,
+        }
+
+    def _new_status(self, node: NodeRt) -> dict[str, Any]:
+        pool_id = self.pools[node.pool_key].doc["id"] if node.pool_key in self.pools else node.pool_key
+        return {
+            "poolId": pool_id,
+            "nodeId": node.id,
+            "nodeUrl": f"{self.settings.base_url}/pools/{pool_id}/nodes/{node.id}",
+        }
+
+    # --- results --------------------------------------------------------------------------------
+
+    def finish_special_run(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> bool:
+        """Handle a preparation or release result; False when the run is an ordinary task."""
+        if run.aid.startswith("prep:"):
+            self._prep_done(node, run, result, now)
+            return True
+        if run.aid.startswith("release:"):
+            self._release_done(node, run, result, now)
+            return True
+        return False
+
+    def _prep_done(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> None:
+        job = self.jobs.get(run.job_key)
+        if job is None or node.id not in job.prep:
+            return
+        prep = job.doc.get("jobPreparationTask") or {}
+        status = job.prep[node.id]
+        info = status["jobPreparationTaskExecutionInfo"]
+        failure = failure_of(result)
+        _finish_info(info, result, failure, now)
+        if failure:
+            limit = int((prep.get("constraints") or {}).get("maxTaskRetryCount", 0))
+            retry = int(info.get("retryCount", 0))
+            if (limit == -1 or retry < limit) and node.session is not None and job.doc["state"] == "active":
+                node.session.send({"t": "run", "runs": [self._start_prep(job, node, prep, retry + 1, now)]})
+                return
+        self.store.put_prep_status(job.key, node.id, status)
+        held = [r for r in node.runs.values() if r.job_key == job.key and r.aid.startswith("held:")]
+        runs: list[dict[str, Any]] = []
+        for waiting in held:
+            node.runs.pop(waiting.aid)
+            node.slots_used -= waiting.slots
+            doc = self.store.get_task(job.key, waiting.task_key)
+            if doc is None or doc["state"] != "preparing":
+                continue
+            if failure:
+                # Not on this node: the task goes back to the queue; the node keeps serving other jobs.
+                self._unhold(job, doc, waiting.slots, now)
+            else:
+                self._count(job, "preparing", "active", waiting.slots)  # start_task_run counts active -> running
+                runs.append(self._with_prep_dir(job, self.start_task_run(job, doc, node, waiting.slots, now)))
+        if runs and node.session is not None:
+            node.session.send({"t": "run", "runs": runs})
+        self.kick()
+
+    def _unhold(self, job: JobRt, doc: dict[str, Any], slots: int, now: datetime) -> None:
+        states.move(doc, states.TASK, "active", now, previous=True)
+        doc.pop("_aid", None)
+        doc.pop("nodeInfo", None)
+        self.stamp(doc, now)
+        self.save_task(job.key, doc)
+        self._count(job, "preparing", "active", slots)
+        job.queue.appendleft(QueuedTask(job.key, doc["id"].lower(), slots))
+
+    def excluded_nodes(self, job: JobRt) -> frozenset[str]:
+        """Nodes where the job's preparation task failed: none of its tasks go there."""
+        if not job.prep:
+            return frozenset()
+        return frozenset(node_id for node_id, status in job.prep.items() if _prep_state(status) == "failed")
+
+    # --- release ----------------------------------------------------------------------------------
+
+    def start_releases(self, job: JobRt) -> None:
+        """Run the release task on every node that ran the preparation task (once per job)."""
+        release = job.doc.get("jobReleaseTask")
+        if not release or job.doc.get("_released"):
+            return
+        job.doc["_released"] = True
+        now = self.now()
+        for node_id, status in job.prep.items():
+            node = self.nodes.get(node_id)
+            if node is None or node.session is None or "jobPreparationTaskExecutionInfo" not in status:
+                continue
+            aid = release_aid(job.key)
+            node.runs[aid] = RunningTask(job.key, "", 0, aid)
+            status["jobReleaseTaskExecutionInfo"] = {
+                "state": "running", "startTime": iso(now),
+                "taskRootDirectory": f"workitems/{job.doc['id']}/job-1/{RELEASE_DIR}",
+            }
+            self.store.put_prep_status(job.key, node_id, status)
+            spec = dict(release)
+            spec.setdefault("maxWallClockTime", "PT15M")
+            node.session.send({"t": "run", "runs": [self._special_run(job, spec, aid, RELEASE_DIR, 0)]})
+
+    def releases_pending(self, job: JobRt) -> bool:
+        aid = release_aid(job.key)
+        return any(aid in node.runs for node in self.nodes.values())
+
+    def _release_done(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> None:
+        job = self.jobs.get(run.job_key)
+        if job is None or node.id not in job.prep:
+            return
+        status = job.prep[node.id]
+        info = status.setdefault("jobReleaseTaskExecutionInfo", {"startTime": iso(now)})
+        _finish_info(info, result, failure_of(result), now)
+        self.store.put_prep_status(job.key, node.id, status)
+        if not self.releases_pending(job):
+            self.releases_finished(job)  # type: ignore[attr-defined]
+
+    def lose_special_run(self, node: NodeRt, run: RunningTask, now: datetime) -> bool:
+        job = self.jobs.get(run.job_key)
+        if run.aid.startswith("prep:"):
+            if job is not None and job.prep.pop(node.id, None) is not None:
+                self.store.delete_prep_status(job.key, node.id)  # it runs again with the next task there
+            return True
+        if run.aid.startswith("release:"):
+            if job is not None and node.id in job.prep:
+                info = job.prep[node.id].setdefault("jobReleaseTaskExecutionInfo", {"startTime": iso(now)})
+                lost = {"category": "servererror", "code": "NodeLost", "message": "The node was lost."}
+                _finish_info(info, {}, lost, now)
+                self.store.put_prep_status(job.key, node.id, job.prep[node.id])
+                if not self.releases_pending(job):
+                    self.releases_finished(job)  # type: ignore[attr-defined]
+            return True
+        return False
+
+    # --- reboots ------------------------------------------------------------------------------------
+
+    def forget_preparations(self, node: NodeRt) -> None:
+        """After a node boots again: preparation reruns where rerunOnNodeRebootAfterSuccess says so."""
+        for job in self.jobs.values():
+            status = job.prep.get(node.id)
+            if status is None:
+                continue
+            prep = job.doc.get("jobPreparationTask") or {}
+            if _prep_state(status) != "succeeded" or prep.get("rerunOnNodeRebootAfterSuccess", True):
+                del job.prep[node.id]
+                self.store.delete_prep_status(job.key, node.id)
+
+
+def _prep_state(status: dict[str, Any] | None) -> str | None:
+    """None (never ran), running, succeeded or failed."""
+    if not status or "jobPreparationTaskExecutionInfo" not in status:
+        return None
+    info = status["jobPreparationTaskExecutionInfo"]
+    if info.get("state") == "running":
+        return "running"
+    return "succeeded" if info.get("result") == "success" else "failed"
+
+
+def _finish_info(info: dict[str, Any], result: dict[str, Any], failure: dict[str, Any] | None, now: datetime) -> None:
+    info["state"] = "completed"
+    info["startTime"] = result.get("start") or info.get("startTime")
+    info["endTime"] = result.get("end") or iso(now)
+    if result.get("exit") is not None:
+        info["exitCode"] = result["exit"]
+    info["result"] = "failure" if failure else "success"
+    if failure:
+        info["failureInfo"] = failure
+    else:
+        info.pop("failureInfo", None)

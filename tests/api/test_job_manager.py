@@ -1,0 +1,121 @@
+"""Job manager tasks: a splitter adds the job's tasks with a job-scoped token, retries safely, ends the job."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from azure.batch import models as m
+from azure.core.exceptions import HttpResponseError
+
+from batchyard.service.auth import format_ocp_date
+from tests.api.helpers import completed, create_job, idle_nodes, temp_pool
+from tests.conftest import Service, wait_for
+
+Unique = Callable[[str], str]
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture(scope="module")
+def pool(client: Any) -> Iterator[str]:
+    pool_id = f"jm-pool-{os.getpid()}"
+    with temp_pool(client, pool_id, nodes=2, slots=4):
+        wait_for(lambda: idle_nodes(client, pool_id, 2), what="two idle nodes")
+        yield pool_id
+
+
+def manager(command: str, **kwargs: Any) -> m.BatchJobManagerTask:
+    task = m.BatchJobManagerTask(id="manager", command_line=command, **kwargs)
+    # azure-batch 15.1 has no model for it, but the contract does: set the wire property directly.
+    task["authenticationTokenSettings"] = {"access": ["job"]}
+    return task
+
+
+def splitter(frames: int, fail_after: int | None = None) -> tuple[str, list[m.EnvironmentSetting]]:
+    env = [
+        m.EnvironmentSetting(name="START_FRAME", value="1"),
+        m.EnvironmentSetting(name="END_FRAME", value=str(frames)),
+        m.EnvironmentSetting(name="PYTHONPATH", value=os.pathsep.join(sys.path)),
+    ]
+    if fail_after is not None:
+        env.append(m.EnvironmentSetting(name="FAIL_FIRST_ATTEMPT_AFTER", value=str(fail_after)))
+    return f"{sys.executable} {EXAMPLES / 'job_manager_split.py'}", env
+
+
+def test_job_manager_splits_a_job_into_100_tasks(client: Any, pool: str, unique: Unique) -> None:
+    job_id = unique("jm")
+    command, env = splitter(100)
+    create_job(
+        client, job_id, pool, all_tasks_complete_mode="terminatejob",
+        job_manager_task=manager(command, environment_settings=env, kill_job_on_completion=False),
+    )
+    job = wait_for(lambda: (j := client.get_job(job_id)).state == "completed" and j, timeout=90, what="the job")
+    assert job.execution_info.termination_reason == "AllTasksComplete"
+    counts = client.get_job_task_counts(job_id).task_counts
+    assert (counts.succeeded, counts.failed) == (101, 0)  # 100 frames and the manager itself
+    out = b"".join(client.download_task_file(job_id, "manager", "stdout.txt")).decode()
+    assert "added 100 tasks (0 already existed)" in out
+
+
+def test_a_retried_job_manager_adds_only_what_is_missing(client: Any, pool: str, unique: Unique) -> None:
+    job_id = unique("jmretry")
+    command, env = splitter(30, fail_after=12)
+    create_job(
+        client, job_id, pool,
+        job_manager_task=manager(
+            command, environment_settings=env, kill_job_on_completion=False,
+            constraints=m.BatchTaskConstraints(max_task_retry_count=1),
+        ),
+    )
+    task = wait_for(lambda: completed(client, job_id, "manager"), timeout=60, what="the manager")
+    assert task.execution_info.retry_count == 1
+    assert task.execution_info.exit_code == 0
+    out = b"".join(client.download_task_file(job_id, "manager", "stdout.txt")).decode()
+    assert "added 18 tasks (12 already existed)" in out
+    assert len(list(client.list_tasks(job_id))) == 31
+
+
+def test_kill_job_on_completion_ends_the_job_when_the_manager_ends(client: Any, pool: str, unique: Unique) -> None:
+    job_id = unique("jmkill")
+    create_job(client, job_id, pool, job_manager_task=m.BatchJobManagerTask(id="jm", command_line="/bin/true"))
+    job = wait_for(lambda: (j := client.get_job(job_id)).state == "completed" and j, what="the job to end")
+    assert job.execution_info.termination_reason == "JMComplete"
+    assert client.get_task(job_id, "jm").execution_info.exit_code == 0
+
+
+def test_job_token_only_opens_its_own_job(service: Service, client: Any, pool: str, unique: Unique) -> None:
+    job_id, other = unique("jmtoken"), unique("other")
+    create_job(client, other, pool)
+    # The manager prints its token; the test then uses it the way task code would.
+    create_job(
+        client, job_id, pool,
+        job_manager_task=manager("/bin/bash -c 'echo $AZ_BATCH_AUTHENTICATION_TOKEN'", kill_job_on_completion=False),
+    )
+    wait_for(lambda: completed(client, job_id, "manager"), what="the manager")
+    token = b"".join(client.download_task_file(job_id, "manager", "stdout.txt")).decode().strip()
+    headers = {"Authorization": f"Bearer {token}", "ocp-date": format_ocp_date()}
+    own = httpx.get(f"{service.url}/jobs/{job_id}/tasks?api-version=2025-06-01", headers=headers)
+    assert own.status_code == 200
+    assert [t["id"] for t in own.json()["value"]] == ["manager"]
+    for path in (f"/jobs/{other}", "/pools", "/jobs"):
+        denied = httpx.get(f"{service.url}{path}?api-version=2025-06-01", headers=headers)
+        assert denied.status_code == 403, path
+    forged = httpx.get(f"{service.url}/jobs/{job_id}?api-version=2025-06-01",
+                       headers={"Authorization": f"Bearer {token[:-2]}xx", "ocp-date": format_ocp_date()})
+    assert forged.status_code == 403
+
+
+def test_tasks_without_token_settings_get_no_token(client: Any, pool: str, unique: Unique) -> None:
+    job_id = unique("notoken")
+    create_job(client, job_id, pool)
+    client.create_task(job_id, m.BatchTaskCreateOptions(id="t", command_line="/usr/bin/env"))
+    wait_for(lambda: completed(client, job_id, "t"), what="the task")
+    env = b"".join(client.download_task_file(job_id, "t", "stdout.txt")).decode()
+    assert "AZ_BATCH_AUTHENTICATION_TOKEN" not in env
+    with pytest.raises(HttpResponseError):
+        client.create_task(job_id, m.BatchTaskCreateOptions(id="t", command_line="/bin/true"))
