@@ -130,9 +130,7 @@ def test_taskcompletion_lets_the_task_finish_and_schedules_nothing_new_meanwhile
     if kind == "reboot":
         client.begin_reboot_node(pool_id, node_id, BatchNodeRebootOptions(node_reboot_kind="taskcompletion"))
     else:
-        client.begin_reimage_node(
-            pool_id, node_id, BatchNodeReimageOptions(node_reimage_option="taskcompletion")
-        )
+        client.begin_reimage_node(pool_id, node_id, BatchNodeReimageOptions(node_reimage_option="taskcompletion"))
     node = client.get_node(pool_id, node_id)
     assert node.state == ("rebooting" if kind == "reboot" else "reimaging")
     assert node.running_tasks_count == 1
@@ -200,7 +198,9 @@ def test_disable_scheduling_options_then_offline_and_enable(
         assert task.state == "completed" and task.execution_info.result == "success"
 
     with pytest.raises(HttpResponseError) as again:
-        client.disable_node_scheduling(pool_id, node_id, m.BatchNodeDisableSchedulingOptions())
+        client.disable_node_scheduling(
+            pool_id, node_id, m.BatchNodeDisableSchedulingOptions(node_disable_scheduling_option="requeue")
+        )
     assert again.value.status_code == 409 and error_code(again.value) == "NodeAlreadyInTargetSchedulingState"
 
     client.enable_node_scheduling(pool_id, node_id)
@@ -223,7 +223,7 @@ def test_deallocate_and_start(client: Any, pool: tuple[str, str], tmp_path: Path
     counts = next(c for c in client.list_pool_node_counts() if c.pool_id == pool_id)
     assert counts.dedicated.deallocated == 1
     with pytest.raises(HttpResponseError) as conflict:
-        client.begin_reboot_node(pool_id, node_id)
+        client.begin_reboot_node(pool_id, node_id, BatchNodeRebootOptions(node_reboot_kind="requeue"))
     assert conflict.value.status_code == 409
     before = client.get_node(pool_id, node_id)
     client.begin_start_node(pool_id, node_id)
@@ -237,10 +237,12 @@ def test_client_mistakes_get_batch_errors(client: Any, service: Service, pool: t
 
     pool_id, node_id = pool
     with pytest.raises(HttpResponseError) as missing:
-        client.begin_reboot_node(pool_id, "tvmps_nosuchnode_d")
+        client.begin_reboot_node(pool_id, "tvmps_nosuchnode_d", BatchNodeRebootOptions(node_reboot_kind="requeue"))
     assert missing.value.status_code == 404 and error_code(missing.value) == "NodeNotFound"
     with pytest.raises(HttpResponseError) as no_pool:
-        client.disable_node_scheduling("no-such-pool", node_id, m.BatchNodeDisableSchedulingOptions())
+        client.disable_node_scheduling(
+            "no-such-pool", node_id, m.BatchNodeDisableSchedulingOptions(node_disable_scheduling_option="requeue")
+        )
     assert error_code(no_pool.value) == "PoolNotFound"
     base = service.url
     bad = signed_request(base, "POST", f"/pools/{pool_id}/nodes/{node_id}/reboot", body={"nodeRebootOption": "now"})

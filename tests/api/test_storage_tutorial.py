@@ -36,9 +36,18 @@ def test_python_tutorial_with_storage(linked: Service, tmp_path: Path) -> None:
     out = tmp_path / "outputs"
     result = subprocess.run(
         [
-            sys.executable, str(EXAMPLE), "--endpoint", linked.url,
-            "--storage-connection-string", storage.connection_string,
-            "--nodes", "2", "--timeout", "120", "--output-dir", str(out),
+            sys.executable,
+            str(EXAMPLE),
+            "--endpoint",
+            linked.url,
+            "--storage-connection-string",
+            storage.connection_string,
+            "--nodes",
+            "2",
+            "--timeout",
+            "120",
+            "--output-dir",
+            str(out),
         ],
         capture_output=True,
         text=True,

@@ -66,7 +66,9 @@ class NodeServices:
         return None
 
     async def heartbeat_loop(self, runs: Mapping[str, Execution]) -> None:
+        log.info("agent of node %s running in %s", self.context.node_id, self.root)
         beats = 0
+        reported: list[str] = []
         while True:
             await asyncio.sleep(HEARTBEAT_INTERVAL)
             self.send({"t": "heartbeat"})
@@ -79,6 +81,10 @@ class NodeServices:
                 ]
                 errors = await asyncio.to_thread(health.check, self.root, dirs, self.min_free_mb)
                 self.send({"t": "health", "errors": errors})
+                codes = [error["code"] for error in errors]
+                if codes != reported:  # the node's own log says when its health changed
+                    log.warning("node health: %s", ", ".join(codes) or "ok")
+                    reported = codes
 
     async def close(self) -> None:
         await self.ssh.close()

@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         "--adjustable-clock", action="store_true",
         help="for tests: let signed POST /_batchyard/clock {advanceSeconds} move the service's clock forward",
     )
+    serve.add_argument("--job-quota", type=int, default=300, help="active jobs and job schedules together")
     serve.add_argument("--core-quota", type=int, default=500, help="dedicated cores all pools may hold")
     serve.add_argument(
         "--node-lost-grace",
@@ -126,6 +127,7 @@ def _serve(args: argparse.Namespace) -> int:
         ),
         core_quota=args.core_quota,
         adjustable_clock=args.adjustable_clock,
+        job_quota=args.job_quota,
         autoscale=autoscale_timing(args),
     )
     from batchyard.service.storage.azurite import AzuriteError

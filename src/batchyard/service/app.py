@@ -15,11 +15,22 @@ from starlette.websockets import WebSocket
 from batchyard.protocol import messages
 from batchyard.providers.local import LocalProvider
 from batchyard.service import errors
-from batchyard.service.api import applications, autoscale, certificates, files, jobs, node_actions, nodes, pools, tasks
+from batchyard.service.api import (
+    applications,
+    autoscale,
+    certificates,
+    files,
+    jobs,
+    node_actions,
+    nodes,
+    pools,
+    schedules,
+    tasks,
+)
 from batchyard.service.auth import SharedKeyAccount
 from batchyard.service.clock import AdjustableClock, Clock, iso
 from batchyard.service.config import Settings
-from batchyard.service.engine.jobs import Engine
+from batchyard.service.engine.engine import Engine
 from batchyard.service.errors import BatchError
 from batchyard.service.gateway import AgentSession
 from batchyard.service.http import endpoint, error_response, read_json
@@ -114,6 +125,7 @@ def build_app(settings: Settings, provider: LocalProvider | None = None) -> Star
         *node_actions.routes,
         *certificates.routes,
         *jobs.routes,
+        *schedules.routes,
         *tasks.routes,
         *files.routes,
         *applications.routes,

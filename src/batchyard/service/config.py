@@ -67,6 +67,8 @@ class Settings:
     timing: Timing = field(default_factory=Timing)
     # Tests only: the engine's clock can be moved forward with POST /_batchyard/clock.
     adjustable_clock: bool = False
+    # Active jobs and job schedules together (jobs a schedule creates are not refused).
+    job_quota: int = 300
     # Dedicated cores all pools together may hold (the vmSize catalog gives each node's cores).
     core_quota: int = 500
     autoscale: AutoscaleTiming = field(default_factory=AutoscaleTiming)

@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS pools (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, do
 CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, pool_key TEXT NOT NULL, seq INTEGER NOT NULL,
     doc BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS schedules (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, doc BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks (
     job_key TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, state TEXT NOT NULL,
     node_id TEXT, doc BLOB NOT NULL, PRIMARY KEY (job_key, key));
@@ -96,7 +97,7 @@ class Store:
     # --- pools, nodes, jobs (small tables, loaded whole at start) ----------------------------
 
     def load_all(self, table: str) -> list[dict[str, Any]]:
-        assert table in ("pools", "nodes", "jobs")
+        assert table in ("pools", "nodes", "jobs", "schedules")
         return [_loads(row[0]) for row in self._db.execute(f"SELECT doc FROM {table} ORDER BY seq")]
 
     def put_pool(self, key: str, seq: int, doc: dict[str, Any]) -> None:
@@ -121,6 +122,14 @@ class Store:
         self._db.execute("DELETE FROM jobs WHERE key = ?", (key,))
         self._db.execute("DELETE FROM tasks WHERE job_key = ?", (key,))
         self._db.execute("DELETE FROM prep_status WHERE job_key = ?", (key,))
+
+    def put_schedule(self, key: str, seq: int, doc: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO schedules (key, seq, doc) VALUES (?, ?, ?)", (key, seq, _dumps(doc))
+        )
+
+    def delete_schedule(self, key: str) -> None:
+        self._db.execute("DELETE FROM schedules WHERE key = ?", (key,))
 
     # --- tasks (large: never loaded whole) ---------------------------------------------------
 

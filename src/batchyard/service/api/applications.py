@@ -174,8 +174,6 @@ routes = [
     Route("/management/applications", manage_list, methods=["GET"]),
     Route("/management/applications/{app}", manage_app, methods=["GET", "PUT", "PATCH", "DELETE"]),
     Route("/management/applications/{app}/versions", manage_versions, methods=["GET"]),
-    Route(
-        "/management/applications/{app}/versions/{version}", manage_version, methods=["GET", "PUT", "DELETE"]
-    ),
+    Route("/management/applications/{app}/versions/{version}", manage_version, methods=["GET", "PUT", "DELETE"]),
     Route("/management/applications/{app}/versions/{version}/activate", activate_version, methods=["POST"]),
 ]

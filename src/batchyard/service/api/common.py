@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from batchyard.service import errors
-from batchyard.service.engine.jobs import Engine
+from batchyard.service.engine.engine import Engine
 from batchyard.service.odata import parse_filter, to_predicate, to_sql
 
 T = TypeVar("T")

@@ -32,6 +32,7 @@ def _job_url(request: Request, job_id: str) -> str:
 async def add_job(request: Request) -> Response:
     spec = job_models.parse_job_create(await read_json(request))
     engine = engine_of(request)
+    engine.check_job_quota()
     with engine.store.transaction():
         job = engine.create_job(spec)
     return created(_job_url(request, job.doc["id"]), job.doc)

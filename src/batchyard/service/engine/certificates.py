@@ -43,6 +43,13 @@ class CertificateOps(TaskOps):
         thumbprint = spec["thumbprint"].replace(" ", "")
         if not thumbprint or len(thumbprint) > 40 or any(c not in "0123456789abcdefABCDEF" for c in thumbprint):
             raise errors.invalid_property("thumbprint", spec["thumbprint"], "Up to 40 hexadecimal digits.")
+        fmt = (spec.get("certificateFormat") or "pfx").lower()
+        cert, private_key = _parse(spec, fmt)
+        actual = cert.fingerprint(hashes.SHA1()).hex()  # noqa: S324 - the contract's thumbprint algorithm
+        if actual.lower() != thumbprint.lower():
+            raise errors.invalid_property(
+                "thumbprint", spec["thumbprint"], "The thumbprint does not match the certificate's SHA-1 thumbprint."
+            )
         key = cert_key(algorithm, thumbprint)
         existing = self.certificates.get(key)
         if existing is not None:
@@ -51,13 +58,6 @@ class CertificateOps(TaskOps):
                     "CertificateBeingDeleted", "The specified certificate has been marked for deletion."
                 )
             raise errors.conflict("CertificateExists", "The specified certificate already exists.")
-        fmt = (spec.get("certificateFormat") or "pfx").lower()
-        cert, private_key = _parse(spec, fmt)
-        actual = cert.fingerprint(hashes.SHA1()).hex()  # noqa: S324 - the contract's thumbprint algorithm
-        if actual.lower() != thumbprint.lower():
-            raise errors.invalid_property(
-                "thumbprint", spec["thumbprint"], "The thumbprint does not match the certificate's SHA-1 thumbprint."
-            )
         now = self.now()
         doc: dict[str, Any] = {
             "thumbprint": thumbprint,

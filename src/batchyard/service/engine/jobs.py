@@ -9,9 +9,7 @@ from typing import Any
 from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine import states
-from batchyard.service.engine.autoscale import AutoscaleOps
 from batchyard.service.engine.core import limit_seconds
-from batchyard.service.engine.node_actions import NodeActionOps
 from batchyard.service.engine.preparation import PreparationOps
 from batchyard.service.engine.runtime import JobRt
 from batchyard.service.engine.scheduler import QueuedTask
@@ -298,7 +296,3 @@ _TASK_FIELDS = (
     "id", "displayName", "commandLine", "containerSettings", "resourceFiles", "outputFiles", "environmentSettings",
     "constraints", "requiredSlots", "userIdentity", "applicationPackageReferences", "authenticationTokenSettings",
 )
-
-
-class Engine(AutoscaleOps, JobOps, NodeActionOps):
-    """The whole engine: pools, nodes, jobs and tasks on one event loop."""

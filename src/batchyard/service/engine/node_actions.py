@@ -219,6 +219,14 @@ class NodeActionOps(CertificateOps):
 
     def _on_hello(self, node: NodeRt, message: dict[str, Any]) -> None:
         super()._on_hello(node, message)  # type: ignore[misc]
+        errors_now = node.doc.get("errors") or []
+        kept = [error for error in errors_now if error.get("code") != "NodeAgentUnreachable"]
+        if kept != errors_now:  # the agent is back: that error is over
+            if kept:
+                node.doc["errors"] = kept
+            else:
+                node.doc.pop("errors", None)
+            self.save_node(node)
         self._send_node_config(node)
         self._send_users(node)
 

@@ -20,6 +20,7 @@ from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.runtime import JobRt, NodeRt, RunningTask
 from batchyard.service.engine.scheduler import QueuedTask
 from batchyard.service.engine.tasks import TaskOps
+from batchyard.service.storage.runs import resolve_files
 
 PREP_DIR = "jobpreparation"
 RELEASE_DIR = "jobrelease"
@@ -90,7 +91,7 @@ class PreparationOps(TaskOps):
             "dir": f"workitems/{job.doc['id']}/job-1/{directory}",
             "cmd": spec["commandLine"],
             "env": env,
-            "files": spec.get("resourceFiles") or [],
+            "files": resolve_files(self, spec.get("resourceFiles")),
             "wall": limit_seconds(
                 (spec.get("constraints") or {}).get("maxWallClockTime") or spec.get("maxWallClockTime")
             ),

@@ -98,9 +98,7 @@ def _die_with_parent() -> None:
 class Azurite:
     """One Azurite blob service on a free loopback port, with its workspace in `location`."""
 
-    def __init__(
-        self, location: Path, install_dir: Path | None = None, host: str = "127.0.0.1", port: int = 0
-    ) -> None:
+    def __init__(self, location: Path, install_dir: Path | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
         self.location = location
         self.port = port if port and _port_free(host, port) else 0  # 0: a free port
         self.install_dir = install_dir

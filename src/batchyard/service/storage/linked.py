@@ -81,9 +81,7 @@ class LinkedStorage:
     def blob_url(self, container: str, blob: str) -> str:
         return f"{self.blob_endpoint}/{container}/{quote(blob)}"
 
-    def container_sas_url(
-        self, container: str, permission: str = "rl", lifetime: timedelta = NODE_SAS_LIFETIME
-    ) -> str:
+    def container_sas_url(self, container: str, permission: str = "rl", lifetime: timedelta = NODE_SAS_LIFETIME) -> str:
         token = generate_container_sas(
             self.account_name,
             container,

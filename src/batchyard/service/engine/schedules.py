@@ -1,0 +1,261 @@
+"""Job schedules: recurring jobs from a job specification, at most one active job at a time.
+
+Each schedule keeps its next opportunity (`executionInfo.nextRunTime`). When it is due and the
+schedule has no active job, a job `<scheduleId>:job-<n>` is created; if the previous job is still
+running, the opportunity waits until the start window closes (or the next recurrence, whichever
+is first) and is then lost. Housekeeping drives it, so an adjusted clock moves schedules too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from batchyard.service import errors
+from batchyard.service.clock import iso, parse_iso
+from batchyard.service.engine.core import limit_seconds
+from batchyard.service.engine.jobs import JobOps
+from batchyard.service.engine.runtime import JobRt
+
+SCHEDULE = {
+    "active": {"disabled", "terminating", "deleting", "completed"},
+    "disabled": {"active", "terminating", "deleting", "completed"},
+    "terminating": {"completed", "deleting"},
+    "completed": {"deleting"},
+    "deleting": set(),
+}
+_OPEN_JOB_STATES = ("active", "disabling", "disabled", "enabling", "terminating")
+
+
+@dataclass(eq=False)
+class ScheduleRt:
+    key: str
+    seq: int
+    doc: dict[str, Any]
+
+
+class ScheduleOps(JobOps):
+    schedules: dict[str, ScheduleRt]
+
+    def _load(self) -> None:
+        super()._load()
+        self.schedules = {}
+        for doc in self.store.load_all("schedules"):
+            schedule = ScheduleRt(doc["id"].lower(), doc["_seq"], doc)
+            self.schedules[schedule.key] = schedule
+
+    def get_schedule(self, schedule_id: str) -> ScheduleRt:
+        schedule = self.schedules.get(schedule_id.lower())
+        if schedule is None:
+            raise errors.not_found("JobScheduleNotFound", "The specified job schedule does not exist.")
+        return schedule
+
+    def save_schedule(self, schedule: ScheduleRt) -> None:
+        self.store.put_schedule(schedule.key, schedule.seq, schedule.doc)
+
+    # --- quota ----------------------------------------------------------------------------------
+
+    def check_job_quota(self) -> None:
+        """Active jobs and job schedules together may not exceed the account's quota."""
+        active = sum(1 for job in self.jobs.values() if job.doc["state"] != "completed")
+        active += sum(1 for s in self.schedules.values() if s.doc["state"] != "completed")
+        if active >= self.settings.job_quota:
+            raise errors.conflict(
+                "ActiveJobAndScheduleQuotaReached",
+                "The specified account has reached its quota of active jobs and job schedules.",
+            )
+
+    # --- operations -----------------------------------------------------------------------------
+
+    def create_schedule(self, spec: dict[str, Any]) -> ScheduleRt:
+        key = spec["id"].lower()
+        if key in self.schedules:
+            raise errors.conflict("JobScheduleExists", "The specified job schedule already exists.")
+        self.check_job_quota()
+        now = self.now()
+        doc = dict(spec)
+        doc.update(
+            {
+                "creationTime": iso(now),
+                "state": "active",
+                "stateTransitionTime": iso(now),
+                "executionInfo": {},
+                "_seq": self.store.next_seq(),
+                "_jobs": 0,
+            }
+        )
+        timing = doc.setdefault("schedule", {})
+        first = parse_iso(timing["doNotRunUntil"]) if timing.get("doNotRunUntil") else now
+        doc["executionInfo"]["nextRunTime"] = iso(max(first, now))
+        self.stamp(doc, now)
+        schedule = ScheduleRt(key, doc["_seq"], doc)
+        self.schedules[key] = schedule
+        self.save_schedule(schedule)
+        self._run_schedule(schedule, now)
+        return schedule
+
+    def update_schedule(self, schedule: ScheduleRt, changes: dict[str, Any], replace: bool) -> None:
+        self._require_open(schedule)
+        now = self.now()
+        if replace:
+            schedule.doc["metadata"] = []
+        schedule.doc.update(changes)
+        if "schedule" in changes:
+            # A new schedule starts over from its own doNotRunUntil.
+            timing = schedule.doc["schedule"]
+            first = parse_iso(timing["doNotRunUntil"]) if timing.get("doNotRunUntil") else now
+            schedule.doc["executionInfo"]["nextRunTime"] = iso(max(first, now))
+        self._stamp_and_save(schedule, now)
+        self._run_schedule(schedule, now)
+
+    def disable_schedule(self, schedule: ScheduleRt) -> None:
+        self._require_open(schedule)
+        if schedule.doc["state"] == "active":
+            self._move_schedule(schedule, "disabled")
+
+    def enable_schedule(self, schedule: ScheduleRt) -> None:
+        self._require_open(schedule)
+        if schedule.doc["state"] == "disabled":
+            self._move_schedule(schedule, "active")
+            self._run_schedule(schedule, self.now())
+
+    def terminate_schedule(self, schedule: ScheduleRt) -> None:
+        if schedule.doc["state"] in ("completed", "deleting"):
+            raise errors.conflict("JobScheduleCompleted", "The specified job schedule is already completed.")
+        if schedule.doc["state"] == "terminating":
+            return
+        self._move_schedule(schedule, "terminating")
+        job = self._active_job(schedule)
+        if job is not None and job.doc["state"] != "terminating":
+            self.terminate_job(job, "UserTerminate")
+        self._run_schedule(schedule, self.now())
+
+    def delete_schedule(self, schedule: ScheduleRt) -> None:
+        if schedule.doc["state"] == "deleting":
+            return
+        self._move_schedule(schedule, "deleting")
+        for job in self.jobs_of_schedule(schedule):
+            self.delete_job(job)
+        self._release_schedule_pool(schedule)
+        self.schedules.pop(schedule.key, None)
+        self.store.delete_schedule(schedule.key)
+
+    def jobs_of_schedule(self, schedule: ScheduleRt) -> list[JobRt]:
+        return [job for job in self.jobs.values() if job.doc.get("_schedule") == schedule.key]
+
+    # --- the clock ------------------------------------------------------------------------------
+
+    def housekeeping(self) -> None:
+        super().housekeeping()
+        now = self.now()
+        for schedule in list(self.schedules.values()):
+            self._run_schedule(schedule, now)
+
+    def _run_schedule(self, schedule: ScheduleRt, now: datetime) -> None:
+        doc = schedule.doc
+        state = doc["state"]
+        active_job = self._active_job(schedule)
+        if state == "terminating":
+            if active_job is None:
+                self._complete_schedule(schedule, now)
+            return
+        if state not in ("active", "disabled"):
+            return
+        timing = doc.get("schedule") or {}
+        info = doc["executionInfo"]
+        not_after = parse_iso(timing["doNotRunAfter"]) if timing.get("doNotRunAfter") else None
+        due_text = info.get("nextRunTime")
+        while due_text is not None:
+            due = parse_iso(due_text)
+            if now < due or (not_after is not None and due > not_after):
+                break
+            window_end = self._window_end(timing, due)
+            if now > window_end:
+                due_text = self._next_due(timing, due)  # the opportunity is lost
+                continue
+            if state == "active" and active_job is None:
+                active_job = self._create_scheduled_job(schedule, now)
+                due_text = self._next_due(timing, due)
+            break
+        if due_text != info.get("nextRunTime"):
+            if due_text is None:
+                info.pop("nextRunTime", None)
+            else:
+                info["nextRunTime"] = due_text
+            self._stamp_and_save(schedule, now)
+        past_deadline = not_after is not None and now > not_after
+        if active_job is None and (past_deadline or "nextRunTime" not in info):
+            self._complete_schedule(schedule, now)
+
+    def _window_end(self, timing: dict[str, Any], due: datetime) -> datetime:
+        window = limit_seconds(timing.get("startWindow"))
+        recurrence = limit_seconds(timing.get("recurrenceInterval"))
+        if recurrence is not None:
+            window = recurrence if window is None else min(window, recurrence)
+        return due + timedelta(seconds=window) if window is not None else datetime.max.replace(tzinfo=due.tzinfo)
+
+    def _next_due(self, timing: dict[str, Any], due: datetime) -> str | None:
+        recurrence = limit_seconds(timing.get("recurrenceInterval"))
+        return iso(due + timedelta(seconds=recurrence)) if recurrence is not None else None
+
+    def _active_job(self, schedule: ScheduleRt) -> JobRt | None:
+        job = self.jobs.get(schedule.doc.get("_activeJob") or "")
+        return job if job is not None and job.doc["state"] in _OPEN_JOB_STATES else None
+
+    def _create_scheduled_job(self, schedule: ScheduleRt, now: datetime) -> JobRt:
+        doc = schedule.doc
+        doc["_jobs"] = int(doc.get("_jobs", 0)) + 1
+        spec = dict(doc["jobSpecification"])
+        spec["id"] = f"{doc['id']}:job-{doc['_jobs']}"
+        auto = (spec.get("poolInfo") or {}).get("autoPoolSpecification")
+        if auto and auto.get("poolLifetimeOption") == "jobschedule":
+            spec["poolInfo"] = {"poolId": self._auto_pool_for_schedule(schedule, auto)}
+        job = self.create_job(spec)
+        job.doc["_schedule"] = schedule.key
+        self.save_job(job)
+        doc["_activeJob"] = job.key
+        url = f"{self.settings.base_url}/jobs/{job.doc['id']}"
+        doc["executionInfo"]["recentJob"] = {"id": job.doc["id"], "url": url}
+        self._stamp_and_save(schedule, now)
+        return job
+
+    def _auto_pool_for_schedule(self, schedule: ScheduleRt, auto: dict[str, Any]) -> str:
+        """One auto pool for all of a schedule's jobs (poolLifetimeOption jobschedule)."""
+        pool_id = schedule.doc.get("_autoPool")
+        if pool_id and pool_id.lower() in self.pools:
+            return str(pool_id)
+        pool_id = self._create_auto_pool(schedule.doc["id"], auto)
+        schedule.doc["_autoPool"] = pool_id
+        return pool_id
+
+    def _release_schedule_pool(self, schedule: ScheduleRt) -> None:
+        pool = self.pools.get((schedule.doc.get("_autoPool") or "").lower())
+        if pool is not None and not pool.doc.get("_keepAlive"):
+            self.delete_pool(pool)
+
+    def _complete_schedule(self, schedule: ScheduleRt, now: datetime) -> None:
+        schedule.doc["executionInfo"]["endTime"] = iso(now)
+        schedule.doc["executionInfo"].pop("nextRunTime", None)
+        self._move_schedule(schedule, "completed")
+        self._release_schedule_pool(schedule)
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _require_open(self, schedule: ScheduleRt) -> None:
+        state = schedule.doc["state"]
+        if state in ("completed", "terminating", "deleting"):
+            code = {"completed": "JobScheduleCompleted", "terminating": "JobScheduleBeingTerminated",
+                    "deleting": "JobScheduleBeingDeleted"}[state]
+            raise errors.conflict(code, f"The specified job schedule is {state}.")
+
+    def _move_schedule(self, schedule: ScheduleRt, state: str) -> None:
+        from batchyard.service.engine import states
+
+        now = self.now()
+        states.move(schedule.doc, SCHEDULE, state, now, previous=True)
+        self._stamp_and_save(schedule, now)
+
+    def _stamp_and_save(self, schedule: ScheduleRt, now: datetime) -> None:
+        self.stamp(schedule.doc, now)
+        self.save_schedule(schedule)

@@ -1,0 +1,109 @@
+"""uploadbatchservicelogs (the agent PUTs its log as block blobs to a container SAS URL) and node errors
+from the agent's health checks (disk space, deleted node directories), set and cleared."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import shutil
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from azure.batch import models as m
+from azure.core.exceptions import HttpResponseError
+
+from tests.api.helpers import create_pool, delete_pool_quietly, error_code, idle_nodes
+from tests.conftest import Service, wait_for
+
+
+class BlobSink:
+    """A tiny HTTP server that records Put Blob requests (path, query, headers, body)."""
+
+    def __init__(self) -> None:
+        self.puts: list[tuple[str, dict[str, str], bytes]] = []
+        sink = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                sink.puts.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(201)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def node(client: Any) -> Iterator[Any]:
+    create_pool(client, "logs-pool", nodes=1, metadata=[m.BatchMetadataItem(name="purpose", value="logs")])
+    yield wait_for(lambda: idle_nodes(client, "logs-pool", 1), timeout=60, what="an idle node")[0]
+    delete_pool_quietly(client, "logs-pool")
+
+
+def test_upload_logs_puts_the_agent_log_as_block_blobs(client: Any, node: Any) -> None:
+    sink = BlobSink()
+    try:
+        options = m.UploadBatchServiceLogsOptions(
+            container_url=f"{sink.url}/mycontainer?sv=2021-08-06&sig=abc",
+            start_time=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
+        )
+        result = client.upload_node_logs("logs-pool", node.id, options)
+    finally:
+        sink.close()
+    assert result.virtual_directory_name.startswith(f"logs-pool/{node.id}/")
+    assert result.number_of_files_uploaded == 1 == len(sink.puts)
+    path, headers, body = sink.puts[0]
+    assert path == f"/mycontainer/{result.virtual_directory_name}/agent.log?sv=2021-08-06&sig=abc"
+    assert headers["x-ms-blob-type"] == "BlockBlob"
+    assert body  # the agent's log, as written on the node
+    assert body == b"".join(client.download_node_file("logs-pool", node.id, "agent.log"))[: len(body)]
+
+
+def test_upload_logs_mistakes(client: Any, node: Any) -> None:
+    late = m.UploadBatchServiceLogsOptions(
+        container_url="http://127.0.0.1:9/nothing-listens-here?sig=x", start_time=dt.datetime.now(dt.UTC)
+    )
+    later = client.upload_node_logs("logs-pool", node.id, late)
+    assert later.number_of_files_uploaded == 0  # nothing was logged after the start time: nothing to send
+    broken = m.UploadBatchServiceLogsOptions(
+        container_url="http://127.0.0.1:9/nothing-listens-here?sig=x",
+        start_time=dt.datetime.now(dt.UTC) - dt.timedelta(days=1),
+    )
+    with pytest.raises(HttpResponseError) as failed:
+        client.upload_node_logs("logs-pool", node.id, broken)
+    assert failed.value.status_code == 400 and error_code(failed.value) == "InvalidPropertyValue"
+
+
+def test_deleted_node_directories_are_reported_until_fixed(client: Any, service: Service, node: Any) -> None:
+    shared = service.data_dir / "nodes" / node.id / "shared"
+    shutil.rmtree(shared)
+    errors = wait_for(
+        lambda: client.get_node("logs-pool", node.id).errors, timeout=15, what="a node error for the deleted dir"
+    )
+    assert [error.code for error in errors] == ["NodeDirectoryMissing"]
+    assert [(d.name, d.value) for d in errors[0].error_details] == [("Directory", "shared")]
+    shared.mkdir()
+    wait_for(lambda: not client.get_node("logs-pool", node.id).errors, timeout=15, what="the error to clear")
+
+
+def test_too_little_disk_space_is_reported(client: Any) -> None:
+    huge = m.BatchMetadataItem(name="batchyard-min-free-disk-mb", value=str(10**12))
+    create_pool(client, "diskfull-pool", nodes=1, metadata=[huge])
+    try:
+        node_id = wait_for(lambda: list(client.list_nodes("diskfull-pool")), timeout=30, what="a node")[0].id
+        errors = wait_for(lambda: client.get_node("diskfull-pool", node_id).errors, timeout=20, what="DiskFull")
+        assert [error.code for error in errors] == ["DiskFull"]
+    finally:
+        delete_pool_quietly(client, "diskfull-pool")

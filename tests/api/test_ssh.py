@@ -1,0 +1,172 @@
+"""Node users and SSH remote login through azure-batch 15.x, logged in with a real SSH client (asyncssh).
+
+The seed's "Connect to Linux nodes" flow: add a user to every node, print each node's login address
+and port, then log in with those settings (password or key) and run commands and SFTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+import pytest
+from azure.batch import models as m
+from azure.core.exceptions import HttpResponseError
+
+from tests.api.helpers import create_pool, delete_pool_quietly, error_code, idle_nodes, signed_request
+from tests.conftest import Service, wait_for
+
+POOL = "ssh-pool"
+
+
+@pytest.fixture(scope="module")
+def nodes(client: Any) -> Iterator[list[Any]]:
+    create_pool(client, POOL, nodes=2)
+    found = wait_for(lambda: idle_nodes(client, POOL, 2), timeout=60, what="two idle nodes")
+    yield found
+    delete_pool_quietly(client, POOL)
+
+
+def _login(client: Any, node_id: str) -> tuple[str, int]:
+    settings = client.get_node_remote_login_settings(POOL, node_id)
+    return settings.remote_login_ip_address, settings.remote_login_port
+
+
+async def _run(address: tuple[str, int], username: str, command: str, **auth: Any) -> asyncssh.SSHCompletedProcess:
+    async with asyncssh.connect(
+        address[0], address[1], username=username, known_hosts=None, client_keys=auth.pop("client_keys", None), **auth
+    ) as conn:
+        return await conn.run(command, check=False)
+
+
+def run(address: tuple[str, int], username: str, command: str, **auth: Any) -> asyncssh.SSHCompletedProcess:
+    return asyncio.run(_run(address, username, command, **auth))
+
+
+def refused(address: tuple[str, int], username: str, **auth: Any) -> bool:
+    try:
+        run(address, username, "true", **auth)
+    except asyncssh.PermissionDenied:
+        return True
+    return False
+
+
+def test_seed_snippet_adds_a_user_to_every_node_and_logs_in_with_the_printed_settings(
+    client: Any, nodes: list[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The seed's snippet, in azure-batch 15.x terms (ComputeNodeUser is BatchNodeUserCreateOptions now).
+    username, password = "linuxuser", "S3cret-pass!"
+    user = m.BatchNodeUserCreateOptions(name=username)
+    user.password = password
+    user.is_admin = True
+    user.expiry_time = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+    for node in client.list_nodes(POOL):
+        client.create_node_user(POOL, node.id, user)
+        login = client.get_node_remote_login_settings(POOL, node.id)
+        print(f"{node.id} | {node.state} | {login.remote_login_ip_address} | {login.remote_login_port}")
+
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    for line in lines:
+        node_id, state, address, port = (part.strip() for part in line.split("|"))
+        assert state.lower().endswith("idle") and address == "127.0.0.1"  # "BatchNodeState.IDLE", as the seed shows
+        result = run(
+            (address, int(port)), username, "pwd; echo $AZ_BATCH_NODE_ID; echo $AZ_BATCH_POOL_ID", password=password
+        )
+        root, seen_id, pool_id = result.stdout.splitlines()
+        assert result.exit_status == 0
+        assert root.endswith(f"/nodes/{node_id}") and seen_id == node_id and pool_id == POOL
+        assert refused((address, int(port)), username, password="wrong")
+        assert refused((address, int(port)), "nobody", password=password)
+    # Every node has its own port and only its own users.
+    first, second = (_login(client, node.id) for node in nodes)
+    assert first[1] != second[1]
+    for node in nodes:
+        client.delete_node_user(POOL, node.id, username)
+
+
+def test_key_login_sftp_and_the_agent_files_are_admin_only(client: Any, nodes: list[Any], tmp_path: Path) -> None:
+    node_id = nodes[0].id
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    public = key.export_public_key().decode()
+    client.create_node_user(POOL, node_id, m.BatchNodeUserCreateOptions(name="keyuser", ssh_public_key=public))
+    address = _login(client, node_id)
+    other = asyncssh.generate_private_key("ssh-ed25519")
+    assert refused(address, "keyuser", client_keys=[other])
+    result = run(address, "keyuser", "echo hello from $USER; pwd", client_keys=[key])
+    assert result.stdout.splitlines()[0] == "hello from keyuser"
+
+    async def sftp() -> tuple[bytes, bool]:
+        async with asyncssh.connect(*address, username="keyuser", client_keys=[key], known_hosts=None) as conn:
+            async with conn.start_sftp_client() as client_sftp:
+                local = tmp_path / "up.txt"
+                local.write_text("uploaded over sftp\n")
+                await client_sftp.put(str(local), "shared/up.txt")
+                await client_sftp.get("shared/up.txt", str(tmp_path / "down.txt"))
+                try:
+                    await client_sftp.get("../../agent.log", str(tmp_path / "agent.log"))
+                    denied = False
+                except asyncssh.SFTPError:
+                    denied = True
+                return (tmp_path / "down.txt").read_bytes(), denied
+
+    data, denied = asyncio.run(sftp())
+    assert data == b"uploaded over sftp\n" and denied
+    # The file is on the node, where the Batch file API sees it.
+    assert b"".join(client.download_node_file(POOL, node_id, "shared/up.txt")) == b"uploaded over sftp\n"
+    client.delete_node_user(POOL, node_id, "keyuser")
+    assert refused(address, "keyuser", client_keys=[key])
+
+
+def test_replace_changes_the_credentials_and_delete_refuses_the_user(client: Any, nodes: list[Any]) -> None:
+    node_id = nodes[1].id
+    client.create_node_user(POOL, node_id, m.BatchNodeUserCreateOptions(name="swap", password="first-pass"))
+    address = _login(client, node_id)
+    assert run(address, "swap", "true", password="first-pass").exit_status == 0
+    client.replace_node_user(POOL, node_id, "swap", m.BatchNodeUserReplaceOptions(password="second-pass"))
+    assert refused(address, "swap", password="first-pass")
+    assert run(address, "swap", "true", password="second-pass").exit_status == 0
+    client.delete_node_user(POOL, node_id, "swap")
+    assert refused(address, "swap", password="second-pass")
+
+
+def test_an_expired_user_is_refused(client: Any, nodes: list[Any]) -> None:
+    node_id = nodes[1].id
+    expiry = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3)
+    client.create_node_user(
+        POOL, node_id, m.BatchNodeUserCreateOptions(name="brief", password="brief-pass", expiry_time=expiry)
+    )
+    address = _login(client, node_id)
+    assert run(address, "brief", "true", password="brief-pass").exit_status == 0
+    time.sleep(max(0.0, (expiry - dt.datetime.now(dt.UTC)).total_seconds()) + 0.5)
+    assert refused(address, "brief", password="brief-pass")
+
+
+def test_user_mistakes_get_batch_errors(client: Any, service: Service, nodes: list[Any]) -> None:
+    node_id = nodes[0].id
+    client.create_node_user(POOL, node_id, m.BatchNodeUserCreateOptions(name="dup", password="dup-pass"))
+    with pytest.raises(HttpResponseError) as exists:
+        client.create_node_user(POOL, node_id, m.BatchNodeUserCreateOptions(name="DUP", password="x"))
+    assert exists.value.status_code == 409 and error_code(exists.value) == "NodeUserExists"
+    with pytest.raises(HttpResponseError) as missing:
+        client.delete_node_user(POOL, node_id, "nosuchuser")
+    assert missing.value.status_code == 404 and error_code(missing.value) == "NodeUserNotFound"
+    path = f"/pools/{POOL}/nodes/{node_id}/users"
+    for body, code in (
+        ({"name": "nokey"}, "MissingRequiredProperty"),
+        ({"name": "badkey", "sshPublicKey": "ssh-rsa notakey"}, "InvalidPropertyValue"),
+        ({"name": "past", "password": "p", "expiryTime": "2001-01-01T00:00:00Z"}, "InvalidPropertyValue"),
+        ({"name": "bad name", "password": "p"}, "InvalidPropertyValue"),
+        ({"password": "p"}, "MissingRequiredProperty"),
+    ):
+        answer = signed_request(service.url, "POST", path, body=body)
+        assert (answer.status_code, answer.json()["code"]) == (400, code), body
+    # The password never comes back: not in the node, not in its users.
+    node = signed_request(service.url, "GET", f"/pools/{POOL}/nodes/{node_id}").text
+    assert "dup-pass" not in node and "_users" not in node
+    client.delete_node_user(POOL, node_id, "dup")
