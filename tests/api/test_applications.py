@@ -177,6 +177,17 @@ def test_pool_and_task_packages_environment_and_reuse(linked: Service, batch: An
     assert first[4:] == ["bin"]
     # The second task reused the version on the node: the file the first one left is still there.
     assert second[4:] == ["bin", "seen"]
+
+    # A rebooted node installs the pool's packages again as it boots: tasks still find them.
+    node_id = next(iter(batch.list_nodes(pool_id))).id
+    batch.begin_reboot_node(pool_id, node_id, m.BatchNodeRebootOptions(node_reboot_kind="requeue")).result(timeout=60)
+    wait_for(lambda: idle_nodes(batch, pool_id, 1), timeout=60, what="the rebooted node")
+    batch.create_task(
+        job_id, m.BatchTaskCreateOptions(id="after", command_line=f"$AZ_BATCH_APP_PACKAGE_{upper}/bin/hello.sh")
+    )
+    task = wait_for(lambda: _completed(batch, job_id, "after"), timeout=60, what="the task after the reboot")
+    assert task.execution_info.result == "success", task.execution_info.failure_info
+    assert b"".join(batch.download_task_file(job_id, "after", "stdout.txt")) == b"pool-app\n"
     batch.begin_delete_pool(pool_id, polling_interval=0.2)
 
 

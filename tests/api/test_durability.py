@@ -118,3 +118,21 @@ def test_killed_service_loses_nothing_and_running_tasks_report_in(own_service: S
     # The restarted service took charge of the surviving agents: a clean stop ends them too.
     assert own_service.stop(signal.SIGTERM) == 0
     assert wait_for(lambda: not agent_processes(own_service.data_dir), timeout=15, what="adopted agents to stop")
+
+
+def test_dependencies_survive_a_restart(own_service: Service) -> None:
+    client = make_client(own_service.url)
+    create_pool(client, "p", nodes=1)
+    wait_for(lambda: idle_nodes(client, "p", 1), what="an idle node")
+    create_job(client, "j", "p", uses_task_dependencies=True)
+    client.create_task("j", m.BatchTaskCreateOptions(
+        id="child", command_line="/bin/true", depends_on=m.BatchTaskDependencies(task_ids=["parent"])
+    ))
+    assert own_service.stop(signal.SIGTERM) == 0
+    own_service.restart()
+    client = make_client(own_service.url)
+    assert client.get_task("j", "child").state == "active"  # still waiting after the restart
+    client.create_task("j", m.BatchTaskCreateOptions(id="parent", command_line="/bin/sleep 1"))
+    parent = wait_for(lambda: completed(client, "j", "parent"), what="the parent")
+    child = wait_for(lambda: completed(client, "j", "child"), what="the child")
+    assert child.execution_info.start_time >= parent.execution_info.end_time

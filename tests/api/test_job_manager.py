@@ -119,3 +119,36 @@ def test_tasks_without_token_settings_get_no_token(client: Any, pool: str, uniqu
     assert "AZ_BATCH_AUTHENTICATION_TOKEN" not in env
     with pytest.raises(HttpResponseError):
         client.create_task(job_id, m.BatchTaskCreateOptions(id="t", command_line="/bin/true"))
+
+
+def test_run_exclusive_manager_has_its_node_to_itself(client: Any, unique: Unique) -> None:
+    pool_id, job_id = unique("excl"), unique("exclusive")
+    with temp_pool(client, pool_id, nodes=1, slots=2):
+        wait_for(lambda: idle_nodes(client, pool_id, 1), what="the node")
+        create_job(
+            client, job_id, pool_id,
+            job_manager_task=m.BatchJobManagerTask(id="jm", command_line="/bin/sleep 2", kill_job_on_completion=False),
+        )
+        client.create_task(job_id, m.BatchTaskCreateOptions(id="t", command_line="/bin/true"))
+        jm = wait_for(lambda: completed(client, job_id, "jm"), what="the manager")
+        task = wait_for(lambda: completed(client, job_id, "t"), what="the task")
+        assert task.execution_info.start_time >= jm.execution_info.end_time
+
+
+def test_task_processor_example(client: Any, pool: str, unique: Unique) -> None:
+    job_id = unique("proc")
+    create_job(client, job_id, pool)
+    env = [m.EnvironmentSetting(name="PYTHONPATH", value=os.pathsep.join(sys.path))]
+    script = EXAMPLES / "task_processor_count.py"
+    client.create_task(job_id, m.BatchTaskCreateOptions(
+        id="count", environment_settings=env,
+        command_line=f"/bin/bash -c 'echo one two three > words.txt && {sys.executable} {script} words.txt'",
+    ))
+    client.create_task(job_id, m.BatchTaskCreateOptions(
+        id="missing", environment_settings=env, command_line=f"{sys.executable} {script} nothing.txt"
+    ))
+    assert wait_for(lambda: completed(client, job_id, "count"), what="count").execution_info.exit_code == 0
+    assert b"".join(client.download_task_file(job_id, "count", "wd/result.txt")) == b"3\n"
+    missing = wait_for(lambda: completed(client, job_id, "missing"), what="missing")
+    assert missing.execution_info.exit_code == 1  # the template's code for an expected failure
+    assert b"input nothing.txt is missing" in b"".join(client.download_task_file(job_id, "missing", "stderr.txt"))

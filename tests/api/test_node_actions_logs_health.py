@@ -73,7 +73,8 @@ def test_upload_logs_puts_the_agent_log_as_block_blobs(client: Any, node: Any) -
 
 def test_upload_logs_mistakes(client: Any, node: Any) -> None:
     late = m.UploadBatchServiceLogsOptions(
-        container_url="http://127.0.0.1:9/nothing-listens-here?sig=x", start_time=dt.datetime.now(dt.UTC)
+        container_url="http://127.0.0.1:9/nothing-listens-here?sig=x",
+        start_time=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
     )
     later = client.upload_node_logs("logs-pool", node.id, late)
     assert later.number_of_files_uploaded == 0  # nothing was logged after the start time: nothing to send
