@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from azure.batch import models as m
+from azure.batch.models._models import BatchNodeRebootOptions  # not exported by azure-batch 15.1.0
 
 from tests.api.helpers import create_job, create_pool, idle_nodes, signed_request
 from tests.api.storage_support import shared_azurite
@@ -180,10 +181,11 @@ def test_pool_and_task_packages_environment_and_reuse(linked: Service, batch: An
 
     # A rebooted node installs the pool's packages again as it boots: tasks still find them.
     node_id = next(iter(batch.list_nodes(pool_id))).id
-    batch.begin_reboot_node(pool_id, node_id, m.BatchNodeRebootOptions(node_reboot_kind="requeue")).result(timeout=60)
+    batch.begin_reboot_node(pool_id, node_id, BatchNodeRebootOptions(node_reboot_kind="requeue")).result(timeout=60)
     wait_for(lambda: idle_nodes(batch, pool_id, 1), timeout=60, what="the rebooted node")
     batch.create_task(
-        job_id, m.BatchTaskCreateOptions(id="after", command_line=f"$AZ_BATCH_APP_PACKAGE_{upper}/bin/hello.sh")
+        job_id,
+        m.BatchTaskCreateOptions(id="after", command_line=f"/bin/bash -c $AZ_BATCH_APP_PACKAGE_{upper}/bin/hello.sh"),
     )
     task = wait_for(lambda: _completed(batch, job_id, "after"), timeout=60, what="the task after the reboot")
     assert task.execution_info.result == "success", task.execution_info.failure_info
