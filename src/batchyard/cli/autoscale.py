@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from batchyard.cli.client import CommandError, add_connection_options, call
 from batchyard.service.config import AutoscaleTiming
 
 
@@ -54,52 +54,39 @@ def add_autoscale_commands(commands: Any) -> None:
     command = commands.add_parser("autoscale", help="develop autoscale formulas against a running service")
     actions = command.add_subparsers(dest="autoscale_command", required=True)
     evaluate = actions.add_parser("evaluate", help="evaluate a formula against a pool's live samples")
-    evaluate.add_argument("--url", default=os.environ.get("BATCHYARD_URL", "http://127.0.0.1:8650"))
+    add_connection_options(evaluate)
     evaluate.add_argument("--pool", required=True)
     source = evaluate.add_mutually_exclusive_group(required=True)
     source.add_argument("--formula", help="the formula text")
     source.add_argument("--file", type=Path, help="a file with the formula ('-' for standard input)")
-    evaluate.add_argument("--account-name")
-    evaluate.add_argument("--account-key")
     evaluate.add_argument("--json", action="store_true", help="print the service's answer as JSON")
 
 
 def run_autoscale_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    import httpx
-
-    from batchyard.service.auth import format_ocp_date, sign_request
-    from batchyard.service.config import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
-
     if args.formula is not None:
         formula = args.formula
     elif str(args.file) == "-":
         formula = sys.stdin.read()
     else:
         formula = args.file.read_text()
-    name = args.account_name or os.environ.get("BATCHYARD_ACCOUNT_NAME") or DEV_ACCOUNT_NAME
-    key = args.account_key or os.environ.get("BATCHYARD_ACCOUNT_KEY") or DEV_ACCOUNT_KEY
-    url = f"{args.url.rstrip('/')}/_batchyard/pools/{args.pool}/evaluateautoscale?api-version=2025-06-01.21.0"
-    body = json.dumps({"autoScaleFormula": formula}).encode()
-    headers = {"ocp-date": format_ocp_date(), "content-type": "application/json", "content-length": str(len(body))}
-    headers["Authorization"] = sign_request(name, key, "POST", url, headers)
     try:
-        answer = httpx.post(url, content=body, headers=headers, timeout=30)
-    except httpx.HTTPError as exc:
-        print(f"batchyard: cannot reach {args.url}: {exc}", file=sys.stderr)
+        data = call(args, "POST", f"/_batchyard/pools/{args.pool}/evaluateautoscale", {"autoScaleFormula": formula})
+    except CommandError as exc:
+        if exc.status is None:
+            print(f"batchyard: {exc}", file=sys.stderr)
+        elif args.json:
+            print(json.dumps(exc.body, indent=2), file=out)
+        else:
+            error = exc.body if isinstance(exc.body, dict) else {}
+            message = (error.get("message") or {}).get("value", "")
+            print(f"error {error.get('code', exc.status)}: {message}", file=out)
+            for item in error.get("values", []):
+                print(f"  {item.get('value')}", file=out)
         return 2
-    data = answer.json() if answer.content else {}
     if args.json:
         print(json.dumps(data, indent=2), file=out)
-    elif answer.status_code != 200:
-        detail = {item.get("key"): item.get("value") for item in data.get("values", [])}
-        message = (data.get("message") or {}).get("value", "")
-        print(f"error {data.get('code', answer.status_code)}: {message}", file=out)
-        for value in detail.values():
-            print(f"  {value}", file=out)
     else:
         print_evaluation(data, out)
-    if answer.status_code != 200:
-        return 2
     return 1 if data.get("error") else 0
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from batchyard.cli.applications import add_application_commands, run_application_command
 from batchyard.cli.autoscale import add_autoscale_commands, add_autoscale_options, autoscale_timing
+from batchyard.cli.nodes import add_node_commands, run_node_command
 from batchyard.service.config import DEFAULT_PORT, Settings, SettingsError, Timing, account_from_environment
 from batchyard.service.storage.options import add_storage_options
 
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("install-azurite", help="install the Azure Storage emulator (npm) that --azurite starts")
     add_application_commands(commands)
     add_autoscale_commands(commands)
+    add_node_commands(commands)
 
     agent = commands.add_parser("agent", help="run a compute node agent")
     agent.add_argument("--service-url", required=True)
@@ -76,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         return _join_token(args)
     if args.command == "install-azurite":
         return _install_azurite()
+    if args.command == "nodes":
+        return run_node_command(args)
     if args.command == "applications":
         return run_application_command(args)
     if args.command == "autoscale":

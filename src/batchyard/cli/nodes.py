@@ -1,0 +1,63 @@
+"""`batchyard nodes ...`: compute node operations on a running service (the same REST calls the SDKs make)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+from urllib.parse import quote
+
+from batchyard.cli.client import CommandError, add_connection_options, call
+
+_ALL = ("requeue", "terminate", "taskcompletion", "retaineddata")
+# action -> (REST suffix, body option name, its choices)
+_ACTIONS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
+    "reboot": ("reboot", "nodeRebootOption", _ALL),
+    "reimage": ("reimage", "nodeReimageOption", _ALL),
+    "disable-scheduling": ("disablescheduling", "nodeDisableSchedulingOption", _ALL[:3]),
+    "enable-scheduling": ("enablescheduling", None, ()),
+    "deallocate": ("deallocate", "nodeDeallocateOption", _ALL),
+    "start": ("start", None, ()),
+}
+
+
+def add_node_commands(commands: Any) -> None:
+    nodes = commands.add_parser("nodes", help="list compute nodes and act on them")
+    add_connection_options(nodes)
+    actions = nodes.add_subparsers(dest="node_action", required=True)
+    listing = actions.add_parser("list", help="a pool's nodes with their state")
+    listing.add_argument("pool")
+    for name, (_, option, choices) in _ACTIONS.items():
+        action = actions.add_parser(name, help=f"{name} a node")
+        action.add_argument("pool")
+        action.add_argument("node")
+        if option:
+            action.add_argument("--option", choices=choices, default="requeue", help="what happens to running tasks")
+    remove = actions.add_parser("remove", help="remove nodes from their pool")
+    remove.add_argument("pool")
+    remove.add_argument("nodes", nargs="+")
+    remove.add_argument("--option", choices=_ALL, default="requeue", help="what happens to running tasks")
+
+
+def run_node_command(args: argparse.Namespace) -> int:
+    pool = quote(args.pool, safe="")
+    try:
+        if args.node_action == "list":
+            for node in call(args, "GET", f"/pools/{pool}/nodes")["value"]:
+                print(f"{node['id']}  {node['state']}  scheduling={node.get('schedulingState', 'enabled')}"
+                      f"  running={node.get('runningTasksCount', 0)}")
+            return 0
+        if args.node_action == "remove":
+            body = {"nodeList": args.nodes, "nodeDeallocationOption": args.option}
+            call(args, "POST", f"/pools/{pool}/removenodes", body)
+            return 0
+        suffix, option, _ = _ACTIONS[args.node_action]
+        body = {option: args.option} if option else None
+        result = call(args, "POST", f"/pools/{pool}/nodes/{quote(args.node, safe='')}/{suffix}", body)
+    except CommandError as exc:
+        print(f"batchyard: {exc}", file=sys.stderr)
+        return 1
+    if result is not None:
+        print(json.dumps(result, indent=2))
+    return 0
