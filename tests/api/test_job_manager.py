@@ -152,3 +152,29 @@ def test_task_processor_example(client: Any, pool: str, unique: Unique) -> None:
     missing = wait_for(lambda: completed(client, job_id, "missing"), what="missing")
     assert missing.execution_info.exit_code == 1  # the template's code for an expected failure
     assert b"input nothing.txt is missing" in b"".join(client.download_task_file(job_id, "missing", "stderr.txt"))
+
+
+def test_a_restarted_job_manager_goes_before_higher_priority_work(client: Any, unique: Unique, tmp_path: Path) -> None:
+    pool_id, busy, managed = unique("jmprio"), unique("busy"), unique("managed")
+    marker = tmp_path / "first-attempt"
+    with temp_pool(client, pool_id, nodes=1, slots=1):
+        wait_for(lambda: idle_nodes(client, pool_id, 1), what="the node")
+        # First attempt: fails after the busy job's tasks are queued; the retry must still run first.
+        command = f"/bin/bash -c 'if [ -e {marker} ]; then exit 0; else touch {marker}; sleep 1; exit 3; fi'"
+        create_job(
+            client, managed, pool_id, priority=0,
+            job_manager_task=m.BatchJobManagerTask(
+                id="jm", command_line=command, kill_job_on_completion=False,
+                constraints=m.BatchTaskConstraints(max_task_retry_count=1),
+            ),
+        )
+        wait_for(lambda: client.get_task(managed, "jm").state == "running", what="the manager to start")
+        create_job(client, busy, pool_id, priority=1000)
+        client.create_task_collection(busy, m.BatchTaskGroup(task_values=[
+            m.BatchTaskCreateOptions(id=f"b{i}", command_line="/bin/sleep 0.2") for i in range(5)
+        ]))
+        jm = wait_for(lambda: completed(client, managed, "jm"), what="the manager's retry")
+        assert jm.execution_info.retry_count == 1
+        wait_for(lambda: client.get_job_task_counts(busy).task_counts.completed == 5, what="the busy job")
+        first_busy = min(t.execution_info.start_time for t in client.list_tasks(busy))
+        assert jm.execution_info.start_time <= first_busy  # the retry started before any higher-priority task

@@ -28,6 +28,8 @@ from batchyard.service.store import Store
 
 log = logging.getLogger("batchyard.engine")
 
+# Above any job priority (which is at most 1000): job managers that must run again.
+RESTART_PRIORITY = 1_000_000
 # .NET ticks at the Unix epoch: ETags look like the real service's ("0x8DC...").
 _EPOCH_TICKS = 621355968000000000
 
@@ -191,10 +193,13 @@ class EngineBase:
         ]
         if not nodes:
             return
-        views = [
-            JobQueueView(job.priority, job.seq, job.queue, self.excluded_nodes(job))
-            for job in (self.jobs[key] for key in self.pool_jobs.get(pool.key, ()))
-            if job.queue and job.schedulable
+        jobs = [job for job in (self.jobs[key] for key in self.pool_jobs.get(pool.key, ())) if job.schedulable]
+        views = [JobQueueView(job.priority, job.seq, job.queue, self.excluded_nodes(job)) for job in jobs if job.queue]
+        # A job manager that must run again goes before every job's tasks (the seed).
+        views += [
+            JobQueueView(RESTART_PRIORITY, job.seq, job.restarts, self.excluded_nodes(job))
+            for job in jobs
+            if job.restarts
         ]
         if not views:
             return
@@ -276,13 +281,13 @@ def limit_seconds(duration: str | None) -> float | None:
 
 
 def _take_from_queue(job: JobRt, keys: set[str]) -> None:
-    """Remove assigned tasks from the front part of a job queue, keeping skipped ones in order."""
-    kept: list[QueuedTask] = []
-    queue = job.queue
-    while keys and queue:
-        task = queue.popleft()
-        if task.task_key in keys:
-            keys.discard(task.task_key)
-        else:
-            kept.append(task)
-    queue.extendleft(reversed(kept))
+    """Remove assigned tasks from the front part of a job's queues, keeping skipped ones in order."""
+    for queue in (job.restarts, job.queue):
+        kept: list[QueuedTask] = []
+        while keys and queue:
+            task = queue.popleft()
+            if task.task_key in keys:
+                keys.discard(task.task_key)
+            else:
+                kept.append(task)
+        queue.extendleft(reversed(kept))

@@ -75,6 +75,7 @@ class JobRt:
     succeeded_slots: int = 0
     failed_slots: int = 0
     queue: deque[QueuedTask] = field(default_factory=deque)
+    restarts: deque[QueuedTask] = field(default_factory=deque)  # job manager runs again before anything else
     graph: DependencyGraph = field(default_factory=DependencyGraph)
     dependent_slots: dict[str, int] = field(default_factory=dict)  # waiting task -> its required slots
     prep: dict[str, dict[str, Any]] = field(default_factory=dict)  # node id -> prep/release status (wire shape)

@@ -294,7 +294,9 @@ class TaskOps(PoolOps):
         self.stamp(doc, now)
         self.save_task(job.key, doc)
         task = QueuedTask(job.key, doc["id"].lower(), slots)
-        if front:
+        if doc.get("_jm"):
+            job.restarts.append(task)  # a job manager's restart comes before all other tasks of the pool
+        elif front:
             job.queue.appendleft(task)
         else:
             job.queue.append(task)
@@ -484,7 +486,8 @@ def _blocked_status(job: JobRt, key: str) -> dict[str, Any]:
 
 
 def _drop_from_queue(job: JobRt, key: str) -> None:
-    for task in job.queue:
-        if task.task_key == key:
-            job.queue.remove(task)
-            return
+    for queue in (job.restarts, job.queue):
+        for task in queue:
+            if task.task_key == key:
+                queue.remove(task)
+                return
