@@ -9,7 +9,7 @@ The job is built the way a user would build it, only through the API:
    run to completion (`/bin/true`, and `/bin/sh -c 'exit 3'` for every 10th, so some fail);
 2. 4 `sleep` tasks fill the node's slots (they stay running);
 3. the rest of the `--tasks` are added with add-collection (100 a call, 8 threads) and stay active;
-4. the change feed's mark is the newest task's stateTransitionTime; then 100 active tasks are
+4. the change feed's mark is the creation time of one task added after all of them; then 100 active tasks are
    terminated, so `stateTransitionTime gt <mark>` returns exactly those 100.
 
 Every row is one SDK call sequence that follows `odata.nextLink` to the end (`list(...)`), timed on the
@@ -58,18 +58,24 @@ SEED_FIGURES = {"id,state": (5000, 4.3), "stats": (5000, 17.0)}  # tasks, second
 def task_models(prefix: str, start: int, count: int, command: Callable[[int], str]) -> list[Any]:
     from azure.batch import models as m
 
-    return [m.BatchTaskCreateOptions(id=f"{prefix}{i:06d}", command_line=command(i)) for i in range(start, start + count)]
+    return [
+        m.BatchTaskCreateOptions(id=f"{prefix}{i:06d}", command_line=command(i)) for i in range(start, start + count)
+    ]
 
 
 def add_all(client: Any, job_id: str, tasks: list[Any], threads: int = 8) -> None:
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        failed = sum(pool.map(lambda group: check_added(client.create_task_collection(job_id, group)), groups_of(tasks)))
+        failed = sum(
+            pool.map(lambda group: check_added(client.create_task_collection(job_id, group)), groups_of(tasks))
+        )
     if failed:
         raise RuntimeError(f"{failed} tasks were not added")
 
 
 def build_job(client: Any, pool_id: str, job_id: str, total: int, run: int) -> str:
     """The mixed-state job; returns the change feed's mark (a DateTime literal value)."""
+    from azure.batch import models as m
+
     create_pool(client, pool_id, nodes=1, slots=4)
     create_job(client, job_id, pool_id)
     wait_idle_node(client, pool_id)
@@ -79,8 +85,12 @@ def build_job(client: Any, pool_id: str, job_id: str, total: int, run: int) -> s
     wait_for(lambda: client.get_job_task_counts(job_id).task_counts.running >= 4, 60, "4 running tasks", 0.1)
     rest = total - run - 4
     add_all(client, job_id, task_models("t", run + 4, rest, lambda i: "/bin/true"))
-    last = client.get_task(job_id, f"t{total - 1:06d}")
-    mark = last.state_transition_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # The mark: the creation time of a task added after all of them (add-collection calls ran concurrently).
+    mark_job = f"{job_id}-mark"
+    create_job(client, mark_job, f"{pool_id}-none")  # a pool that does not exist: the task stays active
+    client.create_task(mark_job, m.BatchTaskCreateOptions(id="mark", command_line="/bin/true"))
+    stamp = client.get_task(mark_job, "mark").creation_time
+    mark = stamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     time.sleep(0.01)  # terminations get a later timestamp than the mark
     for i in range(total - 100, total):
         client.terminate_task(job_id, f"t{i:06d}")
@@ -90,8 +100,15 @@ def build_job(client: Any, pool_id: str, job_id: str, total: int, run: int) -> s
 def timed_list(monitor: Monitor, service_pid: int, name: str, call: Callable[[], Any]) -> dict[str, Any]:
     with monitor.phase(name, service=service_pid) as phase:
         items = list(call())
-    return {"name": name, "count": len(items), "seconds": phase.wall, "rss": phase.peak_rss.get("service", 0),
-            "cpu": phase.cpu.get("service", 0.0), "client_cpu": phase.cpu.get("client", 0.0), "items": items}
+    return {
+        "name": name,
+        "count": len(items),
+        "seconds": phase.wall,
+        "rss": phase.peak_rss.get("service", 0),
+        "cpu": phase.cpu.get("service", 0.0),
+        "client_cpu": phase.cpu.get("client", 0.0),
+        "items": items,
+    }
 
 
 def run_rows(client: Any, monitor: Monitor, pid: int, job_id: str, small_job: str, mark: str) -> list[dict[str, Any]]:
@@ -110,37 +127,76 @@ def run_rows(client: Any, monitor: Monitor, pid: int, job_id: str, small_job: st
     total = counts.active + counts.running + counts.completed
     row("all tasks, `$select=id,state`", lambda: client.list_tasks(job_id, select=["id", "state"]), total)
     row("all tasks, full documents", lambda: client.list_tasks(job_id), total)
-    row("`$filter=state eq 'completed'`", lambda: client.list_tasks(job_id, filter="state eq 'completed'"),
-        counts.completed)
-    row("`$filter=state eq 'completed'`, `$select=id,state`",
-        lambda: client.list_tasks(job_id, filter="state eq 'completed'", select=["id", "state"]), counts.completed)
-    row("`$filter=executionInfo/exitCode ne 0` (null ne 0: includes tasks that have not run)",
-        lambda: client.list_tasks(job_id, filter="executionInfo/exitCode ne 0", select=["id", "state"]))
-    row("`$filter=executionInfo/exitCode gt 0` (the failed runs only)",
-        lambda: client.list_tasks(job_id, filter="executionInfo/exitCode gt 0", select=["id", "executionInfo"]))
-    row(f"change feed `$filter=stateTransitionTime gt DateTime'{mark}'`",
-        lambda: client.list_tasks(job_id, filter=f"stateTransitionTime gt DateTime'{mark}'"), 100)
+    row(
+        "`$filter=state eq 'completed'`",
+        lambda: client.list_tasks(job_id, filter="state eq 'completed'"),
+        counts.completed,
+    )
+    row(
+        "`$filter=state eq 'completed'`, `$select=id,state`",
+        lambda: client.list_tasks(job_id, filter="state eq 'completed'", select=["id", "state"]),
+        counts.completed,
+    )
+    row(
+        "`$filter=executionInfo/exitCode ne 0` (null ne 0: includes tasks that have not run)",
+        lambda: client.list_tasks(job_id, filter="executionInfo/exitCode ne 0", select=["id", "state"]),
+    )
+    row(
+        "`$filter=executionInfo/exitCode gt 0` (the failed runs only)",
+        lambda: client.list_tasks(job_id, filter="executionInfo/exitCode gt 0", select=["id", "executionInfo"]),
+    )
+    row(
+        f"change feed `$filter=stateTransitionTime gt DateTime'{mark}'`",
+        lambda: client.list_tasks(job_id, filter=f"stateTransitionTime gt DateTime'{mark}'"),
+        100,
+    )
     row("all tasks, `$expand=stats`", lambda: client.list_tasks(job_id, expand=["stats"]), total)
     with monitor.phase("task counts", service=pid) as phase:
         for _ in range(100):
             client.get_job_task_counts(job_id)
-    rows.append({"name": "task counts (`get_job_task_counts`, per call, 100 calls)", "count": 1,
-                 "seconds": phase.wall / 100, "rss": phase.peak_rss.get("service", 0),
-                 "cpu": phase.cpu.get("service", 0.0) / 100, "client_cpu": phase.cpu.get("client", 0.0) / 100})
+    rows.append(
+        {
+            "name": "task counts (`get_job_task_counts`, per call, 100 calls)",
+            "count": 1,
+            "seconds": phase.wall / 100,
+            "rss": phase.peak_rss.get("service", 0),
+            "cpu": phase.cpu.get("service", 0.0) / 100,
+            "client_cpu": phase.cpu.get("client", 0.0) / 100,
+        }
+    )
     with monitor.phase("job stats", service=pid) as phase:
         for _ in range(100):
             client.get_job(job_id, expand=["stats"])
-    rows.append({"name": "job `$expand=stats` (`get_job`, per call, 100 calls)", "count": 1,
-                 "seconds": phase.wall / 100, "rss": phase.peak_rss.get("service", 0),
-                 "cpu": phase.cpu.get("service", 0.0) / 100, "client_cpu": phase.cpu.get("client", 0.0) / 100})
-    row("seed comparison: 5,000-task job, `$select=id,state`", lambda: client.list_tasks(small_job, select=["id", "state"]),
-        5000)
-    row("seed comparison: 5,000-task job, `$expand=stats`", lambda: client.list_tasks(small_job, expand=["stats"]), 5000)
+    rows.append(
+        {
+            "name": "job `$expand=stats` (`get_job`, per call, 100 calls)",
+            "count": 1,
+            "seconds": phase.wall / 100,
+            "rss": phase.peak_rss.get("service", 0),
+            "cpu": phase.cpu.get("service", 0.0) / 100,
+            "client_cpu": phase.cpu.get("client", 0.0) / 100,
+        }
+    )
+    row(
+        "seed comparison: 5,000-task job, `$select=id,state`",
+        lambda: client.list_tasks(small_job, select=["id", "state"]),
+        5000,
+    )
+    row(
+        "seed comparison: 5,000-task job, `$expand=stats`", lambda: client.list_tasks(small_job, expand=["stats"]), 5000
+    )
     return rows
 
 
-def render(rows: list[dict[str, Any]], args: argparse.Namespace, command: str, machine: dict[str, str],
-           load: tuple[str, str], idle_rss: int, small_rss: int) -> str:
+def render(
+    rows: list[dict[str, Any]],
+    args: argparse.Namespace,
+    command: str,
+    machine: dict[str, str],
+    load: tuple[str, str],
+    idle_rss: int,
+    small_rss: int,
+) -> str:
     lines = [
         "",
         f"## List queries at {args.tasks:,} tasks (`benchmarks/bench_lists.py`)",
@@ -174,8 +230,10 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, command: str, m
         elif "expand=stats" in row["name"] and row["name"].startswith(("all", "seed")):
             n, s = SEED_FIGURES["stats"]
             seed = f"{s} s ({n / s:,.0f} tasks/s)"
-        lines.append(f"| {row['name']} | {row['count']:,} | {seconds} | {rate} | {row['rss'] / MIB:.0f} "
-                     f"| {row['cpu']:.2f} | {row['client_cpu']:.2f} | {seed} |")
+        lines.append(
+            f"| {row['name']} | {row['count']:,} | {seconds} | {rate} | {row['rss'] / MIB:.0f} "
+            f"| {row['cpu']:.2f} | {row['client_cpu']:.2f} | {seed} |"
+        )
     select_row = rows[0]
     met = select_row["seconds"] < GOAL_SELECT_SECONDS
     lines += [

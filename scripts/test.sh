@@ -6,6 +6,16 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh test || exit 1
 # The storage tests run Azurite (npm package, pinned in .azurite/package.json): install it once, up front.
 .venv/bin/batchyard install-azurite >/dev/null || exit 1
+# The MPI tests (tests/api/test_multi_instance_mpi.py): MPICH from Debian, mpi4py built against it.
+if ! command -v mpicc >/dev/null && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        mpich libmpich-dev python3-dev >/dev/null) || echo "MPICH not installed: the MPI tests will be skipped" >&2
+fi
+if command -v mpicc >/dev/null && ! .venv/bin/python -c "from mpi4py import MPI" 2>/dev/null; then
+    # From source: the PyPI wheel looks for libmpi.so.12, which Debian's MPICH names libmpich.so.12.
+    .venv/bin/python -m pip install -q --disable-pip-version-check --no-binary mpi4py --force-reinstall mpi4py \
+        || echo "mpi4py not installed: the MPI tests will be skipped" >&2
+fi
 if [ ! -x .venv-legacy/bin/python ]; then
     python3 -m venv .venv-legacy || exit 1
 fi

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from azure.batch import models as m
+from azure.batch.models._models import BatchNodeRebootOptions  # not exported by azure-batch 15.1.0
 
 from tests.api.helpers import completed, create_job, idle_nodes, temp_pool
 from tests.conftest import Service, wait_for
@@ -119,3 +120,31 @@ def test_release_runs_on_delete_and_the_job_waits_for_it(client: Any, service: S
         assert client.get_job(job_id).state == "deleting"
         wait_for(lambda: marker.exists(), what="the release task")
         wait_for(lambda: job_id not in {j.id for j in client.list_jobs()}, what="the job to go")
+
+
+def test_preparation_reruns_after_a_reboot_when_asked(client: Any, service: Service, unique: Unique) -> None:
+    pool_id = unique("prepboot")
+    with temp_pool(client, pool_id, nodes=1):
+        (node,) = wait_for(lambda: idle_nodes(client, pool_id, 1), what="the node")
+        counts = {}
+        for rerun in (True, False):
+            job_id = unique(f"rerun{rerun}".lower())
+            counter = f"$AZ_BATCH_NODE_SHARED_DIR/{job_id}.count"
+            create_job(
+                client, job_id, pool_id,
+                job_preparation_task=m.BatchJobPreparationTask(
+                    command_line=bash(f"echo x >> {counter}"), rerun_on_node_reboot_after_success=rerun
+                ),
+            )
+            client.create_task(job_id, m.BatchTaskCreateOptions(id="before", command_line="/bin/true"))
+            wait_for(lambda j=job_id: completed(client, j, "before"), what="the first task")
+            counts[rerun] = (job_id, service.data_dir / "nodes" / node.id / "shared" / f"{job_id}.count")
+        boot = client.get_node(pool_id, node.id).last_boot_time
+        reboot = BatchNodeRebootOptions(node_reboot_kind="requeue")
+        client.begin_reboot_node(pool_id, node.id, reboot).result(timeout=60)
+        wait_for(lambda: (n := client.get_node(pool_id, node.id)).state == "idle" and n.last_boot_time > boot,
+                 what="the reboot")
+        for rerun, (job_id, path) in counts.items():
+            client.create_task(job_id, m.BatchTaskCreateOptions(id="after", command_line="/bin/true"))
+            wait_for(lambda j=job_id: completed(client, j, "after"), what="the task after the reboot")
+            assert len(path.read_text().splitlines()) == (2 if rerun else 1)

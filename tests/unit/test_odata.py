@@ -12,11 +12,11 @@ import pytest
 
 from batchyard.service.errors import BatchError
 from batchyard.service.models import schema
-from batchyard.service.odata import LISTS, parse_filter, to_predicate, to_sql
+from batchyard.service.odata import LISTS, parse_filter, to_index_hint, to_predicate, to_sql
 from batchyard.service.odata.literals import canonical, parse_datetime
 from batchyard.service.odata.nodes import And, Condition, Or
 from batchyard.service.odata.parser import MAX_CONDITIONS, MAX_DEPTH
-from batchyard.service.store import SCHEMA, Store
+from batchyard.service.store import Store
 
 
 def stamp(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> str:
@@ -83,13 +83,11 @@ TASKS: list[dict[str, Any]] = [
 
 @pytest.fixture(scope="module")
 def db() -> sqlite3.Connection:
-    conn = sqlite3.connect(":memory:")
-    conn.executescript(SCHEMA)
-    conn.executemany(
-        "INSERT INTO tasks (job_key, key, seq, state, node_id, doc) VALUES ('j', ?, ?, ?, NULL, ?)",
-        [(t["id"].lower(), i, t["state"], orjson.dumps(t)) for i, t in enumerate(TASKS)],
-    )
-    return conn
+    # Through the real store, so the columns and indexes are the service's own.
+    store = Store(Path(":memory:"))
+    with store.transaction():
+        store.insert_tasks("j", [(t["id"].lower(), i, t["state"], t) for i, t in enumerate(TASKS)])
+    return store._db
 
 
 def matching(text: str, db: sqlite3.Connection, kind: str = "tasks") -> list[str]:
@@ -496,5 +494,80 @@ def test_store_list_tasks_takes_the_sql(tmp_path: Path) -> None:
         assert [orjson.loads(doc)["id"] for _, doc in rest] == ["big-exit"]
         # state reads the indexed column with a plain `=`, so SQLite can use tasks_by_state.
         assert to_sql(parse_filter("state eq 'Active'", "tasks"), "tasks") == ("state = ?", ("active",))
+    finally:
+        store.close()
+
+
+# --- indexes: filtered pages cost what they return ---------------------------------------------------------
+
+
+def _big_store(tmp_path: Path, count: int = 6000) -> Store:
+    store = Store(tmp_path / "big.sqlite")
+    rows = []
+    for i in range(count):
+        doc: dict[str, Any] = {
+            "id": f"T{i:05d}",
+            "state": "active",
+            "stateTransitionTime": f"2024-01-01T00:00:{i % 60:02d}.000000Z",
+        }
+        if i % 1000 == 7:
+            doc |= {
+                "state": "completed",
+                "executionInfo": {"exitCode": 3},
+                "stateTransitionTime": "2024-06-01T00:00:00.000000Z",
+            }
+        rows.append((doc["id"].lower(), i + 1, doc["state"], doc))
+    with store.transaction():
+        store.insert_tasks("j", rows)
+    return store
+
+
+def test_selective_filters_are_answered_from_their_index(tmp_path: Path) -> None:
+    store = _big_store(tmp_path)
+    try:
+        for text, index, count in (
+            ("executionInfo/exitCode gt 0", "tasks_by_exit_code", 6),
+            ("stateTransitionTime gt DateTime'2024-05-01T00:00:00Z'", "tasks_by_transition", 6),
+            ("startswith(id, 't0100')", "sqlite_autoindex_tasks_1", 10),
+            ("state eq 'completed' and executionInfo/exitCode eq 3", "tasks_by_exit_code", 6),
+        ):
+            parsed = parse_filter(text, "tasks")
+            where, params = to_sql(parsed, "tasks")
+            hint = to_index_hint(parsed, "tasks")
+            plan = " ".join(store.explain_task_list("j", where, params, hint))
+            assert index in plan, (text, plan)
+            assert len(store.list_tasks("j", 0, 1000, where, params, hint)) == count
+        # Many matches: walk the job in seq order instead (no sort of everything that matches, per page).
+        parsed = parse_filter("stateTransitionTime lt DateTime'2024-05-01T00:00:00Z'", "tasks")
+        where, params = to_sql(parsed, "tasks")
+        plan = " ".join(store.explain_task_list("j", where, params, to_index_hint(parsed, "tasks")))
+        assert "tasks_by_seq" in plan and "TEMP B-TREE" not in plan
+        # `ne` keeps null rows, which the partial exit code index leaves out: no hint.
+        assert to_index_hint(parse_filter("executionInfo/exitCode ne 0", "tasks"), "tasks") is None
+    finally:
+        store.close()
+
+
+def test_old_databases_get_the_task_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE tasks (job_key TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, state TEXT NOT NULL,"
+        " node_id TEXT, doc BLOB NOT NULL, PRIMARY KEY (job_key, key));"
+    )
+    doc = {
+        "id": "Old",
+        "state": "completed",
+        "stateTransitionTime": "2024-01-01T00:00:00.000000Z",
+        "executionInfo": {"exitCode": 2},
+    }
+    conn.execute("INSERT INTO tasks VALUES ('j', 'old', 1, 'completed', NULL, ?)", (orjson.dumps(doc),))
+    conn.commit()
+    conn.close()
+    store = Store(path)
+    try:
+        assert store.list_task_columns("j", 0, 10, ("id", "exit_code", "transition")) == [
+            (1, "Old", 2, "2024-01-01T00:00:00.000000Z")
+        ]
     finally:
         store.close()

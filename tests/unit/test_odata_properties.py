@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -11,10 +12,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from batchyard.service.errors import BatchError
-from batchyard.service.odata import LISTS, parse_filter, to_predicate, to_sql
-from batchyard.service.odata.literals import canonical
+from batchyard.service.odata import LISTS, parse_filter, to_index_hint, to_predicate, to_sql
+from batchyard.service.odata.literals import canonical, fold
 from batchyard.service.odata.validate import enum_values
-from batchyard.service.store import SCHEMA
+from batchyard.service.store import Store
 
 KINDS = sorted(LISTS)
 TASK_PROPS = LISTS["tasks"].properties
@@ -104,13 +105,19 @@ task_filters = st.recursive(
 
 
 def task_db(docs: list[dict[str, Any]]) -> sqlite3.Connection:
-    conn = sqlite3.connect(":memory:")
-    conn.executescript(SCHEMA)
-    conn.executemany(
-        "INSERT INTO tasks (job_key, key, seq, state, node_id, doc) VALUES ('j', ?, ?, ?, NULL, ?)",
-        [(str(i), i, doc["state"], orjson.dumps(doc)) for i, doc in enumerate(docs)],
-    )
-    return conn
+    """The docs in the real store (its columns and indexes); the key is the folded id, as the service makes it."""
+    store = Store(Path(":memory:"))
+    with store.transaction():
+        store.insert_tasks("j", [(fold(doc["id"]), i, doc["state"], doc) for i, doc in enumerate(docs)])
+    return store._db
+
+
+def unique_ids(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Task ids are unique within a job, case-insensitively."""
+    by_key: dict[str, dict[str, Any]] = {}
+    for doc in docs:
+        by_key.setdefault(fold(doc["id"]), doc)
+    return list(by_key.values())
 
 
 # --- SQL and predicate agree ------------------------------------------------------------------------------
@@ -122,12 +129,18 @@ def task_db(docs: list[dict[str, Any]]) -> sqlite3.Connection:
 @example([{"id": "ab", "state": "active"}, {"id": "a_", "state": "active"}], "startswith(id, 'A_') or id eq 'A\\'")
 @example([{"id": "É", "state": "active"}, {"id": "é", "state": "running"}], "id eq 'é' or state eq 'RUNNING'")
 def test_sql_selects_exactly_what_the_predicate_accepts(docs: list[dict[str, Any]], text: str) -> None:
+    docs = unique_ids(docs)
     parsed = parse_filter(text, "tasks")
     pred = to_predicate(parsed, "tasks")
     where, params = to_sql(parsed, "tasks")
     conn = task_db(docs)
-    by_sql = {int(r[0]) for r in conn.execute(f"SELECT key FROM tasks WHERE job_key = 'j' AND ({where})", params)}
+    by_sql = {int(r[0]) for r in conn.execute(f"SELECT seq FROM tasks WHERE job_key = 'j' AND ({where})", params)}
     assert by_sql == {i for i, doc in enumerate(docs) if pred(doc)}, (text, where, params)
+    # The index hint's condition holds for every match, so answering from that index loses nothing.
+    hint = to_index_hint(parsed, "tasks")
+    if hint is not None:
+        sql = f"SELECT seq FROM tasks INDEXED BY {hint.index} WHERE job_key = 'j' AND {hint.condition}"
+        assert by_sql <= {int(r[0]) for r in conn.execute(sql, hint.params)}, (text, hint)
 
 
 # --- nothing but BatchError -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,6 +87,9 @@ class Execution:
         if run.get("job"):  # tasks, and the job preparation and release tasks
             env["AZ_BATCH_JOB_ID"] = run["job"]
             env["AZ_BATCH_TASK_ID"] = run["task"]
+        if run.get("mi"):  # a multi-instance task: the same relative path on every node (mpi_launch.py)
+            env["AZ_BATCH_TASK_SHARED_DIR"] = str(self.task_dir)
+            env["BATCHYARD_MPI_LAUNCHER"] = str(Path(sys.executable).with_name("batchyard-mpi-launch"))
         if run.get("prepDir"):
             prep_dir = self.context.root / run["prepDir"]
             env["AZ_BATCH_JOB_PREP_DIR"] = str(prep_dir)
@@ -110,6 +114,8 @@ class Execution:
         files = self.run_spec.get("files") or []
         if files:
             await download_resource_files(files, self.working_dir, self.context.blob_cache)
+        if shared := self.run_spec.get("sharedFiles"):  # multi-instance common resource files
+            await download_resource_files(shared, self.task_dir, self.context.blob_cache)
 
     async def _deploy_pool_packages(self, started: datetime) -> dict[str, Any]:
         try:
@@ -127,7 +133,7 @@ class Execution:
         _make_dirs(self.task_dir, self.working_dir)
         if self.context.certificates:  # before the program starts, as AZ_BATCH_CERTIFICATES_DIR says
             write_certificates(self.task_dir / "certs", self.context.certificates)
-        if self.run_spec.get("files") or self.run_spec.get("packages"):
+        if self.run_spec.get("files") or self.run_spec.get("packages") or self.run_spec.get("sharedFiles"):
             self._preparing = asyncio.ensure_future(self._prepare())
             try:
                 await self._preparing

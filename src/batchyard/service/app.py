@@ -26,6 +26,7 @@ from batchyard.service.api import (
     pools,
     schedules,
     tasks,
+    usage,
 )
 from batchyard.service.auth import SharedKeyAccount
 from batchyard.service.clock import AdjustableClock, Clock, iso
@@ -129,6 +130,7 @@ def build_app(settings: Settings, provider: LocalProvider | None = None) -> Star
         *tasks.routes,
         *files.routes,
         *applications.routes,
+        *usage.routes,
     ]
     app = Starlette(
         routes=routes,

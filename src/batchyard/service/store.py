@@ -32,7 +32,30 @@ CREATE TABLE IF NOT EXISTS prep_status (job_key TEXT NOT NULL, node_id TEXT NOT 
 CREATE TABLE IF NOT EXISTS retention (expiry REAL NOT NULL, node_id TEXT NOT NULL, path TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS retention_by_expiry ON retention (expiry);
 CREATE TABLE IF NOT EXISTS certificates (key TEXT PRIMARY KEY, doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS subtasks (job_key TEXT NOT NULL, task_key TEXT NOT NULL, id INTEGER NOT NULL,
+    doc BLOB NOT NULL, PRIMARY KEY (job_key, task_key, id));
+CREATE TABLE IF NOT EXISTS usage_totals (scope TEXT NOT NULL, key TEXT NOT NULL, doc BLOB NOT NULL,
+    PRIMARY KEY (scope, key));
+CREATE TABLE IF NOT EXISTS pool_usage (start REAL NOT NULL, pool_id TEXT NOT NULL, vm_size TEXT NOT NULL,
+    core_seconds REAL NOT NULL, PRIMARY KEY (start, pool_id));
 """
+
+# Task columns added after the first schema, so list queries read them instead of parsing documents:
+# (name, type, how to fill it from an existing row's document).
+_TASK_COLUMNS = (
+    ("id", "TEXT", "json_extract(doc, '$.id')"),
+    ("exit_code", "INTEGER", "json_extract(doc, '$.executionInfo.exitCode')"),
+    ("transition", "TEXT", "json_extract(doc, '$.stateTransitionTime')"),
+)
+# For `$filter` on executionInfo/exitCode and stateTransitionTime (a change feed) in time proportional
+# to what matches.
+_TASK_INDEXES = """
+CREATE INDEX IF NOT EXISTS tasks_by_exit_code ON tasks (job_key, exit_code) WHERE exit_code IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_by_transition ON tasks (job_key, transition);
+"""
+
+# Filtered task pages go through a hinted index when fewer rows than this match its condition.
+INDEX_PROBE = 5000
 
 _dumps = orjson.dumps
 _loads = orjson.loads
@@ -46,12 +69,26 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=OFF")
         self._db.executescript(SCHEMA)
+        self._add_task_columns()
         self._depth = 0
         self._seq = int(self.get_meta("seq") or 0)
         self._saved_seq = self._seq
 
     def close(self) -> None:
         self._db.close()
+
+    def _add_task_columns(self) -> None:
+        """Additive migration: new columns on an existing tasks table, filled from the documents."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(tasks)")}
+        missing = [(name, kind, fill) for name, kind, fill in _TASK_COLUMNS if name not in have]
+        if missing:
+            self._db.execute("BEGIN")
+            for name, kind, _ in missing:
+                self._db.execute(f"ALTER TABLE tasks ADD COLUMN {name} {kind}")
+            sets = ", ".join(f"{name} = {fill}" for name, _, fill in missing)
+            self._db.execute(f"UPDATE tasks SET {sets}")
+            self._db.execute("COMMIT")
+        self._db.executescript(_TASK_INDEXES)
 
     # --- transactions -------------------------------------------------------------------------
 
@@ -122,6 +159,7 @@ class Store:
         self._db.execute("DELETE FROM jobs WHERE key = ?", (key,))
         self._db.execute("DELETE FROM tasks WHERE job_key = ?", (key,))
         self._db.execute("DELETE FROM prep_status WHERE job_key = ?", (key,))
+        self._db.execute("DELETE FROM subtasks WHERE job_key = ?", (key,))
 
     def put_schedule(self, key: str, seq: int, doc: dict[str, Any]) -> None:
         self._db.execute(
@@ -136,14 +174,19 @@ class Store:
     def insert_tasks(self, job_key: str, rows: Iterable[tuple[str, int, str, dict[str, Any]]]) -> None:
         """rows: (task key, seq, state, doc)."""
         self._db.executemany(
-            "INSERT INTO tasks (job_key, key, seq, state, node_id, doc) VALUES (?, ?, ?, ?, NULL, ?)",
-            [(job_key, key, seq, state, _dumps(doc)) for key, seq, state, doc in rows],
+            "INSERT INTO tasks (job_key, key, seq, state, node_id, doc, id, exit_code, transition)"
+            " VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?)",
+            [
+                (job_key, key, seq, state, _dumps(doc), doc["id"], _exit_code(doc), doc.get("stateTransitionTime"))
+                for key, seq, state, doc in rows
+            ],
         )
 
     def update_task(self, job_key: str, key: str, state: str, node_id: str | None, doc: dict[str, Any]) -> None:
         self._db.execute(
-            "UPDATE tasks SET state = ?, node_id = ?, doc = ? WHERE job_key = ? AND key = ?",
-            (state, node_id, _dumps(doc), job_key, key),
+            "UPDATE tasks SET state = ?, node_id = ?, doc = ?, exit_code = ?, transition = ?"
+            " WHERE job_key = ? AND key = ?",
+            (state, node_id, _dumps(doc), _exit_code(doc), doc.get("stateTransitionTime"), job_key, key),
         )
 
     def get_task(self, job_key: str, key: str) -> dict[str, Any] | None:
@@ -178,14 +221,57 @@ class Store:
         self._db.execute("DELETE FROM tasks WHERE job_key = ? AND key = ?", (job_key, key))
 
     def list_tasks(
-        self, job_key: str, after_seq: int, limit: int, where: str = "", params: tuple[Any, ...] = ()
+        self, job_key: str, after_seq: int, limit: int, where: str = "", params: tuple[Any, ...] = (),
+        hint: Any = None,
     ) -> list[tuple[int, bytes]]:
-        """A page of (seq, raw doc) in insertion order; `where` is an SQL fragment over the columns."""
+        """A page of (seq, raw doc) in insertion order; `where` is an SQL fragment over the columns.
+
+        `hint` (an odata IndexHint: index, condition, params) names an index that answers a condition every
+        match satisfies; it is used when few rows match it (see `_plan`).
+        """
+        return self._task_page("doc", job_key, after_seq, limit, where, params, hint)
+
+    def list_task_columns(
+        self, job_key: str, after_seq: int, limit: int, columns: tuple[str, ...], where: str = "",
+        params: tuple[Any, ...] = (), hint: Any = None,
+    ) -> list[tuple[Any, ...]]:
+        """Like list_tasks, but (seq, *columns) from the table's own columns: no document is read."""
+        assert set(columns) <= {"id", "state", "transition", "exit_code"}
+        return self._task_page(", ".join(columns), job_key, after_seq, limit, where, params, hint)
+
+    def _task_page(
+        self, what: str, job_key: str, after_seq: int, limit: int, where: str, params: tuple[Any, ...], hint: Any
+    ) -> list[Any]:
+        sql, args = self._task_page_sql(what, job_key, after_seq, limit, where, params, hint)
+        return self._db.execute(sql, args).fetchall()
+
+    def _task_page_sql(
+        self, what: str, job_key: str, after_seq: int, limit: int, where: str, params: tuple[Any, ...], hint: Any
+    ) -> tuple[str, tuple[Any, ...]]:
         extra = f" AND ({where})" if where else ""
-        return self._db.execute(
-            f"SELECT seq, doc FROM tasks WHERE job_key = ? AND seq > ?{extra} ORDER BY seq LIMIT ?",
-            (job_key, after_seq, *params, limit),
-        ).fetchall()
+        indexed = f" INDEXED BY {hint.index}" if hint is not None and self._few_match(job_key, hint) else ""
+        sql = f"SELECT seq, {what} FROM tasks{indexed} WHERE job_key = ? AND seq > ?{extra} ORDER BY seq LIMIT ?"
+        return sql, (job_key, after_seq, *params, limit)
+
+    def _few_match(self, job_key: str, hint: Any) -> bool:
+        """Whether fewer than INDEX_PROBE rows of the job satisfy the hint's condition (counted in its index).
+
+        SQLite otherwise walks the job in seq order (no sort, stops at the page size), which costs the job's
+        size when few rows match; through the index it costs the matches plus sorting them.
+        """
+        row = self._db.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM tasks INDEXED BY {hint.index} WHERE job_key = ? AND"
+            f" {hint.condition} LIMIT {INDEX_PROBE})",
+            (job_key, *hint.params),
+        ).fetchone()
+        return int(row[0]) < INDEX_PROBE
+
+    def explain_task_list(
+        self, job_key: str, where: str = "", params: tuple[Any, ...] = (), hint: Any = None
+    ) -> list[str]:
+        """The query plan of a filtered task page (tests check which index answers it)."""
+        sql, args = self._task_page_sql("doc", job_key, 0, 1000, where, params, hint)
+        return [str(row[-1]) for row in self._db.execute("EXPLAIN QUERY PLAN " + sql, args)]
 
     def task_keys_in_state(self, job_key: str, states: tuple[str, ...]) -> list[tuple[str, bytes]]:
         marks = ",".join("?" * len(states))
@@ -210,6 +296,36 @@ class Store:
 
     def delete_certificate(self, key: str) -> None:
         self._db.execute("DELETE FROM certificates WHERE key = ?", (key,))
+
+    # --- subtasks of multi-instance tasks (engine/multi_instance.py) -------------------------
+
+    def put_subtask(self, job_key: str, task_key: str, subtask_id: int, doc: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO subtasks (job_key, task_key, id, doc) VALUES (?, ?, ?, ?)",
+            (job_key, task_key, subtask_id, _dumps(doc)),
+        )
+
+    def list_subtasks(self, job_key: str, task_key: str) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT doc FROM subtasks WHERE job_key = ? AND task_key = ? ORDER BY id", (job_key, task_key)
+        )
+        return [_loads(row[0]) for row in rows]
+
+    def multi_instance_sizes(self, job_key: str) -> dict[str, int]:
+        """Unfinished multi-instance tasks of a job: task key -> numberOfInstances."""
+        rows = self._db.execute(
+            "SELECT key, json_extract(doc, '$.multiInstanceSettings.numberOfInstances') FROM tasks"
+            " WHERE job_key = ? AND state != 'completed'"
+            " AND json_extract(doc, '$.multiInstanceSettings') IS NOT NULL",
+            (job_key,),
+        )
+        return {key: int(count or 1) for key, count in rows}
+
+    def delete_subtasks(self, job_key: str, task_key: str | None = None) -> None:
+        if task_key is None:
+            self._db.execute("DELETE FROM subtasks WHERE job_key = ?", (job_key,))
+        else:
+            self._db.execute("DELETE FROM subtasks WHERE job_key = ? AND task_key = ?", (job_key, task_key))
 
     # --- job preparation and release status, per job and node --------------------------------
 
@@ -241,6 +357,32 @@ class Store:
         row = self._db.execute("SELECT MAX(expiry) FROM retention WHERE node_id = ?", (node_id,)).fetchone()
         return float(row[0] or 0.0)
 
+    # --- usage: running totals per job, schedule and pool; pool core time per interval ----------
+
+    def load_usage(self) -> list[tuple[str, str, dict[str, Any]]]:
+        return [(scope, key, _loads(doc)) for scope, key, doc in self._db.execute("SELECT * FROM usage_totals")]
+
+    def put_usage(self, scope: str, key: str, doc: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO usage_totals (scope, key, doc) VALUES (?, ?, ?)", (scope, key, _dumps(doc))
+        )
+
+    def add_pool_usage(self, start: float, pool_id: str, vm_size: str, core_seconds: float) -> None:
+        self._db.execute(
+            "INSERT INTO pool_usage (start, pool_id, vm_size, core_seconds) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (start, pool_id) DO UPDATE SET core_seconds = core_seconds + excluded.core_seconds,"
+            " vm_size = excluded.vm_size",
+            (start, pool_id, vm_size, core_seconds),
+        )
+
+    def pool_usage(self, first: float, last: float) -> list[tuple[float, str, str, float]]:
+        """(interval start, pool id, vm size, core seconds) for intervals starting in [first, last]."""
+        return self._db.execute(
+            "SELECT start, pool_id, vm_size, core_seconds FROM pool_usage WHERE start >= ? AND start <= ?"
+            " ORDER BY start, pool_id",
+            (first, last),
+        ).fetchall()
+
     def count_task_states(self) -> list[tuple[str, str, int]]:
         return self._db.execute("SELECT job_key, state, COUNT(*) FROM tasks GROUP BY job_key, state").fetchall()
 
@@ -253,3 +395,8 @@ class Store:
             (job_key,),
         ).fetchone()
         return int(row[0] or 0), int(row[1] or 0)
+
+
+def _exit_code(doc: dict[str, Any]) -> int | None:
+    code = (doc.get("executionInfo") or {}).get("exitCode")
+    return code if isinstance(code, int) and not isinstance(code, bool) else None

@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from batchyard.service import errors
 from batchyard.service.api.common import engine_of, list_filter, odata_element, page, skip_token, url_for
+from batchyard.service.api.usage import job_stats, wants_stats, with_stats
 from batchyard.service.http import (
     accepted,
     check_conditions,
@@ -44,16 +45,25 @@ async def list_jobs(request: Request) -> Response:
     select = parse_select(request)
     jobs = [job for job in engine_of(request).jobs.values() if keep(job.doc)]
     chosen, token = page(jobs, lambda j: j.seq, skip_token(request), parse_max_results(request))
-    return list_response(
-        request, "jobs", (present(j.doc, _job_url(request, j.doc["id"]), select) for j in chosen), token
+    expand = wants_stats(request)
+    views = (
+        with_stats(
+            present(j.doc, _job_url(request, j.doc["id"]), select), select, expand, lambda j=j: job_stats(request, j)
+        )
+        for j in chosen
     )
+    return list_response(request, "jobs", views, token)
 
 
 @endpoint
 async def get_job(request: Request) -> Response:
     job = engine_of(request).get_job(request.path_params["jobId"])
     check_conditions(request, job.doc, reading=True)
-    body = odata_element(request, "jobs") | present(job.doc, _job_url(request, job.doc["id"]), parse_select(request))
+    select = parse_select(request)
+    view = present(job.doc, _job_url(request, job.doc["id"]), select)
+    body = odata_element(request, "jobs") | with_stats(
+        view, select, wants_stats(request), lambda: job_stats(request, job)
+    )
     return json_response(body, entity_headers(job.doc))
 
 

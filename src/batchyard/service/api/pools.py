@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from batchyard.service import errors
 from batchyard.service.api.common import engine_of, list_filter, odata_element, page, skip_token, url_for
+from batchyard.service.api.usage import pool_stats, wants_stats, with_stats
 from batchyard.service.http import (
     accepted,
     check_conditions,
@@ -77,17 +78,24 @@ async def list_pools(request: Request) -> Response:
     select = parse_select(request)
     pools = [pool for pool in engine_of(request).pools.values() if keep(pool.doc)]
     chosen, token = page(pools, lambda p: p.seq, skip_token(request), parse_max_results(request))
-    return list_response(
-        request, "pools", (present(p.doc, _pool_url(request, p.doc["id"]), select) for p in chosen), token
+    expand = wants_stats(request)
+    views = (
+        with_stats(
+            present(p.doc, _pool_url(request, p.doc["id"]), select), select, expand, lambda p=p: pool_stats(request, p)
+        )
+        for p in chosen
     )
+    return list_response(request, "pools", views, token)
 
 
 @endpoint
 async def get_pool(request: Request) -> Response:
     pool = engine_of(request).get_pool(request.path_params["poolId"])
     check_conditions(request, pool.doc, reading=True)
-    body = odata_element(request, "pools") | present(
-        pool.doc, _pool_url(request, pool.doc["id"]), parse_select(request)
+    select = parse_select(request)
+    view = present(pool.doc, _pool_url(request, pool.doc["id"]), select)
+    body = odata_element(request, "pools") | with_stats(
+        view, select, wants_stats(request), lambda: pool_stats(request, pool)
     )
     return json_response(body, entity_headers(pool.doc))
 

@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from batchyard.service.api.common import engine_of, list_filter, odata_element, page, skip_token, url_for
+from batchyard.service.api.usage import job_stats, schedule_stats, wants_stats, with_stats
 from batchyard.service.engine.schedules import ScheduleRt
 from batchyard.service.http import (
     accepted,
@@ -51,15 +52,23 @@ async def list_schedules(request: Request) -> Response:
     select = parse_select(request)
     items = [s for s in engine_of(request).schedules.values() if keep(s.doc)]
     chosen, token = page(items, lambda s: s.seq, skip_token(request), parse_max_results(request))
-    views = (present(s.doc, _url(request, s.doc["id"]), select) for s in chosen)
+    expand = wants_stats(request)
+    views = (
+        with_stats(
+            present(s.doc, _url(request, s.doc["id"]), select), select, expand, lambda s=s: schedule_stats(request, s)
+        )
+        for s in chosen
+    )
     return list_response(request, "jobschedules", views, token)
 
 
 @endpoint
 async def get_schedule(request: Request) -> Response:
     schedule = _schedule(request, reading=True)
-    body = odata_element(request, "jobschedules") | present(
-        schedule.doc, _url(request, schedule.doc["id"]), parse_select(request)
+    select = parse_select(request)
+    view = present(schedule.doc, _url(request, schedule.doc["id"]), select)
+    body = odata_element(request, "jobschedules") | with_stats(
+        view, select, wants_stats(request), lambda: schedule_stats(request, schedule)
     )
     return json_response(body, entity_headers(schedule.doc))
 
@@ -131,7 +140,16 @@ async def list_schedule_jobs(request: Request) -> Response:
     select = parse_select(request)
     jobs = sorted((j for j in engine.jobs_of_schedule(schedule) if keep(j.doc)), key=lambda j: j.seq)
     chosen, token = page(jobs, lambda j: j.seq, skip_token(request), parse_max_results(request))
-    views = (present(j.doc, url_for(request, f"/jobs/{j.doc['id']}"), select) for j in chosen)
+    expand = wants_stats(request)
+    views = (
+        with_stats(
+            present(j.doc, url_for(request, f"/jobs/{j.doc['id']}"), select),
+            select,
+            expand,
+            lambda j=j: job_stats(request, j),
+        )
+        for j in chosen
+    )
     return list_response(request, "jobs", views, token)
 
 

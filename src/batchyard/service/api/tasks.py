@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from batchyard.service import errors
-from batchyard.service.api.common import engine_of, odata_element, skip_token, sql_filter, url_for
+from batchyard.service.api.common import engine_of, odata_element, skip_token, task_filter, url_for
 from batchyard.service.engine.statistics import task_statistics
 from batchyard.service.errors import BatchError
 from batchyard.service.http import (
@@ -92,19 +92,54 @@ async def add_task_collection(request: Request) -> Response:
     return json_response({"odata.metadata": f"{base}/$metadata#taskaddresult", "value": value})
 
 
+# `$select` properties the tasks table holds in columns: such pages are built without reading documents.
+_COLUMN_SELECT = {"id": "id", "state": "state", "stateTransitionTime": "transition", "url": "id"}
+
+
 @endpoint
 async def list_tasks(request: Request) -> Response:
-    where, params = sql_filter(request, "tasks")
+    where, params, hint = task_filter(request)
     engine = engine_of(request)
     job = engine.get_job(request.path_params["jobId"])
     select = parse_select(request)
     size = parse_max_results(request)
-    rows = engine.store.list_tasks(job.key, skip_token(request), size + 1, where, params)
+    stats = _wants_stats(request)
+    after = skip_token(request)
+    if select is not None and select <= _COLUMN_SELECT.keys() and not stats:
+        items = _column_page(request, job.key, job.doc["id"], select, after, size + 1, (where, params, hint))
+        token = str(items[size - 1][0]) if len(items) > size else None
+        return list_response(request, "tasks", [item for _, item in items[:size]], token)
+    rows = engine.store.list_tasks(job.key, after, size + 1, where, params, hint)
     token = str(rows[size - 1][0]) if len(rows) > size else None
     job_id = job.doc["id"]
-    stats = _wants_stats(request)
-    items = [_view(request, job_id, orjson.loads(raw), select, stats) for _, raw in rows[:size]]
+    items = [_raw_view(request, job_id, raw) if select is None and not stats
+             else _view(request, job_id, orjson.loads(raw), select, stats) for _, raw in rows[:size]]
     return list_response(request, "tasks", items, token)
+
+
+def _column_page(
+    request: Request, job_key: str, job_id: str, select: set[str], after: int, limit: int, sql: tuple[Any, ...]
+) -> list[tuple[int, dict[str, Any]]]:
+    names = sorted(select)
+    columns = tuple(dict.fromkeys(_COLUMN_SELECT[name] for name in names))
+    rows = engine_of(request).store.list_task_columns(job_key, after, limit, columns, *sql)
+    base = f"{request.app.state.settings.base_url}/jobs/{job_id}/tasks/"
+    out: list[tuple[int, dict[str, Any]]] = []
+    for seq, *values in rows:
+        by_column = dict(zip(columns, values, strict=True))
+        item = {name: base + by_column["id"] if name == "url" else by_column[_COLUMN_SELECT[name]] for name in names}
+        out.append((seq, item))
+    return out
+
+
+def _raw_view(request: Request, job_id: str, raw: bytes) -> Any:
+    """A whole stored document as it is on the wire, spliced as JSON bytes when it has no private `_` keys."""
+    if b'"_' in raw:  # may hold a private key (or a value starting with "_"): take the exact path
+        doc = orjson.loads(raw)
+        return present(doc, _task_url(request, job_id, doc["id"]))
+    task_id = raw[7 : raw.index(b'"', 7)].decode() if raw.startswith(b'{"id":"') else orjson.loads(raw)["id"]
+    url = orjson.dumps(_task_url(request, job_id, task_id))
+    return orjson.Fragment(raw[:-1] + b',"url":' + url + b"}")
 
 
 @endpoint
@@ -168,9 +203,13 @@ async def reactivate_task(request: Request) -> Response:
 async def list_subtasks(request: Request) -> Response:
     engine = engine_of(request)
     job = engine.get_job(request.path_params["jobId"])
-    engine.get_task(job, request.path_params["taskId"])
-    # Only multi-instance tasks have subtasks.
-    return list_response(request, "subtaskinfo", [], None)
+    # Only multi-instance tasks have subtasks (1..N-1; the primary is the task itself).
+    select = parse_select(request)
+    items = [
+        {k: v for k, v in sub.items() if select is None or k in select}
+        for sub in engine.list_subtasks(job, request.path_params["taskId"])
+    ]
+    return list_response(request, "subtaskinfo", items, None)
 
 
 routes = [

@@ -194,7 +194,11 @@ class EngineBase:
         if not nodes:
             return
         jobs = [job for job in (self.jobs[key] for key in self.pool_jobs.get(pool.key, ())) if job.schedulable]
-        views = [JobQueueView(job.priority, job.seq, job.queue, self.excluded_nodes(job)) for job in jobs if job.queue]
+        views = [
+            JobQueueView(job.priority, job.seq, job.queue, self.excluded_nodes(job), self.gang_sizes(job))
+            for job in jobs
+            if job.queue
+        ]
         # A job manager that must run again goes before every job's tasks (the seed).
         views += [
             JobQueueView(RESTART_PRIORITY, job.seq, job.restarts, self.excluded_nodes(job))
@@ -207,8 +211,11 @@ class EngineBase:
         if not assignments:
             return
         by_job: dict[str, list[tuple[QueuedTask, str]]] = defaultdict(list)
+        gangs: dict[tuple[str, str], tuple[str, ...]] = {}  # multi-instance tasks: their subtask nodes
         for assignment in assignments:
             by_job[assignment.task.job_key].append((assignment.task, assignment.node_id))
+            if assignment.others:
+                gangs[(assignment.task.job_key, assignment.task.task_key)] = assignment.others
         runs_by_node: dict[str, list[dict[str, Any]]] = defaultdict(list)
         now = self.now()
         for job_key, picked in by_job.items():
@@ -218,6 +225,11 @@ class EngineBase:
             for task, node_id in picked:
                 doc = docs.get(task.task_key)
                 if doc is None or doc["state"] != "active":
+                    continue
+                others = gangs.get((job_key, task.task_key))
+                if others:
+                    for gang_node, gang_runs in self.assign_gang(job, doc, [node_id, *others], now).items():
+                        runs_by_node[gang_node].extend(gang_runs)
                     continue
                 runs = self.assign_task(job, doc, self.nodes[node_id], task.slots, now)
                 runs_by_node[node_id].extend(runs)
@@ -236,6 +248,14 @@ class EngineBase:
     def excluded_nodes(self, job: JobRt) -> frozenset[str]:
         """Nodes a job's tasks may not be placed on."""
         return frozenset()
+
+    def gang_sizes(self, job: JobRt) -> dict[str, int]:
+        """Queued multi-instance tasks of a job: task key -> instances (engine/multi_instance.py)."""
+        return {}
+
+    def assign_gang(self, job: JobRt, doc: dict[str, Any], node_ids: list[str], now: datetime) -> dict[str, list[Any]]:
+        """Place a multi-instance task on its nodes (master first); returns the runs per node."""
+        raise NotImplementedError
 
     def finish_special_run(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> bool:
         """Handle the result of a run that is not an ordinary task; False when it is one."""

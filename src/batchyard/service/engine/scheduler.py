@@ -3,14 +3,15 @@
 Rules (from the seed): within a pool, tasks of higher-priority jobs start first; jobs of equal
 priority share the pool (round robin); running tasks are never preempted; a node never runs more
 than its task slots; `spread` places each task on the node with the most free slots, `pack` fills
-one node before the next.
+one node before the next. A multi-instance task (`gangs`: task key -> instances) is placed on that
+many distinct nodes in one round or not at all, so no partial gang ever holds nodes.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import groupby
 
 
@@ -27,6 +28,7 @@ class JobQueueView:
     order: int  # creation order, a stable tie-break between jobs of equal priority
     tasks: Iterable[QueuedTask]  # in queue order; only read, never changed
     excluded: frozenset[str] = frozenset()  # nodes this job's tasks may not go to
+    gangs: Mapping[str, int] = field(default_factory=dict)  # multi-instance task key -> number of instances (nodes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +41,8 @@ class NodeSlots:
 @dataclass(frozen=True, slots=True)
 class Assignment:
     task: QueuedTask
-    node_id: str
+    node_id: str  # for a multi-instance task: the master node (the primary runs there)
+    others: tuple[str, ...] = ()  # a multi-instance task's subtask nodes, in subtask id order
 
 
 # A queue head that fits on no node is skipped; stop looking after this many such skips so a
@@ -56,24 +59,35 @@ def schedule(jobs: Sequence[JobQueueView], nodes: Sequence[NodeSlots], fill_type
     assignments: list[Assignment] = []
     ranked = sorted(jobs, key=lambda job: (-job.priority, job.order))
     for _, level in groupby(ranked, key=lambda job: job.priority):
-        _fill_level([(iter(job.tasks), job.excluded) for job in level], picker, assignments)
+        _fill_level([(iter(job.tasks), job.excluded, job.gangs) for job in level], picker, assignments)
         if picker.total_free == 0:
             break
     return assignments
 
 
-def _fill_level(
-    queues: list[tuple[Iterator[QueuedTask], frozenset[str]]], picker: _Picker, out: list[Assignment]
-) -> None:
+_Queue = tuple[Iterator[QueuedTask], frozenset[str], Mapping[str, int]]
+
+
+def _fill_level(queues: list[_Queue], picker: _Picker, out: list[Assignment]) -> None:
     """Round robin over the jobs of one priority level until slots or tasks run out."""
     skipped = 0
     while queues and picker.total_free > 0 and skipped < MAX_SKIPPED:
-        still_open: list[tuple[Iterator[QueuedTask], frozenset[str]]] = []
-        for queue, excluded in queues:
+        still_open: list[_Queue] = []
+        for queue, excluded, gangs in queues:
             task = next(queue, None)
             if task is None:
                 continue
-            still_open.append((queue, excluded))
+            still_open.append((queue, excluded, gangs))
+            instances = gangs.get(task.task_key, 1) if gangs else 1
+            if instances > 1:
+                chosen = picker.take_gang(task.slots, instances, excluded)
+                if chosen is None:
+                    skipped += 1
+                    continue
+                out.append(Assignment(task, chosen[0], tuple(chosen[1:])))
+                if picker.total_free == 0:
+                    return
+                continue
             node_id = picker.take(task.slots, excluded)
             if node_id is None:
                 skipped += 1
@@ -88,6 +102,10 @@ class _Picker:
     total_free: int
 
     def take(self, slots: int, excluded: frozenset[str] = frozenset()) -> str | None:
+        raise NotImplementedError
+
+    def take_gang(self, slots: int, count: int, excluded: frozenset[str]) -> list[str] | None:
+        """`count` distinct nodes with `slots` free each, all taken, or None and nothing taken."""
         raise NotImplementedError
 
 
@@ -123,6 +141,29 @@ class _SpreadPicker(_Picker):
             heapq.heappush(self.heap, (-left, rank, node_id))
         return node_id
 
+    def take_gang(self, slots: int, count: int, excluded: frozenset[str]) -> list[str] | None:
+        popped = []
+        chosen = []
+        while self.heap and len(chosen) < count and -self.heap[0][0] >= slots:
+            entry = heapq.heappop(self.heap)
+            popped.append(entry)
+            if entry[2] not in excluded:
+                chosen.append(entry)
+        if len(chosen) < count:
+            for entry in popped:
+                heapq.heappush(self.heap, entry)
+            return None
+        for entry in popped:
+            if entry not in chosen:
+                heapq.heappush(self.heap, entry)
+        for neg_free, rank, node_id in chosen:
+            left = -neg_free - slots
+            self.free[node_id] = left
+            self.total_free -= slots
+            if left > 0:
+                heapq.heappush(self.heap, (-left, rank, node_id))
+        return [node_id for _, _, node_id in chosen]
+
 
 class _PackPicker(_Picker):
     """Fill the first node (in node order) that fits before moving on."""
@@ -139,3 +180,12 @@ class _PackPicker(_Picker):
                 self.total_free -= slots
                 return node_id
         return None
+
+    def take_gang(self, slots: int, count: int, excluded: frozenset[str]) -> list[str] | None:
+        chosen = [n for n in self.nodes if self.free[n] >= slots and n not in excluded][:count]
+        if len(chosen) < count:
+            return None
+        for node_id in chosen:
+            self.free[node_id] -= slots
+            self.total_free -= slots
+        return chosen

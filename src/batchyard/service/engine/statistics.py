@@ -1,11 +1,11 @@
-"""Resource statistics of tasks, from the real rusage and I/O counters the agent measured."""
+"""Resource statistics of tasks, jobs, schedules and pools, from real rusage, I/O counters and node reports."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from batchyard.service.clock import parse_iso
+from batchyard.service.clock import iso, parse_iso
 from batchyard.service.models.durations import format_duration
 
 _GIB = 1024**3
@@ -32,3 +32,63 @@ def task_statistics(doc: dict[str, Any], url: str) -> dict[str, Any]:
         "writeIOGiB": float(measured.get("writeBytes", 0)) / _GIB,
         "waitTime": format_duration(max(wait, timedelta(0))),
     }
+
+
+def _seconds(value: float) -> str:
+    return format_duration(timedelta(seconds=max(0.0, value)))
+
+
+def _stamp(totals: dict[str, float], fallback: str, now: datetime) -> str:
+    return iso(datetime.fromtimestamp(totals["updated"], UTC)) if "updated" in totals else fallback or iso(now)
+
+
+def run_statistics(totals: dict[str, float], url: str, start: str, now: datetime) -> dict[str, Any]:
+    """The part BatchJobStatistics and BatchJobScheduleStatistics share, from UsageOps' running totals."""
+    return {
+        "url": url,
+        "startTime": start,
+        "lastUpdateTime": _stamp(totals, start, now),
+        "userCPUTime": _seconds(totals.get("userCPUTime", 0.0)),
+        "kernelCPUTime": _seconds(totals.get("kernelCPUTime", 0.0)),
+        "wallClockTime": _seconds(totals.get("wallClockTime", 0.0)),
+        "readIOps": str(int(totals.get("readIOps", 0))),
+        "writeIOps": str(int(totals.get("writeIOps", 0))),
+        "readIOGiB": totals.get("readBytes", 0.0) / _GIB,
+        "writeIOGiB": totals.get("writeBytes", 0.0) / _GIB,
+        "numTaskRetries": str(int(totals.get("taskRetries", 0))),
+        "waitTime": _seconds(totals.get("waitTime", 0.0)),
+    }
+
+
+def job_statistics(
+    totals: dict[str, float], url: str, start: str, succeeded: int, failed: int, now: datetime
+) -> dict[str, Any]:
+    """BatchJobStatistics (also BatchJobScheduleStatistics): task counts are the jobs' current ones."""
+    return run_statistics(totals, url, start, now) | {
+        "numSucceededTasks": str(succeeded),
+        "numFailedTasks": str(failed),
+    }
+
+
+def pool_statistics(totals: dict[str, float], url: str, start: str, now: datetime) -> dict[str, Any]:
+    """BatchPoolStatistics: core time of the pool's nodes, and the resource use their agents reported."""
+    updated = _stamp(totals, start, now)
+    samples = totals.get("samples", 0.0) or 1.0
+    resource = {
+        "startTime": start,
+        "lastUpdateTime": updated,
+        "avgCPUPercentage": totals.get("cpu", 0.0) / samples,
+        "avgMemoryGiB": totals.get("mem", 0.0) / samples / _GIB,
+        "peakMemoryGiB": totals.get("peakMem", 0.0) / _GIB,
+        "avgDiskGiB": totals.get("disk", 0.0) / samples / _GIB,
+        "peakDiskGiB": totals.get("peakDisk", 0.0) / _GIB,
+        "diskReadIOps": str(int(totals.get("rops", 0))),
+        "diskWriteIOps": str(int(totals.get("wops", 0))),
+        "diskReadGiB": totals.get("rb", 0.0) / _GIB,
+        "diskWriteGiB": totals.get("wb", 0.0) / _GIB,
+        "networkReadGiB": totals.get("nin", 0.0) / _GIB,
+        "networkWriteGiB": totals.get("nout", 0.0) / _GIB,
+    }
+    core_time = _seconds(totals.get("coreSeconds", 0.0))
+    usage = {"startTime": start, "lastUpdateTime": updated, "dedicatedCoreTime": core_time}
+    return {"url": url, "startTime": start, "lastUpdateTime": updated, "usageStats": usage, "resourceStats": resource}

@@ -8,8 +8,19 @@
 The filterable properties and operators per list kind are in `properties.LISTS`.
 """
 
-from batchyard.service.odata.compile import Predicate, to_predicate, to_sql
+from batchyard.service.odata.compile import IndexHint, Predicate, to_index_hint, to_predicate, to_sql
 from batchyard.service.odata.properties import LISTS, ListSpec, PropertySpec
 from batchyard.service.odata.validate import Filter, parse_filter
 
-__all__ = ["LISTS", "Filter", "ListSpec", "Predicate", "PropertySpec", "parse_filter", "to_predicate", "to_sql"]
+__all__ = [
+    "LISTS",
+    "Filter",
+    "IndexHint",
+    "ListSpec",
+    "Predicate",
+    "PropertySpec",
+    "parse_filter",
+    "to_index_hint",
+    "to_predicate",
+    "to_sql",
+]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -40,9 +41,33 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 }
 _SQL_OPS = {"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
-# Properties held in their own (indexed) column of a store table, by list kind. The column holds the
-# contract's spelling of the value, so enum comparisons on it are plain `=` and can use the index.
-SQL_COLUMNS: dict[str, dict[str, str]] = {"tasks": {"state": "state"}}
+# Properties held in their own (indexed) column of a store table, by list kind, so conditions on them
+# read no document and can use the store's indexes. An enum column holds the contract's spelling of the
+# value, so comparisons on it are plain `=`; `key` holds the task id already folded (lower-case).
+SQL_COLUMNS: dict[str, dict[str, str]] = {
+    "tasks": {
+        "id": "key",
+        "state": "state",
+        "stateTransitionTime": "transition",
+        "executionInfo/exitCode": "exit_code",
+    }
+}
+FOLDED_COLUMNS = frozenset({"key"})
+# Store indexes that lead with (job_key, column): a condition on the column can be answered from them.
+COLUMN_INDEXES = {
+    "key": "sqlite_autoindex_tasks_1",  # the primary key (job_key, key)
+    "exit_code": "tasks_by_exit_code",
+    "transition": "tasks_by_transition",
+}
+
+
+@dataclass(frozen=True)
+class IndexHint:
+    """A condition every matching row satisfies, answerable from `index` alone (see Store.list_tasks)."""
+
+    index: str
+    condition: str
+    params: tuple[Any, ...]
 
 
 def _expr_of(ast: Filter | Expr | None) -> Expr | None:
@@ -169,7 +194,11 @@ def _sql_condition(cond: Condition, doc: str, cols: dict[str, str], params: list
         params.append(value)  # the column holds the contract's spelling, which validation produced
     elif prop.type in ("string", "enum"):
         assert isinstance(value, str)
-        target = f"lower({target})"  # folds ASCII only, exactly like literals.fold
+        if column not in FOLDED_COLUMNS:
+            target = f"lower({target})"  # folds ASCII only, exactly like literals.fold
+        if op == "startswith" and column in FOLDED_COLUMNS and (bound := _prefix_bound(literals.fold(value))):
+            params.extend((literals.fold(value), bound))
+            return f"({target} >= ? AND {target} < ?)"
         if op == "startswith":
             params.append(_like_prefix(literals.fold(value)))
             return f"{target} LIKE ? ESCAPE '\\'"
@@ -187,6 +216,34 @@ def _sql_condition(cond: Condition, doc: str, cols: dict[str, str], params: list
     return condition
 
 
+def to_index_hint(ast: Filter | Expr | None, list_kind: str) -> IndexHint | None:
+    """An indexed condition the filter implies (itself, or one term of a top-level `and`), if any.
+
+    Only conditions that bound the column (no `ne`, whose null rows are not in the partial exit code index).
+    """
+    _check_kind(ast, list_kind)
+    expr = _expr_of(ast)
+    terms = expr.terms if isinstance(expr, And) else (expr,)
+    cols = SQL_COLUMNS.get(list_kind, {})
+    for term in terms:
+        if not isinstance(term, Condition) or term.op == "ne":
+            continue
+        column = cols.get(term.prop.name)
+        if column not in COLUMN_INDEXES:
+            continue
+        params: list[Any] = []
+        condition = _sql_condition(term, "doc", cols, params)
+        return IndexHint(COLUMN_INDEXES[column], condition, tuple(params))
+    return None
+
+
 def _like_prefix(prefix: str) -> str:
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped + "%"
+
+
+def _prefix_bound(prefix: str) -> str | None:
+    """The least string above every string starting with `prefix` (binary order of UTF-8 is code point order)."""
+    if not prefix or ord(prefix[-1]) >= 0x10FFFF or 0xD7FF <= ord(prefix[-1]) < 0xE000:
+        return None
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)

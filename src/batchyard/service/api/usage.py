@@ -1,0 +1,112 @@
+"""`$expand=stats` on jobs, pools and job schedules, and the account's pool usage metrics (/poolusagemetrics)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from batchyard.service import errors
+from batchyard.service.api.common import engine_of, list_filter, page, skip_token, url_for
+from batchyard.service.clock import iso
+from batchyard.service.engine.runtime import JobRt, PoolRt
+from batchyard.service.engine.statistics import job_statistics, pool_statistics
+from batchyard.service.engine.usage import INTERVAL, job_usage_key, pool_usage_key
+from batchyard.service.http import endpoint, list_response, parse_max_results
+from batchyard.service.odata.literals import parse_datetime
+
+
+def wants_stats(request: Request) -> bool:
+    """Whether `$expand` asks for stats, the only expandable property of jobs, pools and schedules."""
+    raw = request.query_params.get("$expand")
+    if raw is None:
+        return False
+    parts = {part.strip() for part in raw.split(",")}
+    if parts - {"stats"}:
+        raise errors.invalid_query("$expand", raw, "Only 'stats' can be expanded.")
+    return True
+
+
+def with_stats(
+    item: dict[str, Any], select: set[str] | None, expand: bool, stats: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """The item with `stats` when expanded (and selected, if there is a `$select`)."""
+    if expand and (select is None or "stats" in select):
+        item["stats"] = stats()
+    return item
+
+
+def job_stats(request: Request, job: JobRt) -> dict[str, Any]:
+    engine = engine_of(request)
+    totals = engine.usage.get(("job", job_usage_key(job)), {})
+    url = url_for(request, f"/jobs/{job.doc['id']}")
+    return job_statistics(totals, url, job.doc["creationTime"], job.succeeded, job.failed, engine.now())
+
+
+def pool_stats(request: Request, pool: PoolRt) -> dict[str, Any]:
+    engine = engine_of(request)
+    totals = engine.usage.get(("pool", pool_usage_key(pool)), {})
+    return pool_statistics(totals, url_for(request, f"/pools/{pool.doc['id']}"), pool.doc["creationTime"], engine.now())
+
+
+def schedule_stats(request: Request, schedule: Any) -> dict[str, Any]:
+    engine = engine_of(request)
+    totals = engine.usage.get(("schedule", f"{schedule.key}#{schedule.seq}"), {})
+    jobs = engine.jobs_of_schedule(schedule)
+    url = url_for(request, f"/jobschedules/{schedule.doc['id']}")
+    succeeded, failed = sum(job.succeeded for job in jobs), sum(job.failed for job in jobs)
+    return job_statistics(totals, url, schedule.doc["creationTime"], succeeded, failed, engine.now())
+
+
+# --- /poolusagemetrics --------------------------------------------------------------------------------
+
+
+def _time_param(request: Request, *names: str) -> float | None:
+    for name in names:
+        raw = request.query_params.get(name)
+        if raw is not None:
+            try:
+                return parse_datetime(raw).timestamp()
+            except ValueError:
+                raise errors.invalid_query(name, raw, "The value is not a valid date and time.") from None
+    return None
+
+
+@endpoint
+async def list_pool_usage_metrics(request: Request) -> Response:
+    """Per pool, per 30-minute interval: vmSize and core hours. Only finished intervals are reported.
+
+    Without startTime/endtime only the last finished interval is returned, as the contract says; with them,
+    the intervals that start at or after startTime (rounded down to an interval) and end by endtime.
+    """
+    engine = engine_of(request)
+    keep = list_filter(request, "poolUsageMetrics")
+    now = engine.now().timestamp()
+    last_start = (now // INTERVAL) * INTERVAL - INTERVAL  # the last interval that has ended
+    start = _time_param(request, "startTime", "starttime", "startime")
+    end = _time_param(request, "endtime", "endTime")
+    first = last_start if start is None else (start // INTERVAL) * INTERVAL
+    final = last_start if end is None else min(last_start, end - INTERVAL)
+    if start is not None and end is not None and end < start:
+        raise errors.invalid_query("endtime", request.query_params.get("endtime") or "", "endtime is before startTime.")
+    items = []
+    for begin, pool_id, vm_size, core_seconds in engine.store.pool_usage(first, final):
+        item = {
+            "poolId": pool_id,
+            "startTime": iso(datetime.fromtimestamp(begin, UTC)),
+            "endTime": iso(datetime.fromtimestamp(begin + INTERVAL, UTC)),
+            "vmSize": vm_size,
+            "totalCoreHours": core_seconds / 3600.0,
+        }
+        if keep(item):
+            items.append(item)
+    numbered = list(enumerate(items, start=1))
+    chosen, token = page(numbered, lambda pair: pair[0], skip_token(request), parse_max_results(request))
+    return list_response(request, "poolusagemetrics", (item for _, item in chosen), token)
+
+
+routes = [Route("/poolusagemetrics", list_pool_usage_metrics, methods=["GET"])]

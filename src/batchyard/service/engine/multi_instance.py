@@ -1,0 +1,387 @@
+"""Multi-instance tasks (MPI): gang placement, the coordination command everywhere, then the application.
+
+A task with `multiInstanceSettings` is placed on `numberOfInstances` distinct nodes in one
+scheduling round (scheduler.py places gangs all or nothing, so a waiting gang never holds nodes).
+Subtask 0 (the primary) runs on the master node: the task document's own run. Every instance
+downloads the common resource files into the task directory (AZ_BATCH_TASK_SHARED_DIR) and runs
+the coordination command; when all of them succeeded the primary runs the application command.
+Subtasks 1..N-1 keep their node's slot until the primary ends. A failed or lost instance ends the
+whole task, which is retried (or requeued) as a whole by the ordinary task rules in tasks.py.
+
+Run ids ("aid"): the primary's application run has the task's `_aid`; coordination runs and the
+subtasks' holds are `mi:<primary aid>:<subtask id>`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from batchyard.service.clock import iso
+from batchyard.service.engine.core import limit_seconds
+from batchyard.service.engine.nodes import failure_of, is_external_pool
+from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunningTask
+from batchyard.service.engine.tasks import TaskOps, task_dir
+from batchyard.service.storage.runs import resolve_files
+
+MI_PREFIX = "mi:"
+MASTER_PORT = 6000  # AZ_BATCH_MASTER_NODE is documented as IP:port
+NEVER = sys.maxsize  # instances of a gang no node set can hold: the scheduler always skips it
+# Local nodes get loopback addresses of their own in 127.1.0.0/16 for MPI traffic (127.0.0.1 is the host's).
+_LOOPBACK_BASE = int(ipaddress.IPv4Address("127.1.0.1"))
+_LOOPBACK_COUNT = 65534
+
+
+@dataclass(eq=False)
+class Gang:
+    job_key: str
+    task_key: str
+    aid: str  # the primary's application run (the task document's _aid)
+    nodes: list[str]  # node id per subtask id; 0 is the master
+    app_run: dict[str, Any]
+    pending: set[int] = field(default_factory=set)  # instances whose coordination command is still running
+    started: bool = False  # the application command was sent
+
+    def sub_aid(self, index: int) -> str:
+        return f"{MI_PREFIX}{self.aid}:{index}"
+
+
+def mi_status(pool: PoolRt | None, instances: int) -> dict[str, Any] | None:
+    """The marker of a multi-instance task its pool cannot run (see README); None when it can."""
+    if pool is None:
+        return None
+    if not pool.doc.get("enableInterNodeCommunication"):
+        reason = "The pool does not have enableInterNodeCommunication set."
+    elif pool.slots_per_node != 1:
+        reason = "The pool's taskSlotsPerNode is greater than 1."
+    else:
+        target = int(pool.doc.get("targetDedicatedNodes", 0)) + int(pool.doc.get("targetLowPriorityNodes", 0))
+        if max(target, len(pool.node_ids)) >= instances or pool.doc.get("enableAutoScale"):
+            return None
+        return {"state": "waitingfornodes", "reason": f"The task needs {instances} nodes; the pool has fewer."}
+    return {"state": "cannotrun", "reason": reason}
+
+
+class MultiInstanceOps(TaskOps):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.gangs: dict[str, Gang] = {}  # primary aid -> gang
+        self.gang_by_task: dict[tuple[str, str], str] = {}  # (job key, task key) -> primary aid
+        self.mi_sizes: dict[str, dict[str, int]] = {}  # job key -> unfinished multi-instance task -> instances
+        self._greeting: str | None = None  # node whose agent is saying hello (its runs are being matched)
+        super().__init__(*args, **kwargs)
+
+    def _on_hello(self, node: NodeRt, message: dict[str, Any]) -> None:
+        self._greeting = node.id
+        try:
+            super()._on_hello(node, message)  # type: ignore[misc]
+        finally:
+            self._greeting = None
+
+    # --- nodes: an address of their own -----------------------------------------------------------
+
+    def allocate_node(self, pool: PoolRt, now: datetime) -> NodeRt:
+        node = super().allocate_node(pool, now)  # type: ignore[misc]
+        if not is_external_pool(pool.doc):
+            used = {n.doc.get("ipAddress") for n in self.nodes.values()}
+            for offset in range(_LOOPBACK_COUNT):
+                address = str(ipaddress.IPv4Address(_LOOPBACK_BASE + (node.seq + offset) % _LOOPBACK_COUNT))
+                if address not in used:
+                    node.doc["ipAddress"] = address
+                    self.save_node(node)
+                    break
+        return node
+
+    # --- adding and loading -------------------------------------------------------------------------
+
+    def _load_job_tasks(self, job: JobRt) -> None:
+        super()._load_job_tasks(job)
+        sizes = self.store.multi_instance_sizes(job.key)
+        if sizes:
+            self.mi_sizes[job.key] = sizes
+
+    def add_tasks(self, job: JobRt, specs: list[dict[str, Any]]) -> list[Any]:
+        results = super().add_tasks(job, specs)
+        pool = self.pools.get(job.pool_key or "")
+        for doc in results:
+            if not isinstance(doc, dict) or "multiInstanceSettings" not in doc:
+                continue
+            instances = int(doc["multiInstanceSettings"].get("numberOfInstances", 1))
+            self.mi_sizes.setdefault(job.key, {})[doc["id"].lower()] = instances
+            retention = (doc.get("constraints") or {}).get("retentionTime")
+            status = mi_status(pool, instances)
+            if status is not None or retention:
+                if status is not None:
+                    doc["multiInstanceStatus"] = status
+                if retention:
+                    doc["_miRetention"] = retention  # subtasks keep the retention of creation (the seed)
+                self.save_task(job.key, doc)
+        return results
+
+    def gang_sizes(self, job: JobRt) -> dict[str, int]:
+        sizes = self.mi_sizes.get(job.key)
+        if not sizes:
+            return {}
+        pool = self.pools.get(job.pool_key or "")
+        if pool is None or (status := mi_status(pool, 2)) is not None and status["state"] == "cannotrun":
+            return {key: NEVER for key in sizes}  # stays active, as the seed says
+        return sizes
+
+    # --- placing ---------------------------------------------------------------------------------
+
+    def assign_gang(self, job: JobRt, doc: dict[str, Any], node_ids: list[str], now: datetime) -> dict[str, list[Any]]:
+        nodes = [self.nodes[node_id] for node_id in node_ids]
+        doc.pop("multiInstanceStatus", None)
+        app_run = self.start_task_run(job, doc, nodes[0], 1, now)
+        settings = doc["multiInstanceSettings"]
+        addresses = [str(node.doc.get("ipAddress", "127.0.0.1")) for node in nodes]
+        env = {
+            "CCP_NODES": " ".join([str(len(nodes))] + [f"{address} 1" for address in addresses]),
+            "AZ_BATCH_NODE_LIST": ";".join(addresses),
+            "AZ_BATCH_HOST_LIST": ",".join(addresses),
+            "AZ_BATCH_MASTER_NODE": f"{addresses[0]}:{MASTER_PORT}",
+        }
+        app_run["env"].update(env | {"AZ_BATCH_IS_CURRENT_NODE_MASTER": "true"})
+        app_run["mi"] = True
+        gang = Gang(job.key, doc["id"].lower(), app_run["aid"], node_ids, app_run, pending=set(range(len(nodes))))
+        self.gangs[gang.aid] = gang
+        self.gang_by_task[(job.key, gang.task_key)] = gang.aid
+        self.store.delete_subtasks(job.key, gang.task_key)  # a retry starts afresh
+        directory = task_dir(job.doc["id"], doc["id"])
+        shared = resolve_files(self, settings.get("commonResourceFiles"))
+        runs: dict[str, list[Any]] = {}
+        for index, node in enumerate(nodes):
+            aid = gang.sub_aid(index)
+            node.runs[aid] = RunningTask(job.key, gang.task_key, 0 if index == 0 else 1, aid)
+            coordination = dict(app_run)
+            coordination.update(
+                aid=aid,
+                cmd=settings.get("coordinationCommandLine") or "/bin/true",
+                env=app_run["env"] | {"AZ_BATCH_IS_CURRENT_NODE_MASTER": "true" if index == 0 else "false"},
+                files=[],
+                sharedFiles=shared,
+            )
+            for key in ("outputs", "packages", "prefail"):
+                coordination.pop(key, None)
+            runs[node.id] = [coordination]
+            if index:
+                self._start_subtask(job, doc, gang, index, node, directory, now)
+        return runs
+
+    def _start_subtask(
+        self, job: JobRt, doc: dict[str, Any], gang: Gang, index: int, node: NodeRt, directory: str, now: datetime
+    ) -> None:
+        node.slots_used += 1
+        node.doc["totalTasksRun"] = int(node.doc.get("totalTasksRun", 0)) + 1
+        node.dirty = True
+        pool_id = self.pools[node.pool_key].doc["id"]
+        node_url = f"{self.settings.base_url}/pools/{pool_id}/nodes/{node.id}"
+        subtask = {
+            "id": index,
+            "nodeInfo": {
+                "affinityId": node.doc["affinityId"],
+                "nodeUrl": node_url,
+                "poolId": pool_id,
+                "nodeId": node.id,
+                "taskRootDirectory": directory,
+                "taskRootDirectoryUrl": f"{node_url}/files/{directory}",
+            },
+            "startTime": iso(now),
+            "state": "running",
+            "stateTransitionTime": iso(now),
+        }
+        self.store.put_subtask(job.key, gang.task_key, index, subtask)
+        node.recent.append(
+            {
+                "taskUrl": f"{self.settings.base_url}/jobs/{job.doc['id']}/tasks/{doc['id']}",
+                "jobId": job.doc["id"],
+                "taskId": doc["id"],
+                "subtaskId": index,
+                "taskState": "running",
+                "executionInfo": {"startTime": iso(now), "retryCount": doc["executionInfo"]["retryCount"],
+                                  "requeueCount": doc["executionInfo"]["requeueCount"]},
+            }
+        )
+
+    # --- results ---------------------------------------------------------------------------------
+
+    def finish_special_run(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> bool:
+        if not run.aid.startswith(MI_PREFIX):
+            return super().finish_special_run(node, run, result, now)
+        primary, _, index_text = run.aid[len(MI_PREFIX) :].rpartition(":")
+        gang = self.gangs.get(primary)
+        if gang is None:
+            return True
+        index = int(index_text)
+        gang.pending.discard(index)
+        failure = failure_of(result)
+        self._record_subtask(gang, index, result, failure)
+        if failure is not None:
+            details = list(failure.get("details") or []) + [{"name": "SubtaskId", "value": str(index)}]
+            self._abort(gang, {**result, "failure": {**failure, "details": details}}, now)
+            return True
+        if index:  # the subtask keeps its slot until the primary ends
+            node.runs[run.aid] = RunningTask(run.job_key, run.task_key, 1, run.aid)
+            node.slots_used += 1
+        if not gang.pending and not gang.started:
+            gang.started = True
+            master = self.nodes.get(gang.nodes[0])
+            if master is not None and master.session is not None:
+                master.session.send({"t": "run", "runs": [gang.app_run]})
+        return True
+
+    def lose_special_run(self, node: NodeRt, run: RunningTask, now: datetime) -> bool:
+        waiting = self.gangs.get(run.aid)
+        if waiting is not None and not waiting.started and self._greeting == node.id:
+            node.runs[run.aid] = run  # the primary waits for coordination: no process to have lost yet
+            node.slots_used += run.slots
+            return True
+        if not run.aid.startswith(MI_PREFIX):
+            return super().lose_special_run(node, run, now)
+        gang = self.gangs.get(run.aid[len(MI_PREFIX) :].rpartition(":")[0])
+        if gang is None:
+            return True
+        index = int(run.aid.rpartition(":")[2])
+        if self._greeting == node.id and index and index not in gang.pending:
+            # A reconnecting agent does not list holds (they have no process): keep them.
+            node.runs[run.aid] = run
+            node.slots_used += run.slots
+            return True
+        lost = {"category": "servererror", "code": "NodeLost", "message": "A node of the multi-instance task was lost."}
+        self._record_subtask(gang, index, {}, lost)
+        master = self.nodes.get(gang.nodes[0])
+        primary = master.runs.pop(gang.aid, None) if master is not None else None
+        if master is None or primary is None:
+            self._release(gang, now)
+            return True
+        master.slots_used -= primary.slots
+        self.requeue_run(master, primary, now)  # the whole task runs again
+        return True
+
+    def _abort(self, gang: Gang, result: dict[str, Any], now: datetime) -> None:
+        """An instance failed: the task fails (and retries by its constraints) as a whole."""
+        master = self.nodes.get(gang.nodes[0])
+        primary = master.runs.pop(gang.aid, None) if master is not None else None
+        if master is None or primary is None:
+            self._release(gang, now)
+            return
+        master.slots_used -= primary.slots
+        self.finish_run(master, primary, result, now)
+        self._release(gang, now)  # when finish_run did not (the task was gone)
+
+    def _record_subtask(
+        self, gang: Gang, index: int, result: dict[str, Any], failure: dict[str, Any] | None
+    ) -> None:
+        if index == 0:
+            return  # the primary is the task itself; subtasksinfo lists 1..N-1
+        docs = {doc["id"]: doc for doc in self.store.list_subtasks(gang.job_key, gang.task_key)}
+        doc = docs.get(index)
+        if doc is None:
+            return
+        if result.get("exit") is not None:
+            doc["exitCode"] = result["exit"]
+        if failure is not None:
+            doc["failureInfo"] = failure
+            doc["result"] = "failure"
+        self.store.put_subtask(gang.job_key, gang.task_key, index, doc)
+
+    # --- the end of a gang: whenever its task leaves `running` ---------------------------------
+
+    def _complete(
+        self,
+        job: JobRt,
+        doc: dict[str, Any],
+        slots: int,
+        failure: dict[str, Any] | None,
+        now: datetime,
+        from_state: str,
+    ) -> None:
+        super()._complete(job, doc, slots, failure, now, from_state)
+        self.mi_sizes.get(job.key, {}).pop(doc["id"].lower(), None)
+        self._release_task(job.key, doc["id"].lower(), now, retention=doc.get("_miRetention"))
+
+    def _back_to_active(self, job: JobRt, doc: dict[str, Any], slots: int, now: datetime, front: bool) -> None:
+        super()._back_to_active(job, doc, slots, now, front)
+        self._release_task(job.key, doc["id"].lower(), now)
+
+    def _release_task(self, job_key: str, task_key: str, now: datetime, retention: str | None = None) -> None:
+        aid = self.gang_by_task.get((job_key, task_key))
+        if aid is not None and aid in self.gangs:
+            self._release(self.gangs[aid], now, retention)
+
+    def _release(self, gang: Gang, now: datetime, retention: str | None = None) -> None:
+        """End every instance: stop coordination runs, free the subtasks' slots, complete their records."""
+        if self.gangs.pop(gang.aid, None) is None:
+            return
+        self.gang_by_task.pop((gang.job_key, gang.task_key), None)
+        docs = {doc["id"]: doc for doc in self.store.list_subtasks(gang.job_key, gang.task_key)}
+        keep = limit_seconds(retention)
+        for index, node_id in enumerate(gang.nodes):
+            node = self.nodes.get(node_id)
+            if node is None:
+                continue
+            aid = gang.sub_aid(index)
+            run = node.runs.pop(aid, None)
+            if run is not None:
+                node.slots_used -= run.slots
+                if node.session is not None and index in gang.pending:
+                    node.session.send({"t": "kill", "aids": [aid]})
+            doc = docs.get(index)
+            if doc is not None and doc["state"] != "completed":
+                doc.update(previousState=doc["state"], previousStateTransitionTime=doc["stateTransitionTime"])
+                doc.update(state="completed", stateTransitionTime=iso(now), endTime=iso(now))
+                doc.setdefault("result", "failure" if "failureInfo" in doc else "success")
+                if index in gang.pending and "failureInfo" not in doc:
+                    doc["failureInfo"] = {"category": "usererror", "code": "TaskEnded",
+                                          "message": "The multi-instance task ended before this subtask."}
+                    doc["result"] = "failure"
+                self.store.put_subtask(gang.job_key, gang.task_key, index, doc)
+                self._update_subtask_recent(node, gang, index, doc)
+                if keep is not None:
+                    self.store.retain(now.timestamp() + keep, node_id, doc["nodeInfo"]["taskRootDirectory"])
+            self.mark_node_free(node, now)
+            self.after_node_freed(node)  # type: ignore[attr-defined]
+        self.kick()
+
+    def _update_subtask_recent(self, node: NodeRt, gang: Gang, index: int, doc: dict[str, Any]) -> None:
+        for item in node.recent:
+            if item.get("subtaskId") == index and item["taskId"].lower() == gang.task_key:
+                item["taskState"] = "completed"
+                item["executionInfo"].update(
+                    {k: doc[k] for k in ("endTime", "exitCode", "failureInfo", "result") if k in doc}
+                )
+
+    # --- user operations -------------------------------------------------------------------------
+
+    def kill_run(self, doc: dict[str, Any], reason: str) -> None:
+        gang = self.gangs.get(doc.get("_aid", ""))
+        if gang is None or gang.started:
+            super().kill_run(doc, reason)
+            return
+        # Still coordinating: end the coordination runs; their results end the task (with _ending).
+        doc["_ending"] = reason
+        for index, node_id in enumerate(gang.nodes):
+            node = self.nodes.get(node_id)
+            if node is not None and node.session is not None and index in gang.pending:
+                node.session.send({"t": "kill", "aids": [gang.sub_aid(index)]})
+
+    def delete_task(self, job: JobRt, doc: dict[str, Any]) -> None:
+        key = doc["id"].lower()
+        ran_on = {sub["nodeInfo"]["nodeId"] for sub in self.store.list_subtasks(job.key, key)}
+        aid = self.gang_by_task.get((job.key, key))
+        gang = self.gangs.get(aid or "")
+        super().delete_task(job, doc)
+        if gang is not None:
+            self._release(gang, self.now())
+        self.mi_sizes.get(job.key, {}).pop(key, None)
+        self.store.delete_subtasks(job.key, key)
+        for node_id in ran_on:
+            node = self.nodes.get(node_id)
+            if node is not None and node.session is not None:
+                node.session.send({"t": "cleanup", "paths": [task_dir(job.doc["id"], doc["id"])]})
+
+    def list_subtasks(self, job: JobRt, task_id: str) -> list[dict[str, Any]]:
+        doc = self.get_task(job, task_id)
+        return self.store.list_subtasks(job.key, doc["id"].lower())

@@ -1,0 +1,139 @@
+"""Usage accounting: running totals per job, job schedule and pool, and pool core time per interval.
+
+* Job and schedule totals grow when a task run ends, from the rusage and I/O counters the agent
+  measured for that run (every run counts, retries included, as the contract's statistics say), so
+  `$expand=stats` reads one record instead of scanning the job's tasks.
+* Pool totals grow on every housekeeping tick: the dedicated core time of the pool's nodes, and the
+  resource use their agents report (the same reports autoscale samples).
+* Core time is also kept per pool per `INTERVAL` (30 minutes) for `/poolusagemetrics`.
+
+Totals are keyed by "<key>#<seq>", so a job, pool or schedule created again with the same id starts
+from zero. They are stored in the `usage_totals` table and survive restarts.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from batchyard.service.clock import parse_iso
+from batchyard.service.engine.pools import PoolOps
+from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunningTask
+from batchyard.service.models import catalog
+
+INTERVAL = 1800.0  # seconds in one aggregation interval of the pool usage metrics
+_COUNTERS = ("rb", "wb", "rops", "wops", "nin", "nout")
+
+
+class UsageOps(PoolOps):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.usage: dict[tuple[str, str], dict[str, float]] = {}
+        self._usage_at: float | None = None  # clock time of the last pool accounting
+        self._usage_counters: dict[str, dict[str, float]] = {}  # node id -> counters at the last tick
+        super().__init__(*args, **kwargs)
+        for scope, key, doc in self.store.load_usage():
+            self.usage[(scope, key)] = doc
+        self._usage_at = self.now().timestamp()  # time while the service was down is not counted
+
+    # --- task runs ------------------------------------------------------------------------------
+
+    def finish_run(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> None:
+        job = self.jobs.get(run.job_key)
+        doc = self.store.get_task(run.job_key, run.task_key) if job is not None else None
+        if job is not None and doc is not None and doc.get("_aid") == run.aid:
+            self._record_run(job, doc, result, now)
+        super().finish_run(node, run, result, now)  # type: ignore[misc]
+
+    def _record_run(self, job: JobRt, doc: dict[str, Any], result: dict[str, Any], now: datetime) -> None:
+        stats = result.get("stats") or {}
+        info = doc.get("executionInfo") or {}
+        start = result.get("start") or info.get("startTime")
+        end = result.get("end")
+        wall = max(0.0, (parse_iso(end) - parse_iso(start)).total_seconds()) if start and end else 0.0
+        first_run = not info.get("retryCount") and not info.get("requeueCount")
+        wait = (parse_iso(info["startTime"]) - parse_iso(doc["creationTime"])).total_seconds() if first_run else 0.0
+        delta = {
+            "userCPUTime": float(stats.get("userCPUTime") or 0.0),
+            "kernelCPUTime": float(stats.get("kernelCPUTime") or 0.0),
+            "wallClockTime": wall,
+            "readIOps": float(stats.get("readOps") or 0),
+            "writeIOps": float(stats.get("writeOps") or 0),
+            "readBytes": float(stats.get("readBytes") or 0),
+            "writeBytes": float(stats.get("writeBytes") or 0),
+            "taskRetries": 1.0 if info.get("retryCount") else 0.0,
+            "waitTime": max(0.0, wait),
+        }
+        scopes = [("job", job_usage_key(job))]
+        schedule = getattr(self, "schedules", {}).get(job.doc.get("_schedule") or "")
+        if schedule is not None:
+            scopes.append(("schedule", f"{schedule.key}#{schedule.seq}"))
+        for scope in scopes:
+            self._add_usage(scope, delta, now)
+
+    def _add_usage(self, scope: tuple[str, str], delta: dict[str, float], now: datetime) -> None:
+        totals = self.usage.setdefault(scope, {})
+        for name, value in delta.items():
+            totals[name] = totals.get(name, 0.0) + value
+        totals["updated"] = now.timestamp()
+        self.store.put_usage(scope[0], scope[1], totals)
+
+    # --- pools ----------------------------------------------------------------------------------
+
+    def housekeeping(self) -> None:
+        super().housekeeping()
+        now = self.now()
+        t = now.timestamp()
+        last, self._usage_at = self._usage_at, t
+        if last is None or t <= last:
+            return
+        reports: dict[str, Any] = getattr(self, "node_reports", {})
+        for pool in list(self.pools.values()):
+            self._account_pool(pool, last, t, reports, now)
+
+    def _account_pool(self, pool: PoolRt, last: float, t: float, reports: dict[str, Any], now: datetime) -> None:
+        size = catalog.lookup_vm_size(pool.doc.get("vmSize", ""))
+        cores = size.cores if size is not None else 1
+        nodes = [self.nodes[node_id] for node_id in pool.node_ids if node_id in self.nodes]
+        core_seconds = cores * len(nodes) * (t - last)
+        vm_size = pool.doc.get("vmSize", "")
+        for start, seconds in split_intervals(last, t):
+            self.store.add_pool_usage(start, pool.doc["id"], vm_size, core_seconds * seconds / (t - last))
+        delta: dict[str, float] = {"coreSeconds": core_seconds}
+        for node in nodes:
+            report = reports.get(node.id)
+            if report is None:
+                continue
+            values: dict[str, float] = report.values
+            delta["samples"] = delta.get("samples", 0.0) + 1
+            for name in ("cpu", "mem", "disk"):
+                delta[name] = delta.get(name, 0.0) + values.get(name, 0.0)
+            before = self._usage_counters.get(node.id, {})
+            for counter in _COUNTERS:
+                value = values.get(counter, 0.0)
+                delta[counter] = delta.get(counter, 0.0) + max(0.0, value - before.get(counter, value))
+            self._usage_counters[node.id] = {counter: values.get(counter, 0.0) for counter in _COUNTERS}
+            totals = self.usage.setdefault(("pool", pool_usage_key(pool)), {})
+            totals["peakMem"] = max(totals.get("peakMem", 0.0), values.get("mem", 0.0))
+            totals["peakDisk"] = max(totals.get("peakDisk", 0.0), values.get("disk", 0.0))
+        self._add_usage(("pool", pool_usage_key(pool)), delta, now)
+
+
+def job_usage_key(job: JobRt) -> str:
+    return f"{job.key}#{job.seq}"
+
+
+def pool_usage_key(pool: PoolRt) -> str:
+    return f"{pool.key}#{pool.seq}"
+
+
+def split_intervals(first: float, last: float) -> list[tuple[float, float]]:
+    """(interval start, seconds of [first, last) inside it) for each usage interval the span touches."""
+    out: list[tuple[float, float]] = []
+    start = math.floor(first / INTERVAL) * INTERVAL
+    while start < last:
+        seconds = min(last, start + INTERVAL) - max(first, start)
+        if seconds > 0:
+            out.append((start, seconds))
+        start += INTERVAL
+    return out

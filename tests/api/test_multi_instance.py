@@ -1,0 +1,160 @@
+"""Multi-instance tasks: gang placement, coordination, subtasks, lifetime (the seed's MPI section)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+from azure.batch import models as m
+
+from tests.api.helpers import create_job, create_pool, idle_nodes, signed_request
+from tests.conftest import Service, wait_for
+
+Unique = Callable[[str], str]
+
+
+def bash(script: str) -> str:
+    return f"/bin/bash -c '{script}'"
+
+
+@contextmanager
+def mi_pool(client: Any, pool_id: str, nodes: int, inter_node: bool = True) -> Iterator[list[Any]]:
+    create_pool(client, pool_id, nodes=nodes, enable_inter_node_communication=inter_node)
+    try:
+        yield wait_for(lambda: idle_nodes(client, pool_id, nodes), what=f"{nodes} idle nodes")
+    finally:
+        client.begin_delete_pool(pool_id)
+
+
+def mi_task(task_id: str, command: str, instances: int, coordination: str = "/bin/true", **kw: Any) -> Any:
+    return m.BatchTaskCreateOptions(
+        id=task_id,
+        command_line=command,
+        multi_instance_settings=m.MultiInstanceSettings(
+            number_of_instances=instances, coordination_command_line=coordination
+        ),
+        **kw,
+    )
+
+
+def done(client: Any, job_id: str, task_id: str) -> Any:
+    task = client.get_task(job_id, task_id)
+    return task if task.state == "completed" else None
+
+
+def raw_task(service: Service, job_id: str, task_id: str) -> dict[str, Any]:
+    response = signed_request(service.url, "GET", f"/jobs/{job_id}/tasks/{task_id}")
+    assert response.status_code == 200
+    return orjson.loads(response.content)
+
+
+def test_primary_subtasks_environment_and_exit_code(client: Any, service: Service, unique: Unique) -> None:
+    pool_id, job_id = unique("mi"), unique("mijob")
+    with mi_pool(client, pool_id, 3) as nodes:
+        create_job(client, job_id, pool_id)
+        coordination = bash(
+            'env | grep -E "^(CCP_NODES|AZ_BATCH_[A-Z_]*)=" | sort > "$AZ_BATCH_TASK_SHARED_DIR/coord-env.txt"'
+        )
+        client.create_task(job_id, mi_task("t", bash("cat $AZ_BATCH_TASK_SHARED_DIR/coord-env.txt; exit 7"), 3,
+                                           coordination))
+        task = wait_for(lambda: done(client, job_id, "t"), what="the multi-instance task")
+        assert task.execution_info.exit_code == 7  # the primary's exit code is the task's
+        assert task.execution_info.result == "failure"
+        master = task.node_info.node_id
+        subtasks = list(client.list_subtasks(job_id, "t"))
+        assert [s.id for s in subtasks] == [1, 2]  # the primary (0) is the task itself
+        used = {master} | {s.node_info.node_id for s in subtasks}
+        assert used == {node.id for node in nodes}  # three distinct nodes
+        for sub in subtasks:
+            assert sub.state == "completed" and sub.previous_state == "running"
+            assert sub.exit_code == 0 and sub.result == "success"
+            assert sub.start_time and sub.end_time and sub.node_info.pool_id == pool_id
+            assert sub.node_info.task_root_directory == f"workitems/{job_id}/job-1/t"
+        addresses = {node.id: node.ip_address for node in client.list_nodes(pool_id)}
+        assert len(set(addresses.values())) == 3  # each local node has an address of its own
+        order = [master] + [s.node_info.node_id for s in subtasks]
+        ips = [addresses[node_id] for node_id in order]
+        for index, node_id in enumerate(order):
+            shared = service.data_dir / "nodes" / node_id / "workitems" / job_id / "job-1" / "t"
+            env = dict(line.split("=", 1) for line in (shared / "coord-env.txt").read_text().splitlines())
+            assert env["AZ_BATCH_TASK_SHARED_DIR"] == str(shared)
+            assert env["AZ_BATCH_IS_CURRENT_NODE_MASTER"] == ("true" if index == 0 else "false")
+            assert env["AZ_BATCH_HOST_LIST"] == ",".join(ips)
+            assert env["AZ_BATCH_NODE_LIST"] == ";".join(ips)
+            assert env["CCP_NODES"] == "3 " + " ".join(f"{ip} 1" for ip in ips)
+            assert env["AZ_BATCH_MASTER_NODE"] == f"{ips[0]}:6000"
+        stdout = b"".join(client.download_task_file(job_id, "t", "stdout.txt")).decode()
+        assert "AZ_BATCH_IS_CURRENT_NODE_MASTER=true" in stdout
+        recent = client.get_node(pool_id, order[1]).recent_tasks
+        assert any(item.task_id == "t" and item.subtask_id == 1 for item in recent)
+
+        client.delete_task(job_id, "t")  # every instance's files go
+        for node_id in order:
+            shared = service.data_dir / "nodes" / node_id / "workitems" / job_id / "job-1" / "t"
+            wait_for(lambda shared=shared: not shared.exists(), what=f"{shared} removed")
+
+
+def test_coordination_failure_fails_and_retries_the_whole_task(client: Any, service: Service, unique: Unique) -> None:
+    pool_id, job_id = unique("mif"), unique("mifjob")
+    with mi_pool(client, pool_id, 2):
+        create_job(client, job_id, pool_id)
+        coordination = bash('[ "$AZ_BATCH_IS_CURRENT_NODE_MASTER" = true ] || exit 5')
+        client.create_task(job_id, mi_task("t", bash("echo application ran"), 2, coordination,
+                                           constraints=m.BatchTaskConstraints(max_task_retry_count=1)))
+        task = wait_for(lambda: done(client, job_id, "t"), what="the failing task")
+        assert task.execution_info.result == "failure"
+        assert task.execution_info.retry_count == 1  # retried as a whole, then failed
+        assert task.execution_info.failure_info.code == "FailureExitCode"
+        details = {d.name: d.value for d in task.execution_info.failure_info.details or []}
+        assert details["SubtaskId"] == "1"
+        (sub,) = client.list_subtasks(job_id, "t")
+        assert sub.exit_code == 5 and sub.result == "failure" and sub.state == "completed"
+        stdout = b"".join(client.download_task_file(job_id, "t", "stdout.txt"))
+        assert b"application ran" not in stdout  # the application command never started
+        wait_for(lambda: idle_nodes(client, pool_id, 2), what="the nodes freed")
+
+
+def test_task_that_cannot_fit_stays_active_and_says_why(client: Any, service: Service, unique: Unique) -> None:
+    pool_id, job_id = unique("minic"), unique("minicjob")
+    with mi_pool(client, pool_id, 2, inter_node=False):
+        create_job(client, job_id, pool_id)
+        client.create_task(job_id, mi_task("never", "/bin/true", 2))
+        client.create_task(job_id, m.BatchTaskCreateOptions(id="plain", command_line="/bin/true"))
+        wait_for(lambda: done(client, job_id, "plain"), what="the ordinary task")  # not blocked behind it
+        body = raw_task(service, job_id, "never")
+        assert body["state"] == "active"
+        assert body["multiInstanceStatus"]["state"] == "cannotrun"
+        assert "enableInterNodeCommunication" in body["multiInstanceStatus"]["reason"]
+        # Too few nodes: waits (the pool could grow), also visibly.
+        client.create_task(job_id, mi_task("big", "/bin/true", 5))
+    pool2, job2 = unique("mifew"), unique("mifewjob")
+    with mi_pool(client, pool2, 2):
+        create_job(client, job2, pool2)
+        client.create_task(job2, mi_task("big", "/bin/true", 3))
+        client.create_task(job2, mi_task("fits", "/bin/true", 2))
+        wait_for(lambda: done(client, job2, "fits"), what="the gang that fits")
+        body = raw_task(service, job2, "big")
+        assert body["state"] == "active" and body["multiInstanceStatus"]["state"] == "waitingfornodes"
+        assert list(client.list_subtasks(job2, "big")) == []
+
+
+def test_gangs_wait_for_busy_nodes_all_or_none(client: Any, service: Service, unique: Unique) -> None:
+    pool_id, job_id = unique("mig"), unique("migjob")
+    with mi_pool(client, pool_id, 3):
+        create_job(client, job_id, pool_id)
+        client.create_task(job_id, m.BatchTaskCreateOptions(id="busy", command_line="/bin/sleep 3"))
+        wait_for(lambda: client.get_task(job_id, "busy").state == "running", what="the busy task")
+        client.create_task(job_id, mi_task("gang3", bash("sleep 0.5"), 3))
+        client.create_task(job_id, mi_task("gang2", bash("sleep 0.5"), 2))
+        # gang2 fits beside the busy task; gang3 waits without holding any node meanwhile.
+        wait_for(lambda: done(client, job_id, "gang2"), what="the second gang")
+        assert client.get_task(job_id, "busy").state == "running"
+        assert client.get_task(job_id, "gang3").state == "active"
+        assert list(client.list_subtasks(job_id, "gang3")) == []
+        states = [node.state for node in client.list_nodes(pool_id)]
+        assert states.count("running") == 1, states  # the gang holds nothing while it waits
+        task = wait_for(lambda: done(client, job_id, "gang3"), what="the big gang after the busy task")
+        assert task.execution_info.result == "success"
+        assert len(list(client.list_subtasks(job_id, "gang3"))) == 2
