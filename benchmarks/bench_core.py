@@ -899,7 +899,10 @@ def main(argv: list[str] | None = None) -> int:
         print(summary)
     if not args.no_write:
         target = args.results or (args.py_spy / "RESULTS.md" if args.py_spy is not None else DEFAULT_RESULTS)
-        target.write_text(report)
+        # The other benchmarks' sections ("## ..." after this report) stay as they are.
+        previous = target.read_text() if target.exists() else ""
+        others = previous[previous.index("\n## "):] if "\n## " in previous else ""
+        target.write_text(report.rstrip("\n") + "\n" + others)
         print(f"written to {target}")
     return 0
 

@@ -136,3 +136,27 @@ def test_dependencies_survive_a_restart(own_service: Service) -> None:
     parent = wait_for(lambda: completed(client, "j", "parent"), what="the parent")
     child = wait_for(lambda: completed(client, "j", "child"), what="the child")
     assert child.execution_info.start_time >= parent.execution_info.end_time
+
+
+def test_running_multi_instance_task_is_rerun_whole_after_a_killed_service(own_service: Service) -> None:
+    client = make_client(own_service.url)
+    create_pool(client, "p", nodes=2, enable_inter_node_communication=True)
+    wait_for(lambda: idle_nodes(client, "p", 2), what="two idle nodes")
+    create_job(client, "j", "p")
+    marker = "$AZ_BATCH_NODE_SHARED_DIR/mi.marker"
+    client.create_task("j", m.BatchTaskCreateOptions(
+        id="mi",
+        command_line=f"/bin/bash -c 'if [ -e {marker} ]; then echo rerun; else touch {marker}; sleep 60; fi'",
+        multi_instance_settings=m.MultiInstanceSettings(number_of_instances=2, coordination_command_line="/bin/true"),
+    ))
+    wait_for(lambda: len(list((own_service.data_dir / "nodes").glob("*/shared/mi.marker"))) == 1, what="first run")
+    own_service.process.send_signal(signal.SIGKILL)
+    own_service.process.wait(10)
+    own_service.restart()
+    client = make_client(own_service.url)
+    task = wait_for(lambda: completed(client, "j", "mi"), timeout=60, what="the rerun")
+    assert task.execution_info.requeue_count == 1
+    assert task.execution_info.result == "success"
+    assert b"".join(client.download_task_file("j", "mi", "stdout.txt")) == b"rerun\n"
+    # Nothing of the first run is left holding the nodes: both go back to idle.
+    wait_for(lambda: all(n.running_tasks_count == 0 for n in client.list_nodes("p")), what="free nodes")

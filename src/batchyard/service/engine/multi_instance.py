@@ -102,6 +102,23 @@ class MultiInstanceOps(TaskOps):
         if sizes:
             self.mi_sizes[job.key] = sizes
 
+    async def start(self) -> None:
+        """Multi-instance runs of a previous service process run again as a whole: their gangs were in memory."""
+        now = self.now()
+        with self.store.transaction():
+            for job_key, sizes in self.mi_sizes.items():
+                job = self.jobs.get(job_key)
+                docs = self.store.get_tasks(job_key, list(sizes)) if job is not None else {}
+                for doc in docs.values():
+                    if job is None or doc["state"] not in ("running", "preparing"):
+                        continue
+                    for node in self.nodes.values():
+                        run = node.runs.pop(doc.get("_aid", ""), None)
+                        if run is not None:
+                            node.slots_used -= run.slots
+                    self._requeue_doc(job, doc, 1, now)
+        await super().start()
+
     def add_tasks(self, job: JobRt, specs: list[dict[str, Any]]) -> list[Any]:
         results = super().add_tasks(job, specs)
         pool = self.pools.get(job.pool_key or "")

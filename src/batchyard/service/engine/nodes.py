@@ -111,6 +111,7 @@ class NodeOps(EngineBase):
         if node.session is not None:
             node.session.close()
         node.session = session
+        node.greeted = False  # nothing is placed on it before its hello says what it still runs
         node.lost_at = None
         try:
             await session.serve(self._on_agent_message)
@@ -178,6 +179,7 @@ class NodeOps(EngineBase):
             self._boot_node(node, pool, now)
         else:
             self._resume_node(node, now)
+        node.greeted = True
         self.save_node(node)
         self.kick()
 

@@ -51,12 +51,14 @@ class NodeRt:
     leaving: str | None = None  # deallocation option while leaving the pool
     removing: bool = False  # its agent is being stopped; then it is gone
     dirty: bool = False  # counters changed since the document was last saved
+    greeted: bool = False  # the current session's hello was handled
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=10))
 
     @property
     def schedulable(self) -> bool:
         return (
             self.session is not None
+            and self.greeted
             and self.leaving is None
             and self.doc["state"] in ("idle", "running")
             and self.doc.get("schedulingState", "enabled") == "enabled"
