@@ -7,19 +7,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from batchyard.service import errors
-from batchyard.service.api.common import engine_of, list_filter, odata_element, page, skip_token, url_for
-from batchyard.service.api.usage import job_stats, wants_stats, with_stats
+from batchyard.service.api.common import engine_of, list_filter, page, skip_token, url_for
+from batchyard.service.api.documents import get_document, list_documents
+from batchyard.service.api.usage import job_stats
 from batchyard.service.http import (
     accepted,
     check_conditions,
     created,
     endpoint,
-    entity_headers,
     json_response,
     list_response,
     parse_max_results,
-    parse_select,
-    present,
     read_json,
 )
 from batchyard.service.models import jobs as job_models
@@ -41,30 +39,16 @@ async def add_job(request: Request) -> Response:
 
 @endpoint
 async def list_jobs(request: Request) -> Response:
-    keep = list_filter(request, "jobs")
-    select = parse_select(request)
-    jobs = [job for job in engine_of(request).jobs.values() if keep(job.doc)]
-    chosen, token = page(jobs, lambda j: j.seq, skip_token(request), parse_max_results(request))
-    expand = wants_stats(request)
-    views = (
-        with_stats(
-            present(j.doc, _job_url(request, j.doc["id"]), select), select, expand, lambda j=j: job_stats(request, j)
-        )
-        for j in chosen
+    jobs = engine_of(request).jobs.values()
+    return list_documents(
+        request, "jobs", "jobs", jobs, lambda j: _job_url(request, j.doc["id"]), lambda j: job_stats(request, j)
     )
-    return list_response(request, "jobs", views, token)
 
 
 @endpoint
 async def get_job(request: Request) -> Response:
     job = engine_of(request).get_job(request.path_params["jobId"])
-    check_conditions(request, job.doc, reading=True)
-    select = parse_select(request)
-    view = present(job.doc, _job_url(request, job.doc["id"]), select)
-    body = odata_element(request, "jobs") | with_stats(
-        view, select, wants_stats(request), lambda: job_stats(request, job)
-    )
-    return json_response(body, entity_headers(job.doc))
+    return get_document(request, "jobs", job, _job_url(request, job.doc["id"]), lambda j: job_stats(request, j))
 
 
 @endpoint

@@ -9,19 +9,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from batchyard.service import errors
-from batchyard.service.api.common import engine_of, list_filter, odata_element, page, skip_token, url_for
-from batchyard.service.api.usage import pool_stats, wants_stats, with_stats
+from batchyard.service.api.common import engine_of, url_for
+from batchyard.service.api.documents import get_document, list_documents
+from batchyard.service.api.usage import pool_stats
 from batchyard.service.http import (
     accepted,
     check_conditions,
     created,
     endpoint,
     entity_headers,
-    json_response,
-    list_response,
-    parse_max_results,
-    parse_select,
-    present,
     read_json,
 )
 from batchyard.service.models import catalog
@@ -74,30 +70,16 @@ async def add_pool(request: Request) -> Response:
 
 @endpoint
 async def list_pools(request: Request) -> Response:
-    keep = list_filter(request, "pools")
-    select = parse_select(request)
-    pools = [pool for pool in engine_of(request).pools.values() if keep(pool.doc)]
-    chosen, token = page(pools, lambda p: p.seq, skip_token(request), parse_max_results(request))
-    expand = wants_stats(request)
-    views = (
-        with_stats(
-            present(p.doc, _pool_url(request, p.doc["id"]), select), select, expand, lambda p=p: pool_stats(request, p)
-        )
-        for p in chosen
+    pools = engine_of(request).pools.values()
+    return list_documents(
+        request, "pools", "pools", pools, lambda p: _pool_url(request, p.doc["id"]), lambda p: pool_stats(request, p)
     )
-    return list_response(request, "pools", views, token)
 
 
 @endpoint
 async def get_pool(request: Request) -> Response:
     pool = engine_of(request).get_pool(request.path_params["poolId"])
-    check_conditions(request, pool.doc, reading=True)
-    select = parse_select(request)
-    view = present(pool.doc, _pool_url(request, pool.doc["id"]), select)
-    body = odata_element(request, "pools") | with_stats(
-        view, select, wants_stats(request), lambda: pool_stats(request, pool)
-    )
-    return json_response(body, entity_headers(pool.doc))
+    return get_document(request, "pools", pool, _pool_url(request, pool.doc["id"]), lambda p: pool_stats(request, p))
 
 
 @endpoint

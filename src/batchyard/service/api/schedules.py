@@ -8,7 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from batchyard.service.api.common import engine_of, list_filter, odata_element, page, skip_token, url_for
+from batchyard.service.api.common import engine_of, list_filter, page, skip_token, url_for
+from batchyard.service.api.documents import get_document, list_documents
 from batchyard.service.api.usage import job_stats, schedule_stats, wants_stats, with_stats
 from batchyard.service.engine.schedules import ScheduleRt
 from batchyard.service.http import (
@@ -17,7 +18,6 @@ from batchyard.service.http import (
     created,
     endpoint,
     entity_headers,
-    json_response,
     list_response,
     parse_max_results,
     parse_select,
@@ -48,29 +48,19 @@ async def add_schedule(request: Request) -> Response:
 
 @endpoint
 async def list_schedules(request: Request) -> Response:
-    keep = list_filter(request, "jobSchedules")
-    select = parse_select(request)
-    items = [s for s in engine_of(request).schedules.values() if keep(s.doc)]
-    chosen, token = page(items, lambda s: s.seq, skip_token(request), parse_max_results(request))
-    expand = wants_stats(request)
-    views = (
-        with_stats(
-            present(s.doc, _url(request, s.doc["id"]), select), select, expand, lambda s=s: schedule_stats(request, s)
-        )
-        for s in chosen
+    schedules = engine_of(request).schedules.values()
+    return list_documents(
+        request, "jobSchedules", "jobschedules", schedules, lambda s: _url(request, s.doc["id"]),
+        lambda s: schedule_stats(request, s),
     )
-    return list_response(request, "jobschedules", views, token)
 
 
 @endpoint
 async def get_schedule(request: Request) -> Response:
-    schedule = _schedule(request, reading=True)
-    select = parse_select(request)
-    view = present(schedule.doc, _url(request, schedule.doc["id"]), select)
-    body = odata_element(request, "jobschedules") | with_stats(
-        view, select, wants_stats(request), lambda: schedule_stats(request, schedule)
+    schedule = engine_of(request).get_schedule(request.path_params["scheduleId"])
+    return get_document(
+        request, "jobschedules", schedule, _url(request, schedule.doc["id"]), lambda s: schedule_stats(request, s)
     )
-    return json_response(body, entity_headers(schedule.doc))
 
 
 @endpoint
