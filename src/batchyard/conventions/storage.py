@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -90,12 +91,13 @@ class TrackedFile:
         self.stop()
 
 
-class _OutputStorage:
+class _OutputStorage(ABC):
     def __init__(self, container_url: str) -> None:
         self.container = Container(container_url)
 
+    @abstractmethod
     def _prefix(self, kind: str) -> str:
-        raise NotImplementedError
+        """The blob path prefix of an output kind (per task or per job)."""
 
     def save(self, kind: str, source: str | Path, destination: str | None = None) -> OutputFileReference:
         """Upload a file as an output of `kind`; its path below the kind is `destination`, else `source`

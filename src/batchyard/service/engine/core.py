@@ -255,7 +255,7 @@ class EngineBase:
 
     def assign_gang(self, job: JobRt, doc: dict[str, Any], node_ids: list[str], now: datetime) -> dict[str, list[Any]]:
         """Place a multi-instance task on its nodes (master first); returns the runs per node."""
-        raise NotImplementedError
+        raise RuntimeError("multi-instance tasks are placed by MultiInstanceOps (engine/multi_instance.py)")
 
     def finish_special_run(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> bool:
         """Handle the result of a run that is not an ordinary task; False when it is one."""

@@ -10,6 +10,7 @@ many distinct nodes in one round or not at all, so no partial gang ever holds no
 from __future__ import annotations
 
 import heapq
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -98,15 +99,16 @@ def _fill_level(queues: list[_Queue], picker: _Picker, out: list[Assignment]) ->
         queues = still_open
 
 
-class _Picker:
+class _Picker(ABC):
     total_free: int
 
+    @abstractmethod
     def take(self, slots: int, excluded: frozenset[str] = frozenset()) -> str | None:
-        raise NotImplementedError
+        """A node with `slots` free (now taken), or None."""
 
+    @abstractmethod
     def take_gang(self, slots: int, count: int, excluded: frozenset[str]) -> list[str] | None:
         """`count` distinct nodes with `slots` free each, all taken, or None and nothing taken."""
-        raise NotImplementedError
 
 
 class _SpreadPicker(_Picker):
