@@ -205,7 +205,12 @@ def test_disable_scheduling_options_then_offline_and_enable(
 
     client.enable_node_scheduling(pool_id, node_id)
     assert client.get_node(pool_id, node_id).scheduling_state == "enabled"
-    task = wait_for(lambda: completed(client, "node-actions-job", task_id), what="the task after enabling")
+    try:
+        task = wait_for(lambda: completed(client, "node-actions-job", task_id), timeout=60, what="the task")
+    except AssertionError as timeout:  # say what the node and the task look like, to find the cause
+        node_now = client.get_node(pool_id, node_id).as_dict()
+        task_now = client.get_task("node-actions-job", task_id).as_dict()
+        raise AssertionError(f"task not rerun after enabling: node={node_now} task={task_now}") from timeout
     if option == "requeue":
         assert b"".join(client.download_task_file("node-actions-job", task_id, "stdout.txt")) == b"rerun\n"
     wait_for(lambda: client.get_node(pool_id, node_id).state == "idle", what="idle node")

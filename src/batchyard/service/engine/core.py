@@ -172,13 +172,15 @@ class EngineBase:
         if not self._round_scheduled:
             return  # already run by run_pending_round
         self._round_scheduled = False
-        try:
-            with self.store.transaction():
-                for pool in list(self.pools.values()):
-                    if pool.doc["state"] == "active":
-                        self._schedule_pool(pool)
-        except Exception:
-            log.exception("scheduling round failed")
+        with self.store.transaction():
+            for pool in list(self.pools.values()):
+                if pool.doc["state"] != "active":
+                    continue
+                try:
+                    self._schedule_pool(pool)
+                except Exception:
+                    # One pool's fault must not stop every other pool from getting work.
+                    log.exception("scheduling pool %s failed", pool.doc["id"])
 
     def run_pending_round(self) -> None:
         """Run a kicked round now, inside the caller's transaction: one commit instead of two."""
