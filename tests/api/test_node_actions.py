@@ -57,6 +57,8 @@ def _hanging_task(client: Any, task_id: str, marker: Path) -> None:
     command = f"/bin/bash -c 'if [ -e {marker} ]; then echo rerun; else touch {marker}; sleep 60; fi'"
     client.create_task("node-actions-job", m.BatchTaskCreateOptions(id=task_id, command_line=command))
     wait_for(lambda: client.get_task("node-actions-job", task_id).state == "running", what=f"{task_id} running")
+    # `running` is set when the task is sent to the node; the marker shows its process really started.
+    wait_for(marker.exists, what=f"{task_id}'s process to start")
 
 
 def _boots(client: Any, pool_id: str, node_id: str) -> int:

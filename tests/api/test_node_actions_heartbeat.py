@@ -70,6 +70,7 @@ def test_a_long_stopped_agent_becomes_unusable_its_task_moves_and_it_recovers(
     command = f"/bin/bash -c 'if [ -e {marker} ]; then echo rerun; else touch {marker}; sleep 60; fi'"
     client.create_task("hbj2", m.BatchTaskCreateOptions(id="t", command_line=command))
     running = wait_for(lambda: (t := client.get_task("hbj2", "t")).state == "running" and t, what="running task")
+    wait_for(marker.exists, what="the task's process to start")  # `running` is set when it is sent to the node
     victim = running.node_info.node_id
     agent = _agent_of(hb_service, victim)
     agent.send_signal(signal.SIGSTOP)
