@@ -18,3 +18,13 @@ fi
 extras=""
 if [ $# -gt 0 ]; then extras="[$(IFS=,; echo "$*")]"; fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
+# SFTP on the nodes' SSH servers: Debian's sftp-server, and nss_wrapper so that it runs as the uids
+# given to node users (see src/batchyard/agent/accounts.py). Installed only where we can (root).
+if [ ! -x /usr/lib/openssh/sftp-server ] || ! ls /usr/lib/*/libnss_wrapper.so >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            openssh-sftp-server libnss-wrapper >/dev/null) || echo "openssh-sftp-server not installed: no SFTP on nodes" >&2
+    else
+        echo "note: install openssh-sftp-server and libnss-wrapper for SFTP on the nodes' SSH servers" >&2
+    fi
+fi

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +22,27 @@ from azure.batch import models as m
 from azure.core.exceptions import HttpResponseError
 
 from tests.api.helpers import create_pool, delete_pool_quietly, error_code, idle_nodes, signed_request
-from tests.conftest import Service, wait_for
+from tests.conftest import Service, make_client, start_service, wait_for
 
 POOL = "ssh-pool"
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="node users get OS accounts only from an agent running as root")
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[Service]:
+    # Node users log in as uids of their own: the node roots must be reachable for them, which
+    # pytest's own temporary directories (mode 0700) are not.
+    top = Path(tempfile.mkdtemp(prefix="batchyard-ssh-"))
+    top.chmod(0o711)
+    svc = start_service(top / "data")
+    yield svc
+    svc.stop()
+    shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def client(service: Service) -> Any:
+    return make_client(service.url)
 
 
 @pytest.fixture(scope="module")
@@ -90,35 +111,103 @@ def test_seed_snippet_adds_a_user_to_every_node_and_logs_in_with_the_printed_set
         client.delete_node_user(POOL, node.id, username)
 
 
-def test_key_login_sftp_and_the_agent_files_are_admin_only(client: Any, nodes: list[Any], tmp_path: Path) -> None:
+def test_key_login_and_sftp_of_an_admin_user(client: Any, service: Service, nodes: list[Any], tmp_path: Path) -> None:
     node_id = nodes[0].id
     key = asyncssh.generate_private_key("ssh-ed25519")
     public = key.export_public_key().decode()
-    client.create_node_user(POOL, node_id, m.BatchNodeUserCreateOptions(name="keyuser", ssh_public_key=public))
+    client.create_node_user(
+        POOL, node_id, m.BatchNodeUserCreateOptions(name="keyadmin", ssh_public_key=public, is_admin=True)
+    )
     address = _login(client, node_id)
     other = asyncssh.generate_private_key("ssh-ed25519")
-    assert refused(address, "keyuser", client_keys=[other])
-    result = run(address, "keyuser", "echo hello from $USER; pwd", client_keys=[key])
-    assert result.stdout.splitlines()[0] == "hello from keyuser"
+    assert refused(address, "keyadmin", client_keys=[other])
+    result = run(address, "keyadmin", "echo hello from $USER; pwd", client_keys=[key])
+    assert result.stdout.splitlines()[0] == "hello from keyadmin"
 
-    async def sftp() -> tuple[bytes, bool]:
-        async with asyncssh.connect(*address, username="keyuser", client_keys=[key], known_hosts=None) as conn:
+    async def sftp() -> bytes:
+        async with asyncssh.connect(*address, username="keyadmin", client_keys=[key], known_hosts=None) as conn:
             async with conn.start_sftp_client() as client_sftp:
                 local = tmp_path / "up.txt"
                 local.write_text("uploaded over sftp\n")
                 await client_sftp.put(str(local), "shared/up.txt")
                 await client_sftp.get("shared/up.txt", str(tmp_path / "down.txt"))
-                try:
-                    await client_sftp.get("../../agent.log", str(tmp_path / "agent.log"))
-                    denied = False
-                except asyncssh.SFTPError:
-                    denied = True
-                return (tmp_path / "down.txt").read_bytes(), denied
+                assert await client_sftp.realpath(".") == str(service.data_dir / "nodes" / node_id)  # starts there
+                return (tmp_path / "down.txt").read_bytes()
 
-    data, denied = asyncio.run(sftp())
-    assert data == b"uploaded over sftp\n" and denied
+    assert asyncio.run(sftp()) == b"uploaded over sftp\n"
     # The file is on the node, where the Batch file API sees it.
     assert b"".join(client.download_node_file(POOL, node_id, "shared/up.txt")) == b"uploaded over sftp\n"
+    client.delete_node_user(POOL, node_id, "keyadmin")
+    assert refused(address, "keyadmin", client_keys=[key])
+
+
+@as_root
+def test_non_admin_users_run_as_uids_of_their_own_and_cannot_read_secrets(
+    client: Any, service: Service, nodes: list[Any]
+) -> None:
+    node_id = nodes[0].id
+    for name, admin in (("alice", False), ("bob", False), ("boss", True)):
+        client.create_node_user(
+            POOL, node_id, m.BatchNodeUserCreateOptions(name=name, password=f"{name}-pass", is_admin=admin)
+        )
+    address = _login(client, node_id)
+    root = service.data_dir / "nodes" / node_id
+
+    def sh(user: str, command: str) -> asyncssh.SSHCompletedProcess:
+        return run(address, user, command, password=f"{user}-pass")
+
+    alice = sh("alice", "id -u; echo $HOME; pwd; umask; echo for alice only > ~/diary.txt")
+    uid, home, cwd, umask = alice.stdout.split()
+    assert alice.exit_status == 0 and int(uid) != 0 and umask == "0077"
+    assert home == str(root / "home" / "alice") and cwd == str(root)
+    bob = sh("bob", "id -u")
+    assert int(bob.stdout) not in (0, int(uid))
+    # Secrets of the agent and the service, and other users' files, are out of reach...
+    for path in (root / "agent.log", service.data_dir / "batchyard.db", root / "home" / "alice" / "diary.txt"):
+        denied = sh("bob", f"cat {path}")
+        assert denied.exit_status != 0 and "Permission denied" in denied.stderr, path
+    assert sh("bob", f"ls {root / 'home' / 'alice'}").exit_status != 0
+    assert sh("bob", "cat /proc/1/environ").exit_status != 0
+    # ...while the node's own directories can be read, as when debugging a task.
+    assert sh("bob", "ls workitems shared startup").exit_status == 0
+    # An admin runs as the agent's user and reads everything.
+    boss = sh("boss", f"id -u; cat {root / 'home' / 'alice' / 'diary.txt'}")
+    assert boss.stdout.split("\n")[:2] == ["0", "for alice only"]
+    for name in ("alice", "bob", "boss"):
+        client.delete_node_user(POOL, node_id, name)
+
+
+@as_root
+def test_sftp_of_a_non_admin_user_runs_as_its_uid(client: Any, service: Service, nodes: list[Any], tmp_path: Path) -> None:
+    node_id = nodes[1].id
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    public = key.export_public_key().decode()
+    client.create_node_user(POOL, node_id, m.BatchNodeUserCreateOptions(name="keyuser", ssh_public_key=public))
+    address = _login(client, node_id)
+    local = tmp_path / "up.txt"
+    local.write_text("uploaded over sftp\n")
+
+    async def sftp() -> list[str]:
+        outcomes = []
+        async with asyncssh.connect(*address, username="keyuser", client_keys=[key], known_hosts=None) as conn:
+            async with conn.start_sftp_client() as client_sftp:
+                await client_sftp.put(str(local), "home/keyuser/up.txt")
+                await client_sftp.get("home/keyuser/up.txt", str(tmp_path / "down.txt"))
+                outcomes.append((tmp_path / "down.txt").read_text())
+                for attempt in (
+                    client_sftp.get("agent.log", str(tmp_path / "agent.log")),
+                    client_sftp.put(str(local), "shared/up.txt"),
+                ):
+                    try:
+                        await attempt
+                        outcomes.append("allowed")
+                    except asyncssh.SFTPError as exc:
+                        outcomes.append(type(exc).__name__)
+        return outcomes
+
+    assert asyncio.run(sftp()) == ["uploaded over sftp\n", "SFTPPermissionDenied", "SFTPPermissionDenied"]
+    uploaded = service.data_dir / "nodes" / node_id / "home" / "keyuser" / "up.txt"
+    assert uploaded.stat().st_uid != 0 and uploaded.stat().st_mode & 0o077 == 0
     client.delete_node_user(POOL, node_id, "keyuser")
     assert refused(address, "keyuser", client_keys=[key])
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from batchyard.agent import health
+from batchyard.agent.accounts import NodeAccounts
 from batchyard.agent.execution import Execution, NodeContext
 from batchyard.agent.ssh import NodeSshServer
 
@@ -38,7 +39,7 @@ class NodeServices:
         self.root = root
         self.context = context
         self.send = send
-        self.ssh = NodeSshServer(root, context.node_env)
+        self.ssh = NodeSshServer(root, NodeAccounts(context.node_id, root), context.node_env)
         self.min_free_mb: float | None = None
 
     def handle(self, message: dict[str, Any]) -> None:

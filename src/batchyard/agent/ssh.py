@@ -5,11 +5,14 @@
 - A user logs in with the password or the key until the expiry; a deleted or expired user is
   refused, and a deleted user's open connections are closed.
 - Sessions run `/bin/bash` (the command, or an interactive shell without a terminal) in the node
-  root with the node's AZ_BATCH_* environment; SFTP is confined to the node root.
+  root with the node's AZ_BATCH_* environment.
 - Started on the first request for it (remote login settings or users), so idle nodes pay nothing.
   The host key is made at start and kept in memory: it changes when the agent restarts.
 
-Isolation: sessions run as the agent's OS user (see README, "Node operations").
+- SFTP is Debian's sftp-server (openssh-sftp-server), started in the node root.
+
+Isolation (see accounts.py): on an agent running as root, a non-admin user's sessions and SFTP run
+as a uid of the user's own; other sessions run as the agent's user.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import asyncio
 import hashlib
 import hmac
 import logging
-import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -28,10 +30,9 @@ from typing import Any
 
 import asyncssh
 
-log = logging.getLogger("batchyard.agent.ssh")
+from batchyard.agent.accounts import NodeAccounts, OsAccount, sftp_server
 
-# Names under the node root that only admin users may open over SFTP (the agent's own files).
-PRIVATE_PREFIXES = (".agent", "agent.log")
+log = logging.getLogger("batchyard.agent.ssh")
 
 
 @dataclass
@@ -73,8 +74,11 @@ def _user(entry: dict[str, Any], now: float) -> NodeUser:
 
 
 class NodeSshServer:
-    def __init__(self, root: Path, environment: Callable[[], dict[str, str]], host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, root: Path, accounts: NodeAccounts, environment: Callable[[], dict[str, str]], host: str = "127.0.0.1"
+    ) -> None:
         self.root = root
+        self.accounts = accounts
         self.environment = environment
         self.host = host
         self.port = 0
@@ -104,8 +108,6 @@ class NodeSshServer:
                     self.host,
                     0,
                     server_host_keys=[host_key],
-                    process_factory=self._session,
-                    sftp_factory=self._sftp,
                     encoding=None,
                     keepalive_interval=30,
                 )
@@ -127,43 +129,21 @@ class NodeSshServer:
 
     # --- sessions -------------------------------------------------------------------------------
 
-    def _session_env(self, username: str) -> dict[str, str]:
+    def _session_env(self, username: str, account: OsAccount | None) -> dict[str, str]:
         env = self.environment()
-        env.update({"HOME": str(self.root), "USER": username, "LOGNAME": username, "SHELL": "/bin/bash"})
+        home = account.home if account is not None else self.root
+        env.update({"HOME": str(home), "USER": username, "LOGNAME": username, "SHELL": "/bin/bash"})
+        if account is not None:
+            env.update(account.lookup_env)
         return env
 
-    async def _session(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
-        username = str(process.get_extra_info("username"))
-        argv = ["/bin/bash", "-c", process.command] if process.command else ["/bin/bash", "-i"]
-        try:
-            child = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=self.root,
-                env=self._session_env(username),
-                start_new_session=True,
-            )
-        except OSError as exc:
-            process.stderr.write(f"cannot start a shell: {exc}\n".encode())
-            process.exit(127)
-            return
-        assert child.stdin and child.stdout and child.stderr
-        feeding = asyncio.create_task(_feed(process.stdin, child.stdin))
-        try:
-            await asyncio.gather(_copy(child.stdout, process.stdout), _copy(child.stderr, process.stderr))
-            status = await child.wait()
-        finally:
-            feeding.cancel()
-            if child.returncode is None:
-                child.kill()
-        process.exit(status if status >= 0 else 128 - status)
-
-    def _sftp(self, chan: asyncssh.SSHServerChannel[bytes]) -> asyncssh.SFTPServer:
-        username = str(chan.get_extra_info("username"))
+    def session(self, username: str) -> asyncssh.SSHServerSession[bytes] | bool:
+        """A new session channel of a logged-in user: a shell, a command or SFTP, as its OS account."""
         user = self.users.get(username)
-        return _NodeSFTP(chan, self.root, admin=bool(user and user.admin))
+        if user is None:  # deleted since the login
+            return False
+        account = self.accounts.account(username, user.admin)
+        return _ChildSession(self.root, self._session_env(username, account), account)
 
 
 class _Server(asyncssh.SSHServer):
@@ -198,41 +178,121 @@ class _Server(asyncssh.SSHServer):
         user = self.owner.user(username)
         return user is not None and user.key is not None and user.key.public_data == key.public_data
 
+    def session_requested(self) -> asyncssh.SSHServerSession[bytes] | bool:
+        return self.owner.session(self.username) if self.username is not None else False
+
     def auth_completed(self) -> None:
         if self.conn is not None:
             self.username = str(self.conn.get_extra_info("username"))
             self.owner.registered(self.username, self.conn)
 
 
-class _NodeSFTP(asyncssh.SFTPServer):
-    """SFTP inside the node root; the agent's own files are for admin users only."""
+class _ChildSession(asyncssh.SSHServerSession[bytes]):
+    """One session channel served by a child process (bash, or sftp-server) run as the account.
 
-    def __init__(self, chan: asyncssh.SSHServerChannel[bytes], root: Path, admin: bool) -> None:
-        super().__init__(chan, chroot=str(root).encode())
-        self._root = str(root).encode()
-        self._admin = admin
+    SFTP is Debian's sftp-server rather than asyncssh's own: run as the user's uid, the kernel
+    decides what it may read and write.
+    """
 
-    def map_path(self, path: bytes) -> bytes:
-        mapped = super().map_path(path)  # normalized: ".." cannot climb out, nor around this check
-        if not self._admin:
-            first = os.path.relpath(mapped, self._root).split(b"/")[0]
-            if first.decode(errors="replace").startswith(PRIVATE_PREFIXES):
-                raise asyncssh.SFTPPermissionDenied("Permission denied")
-        return mapped
+    def __init__(self, root: Path, env: dict[str, str], account: OsAccount | None) -> None:
+        self.root = root
+        self.env = env
+        self.account = account
+        self.argv: list[str] = []
+        self.chan: asyncssh.SSHServerChannel[bytes] | None = None
+        self.child: asyncio.subprocess.Process | None = None
+        self.stdin: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.task: asyncio.Task[None] | None = None
 
+    def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:  # type: ignore[override]
+        self.chan = chan
 
-async def _copy(source: asyncio.StreamReader, target: Any) -> None:
-    while chunk := await source.read(65536):
-        target.write(chunk)
-        await target.drain()
+    def shell_requested(self) -> bool:
+        self.argv = ["/bin/bash", "-i"]  # no terminal: an interactive shell reading stdin
+        return True
 
+    def exec_requested(self, command: str) -> bool:
+        self.argv = ["/bin/bash", "-c", command]
+        return True
 
-async def _feed(source: Any, target: asyncio.StreamWriter) -> None:
-    try:
+    def subsystem_requested(self, subsystem: str) -> bool:
+        program = sftp_server()
+        if subsystem != "sftp" or program is None:
+            return False
+        if self.account is not None and not self.account.lookup_env:
+            return False  # sftp-server looks its user up: it needs nss_wrapper for our uids
+        # -d: start in the node root; -u: what this user makes is theirs alone.
+        self.argv = [program, "-d", str(self.root), "-u", "077"]
+        return True
+
+    def session_started(self) -> None:
+        self.task = asyncio.create_task(self._serve())
+
+    def data_received(self, data: bytes, datatype: int | None) -> None:  # type: ignore[override]
+        self.stdin.put_nowait(data)
+        if self.stdin.qsize() > 16 and self.chan is not None:
+            self.chan.pause_reading()  # the child is slower than the client: stop reading the socket
+
+    def eof_received(self) -> bool:
+        self.stdin.put_nowait(None)
+        return False
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.child is not None and self.child.returncode is None:
+            self.child.kill()
+        if self.task is not None:
+            self.task.cancel()
+
+    async def _serve(self) -> None:
+        assert self.chan is not None
+        chan = self.chan
+        cwd = self.root if self.argv[0] == "/bin/bash" or self.account is None else self.account.home
+        try:
+            self.child = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=cwd,
+                env=self.env,
+                start_new_session=True,
+                **(self.account.spawn_options() if self.account is not None else {}),
+            )
+        except OSError as exc:
+            chan.write_stderr(f"cannot start {self.argv[0]}: {exc}\n".encode())
+            chan.exit(127)
+            return
+        child = self.child
+        assert child.stdin and child.stdout and child.stderr
+        feeding = asyncio.create_task(self._feed(child.stdin))
+        try:
+            await asyncio.gather(self._pump(child.stdout, chan.write), self._pump(child.stderr, chan.write_stderr))
+            status = await child.wait()
+        finally:
+            feeding.cancel()
+        chan.exit(status if status >= 0 else 128 - status)
+
+    async def _pump(self, source: asyncio.StreamReader, write: Callable[[bytes], None]) -> None:
         while chunk := await source.read(65536):
-            target.write(chunk)
-            await target.drain()
-    except (asyncssh.Error, BrokenPipeError, ConnectionResetError):
-        pass
-    finally:
-        target.close()
+            await self.writable.wait()
+            write(chunk)
+
+    async def _feed(self, target: asyncio.StreamWriter) -> None:
+        try:
+            while (chunk := await self.stdin.get()) is not None:
+                target.write(chunk)
+                await target.drain()
+                if self.stdin.qsize() < 4 and self.chan is not None:
+                    self.chan.resume_reading()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            target.close()

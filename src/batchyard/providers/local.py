@@ -55,7 +55,10 @@ class LocalProvider:
             str(self.orphan_timeout),
             "--token-stdin",
         ]
-        with open(root / "agent.log", "ab") as log_file:
+        # The agent's log is for the service's user only (node users log in to this root).
+        log_fd = os.open(root / "agent.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(log_fd, 0o600)
+        with open(log_fd, "ab") as log_file:
             proc = subprocess.Popen(
                 args,
                 env=env,

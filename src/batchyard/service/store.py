@@ -6,6 +6,7 @@ process (only an OS crash can lose the last commits). Callers group writes with 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -61,9 +62,21 @@ _dumps = orjson.dumps
 _loads = orjson.loads
 
 
+def _private(path: Path) -> None:
+    """Keys, password hashes and certificate keys live here: for the service's user only.
+
+    SQLite gives the -wal and -shm files the database file's mode; older ones are narrowed too.
+    """
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists():
+            os.chmod(file, 0o600)
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _private(path)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")

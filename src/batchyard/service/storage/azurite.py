@@ -113,6 +113,7 @@ class Azurite:
     def start(self, timeout: float = 60) -> LinkedStorage:
         program = ensure_installed(self.install_dir)
         self.location.mkdir(parents=True, exist_ok=True)
+        self.location.chmod(0o700)  # the blobs are the account's data, not node users'
         log_path = self.location / "azurite.log"
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(

@@ -1,0 +1,109 @@
+"""OS identities for a node's users: what running the agent as root adds.
+
+An agent running as root gives each non-admin node user a uid of its own (from a range no Debian
+account uses) and a home `home/<name>` (mode 0700) under the node root. Their SSH sessions and SFTP
+run as that uid with umask 077, so they cannot read files of the agent, of the service or of other
+users that are not world-readable. Admin users, and every user of an agent that is not root, run as
+the agent's own user.
+
+The uid has no /etc/passwd entry, so nothing outside the node root changes and nothing is left
+behind when a node goes. Programs that look their user up (sftp-server, whoami) find it through
+nss_wrapper (Debian's libnss-wrapper), preloaded with a passwd line kept in `home/.nss/`.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+UID_BASE = 0x4000_0000  # far above Debian's dynamic ranges (and systemd's container ranges)
+UID_SPAN = 0x1000_0000
+SESSION_UMASK = 0o077
+
+# Debian's openssh-sftp-server: SFTP that runs as the session's uid, so the kernel checks access.
+SFTP_SERVER_PATHS = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server", "/usr/lib/sftp-server")
+
+
+NSS_WRAPPER_GLOB = "/usr/lib/*/libnss_wrapper.so"
+
+
+@dataclass(frozen=True)
+class OsAccount:
+    uid: int
+    home: Path
+    lookup_env: dict[str, str]  # what lets the process find its user by uid (empty without nss_wrapper)
+
+    def spawn_options(self) -> dict[str, Any]:
+        """Keyword arguments for subprocess/asyncio process creation that run as this account."""
+        return {"user": self.uid, "group": self.uid, "extra_groups": [], "umask": SESSION_UMASK}
+
+
+def isolating() -> bool:
+    return os.geteuid() == 0
+
+
+def sftp_server() -> str | None:
+    return next((path for path in SFTP_SERVER_PATHS if os.access(path, os.X_OK)), None)
+
+
+def nss_wrapper() -> str | None:
+    return next(iter(sorted(glob.glob(NSS_WRAPPER_GLOB))), None)
+
+
+class NodeAccounts:
+    """The uids given to one node's users; a user keeps its uid for the agent's life."""
+
+    def __init__(self, node_id: str, root: Path) -> None:
+        self.node_id = node_id
+        self.root = root
+        self._uids: dict[str, int] = {}
+
+    def account(self, name: str, admin: bool) -> OsAccount | None:
+        """The account a session of this user runs as; None for the agent's own user."""
+        if admin or not isolating():
+            return None
+        uid = self._uids.get(name)
+        if uid is None:
+            uid = self._free_uid(name)
+            self._uids[name] = uid
+        home = self.root / "home" / name
+        _make_home(home, uid)
+        return OsAccount(uid=uid, home=home, lookup_env=self._lookup_env(name, uid, home))
+
+    def _lookup_env(self, name: str, uid: int, home: Path) -> dict[str, str]:
+        library = nss_wrapper()
+        if library is None:
+            return {}
+        directory = self.root / "home" / ".nss"
+        directory.mkdir(mode=0o755, exist_ok=True)
+        passwd, group = directory / f"{name}.passwd", directory / f"{name}.group"
+        passwd.write_text(f"{name}:x:{uid}:{uid}:batchyard node user:{home}:/bin/bash\n")
+        group.write_text(f"{name}:x:{uid}:\n")
+        return {"LD_PRELOAD": library, "NSS_WRAPPER_PASSWD": str(passwd), "NSS_WRAPPER_GROUP": str(group)}
+
+    def _free_uid(self, name: str) -> int:
+        taken = set(self._uids.values())
+        attempt = 0
+        while True:  # the node id is in the hash, so users of other nodes get other uids too
+            digest = hashlib.sha256(f"{self.node_id}/{name}/{attempt}".encode()).digest()
+            uid = UID_BASE + int.from_bytes(digest[:4], "big") % UID_SPAN
+            if uid not in taken:
+                return uid
+            attempt += 1
+
+
+def _make_home(home: Path, uid: int) -> None:
+    home.parent.mkdir(mode=0o755, exist_ok=True)
+    try:
+        home.mkdir(mode=0o700)
+    except FileExistsError:
+        if home.stat().st_uid == uid:
+            return
+        shutil.rmtree(home)  # left by an earlier user of that name with another uid: not theirs
+        home.mkdir(mode=0o700)
+    os.chown(home, uid, uid)
