@@ -67,6 +67,8 @@ def _private(path: Path) -> None:
 
     SQLite gives the -wal and -shm files the database file's mode; older ones are narrowed too.
     """
+    if str(path) == ":memory:":
+        return
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         if file.exists():
