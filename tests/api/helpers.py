@@ -241,3 +241,43 @@ class serve_directory:  # noqa: N801 - used like a function: `with serve_directo
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def self_signed_pfx(password: str) -> tuple[str, bytes, Any]:
+    """(SHA-1 thumbprint, pfx bytes protected by `password`, RSA private key) of a fresh certificate."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "batchyard test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    data = pkcs12.serialize_key_and_certificates(b"test", key, cert, None, BestAvailableEncryption(password.encode()))
+    return cert.fingerprint(hashes.SHA1()).hex(), data, key  # noqa: S303 - Batch thumbprints are SHA-1
+
+
+def certificate_path(thumbprint: str) -> str:
+    return f"/certificates(thumbprintAlgorithm=sha1,thumbprint={thumbprint})"
+
+
+def add_certificate(url: str, thumbprint: str, data: bytes, password: str | None, **extra: Any) -> Any:
+    """POST /certificates (azure-batch 15.x has no certificate operations): pfx with a password, else cer."""
+    import base64
+
+    body = {"thumbprint": thumbprint, "thumbprintAlgorithm": "sha1", "data": base64.b64encode(data).decode()}
+    body |= {"certificateFormat": "pfx", "password": password} if password is not None else {}
+    return signed_request(url, "POST", "/certificates", body=body | extra)

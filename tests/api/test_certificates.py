@@ -8,7 +8,6 @@ command line, and the task decrypts it with the private key the service installe
 from __future__ import annotations
 
 import base64
-import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,10 +17,17 @@ from azure.batch.models._models import BatchNodeReimageOptions  # not exported b
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
-from cryptography.x509.oid import NameOID
 
-from tests.api.helpers import completed, create_job, pool_body, read_task_file, signed_request
+from tests.api.helpers import (
+    add_certificate,
+    certificate_path,
+    completed,
+    create_job,
+    pool_body,
+    read_task_file,
+    self_signed_pfx,
+    signed_request,
+)
 from tests.conftest import Service, wait_for
 
 PASSWORD = "pfx-password"
@@ -30,31 +36,11 @@ PASSWORD = "pfx-password"
 @pytest.fixture(scope="module")
 def pfx() -> tuple[str, bytes, rsa.RSAPrivateKey]:
     """(thumbprint, pfx bytes, private key) of a fresh self-signed certificate."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "batchyard test")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    data = pkcs12.serialize_key_and_certificates(b"test", key, cert, None, BestAvailableEncryption(PASSWORD.encode()))
-    return cert.fingerprint(hashes.SHA1()).hex(), data, key  # noqa: S303 - Batch thumbprints are SHA-1
-
-
-def _cert_path(thumbprint: str) -> str:
-    return f"/certificates(thumbprintAlgorithm=sha1,thumbprint={thumbprint})"
+    return self_signed_pfx(PASSWORD)
 
 
 def _add(service: Service, thumbprint: str, data: bytes, password: str | None = PASSWORD, **extra: Any) -> Any:
-    body = {"thumbprint": thumbprint, "thumbprintAlgorithm": "sha1", "data": base64.b64encode(data).decode()}
-    body |= {"certificateFormat": "pfx", "password": password} if password is not None else {}
-    return signed_request(service.url, "POST", "/certificates", body=body | extra)
+    return add_certificate(service.url, thumbprint, data, password, **extra)
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +49,11 @@ def added(service: Service, pfx: tuple[str, bytes, rsa.RSAPrivateKey]) -> Iterat
     answer = _add(service, thumbprint, data)
     assert answer.status_code == 201, answer.text
     yield thumbprint
-    signed_request(service.url, "DELETE", _cert_path(thumbprint))
+    signed_request(service.url, "DELETE", certificate_path(thumbprint))
 
 
 def test_add_get_list_and_what_is_never_returned(service: Service, added: str) -> None:
-    got = signed_request(service.url, "GET", _cert_path(added))
+    got = signed_request(service.url, "GET", certificate_path(added))
     assert got.status_code == 200
     body = got.json()
     assert body["thumbprint"] == added and body["state"] == "active" and body["thumbprintAlgorithm"] == "sha1"
@@ -88,8 +74,8 @@ def test_certificate_mistakes(service: Service, added: str, pfx: tuple[str, byte
         (_add(service, thumbprint, b"not a pfx"), 400, "InvalidPropertyValue"),
         (_add(service, thumbprint, data, thumbprintAlgorithm="md5"), 400, "InvalidPropertyValue"),
         (signed_request(service.url, "POST", "/certificates", body={"thumbprint": "ab"}), 400, None),
-        (signed_request(service.url, "GET", _cert_path("00" * 20)), 404, "CertificateNotFound"),
-        (signed_request(service.url, "POST", _cert_path(added) + "/canceldelete"), 409, "CertificateStateActive"),
+        (signed_request(service.url, "GET", certificate_path("00" * 20)), 404, "CertificateNotFound"),
+        (signed_request(service.url, "POST", certificate_path(added) + "/canceldelete"), 409, "CertificateStateActive"),
         (
             signed_request(
                 service.url,
@@ -115,6 +101,7 @@ def test_tasks_decrypt_a_secret_with_the_installed_key_again_after_reimage_and_d
     _, _, key = pfx
     secret = b"storage-account-key-1234"
     sealed = base64.b64encode(key.public_key().encrypt(secret, padding.PKCS1v15())).decode()
+    cert_at = certificate_path(added)
     ref = {"thumbprint": added, "thumbprintAlgorithm": "sha1", "visibility": ["starttask", "task"]}
     start = "/bin/bash -c 'ls -l $AZ_BATCH_CERTIFICATES_DIR > $AZ_BATCH_NODE_SHARED_DIR/start-certs.txt'"
     body = pool_body(
@@ -142,19 +129,17 @@ def test_tasks_decrypt_a_secret_with_the_installed_key_again_after_reimage_and_d
         assert f"sha1-{added}.key" in listing  # installed before the start task ran
 
         # Deleting a certificate a pool references fails (deletefailed) and can be cancelled.
-        assert signed_request(service.url, "DELETE", _cert_path(added)).status_code == 202
-        assert signed_request(service.url, "GET", _cert_path(added)).json()["state"] in ("deleting", "deletefailed")
+        assert signed_request(service.url, "DELETE", cert_at).status_code == 202
+        assert signed_request(service.url, "GET", cert_at).json()["state"] in ("deleting", "deletefailed")
         failed = wait_for(
-            lambda: (
-                (c := signed_request(service.url, "GET", _cert_path(added)).json())["state"] == "deletefailed" and c
-            ),
+            lambda: (c := signed_request(service.url, "GET", cert_at).json())["state"] == "deletefailed" and c,
             timeout=10,
             what="deletefailed",
         )
         assert failed["deleteCertificateError"]["code"] == "CertificateInUse"
         assert failed["previousState"] == "deleting"
-        assert signed_request(service.url, "POST", _cert_path(added) + "/canceldelete").status_code == 204
-        assert signed_request(service.url, "GET", _cert_path(added)).json()["state"] == "active"
+        assert signed_request(service.url, "POST", cert_at + "/canceldelete").status_code == 204
+        assert signed_request(service.url, "GET", cert_at).json()["state"] == "active"
 
         # A reimage wipes the node: the start task finds the certificates installed again.
         before = client.get_node("cert-pool", node_id).last_boot_time
@@ -173,7 +158,5 @@ def test_tasks_decrypt_a_secret_with_the_installed_key_again_after_reimage_and_d
     wait_for(
         lambda: signed_request(service.url, "GET", "/pools/cert-pool").status_code == 404, timeout=30, what="pool gone"
     )
-    assert signed_request(service.url, "DELETE", _cert_path(added)).status_code == 202
-    wait_for(
-        lambda: signed_request(service.url, "GET", _cert_path(added)).status_code == 404, timeout=10, what="deleted"
-    )
+    assert signed_request(service.url, "DELETE", cert_at).status_code == 202
+    wait_for(lambda: signed_request(service.url, "GET", cert_at).status_code == 404, timeout=10, what="deleted")

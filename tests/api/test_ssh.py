@@ -21,7 +21,19 @@ import pytest
 from azure.batch import models as m
 from azure.core.exceptions import HttpResponseError
 
-from tests.api.helpers import create_pool, delete_pool_quietly, error_code, idle_nodes, signed_request
+from tests.api.helpers import (
+    add_certificate,
+    create_job,
+    create_pool,
+    delete_pool_quietly,
+    error_code,
+    idle_nodes,
+    pool_body,
+    read_task_file,
+    run_task,
+    self_signed_pfx,
+    signed_request,
+)
 from tests.conftest import Service, make_client, start_service, wait_for
 
 POOL = "ssh-pool"
@@ -178,7 +190,9 @@ def test_non_admin_users_run_as_uids_of_their_own_and_cannot_read_secrets(
 
 
 @as_root
-def test_sftp_of_a_non_admin_user_runs_as_its_uid(client: Any, service: Service, nodes: list[Any], tmp_path: Path) -> None:
+def test_sftp_of_a_non_admin_user_runs_as_its_uid(
+    client: Any, service: Service, nodes: list[Any], tmp_path: Path
+) -> None:
     node_id = nodes[1].id
     key = asyncssh.generate_private_key("ssh-ed25519")
     public = key.export_public_key().decode()
@@ -259,3 +273,39 @@ def test_user_mistakes_get_batch_errors(client: Any, service: Service, nodes: li
     node = signed_request(service.url, "GET", f"/pools/{POOL}/nodes/{node_id}").text
     assert "dup-pass" not in node and "_users" not in node
     client.delete_node_user(POOL, node_id, "dup")
+
+
+def test_certificate_visibility_decides_who_gets_it(client: Any, service: Service) -> None:
+    """A certificate goes to whom its visibility names: remote users get it in `~/certs`."""
+    pool = "ssh-cert-pool"
+    users_pfx = self_signed_pfx("pw")
+    tasks_pfx = self_signed_pfx("pw")
+    refs = []
+    for (thumbprint, data, _), visibility in ((users_pfx, ["remoteuser"]), (tasks_pfx, ["task"])):
+        assert add_certificate(service.url, thumbprint, data, "pw").status_code == 201
+        refs.append({"thumbprint": thumbprint, "thumbprintAlgorithm": "sha1", "visibility": visibility})
+    start = "/bin/bash -c 'ls $AZ_BATCH_CERTIFICATES_DIR > $AZ_BATCH_NODE_SHARED_DIR/start-certs.txt 2>&1; true'"
+    body = pool_body(pool, targetDedicatedNodes=1, certificateReferences=refs, startTask={"commandLine": start})
+    assert signed_request(service.url, "POST", "/pools", body=body).status_code == 201
+    try:
+        (node,) = wait_for(lambda: idle_nodes(client, pool, 1), timeout=60, what="an idle node")
+        started = b"".join(client.download_node_file(pool, node.id, "shared/start-certs.txt")).decode()
+        assert "sha1-" not in started  # neither certificate is visible to the start task
+        create_job(client, "ssh-cert-job", pool)
+        task = run_task(client, "ssh-cert-job", "lister", "/bin/bash -c 'ls $AZ_BATCH_CERTIFICATES_DIR'")
+        listed = read_task_file(client, "ssh-cert-job", "lister", "stdout.txt").split()
+        assert task.execution_info.exit_code == 0 and listed == [f"sha1-{tasks_pfx[0]}.key", f"sha1-{tasks_pfx[0]}.pem"]
+
+        client.create_node_user(pool, node.id, m.BatchNodeUserCreateOptions(name="certuser", password="cert-pass"))
+        settings = client.get_node_remote_login_settings(pool, node.id)
+        address = (settings.remote_login_ip_address, settings.remote_login_port)
+        result = run(
+            address,
+            "certuser",
+            "ls ~/certs; openssl pkey -noout -in ~/certs/*.key && echo readable",
+            password="cert-pass",
+        )
+        assert result.stdout.split() == [f"sha1-{users_pfx[0]}.key", f"sha1-{users_pfx[0]}.pem", "readable"]
+    finally:
+        client.begin_delete_job("ssh-cert-job", polling_interval=0.2)
+        signed_request(service.url, "DELETE", f"/pools/{pool}")

@@ -17,9 +17,13 @@ import glob
 import hashlib
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from batchyard.agent.certificates import visible_to
+from batchyard.agent.certificates import write_into as write_certificates
 
 UID_BASE = 0x4000_0000  # far above Debian's dynamic ranges (and systemd's container ranges)
 UID_SPAN = 0x1000_0000
@@ -34,12 +38,14 @@ NSS_WRAPPER_GLOB = "/usr/lib/*/libnss_wrapper.so"
 
 @dataclass(frozen=True)
 class OsAccount:
-    uid: int
+    uid: int | None  # None: the agent's own user
     home: Path
     lookup_env: dict[str, str]  # what lets the process find its user by uid (empty without nss_wrapper)
 
     def spawn_options(self) -> dict[str, Any]:
         """Keyword arguments for subprocess/asyncio process creation that run as this account."""
+        if self.uid is None:
+            return {}
         return {"user": self.uid, "group": self.uid, "extra_groups": [], "umask": SESSION_UMASK}
 
 
@@ -56,24 +62,26 @@ def nss_wrapper() -> str | None:
 
 
 class NodeAccounts:
-    """The uids given to one node's users; a user keeps its uid for the agent's life."""
+    """The uids and homes of one node's users; a user keeps its uid for the agent's life.
 
-    def __init__(self, node_id: str, root: Path) -> None:
+    Every home gets the pool's certificates that are visible to remote users, in `certs`.
+    """
+
+    def __init__(self, node_id: str, root: Path, certificates: Callable[[], list[dict[str, Any]]]) -> None:
         self.node_id = node_id
         self.root = root
+        self.certificates = certificates
         self._uids: dict[str, int] = {}
 
-    def account(self, name: str, admin: bool) -> OsAccount | None:
-        """The account a session of this user runs as; None for the agent's own user."""
-        if admin or not isolating():
-            return None
-        uid = self._uids.get(name)
-        if uid is None:
-            uid = self._free_uid(name)
-            self._uids[name] = uid
+    def account(self, name: str, admin: bool) -> OsAccount:
+        """The account a session of this user runs as, with its home ready."""
         home = self.root / "home" / name
+        uid = None if admin or not isolating() else self._uid(name)
         _make_home(home, uid)
-        return OsAccount(uid=uid, home=home, lookup_env=self._lookup_env(name, uid, home))
+        account = OsAccount(uid=uid, home=home, lookup_env={} if uid is None else self._lookup_env(name, uid, home))
+        if certs := visible_to(self.certificates(), "remoteuser"):
+            write_certificates(home / "certs", certs, owner=account.uid)
+        return account
 
     def _lookup_env(self, name: str, uid: int, home: Path) -> dict[str, str]:
         library = nss_wrapper()
@@ -86,6 +94,11 @@ class NodeAccounts:
         group.write_text(f"{name}:x:{uid}:\n")
         return {"LD_PRELOAD": library, "NSS_WRAPPER_PASSWD": str(passwd), "NSS_WRAPPER_GROUP": str(group)}
 
+    def _uid(self, name: str) -> int:
+        if name not in self._uids:
+            self._uids[name] = self._free_uid(name)
+        return self._uids[name]
+
     def _free_uid(self, name: str) -> int:
         taken = set(self._uids.values())
         attempt = 0
@@ -97,13 +110,15 @@ class NodeAccounts:
             attempt += 1
 
 
-def _make_home(home: Path, uid: int) -> None:
+def _make_home(home: Path, uid: int | None) -> None:
+    owner = os.geteuid() if uid is None else uid
     home.parent.mkdir(mode=0o755, exist_ok=True)
     try:
         home.mkdir(mode=0o700)
     except FileExistsError:
-        if home.stat().st_uid == uid:
+        if home.lstat().st_uid == owner:
             return
         shutil.rmtree(home)  # left by an earlier user of that name with another uid: not theirs
         home.mkdir(mode=0o700)
-    os.chown(home, uid, uid)
+    if uid is not None:
+        os.chown(home, uid, uid)

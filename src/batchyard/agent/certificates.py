@@ -5,6 +5,9 @@ writes them, readable only by the task user (0600 files in a 0700 directory), as
 
   sha1-<thumbprint>.pem   the certificate (PEM)
   sha1-<thumbprint>.key   its private key (unencrypted PKCS #8 PEM), for certificates added as pfx
+
+A pool's certificate reference says who sees it (`visibility`): the start task, tasks (every other
+run: job manager, preparation and release too) and remote users (into `certs` in their home).
 """
 
 from __future__ import annotations
@@ -19,19 +22,31 @@ def file_names(cert: dict[str, Any]) -> tuple[str, str]:
     return f"{stem}.pem", f"{stem}.key"
 
 
-def write_into(directory: Path, certs: list[dict[str, Any]]) -> None:
-    """Install `certs` in `directory` (created 0700); files are 0600 from the moment they exist."""
+def visible_to(certs: list[dict[str, Any]], audience: str) -> list[dict[str, Any]]:
+    """The certificates `audience` (starttask, task or remoteuser) may read."""
+    return [cert for cert in certs if not cert.get("visibility") or audience in cert["visibility"]]
+
+
+def write_into(directory: Path, certs: list[dict[str, Any]], owner: int | None = None) -> None:
+    """Install `certs` in `directory` (created 0700); files are 0600 from the moment they exist.
+
+    `owner`: the uid (and gid) that gets them, when not the agent's own user.
+    """
     os.makedirs(directory, mode=0o700, exist_ok=True)
     os.chmod(directory, 0o700)
+    if owner is not None:
+        os.chown(directory, owner, owner)
     for cert in certs:
         pem_name, key_name = file_names(cert)
-        _write_private(directory / pem_name, cert["cert"])
+        _write_private(directory / pem_name, cert["cert"], owner)
         if cert.get("key"):
-            _write_private(directory / key_name, cert["key"])
+            _write_private(directory / key_name, cert["key"], owner)
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+def _write_private(path: Path, text: str, owner: int | None) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_CREAT
+    if owner is not None:
+        os.fchown(fd, owner, owner)
     with os.fdopen(fd, "wb") as handle:
         handle.write(text.encode())

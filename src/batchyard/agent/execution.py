@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from batchyard.agent.certificates import visible_to
 from batchyard.agent.certificates import write_into as write_certificates
 from batchyard.agent.output_files import upload_outputs
 from batchyard.agent.packages import PackageError, install_packages
@@ -131,8 +132,9 @@ class Execution:
         if self.run_spec["kind"] == "packages":
             return await self._deploy_pool_packages(started)
         _make_dirs(self.task_dir, self.working_dir)
-        if self.context.certificates:  # before the program starts, as AZ_BATCH_CERTIFICATES_DIR says
-            write_certificates(self.task_dir / "certs", self.context.certificates)
+        audience = "starttask" if self.run_spec["kind"] == "start" else "task"
+        if certs := visible_to(self.context.certificates, audience):  # before the program starts
+            write_certificates(self.task_dir / "certs", certs)
         if self.run_spec.get("files") or self.run_spec.get("packages") or self.run_spec.get("sharedFiles"):
             self._preparing = asyncio.ensure_future(self._prepare())
             try:

@@ -39,7 +39,8 @@ class NodeServices:
         self.root = root
         self.context = context
         self.send = send
-        self.ssh = NodeSshServer(root, NodeAccounts(context.node_id, root), context.node_env)
+        accounts = NodeAccounts(context.node_id, root, lambda: context.certificates)
+        self.ssh = NodeSshServer(root, accounts, context.node_env)
         self.min_free_mb: float | None = None
 
     def handle(self, message: dict[str, Any]) -> None:

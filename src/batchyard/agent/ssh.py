@@ -129,12 +129,10 @@ class NodeSshServer:
 
     # --- sessions -------------------------------------------------------------------------------
 
-    def _session_env(self, username: str, account: OsAccount | None) -> dict[str, str]:
+    def _session_env(self, username: str, account: OsAccount) -> dict[str, str]:
         env = self.environment()
-        home = account.home if account is not None else self.root
-        env.update({"HOME": str(home), "USER": username, "LOGNAME": username, "SHELL": "/bin/bash"})
-        if account is not None:
-            env.update(account.lookup_env)
+        env.update({"HOME": str(account.home), "USER": username, "LOGNAME": username, "SHELL": "/bin/bash"})
+        env.update(account.lookup_env)
         return env
 
     def session(self, username: str) -> asyncssh.SSHServerSession[bytes] | bool:
@@ -142,7 +140,11 @@ class NodeSshServer:
         user = self.users.get(username)
         if user is None:  # deleted since the login
             return False
-        account = self.accounts.account(username, user.admin)
+        try:
+            account = self.accounts.account(username, user.admin)
+        except OSError as exc:  # asyncssh would drop the connection without a word
+            log.warning("no session for %s: its account could not be prepared: %s", username, exc)
+            return False
         return _ChildSession(self.root, self._session_env(username, account), account)
 
 
@@ -194,7 +196,7 @@ class _ChildSession(asyncssh.SSHServerSession[bytes]):
     decides what it may read and write.
     """
 
-    def __init__(self, root: Path, env: dict[str, str], account: OsAccount | None) -> None:
+    def __init__(self, root: Path, env: dict[str, str], account: OsAccount) -> None:
         self.root = root
         self.env = env
         self.account = account
@@ -221,7 +223,7 @@ class _ChildSession(asyncssh.SSHServerSession[bytes]):
         program = sftp_server()
         if subsystem != "sftp" or program is None:
             return False
-        if self.account is not None and not self.account.lookup_env:
+        if self.account.uid is not None and not self.account.lookup_env:
             return False  # sftp-server looks its user up: it needs nss_wrapper for our uids
         # -d: start in the node root; -u: what this user makes is theirs alone.
         self.argv = [program, "-d", str(self.root), "-u", "077"]
@@ -254,7 +256,7 @@ class _ChildSession(asyncssh.SSHServerSession[bytes]):
     async def _serve(self) -> None:
         assert self.chan is not None
         chan = self.chan
-        cwd = self.root if self.argv[0] == "/bin/bash" or self.account is None else self.account.home
+        cwd = self.root if self.argv[0] == "/bin/bash" else self.account.home
         try:
             self.child = await asyncio.create_subprocess_exec(
                 *self.argv,
@@ -264,7 +266,7 @@ class _ChildSession(asyncssh.SSHServerSession[bytes]):
                 cwd=cwd,
                 env=self.env,
                 start_new_session=True,
-                **(self.account.spawn_options() if self.account is not None else {}),
+                **self.account.spawn_options(),
             )
         except OSError as exc:
             chan.write_stderr(f"cannot start {self.argv[0]}: {exc}\n".encode())

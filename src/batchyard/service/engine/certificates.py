@@ -111,7 +111,7 @@ class CertificateOps(TaskOps):
         for key, doc in list(self.certificates.items()):
             if doc["state"] != "deleting":
                 continue
-            pools = [pool.doc["id"] for pool in self.pools.values() if key in _references(pool.doc)]
+            pools = [pool.doc["id"] for pool in self.pools.values() if key in dict(_references(pool.doc))]
             nodes = [node.id for node in self.nodes.values() if key in (node.doc.get("_certs") or [])]
             if pools or nodes:
                 self._move_certificate(doc, "deletefailed")
@@ -149,7 +149,8 @@ class CertificateOps(TaskOps):
 
     def send_certificates(self, node: NodeRt, pool: PoolRt | None) -> list[str]:
         """Send the pool's certificates to a booting node's agent; the keys of what it installs."""
-        keys = [key for key in _references(pool.doc) if key in self.certificates] if pool else []
+        refs = {key: ref for key, ref in _references(pool.doc) if key in self.certificates} if pool else {}
+        keys = list(refs)
         if node.session is not None:
             certs = [
                 {
@@ -157,16 +158,18 @@ class CertificateOps(TaskOps):
                     "algorithm": "sha1",
                     "cert": self.certificates[key]["_pem"],
                     "key": self.certificates[key].get("_key"),
+                    # Who may read it: starttask, task, remoteuser; none listed means all of them.
+                    "visibility": [str(v).lower() for v in ref.get("visibility") or []],
                 }
-                for key in keys
+                for key, ref in refs.items()
             ]
             node.session.send({"t": "certs", "certs": certs})
         return keys
 
 
-def _references(pool_doc: dict[str, Any]) -> list[str]:
+def _references(pool_doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return [
-        cert_key(ref.get("thumbprintAlgorithm", "sha1"), ref["thumbprint"])
+        (cert_key(ref.get("thumbprintAlgorithm", "sha1"), ref["thumbprint"]), ref)
         for ref in pool_doc.get("certificateReferences") or []
     ]
 
