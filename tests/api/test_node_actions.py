@@ -168,6 +168,15 @@ def test_retaineddata_waits_for_the_task_retention_time(client: Any) -> None:
         assert client.get_node(pool_id, node_id).state == "rebooting"  # its data is still kept
         node = _back_idle(client, pool_id, node_id, before.last_boot_time)
         assert node.last_boot_time >= task.execution_info.end_time + dt.timedelta(seconds=3)
+
+        # A reimage wipes the disk and so what it retained: a task keeping its data for the default
+        # 7 days holds up a retaineddata reboot only until the node is reimaged.
+        client.create_task(job_id, m.BatchTaskCreateOptions(id="keeps-a-week", command_line="/bin/true"))
+        wait_for(lambda: completed(client, job_id, "keeps-a-week"), what="the task to finish")
+        client.begin_reimage_node(pool_id, node_id, BatchNodeReimageOptions(node_reimage_option="requeue"))
+        node = _back_idle(client, pool_id, node_id, node.last_boot_time)
+        client.begin_reboot_node(pool_id, node_id, BatchNodeRebootOptions(node_reboot_kind="retaineddata"))
+        _back_idle(client, pool_id, node_id, node.last_boot_time)
     finally:
         client.begin_delete_job(job_id, polling_interval=0.2)
         delete_pool_quietly(client, pool_id)

@@ -166,6 +166,7 @@ class Store:
 
     def delete_node(self, node_id: str) -> None:
         self._db.execute("DELETE FROM nodes WHERE id = ?", (node_id,))
+        self.forget_retained(node_id)
 
     def put_job(self, key: str, seq: int, doc: dict[str, Any]) -> None:
         self._db.execute("INSERT OR REPLACE INTO jobs (key, seq, doc) VALUES (?, ?, ?)", (key, seq, _dumps(doc)))
@@ -366,6 +367,10 @@ class Store:
         if rows:
             self._db.execute("DELETE FROM retention WHERE expiry <= ?", (now,))
         return rows
+
+    def forget_retained(self, node_id: str) -> None:
+        """The node's disk is gone (reimaged or removed): nothing is retained there any more."""
+        self._db.execute("DELETE FROM retention WHERE node_id = ?", (node_id,))
 
     def retained_until(self, node_id: str) -> float:
         """When the last retained task directory on a node may be removed (0 when none is kept)."""

@@ -118,6 +118,7 @@ class NodeActionOps(CertificateOps):
             node.doc.pop("_certs", None)
             if wipe:
                 node.doc.pop("_users", None)  # a new OS disk has none of the old accounts
+                self.store.forget_retained(node.id)  # nor the old task directories
             self.save_node(node)
         await self.provider.start_node(node.id, pool_id, messages.node_token(self.node_secret, node.id))
         # Until the new agent says hello (`_boot_node`), `_restarting` keeps the node from counting as lost.
