@@ -14,7 +14,15 @@ import pytest
 from azure.batch import models as m
 from azure.core.exceptions import HttpResponseError
 
-from tests.api.helpers import create_pool, delete_pool_quietly, error_code, idle_nodes
+from tests.api.helpers import (
+    create_job,
+    create_pool,
+    delete_pool_quietly,
+    error_code,
+    idle_nodes,
+    processes_with,
+    unique_sleep,
+)
 from tests.conftest import Service, wait_for
 
 
@@ -108,3 +116,24 @@ def test_too_little_disk_space_is_reported(client: Any) -> None:
         assert [error.code for error in errors] == ["DiskFull"]
     finally:
         delete_pool_quietly(client, "diskfull-pool")
+
+
+def test_a_running_tasks_deleted_directory_is_reported_until_the_task_ends(
+    client: Any, service: Service, node: Any
+) -> None:
+    create_job(client, "health-job", "logs-pool")
+    try:
+        sleep = unique_sleep(300)
+        client.create_task("health-job", m.BatchTaskCreateOptions(id="victim", command_line=sleep))
+        wait_for(lambda: processes_with(sleep), timeout=30, what="the task's process")
+        task_dir = (
+            service.data_dir / "nodes" / node.id / client.get_task("health-job", "victim").node_info.task_root_directory
+        )
+        shutil.rmtree(task_dir)
+        errors = wait_for(lambda: client.get_node("logs-pool", node.id).errors, timeout=15, what="TaskDirectoryDeleted")
+        assert [error.code for error in errors] == ["TaskDirectoryDeleted"]
+        assert [(d.name, d.value) for d in errors[0].error_details] == [("Task", "health-job/victim")]
+        client.terminate_task("health-job", "victim")
+        wait_for(lambda: not client.get_node("logs-pool", node.id).errors, timeout=15, what="the error to clear")
+    finally:
+        client.begin_delete_job("health-job", polling_interval=0.2)
