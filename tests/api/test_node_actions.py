@@ -248,6 +248,67 @@ def test_deallocate_and_start(client: Any, pool: tuple[str, str], tmp_path: Path
     _back_idle(client, pool_id, node_id, before.last_boot_time or dt.datetime.min.replace(tzinfo=dt.UTC))
 
 
+@pytest.mark.parametrize("option", ["terminate", "taskcompletion"])
+def test_deallocate_options(client: Any, pool: tuple[str, str], tmp_path: Path, option: str) -> None:
+    pool_id, node_id = pool
+    task_id = f"deallocate-{option}"
+    if option == "taskcompletion":
+        client.create_task("node-actions-job", m.BatchTaskCreateOptions(id=task_id, command_line="/bin/sleep 2"))
+        wait_for(lambda: client.get_task("node-actions-job", task_id).state == "running", what="running task")
+    else:
+        _hanging_task(client, task_id, tmp_path / "marker")
+    client.begin_deallocate_node(pool_id, node_id, BatchNodeDeallocateOptions(node_deallocate_option=option))
+    if option == "taskcompletion":
+        assert client.get_node(pool_id, node_id).state == "deallocating"  # the task finishes first
+    wait_for(lambda: client.get_node(pool_id, node_id).state == "deallocated", what="deallocated node")
+    task = client.get_task("node-actions-job", task_id)
+    assert task.state == "completed"
+    if option == "terminate":
+        assert task.execution_info.failure_info.code == "TaskEnded"
+    else:
+        assert task.execution_info.result == "success"
+    before = client.get_node(pool_id, node_id)
+    client.begin_start_node(pool_id, node_id)
+    _back_idle(client, pool_id, node_id, before.last_boot_time or dt.datetime.min.replace(tzinfo=dt.UTC))
+
+
+@pytest.mark.parametrize("kind", ["reimage", "deallocate"])
+def test_retaineddata_reimage_and_deallocate_wait_for_the_retention_time(client: Any, kind: str) -> None:
+    pool_id, job_id, task_id = f"retained-{kind}-pool", f"retained-{kind}-job", "short-retention"
+    create_pool(client, pool_id, nodes=1)
+    try:
+        create_job(client, job_id, pool_id)
+        node_id = wait_for(lambda: _idle_node(client, pool_id), timeout=60, what="an idle node").id
+        client.create_task(
+            job_id,
+            m.BatchTaskCreateOptions(
+                id=task_id,
+                command_line="/bin/sleep 1",
+                constraints=m.BatchTaskConstraints(retention_time=dt.timedelta(seconds=4)),
+            ),
+        )
+        wait_for(lambda: client.get_task(job_id, task_id).state == "running", what="running task")
+        if kind == "reimage":
+            client.begin_reimage_node(pool_id, node_id, BatchNodeReimageOptions(node_reimage_option="retaineddata"))
+        else:
+            client.begin_deallocate_node(
+                pool_id, node_id, BatchNodeDeallocateOptions(node_deallocate_option="retaineddata")
+            )
+        task = wait_for(lambda: completed(client, job_id, task_id), what="the task to finish")
+        assert task.execution_info.result == "success"
+        assert client.get_node(pool_id, node_id).state in ("reimaging", "deallocating")  # its data is still kept
+        if kind == "reimage":
+            node = _back_idle(client, pool_id, node_id, task.execution_info.end_time)
+            assert node.last_boot_time >= task.execution_info.end_time + dt.timedelta(seconds=3)
+        else:
+            wait_for(lambda: client.get_node(pool_id, node_id).state == "deallocated", what="deallocated node")
+            elapsed = dt.datetime.now(dt.UTC) - task.execution_info.end_time
+            assert elapsed >= dt.timedelta(seconds=3)
+    finally:
+        client.begin_delete_job(job_id, polling_interval=0.2)
+        delete_pool_quietly(client, pool_id)
+
+
 def test_client_mistakes_get_batch_errors(client: Any, service: Service, pool: tuple[str, str]) -> None:
     from tests.api.helpers import signed_request
 
