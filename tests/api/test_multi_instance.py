@@ -111,7 +111,9 @@ def test_coordination_failure_fails_and_retries_the_whole_task(client: Any, serv
         assert details["SubtaskId"] == "1"
         (sub,) = client.list_subtasks(job_id, "t")
         assert sub.exit_code == 5 and sub.result == "failure" and sub.state == "completed"
-        stdout = b"".join(client.download_task_file(job_id, "t", "stdout.txt"))
+        names = {f.name for f in client.list_task_files(job_id, "t")}
+        assert "coordination-stdout.txt" in names  # the primary's coordination command ran
+        stdout = b"".join(client.download_task_file(job_id, "t", "stdout.txt")) if "stdout.txt" in names else b""
         assert b"application ran" not in stdout  # the application command never started
         wait_for(lambda: idle_nodes(client, pool_id, 2), what="the nodes freed")
 
@@ -158,3 +160,88 @@ def test_gangs_wait_for_busy_nodes_all_or_none(client: Any, service: Service, un
         task = wait_for(lambda: done(client, job_id, "gang3"), what="the big gang after the busy task")
         assert task.execution_info.result == "success"
         assert len(list(client.list_subtasks(job_id, "gang3"))) == 2
+
+
+def test_primary_keeps_coordination_and_application_output(client: Any, service: Service, unique: Unique) -> None:
+    pool_id, job_id = unique("mio"), unique("miojob")
+    with mi_pool(client, pool_id, 2):
+        create_job(client, job_id, pool_id)
+        client.create_task(job_id, mi_task("t", bash("echo application out; echo application err >&2"), 2,
+                                           bash("echo coordination out; echo coordination err >&2")))
+        task = wait_for(lambda: done(client, job_id, "t"), what="the task")
+        assert task.execution_info.result == "success"
+
+        def read(name: str) -> bytes:
+            return b"".join(client.download_task_file(job_id, "t", name))
+
+        assert read("stdout.txt") == b"application out\n"  # what users read: the application command's
+        assert read("stderr.txt") == b"application err\n"
+        assert read("coordination-stdout.txt") == b"coordination out\n"  # the primary's coordination command
+        assert read("coordination-stderr.txt") == b"coordination err\n"
+        (sub,) = client.list_subtasks(job_id, "t")
+        path = f"{sub.node_info.task_root_directory}/stdout.txt"  # as the seed reads a subtask's output
+        assert b"".join(client.download_node_file(pool_id, sub.node_info.node_id, path)) == b"coordination out\n"
+
+
+def resize(client: Any, pool_id: str, nodes: int) -> None:
+    options = m.BatchPoolResizeOptions(target_dedicated_nodes=nodes)
+    client.begin_resize_pool(pool_id, options, polling_interval=0.2).result(timeout=60)
+
+
+def marker(service: Service, job_id: str, task_id: str) -> str | None:
+    return (raw_task(service, job_id, task_id).get("multiInstanceStatus") or {}).get("state")
+
+
+def test_waiting_for_nodes_follows_the_pool_size(client: Any, service: Service, unique: Unique) -> None:
+    pool_id, job_id = unique("mirs"), unique("mirsjob")
+    with mi_pool(client, pool_id, 3):
+        create_job(client, job_id, pool_id)
+        client.create_task(job_id, m.BatchTaskCreateOptions(id="blocker", command_line="/bin/sleep 600"))
+        wait_for(lambda: client.get_task(job_id, "blocker").state == "running", what="the blocker")
+        client.create_task(job_id, mi_task("big", "/bin/true", 3))
+        assert raw_task(service, job_id, "big")["state"] == "active"
+        assert marker(service, job_id, "big") is None  # three nodes: it waits for the busy one only
+        resize(client, pool_id, 2)  # an idle node leaves; the busy one stays
+        wait_for(lambda: marker(service, job_id, "big") == "waitingfornodes", what="the marker after shrinking")
+        wait_for(lambda: client.get_pool(pool_id).allocation_state == "steady", what="a steady pool")
+        resize(client, pool_id, 3)
+        wait_for(lambda: marker(service, job_id, "big") is None, what="the marker gone after growing")
+        client.terminate_task(job_id, "blocker")
+        task = wait_for(lambda: done(client, job_id, "big"), what="the gang on the grown pool")
+        assert task.execution_info.result == "success"
+
+
+def test_job_preparation_runs_first_on_every_instance_node(client: Any, service: Service, unique: Unique) -> None:
+    pool_id, job_id = unique("mip"), unique("mipjob")
+    with mi_pool(client, pool_id, 3) as nodes:
+        bad = nodes[0].id
+        prepared = f"$AZ_BATCH_NODE_SHARED_DIR/{job_id}-prepared"
+        prep = bash(f'[ "$AZ_BATCH_NODE_ID" != {bad} ] || exit 4; sleep 1; touch {prepared}')
+        create_job(client, job_id, pool_id, job_preparation_task=m.BatchJobPreparationTask(command_line=prep))
+        # Fails unless this node's preparation task succeeded before it.
+        check = bash(f'[ -e {prepared} ] && [ -d "$AZ_BATCH_JOB_PREP_DIR" ] || exit 9')
+        # On all three nodes: preparation fails on one, so the task returns to the queue, and can no longer fit.
+        client.create_task(job_id, mi_task("three", check, 3, check))
+
+        def prep_failed_on_bad() -> bool:
+            status = {s.node_id: s for s in client.list_job_preparation_and_release_task_status(job_id)}.get(bad)
+            info = status.job_preparation_task_execution_info if status else None
+            return info is not None and info.state == "completed" and info.result == "failure"
+
+        wait_for(prep_failed_on_bad, what="the preparation task to fail on one node")
+        three = client.get_task(job_id, "three")
+        assert three.state == "active" and three.execution_info.retry_count == 0
+        bad_dir = service.data_dir / "nodes" / bad / "workitems" / job_id / "job-1" / "three"
+        assert not (bad_dir / "stdout.txt").exists() and not (bad_dir / "coordination-stdout.txt").exists()
+
+        client.create_task(job_id, mi_task("two", check, 2, check))
+        task = wait_for(lambda: done(client, job_id, "two"), what="the gang on the prepared nodes")
+        assert task.execution_info.result == "success", task.execution_info.failure_info
+        subtasks = list(client.list_subtasks(job_id, "two"))
+        used = {task.node_info.node_id} | {s.node_info.node_id for s in subtasks}
+        assert bad not in used and len(used) == 2
+        assert all(s.state == "completed" and s.exit_code == 0 for s in subtasks)
+        statuses = {s.node_id: s for s in client.list_job_preparation_and_release_task_status(job_id)}
+        for node_id in used:
+            assert statuses[node_id].job_preparation_task_execution_info.result == "success"
+        assert client.get_task(job_id, "three").state == "active"

@@ -336,3 +336,59 @@ def test_thread_fallback_without_pidfd(tmp_path: Path, monkeypatch: pytest.Monke
     exited, killed = run(scenario())
     assert exited.exit_code == 3 and exited.user_cpu + exited.kernel_cpu >= 0
     assert killed.terminated and killed.exit_code == -signal.SIGTERM
+
+
+# -- what a command leaves running (multi-instance tasks) -----------------------------------------------
+
+
+def process_state(pid: int) -> str | None:
+    """The /proc state letter of a process, None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def wait_gone_or_zombie(pid: int) -> None:
+    deadline = time.monotonic() + 2.0
+    while process_state(pid) not in (None, "Z", "X"):
+        assert time.monotonic() < deadline, f"process {pid} is still running"
+        time.sleep(0.01)
+
+
+BACKGROUND = "/bin/sh -c 'sleep 100 & echo $! > bg.pid; exit 3'"
+
+
+def test_default_session_leaves_background_processes_alone(tmp_path: Path) -> None:
+    result = run(run_spec(make_spec(tmp_path, BACKGROUND)))
+    pid = int((tmp_path / "bg.pid").read_text())
+    try:
+        assert result.exit_code == 3 and process_state(pid) not in (None, "Z", "X")
+    finally:
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_session_end_kills_what_the_command_left_running(tmp_path: Path) -> None:
+    result = run(run_spec(make_spec(tmp_path, BACKGROUND, session="end")))
+    assert result.exit_code == 3
+    wait_gone_or_zombie(int((tmp_path / "bg.pid").read_text()))
+
+
+def test_session_linger_keeps_the_session_until_it_is_ended(tmp_path: Path) -> None:
+    from batchyard.agent import proctree
+
+    async def scenario() -> tuple[RunningProcess, ProcessResult]:
+        proc = await start_process(make_spec(tmp_path, BACKGROUND, session="linger"))
+        return proc, await proc.wait()
+
+    proc, result = run(scenario())
+    background = int((tmp_path / "bg.pid").read_text())
+    assert result.exit_code == 3 and proc.lingering
+    assert process_state(proc.pid) == "Z"  # unreaped: its pid, the session id, cannot be reused
+    assert process_state(background) not in (None, "Z", "X")
+    assert background in proctree.find({proc.pid})
+    proctree.kill_now(proctree.find({proc.pid}))
+    proc.release()
+    assert process_state(proc.pid) is None and not proc.lingering
+    wait_gone_or_zombie(background)

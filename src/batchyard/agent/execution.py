@@ -151,9 +151,11 @@ class Execution:
             command_line=self.run_spec["cmd"],
             cwd=self.working_dir,
             env=self.environment(),
-            stdout_path=self.task_dir / "stdout.txt",
-            stderr_path=self.task_dir / "stderr.txt",
+            # The primary's coordination command writes beside the application's output (README).
+            stdout_path=self.task_dir / self.run_spec.get("stdout", "stdout.txt"),
+            stderr_path=self.task_dir / self.run_spec.get("stderr", "stderr.txt"),
             max_wall_clock=self.run_spec.get("wall"),
+            session=self.run_spec.get("session", "default"),
         )
         self.process = await start_process(spec)
         if self.killed:

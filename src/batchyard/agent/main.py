@@ -18,10 +18,11 @@ from typing import Any
 
 import websockets
 
-from batchyard.agent import files, identity
+from batchyard.agent import files, identity, proctree
 from batchyard.agent.execution import Execution, NodeContext
 from batchyard.agent.metrics import MetricsReporter
 from batchyard.agent.node_services import NodeServices
+from batchyard.agent.runner import DEFAULT_KILL_GRACE, RunningProcess
 from batchyard.protocol import messages
 
 log = logging.getLogger("batchyard.agent")
@@ -39,6 +40,9 @@ class Agent:
         self.boot = uuid.uuid4().hex
         self.context = NodeContext(root=self.root, node_id=node_id)
         self.runs: dict[str, Execution] = {}
+        # Multi-instance coordination commands that exited, by task directory: their sessions live on.
+        self.lingering: dict[str, list[RunningProcess]] = {}
+        self._endings: set[asyncio.Task[None]] = set()
         self.unacked: dict[str, dict[str, Any]] = {}
         self._outgoing: list[dict[str, Any]] = []
         self._ws: Any = None
@@ -146,6 +150,9 @@ class Agent:
                 self.unacked.pop(aid, None)
         elif kind == "rpc":
             asyncio.get_running_loop().create_task(self._rpc(message))
+        elif kind == "endtask":
+            for directory in message["dirs"]:
+                self._end_task(directory)
         elif kind == "cleanup":
             for path in message["paths"]:
                 asyncio.get_running_loop().create_task(self._cleanup(path))
@@ -160,6 +167,8 @@ class Agent:
         aid = run["aid"]
         if aid in self.runs:
             return
+        if run.get("session") == "linger" and run["dir"] in self.lingering:
+            self._end_task(run["dir"])  # left by an earlier try whose end never reached us (a service restart)
         execution = Execution(self.context, run)
         self.runs[aid] = execution
         asyncio.get_running_loop().create_task(self._execute(aid, execution))
@@ -171,6 +180,8 @@ class Agent:
             log.exception("run %s failed", aid)
             result = execution.internal_failure(str(exc))
         self.runs.pop(aid, None)
+        if execution.process is not None and execution.process.lingering and not execution.killed:
+            self.lingering.setdefault(execution.run_spec["dir"], []).append(execution.process)
         result["aid"] = aid
         self.unacked[aid] = result
         self._send({"t": "result", "result": result})
@@ -191,11 +202,35 @@ class Agent:
             return
         await asyncio.to_thread(shutil.rmtree, target, True)
 
+    def _end_task(self, directory: str) -> None:
+        """A multi-instance task ended: end its runs here, their sessions and what escaped them."""
+        leaders = self.lingering.pop(directory, [])
+        for execution in self.runs.values():
+            if execution.run_spec["dir"] == directory:
+                execution.kill()
+                if execution.process is not None and execution.process.lingering:
+                    leaders.append(execution.process)  # exited just now, its result not sent yet
+        sessions = {leader.pid for leader in leaders}
+        # Chosen now, before a later run in the same task directory can start a process.
+        targets = proctree.find(sessions, f"AZ_BATCH_TASK_DIR={self.root / directory}".encode())
+        ending = asyncio.get_running_loop().create_task(self._end_processes(targets, sessions, leaders))
+        self._endings.add(ending)
+        ending.add_done_callback(self._endings.discard)
+
+    async def _end_processes(self, targets: set[int], sessions: set[int], leaders: list[RunningProcess]) -> None:
+        await proctree.end(targets, DEFAULT_KILL_GRACE)
+        if sessions:  # started meanwhile: the zombie leaders still hold the session ids
+            proctree.kill_now(proctree.find(sessions))
+        for leader in leaders:
+            leader.release()
+
     async def _end_all_runs(self) -> None:
+        for directory in list(self.lingering):
+            self._end_task(directory)
         for execution in list(self.runs.values()):
             execution.kill()
         deadline = time.monotonic() + 10
-        while self.runs and time.monotonic() < deadline:
+        while (self.runs or self._endings) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
 
 

@@ -8,6 +8,10 @@ Design notes (why it looks like this):
   attached directly to the files (file descriptors, no Python pipes).
 * The child runs in its own session, hence its own process group whose id is its pid; terminate and the
   wall-clock limit signal the whole group (SIGTERM, SIGKILL after a grace period).
+* What a command leaves running when it exits is left alone by default. ``session="end"`` kills it at the
+  exit (a multi-instance application). ``session="linger"`` keeps it running (a multi-instance coordination
+  command starts background services) and leaves the leader unreaped, a zombie, so its pid (the session's
+  id) cannot be reused until the owner has ended the session and calls :meth:`RunningProcess.release`.
 * We reap the child ourselves with :func:`os.wait4` to get its rusage (which covers the child plus every
   descendant that was waited for). ``subprocess.Popen`` is used only to spawn (it uses vfork on Linux and
   reports exec errors); neither it nor asyncio's child watcher ever waits for the pid. Exit is detected
@@ -32,6 +36,9 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
+
+from batchyard.agent import proctree
 
 __all__ = ["DEFAULT_KILL_GRACE", "ProcessResult", "ProcessSpec", "RunningProcess", "start_process"]
 
@@ -49,6 +56,7 @@ class ProcessSpec:
     stdout_path: Path  # created/truncated
     stderr_path: Path  # created/truncated
     max_wall_clock: float | None = None  # seconds from start; None = unlimited
+    session: Literal["default", "end", "linger"] = "default"  # what becomes of processes it leaves running
 
 
 @dataclass
@@ -103,8 +111,10 @@ class RunningProcess:
 
     pid: int  # also the process group id; 0 when the process could not be started
 
-    def __init__(self, pid: int, start_time: datetime, kill_grace: float) -> None:
+    def __init__(self, pid: int, start_time: datetime, kill_grace: float, session: str = "default") -> None:
         self.pid = pid
+        self.session = session
+        self.lingering = False  # exited, its result given, but still a zombie holding its session's id
         self._loop = asyncio.get_running_loop()
         self._start_time = start_time
         self._kill_grace = kill_grace
@@ -138,6 +148,15 @@ class RunningProcess:
             ProcessResult(exit_code=None, start_time=self._start_time, end_time=_now(), start_error=error)
         )
 
+    def release(self) -> None:
+        """Reap a lingering leader once its session has been ended; its pid may be reused from then on."""
+        if self.lingering:
+            self.lingering = False
+            try:
+                os.wait4(self.pid, 0)
+            except ChildProcessError:
+                pass
+
     def _watch(self, popen: subprocess.Popen[bytes], max_wall_clock: float | None) -> None:
         self._popen = popen
         try:
@@ -154,34 +173,40 @@ class RunningProcess:
         # The pidfd becomes readable once the process has exited; check without reaping (WNOWAIT) so that
         # /proc/<pid>/io is still readable and the pgid cannot be recycled before stragglers are killed.
         try:
-            if os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is None:
+            info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG)
+            if info is None:
                 return
         except ChildProcessError:
-            pass  # reaped behind our back (a waitpid(-1) child watcher?): _reap reports it
+            info = None  # reaped behind our back (a waitpid(-1) child watcher?): _reap reports it
         assert self._pidfd is not None
         self._loop.remove_reader(self._pidfd)
         os.close(self._pidfd)
         self._pidfd = None
-        self._reap()
+        self._reap(info)
 
     def _wait_in_thread(self) -> None:
         try:
-            os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
-            self._loop.call_soon_threadsafe(self._reap)
+            info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
+            self._loop.call_soon_threadsafe(self._reap, info)
         except (OSError, RuntimeError):  # loop already closed: nobody is interested any more
             pass
 
-    def _reap(self) -> None:
+    def _reap(self, info: os.waitid_result | None) -> None:
         io = _read_proc_io(self.pid)
         if self._killing:
             # The leader (the task) is gone during a kill: hard-kill leftovers of the group now rather than
             # after the grace period, so nothing outlives the result (nor the loop, which may close next).
             self._signal_group(signal.SIGKILL)
+        elif self.session == "end":
+            proctree.kill_now(proctree.find({self.pid}))  # the zombie leader keeps the session id ours
         for timer in (self._wall_timer, self._kill_timer):
             if timer is not None:
                 timer.cancel()
         if self._popen is not None:
             self._popen.returncode = 0  # Popen must never try to wait for this (soon recyclable) pid
+        if self.session == "linger" and not self._killing and info is not None:
+            self._linger(info, io)
+            return
         try:
             _, status, usage = os.wait4(self.pid, 0)
         except ChildProcessError:
@@ -198,6 +223,22 @@ class RunningProcess:
                 user_cpu=usage.ru_utime,
                 kernel_cpu=usage.ru_stime,
                 max_rss_bytes=usage.ru_maxrss * 1024,  # KiB on Linux
+                read_bytes=io.get("rchar", 0),
+                write_bytes=io.get("wchar", 0),
+                read_ops=io.get("syscr", 0),
+                write_ops=io.get("syscw", 0),
+            )
+        )
+
+    def _linger(self, info: os.waitid_result, io: dict[str, int]) -> None:
+        """Give the result but keep the zombie (no wait4, hence no rusage: the CPU figures stay 0)."""
+        self.lingering = True
+        status = info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+        self._done.set_result(
+            ProcessResult(
+                exit_code=status,
+                start_time=self._start_time,
+                end_time=_now(),
                 read_bytes=io.get("rchar", 0),
                 write_bytes=io.get("wchar", 0),
                 read_ops=io.get("syscr", 0),
@@ -256,6 +297,6 @@ async def start_process(spec: ProcessSpec, *, kill_grace: float = DEFAULT_KILL_G
     finally:
         for fd in fds:
             os.close(fd)  # the child has its own copies
-    proc = RunningProcess(popen.pid, start_time, kill_grace)
+    proc = RunningProcess(popen.pid, start_time, kill_grace, spec.session)
     proc._watch(popen, spec.max_wall_clock)
     return proc

@@ -7,6 +7,8 @@ service -> agent
   ack       {aids: [aid]}                                         results recorded; forget them
   rpc       {rid, op, ...}                                        file operations (list/stat/read/delete)
   cleanup   {paths: [relative dir]}                               remove task/job directories
+  endtask   {dirs: [relative dir]}                                a multi-instance task ended: end its runs and
+                                                                  every process its instances left running
   shutdown  {}                                                    stop all runs and exit
   sample    {every}                                               report resource use every `every` seconds
 (A frame carries one message, or a JSON array of messages sent in the same loop turn.)
@@ -17,6 +19,8 @@ agent -> service
   metrics   {cpu, mem, disk, rb, wb, rops, wops, nin, nout}       resource use (agent/metrics.py), for autoscale
 
 Run:  {aid, kind: "task"|"start", job, task, dir, cmd, env, files, wall, retry}
+      multi-instance runs add: mi, sharedFiles, session ("linger": coordination, "end": application),
+      stdout/stderr (file names in the task directory when not stdout.txt/stderr.txt)
 Done: {aid, exit, start, end, failure|null, stats}
 """
 

@@ -7,6 +7,13 @@ downloads the common resource files into the task directory (AZ_BATCH_TASK_SHARE
 the coordination command; when all of them succeeded the primary runs the application command.
 Subtasks 1..N-1 keep their node's slot until the primary ends. A failed or lost instance ends the
 whole task, which is retried (or requeued) as a whole by the ordinary task rules in tasks.py.
+When the task leaves `running` for any reason, every node of the gang is told to end what its
+instance left there (`endtask`: its runs, the coordination command's session and its background processes).
+
+A job preparation task runs first on every node of the gang as for ordinary tasks: an instance whose
+node must wait for it is held (subtask state `preparing`) until it succeeds; if it fails for good,
+the whole task goes back to the queue and the job's tasks avoid that node. maxWallClockTime bounds
+the whole gang: every run is sent with what is left of it, counted from the first coordination run.
 
 Run ids ("aid"): the primary's application run has the task's `_aid`; coordination runs and the
 subtasks' holds are `mi:<primary aid>:<subtask id>`.
@@ -16,15 +23,18 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from batchyard.service.clock import iso
+from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
 from batchyard.service.engine.nodes import failure_of, is_external_pool
+from batchyard.service.engine.preparation import PreparationOps, _prep_state
 from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunningTask
-from batchyard.service.engine.tasks import TaskOps, task_dir
+from batchyard.service.engine.tasks import TASK_ENDED, task_dir
 from batchyard.service.storage.runs import resolve_files
 
 MI_PREFIX = "mi:"
@@ -42,11 +52,24 @@ class Gang:
     aid: str  # the primary's application run (the task document's _aid)
     nodes: list[str]  # node id per subtask id; 0 is the master
     app_run: dict[str, Any]
+    directory: str  # the task directory, the same under every node's root
     pending: set[int] = field(default_factory=set)  # instances whose coordination command is still running
+    held: dict[int, dict[str, Any]] = field(default_factory=dict)  # coordination runs waiting for job preparation
     started: bool = False  # the application command was sent
+    limit: float | None = None  # the task's maxWallClockTime in seconds
+    clock_start: float | None = None  # monotonic time of the first run sent
 
     def sub_aid(self, index: int) -> str:
         return f"{MI_PREFIX}{self.aid}:{index}"
+
+    def wall_left(self) -> float | None:
+        """The wall-clock limit of a run sent now: what is left of the task's (its clock starts with the first)."""
+        if self.limit is None:
+            return None
+        now = time.monotonic()
+        if self.clock_start is None:
+            self.clock_start = now
+        return max(0.0, self.limit - (now - self.clock_start))
 
 
 def mi_status(pool: PoolRt | None, instances: int) -> dict[str, Any] | None:
@@ -65,7 +88,7 @@ def mi_status(pool: PoolRt | None, instances: int) -> dict[str, Any] | None:
     return {"state": "cannotrun", "reason": reason}
 
 
-class MultiInstanceOps(TaskOps):
+class MultiInstanceOps(PreparationOps):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.gangs: dict[str, Gang] = {}  # primary aid -> gang
         self.gang_by_task: dict[tuple[str, str], str] = {}  # (job key, task key) -> primary aid
@@ -152,43 +175,44 @@ class MultiInstanceOps(TaskOps):
         nodes = [self.nodes[node_id] for node_id in node_ids]
         doc.pop("multiInstanceStatus", None)
         app_run = self.start_task_run(job, doc, nodes[0], 1, now)
-        settings = doc["multiInstanceSettings"]
+        if job.doc.get("jobPreparationTask"):
+            self._with_prep_dir(job, app_run)
         addresses = [str(node.doc.get("ipAddress", "127.0.0.1")) for node in nodes]
-        env = {
-            "CCP_NODES": " ".join([str(len(nodes))] + [f"{address} 1" for address in addresses]),
-            "AZ_BATCH_NODE_LIST": ";".join(addresses),
-            "AZ_BATCH_HOST_LIST": ",".join(addresses),
-            "AZ_BATCH_MASTER_NODE": f"{addresses[0]}:{MASTER_PORT}",
-        }
-        app_run["env"].update(env | {"AZ_BATCH_IS_CURRENT_NODE_MASTER": "true"})
-        app_run["mi"] = True
-        gang = Gang(job.key, doc["id"].lower(), app_run["aid"], node_ids, app_run, pending=set(range(len(nodes))))
+        app_run["env"].update(
+            {
+                "CCP_NODES": " ".join([str(len(nodes))] + [f"{address} 1" for address in addresses]),
+                "AZ_BATCH_NODE_LIST": ";".join(addresses),
+                "AZ_BATCH_HOST_LIST": ",".join(addresses),
+                "AZ_BATCH_MASTER_NODE": f"{addresses[0]}:{MASTER_PORT}",
+                "AZ_BATCH_IS_CURRENT_NODE_MASTER": "true",
+            }
+        )
+        app_run.update(mi=True, session="end")  # what the application leaves running ends with it
+        directory = task_dir(job.doc["id"], doc["id"])
+        gang = Gang(job.key, doc["id"].lower(), app_run["aid"], node_ids, app_run, directory,
+                    pending=set(range(len(nodes))), limit=app_run.pop("wall"))
         self.gangs[gang.aid] = gang
         self.gang_by_task[(job.key, gang.task_key)] = gang.aid
         self.store.delete_subtasks(job.key, gang.task_key)  # a retry starts afresh
-        directory = task_dir(job.doc["id"], doc["id"])
+        settings = doc["multiInstanceSettings"]
         shared = resolve_files(self, settings.get("commonResourceFiles"))
         runs: dict[str, list[Any]] = {}
         for index, node in enumerate(nodes):
             aid = gang.sub_aid(index)
             node.runs[aid] = RunningTask(job.key, gang.task_key, 0 if index == 0 else 1, aid)
-            coordination = dict(app_run)
-            coordination.update(
-                aid=aid,
-                cmd=settings.get("coordinationCommandLine") or "/bin/true",
-                env=app_run["env"] | {"AZ_BATCH_IS_CURRENT_NODE_MASTER": "true" if index == 0 else "false"},
-                files=[],
-                sharedFiles=shared,
-            )
-            for key in ("outputs", "packages", "prefail"):
-                coordination.pop(key, None)
-            runs[node.id] = [coordination]
+            coordination = _coordination_run(gang, index, settings, shared)
+            prep_runs, wait = self.prepare_node(job, node, now)
+            if wait:
+                gang.held[index] = coordination  # sent once the node's preparation task succeeded
+            else:
+                coordination["wall"] = gang.wall_left()
+            runs[node.id] = prep_runs + ([] if wait else [coordination])
             if index:
-                self._start_subtask(job, doc, gang, index, node, directory, now)
+                self._start_subtask(job, doc, gang, index, node, "preparing" if wait else "running", now)
         return runs
 
     def _start_subtask(
-        self, job: JobRt, doc: dict[str, Any], gang: Gang, index: int, node: NodeRt, directory: str, now: datetime
+        self, job: JobRt, doc: dict[str, Any], gang: Gang, index: int, node: NodeRt, state: str, now: datetime
     ) -> None:
         node.slots_used += 1
         node.doc["totalTasksRun"] = int(node.doc.get("totalTasksRun", 0)) + 1
@@ -202,11 +226,11 @@ class MultiInstanceOps(TaskOps):
                 "nodeUrl": node_url,
                 "poolId": pool_id,
                 "nodeId": node.id,
-                "taskRootDirectory": directory,
-                "taskRootDirectoryUrl": f"{node_url}/files/{directory}",
+                "taskRootDirectory": gang.directory,
+                "taskRootDirectoryUrl": f"{node_url}/files/{gang.directory}",
             },
             "startTime": iso(now),
-            "state": "running",
+            "state": state,
             "stateTransitionTime": iso(now),
         }
         self.store.put_subtask(job.key, gang.task_key, index, subtask)
@@ -221,6 +245,36 @@ class MultiInstanceOps(TaskOps):
                                   "requeueCount": doc["executionInfo"]["requeueCount"]},
             }
         )
+
+    # --- job preparation first -------------------------------------------------------------------
+
+    def _prep_done(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> None:
+        super()._prep_done(node, run, result, now)
+        job = self.jobs.get(run.job_key)
+        if job is None:
+            return
+        state = _prep_state(job.prep.get(node.id))
+        if state == "running":
+            return  # retried
+        for gang in [gang for gang in self.gangs.values() if gang.job_key == job.key]:
+            waiting = [index for index in gang.held if gang.nodes[index] == node.id]
+            if not waiting:
+                continue
+            if state != "succeeded":  # failed for good: back to the queue, as an ordinary task would go
+                self._end_early(gang, self.store.get_task(job.key, gang.task_key), "unhold", now)
+                continue
+            for index in waiting:
+                self._send_held(gang, index, node, now)
+
+    def _send_held(self, gang: Gang, index: int, node: NodeRt, now: datetime) -> None:
+        run = gang.held.pop(index)
+        run["wall"] = gang.wall_left()
+        if node.session is not None:
+            node.session.send({"t": "run", "runs": [run]})
+        docs = {doc["id"]: doc for doc in self.store.list_subtasks(gang.job_key, gang.task_key)}
+        if (doc := docs.get(index)) is not None:
+            states.move(doc, states.TASK, "running", now, previous=True)
+            self.store.put_subtask(gang.job_key, gang.task_key, index, doc)
 
     # --- results ---------------------------------------------------------------------------------
 
@@ -244,6 +298,7 @@ class MultiInstanceOps(TaskOps):
             node.slots_used += 1
         if not gang.pending and not gang.started:
             gang.started = True
+            gang.app_run["wall"] = gang.wall_left()
             master = self.nodes.get(gang.nodes[0])
             if master is not None and master.session is not None:
                 master.session.send({"t": "run", "runs": [gang.app_run]})
@@ -261,8 +316,8 @@ class MultiInstanceOps(TaskOps):
         if gang is None:
             return True
         index = int(run.aid.rpartition(":")[2])
-        if self._greeting == node.id and index and index not in gang.pending:
-            # A reconnecting agent does not list holds (they have no process): keep them.
+        if self._greeting == node.id and (index in gang.held or (index and index not in gang.pending)):
+            # A reconnecting agent does not list holds, nor runs it was not sent yet: keep them.
             node.runs[run.aid] = run
             node.slots_used += run.slots
             return True
@@ -339,12 +394,11 @@ class MultiInstanceOps(TaskOps):
             node = self.nodes.get(node_id)
             if node is None:
                 continue
-            aid = gang.sub_aid(index)
-            run = node.runs.pop(aid, None)
+            run = node.runs.pop(gang.sub_aid(index), None)
             if run is not None:
                 node.slots_used -= run.slots
-                if node.session is not None and index in gang.pending:
-                    node.session.send({"t": "kill", "aids": [aid]})
+            if node.session is not None:  # "when the primary exits, all of the subtasks are terminated"
+                node.session.send({"t": "endtask", "dirs": [gang.directory]})
             doc = docs.get(index)
             if doc is not None and doc["state"] != "completed":
                 doc.update(previousState=doc["state"], previousStateTransitionTime=doc["stateTransitionTime"])
@@ -373,16 +427,34 @@ class MultiInstanceOps(TaskOps):
     # --- user operations -------------------------------------------------------------------------
 
     def kill_run(self, doc: dict[str, Any], reason: str) -> None:
+        if "multiInstanceSettings" in doc and doc["state"] not in ("running", "preparing"):
+            return  # ended already: callers come once per node of the gang
         gang = self.gangs.get(doc.get("_aid", ""))
         if gang is None or gang.started:
             super().kill_run(doc, reason)
             return
-        # Still coordinating: end the coordination runs; their results end the task (with _ending).
-        doc["_ending"] = reason
-        for index, node_id in enumerate(gang.nodes):
-            node = self.nodes.get(node_id)
-            if node is not None and node.session is not None and index in gang.pending:
-                node.session.send({"t": "kill", "aids": [gang.sub_aid(index)]})
+        # Before the application: no result to wait for (coordination runs may be held); it ends now.
+        self._end_early(gang, doc, reason, self.now())
+
+    def _end_early(self, gang: Gang, doc: dict[str, Any] | None, how: str, now: datetime) -> None:
+        """End a gang before its application runs: the task completes as ended ("terminate"), is
+        requeued ("requeue"), or returns to the queue uncounted ("unhold": a failed job preparation)."""
+        job = self.jobs.get(gang.job_key)
+        master = self.nodes.get(gang.nodes[0])
+        primary = master.runs.pop(gang.aid, None) if master is not None else None
+        if job is None or doc is None or master is None or primary is None or doc.get("_aid") != gang.aid:
+            self._release(gang, now)
+            return
+        master.slots_used -= primary.slots
+        doc.pop("_ending", None)
+        if how == "terminate":
+            doc["executionInfo"]["endTime"] = iso(now)
+            self._complete(job, doc, primary.slots, TASK_ENDED, now, from_state="running")
+            self._update_recent(master, doc)
+        elif how == "requeue":
+            self._requeue_doc(job, doc, primary.slots, now)
+        else:
+            self._back_to_active(job, doc, primary.slots, now, front=True)
 
     def delete_task(self, job: JobRt, doc: dict[str, Any]) -> None:
         key = doc["id"].lower()
@@ -402,3 +474,61 @@ class MultiInstanceOps(TaskOps):
     def list_subtasks(self, job: JobRt, task_id: str) -> list[dict[str, Any]]:
         doc = self.get_task(job, task_id)
         return self.store.list_subtasks(job.key, doc["id"].lower())
+
+    # --- the waitingfornodes marker follows the pool ------------------------------------------------
+
+    def _check_allocation(self, pool: PoolRt, now: datetime) -> None:
+        super()._check_allocation(pool, now)  # every change of a pool's target or nodes passes here
+        self._refresh_pool_mi_status(pool)
+
+    def enable_autoscale(self, pool: PoolRt, spec: dict[str, Any]) -> None:
+        super().enable_autoscale(pool, spec)  # type: ignore[misc]
+        self._refresh_pool_mi_status(pool)
+
+    def disable_autoscale(self, pool: PoolRt) -> None:
+        super().disable_autoscale(pool)  # type: ignore[misc]
+        self._refresh_pool_mi_status(pool)
+
+    def update_job(self, job: JobRt, changes: dict[str, Any], replace: bool) -> None:
+        super().update_job(job, changes, replace)  # type: ignore[misc]
+        if "poolInfo" in changes:
+            self._refresh_mi_status(job.key, self.pools.get(job.pool_key or ""))
+
+    def _refresh_pool_mi_status(self, pool: PoolRt) -> None:
+        for job_key in list(self.pool_jobs.get(pool.key, ())):
+            self._refresh_mi_status(job_key, pool)
+
+    def _refresh_mi_status(self, job_key: str, pool: PoolRt | None) -> None:
+        """Set or clear the marker of the job's queued multi-instance tasks for the pool as it is now."""
+        sizes = self.mi_sizes.get(job_key)
+        if not sizes:
+            return
+        now = self.now()
+        for key, doc in self.store.get_tasks(job_key, list(sizes)).items():
+            status = mi_status(pool, sizes[key])
+            if doc["state"] != "active" or doc.get("multiInstanceStatus") == status:
+                continue
+            if status is None:
+                doc.pop("multiInstanceStatus", None)
+            else:
+                doc["multiInstanceStatus"] = status
+            self.stamp(doc, now)
+            self.save_task(job_key, doc)
+
+
+def _coordination_run(gang: Gang, index: int, settings: dict[str, Any], shared: list[Any]) -> dict[str, Any]:
+    """The coordination command of one instance: the application run's context with its own command."""
+    run = dict(gang.app_run)
+    run.update(
+        aid=gang.sub_aid(index),
+        cmd=settings.get("coordinationCommandLine") or "/bin/true",
+        env=gang.app_run["env"] | {"AZ_BATCH_IS_CURRENT_NODE_MASTER": "true" if index == 0 else "false"},
+        files=[],
+        sharedFiles=shared,
+        session="linger",  # the background services it starts live until the task ends
+    )
+    if index == 0:  # the primary's stdout.txt and stderr.txt are the application command's (README)
+        run.update(stdout="coordination-stdout.txt", stderr="coordination-stderr.txt")
+    for key in ("outputs", "packages", "prefail"):
+        run.pop(key, None)
+    return run

@@ -40,18 +40,11 @@ class PreparationOps(TaskOps):
     def assign_task(
         self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime
     ) -> list[dict[str, Any]]:
-        prep = job.doc.get("jobPreparationTask")
-        if not prep:
+        if not job.doc.get("jobPreparationTask"):
             return super().assign_task(job, doc, node, slots, now)
-        status = job.prep.get(node.id)
-        state = _prep_state(status)
-        if state == "succeeded" or (state == "running" and not prep.get("waitForSuccess", True)):
-            return [self._with_prep_dir(job, self.start_task_run(job, doc, node, slots, now))]
-        runs: list[dict[str, Any]] = []
-        if state is None:
-            runs.append(self._start_prep(job, node, prep, retry=0, now=now))
-            if not prep.get("waitForSuccess", True):
-                return runs + [self._with_prep_dir(job, self.start_task_run(job, doc, node, slots, now))]
+        runs, wait = self.prepare_node(job, node, now)
+        if not wait:
+            return runs + [self._with_prep_dir(job, self.start_task_run(job, doc, node, slots, now))]
         # Hold the task on this node in `preparing` until the preparation task succeeds.
         states.move(doc, states.TASK, "preparing", now, previous=True)
         doc["nodeInfo"] = {"poolId": self.pools[node.pool_key].doc["id"], "nodeId": node.id}
@@ -63,6 +56,16 @@ class PreparationOps(TaskOps):
         node.runs[aid] = RunningTask(job.key, doc["id"].lower(), slots, aid)
         node.slots_used += slots
         return runs
+
+    def prepare_node(self, job: JobRt, node: NodeRt, now: datetime) -> tuple[list[dict[str, Any]], bool]:
+        """Before a task of the job runs on the node: the preparation run to send (when it has not run
+        there yet), and whether the task must wait for it to succeed (waitForSuccess)."""
+        prep = job.doc.get("jobPreparationTask")
+        if not prep:
+            return [], False
+        state = _prep_state(job.prep.get(node.id))
+        runs = [self._start_prep(job, node, prep, retry=0, now=now)] if state is None else []
+        return runs, bool(prep.get("waitForSuccess", True)) and state != "succeeded"
 
     def _with_prep_dir(self, job: JobRt, run: dict[str, Any]) -> dict[str, Any]:
         run["prepDir"] = f"workitems/{job.doc['id']}/job-1/{PREP_DIR}"

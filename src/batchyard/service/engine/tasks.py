@@ -396,6 +396,8 @@ class TaskOps(PoolOps):
             self._complete(job, doc, slots, TASK_ENDED, now, from_state="active")
             return
         self.kill_run(doc, "terminate")
+        if doc["state"] == "completed":
+            return  # ended at once: nothing was running that could report
         self.stamp(doc, now)
         self.save_task(job.key, doc)
         node = self._node_of(doc)
