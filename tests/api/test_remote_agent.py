@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from azure.batch import models as m
+from azure.batch.models._models import BatchNodeRebootOptions, BatchNodeReimageOptions  # not exported by 15.1.0
 
 from tests.api.helpers import completed, create_job, create_pool
 from tests.conftest import Service, wait_for
@@ -79,6 +80,41 @@ def test_agent_joins_a_pool_with_its_token_and_runs_tasks(
         wait_for(lambda: client.get_node(pool_id, node.id).state in ("unknown", "unusable"), what="lost node")
         agent = _start_agent(service, tmp_path / "node", pool_id, token)
         wait_for(lambda: client.get_node(pool_id, node.id).state == "idle", what="the node to come back")
+    finally:
+        agent.kill()
+        agent.wait(10)
+        client.begin_delete_pool(pool_id)
+
+
+def test_a_joined_node_reboots_and_reimages_itself(service: Service, client: Any, unique: Any, tmp_path: Path) -> None:
+    """The agent on another host starts itself again (same process, same node); a reimage wipes its
+    root but keeps the node's identity."""
+    pool_id = unique("remote-reboot")
+    create_pool(client, pool_id, nodes=1, metadata=[m.BatchMetadataItem(name="batchyard-provider", value="external")])
+    (node,) = list(client.list_nodes(pool_id))
+    root = tmp_path / "node"
+    agent = _start_agent(service, root, pool_id, _join_token(service, pool_id))
+    try:
+        booted = wait_for(
+            lambda: (n := client.get_node(pool_id, node.id)).state == "idle" and n, what="the joined node"
+        )
+        (root / "shared" / "left-behind.txt").write_text("from before\n")
+        for kind in ("reboot", "reimage"):
+            if kind == "reboot":
+                client.begin_reboot_node(pool_id, node.id, BatchNodeRebootOptions(node_reboot_kind="requeue"))
+            else:
+                client.begin_reimage_node(pool_id, node.id, BatchNodeReimageOptions(node_reimage_option="requeue"))
+            before = booted.last_boot_time
+            booted = wait_for(
+                lambda b=before: (
+                    (n := client.get_node(pool_id, node.id)).state == "idle" and n.last_boot_time > b and n
+                ),
+                timeout=60,
+                what=f"the node to {kind} and be idle",
+            )
+            assert agent.poll() is None  # the same agent process, started again in place
+            assert (root / "shared" / "left-behind.txt").exists() == (kind == "reboot")
+            assert (root / ".agent-identity.json").exists()
     finally:
         agent.kill()
         agent.wait(10)

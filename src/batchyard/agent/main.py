@@ -11,10 +11,11 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import websockets
 
@@ -40,6 +41,7 @@ class Agent:
         self.boot = uuid.uuid4().hex
         self.context = NodeContext(root=self.root, node_id=node_id)
         self.runs: dict[str, Execution] = {}
+        self.boot_again: str | None = None  # "keep" or "wipe" (the node root) when the service asked
         # Multi-instance coordination commands that exited, by task directory: their sessions live on.
         self.lingering: dict[str, list[RunningProcess]] = {}
         self._endings: set[asyncio.Task[None]] = set()
@@ -150,6 +152,9 @@ class Agent:
                 self.unacked.pop(aid, None)
         elif kind == "rpc":
             asyncio.get_running_loop().create_task(self._rpc(message))
+        elif kind == "restart":  # reboot or reimage of a node on another host: this agent boots again
+            self.boot_again = "wipe" if message.get("wipe") else "keep"
+            self._stopping.set()
         elif kind == "endtask":
             for directory in message["dirs"]:
                 self._end_task(directory)
@@ -247,7 +252,7 @@ def run_agent(
     token = token or os.environ.pop("BATCHYARD_NODE_TOKEN", "")
     join_token = join_token or os.environ.pop("BATCHYARD_JOIN_TOKEN", None)
     if node_id is None:
-        if not pool or not join_token:
+        if not pool or not (join_token or (root / identity.IDENTITY_FILE).exists()):
             log.error("an agent needs --node-id (local provider) or --pool with a join token")
             return 2
         try:
@@ -257,4 +262,24 @@ def run_agent(
             return 2
     agent = Agent(service_url, node_id, root, token, orphan_timeout)
     asyncio.run(agent.run())
+    if agent.boot_again is not None:
+        _boot_again(root, wipe=agent.boot_again == "wipe")
     return 0
+
+
+def _boot_again(root: Path, wipe: bool) -> NoReturn:
+    """Start this agent again in place (same pid, same arguments): the boot of a node on another host.
+
+    A reimage wipes the node root first, but for the node's identity: it stays the same node.
+    """
+    if wipe:
+        for entry in root.iterdir():
+            if entry.name == identity.IDENTITY_FILE:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+    log.info("booting again%s", " on a wiped root" if wipe else "")
+    logging.shutdown()
+    os.execv(sys.executable, sys.orig_argv)

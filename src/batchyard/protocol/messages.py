@@ -10,6 +10,8 @@ service -> agent
   endtask   {dirs: [relative dir]}                                a multi-instance task ended: end its runs and
                                                                   every process its instances left running
   shutdown  {}                                                    stop all runs and exit
+  restart   {wipe}                                                stop all runs and start again in place (a
+                                                                  reboot of a node on another host; wipe: reimage)
   sample    {every}                                               report resource use every `every` seconds
 (A frame carries one message, or a JSON array of messages sent in the same loop turn.)
 agent -> service

@@ -75,9 +75,9 @@ class NodeActionOps(CertificateOps):
 
     def restart_node(self, node: NodeRt, kind: str, option: str) -> None:
         """Reboot (kind "reboot") or reimage ("reimage") a node once its tasks allow (the option)."""
-        if node.doc.get("_external"):
+        if node.doc.get("_external") and node.session is None:
             raise errors.conflict(
-                "OperationNotValidOnNode", "Nodes whose agent runs on another host cannot be rebooted or reimaged."
+                "OperationNotValidOnNode", "The node's agent runs on another host and is not connected now."
             )
         if node.leaving is not None or node.doc["state"] not in (
             *_TASKS_RUN_STATES,
@@ -112,7 +112,9 @@ class NodeActionOps(CertificateOps):
             self.spawn(self._restart_agent(node, pool_id, wipe=action["kind"] == "reimage"))
 
     async def _restart_agent(self, node: NodeRt, pool_id: str, wipe: bool) -> None:
-        await self.provider.stop_node(node.id, wipe=wipe)
+        external = bool(node.doc.get("_external"))
+        if not external:
+            await self.provider.stop_node(node.id, wipe=wipe)
         with self.store.transaction():
             node.doc.pop("_action", None)
             node.doc.pop("_certs", None)
@@ -120,6 +122,10 @@ class NodeActionOps(CertificateOps):
                 node.doc.pop("_users", None)  # a new OS disk has none of the old accounts
                 self.store.forget_retained(node.id)  # nor the old task directories
             self.save_node(node)
+        if external:  # its agent starts itself again (agent/main.py), wiping its root for a reimage
+            if node.session is not None:
+                node.session.send({"t": "restart", "wipe": wipe})
+            return
         await self.provider.start_node(node.id, pool_id, messages.node_token(self.node_secret, node.id))
         # Until the new agent says hello (`_boot_node`), `_restarting` keeps the node from counting as lost.
 
@@ -127,6 +133,7 @@ class NodeActionOps(CertificateOps):
 
     def deallocate_node(self, node: NodeRt, option: str) -> None:
         if node.doc.get("_external"):
+            # Nothing here could start its agent again.
             raise errors.conflict("OperationNotValidOnNode", "Nodes on other hosts cannot be deallocated.")
         if node.leaving is not None or node.doc["state"] not in _TASKS_RUN_STATES:
             raise _state_conflict(node)
