@@ -57,8 +57,9 @@ def test_primary_subtasks_environment_and_exit_code(client: Any, service: Servic
         coordination = bash(
             'env | grep -E "^(CCP_NODES|AZ_BATCH_[A-Z_]*)=" | sort > "$AZ_BATCH_TASK_SHARED_DIR/coord-env.txt"'
         )
-        client.create_task(job_id, mi_task("t", bash("cat $AZ_BATCH_TASK_SHARED_DIR/coord-env.txt; exit 7"), 3,
-                                           coordination))
+        client.create_task(
+            job_id, mi_task("t", bash("cat $AZ_BATCH_TASK_SHARED_DIR/coord-env.txt; exit 7"), 3, coordination)
+        )
         task = wait_for(lambda: done(client, job_id, "t"), what="the multi-instance task")
         assert task.execution_info.exit_code == 7  # the primary's exit code is the task's
         assert task.execution_info.result == "failure"
@@ -101,8 +102,16 @@ def test_coordination_failure_fails_and_retries_the_whole_task(client: Any, serv
     with mi_pool(client, pool_id, 2):
         create_job(client, job_id, pool_id)
         coordination = bash('[ "$AZ_BATCH_IS_CURRENT_NODE_MASTER" = true ] || exit 5')
-        client.create_task(job_id, mi_task("t", bash("echo application ran"), 2, coordination,
-                                           constraints=m.BatchTaskConstraints(max_task_retry_count=1)))
+        client.create_task(
+            job_id,
+            mi_task(
+                "t",
+                bash("echo application ran"),
+                2,
+                coordination,
+                constraints=m.BatchTaskConstraints(max_task_retry_count=1),
+            ),
+        )
         task = wait_for(lambda: done(client, job_id, "t"), what="the failing task")
         assert task.execution_info.result == "failure"
         assert task.execution_info.retry_count == 1  # retried as a whole, then failed
@@ -150,24 +159,33 @@ def test_gangs_wait_for_busy_nodes_all_or_none(client: Any, service: Service, un
         wait_for(lambda: client.get_task(job_id, "busy").state == "running", what="the busy task")
         client.create_task(job_id, mi_task("gang3", bash("sleep 0.5"), 3))
         client.create_task(job_id, mi_task("gang2", bash("sleep 0.5"), 2))
-        # gang2 fits beside the busy task; gang3 waits without holding any node meanwhile.
-        wait_for(lambda: done(client, job_id, "gang2"), what="the second gang")
-        assert client.get_task(job_id, "busy").state == "running"
+        # gang3 waits for the busy node and keeps the two free ones for itself, without taking them:
+        # no subtask, no node running anything of it. gang2 would fit there, but comes after it.
         assert client.get_task(job_id, "gang3").state == "active"
         assert list(client.list_subtasks(job_id, "gang3")) == []
-        states = [node.state for node in client.list_nodes(pool_id)]
-        assert states.count("running") == 1, states  # the gang holds nothing while it waits
-        task = wait_for(lambda: done(client, job_id, "gang3"), what="the big gang after the busy task")
-        assert task.execution_info.result == "success"
+        states = sorted(node.state for node in client.list_nodes(pool_id))
+        assert states == ["idle", "idle", "running"], states
+        assert client.get_task(job_id, "gang2").state == "active"
+        big = wait_for(lambda: done(client, job_id, "gang3"), what="the big gang after the busy task")
+        small = wait_for(lambda: done(client, job_id, "gang2"), what="the second gang")
+        assert big.execution_info.result == small.execution_info.result == "success"
         assert len(list(client.list_subtasks(job_id, "gang3"))) == 2
+        assert small.execution_info.start_time >= big.execution_info.start_time
 
 
 def test_primary_keeps_coordination_and_application_output(client: Any, service: Service, unique: Unique) -> None:
     pool_id, job_id = unique("mio"), unique("miojob")
     with mi_pool(client, pool_id, 2):
         create_job(client, job_id, pool_id)
-        client.create_task(job_id, mi_task("t", bash("echo application out; echo application err >&2"), 2,
-                                           bash("echo coordination out; echo coordination err >&2")))
+        client.create_task(
+            job_id,
+            mi_task(
+                "t",
+                bash("echo application out; echo application err >&2"),
+                2,
+                bash("echo coordination out; echo coordination err >&2"),
+            ),
+        )
         task = wait_for(lambda: done(client, job_id, "t"), what="the task")
         assert task.execution_info.result == "success"
 
@@ -245,3 +263,23 @@ def test_job_preparation_runs_first_on_every_instance_node(client: Any, service:
         for node_id in used:
             assert statuses[node_id].job_preparation_task_execution_info.result == "success"
         assert client.get_task(job_id, "three").state == "active"
+
+
+def test_a_waiting_gang_is_not_starved_by_tasks_added_after_it(client: Any, unique: Unique) -> None:
+    pool_id, job_id = unique("mi-starve"), unique("mijob")
+    with mi_pool(client, pool_id, 3):
+        create_job(client, job_id, pool_id)
+        # The nodes free up one at a time; each time, a later small task would fit where the gang does not.
+        for index, seconds in enumerate((1, 2, 3)):
+            client.create_task(
+                job_id, m.BatchTaskCreateOptions(id=f"early{index}", command_line=f"/bin/sleep {seconds}")
+            )
+        wait_for(lambda: all(client.get_task(job_id, f"early{i}").state == "running" for i in range(3)), what="busy")
+        client.create_task(job_id, mi_task("gang", "/bin/true", 3))
+        for index in range(6):
+            client.create_task(job_id, m.BatchTaskCreateOptions(id=f"late{index}", command_line="/bin/sleep 1"))
+        gang = wait_for(lambda: done(client, job_id, "gang"), timeout=60, what="the gang")
+        assert gang.execution_info.exit_code == 0
+        late = [wait_for(lambda i=i: done(client, job_id, f"late{i}"), what="late tasks") for i in range(6)]
+        # The gang kept the nodes that freed up: it started before every task added after it.
+        assert all(task.execution_info.start_time >= gang.execution_info.start_time for task in late)

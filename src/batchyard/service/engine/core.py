@@ -209,7 +209,8 @@ class EngineBase:
         ]
         if not views:
             return
-        assignments = schedule(views, nodes, pool.fill_type)
+        schedulable = [node_id for node_id in pool.node_ids if self.nodes[node_id].schedulable]
+        assignments = schedule(views, nodes, pool.fill_type, schedulable)
         if not assignments:
             return
         by_job: dict[str, list[tuple[QueuedTask, str]]] = defaultdict(list)

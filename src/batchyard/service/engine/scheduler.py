@@ -5,13 +5,18 @@ priority share the pool (round robin); running tasks are never preempted; a node
 than its task slots; `spread` places each task on the node with the most free slots, `pack` fills
 one node before the next. A multi-instance task (`gangs`: task key -> instances) is placed on that
 many distinct nodes in one round or not at all, so no partial gang ever holds nodes.
+
+So that a stream of small tasks cannot starve a gang, the first gang of a round that does not fit
+although the pool has enough nodes for it (`pool_nodes`) reserves the free nodes it could use: no
+task after it in the round takes them. Rounds see the queues in the same order, so that gang keeps
+its reservation and gathers nodes as they free up; only one gang reserves, so two cannot deadlock.
 """
 
 from __future__ import annotations
 
 import heapq
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 
@@ -51,25 +56,48 @@ class Assignment:
 MAX_SKIPPED = 256
 
 
-def schedule(jobs: Sequence[JobQueueView], nodes: Sequence[NodeSlots], fill_type: str) -> list[Assignment]:
+def schedule(
+    jobs: Sequence[JobQueueView],
+    nodes: Sequence[NodeSlots],
+    fill_type: str,
+    pool_nodes: Collection[str] = (),
+) -> list[Assignment]:
+    """Assignments for this round; `pool_nodes`: every schedulable node of the pool, busy ones too
+    (what a waiting gang may reserve for; none given, no gang reserves)."""
     free = {node.node_id: node.free for node in nodes if node.free > 0}
     if not free or not jobs:
         return []
     order = {node.node_id: node.order for node in nodes}
     picker = _SpreadPicker(free, order) if fill_type == "spread" else _PackPicker(free, order)
+    reserver = _Reserver(frozenset(pool_nodes))
     assignments: list[Assignment] = []
     ranked = sorted(jobs, key=lambda job: (-job.priority, job.order))
     for _, level in groupby(ranked, key=lambda job: job.priority):
-        _fill_level([(iter(job.tasks), job.excluded, job.gangs) for job in level], picker, assignments)
+        _fill_level([(iter(job.tasks), job.excluded, job.gangs) for job in level], picker, reserver, assignments)
         if picker.total_free == 0:
             break
     return assignments
 
 
+@dataclass(slots=True)
+class _Reserver:
+    pool_nodes: frozenset[str]
+    done: bool = False  # one reservation per round
+
+    def reserve(self, picker: _Picker, slots: int, count: int, excluded: frozenset[str]) -> None:
+        """Take out of this round the free nodes a gang that did not fit could use, if it ever can."""
+        if self.done or len(self.pool_nodes - excluded) < count:
+            return
+        self.done = True
+        held: set[str] = set()
+        while len(held) < count and (node_id := picker.take(slots, excluded | held)) is not None:
+            held.add(node_id)
+
+
 _Queue = tuple[Iterator[QueuedTask], frozenset[str], Mapping[str, int]]
 
 
-def _fill_level(queues: list[_Queue], picker: _Picker, out: list[Assignment]) -> None:
+def _fill_level(queues: list[_Queue], picker: _Picker, reserver: _Reserver, out: list[Assignment]) -> None:
     """Round robin over the jobs of one priority level until slots or tasks run out."""
     skipped = 0
     while queues and picker.total_free > 0 and skipped < MAX_SKIPPED:
@@ -83,6 +111,7 @@ def _fill_level(queues: list[_Queue], picker: _Picker, out: list[Assignment]) ->
             if instances > 1:
                 chosen = picker.take_gang(task.slots, instances, excluded)
                 if chosen is None:
+                    reserver.reserve(picker, task.slots, instances, excluded)
                     skipped += 1
                     continue
                 out.append(Assignment(task, chosen[0], tuple(chosen[1:])))
