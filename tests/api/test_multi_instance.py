@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -283,3 +285,24 @@ def test_a_waiting_gang_is_not_starved_by_tasks_added_after_it(client: Any, uniq
         late = [wait_for(lambda i=i: done(client, job_id, f"late{i}"), what="late tasks") for i in range(6)]
         # The gang kept the nodes that freed up: it started before every task added after it.
         assert all(task.execution_info.start_time >= gang.execution_info.start_time for task in late)
+
+
+def test_subtasks_keep_the_retention_time_of_creation(client: Any, service: Service, unique: Unique) -> None:
+    pool_id, job_id = unique("mi-keep"), unique("mijob")
+    with mi_pool(client, pool_id, 2):
+        create_job(client, job_id, pool_id)
+        constraints = m.BatchTaskConstraints(retention_time=dt.timedelta(seconds=2))
+        client.create_task(job_id, mi_task("t", bash("sleep 2"), 2, constraints=constraints))
+        wait_for(lambda: client.get_task(job_id, "t").state == "running", what="the running task")
+        # Changed while it runs: the primary keeps its files a day, the subtask still 2 s (the seed).
+        task = client.get_task(job_id, "t")
+        task.constraints.retention_time = dt.timedelta(days=1)
+        client.replace_task(job_id, "t", task)
+        task = wait_for(lambda: done(client, job_id, "t"), what="the task")
+        (subtask,) = client.list_subtasks(job_id, "t")
+        directory = task.node_info.task_root_directory
+        primary_dir = service.data_dir / "nodes" / task.node_info.node_id / directory
+        subtask_dir = service.data_dir / "nodes" / subtask.node_info.node_id / directory
+        wait_for(lambda: not subtask_dir.exists(), timeout=20, what="the subtask's files to go")
+        time.sleep(1.5)  # what the primary's removal would take had it kept the old retention too
+        assert primary_dir.is_dir()
