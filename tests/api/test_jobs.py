@@ -333,9 +333,27 @@ def test_delete_job_ends_running_tasks(client: Any, pool: str, unique: Unique) -
     node = wait_for(lambda: (n := next(iter(client.list_nodes(pool)))).running_tasks_count == 0 and n,
                     what="the node to be free")
     assert node.state == "idle"
+    # Its files go from the node once its task has ended.
+    wait_for(lambda: not _node_has(client, pool, node.id, f"workitems/{job_id}"), what="the job's files to go")
     # The id is free again.
     create_job(client, job_id, pool)
     client.begin_delete_job(job_id, polling_interval=POLL).result(timeout=30)
+
+
+def test_delete_running_task_ends_it_and_removes_its_files(client: Any, pool: str, job: str) -> None:
+    command = unique_sleep(30)
+    client.create_task(job, m.BatchTaskCreateOptions(id="doomed", command_line=command))
+    wait_for(lambda: processes_with(command), what="the task's process")
+    task = client.get_task(job, "doomed")
+    client.delete_task(job, "doomed")
+    wait_for(lambda: not processes_with(command), what="the task's process to end")
+    node_id, directory = task.node_info.node_id, task.node_info.task_root_directory
+    wait_for(lambda: not _node_has(client, pool, node_id, directory), what="the task's files to go")
+
+
+def _node_has(client: Any, pool_id: str, node_id: str, path: str) -> bool:
+    listing = client.list_node_files(pool_id, node_id, recursive=True)
+    return any(f.name == path or f.name.startswith(path + "/") for f in listing)
 
 
 # --- completion rules -------------------------------------------------------------------------------

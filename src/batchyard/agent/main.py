@@ -28,6 +28,8 @@ from batchyard.protocol import messages
 
 log = logging.getLogger("batchyard.agent")
 
+CLEANUP_WAIT = 30.0  # seconds a removal waits for the runs in the directory to end
+
 RECONNECT_DELAY = 0.5
 
 
@@ -203,8 +205,13 @@ class Agent:
             target = files.resolve(self.root, relative)
         except files.PathError:
             return
-        if any(str(execution.task_dir).startswith(str(target)) for execution in self.runs.values()):
-            return
+        # Runs in there were just told to end (a deleted task or job): remove the files once they have.
+        ending = [aid for aid, execution in self.runs.items() if execution.task_dir.is_relative_to(target)]
+        deadline = time.monotonic() + CLEANUP_WAIT
+        while any(aid in self.runs for aid in ending) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        if any(execution.task_dir.is_relative_to(target) for execution in self.runs.values()):
+            return  # still running, or a new run started there meanwhile: its files stay
         await asyncio.to_thread(shutil.rmtree, target, True)
 
     def _end_task(self, directory: str) -> None:
