@@ -145,22 +145,22 @@ def test_taskcompletion_lets_the_task_finish_and_schedules_nothing_new_meanwhile
     assert late.execution_info.start_time >= node.last_boot_time
 
 
+def _running_task_keeping_data_4s(client: Any, pool_id: str, job_id: str, task_id: str) -> str:
+    """A job on the pool with a 1 s task that keeps its data 4 s, running; the node it runs on."""
+    create_job(client, job_id, pool_id)
+    node_id = wait_for(lambda: _idle_node(client, pool_id), timeout=60, what="an idle node").id
+    retention = m.BatchTaskConstraints(retention_time=dt.timedelta(seconds=4))
+    client.create_task(job_id, m.BatchTaskCreateOptions(id=task_id, command_line="/bin/sleep 1", constraints=retention))
+    wait_for(lambda: client.get_task(job_id, task_id).state == "running", what="running task")
+    return node_id
+
+
 def test_retaineddata_waits_for_the_task_retention_time(client: Any) -> None:
     # A pool of its own: tasks keep their data 7 days by default, and retaineddata waits for all of it.
     pool_id, job_id, task_id = "retaineddata-pool", "retaineddata-job", "short-retention"
     create_pool(client, pool_id, nodes=1)
     try:
-        create_job(client, job_id, pool_id)
-        node_id = wait_for(lambda: _idle_node(client, pool_id), timeout=60, what="an idle node").id
-        client.create_task(
-            job_id,
-            m.BatchTaskCreateOptions(
-                id=task_id,
-                command_line="/bin/sleep 1",
-                constraints=m.BatchTaskConstraints(retention_time=dt.timedelta(seconds=4)),
-            ),
-        )
-        wait_for(lambda: client.get_task(job_id, task_id).state == "running", what="running task")
+        node_id = _running_task_keeping_data_4s(client, pool_id, job_id, task_id)
         before = client.get_node(pool_id, node_id)
         client.begin_reboot_node(pool_id, node_id, BatchNodeRebootOptions(node_reboot_kind="retaineddata"))
         task = wait_for(lambda: completed(client, job_id, task_id), what="the task to finish")
@@ -277,17 +277,7 @@ def test_retaineddata_reimage_and_deallocate_wait_for_the_retention_time(client:
     pool_id, job_id, task_id = f"retained-{kind}-pool", f"retained-{kind}-job", "short-retention"
     create_pool(client, pool_id, nodes=1)
     try:
-        create_job(client, job_id, pool_id)
-        node_id = wait_for(lambda: _idle_node(client, pool_id), timeout=60, what="an idle node").id
-        client.create_task(
-            job_id,
-            m.BatchTaskCreateOptions(
-                id=task_id,
-                command_line="/bin/sleep 1",
-                constraints=m.BatchTaskConstraints(retention_time=dt.timedelta(seconds=4)),
-            ),
-        )
-        wait_for(lambda: client.get_task(job_id, task_id).state == "running", what="running task")
+        node_id = _running_task_keeping_data_4s(client, pool_id, job_id, task_id)
         if kind == "reimage":
             client.begin_reimage_node(pool_id, node_id, BatchNodeReimageOptions(node_reimage_option="retaineddata"))
         else:
