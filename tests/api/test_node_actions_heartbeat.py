@@ -17,6 +17,14 @@ import pytest
 from azure.batch import models as m
 
 from tests.api.helpers import completed, create_job, create_pool, idle_nodes
+from tests.api.test_multi_instance import bash, mi_task
+from tests.api.test_multi_instance_lifetime import (
+    APPLICATION,
+    COORDINATION,
+    instance_nodes,
+    instance_processes,
+    wait_all_gone,
+)
 from tests.conftest import Service, make_client, start_service, wait_for
 
 
@@ -90,3 +98,27 @@ def test_a_long_stopped_agent_becomes_unusable_its_task_moves_and_it_recovers(
     )
     assert not node.errors
     assert agent.is_running()  # the same agent came back (no restart)
+
+
+def test_a_node_away_when_its_multi_instance_task_ended_ends_what_the_task_left_there(hb_service: Service) -> None:
+    client = make_client(hb_service.url)
+    create_pool(client, "hb3", nodes=3, enable_inter_node_communication=True)
+    wait_for(lambda: idle_nodes(client, "hb3", 3), timeout=60, what="three idle nodes")
+    create_job(client, "hbj3", "hb3")
+    client.create_task("hbj3", mi_task("t", bash(APPLICATION), 2, bash(COORDINATION)))
+    nodes = instance_nodes(client, "hbj3", "t")
+    left_behind = instance_processes(hb_service, nodes[1:], "hbj3", "t")  # on the subtask's node
+    agent = _agent_of(hb_service, nodes[1])
+    agent.send_signal(signal.SIGSTOP)
+    try:
+        # The node is lost (its connection closed): the task is requeued and then terminated, and the
+        # `endtask` for that node goes nowhere.
+        wait_for(lambda: client.get_node("hb3", nodes[1]).state == "unusable", timeout=12, what="unusable")
+        wait_for(lambda: client.get_task("hbj3", "t").execution_info.requeue_count >= 1, what="the requeue")
+        client.terminate_task("hbj3", "t")
+        wait_for(lambda: client.get_task("hbj3", "t").state == "completed", what="the terminated task")
+    finally:
+        agent.send_signal(signal.SIGCONT)
+    # Back, the agent learns which multi-instance tasks still run there (none) and ends the rest.
+    wait_for(lambda: client.get_node("hb3", nodes[1]).state == "idle", timeout=15, what="the node back")
+    wait_all_gone(left_behind)

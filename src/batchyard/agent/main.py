@@ -141,6 +141,10 @@ class Agent:
         kind = message["t"]
         if kind == "welcome":
             self.context.welcome(message)
+            # Multi-instance tasks that ended while we were away (or before a service restart): their
+            # `endtask` never came, so what their instances left running here ends now.
+            for directory in set(self.lingering) - set(message.get("taskDirs") or []):
+                self._end_task(directory)
         elif kind == "run":
             for run in message["runs"]:
                 self._start_run(run)

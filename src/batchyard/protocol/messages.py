@@ -1,7 +1,8 @@
 """The agent protocol: JSON messages over one WebSocket per node, opened by the agent.
 
 service -> agent
-  welcome   {node, pool, account, accountUrl, dedicated}        after a successful hello
+  welcome   {node, pool, account, accountUrl, dedicated,        after a successful hello; taskDirs: the
+             taskDirs}                                             multi-instance tasks still running on the node
   run       {runs: [Run]}                                         start tasks (batched)
   kill      {aids: [aid]}                                         end these runs (whole process tree)
   ack       {aids: [aid]}                                         results recorded; forget them

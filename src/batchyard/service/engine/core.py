@@ -252,6 +252,10 @@ class EngineBase:
         """Nodes a job's tasks may not be placed on."""
         return frozenset()
 
+    def multi_instance_dirs(self, node: NodeRt) -> list[str]:
+        """Task directories of the multi-instance tasks running on the node (engine/multi_instance.py)."""
+        return []
+
     def gang_sizes(self, job: JobRt) -> dict[str, int]:
         """Queued multi-instance tasks of a job: task key -> instances (engine/multi_instance.py)."""
         return {}

@@ -160,6 +160,9 @@ class MultiInstanceOps(PreparationOps):
                 self.save_task(job.key, doc)
         return results
 
+    def multi_instance_dirs(self, node: NodeRt) -> list[str]:
+        return [gang.directory for gang in self.gangs.values() if node.id in gang.nodes]
+
     def gang_sizes(self, job: JobRt) -> dict[str, int]:
         sizes = self.mi_sizes.get(job.key)
         if not sizes:

@@ -153,6 +153,7 @@ class NodeOps(EngineBase):
                 "account": self.settings.account_name,
                 "accountUrl": self.settings.base_url,
                 "dedicated": True,
+                "taskDirs": self.multi_instance_dirs(node),  # the agent ends what other ones left behind
             }
         )
         if not node.doc.get("_external") and isinstance(message.get("pid"), int):
