@@ -33,7 +33,7 @@ def _join_token(service: Service, pool_id: str) -> str:
     return out.stdout.strip()
 
 
-def _start_agent(service: Service, root: Path, pool_id: str, token: str) -> subprocess.Popen[bytes]:
+def _start_agent(service: Service, root: Path, pool_id: str, token: str, *extra: str) -> subprocess.Popen[bytes]:
     args = [
         sys.executable,
         "-m",
@@ -46,6 +46,7 @@ def _start_agent(service: Service, root: Path, pool_id: str, token: str) -> subp
         pool_id,
         "--join-token",
         token,
+        *extra,
     ]
     return subprocess.Popen(args, env={"PATH": "/usr/bin:/bin"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -115,6 +116,39 @@ def test_a_joined_node_reboots_and_reimages_itself(service: Service, client: Any
             assert agent.poll() is None  # the same agent process, started again in place
             assert (root / "shared" / "left-behind.txt").exists() == (kind == "reboot")
             assert (root / ".agent-identity.json").exists()
+    finally:
+        agent.kill()
+        agent.wait(10)
+        client.begin_delete_pool(pool_id)
+
+
+def test_remote_login_on_the_address_the_agent_was_given(
+    service: Service, client: Any, unique: Any, tmp_path: Path
+) -> None:
+    """An agent on another host says where its SSH server listens (here a second loopback address)."""
+    import asyncio
+
+    import asyncssh
+
+    pool_id = unique("remote-login")
+    create_pool(client, pool_id, nodes=1, metadata=[m.BatchMetadataItem(name="batchyard-provider", value="external")])
+    (node,) = list(client.list_nodes(pool_id))
+    token = _join_token(service, pool_id)
+    agent = _start_agent(service, tmp_path / "node", pool_id, token, "--remote-login-address", "127.0.0.2")
+    try:
+        wait_for(lambda: client.get_node(pool_id, node.id).state == "idle", what="the joined node")
+        user = m.BatchNodeUserCreateOptions(name="visitor", password="visitor-pass", is_admin=True)
+        client.create_node_user(pool_id, node.id, user)
+        login = client.get_node_remote_login_settings(pool_id, node.id)
+        assert login.remote_login_ip_address == "127.0.0.2"
+
+        async def whoami() -> str:
+            async with asyncssh.connect(
+                "127.0.0.2", login.remote_login_port, username="visitor", password="visitor-pass", known_hosts=None
+            ) as conn:
+                return str((await conn.run("echo $AZ_BATCH_NODE_ID", check=True)).stdout).strip()
+
+        assert asyncio.run(whoami()) == node.id
     finally:
         agent.kill()
         agent.wait(10)

@@ -34,7 +34,15 @@ RECONNECT_DELAY = 0.5
 
 
 class Agent:
-    def __init__(self, service_url: str, node_id: str, root: Path, token: str, orphan_timeout: float) -> None:
+    def __init__(
+        self,
+        service_url: str,
+        node_id: str,
+        root: Path,
+        token: str,
+        orphan_timeout: float,
+        login_address: str = "127.0.0.1",
+    ) -> None:
         self.service_url = service_url.rstrip("/")
         self.node_id = node_id
         self.root = root.resolve()
@@ -53,7 +61,8 @@ class Agent:
         self._flush_scheduled = False
         self._stopping = asyncio.Event()
         self._disconnected_at = time.monotonic()
-        self.services = NodeServices(self.root, self.context, self._send)  # heartbeats, SSH, certificates
+        # Heartbeats, SSH (on login_address), certificates.
+        self.services = NodeServices(self.root, self.context, self._send, login_address)
         self.metrics = MetricsReporter(self.root, self._send)  # resource use for autoscale
 
     # --- connection -----------------------------------------------------------------------------
@@ -258,6 +267,7 @@ def run_agent(
     pool: str | None = None,
     join_token: str | None = None,
     token: str | None = None,
+    login_address: str = "127.0.0.1",
 ) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s agent: %(message)s")
     token = token or os.environ.pop("BATCHYARD_NODE_TOKEN", "")
@@ -271,7 +281,7 @@ def run_agent(
         except identity.JoinError as exc:
             log.error("%s", exc)
             return 2
-    agent = Agent(service_url, node_id, root, token, orphan_timeout)
+    agent = Agent(service_url, node_id, root, token, orphan_timeout, login_address)
     asyncio.run(agent.run())
     if agent.boot_again is not None:
         _boot_again(root, wipe=agent.boot_again == "wipe")

@@ -35,12 +35,14 @@ LOG_FILES = ("agent.log",)  # under the node root: where the local provider send
 
 
 class NodeServices:
-    def __init__(self, root: Path, context: NodeContext, send: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(
+        self, root: Path, context: NodeContext, send: Callable[[dict[str, Any]], None], login_address: str
+    ) -> None:
         self.root = root
         self.context = context
         self.send = send
         accounts = NodeAccounts(context.node_id, root, lambda: context.certificates)
-        self.ssh = NodeSshServer(root, accounts, context.node_env)
+        self.ssh = NodeSshServer(root, accounts, context.node_env, host=login_address)
         self.min_free_mb: float | None = None
 
     def handle(self, message: dict[str, Any]) -> None:

@@ -66,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     agent.add_argument("--join-token", help="the pool's join token (see `batchyard join-token`)")
     agent.add_argument("--orphan-timeout", type=float, default=600.0)
     agent.add_argument("--token-stdin", action="store_true", help="read the node token from standard input")
+    agent.add_argument(
+        "--remote-login-address",
+        default="127.0.0.1",
+        help="where the node's SSH server listens, as remote login settings report it (another host: its address)",
+    )
 
     join = commands.add_parser("join-token", help="print the token agents on other hosts use to join a pool")
     join.add_argument("--data-dir", type=Path, default=Path("./batchyard-data"))
@@ -89,7 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     from batchyard.agent.main import run_agent
 
     token = sys.stdin.readline().strip() if args.token_stdin else None
-    return run_agent(args.service_url, args.root, args.orphan_timeout, args.node_id, args.pool, args.join_token, token)
+    return run_agent(
+        args.service_url,
+        args.root,
+        args.orphan_timeout,
+        args.node_id,
+        args.pool,
+        args.join_token,
+        token,
+        login_address=args.remote_login_address,
+    )
 
 
 def _join_token(args: argparse.Namespace) -> int:
