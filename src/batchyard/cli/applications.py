@@ -4,15 +4,13 @@ management REST surface (see README, Storage), signed with the account's Shared 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from batchyard.cli.client import CommandError, add_connection_options, call
+from batchyard.cli.client import CommandError, add_connection_options, call, print_result
 
 
 def add_application_commands(commands: Any) -> None:
@@ -43,14 +41,7 @@ def add_application_commands(commands: Any) -> None:
 
 
 def run_application_command(args: argparse.Namespace) -> int:
-    try:
-        result = _run(args)
-    except CommandError as exc:
-        print(f"batchyard: {exc}", file=sys.stderr)
-        return 1
-    if result is not None:
-        print(json.dumps(result, indent=2))
-    return 0
+    return print_result(lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> Any:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from batchyard.service.config import DEFAULT_PORT, DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
@@ -56,3 +58,15 @@ def call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> 
     except urllib.error.URLError as exc:
         raise CommandError(f"cannot reach the service at {args.endpoint}: {exc.reason}") from None
     return json.loads(raw) if raw else None
+
+
+def print_result(run: Callable[[], Any]) -> int:
+    """A command's exit status: its JSON answer printed (0), or the error on stderr (1)."""
+    try:
+        result = run()
+    except CommandError as exc:
+        print(f"batchyard: {exc}", file=sys.stderr)
+        return 1
+    if result is not None:
+        print(json.dumps(result, indent=2))
+    return 0

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from typing import Any
 from urllib.parse import quote
 
-from batchyard.cli.client import CommandError, add_connection_options, call
+from batchyard.cli.client import add_connection_options, call, print_result
 
 _ALL = ("requeue", "terminate", "taskcompletion", "retaineddata")
 # action -> (REST suffix, body option name, its choices)
@@ -41,23 +39,19 @@ def add_node_commands(commands: Any) -> None:
 
 
 def run_node_command(args: argparse.Namespace) -> int:
+    return print_result(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> Any:
     pool = quote(args.pool, safe="")
-    try:
-        if args.node_action == "list":
-            for node in call(args, "GET", f"/pools/{pool}/nodes")["value"]:
-                print(f"{node['id']}  {node['state']}  scheduling={node.get('schedulingState', 'enabled')}"
-                      f"  running={node.get('runningTasksCount', 0)}")
-            return 0
-        if args.node_action == "remove":
-            body = {"nodeList": args.nodes, "nodeDeallocationOption": args.option}
-            call(args, "POST", f"/pools/{pool}/removenodes", body)
-            return 0
-        suffix, option, _ = _ACTIONS[args.node_action]
-        body = {option: args.option} if option else None
-        result = call(args, "POST", f"/pools/{pool}/nodes/{quote(args.node, safe='')}/{suffix}", body)
-    except CommandError as exc:
-        print(f"batchyard: {exc}", file=sys.stderr)
-        return 1
-    if result is not None:
-        print(json.dumps(result, indent=2))
-    return 0
+    if args.node_action == "list":
+        for node in call(args, "GET", f"/pools/{pool}/nodes")["value"]:
+            print(f"{node['id']}  {node['state']}  scheduling={node.get('schedulingState', 'enabled')}"
+                  f"  running={node.get('runningTasksCount', 0)}")
+        return None
+    if args.node_action == "remove":
+        body = {"nodeList": args.nodes, "nodeDeallocationOption": args.option}
+        return call(args, "POST", f"/pools/{pool}/removenodes", body)
+    suffix, option, _ = _ACTIONS[args.node_action]
+    body = {option: args.option} if option else None
+    return call(args, "POST", f"/pools/{pool}/nodes/{quote(args.node, safe='')}/{suffix}", body)

@@ -14,14 +14,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from batchyard.service.api.common import engine_of, url_for
+from batchyard.service.api.common import engine_of
+from batchyard.service.api.pools import pool_url
 from batchyard.service.engine.autoscale import run_document
 from batchyard.service.http import accepted, check_conditions, endpoint, entity_headers, json_response, read_json
 from batchyard.service.models import pools as pool_models
-
-
-def _pool_url(request: Request, pool_id: str) -> str:
-    return url_for(request, f"/pools/{pool_id}")
 
 
 @endpoint
@@ -32,7 +29,7 @@ async def enable_autoscale(request: Request) -> Response:
     check_conditions(request, pool.doc, reading=False)
     with engine.store.transaction():
         engine.enable_autoscale(pool, spec)
-    return accepted(200, pool.doc, _pool_url(request, pool.doc["id"]))
+    return accepted(200, pool.doc, pool_url(request, pool.doc["id"]))
 
 
 @endpoint
@@ -41,7 +38,7 @@ async def disable_autoscale(request: Request) -> Response:
     pool = engine.get_pool(request.path_params["poolId"])
     with engine.store.transaction():
         engine.disable_autoscale(pool)
-    return accepted(200, pool.doc, _pool_url(request, pool.doc["id"]))
+    return accepted(200, pool.doc, pool_url(request, pool.doc["id"]))
 
 
 @endpoint
@@ -50,7 +47,7 @@ async def evaluate_autoscale(request: Request) -> Response:
     engine = engine_of(request)
     pool = engine.get_pool(request.path_params["poolId"])
     run = engine.evaluate_autoscale(pool, spec["autoScaleFormula"])
-    headers = {**entity_headers(pool.doc), "DataServiceId": _pool_url(request, pool.doc["id"])}
+    headers = {**entity_headers(pool.doc), "DataServiceId": pool_url(request, pool.doc["id"])}
     return json_response(run, headers)
 
 

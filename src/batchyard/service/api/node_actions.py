@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -21,62 +24,48 @@ async def _optional_body(request: Request) -> object:
     return body if body != {} else None
 
 
-@endpoint
-async def reboot(request: Request) -> Response:
-    options = node_models.parse_node_reboot(await _optional_body(request))
+def _act(request: Request, status: int, action: Callable[[Any, Any], None]) -> Response:
+    """Run `action(engine, node)` on the addressed node in one transaction; the accepted answer."""
     engine = engine_of(request)
     node = find_node(request)
     with engine.store.transaction():
-        engine.restart_node(node, "reboot", options["nodeRebootOption"])
-    return accepted(202, url=_node_url(request))
+        action(engine, node)
+    return accepted(status, url=_node_url(request))
+
+
+@endpoint
+async def reboot(request: Request) -> Response:
+    option = node_models.parse_node_reboot(await _optional_body(request))["nodeRebootOption"]
+    return _act(request, 202, lambda engine, node: engine.restart_node(node, "reboot", option))
 
 
 @endpoint
 async def reimage(request: Request) -> Response:
-    options = node_models.parse_node_reimage(await _optional_body(request))
-    engine = engine_of(request)
-    node = find_node(request)
-    with engine.store.transaction():
-        engine.restart_node(node, "reimage", options["nodeReimageOption"])
-    return accepted(202, url=_node_url(request))
+    option = node_models.parse_node_reimage(await _optional_body(request))["nodeReimageOption"]
+    return _act(request, 202, lambda engine, node: engine.restart_node(node, "reimage", option))
 
 
 @endpoint
 async def disable_scheduling(request: Request) -> Response:
-    options = node_models.parse_node_disable_scheduling(await _optional_body(request))
-    engine = engine_of(request)
-    node = find_node(request)
-    with engine.store.transaction():
-        engine.disable_scheduling(node, options["nodeDisableSchedulingOption"])
-    return accepted(200, url=_node_url(request))
+    spec = node_models.parse_node_disable_scheduling(await _optional_body(request))
+    option = spec["nodeDisableSchedulingOption"]
+    return _act(request, 200, lambda engine, node: engine.disable_scheduling(node, option))
 
 
 @endpoint
 async def enable_scheduling(request: Request) -> Response:
-    engine = engine_of(request)
-    node = find_node(request)
-    with engine.store.transaction():
-        engine.enable_scheduling(node)
-    return accepted(200, url=_node_url(request))
+    return _act(request, 200, lambda engine, node: engine.enable_scheduling(node))
 
 
 @endpoint
 async def deallocate(request: Request) -> Response:
-    options = node_models.parse_node_deallocate(await _optional_body(request))
-    engine = engine_of(request)
-    node = find_node(request)
-    with engine.store.transaction():
-        engine.deallocate_node(node, options["nodeDeallocateOption"])
-    return accepted(202, url=_node_url(request))
+    option = node_models.parse_node_deallocate(await _optional_body(request))["nodeDeallocateOption"]
+    return _act(request, 202, lambda engine, node: engine.deallocate_node(node, option))
 
 
 @endpoint
 async def start(request: Request) -> Response:
-    engine = engine_of(request)
-    node = find_node(request)
-    with engine.store.transaction():
-        engine.start_node(node)
-    return accepted(202, url=_node_url(request))
+    return _act(request, 202, lambda engine, node: engine.start_node(node))
 
 
 @endpoint

@@ -24,7 +24,7 @@ from batchyard.service.models import catalog
 from batchyard.service.models import pools as pool_models
 
 
-def _pool_url(request: Request, pool_id: str) -> str:
+def pool_url(request: Request, pool_id: str) -> str:
     return url_for(request, f"/pools/{pool_id}")
 
 
@@ -65,21 +65,21 @@ async def add_pool(request: Request) -> Response:
     engine = engine_of(request)
     with engine.store.transaction():
         pool = engine.create_pool(spec)
-    return created(_pool_url(request, pool.doc["id"]), pool.doc)
+    return created(pool_url(request, pool.doc["id"]), pool.doc)
 
 
 @endpoint
 async def list_pools(request: Request) -> Response:
     pools = engine_of(request).pools.values()
     return list_documents(
-        request, "pools", "pools", pools, lambda p: _pool_url(request, p.doc["id"]), lambda p: pool_stats(request, p)
+        request, "pools", "pools", pools, lambda p: pool_url(request, p.doc["id"]), lambda p: pool_stats(request, p)
     )
 
 
 @endpoint
 async def get_pool(request: Request) -> Response:
     pool = engine_of(request).get_pool(request.path_params["poolId"])
-    return get_document(request, "pools", pool, _pool_url(request, pool.doc["id"]), lambda p: pool_stats(request, p))
+    return get_document(request, "pools", pool, pool_url(request, pool.doc["id"]), lambda p: pool_stats(request, p))
 
 
 @endpoint
@@ -116,7 +116,7 @@ async def patch_pool(request: Request) -> Response:
         )
     with engine.store.transaction():
         engine.update_pool(pool, changes, replace=False)
-    return accepted(200, pool.doc, _pool_url(request, pool.doc["id"]))
+    return accepted(200, pool.doc, pool_url(request, pool.doc["id"]))
 
 
 @endpoint
@@ -126,7 +126,7 @@ async def update_pool_properties(request: Request) -> Response:
     pool = engine.get_pool(request.path_params["poolId"])
     with engine.store.transaction():
         engine.update_pool(pool, changes, replace=True)
-    return accepted(204, pool.doc, _pool_url(request, pool.doc["id"]))
+    return accepted(204, pool.doc, pool_url(request, pool.doc["id"]))
 
 
 @endpoint
@@ -137,7 +137,7 @@ async def resize_pool(request: Request) -> Response:
     check_conditions(request, pool.doc, reading=False)
     with engine.store.transaction():
         engine.resize_pool(pool, spec)
-    return accepted(202, pool.doc, _pool_url(request, pool.doc["id"]))
+    return accepted(202, pool.doc, pool_url(request, pool.doc["id"]))
 
 
 @endpoint
@@ -147,7 +147,7 @@ async def stop_resize(request: Request) -> Response:
     check_conditions(request, pool.doc, reading=False)
     with engine.store.transaction():
         engine.stop_resize(pool)
-    return accepted(202, pool.doc, _pool_url(request, pool.doc["id"]))
+    return accepted(202, pool.doc, pool_url(request, pool.doc["id"]))
 
 
 @endpoint
@@ -158,7 +158,7 @@ async def remove_nodes(request: Request) -> Response:
     check_conditions(request, pool.doc, reading=False)
     with engine.store.transaction():
         engine.remove_nodes(pool, spec)
-    return accepted(202, pool.doc, _pool_url(request, pool.doc["id"]))
+    return accepted(202, pool.doc, pool_url(request, pool.doc["id"]))
 
 
 routes = [

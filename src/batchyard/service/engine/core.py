@@ -209,7 +209,9 @@ class EngineBase:
         ]
         if not views:
             return
-        schedulable = [node_id for node_id in pool.node_ids if self.nodes[node_id].schedulable]
+        # What a waiting gang may reserve for: only looked at when a gang is queued.
+        gangs_queued = any(view.gangs for view in views)
+        schedulable = [n for n in pool.node_ids if self.nodes[n].schedulable] if gangs_queued else []
         assignments = schedule(views, nodes, pool.fill_type, schedulable)
         if not assignments:
             return
