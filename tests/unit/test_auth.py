@@ -160,13 +160,23 @@ def test_optional_ocp_and_conditional_headers_are_signed() -> None:
     verify(wire.with_header("client-request-id", "changed"))  # not a signed header
 
 
-def test_repeated_and_blank_query_parameters_follow_the_sdk() -> None:
-    # parse_qs semantics: the first value of a repeated name, blank values ignored.
-    url = f"{BASE}/jobs?maxresults=5&api-version=2025-06-01&maxresults=6&timeout="
+def test_blank_query_parameters_are_left_out_as_the_sdk_does() -> None:
+    url = f"{BASE}/jobs?maxresults=5&api-version=2025-06-01&timeout="
     wire = to_wire(sdk_sign(HttpRequest("GET", url)))
     assert wire.query == url.split("?")[1]
     verify(wire)
     assert_rejected(replace(wire, query=wire.query.replace("maxresults=5", "maxresults=7")))
+
+
+def test_every_value_of_a_repeated_query_parameter_is_signed() -> None:
+    """Azure canonicalises all values (sorted, comma-joined); the SDK's first-value signature does not cover a
+    second value, so a value appended after signing cannot pass. (The HTTP layer refuses repeats anyway.)"""
+    url = f"{BASE}/jobs?maxresults=5&api-version=2025-06-01"
+    wire = to_wire(sdk_sign(HttpRequest("GET", url)))
+    verify(wire)
+    assert_rejected(replace(wire, query=wire.query + "&maxresults=6"))
+    text = string_to_sign("GET", ACCOUNT, f"{BASE}/jobs?b=2&a=x&b=1", {})
+    assert text.endswith("\na:x\nb:1,2")
 
 
 def test_secondary_key_verifies() -> None:
@@ -285,7 +295,7 @@ def test_invalid_configured_key_is_refused() -> None:
         ),
         ("POST", f"{BASE}/jobs/j/terminate?api-version=2025-06-01", {}),
         ("HEAD", f"{BASE}/jobs/j%2Fk/tasks/t/files/a%20b?api-version=2025-06-01", {"If-None-Match": "*"}),
-        ("PUT", f"{BASE}/pools/p;x?api-version=2025-06-01&a=1&a=2&b=", {"Ocp-Ignored": "x", "ocp-y": "1"}),
+        ("PUT", f"{BASE}/pools/p;x?api-version=2025-06-01&a=1&b=", {"Ocp-Ignored": "x", "ocp-y": "1"}),
     ],
 )
 def test_sign_request_matches_the_sdk(method: str, url: str, headers: Mapping[str, str]) -> None:

@@ -15,7 +15,9 @@ The string to sign is::
     name:value\\n        for every header whose name contains "ocp-", lower-cased, sorted by (name, value)
     /ACCOUNT/PATH           the URL path as sent (percent-encoded)
     \\nname:value            per query parameter, names and values percent-decoded (parse_qs: "+" is a space),
-                            sorted by name, first value of a repeated name, blank values left out
+                            sorted by name, blank values left out; a repeated name has all its values,
+                            sorted and comma-joined, as Azure canonicalises them (the service refuses
+                            repeated names before this, see `http.refuse_repeated_names`)
 
 where a header with an empty value counts as absent. The SDK versions differ only in content-length:
 15.x puts "0" for a non-GET/HEAD request without a Content-Length header, while 12.x-14.x sign what `requests`
@@ -101,7 +103,7 @@ def _canonical(
     text += f"/{account_name}{path}"
     params = parse_qs(query)
     for name in sorted(params):
-        value = params[name][0]
+        value = ",".join(sorted(params[name]))
         if value:
             text += f"\n{name}:{value}"
     return text

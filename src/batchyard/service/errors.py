@@ -127,6 +127,15 @@ def request_too_large() -> BatchError:
     )
 
 
+def md5_mismatch(sent: str, computed: str) -> BatchError:
+    return BatchError(
+        400,
+        "Md5Mismatch",
+        "The MD5 value specified in the request did not match with the MD5 value calculated by the server.",
+        {"UserSpecifiedMd5": sent, "ServerCalculatedMd5": computed},
+    )
+
+
 def auth_failed(detail: str) -> BatchError:
     return BatchError(
         403,

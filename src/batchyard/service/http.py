@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import Request
@@ -15,7 +19,7 @@ from starlette.responses import Response
 
 from batchyard.service import errors
 from batchyard.service.api_versions import check_api_version
-from batchyard.service.auth import SharedKeyAccount, verify_request
+from batchyard.service.auth import HEADERS_TO_SIGN, SharedKeyAccount, verify_request
 from batchyard.service.clock import parse_iso, rfc1123
 from batchyard.service.errors import BatchError
 from batchyard.service.tokens import verify_job_token
@@ -24,6 +28,18 @@ log = logging.getLogger("batchyard.http")
 
 JSON_TYPE = "application/json;odata=minimalmetadata"
 MAX_BODY = 4 * 1024 * 1024  # bigger than any documented request (add-collection is capped lower)
+
+# Headers that the Shared Key signature covers or that a handler reads: each may come once, so that what a
+# handler acts on is exactly what was signed. (HTTP lets a client repeat any header; the API takes one of each.)
+SINGLE_VALUED_HEADERS = frozenset(
+    {
+        *HEADERS_TO_SIGN,
+        "authorization",
+        "client-request-id",
+        "return-client-request-id",
+        "ocp-date",
+    }
+)
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -34,6 +50,7 @@ def endpoint(handler: Handler) -> Handler:
     async def wrapped(request: Request) -> Response:
         request_id = str(uuid.uuid4())
         try:
+            refuse_repeated_names(request)
             check_api_version(request.query_params)
             account: SharedKeyAccount = request.app.state.account
             raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
@@ -48,6 +65,8 @@ def endpoint(handler: Handler) -> Handler:
                     request.scope.get("query_string", b"").decode("latin-1"),
                     {k.lower(): v for k, v in request.headers.items()},
                 )
+            if "content-md5" in request.headers:
+                await check_content_md5(request)
             response = await handler(request)
         except BatchError as error:
             response = error_response(error, base_url(request))
@@ -80,10 +99,64 @@ def error_response(error: BatchError, base: str) -> Response:
     )
 
 
-async def read_json(request: Request, *, optional: bool = False) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
+def refuse_repeated_names(request: Request) -> None:
+    """400 for a query parameter, or a signed or handler-read header, given more than once.
+
+    The signature covers one value of each; were a second one allowed, a handler could act on a value that
+    nobody signed (`&recursive=true` appended to a signed `recursive=false`, an unsigned `If-Match: *`).
+    """
+    seen: set[str] = set()
+    for name, value in parse_qsl(request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
+        if name in seen:
+            raise errors.invalid_query(name, value, "The query parameter is given more than once.")
+        seen.add(name)
+    seen.clear()
+    for raw_name, raw_value in request.headers.raw:
+        name = raw_name.decode("latin-1").lower()
+        if name in SINGLE_VALUED_HEADERS or name.startswith("ocp-"):
+            if name in seen:
+                raise errors.invalid_header(name, raw_value.decode("latin-1"), "The header is given more than once.")
+            seen.add(name)
+
+
+async def check_content_md5(request: Request) -> None:
+    """A sent Content-MD5 must be the MD5 of the body as received (400 Md5Mismatch otherwise)."""
+    sent = request.headers["content-md5"]
+    try:
+        expected = base64.b64decode(sent, validate=True)
+    except ValueError:
+        raise errors.invalid_header("Content-MD5", sent, "The value is not a base64-encoded MD5 digest.") from None
+    if len(expected) != 16:
+        raise errors.invalid_header("Content-MD5", sent, "The value is not a base64-encoded MD5 digest.")
+    actual = hashlib.md5(await read_body(request), usedforsecurity=False).digest()
+    if not hmac.compare_digest(actual, expected):
+        raise errors.md5_mismatch(sent, base64.b64encode(actual).decode("ascii"))
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The request body, refused with 413 before it is read when its Content-Length is over `limit`, and
+    as soon as a chunked body grows past it. Read once per request; later calls return the same bytes."""
+    cached: bytes | None = getattr(request.state, "body", None)
+    if cached is None:
+        declared = request.headers.get("content-length", "").strip()
+        if declared.isdigit() and int(declared) > limit:
+            raise errors.request_too_large()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise errors.request_too_large()
+            chunks.append(chunk)
+        cached = b"".join(chunks)
+        request.state.body = cached
+    if len(cached) > limit:
         raise errors.request_too_large()
+    return cached
+
+
+async def read_json(request: Request, *, optional: bool = False, limit: int = MAX_BODY) -> Any:
+    raw = await read_body(request, limit)
     if not raw.strip():
         if optional:
             return {}

@@ -67,9 +67,7 @@ async def add_task(request: Request) -> Response:
 
 @endpoint
 async def add_task_collection(request: Request) -> Response:
-    if len(await request.body()) > MAX_COLLECTION_BYTES:
-        raise errors.request_too_large()
-    specs = task_models.parse_task_collection(await read_json(request))
+    specs = task_models.parse_task_collection(await read_json(request, limit=MAX_COLLECTION_BYTES))
     engine = engine_of(request)
     job = engine.get_job(request.path_params["jobId"])
     with engine.store.transaction():
