@@ -32,6 +32,8 @@ CLEANUP_WAIT = 30.0  # seconds a removal waits for the runs in the directory to 
 
 RECONNECT_DELAY = 0.5
 
+LEFTOVER_WAIT = 10.0  # seconds a starting agent waits for an earlier agent's processes to die
+
 
 class Agent:
     def __init__(
@@ -73,6 +75,7 @@ class Agent:
             loop.add_signal_handler(sig, self._stopping.set)
         for name in ("shared", "startup", "workitems"):
             (self.root / name).mkdir(parents=True, exist_ok=True)
+        await self._end_leftovers()
         connector = asyncio.create_task(self._connect_loop())
         heartbeat = asyncio.create_task(self.services.heartbeat_loop(self.runs))
         reporter = asyncio.create_task(self.metrics.run())
@@ -82,6 +85,14 @@ class Agent:
         reporter.cancel()
         await self._end_all_runs()
         await self.services.close()
+
+    async def _end_leftovers(self) -> None:
+        """End what an earlier agent of this node left running (it died with its runs in their own
+        sessions): the service requeues those runs, and a task runs at most once at a time."""
+        leftovers = proctree.node_processes(str(self.root))
+        if leftovers:
+            log.warning("ending %d processes an earlier agent of this node left running", len(leftovers))
+            await proctree.kill_and_wait(leftovers, LEFTOVER_WAIT)
 
     async def _connect_loop(self) -> None:
         url = self.service_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + messages.AGENT_PATH

@@ -16,7 +16,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["end", "find", "kill_now"]
+__all__ = ["end", "find", "kill_and_wait", "kill_now", "node_processes"]
+
+# Every run of a node has this in its environment (execution.NodeContext.node_env), and so do the
+# processes it starts unless they clear their environment.
+NODE_ROOT_VARIABLE = "AZ_BATCH_NODE_ROOT_DIR"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +73,21 @@ def find(sessions: set[int], env_entry: bytes | None = None) -> set[int]:
                 stack.append(child)
     found.discard(os.getpid())
     return found
+
+
+def node_processes(root: str) -> set[int]:
+    """Every process of a node's runs (the node root in its environment), with all its descendants."""
+    return find(set(), f"{NODE_ROOT_VARIABLE}={root}".encode())
+
+
+async def kill_and_wait(pids: Iterable[int], timeout: float) -> None:
+    """SIGKILL now, and wait (at most `timeout` seconds) until they are gone."""
+    handles = _handles(pids)
+    try:
+        _send(handles, signal.SIGKILL)
+        await _exited(handles, timeout)
+    finally:
+        _close(handles)
 
 
 def _handles(pids: Iterable[int]) -> list[tuple[int, int | None]]:

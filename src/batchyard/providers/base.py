@@ -15,6 +15,10 @@ class NodeProvider(Protocol):
     def adopt(self, node_id: str, pid: int) -> None:
         """A node's agent from before a service restart reconnected: take charge of it again."""
 
+    async def fence(self, node_id: str) -> None:
+        """End every process of the node's runs, wherever its agent is: the node was lost and its runs
+        are about to be requeued (a task runs at most once at a time). The agent itself may stay."""
+
     def is_alive(self, node_id: str) -> bool:
         """Whether this provider still has a live agent process for the node."""
 

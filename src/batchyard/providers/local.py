@@ -18,7 +18,11 @@ from pathlib import Path
 
 import psutil
 
+from batchyard.agent import proctree
+
 log = logging.getLogger("batchyard.local")
+
+FENCE_WAIT = 10.0  # seconds to wait for a lost node's processes to die before its runs are requeued
 
 
 class LocalProvider:
@@ -91,6 +95,13 @@ class LocalProvider:
             await agent.stop()
         if wipe:
             await asyncio.to_thread(shutil.rmtree, self.node_root(node_id), True)
+
+    async def fence(self, node_id: str) -> None:
+        root = str(self.node_root(node_id).resolve())
+        pids = await asyncio.to_thread(proctree.node_processes, root)
+        if pids:
+            log.info("node %s lost: ending %d processes of its runs", node_id, len(pids))
+            await proctree.kill_and_wait(pids, FENCE_WAIT)
 
     def is_alive(self, node_id: str) -> bool:
         agent = self._agents.get(node_id)

@@ -336,7 +336,11 @@ class NodeOps(EngineBase):
                 continue
             lost_for = mono - node.lost_at
             if node.doc["state"] != "unusable" and lost_for >= grace:
-                self._make_unusable(node, now)
+                if node.doc.get("_external"):
+                    self._make_unusable(node, now)
+                elif not node.fencing:
+                    node.fencing = True
+                    self.spawn(self._fence_and_make_unusable(node))
             if node.doc.get("_external"):
                 continue  # nothing to restart here: its agent runs elsewhere and reconnects by itself
             if lost_for >= adopt and not self.provider.is_alive(node.id) and node.doc["state"] != "leavingpool":
@@ -344,6 +348,16 @@ class NodeOps(EngineBase):
                 node.lost_at = mono + 3600.0
                 pool = self.pools.get(node.pool_key)
                 self.spawn(self._launch_agent(node.id, pool.doc["id"] if pool else node.pool_key))
+
+    async def _fence_and_make_unusable(self, node: NodeRt) -> None:
+        """End what the lost node still runs, then requeue its runs: never two copies of a task at once."""
+        try:
+            await self.provider.fence(node.id)
+        finally:
+            node.fencing = False
+        if self.nodes.get(node.id) is node and node.session is None and node.doc["state"] != "unusable":
+            with self.store.transaction():
+                self._make_unusable(node, self.now())
 
     def _make_unusable(self, node: NodeRt, now: datetime) -> None:
         for aid, run in list(node.runs.items()):

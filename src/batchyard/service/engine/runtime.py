@@ -52,6 +52,7 @@ class NodeRt:
     removing: bool = False  # its agent is being stopped; then it is gone
     dirty: bool = False  # counters changed since the document was last saved
     greeted: bool = False  # the current session's hello was handled
+    fencing: bool = False  # the provider is ending a lost node's processes before its runs are requeued
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=10))
 
     @property
