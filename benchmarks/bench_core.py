@@ -324,7 +324,8 @@ class Profiler:
             procs.append(
                 subprocess.Popen(
                     [exe, "record", "--pid", str(pid), "--rate", str(self.rate), "--format", "raw", "-o", str(out)],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
                 )
             )
         time.sleep(0.5)  # let py-spy attach
@@ -385,19 +386,21 @@ def _short(frame: str) -> tuple[str, str]:
 # --- phase 1: ingest ----------------------------------------------------------------------------
 
 
-def bench_ingest(client: Any, count: int, threads: int, procs: int, monitor: Monitor, profiler: Profiler,
-                 service: Service) -> dict[str, Any]:
+def bench_ingest(
+    client: Any, count: int, threads: int, procs: int, monitor: Monitor, profiler: Profiler, service: Service
+) -> dict[str, Any]:
     create_pool(client, "ingest", nodes=0, slots=1)
     results: dict[str, Any] = {}
 
     create_job(client, "ingest-collection", "ingest")
     groups = groups_of(task_models("c", count))
-    with (profiler.record("ingest-collection", service=service.pid),
-          monitor.phase("ingest: create_task_collection", service=service.pid) as stats):
+    with (
+        profiler.record("ingest-collection", service=service.pid),
+        monitor.phase("ingest: create_task_collection", service=service.pid) as stats,
+    ):
         started = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-            failed = sum(pool.map(lambda g: check_added(client.create_task_collection("ingest-collection", g)),
-                                  groups))
+            failed = sum(pool.map(lambda g: check_added(client.create_task_collection("ingest-collection", g)), groups))
         seconds = time.perf_counter() - started
     stats.wall, stats.tasks = seconds, count
     active = client.get_job_task_counts("ingest-collection").task_counts.active
@@ -407,8 +410,10 @@ def bench_ingest(client: Any, count: int, threads: int, procs: int, monitor: Mon
 
     create_job(client, "ingest-helper", "ingest")
     tasks = task_models("h", count)
-    with (profiler.record("ingest-helper", service=service.pid),
-          monitor.phase("ingest: create_tasks helper", service=service.pid) as stats):
+    with (
+        profiler.record("ingest-helper", service=service.pid),
+        monitor.phase("ingest: create_tasks helper", service=service.pid) as stats,
+    ):
         started = time.perf_counter()
         result = client.create_tasks("ingest-helper", tasks, max_concurrency=threads)
         seconds = time.perf_counter() - started
@@ -425,8 +430,12 @@ def bench_ingest(client: Any, count: int, threads: int, procs: int, monitor: Mon
         me = [sys.executable, str(Path(__file__).resolve())]
         share = count // procs
         children = [
-            subprocess.Popen([*me, "--ingest-child", service.url, job_id, f"p{n}-", str(share), str(threads)],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [*me, "--ingest-child", service.url, job_id, f"p{n}-", str(share), str(threads)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             for n in range(procs)
         ]
         for child in children:  # each has built its task models
@@ -434,8 +443,10 @@ def bench_ingest(client: Any, count: int, threads: int, procs: int, monitor: Mon
             if child.stdout.readline().strip() != "ready":
                 raise RuntimeError("an ingest client did not start")
         label = f"ingest: create_task_collection, {procs} client processes"
-        with (profiler.record(f"ingest-procs{procs}", service=service.pid),
-              monitor.phase(label, service=service.pid) as stats):
+        with (
+            profiler.record(f"ingest-procs{procs}", service=service.pid),
+            monitor.phase(label, service=service.pid) as stats,
+        ):
             started = time.perf_counter()
             for child in children:
                 assert child.stdin is not None
@@ -449,8 +460,7 @@ def bench_ingest(client: Any, count: int, threads: int, procs: int, monitor: Mon
         active = client.get_job_task_counts(job_id).task_counts.active
         if failed or active != share * procs:
             raise RuntimeError(f"{job_id}: {failed} failed adds, {active} active of {share * procs}")
-        results["procs"] = {"seconds": seconds, "rate": share * procs / seconds, "procs": procs,
-                            "count": share * procs}
+        results["procs"] = {"seconds": seconds, "rate": share * procs / seconds, "procs": procs, "count": share * procs}
     return results
 
 
@@ -474,8 +484,9 @@ def ingest_child(url: str, job_id: str, prefix: str, count: int, threads: int) -
 # --- phase 2: end to end on one node ------------------------------------------------------------
 
 
-def bench_end_to_end(client: Any, pool_id: str, job_id: str, count: int, threads: int,
-                     timeout: float) -> dict[str, Any]:
+def bench_end_to_end(
+    client: Any, pool_id: str, job_id: str, count: int, threads: int, timeout: float
+) -> dict[str, Any]:
     create_job(client, job_id, pool_id)
     groups = groups_of(task_models("e", count))
     polls = 0
@@ -533,10 +544,17 @@ def hq_client(server_dir: str, count: int, workdir: Path, out: Path) -> None:
     ok = client.wait_for_jobs([submitted], raise_on_error=False)
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
-    out.write_text(json.dumps({
-        "ok": ok, "seconds": seconds, "rate": count / seconds, "submit_seconds": submit_seconds,
-        "client_cpu": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
-    }))
+    out.write_text(
+        json.dumps(
+            {
+                "ok": ok,
+                "seconds": seconds,
+                "rate": count / seconds,
+                "submit_seconds": submit_seconds,
+                "client_cpu": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+            }
+        )
+    )
 
 
 def bench_hq(count: int, cores: int, workdir: Path, monitor: Monitor, phase: str) -> dict[str, Any]:
@@ -547,16 +565,26 @@ def bench_hq(count: int, cores: int, workdir: Path, monitor: Monitor, phase: str
     env = dict(os.environ, TQDM_DISABLE="1")  # no progress bar in the client
     me = [sys.executable, str(Path(__file__).resolve())]
     with open(workdir / "hq.log", "wb") as log:
-        cluster = subprocess.Popen([*me, "--hq-cluster", str(server_dir), str(cores)], env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.PIPE)
+        cluster = subprocess.Popen(
+            [*me, "--hq-cluster", str(server_dir), str(cores)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.PIPE,
+        )
         try:
             wait_for(lambda: (server_dir / "ready").exists() or cluster.poll() is not None, 60, "HyperQueue")
             if cluster.poll() is not None:
                 raise RuntimeError(f"HyperQueue did not start:\n{(workdir / 'hq.log').read_text()[-3000:]}")
             with monitor.phase(phase, hq=cluster.pid) as stats:
-                code = subprocess.run([*me, "--hq-client", str(server_dir), str(count), str(workdir), str(out)],
-                                      env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                      timeout=900).returncode
+                code = subprocess.run(
+                    [*me, "--hq-client", str(server_dir), str(count), str(workdir), str(out)],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    timeout=900,
+                ).returncode
         finally:
             assert cluster.stdin is not None
             cluster.stdin.close()
@@ -578,8 +606,9 @@ def bench_hq(count: int, cores: int, workdir: Path, monitor: Monitor, phase: str
 # --- phase 4: latency ---------------------------------------------------------------------------
 
 
-def bench_latency(client: Any, pool_id: str, job_id: str, samples: int, warmup: int, poll: float,
-                  gap: float) -> dict[str, list[float]]:
+def bench_latency(
+    client: Any, pool_id: str, job_id: str, samples: int, warmup: int, poll: float, gap: float
+) -> dict[str, list[float]]:
     from azure.batch import models as m
 
     create_job(client, job_id, pool_id)
@@ -634,8 +663,9 @@ def machine_info() -> dict[str, str]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     try:
-        rev = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
-                             text=True, check=True).stdout.strip()
+        rev = subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         rev = "unknown"
     versions = {}
@@ -669,56 +699,83 @@ def median_of(runs: list[dict[str, Any]], key: str = "rate") -> float:
     return float(statistics.median(run[key] for run in runs))
 
 
-def render(args: argparse.Namespace, command: str, machine: dict[str, str], load: tuple[str, str],
-           ingest: dict[str, Any] | None, e2e: dict[int, list[dict[str, Any]]], hq: dict[int, list[dict[str, Any]]],
-           latency: dict[str, list[float]] | None, phases: list[PhaseStats], profiled: bool) -> str:
+def render(
+    args: argparse.Namespace,
+    command: str,
+    machine: dict[str, str],
+    load: tuple[str, str],
+    ingest: dict[str, Any] | None,
+    e2e: dict[int, list[dict[str, Any]]],
+    hq: dict[int, list[dict[str, Any]]],
+    latency: dict[str, list[float]] | None,
+    phases: list[PhaseStats],
+    profiled: bool,
+) -> str:
     out: list[str] = []
     out.append("# batchyard core benchmarks\n")
     out.append("Reproduce (from the repository root, after `.venv/bin/pip install -e '.[bench]'`):\n")
     out.append(f"```sh\n{command}\n```\n")
-    out.append("What each row means, and how it is measured: see `benchmarks/README.md` and the docstring of "
-               "`benchmarks/bench_core.py`. All figures come from one run, measured side by side on the same "
-               "machine (which may be shared with other work; the load average is recorded below).\n")
+    out.append(
+        "What each row means, and how it is measured: see `benchmarks/README.md` and the docstring of "
+        "`benchmarks/bench_core.py`. All figures come from one run, measured side by side on the same "
+        "machine (which may be shared with other work; the load average is recorded below).\n"
+    )
     if profiled:
         out.append("**This run was profiled with py-spy: its batchyard figures are perturbed.**\n")
-    out.append(f"Machine: nproc={machine['nproc']} ({machine['cpu']}), {machine['memory']}, "
-               f"Python {machine['python']}, {machine['os']}; load average at start {load[0]}, at end {load[1]}.  ")
-    out.append(f"Versions: batchyard {machine['batchyard']}, azure-batch {machine['azure-batch']}, "
-               f"hyperqueue {machine['hyperqueue']}.\n")
+    out.append(
+        f"Machine: nproc={machine['nproc']} ({machine['cpu']}), {machine['memory']}, "
+        f"Python {machine['python']}, {machine['os']}; load average at start {load[0]}, at end {load[1]}.  "
+    )
+    out.append(
+        f"Versions: batchyard {machine['batchyard']}, azure-batch {machine['azure-batch']}, "
+        f"hyperqueue {machine['hyperqueue']}.\n"
+    )
 
     out.append("| measurement | result | floor | met |")
     out.append("|---|---|---|---|")
     if ingest:
         n = f"{args.tasks:,}"
         rate = ingest["collection"]["rate"]
-        out.append(f"| add {n} tasks: `create_task_collection` (100/call, {args.threads} threads), pool of 0 nodes "
-                   f"| {fmt_rate(rate)} ({ingest['collection']['seconds']:.1f} s) | ≥ {FLOOR_INGEST:,.0f} tasks/s "
-                   f"| {yes_no(rate >= FLOOR_INGEST)} |")
+        out.append(
+            f"| add {n} tasks: `create_task_collection` (100/call, {args.threads} threads), pool of 0 nodes "
+            f"| {fmt_rate(rate)} ({ingest['collection']['seconds']:.1f} s) | ≥ {FLOOR_INGEST:,.0f} tasks/s "
+            f"| {yes_no(rate >= FLOOR_INGEST)} |"
+        )
         if "procs" in ingest:
             run = ingest["procs"]
-            out.append(f"| add {run['count']:,} tasks: `create_task_collection` from {run['procs']} client processes "
-                       f"× {args.threads} threads (shows the service without the client's GIL) "
-                       f"| {fmt_rate(run['rate'])} ({run['seconds']:.1f} s) | | |")
+            out.append(
+                f"| add {run['count']:,} tasks: `create_task_collection` from {run['procs']} client processes "
+                f"× {args.threads} threads (shows the service without the client's GIL) "
+                f"| {fmt_rate(run['rate'])} ({run['seconds']:.1f} s) | | |"
+            )
         rate = ingest["helper"]["rate"]
-        out.append(f"| add {n} tasks: SDK `create_tasks(max_concurrency={args.threads})` "
-                   f"| {fmt_rate(rate)} ({ingest['helper']['seconds']:.1f} s) | ≥ {FLOOR_INGEST:,.0f} tasks/s "
-                   f"| {yes_no(rate >= FLOOR_INGEST)} |")
+        out.append(
+            f"| add {n} tasks: SDK `create_tasks(max_concurrency={args.threads})` "
+            f"| {fmt_rate(rate)} ({ingest['helper']['seconds']:.1f} s) | ≥ {FLOOR_INGEST:,.0f} tasks/s "
+            f"| {yes_no(rate >= FLOOR_INGEST)} |"
+        )
     m = f"{args.e2e_tasks:,}"
     rounds = f", median of {args.rounds}" if args.rounds > 1 else ""
     for slots, runs in e2e.items():
         secs = median_of(runs, "seconds")
-        out.append(f"| {m} `/bin/true` end to end, batchyard, 1 node × {slots} slots{rounds} "
-                   f"| {fmt_rate(median_of(runs))} ({secs:.1f} s) | | |")
+        out.append(
+            f"| {m} `/bin/true` end to end, batchyard, 1 node × {slots} slots{rounds} "
+            f"| {fmt_rate(median_of(runs))} ({secs:.1f} s) | | |"
+        )
     for cores, runs in hq.items():
         secs = median_of(runs, "seconds")
-        out.append(f"| {m} `/bin/true` end to end, HyperQueue, 1 worker × {cores} cores{rounds} "
-                   f"| {fmt_rate(median_of(runs))} ({secs:.1f} s) | | |")
+        out.append(
+            f"| {m} `/bin/true` end to end, HyperQueue, 1 worker × {cores} cores{rounds} "
+            f"| {fmt_rate(median_of(runs))} ({secs:.1f} s) | | |"
+        )
     if e2e and hq:
         best_by, by_slots = max((median_of(runs), slots) for slots, runs in e2e.items())
         best_hq, hq_cores = max((median_of(runs), cores) for cores, runs in hq.items())
         ratio = best_by / best_hq
-        out.append(f"| ratio batchyard / HyperQueue, best vs best ({by_slots} slots vs {hq_cores} cores) "
-                   f"| {ratio:.2f} | ≥ {FLOOR_RATIO} | {yes_no(ratio >= FLOOR_RATIO)} |")
+        out.append(
+            f"| ratio batchyard / HyperQueue, best vs best ({by_slots} slots vs {hq_cores} cores) "
+            f"| {ratio:.2f} | ≥ {FLOOR_RATIO} | {yes_no(ratio >= FLOOR_RATIO)} |"
+        )
         for slots in e2e:
             if slots in hq:
                 ratio = median_of(e2e[slots]) / median_of(hq[slots])
@@ -734,13 +791,17 @@ def render(args: argparse.Namespace, command: str, machine: dict[str, str], load
                 met = yes_no(percentile(ms, 50) < FLOOR_LATENCY_P50_MS)
             out.append(f"| single task on an idle node, add → {name} ({n_lat} samples) | {text} | {floor} | {met} |")
 
-    out.append("\nResources per phase (RSS of the service and of the node's agent sampled every 50 ms with psutil; "
-               "HyperQueue's server and worker share one process (the HQ columns), its client runs in another; "
-               "tasks CPU = the reaped `/bin/true` processes; client = this script, which builds and serialises "
-               "the requests):\n")
-    out.append("| phase | wall s | service peak RSS MiB | agent peak RSS MiB | HQ peak RSS MiB "
-               "| service CPU s | agent CPU s | tasks CPU s | HQ CPU s | client CPU s | per task: service + agent "
-               "(or HQ) CPU |")
+    out.append(
+        "\nResources per phase (RSS of the service and of the node's agent sampled every 50 ms with psutil; "
+        "HyperQueue's server and worker share one process (the HQ columns), its client runs in another; "
+        "tasks CPU = the reaped `/bin/true` processes; client = this script, which builds and serialises "
+        "the requests):\n"
+    )
+    out.append(
+        "| phase | wall s | service peak RSS MiB | agent peak RSS MiB | HQ peak RSS MiB "
+        "| service CPU s | agent CPU s | tasks CPU s | HQ CPU s | client CPU s | per task: service + agent "
+        "(or HQ) CPU |"
+    )
     out.append("|---|---|---|---|---|---|---|---|---|---|---|")
 
     def mib(stats: PhaseStats, key: str) -> str:
@@ -754,9 +815,11 @@ def render(args: argparse.Namespace, command: str, machine: dict[str, str], load
         return f"{1e6 * spent / stats.tasks:,.0f} µs" if stats.tasks else ""
 
     for stats in phases:
-        out.append(f"| {stats.name} | {stats.wall:.1f} | {mib(stats, 'service')} | {mib(stats, 'agent')} "
-                   f"| {mib(stats, 'hq')} | {cpu(stats, 'service')} | {cpu(stats, 'agent')} | {cpu(stats, 'tasks')} "
-                   f"| {cpu(stats, 'hq')} | {cpu(stats, 'client')} | {per_task(stats)} |")
+        out.append(
+            f"| {stats.name} | {stats.wall:.1f} | {mib(stats, 'service')} | {mib(stats, 'agent')} "
+            f"| {mib(stats, 'hq')} | {cpu(stats, 'service')} | {cpu(stats, 'agent')} | {cpu(stats, 'tasks')} "
+            f"| {cpu(stats, 'hq')} | {cpu(stats, 'client')} | {per_task(stats)} |"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -777,22 +840,34 @@ def parse_slots(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--tasks", type=int, default=100_000, help="tasks added in the ingest phase (0 skips it)")
     parser.add_argument("--threads", type=int, default=8, help="client threads adding task collections")
-    parser.add_argument("--ingest-procs", type=int, default=2,
-                        help="also add the tasks from this many client processes (each with --threads; <2 skips)")
+    parser.add_argument(
+        "--ingest-procs",
+        type=int,
+        default=2,
+        help="also add the tasks from this many client processes (each with --threads; <2 skips)",
+    )
     parser.add_argument("--e2e-tasks", type=int, default=5000, help="/bin/true tasks end to end (0 skips)")
-    parser.add_argument("--slots", type=parse_slots, default=parse_slots("1x,2x"),
-                        help="task slots of the node (and HyperQueue worker cores); Nx = N × nproc")
+    parser.add_argument(
+        "--slots",
+        type=parse_slots,
+        default=parse_slots("1x,2x"),
+        help="task slots of the node (and HyperQueue worker cores); Nx = N × nproc",
+    )
     parser.add_argument("--rounds", type=int, default=2, help="end-to-end rounds per configuration (median)")
     parser.add_argument("--e2e-timeout", type=float, default=300.0)
     parser.add_argument("--skip-hq", action="store_true", help="do not run HyperQueue")
     parser.add_argument("--latency-samples", type=int, default=50, help="single-task latency samples (0 skips)")
     parser.add_argument("--latency-poll", type=float, default=0.01, help="get_task polling interval, s")
-    parser.add_argument("--results", type=Path, help=f"markdown output (default {DEFAULT_RESULTS.relative_to(ROOT)};"
-                        " with --py-spy: DIR/RESULTS.md)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help=f"markdown output (default {DEFAULT_RESULTS.relative_to(ROOT)}; with --py-spy: DIR/RESULTS.md)",
+    )
     parser.add_argument("--no-write", action="store_true", help="only print the table")
     parser.add_argument("--work-dir", type=Path, help="where services and HyperQueue keep data (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -839,8 +914,11 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 client = make_client(service.url)
                 ingest = bench_ingest(client, args.tasks, args.threads, args.ingest_procs, monitor, profiler, service)
-                print(f"ingest: collection {fmt_rate(ingest['collection']['rate'])}, "
-                      f"helper {fmt_rate(ingest['helper']['rate'])}", flush=True)
+                print(
+                    f"ingest: collection {fmt_rate(ingest['collection']['rate'])}, "
+                    f"helper {fmt_rate(ingest['helper']['rate'])}",
+                    flush=True,
+                )
             finally:
                 service.stop()
 
@@ -858,14 +936,25 @@ def main(argv: list[str] | None = None) -> int:
                     for slots in args.slots:
                         suffix = f", round {round_no + 1}" if args.rounds > 1 else ""
                         label = f"e2e: batchyard, {slots} slots{suffix}"
-                        with (profiler.record(f"e2e-{slots}-r{round_no}", **watch[slots]),
-                              monitor.phase(label, **watch[slots]) as stats):
-                            run = bench_end_to_end(client, f"run-{slots}", f"e2e-{slots}-{round_no}",
-                                                   args.e2e_tasks, args.threads, args.e2e_timeout)
+                        with (
+                            profiler.record(f"e2e-{slots}-r{round_no}", **watch[slots]),
+                            monitor.phase(label, **watch[slots]) as stats,
+                        ):
+                            run = bench_end_to_end(
+                                client,
+                                f"run-{slots}",
+                                f"e2e-{slots}-{round_no}",
+                                args.e2e_tasks,
+                                args.threads,
+                                args.e2e_timeout,
+                            )
                         stats.wall, stats.tasks = run["seconds"], args.e2e_tasks
                         e2e.setdefault(slots, []).append(run)
-                        print(f"{label}: {fmt_rate(run['rate'])} ({run['seconds']:.1f} s, adds done at "
-                              f"{run['adds_done']:.1f} s)", flush=True)
+                        print(
+                            f"{label}: {fmt_rate(run['rate'])} ({run['seconds']:.1f} s, adds done at "
+                            f"{run['adds_done']:.1f} s)",
+                            flush=True,
+                        )
                         if not args.skip_hq:
                             label = f"e2e: HyperQueue, {slots} cores{suffix}"
                             run = bench_hq(args.e2e_tasks, slots, work / f"hq-{slots}-{round_no}", monitor, label)
@@ -873,14 +962,20 @@ def main(argv: list[str] | None = None) -> int:
                             print(f"{label}: {fmt_rate(run['rate'])} ({run['seconds']:.1f} s)", flush=True)
                 if args.latency_samples:
                     pool_id = f"run-{args.slots[0]}"
-                    with (profiler.record("latency", **watch[args.slots[0]]),
-                          monitor.phase("latency: single tasks", **watch[args.slots[0]]) as stats):
-                        latency = bench_latency(client, pool_id, "latency", args.latency_samples, 3,
-                                                args.latency_poll, 0.1)
+                    with (
+                        profiler.record("latency", **watch[args.slots[0]]),
+                        monitor.phase("latency: single tasks", **watch[args.slots[0]]) as stats,
+                    ):
+                        latency = bench_latency(
+                            client, pool_id, "latency", args.latency_samples, 3, args.latency_poll, 0.1
+                        )
                     for name, values in latency.items():
                         ms = [v * 1000 for v in values]
-                        print(f"latency add → {name}: p50 {percentile(ms, 50):.1f} ms, "
-                              f"p90 {percentile(ms, 90):.1f} ms, max {max(ms):.1f} ms", flush=True)
+                        print(
+                            f"latency add → {name}: p50 {percentile(ms, 50):.1f} ms, "
+                            f"p90 {percentile(ms, 90):.1f} ms, max {max(ms):.1f} ms",
+                            flush=True,
+                        )
             finally:
                 service.stop()
     finally:
@@ -889,8 +984,18 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     load_end = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
-    report = render(args, command, machine, (load_start, load_end), ingest, e2e, hq, latency, monitor.phases,
-                    profiled=args.py_spy is not None)
+    report = render(
+        args,
+        command,
+        machine,
+        (load_start, load_end),
+        ingest,
+        e2e,
+        hq,
+        latency,
+        monitor.phases,
+        profiled=args.py_spy is not None,
+    )
     print()
     print(report)
     if args.py_spy is not None:
@@ -901,7 +1006,7 @@ def main(argv: list[str] | None = None) -> int:
         target = args.results or (args.py_spy / "RESULTS.md" if args.py_spy is not None else DEFAULT_RESULTS)
         # The other benchmarks' sections ("## ..." after this report) stay as they are.
         previous = target.read_text() if target.exists() else ""
-        others = previous[previous.index("\n## "):] if "\n## " in previous else ""
+        others = previous[previous.index("\n## ") :] if "\n## " in previous else ""
         target.write_text(report.rstrip("\n") + "\n" + others)
         print(f"written to {target}")
     return 0

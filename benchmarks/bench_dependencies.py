@@ -61,7 +61,8 @@ def chain(client: Any, pool_id: str, length: int) -> dict[str, str]:
     )
     tasks = [
         m.BatchTaskCreateOptions(
-            id=f"c{i}", command_line="/bin/true",
+            id=f"c{i}",
+            command_line="/bin/true",
             depends_on=m.BatchTaskDependencies(task_ids=[f"c{i - 1}"]) if i else None,
         )
         for i in range(length)
@@ -90,7 +91,8 @@ def fan_in(client: Any, pool_id: str, parents: int) -> dict[str, str]:
         m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id), uses_task_dependencies=True)
     )
     child = m.BatchTaskCreateOptions(
-        id="child", command_line="/bin/true",
+        id="child",
+        command_line="/bin/true",
         depends_on=m.BatchTaskDependencies(task_id_ranges=[m.BatchTaskIdRange(start=0, end=parents - 1)]),
     )
     started = time.monotonic()

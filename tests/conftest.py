@@ -71,8 +71,19 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, timeo
 def start_service(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Service:
     port = free_port()
     args = [
-        sys.executable, "-m", "batchyard.cli.main", "serve", "--port", str(port), "--data-dir", str(data_dir),
-        "--node-lost-grace", "2", "--adopt-grace", "2", *extra,
+        sys.executable,
+        "-m",
+        "batchyard.cli.main",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--node-lost-grace",
+        "2",
+        "--adopt-grace",
+        "2",
+        *extra,
     ]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHYARD_")} | (env or {})
     data_dir.mkdir(parents=True, exist_ok=True)

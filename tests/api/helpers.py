@@ -228,9 +228,7 @@ class serve_directory:  # noqa: N801 - used like a function: `with serve_directo
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root))
-        )
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
 
     def __enter__(self) -> str:
         import threading

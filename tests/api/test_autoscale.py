@@ -102,8 +102,10 @@ def test_the_seeds_enable_rules(fclient: Any, unique: Any) -> None:
     for interval in ("PT0.5S", "P8D"):
         error = error_of(
             lambda i=interval: fclient.enable_pool_auto_scale(
-                pool_id, m.BatchPoolEnableAutoScaleOptions(auto_scale_formula="$TargetDedicatedNodes=0;",
-                                                          auto_scale_evaluation_interval=i)
+                pool_id,
+                m.BatchPoolEnableAutoScaleOptions(
+                    auto_scale_formula="$TargetDedicatedNodes=0;", auto_scale_evaluation_interval=i
+                ),
             )
         )
         assert error.error.code == "InvalidPropertyValue"
@@ -118,9 +120,7 @@ def test_the_seeds_enable_rules(fclient: Any, unique: Any) -> None:
     time.sleep(0.2)
     error = error_of(lambda: fclient.enable_pool_auto_scale(pool_id, m.BatchPoolEnableAutoScaleOptions()))
     assert error.error.code == "MissingRequiredProperty"
-    fclient.enable_pool_auto_scale(
-        pool_id, m.BatchPoolEnableAutoScaleOptions(auto_scale_evaluation_interval="PT2S")
-    )
+    fclient.enable_pool_auto_scale(pool_id, m.BatchPoolEnableAutoScaleOptions(auto_scale_evaluation_interval="PT2S"))
     pool = fclient.get_pool(pool_id)
     assert pool.auto_scale_formula == "$x = 2;" and pool.auto_scale_evaluation_interval.total_seconds() == 2
     time.sleep(0.2)
@@ -139,9 +139,9 @@ def test_the_seeds_enable_rules(fclient: Any, unique: Any) -> None:
     assert pool.enable_auto_scale is False
     assert pool.auto_scale_formula is None and pool.auto_scale_run is None
     assert pool.auto_scale_evaluation_interval is None
-    fclient.begin_resize_pool(
-        pool_id, m.BatchPoolResizeOptions(target_dedicated_nodes=0), polling_interval=0.2
-    ).result(timeout=30)
+    fclient.begin_resize_pool(pool_id, m.BatchPoolResizeOptions(target_dedicated_nodes=0), polling_interval=0.2).result(
+        timeout=30
+    )
     fclient.begin_delete_pool(pool_id)
 
 
@@ -162,8 +162,10 @@ def test_evaluate_is_a_dry_run_on_an_autoscale_pool(fclient: Any, unique: Any) -
     error = error_of(lambda: fclient.evaluate_pool_auto_scale(pool_id, evaluate(auto_scale_formula="$a=1;")))
     assert error.status_code == 409 and error.error.code == "AutoScalingNotEnabled"
     fclient.enable_pool_auto_scale(
-        pool_id, m.BatchPoolEnableAutoScaleOptions(auto_scale_formula="$TargetDedicated = 0;",
-                                                  auto_scale_evaluation_interval="PT1H")
+        pool_id,
+        m.BatchPoolEnableAutoScaleOptions(
+            auto_scale_formula="$TargetDedicated = 0;", auto_scale_evaluation_interval="PT1H"
+        ),
     )
     run = fclient.evaluate_pool_auto_scale(
         pool_id,
@@ -191,8 +193,9 @@ def test_evaluate_is_a_dry_run_on_an_autoscale_pool(fclient: Any, unique: Any) -
     fclient.begin_delete_pool(pool_id)
 
 
-def test_nodes_report_resource_metrics_and_the_cli_prints_every_variable(fast: Service, fclient: Any,
-                                                                        unique: Any) -> None:
+def test_nodes_report_resource_metrics_and_the_cli_prints_every_variable(
+    fast: Service, fclient: Any, unique: Any
+) -> None:
     pool_id = unique("metrics")
     autoscale_pool(fclient, pool_id, "$TargetDedicatedNodes = 1;", interval="PT1H")
     wait_for(lambda: idle_nodes(fclient, pool_id, 1), what="an idle node")
@@ -224,7 +227,7 @@ def test_nodes_report_resource_metrics_and_the_cli_prints_every_variable(fast: S
     assert text.returncode == 0
     assert "$nodes = [1]  (doubleVec)" in text.stdout
     assert "line 5: $TargetDedicatedNodes = $CurrentDedicatedNodes\n       = 1" in text.stdout
-    bad = subprocess.run([*args, "--formula", "$x = 1;\n$y = $x + \"a\";"], capture_output=True, text=True)
+    bad = subprocess.run([*args, "--formula", '$x = 1;\n$y = $x + "a";'], capture_output=True, text=True)
     assert bad.returncode == 1
     assert "error AutoScalingFormulaEvaluationError" in bad.stdout
     assert "Line 2, Col 9: statement 2: The operator '+' is not defined for double + string." in bad.stdout

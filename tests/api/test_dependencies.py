@@ -59,8 +59,13 @@ def test_one_to_one_runs_after_the_parent(client: Any, job: str) -> None:
 
 def test_one_to_many_and_many_to_many(client: Any, job: str) -> None:
     add(
-        client, job, task("Rain"), task("Sun", "/bin/sleep 1"), task("Flowers", depends_on=on("Rain", "Sun")),
-        task("C", depends_on=on("Rain", "Sun")), task("D", depends_on=on("Rain", "Sun")),
+        client,
+        job,
+        task("Rain"),
+        task("Sun", "/bin/sleep 1"),
+        task("Flowers", depends_on=on("Rain", "Sun")),
+        task("C", depends_on=on("Rain", "Sun")),
+        task("D", depends_on=on("Rain", "Sun")),
     )
     sun = done(client, job, "Sun")
     for child in ("Flowers", "C", "D"):
@@ -103,9 +108,12 @@ def test_seed_dependency_actions(client: Any, job: str) -> None:
         default=m.ExitOptions(dependency_action="satisfy"),
     )
     add(
-        client, job,
-        task("A5", "/bin/bash -c 'exit 5'", exit_conditions=conditions), task("B5", depends_on=on("A5")),
-        task("A10", "/bin/bash -c 'exit 10'", exit_conditions=conditions), task("B10", depends_on=on("A10")),
+        client,
+        job,
+        task("A5", "/bin/bash -c 'exit 5'", exit_conditions=conditions),
+        task("B5", depends_on=on("A5")),
+        task("A10", "/bin/bash -c 'exit 10'", exit_conditions=conditions),
+        task("B10", depends_on=on("A10")),
     )
     assert done(client, job, "B5").execution_info.result == "success"  # exit 5 falls to the default: satisfy
     done(client, job, "A10")
@@ -117,7 +125,9 @@ def test_pre_processing_error_can_satisfy(client: Any, job: str) -> None:
     conditions = m.ExitConditions(pre_processing_error=m.ExitOptions(dependency_action="satisfy"))
     missing = [m.ResourceFile(http_url="http://127.0.0.1:9/missing.txt", file_path="missing.txt")]
     add(
-        client, job, task("fetch", resource_files=missing, exit_conditions=conditions),
+        client,
+        job,
+        task("fetch", resource_files=missing, exit_conditions=conditions),
         task("anyway", depends_on=on("fetch")),
     )
     assert done(client, job, "fetch").execution_info.failure_info is not None

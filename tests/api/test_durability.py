@@ -125,9 +125,12 @@ def test_dependencies_survive_a_restart(own_service: Service) -> None:
     create_pool(client, "p", nodes=1)
     wait_for(lambda: idle_nodes(client, "p", 1), what="an idle node")
     create_job(client, "j", "p", uses_task_dependencies=True)
-    client.create_task("j", m.BatchTaskCreateOptions(
-        id="child", command_line="/bin/true", depends_on=m.BatchTaskDependencies(task_ids=["parent"])
-    ))
+    client.create_task(
+        "j",
+        m.BatchTaskCreateOptions(
+            id="child", command_line="/bin/true", depends_on=m.BatchTaskDependencies(task_ids=["parent"])
+        ),
+    )
     assert own_service.stop(signal.SIGTERM) == 0
     own_service.restart()
     client = make_client(own_service.url)
@@ -144,11 +147,16 @@ def test_running_multi_instance_task_is_rerun_whole_after_a_killed_service(own_s
     wait_for(lambda: idle_nodes(client, "p", 2), what="two idle nodes")
     create_job(client, "j", "p")
     marker = "$AZ_BATCH_NODE_SHARED_DIR/mi.marker"
-    client.create_task("j", m.BatchTaskCreateOptions(
-        id="mi",
-        command_line=f"/bin/bash -c 'if [ -e {marker} ]; then echo rerun; else touch {marker}; sleep 60; fi'",
-        multi_instance_settings=m.MultiInstanceSettings(number_of_instances=2, coordination_command_line="/bin/true"),
-    ))
+    client.create_task(
+        "j",
+        m.BatchTaskCreateOptions(
+            id="mi",
+            command_line=f"/bin/bash -c 'if [ -e {marker} ]; then echo rerun; else touch {marker}; sleep 60; fi'",
+            multi_instance_settings=m.MultiInstanceSettings(
+                number_of_instances=2, coordination_command_line="/bin/true"
+            ),
+        ),
+    )
     wait_for(lambda: len(list((own_service.data_dir / "nodes").glob("*/shared/mi.marker"))) == 1, what="first run")
     own_service.process.send_signal(signal.SIGKILL)
     own_service.process.wait(10)

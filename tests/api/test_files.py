@@ -24,8 +24,8 @@ from tests.conftest import Service, wait_for
 Unique = Callable[[str], str]
 
 START = (
-    "/bin/bash -c 'echo started; echo warned >&2; mkdir -p \"$AZ_BATCH_NODE_SHARED_DIR/sub\"; "
-    "echo shared > \"$AZ_BATCH_NODE_SHARED_DIR/sub/data.txt\"'"
+    '/bin/bash -c \'echo started; echo warned >&2; mkdir -p "$AZ_BATCH_NODE_SHARED_DIR/sub"; '
+    'echo shared > "$AZ_BATCH_NODE_SHARED_DIR/sub/data.txt"\''
 )
 WRITE = (
     "/bin/bash -c 'mkdir -p out/deep; printf 0123456789 > out/deep/digits.txt; echo hi; "
@@ -84,8 +84,9 @@ def test_download_task_file_with_ranges(client: Any, job: str, service: Service)
     assert read_task_file(client, job, "writer", path, ocp_range="bytes=0-4") == "01234"
     assert read_task_file(client, job, "writer", path, ocp_range="bytes=5-") == "56789"
     assert read_task_file(client, job, "writer", path, ocp_range="bytes=8-100") == "89"
-    raw = signed_request(service.url, "GET", f"/jobs/{job}/tasks/writer/files/{path}",
-                         headers={"ocp-range": "bytes=-3"})
+    raw = signed_request(
+        service.url, "GET", f"/jobs/{job}/tasks/writer/files/{path}", headers={"ocp-range": "bytes=-3"}
+    )
     assert raw.status_code == 200
     assert raw.content == b"789"
     assert raw.headers["content-length"] == "3"
@@ -150,8 +151,12 @@ def test_node_files(client: Any, pool: str, node_id: str, job: str, service: Ser
     assert {"startup", "shared", "workitems"} <= set(top)
     assert all(top[name].is_directory for name in ("startup", "shared", "workitems"))
     everything = {f.name for f in client.list_node_files(pool, node_id, recursive=True)}
-    assert {"startup/stdout.txt", "startup/stderr.txt", "shared/sub/data.txt",
-            f"workitems/{job}/job-1/writer/stdout.txt"} <= everything
+    assert {
+        "startup/stdout.txt",
+        "startup/stderr.txt",
+        "shared/sub/data.txt",
+        f"workitems/{job}/job-1/writer/stdout.txt",
+    } <= everything
 
     assert b"".join(client.download_node_file(pool, node_id, "startup/stdout.txt")) == b"started\n"
     assert b"".join(client.download_node_file(pool, node_id, "startup/stderr.txt")) == b"warned\n"
@@ -244,18 +249,16 @@ def test_path_escapes_never_leave_the_node_root(
         _assert_not_passwd(response)
         with pytest.raises(HttpResponseError):
             read_task_file(client, job, "writer", link)
-    response = signed_request(service.url, "GET", f"/jobs/{job}/tasks/writer/files",
-                              params={"recursive": "true"})
-    assert "passwd" not in {entry["name"].rsplit("/", 1)[-1] for entry in response.json()["value"]} - {
-        "passwd-link"
-    }
+    response = signed_request(service.url, "GET", f"/jobs/{job}/tasks/writer/files", params={"recursive": "true"})
+    assert "passwd" not in {entry["name"].rsplit("/", 1)[-1] for entry in response.json()["value"]} - {"passwd-link"}
     # Deleting through an escape removes nothing outside.
     for escape in ("../../etc/passwd", "wd/passwd-link/../../../../../../../../etc/passwd"):
         response = signed_request(service.url, "DELETE", f"/pools/{pool}/nodes/{node_id}/files/{escape}")
         assert response.status_code in (400, 404)
     assert open("/etc/passwd", "rb").read() == passwd
     # The node root itself cannot be deleted.
-    response = signed_request(service.url, "DELETE", f"/pools/{pool}/nodes/{node_id}/files/.",
-                              params={"recursive": "true"})
+    response = signed_request(
+        service.url, "DELETE", f"/pools/{pool}/nodes/{node_id}/files/.", params={"recursive": "true"}
+    )
     assert response.status_code >= 400
     assert (service.data_dir / "nodes" / node_id / "startup").is_dir()

@@ -51,7 +51,10 @@ def test_job_manager_splits_a_job_into_100_tasks(client: Any, pool: str, unique:
     job_id = unique("jm")
     command, env = splitter(100)
     create_job(
-        client, job_id, pool, all_tasks_complete_mode="terminatejob",
+        client,
+        job_id,
+        pool,
+        all_tasks_complete_mode="terminatejob",
         job_manager_task=manager(command, environment_settings=env, kill_job_on_completion=False),
     )
     job = wait_for(lambda: (j := client.get_job(job_id)).state == "completed" and j, timeout=90, what="the job")
@@ -66,9 +69,13 @@ def test_a_retried_job_manager_adds_only_what_is_missing(client: Any, pool: str,
     job_id = unique("jmretry")
     command, env = splitter(30, fail_after=12)
     create_job(
-        client, job_id, pool,
+        client,
+        job_id,
+        pool,
         job_manager_task=manager(
-            command, environment_settings=env, kill_job_on_completion=False,
+            command,
+            environment_settings=env,
+            kill_job_on_completion=False,
             constraints=m.BatchTaskConstraints(max_task_retry_count=1),
         ),
     )
@@ -93,7 +100,9 @@ def test_job_token_only_opens_its_own_job(service: Service, client: Any, pool: s
     create_job(client, other, pool)
     # The manager prints its token; the test then uses it the way task code would.
     create_job(
-        client, job_id, pool,
+        client,
+        job_id,
+        pool,
         job_manager_task=manager("/bin/bash -c 'echo $AZ_BATCH_AUTHENTICATION_TOKEN'", kill_job_on_completion=False),
     )
     wait_for(lambda: completed(client, job_id, "manager"), what="the manager")
@@ -105,8 +114,10 @@ def test_job_token_only_opens_its_own_job(service: Service, client: Any, pool: s
     for path in (f"/jobs/{other}", "/pools", "/jobs"):
         denied = httpx.get(f"{service.url}{path}?api-version=2025-06-01", headers=headers)
         assert denied.status_code == 403, path
-    forged = httpx.get(f"{service.url}/jobs/{job_id}?api-version=2025-06-01",
-                       headers={"Authorization": f"Bearer {token[:-2]}xx", "ocp-date": format_ocp_date()})
+    forged = httpx.get(
+        f"{service.url}/jobs/{job_id}?api-version=2025-06-01",
+        headers={"Authorization": f"Bearer {token[:-2]}xx", "ocp-date": format_ocp_date()},
+    )
     assert forged.status_code == 403
 
 
@@ -126,7 +137,9 @@ def test_run_exclusive_manager_has_its_node_to_itself(client: Any, unique: Uniqu
     with temp_pool(client, pool_id, nodes=1, slots=2):
         wait_for(lambda: idle_nodes(client, pool_id, 1), what="the node")
         create_job(
-            client, job_id, pool_id,
+            client,
+            job_id,
+            pool_id,
             job_manager_task=m.BatchJobManagerTask(id="jm", command_line="/bin/sleep 2", kill_job_on_completion=False),
         )
         client.create_task(job_id, m.BatchTaskCreateOptions(id="t", command_line="/bin/true"))
@@ -140,13 +153,20 @@ def test_task_processor_example(client: Any, pool: str, unique: Unique) -> None:
     create_job(client, job_id, pool)
     env = [m.EnvironmentSetting(name="PYTHONPATH", value=os.pathsep.join(sys.path))]
     script = EXAMPLES / "task_processor_count.py"
-    client.create_task(job_id, m.BatchTaskCreateOptions(
-        id="count", environment_settings=env,
-        command_line=f"/bin/bash -c 'echo one two three > words.txt && {sys.executable} {script} words.txt'",
-    ))
-    client.create_task(job_id, m.BatchTaskCreateOptions(
-        id="missing", environment_settings=env, command_line=f"{sys.executable} {script} nothing.txt"
-    ))
+    client.create_task(
+        job_id,
+        m.BatchTaskCreateOptions(
+            id="count",
+            environment_settings=env,
+            command_line=f"/bin/bash -c 'echo one two three > words.txt && {sys.executable} {script} words.txt'",
+        ),
+    )
+    client.create_task(
+        job_id,
+        m.BatchTaskCreateOptions(
+            id="missing", environment_settings=env, command_line=f"{sys.executable} {script} nothing.txt"
+        ),
+    )
     assert wait_for(lambda: completed(client, job_id, "count"), what="count").execution_info.exit_code == 0
     assert b"".join(client.download_task_file(job_id, "count", "wd/result.txt")) == b"3\n"
     missing = wait_for(lambda: completed(client, job_id, "missing"), what="missing")
@@ -162,17 +182,25 @@ def test_a_restarted_job_manager_goes_before_higher_priority_work(client: Any, u
         # First attempt: fails after the busy job's tasks are queued; the retry must still run first.
         command = f"/bin/bash -c 'if [ -e {marker} ]; then exit 0; else touch {marker}; sleep 1; exit 3; fi'"
         create_job(
-            client, managed, pool_id, priority=0,
+            client,
+            managed,
+            pool_id,
+            priority=0,
             job_manager_task=m.BatchJobManagerTask(
-                id="jm", command_line=command, kill_job_on_completion=False,
+                id="jm",
+                command_line=command,
+                kill_job_on_completion=False,
                 constraints=m.BatchTaskConstraints(max_task_retry_count=1),
             ),
         )
         wait_for(lambda: client.get_task(managed, "jm").state == "running", what="the manager to start")
         create_job(client, busy, pool_id, priority=1000)
-        client.create_task_collection(busy, m.BatchTaskGroup(task_values=[
-            m.BatchTaskCreateOptions(id=f"b{i}", command_line="/bin/sleep 0.2") for i in range(5)
-        ]))
+        client.create_task_collection(
+            busy,
+            m.BatchTaskGroup(
+                task_values=[m.BatchTaskCreateOptions(id=f"b{i}", command_line="/bin/sleep 0.2") for i in range(5)]
+            ),
+        )
         jm = wait_for(lambda: completed(client, managed, "jm"), what="the manager's retry")
         assert jm.execution_info.retry_count == 1
         wait_for(lambda: client.get_job_task_counts(busy).task_counts.completed == 5, what="the busy job")

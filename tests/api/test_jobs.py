@@ -146,8 +146,14 @@ def test_priority_out_of_range(client: Any, unique: Unique, priority: int) -> No
 
 def test_patch_changes_only_given_properties(client: Any, unique: Unique) -> None:
     job_id = unique("patch")
-    create_job(client, job_id, "somepool", priority=1, metadata=[m.BatchMetadataItem(name="k", value="v")],
-               constraints=m.BatchJobConstraints(max_task_retry_count=3))
+    create_job(
+        client,
+        job_id,
+        "somepool",
+        priority=1,
+        metadata=[m.BatchMetadataItem(name="k", value="v")],
+        constraints=m.BatchJobConstraints(max_task_retry_count=3),
+    )
     before = client.get_job(job_id)
     client.update_job(job_id, m.BatchJobUpdateOptions(priority=500))
     job = client.get_job(job_id)
@@ -179,8 +185,15 @@ def test_patch_on_all_tasks_complete_cannot_go_back_to_noaction(client: Any, job
 
 def test_replace_resets_omitted_properties(client: Any, unique: Unique) -> None:
     job_id = unique("put")
-    create_job(client, job_id, "somepool", priority=10, metadata=[m.BatchMetadataItem(name="k", value="v")],
-               constraints=m.BatchJobConstraints(max_task_retry_count=4), max_parallel_tasks=3)
+    create_job(
+        client,
+        job_id,
+        "somepool",
+        priority=10,
+        metadata=[m.BatchMetadataItem(name="k", value="v")],
+        constraints=m.BatchJobConstraints(max_task_retry_count=4),
+        max_parallel_tasks=3,
+    )
     client.replace_job(job_id, m.BatchJob(pool_info=m.BatchPoolInfo(pool_id="somepool"), priority=-5))
     job = client.get_job(job_id)
     assert job.priority == -5
@@ -195,8 +208,9 @@ def test_replace_resets_omitted_properties(client: Any, unique: Unique) -> None:
         client.replace_job(job_id, m.BatchJob(pool_info=m.BatchPoolInfo(pool_id="elsewhere")))
     assert info.value.status_code == 409
     assert error_code(info.value) == "JobNotDisabled"
-    client.begin_disable_job(job_id, m.BatchJobDisableOptions(disable_tasks="requeue"),
-                             polling_interval=POLL).result(timeout=30)
+    client.begin_disable_job(job_id, m.BatchJobDisableOptions(disable_tasks="requeue"), polling_interval=POLL).result(
+        timeout=30
+    )
     client.replace_job(job_id, m.BatchJob(pool_info=m.BatchPoolInfo(pool_id="elsewhere"), priority=3))
     job = client.get_job(job_id)
     assert job.pool_info.pool_id == "elsewhere"
@@ -238,8 +252,9 @@ def test_disable_terminate_ends_running_tasks(client: Any, job: str) -> None:
     command = unique_sleep(30)
     client.create_task(job, m.BatchTaskCreateOptions(id="t", command_line=command))
     wait_for(lambda: _state(client, job, "t") == "running", what="the task to run")
-    client.begin_disable_job(job, m.BatchJobDisableOptions(disable_tasks="terminate"),
-                             polling_interval=POLL).result(timeout=30)
+    client.begin_disable_job(job, m.BatchJobDisableOptions(disable_tasks="terminate"), polling_interval=POLL).result(
+        timeout=30
+    )
     task = wait_for(lambda: completed(client, job, "t"), what="the task to end")
     assert task.execution_info.result == "failure"
     assert task.execution_info.failure_info.code == "TaskEnded"
@@ -281,9 +296,7 @@ def test_terminate_with_reason_ends_running_tasks(client: Any, job: str) -> None
     command = unique_sleep(30)
     client.create_task(job, m.BatchTaskCreateOptions(id="running", command_line=command))
     wait_for(lambda: _state(client, job, "running") == "running", what="the task to run")
-    client.begin_terminate_job(
-        job, {"terminateReason": "EnoughOfThis"}, polling_interval=POLL
-    ).result(timeout=30)
+    client.begin_terminate_job(job, {"terminateReason": "EnoughOfThis"}, polling_interval=POLL).result(timeout=30)
     final = client.get_job(job)
     assert final.state == "completed"
     assert final.execution_info.termination_reason == "EnoughOfThis"
@@ -330,8 +343,9 @@ def test_delete_job_ends_running_tasks(client: Any, pool: str, unique: Unique) -
     with pytest.raises(ResourceNotFoundError):
         client.get_job(job_id)
     wait_for(lambda: not processes_with(command), what="the task's process to end")
-    node = wait_for(lambda: (n := next(iter(client.list_nodes(pool)))).running_tasks_count == 0 and n,
-                    what="the node to be free")
+    node = wait_for(
+        lambda: (n := next(iter(client.list_nodes(pool)))).running_tasks_count == 0 and n, what="the node to be free"
+    )
     assert node.state == "idle"
     # Its files go from the node once its task has ended.
     wait_for(lambda: not _node_has(client, pool, node.id, f"workitems/{job_id}"), what="the job's files to go")
@@ -389,7 +403,8 @@ def test_auto_pool_for_the_job_lifetime(client: Any, unique: Unique) -> None:
                     auto_pool_id_prefix="ap",
                     pool_lifetime_option="job",
                     pool=m.BatchPoolSpecification(
-                        vm_size="standard_d2s_v3", virtual_machine_configuration=vm_config(),
+                        vm_size="standard_d2s_v3",
+                        virtual_machine_configuration=vm_config(),
                         target_dedicated_nodes=1,
                     ),
                 )

@@ -162,8 +162,9 @@ def test_max_wall_clock_time_bounds_the_whole_task(client: Any, service: Service
     with mi_pool(client, pool_id, 2):
         create_job(client, job_id, pool_id)
         # Each command alone is well within the limit (it was once per run); together they are not.
-        client.create_task(job_id, mi_task("slow", bash("sleep 3.5"), 2, bash(f"{COORDINATION}; sleep 3.5"),
-                                           constraints=limit))
+        client.create_task(
+            job_id, mi_task("slow", bash("sleep 3.5"), 2, bash(f"{COORDINATION}; sleep 3.5"), constraints=limit)
+        )
         nodes = instance_nodes(client, job_id, "slow")
         processes = instance_processes(service, nodes, job_id, "slow")
         task = wait_for(lambda: done(client, job_id, "slow"), what="the task past its wall clock time")

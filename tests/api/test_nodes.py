@@ -102,8 +102,10 @@ def test_running_counts_on_a_node(client: Any, pool: str, job: str) -> None:
     assert node.running_task_slots_count == 2
     assert any(t.task_id == "two" and t.task_state == "running" for t in node.recent_tasks)
     client.terminate_task(job, "two")
-    node = wait_for(lambda: (n := client.get_node(pool, task.node_info.node_id)).state == "idle" and n,
-                    what="the node to be idle again")
+    node = wait_for(
+        lambda: (n := client.get_node(pool, task.node_info.node_id)).state == "idle" and n,
+        what="the node to be idle again",
+    )
     assert node.running_task_slots_count == 0
 
 
@@ -140,8 +142,10 @@ def test_no_more_tasks_than_slots_run_at_once(client: Any, pool: str, job: str) 
     ids = [f"c{i:02}" for i in range(20)]
     client.create_tasks(
         job,
-        [m.BatchTaskCreateOptions(id=i, command_line="/bin/bash -c 'date +%s.%N; sleep 0.4; date +%s.%N'")
-         for i in ids],
+        [
+            m.BatchTaskCreateOptions(id=i, command_line="/bin/bash -c 'date +%s.%N; sleep 0.4; date +%s.%N'")
+            for i in ids
+        ],
     )
     peak = 0
 
@@ -213,31 +217,41 @@ def test_higher_priority_job_starts_first(client: Any, pool: str, unique: Unique
 # --- start tasks ------------------------------------------------------------------------------------
 
 
-def test_start_task_wait_for_success_and_staging(
-    client: Any, unique: Unique, tmp_path: Path, service: Service
-) -> None:
+def test_start_task_wait_for_success_and_staging(client: Any, unique: Unique, tmp_path: Path, service: Service) -> None:
     pool_id, job_id = unique("start"), unique("job")
     (tmp_path / "tool.sh").write_text("#!/bin/sh\necho tool says $1\n")
     staged = unique("tool")
     command = f"/bin/bash -c 'sleep 1; cp tool.sh \"$AZ_BATCH_NODE_SHARED_DIR/{staged}.sh\"; echo staged'"
-    with serve_directory(tmp_path) as base, temp_pool(
-        client, pool_id, nodes=1,
-        start_task=m.BatchStartTask(
-            command_line=command,
-            resource_files=[m.ResourceFile(http_url=f"{base}/tool.sh", file_path="tool.sh", file_mode="0755")],
-            environment_settings=[m.EnvironmentSetting(name="STAGE", value="1")],
-            wait_for_success=True,
+    with (
+        serve_directory(tmp_path) as base,
+        temp_pool(
+            client,
+            pool_id,
+            nodes=1,
+            start_task=m.BatchStartTask(
+                command_line=command,
+                resource_files=[m.ResourceFile(http_url=f"{base}/tool.sh", file_path="tool.sh", file_mode="0755")],
+                environment_settings=[m.EnvironmentSetting(name="STAGE", value="1")],
+                wait_for_success=True,
+            ),
         ),
     ):
-        node = wait_for(lambda: _node(client, pool_id, lambda n: n.state == "waitingforstarttask"),
-                        what="the node to wait for its start task")
+        node = wait_for(
+            lambda: _node(client, pool_id, lambda n: n.state == "waitingforstarttask"),
+            what="the node to wait for its start task",
+        )
         assert node.start_task_info.state == "running"
         create_job(client, job_id, pool_id)
-        client.create_task(job_id, m.BatchTaskCreateOptions(
-            id="use", command_line=f"/bin/bash -c '\"$AZ_BATCH_NODE_SHARED_DIR/{staged}.sh\" hello'"))
+        client.create_task(
+            job_id,
+            m.BatchTaskCreateOptions(
+                id="use", command_line=f"/bin/bash -c '\"$AZ_BATCH_NODE_SHARED_DIR/{staged}.sh\" hello'"
+            ),
+        )
         assert client.get_task(job_id, "use").state == "active"  # nothing runs before the start task succeeds
-        node = wait_for(lambda: _node(client, pool_id, lambda n: n.state in ("idle", "running")),
-                        what="the node to become usable")
+        node = wait_for(
+            lambda: _node(client, pool_id, lambda n: n.state in ("idle", "running")), what="the node to become usable"
+        )
         info = node.start_task_info
         assert info.state == "completed"
         assert info.result == "success"
@@ -257,10 +271,16 @@ def test_failing_start_task_makes_the_node_unusable_for_tasks(client: Any, uniqu
     lock = unique("lock")
     # The nodes' roots are siblings: the first node to take the lock succeeds, the other always fails.
     command = f"/bin/bash -c 'mkdir \"$AZ_BATCH_NODE_ROOT_DIR/../{lock}\" || exit 3'"
-    with temp_pool(client, pool_id, nodes=2,
-                   start_task=m.BatchStartTask(command_line=command, max_task_retry_count=2, wait_for_success=True)):
-        bad = wait_for(lambda: _node(client, pool_id, lambda n: n.state == "starttaskfailed"),
-                       what="a node with a failed start task")
+    with temp_pool(
+        client,
+        pool_id,
+        nodes=2,
+        start_task=m.BatchStartTask(command_line=command, max_task_retry_count=2, wait_for_success=True),
+    ):
+        bad = wait_for(
+            lambda: _node(client, pool_id, lambda n: n.state == "starttaskfailed"),
+            what="a node with a failed start task",
+        )
         good = wait_for(lambda: _node(client, pool_id, lambda n: n.state == "idle"), what="the other node idle")
         info = bad.start_task_info
         assert info.state == "completed"
@@ -272,8 +292,7 @@ def test_failing_start_task_makes_the_node_unusable_for_tasks(client: Any, uniqu
         assert good.start_task_info.result == "success"
 
         create_job(client, job_id, pool_id)
-        client.create_tasks(job_id, [m.BatchTaskCreateOptions(id=f"t{i}", command_line="/bin/true")
-                                     for i in range(4)])
+        client.create_tasks(job_id, [m.BatchTaskCreateOptions(id=f"t{i}", command_line="/bin/true") for i in range(4)])
         wait_for(lambda: client.get_job_task_counts(job_id).task_counts.completed == 4, what="the tasks to run")
         assert {client.get_task(job_id, f"t{i}").node_info.node_id for i in range(4)} == {good.id}
         assert client.get_node(pool_id, bad.id).total_tasks_run == 0

@@ -29,22 +29,29 @@ def test_seed_job_prep_release_sample(client: Any, service: Service, unique: Uni
     with temp_pool(client, pool_id, nodes=2, slots=1):
         nodes = wait_for(lambda: idle_nodes(client, pool_id, 2), what="two idle nodes")
         create_job(
-            client, job_id, pool_id,
+            client,
+            job_id,
+            pool_id,
             job_preparation_task=m.BatchJobPreparationTask(
                 command_line=bash(f'echo "$AZ_BATCH_NODE_ID tasks:" > {SHARED_FILE}; echo prep > prep.txt')
             ),
             job_release_task=m.BatchJobReleaseTask(command_line=bash(f"rm {SHARED_FILE}")),
         )
-        client.create_task_collection(job_id, m.BatchTaskGroup(task_values=[
-            m.BatchTaskCreateOptions(
-                id=f"task{i:03d}",
-                command_line=bash(
-                    f'sleep 0.3; echo "    $AZ_BATCH_TASK_ID" >> {SHARED_FILE}; '
-                    "cat $AZ_BATCH_JOB_PREP_WORKING_DIR/prep.txt"
-                ),
-            )
-            for i in range(1, 9)
-        ]))
+        client.create_task_collection(
+            job_id,
+            m.BatchTaskGroup(
+                task_values=[
+                    m.BatchTaskCreateOptions(
+                        id=f"task{i:03d}",
+                        command_line=bash(
+                            f'sleep 0.3; echo "    $AZ_BATCH_TASK_ID" >> {SHARED_FILE}; '
+                            "cat $AZ_BATCH_JOB_PREP_WORKING_DIR/prep.txt"
+                        ),
+                    )
+                    for i in range(1, 9)
+                ]
+            ),
+        )
         wait_for(lambda: client.get_job_task_counts(job_id).task_counts.completed == 8, what="all tasks")
         seen: dict[str, list[str]] = {}
         for node in nodes:
@@ -80,15 +87,20 @@ def test_failed_preparation_keeps_the_jobs_tasks_off_that_node(client: Any, uniq
     with temp_pool(client, pool_id, nodes=1, slots=2):
         (node,) = wait_for(lambda: idle_nodes(client, pool_id, 1), what="the node")
         create_job(
-            client, job_id, pool_id,
+            client,
+            job_id,
+            pool_id,
             job_preparation_task=m.BatchJobPreparationTask(
                 command_line=bash("exit 4"), constraints=m.BatchTaskConstraints(max_task_retry_count=1)
             ),
         )
         client.create_task(job_id, m.BatchTaskCreateOptions(id="held", command_line="/bin/true"))
         status = wait_for(
-            lambda: (s := statuses(client, job_id).get(node.id))
-            and s.job_preparation_task_execution_info.state == "completed" and s,
+            lambda: (
+                (s := statuses(client, job_id).get(node.id))
+                and s.job_preparation_task_execution_info.state == "completed"
+                and s
+            ),
             what="the preparation task to fail",
         )
         info = status.job_preparation_task_execution_info
@@ -103,14 +115,17 @@ def test_failed_preparation_keeps_the_jobs_tasks_off_that_node(client: Any, uniq
         assert client.get_task(job_id, "held").state == "active"
 
 
-def test_release_runs_on_delete_and_the_job_waits_for_it(client: Any, service: Service, unique: Unique,
-                                                        tmp_path: Path) -> None:
+def test_release_runs_on_delete_and_the_job_waits_for_it(
+    client: Any, service: Service, unique: Unique, tmp_path: Path
+) -> None:
     pool_id, job_id = unique("reldel"), unique("reljob")
     marker = tmp_path / "released"
     with temp_pool(client, pool_id, nodes=1):
         wait_for(lambda: idle_nodes(client, pool_id, 1), what="the node")
         create_job(
-            client, job_id, pool_id,
+            client,
+            job_id,
+            pool_id,
             job_preparation_task=m.BatchJobPreparationTask(command_line="/bin/true"),
             job_release_task=m.BatchJobReleaseTask(command_line=bash(f"sleep 1; touch {marker}")),
         )
@@ -131,7 +146,9 @@ def test_preparation_reruns_after_a_reboot_when_asked(client: Any, service: Serv
             job_id = unique(f"rerun{rerun}".lower())
             counter = f"$AZ_BATCH_NODE_SHARED_DIR/{job_id}.count"
             create_job(
-                client, job_id, pool_id,
+                client,
+                job_id,
+                pool_id,
                 job_preparation_task=m.BatchJobPreparationTask(
                     command_line=bash(f"echo x >> {counter}"), rerun_on_node_reboot_after_success=rerun
                 ),
@@ -142,8 +159,10 @@ def test_preparation_reruns_after_a_reboot_when_asked(client: Any, service: Serv
         boot = client.get_node(pool_id, node.id).last_boot_time
         reboot = BatchNodeRebootOptions(node_reboot_kind="requeue")
         client.begin_reboot_node(pool_id, node.id, reboot).result(timeout=60)
-        wait_for(lambda: (n := client.get_node(pool_id, node.id)).state == "idle" and n.last_boot_time > boot,
-                 what="the reboot")
+        wait_for(
+            lambda: (n := client.get_node(pool_id, node.id)).state == "idle" and n.last_boot_time > boot,
+            what="the reboot",
+        )
         for rerun, (job_id, path) in counts.items():
             client.create_task(job_id, m.BatchTaskCreateOptions(id="after", command_line="/bin/true"))
             wait_for(lambda j=job_id: completed(client, j, "after"), what="the task after the reboot")

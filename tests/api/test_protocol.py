@@ -137,8 +137,9 @@ def test_bad_signature_is_rejected_without_leaking_the_expected_one(service: Ser
     _assert_auth_failed(response, expected, DEV_ACCOUNT_KEY)
 
     # Signed for another path: a valid MAC of the wrong request.
-    other = sign_request(DEV_ACCOUNT_NAME, DEV_ACCOUNT_KEY, "GET", f"{service.url}/jobs?api-version=2025-06-01.21.0",
-                         headers)
+    other = sign_request(
+        DEV_ACCOUNT_NAME, DEV_ACCOUNT_KEY, "GET", f"{service.url}/jobs?api-version=2025-06-01.21.0", headers
+    )
     response = httpx.get(url, headers={**headers, "Authorization": other})
     _assert_auth_failed(response, expected)
 
@@ -266,14 +267,24 @@ def test_if_match_with_stale_etag_is_412(service: Service, unique: Unique) -> No
     created = _new_pool(service, pool_id)
     old_etag = created.headers["ETag"]
     try:
-        first = signed_request(service.url, "PATCH", f"/pools/{pool_id}",
-                               body={"metadata": [{"name": "a", "value": "1"}]}, headers={"If-Match": old_etag})
+        first = signed_request(
+            service.url,
+            "PATCH",
+            f"/pools/{pool_id}",
+            body={"metadata": [{"name": "a", "value": "1"}]},
+            headers={"If-Match": old_etag},
+        )
         assert first.status_code == 200, first.text
         new_etag = first.headers["ETag"]
         assert new_etag != old_etag
 
-        stale = signed_request(service.url, "PATCH", f"/pools/{pool_id}",
-                               body={"metadata": [{"name": "a", "value": "2"}]}, headers={"If-Match": old_etag})
+        stale = signed_request(
+            service.url,
+            "PATCH",
+            f"/pools/{pool_id}",
+            body={"metadata": [{"name": "a", "value": "2"}]},
+            headers={"If-Match": old_etag},
+        )
         assert stale.status_code == 412
         assert _code(stale) == "ConditionNotMet"
         got = signed_request(service.url, "GET", f"/pools/{pool_id}").json()
@@ -285,8 +296,9 @@ def test_if_match_with_stale_etag_is_412(service: Service, unique: Unique) -> No
         job = signed_request(service.url, "POST", "/jobs", body=_job_body(job_id))
         bumped = signed_request(service.url, "PATCH", f"/jobs/{job_id}", body={"priority": 5})
         assert bumped.status_code == 200
-        refused = signed_request(service.url, "PATCH", f"/jobs/{job_id}", body={"priority": 7},
-                                 headers={"If-Match": job.headers["ETag"]})
+        refused = signed_request(
+            service.url, "PATCH", f"/jobs/{job_id}", body={"priority": 7}, headers={"If-Match": job.headers["ETag"]}
+        )
         assert refused.status_code == 412
         assert signed_request(service.url, "GET", f"/jobs/{job_id}").json()["priority"] == 5
     finally:
@@ -315,16 +327,21 @@ def test_if_modified_since(service: Service, unique: Unique) -> None:
     created = _new_pool(service, pool_id)
     try:
         last_modified = created.headers["Last-Modified"]
-        unchanged = signed_request(service.url, "GET", f"/pools/{pool_id}",
-                                   headers={"If-Modified-Since": last_modified})
+        unchanged = signed_request(
+            service.url, "GET", f"/pools/{pool_id}", headers={"If-Modified-Since": last_modified}
+        )
         assert unchanged.status_code == 304
         earlier = format_ocp_date(datetime.now(UTC) - timedelta(hours=1))
         changed = signed_request(service.url, "GET", f"/pools/{pool_id}", headers={"If-Modified-Since": earlier})
         assert changed.status_code == 200
         # If-Unmodified-Since in the past on a write: 412, nothing changed.
-        refused = signed_request(service.url, "PATCH", f"/pools/{pool_id}",
-                                 body={"metadata": [{"name": "x", "value": "y"}]},
-                                 headers={"If-Unmodified-Since": earlier})
+        refused = signed_request(
+            service.url,
+            "PATCH",
+            f"/pools/{pool_id}",
+            body={"metadata": [{"name": "x", "value": "y"}]},
+            headers={"If-Unmodified-Since": earlier},
+        )
         assert refused.status_code == 412
         assert signed_request(service.url, "GET", f"/pools/{pool_id}").json().get("metadata") in (None, [])
         bad = signed_request(service.url, "GET", f"/pools/{pool_id}", headers={"If-Modified-Since": "yesterday"})
@@ -353,13 +370,13 @@ def test_bad_task_id_is_invalid_property_value(service: Service, unique: Unique)
     job_id = unique("taskids")
     assert signed_request(service.url, "POST", "/jobs", body=_job_body(job_id)).status_code == 201
     for bad_id in ("t" * 65, "a b", "a.b"):
-        response = signed_request(service.url, "POST", f"/jobs/{job_id}/tasks",
-                                  body={"id": bad_id, "commandLine": "/bin/true"})
+        response = signed_request(
+            service.url, "POST", f"/jobs/{job_id}/tasks", body={"id": bad_id, "commandLine": "/bin/true"}
+        )
         assert response.status_code == 400
         assert _code(response) == "InvalidPropertyValue"
         assert _values(response)["PropertyName"] == "id"
-    ok = signed_request(service.url, "POST", f"/jobs/{job_id}/tasks",
-                        body={"id": "t" * 64, "commandLine": "/bin/true"})
+    ok = signed_request(service.url, "POST", f"/jobs/{job_id}/tasks", body={"id": "t" * 64, "commandLine": "/bin/true"})
     assert ok.status_code == 201
 
 

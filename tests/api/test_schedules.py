@@ -122,7 +122,8 @@ def test_do_not_run_until_and_after(clocked: tuple[Service, Any]) -> None:
         m.BatchJobScheduleCreateOptions(
             id="later",
             schedule=m.BatchJobScheduleConfiguration(
-                do_not_run_until=now + timedelta(hours=2), do_not_run_after=now + timedelta(hours=3),
+                do_not_run_until=now + timedelta(hours=2),
+                do_not_run_after=now + timedelta(hours=3),
                 recurrence_interval=timedelta(hours=2),
             ),
             job_specification=spec(),

@@ -85,8 +85,9 @@ def _running(client: Any, job_id: str, task_id: str) -> Any:
 def test_create_and_get_task(client: Any, idle_job: str, service: Service) -> None:
     status, headers = client.create_task(
         idle_job,
-        _task("t1", "/bin/echo hi", display_name="first", environment_settings=[m.EnvironmentSetting(name="A",
-                                                                                                    value="1")]),
+        _task(
+            "t1", "/bin/echo hi", display_name="first", environment_settings=[m.EnvironmentSetting(name="A", value="1")]
+        ),
         cls=lambda resp, body, headers: (resp.http_response.status_code, resp.http_response.headers),
     )
     assert status == 201
@@ -133,8 +134,13 @@ def test_add_collection_of_100_with_duplicates(client: Any, idle_job: str) -> No
     result = client.create_task_collection(idle_job, m.BatchTaskGroup(task_values=mixed))
     outcome = [(r.task_id, r.status, r.error.code if r.error else None) for r in result.result_values]
     assert sorted(outcome) == sorted(
-        [("c000", "clienterror", "TaskExists"), ("C001", "clienterror", "TaskExists"), ("new1", "success", None),
-         ("new2", "success", None), ("new1", "clienterror", "TaskExists")]
+        [
+            ("c000", "clienterror", "TaskExists"),
+            ("C001", "clienterror", "TaskExists"),
+            ("new1", "success", None),
+            ("new2", "success", None),
+            ("new1", "clienterror", "TaskExists"),
+        ]
     )
     assert client.get_job_task_counts(idle_job).task_counts.active == 102
 
@@ -251,8 +257,9 @@ def test_reactivate_failed_task(client: Any, job: str, unique: Unique) -> None:
     counter = f"$AZ_BATCH_NODE_SHARED_DIR/{unique('runs')}"
     # Fails on its first two runs (the first try and its one retry), succeeds from the third on.
     script = f'echo run >> "{counter}"; test $(wc -l < "{counter}") -gt 2 || exit 2'
-    task = run_task(client, job, "flaky", f"/bin/bash -c '{script}'",
-                    constraints=m.BatchTaskConstraints(max_task_retry_count=1))
+    task = run_task(
+        client, job, "flaky", f"/bin/bash -c '{script}'", constraints=m.BatchTaskConstraints(max_task_retry_count=1)
+    )
     assert task.execution_info.result == "failure"
     assert task.execution_info.exit_code == 2
     assert task.execution_info.retry_count == 1
@@ -291,8 +298,9 @@ def test_task_counts_with_slot_counts(client: Any, job: str) -> None:
     client.create_task(job, _task("waits", "/bin/true", required_slots=2))
     result = client.get_job_task_counts(job)
     assert result.task_counts.active == 1 and result.task_slot_counts.active == 2
-    node = client.get_node(client.get_task(job, "busy").node_info.pool_id,
-                           client.get_task(job, "busy").node_info.node_id)
+    node = client.get_node(
+        client.get_task(job, "busy").node_info.pool_id, client.get_task(job, "busy").node_info.node_id
+    )
     assert node.running_task_slots_count == 3
     assert node.running_tasks_count == 1
     assert client.get_task(job, "waits").state == "active"
@@ -303,7 +311,11 @@ def test_task_counts_with_slot_counts(client: Any, job: str) -> None:
 def test_max_wall_clock_time_kills_the_task(client: Any, job: str) -> None:
     command = unique_sleep(60)
     task = run_task(
-        client, job, "slow", command, timeout=20,
+        client,
+        job,
+        "slow",
+        command,
+        timeout=20,
         constraints=m.BatchTaskConstraints(max_wall_clock_time=timedelta(seconds=1), max_task_retry_count=0),
     )
     info = task.execution_info
@@ -329,8 +341,13 @@ def test_unlimited_retries(client: Any, job: str) -> None:
 
 
 def test_retries_stop_at_the_limit(client: Any, job: str) -> None:
-    task = run_task(client, job, "twice", "/bin/bash -c 'echo run $AZ_BATCH_TASK_RETRY_COUNT; exit 7'",
-                    constraints=m.BatchTaskConstraints(max_task_retry_count=2))
+    task = run_task(
+        client,
+        job,
+        "twice",
+        "/bin/bash -c 'echo run $AZ_BATCH_TASK_RETRY_COUNT; exit 7'",
+        constraints=m.BatchTaskConstraints(max_task_retry_count=2),
+    )
     assert task.execution_info.retry_count == 2
     assert task.execution_info.exit_code == 7
     assert read_task_file(client, job, "twice", "stdout.txt") == "run 2\n"
@@ -344,9 +361,14 @@ def _env_of(text: str) -> dict[str, str]:
 
 
 def test_task_environment(client: Any, job: str, pool: str, service: Service) -> None:
-    task = run_task(client, job, "env", "/bin/bash -c '/usr/bin/env; exit $((1 - AZ_BATCH_TASK_RETRY_COUNT))'",
-                    environment_settings=[m.EnvironmentSetting(name="MINE", value="value with spaces")],
-                    constraints=m.BatchTaskConstraints(max_task_retry_count=1))
+    task = run_task(
+        client,
+        job,
+        "env",
+        "/bin/bash -c '/usr/bin/env; exit $((1 - AZ_BATCH_TASK_RETRY_COUNT))'",
+        environment_settings=[m.EnvironmentSetting(name="MINE", value="value with spaces")],
+        constraints=m.BatchTaskConstraints(max_task_retry_count=1),
+    )
     assert task.execution_info.result == "success"
     assert task.execution_info.retry_count == 1
     env = _env_of(read_task_file(client, job, "env", "stdout.txt"))
@@ -404,8 +426,9 @@ def test_command_line_runs_without_a_shell(client: Any, job: str) -> None:
 
 
 def test_missing_executable_fails_with_failure_info(client: Any, job: str) -> None:
-    task = run_task(client, job, "missing", "/no/such/program --flag",
-                    constraints=m.BatchTaskConstraints(max_task_retry_count=1))
+    task = run_task(
+        client, job, "missing", "/no/such/program --flag", constraints=m.BatchTaskConstraints(max_task_retry_count=1)
+    )
     info = task.execution_info
     assert info.result == "failure"
     assert info.failure_info is not None
@@ -427,7 +450,10 @@ def test_http_resource_files_are_downloaded_before_the_command(
     (root / f"{name}.txt").write_text("payload\n")
     (root / f"{name}.sh").write_text("#!/bin/sh\necho script ran; cat input/data.txt\n")
     task = run_task(
-        client, job, "files", "./run.sh",
+        client,
+        job,
+        "files",
+        "./run.sh",
         resource_files=[
             m.ResourceFile(http_url=f"{base}/{name}.txt", file_path="input/data.txt"),
             m.ResourceFile(http_url=f"{base}/{name}.sh", file_path="run.sh", file_mode="0755"),
@@ -442,7 +468,10 @@ def test_missing_resource_file_fails_the_task(client: Any, job: str, web: tuple[
     base, _ = web
     marker = unique("neverran")
     task = run_task(
-        client, job, "nofile", f"/bin/touch $AZ_BATCH_NODE_SHARED_DIR/{marker}",
+        client,
+        job,
+        "nofile",
+        f"/bin/touch $AZ_BATCH_NODE_SHARED_DIR/{marker}",
         resource_files=[m.ResourceFile(http_url=f"{base}/does-not-exist-{marker}.txt", file_path="x.txt")],
         constraints=m.BatchTaskConstraints(max_task_retry_count=1),
     )

@@ -75,9 +75,7 @@ def test_legacy_signer_post_body_and_secondary_key() -> None:
 
 
 def test_legacy_signer_post_without_body_and_encoded_path() -> None:
-    request = requests.Request(
-        "POST", "https://x.batch.azure.com/jobs/a%20b/disable?api-version=2024-02-01.19.0"
-    )
+    request = requests.Request("POST", "https://x.batch.azure.com/jobs/a%20b/disable?api-version=2024-02-01.19.0")
     wire = prepared_wire(legacy_sign(request))
     assert wire[3]["content-length"] == "0"
     verify(wire)
@@ -91,16 +89,11 @@ def test_legacy_and_our_signer_agree() -> None:
     for method in ("GET", "DELETE", "PATCH"):
         prepared = legacy_sign(requests.Request(method, url, headers=dict(headers)))
         unsigned = {k: v for k, v in prepared.headers.items() if k != "Authorization"}
-        assert (
-            sign_request(ACCOUNT, PRIMARY, method, prepared.url or "", unsigned)
-            == prepared.headers["Authorization"]
-        )
+        assert sign_request(ACCOUNT, PRIMARY, method, prepared.url or "", unsigned) == prepared.headers["Authorization"]
 
 
 def test_legacy_tampering_and_skew_fail() -> None:
-    wire = prepared_wire(
-        legacy_sign(requests.Request("GET", "https://x.batch.azure.com/jobs/j?api-version=1"))
-    )
+    wire = prepared_wire(legacy_sign(requests.Request("GET", "https://x.batch.azure.com/jobs/j?api-version=1")))
     method, path, query, headers = wire
     for bad in [
         ("PUT", path, query, headers),
@@ -157,9 +150,7 @@ def test_real_legacy_client_requests_verify(recorder: tuple[str, list[Wire]]) ->
     client = BatchServiceClient(batch_auth.SharedKeyCredentials(ACCOUNT, PRIMARY), batch_url=endpoint)
     client.config.retry_policy.retries = 0
     calls = [
-        lambda: list(
-            client.job.list(models.JobListOptions(filter="state eq 'active' and id ge 'a+b'", max_results=5))
-        ),
+        lambda: list(client.job.list(models.JobListOptions(filter="state eq 'active' and id ge 'a+b'", max_results=5))),
         lambda: client.job.get("job-1"),
         lambda: client.job.add(models.JobAddParameter(id="j", pool_info=models.PoolInformation(pool_id="p"))),
         lambda: client.job.terminate("job-1"),

@@ -106,9 +106,7 @@ def test_get_with_filter_verifies() -> None:
 
 def test_post_with_json_body_verifies() -> None:
     wire = to_wire(post_job())
-    assert wire.headers["content-length"] == str(
-        len(json.dumps({"id": "job-1", "poolInfo": {"poolId": "pool-1"}}))
-    )
+    assert wire.headers["content-length"] == str(len(json.dumps({"id": "job-1", "poolInfo": {"poolId": "pool-1"}})))
     verify(wire)
 
 
@@ -151,9 +149,7 @@ def test_optional_ocp_and_conditional_headers_are_signed() -> None:
         "client-request-id": "abc",
         "ocp-range": "bytes=0-99",
     }
-    wire = to_wire(
-        sdk_sign(HttpRequest("GET", f"{BASE}/jobs/j/tasks/t/files/f", params=API, headers=headers))
-    )
+    wire = to_wire(sdk_sign(HttpRequest("GET", f"{BASE}/jobs/j/tasks/t/files/f", params=API, headers=headers)))
     verify(wire)
     assert_rejected(wire.with_header("if-match", '"0x8E"'))
     assert_rejected(wire.with_header("ocp-range", "bytes=0-100"))
@@ -375,9 +371,7 @@ def test_real_client_requests_verify(recorder: tuple[str, list[Wire]]) -> None:
     calls = [
         lambda: list(client.list_jobs(filter="state eq 'active' and id ge 'a+b'", select=["id", "state"])),
         lambda: client.get_job("job-1"),
-        lambda: client.create_job(
-            models.BatchJobCreateOptions(id="j", pool_info=models.BatchPoolInfo(pool_id="p"))
-        ),
+        lambda: client.create_job(models.BatchJobCreateOptions(id="j", pool_info=models.BatchPoolInfo(pool_id="p"))),
         lambda: client.begin_terminate_job(
             "job-1", models._models.BatchJobTerminateOptions(termination_reason="stop"), service_timeout=20
         ),

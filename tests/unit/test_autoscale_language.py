@@ -49,7 +49,7 @@ def test_an_empty_formula_is_valid_and_changes_nothing() -> None:
         ("$a = 1 +;", 1, 9, "Expected a value"),
         ("$a = 5 % 2;", 1, 8, "Unexpected character '%'"),
         ("$a = 1;\n$b = $a ? 2;", 2, 12, "':' of the ternary"),
-        ("$a = \"open;", 1, 6, "Unterminated string"),
+        ('$a = "open;', 1, 6, "Unterminated string"),
         ("$a = 12abc;", 1, 6, "Malformed number"),
         ("$a = $ + 1;", 1, 6, "variable name must follow"),
         ("$a = foo(1);", 1, 6, "Unknown function 'foo'"),
@@ -250,7 +250,13 @@ def test_ternary_takes_a_double_and_evaluates_one_branch() -> None:
 def test_timestamp_members() -> None:
     stamp = 'time("2016-10-16T13:05:09Z")'  # a Sunday
     assert [value(f"{stamp}.{m}") for m in ("year", "month", "day", "weekday", "hour", "minute", "second")] == [
-        2016.0, 10.0, 16.0, 0.0, 13.0, 5.0, 9.0,
+        2016.0,
+        10.0,
+        16.0,
+        0.0,
+        13.0,
+        5.0,
+        9.0,
     ]
     assert value("time().weekday") == 4.0  # NOW is a Thursday; Monday is 1
     assert "member of a timestamp, not of a double" in failure("$x = (1).year;").message
@@ -258,8 +264,16 @@ def test_timestamp_members() -> None:
 
 def test_every_time_interval_constant() -> None:
     expected = {
-        "Zero": 0.0, "100ns": 1e-7, "Microsecond": 1e-6, "Millisecond": 1e-3, "Second": 1.0, "Minute": 60.0,
-        "Hour": 3600.0, "Day": 86400.0, "Week": 604800.0, "Year": 365 * 86400.0,
+        "Zero": 0.0,
+        "100ns": 1e-7,
+        "Microsecond": 1e-6,
+        "Millisecond": 1e-3,
+        "Second": 1.0,
+        "Minute": 60.0,
+        "Hour": 3600.0,
+        "Day": 86400.0,
+        "Week": 604800.0,
+        "Year": 365 * 86400.0,
     }
     for suffix, seconds in expected.items():
         assert value(f"TimeInterval_{suffix}") == Interval(seconds)
@@ -285,8 +299,11 @@ def test_a_variable_used_before_it_is_assigned() -> None:
 
 
 def test_read_write_variables_start_from_the_pool() -> None:
-    result = run("$x = $TargetDedicated; $y = $TargetLowPriorityNodes; $z = $NodeDeallocationOption;",
-                 target_dedicated=4, target_low_priority=2)
+    result = run(
+        "$x = $TargetDedicated; $y = $TargetLowPriorityNodes; $z = $NodeDeallocationOption;",
+        target_dedicated=4,
+        target_low_priority=2,
+    )
     assert (result.values["$x"], result.values["$y"], result.values["$z"]) == (4.0, 2.0, "requeue")
     assert result.target_dedicated == 4
 
@@ -308,9 +325,10 @@ def test_node_deallocation_options(option: str) -> None:
 
 
 def test_invalid_deallocation_option() -> None:
-    assert "must be one of requeue, terminate, taskcompletion, retaineddata, not 'later'" in failure(
-        '$NodeDeallocationOption = "later";'
-    ).message
+    assert (
+        "must be one of requeue, terminate, taskcompletion, retaineddata, not 'later'"
+        in failure('$NodeDeallocationOption = "later";').message
+    )
     assert "not 'double'" in failure("$NodeDeallocationOption = 1;").message
 
 
@@ -324,8 +342,13 @@ def test_targets_must_be_doubles_of_zero_or_more() -> None:
 
 
 def test_metrics_need_sampling_but_node_counts_read_as_doubles() -> None:
-    current = {"CurrentDedicatedNodes": 3, "TaskSlotsPerNode": 4, "UsableNodeCount": 2, "PreemptedNodeCount": 0,
-               "CurrentLowPriorityNodes": 1}
+    current = {
+        "CurrentDedicatedNodes": 3,
+        "TaskSlotsPerNode": 4,
+        "UsableNodeCount": 2,
+        "PreemptedNodeCount": 0,
+        "CurrentLowPriorityNodes": 1,
+    }
     assert value("$CurrentDedicated * 1.1", current=current) == pytest.approx(3.3)
     assert value("$CurrentDedicatedNodes + $CurrentLowPriorityNodes", current=current) == 4.0
     assert value("$TaskSlotsPerNode * $UsableNodeCount + $PreemptedNodeCount", current=current) == 8.0
@@ -337,10 +360,28 @@ def test_metrics_need_sampling_but_node_counts_read_as_doubles() -> None:
 
 def test_every_service_variable_is_known() -> None:
     names = [
-        "CPUPercent", "WallClockSeconds", "MemoryBytes", "DiskBytes", "DiskReadBytes", "DiskWriteBytes",
-        "DiskReadOps", "DiskWriteOps", "NetworkInBytes", "NetworkOutBytes", "SampleNodeCount", "ActiveTasks",
-        "RunningTasks", "PendingTasks", "SucceededTasks", "FailedTasks", "CurrentDedicated", "CurrentDedicatedNodes",
-        "CurrentLowPriorityNodes", "TaskSlotsPerNode", "UsableNodeCount", "PreemptedNodeCount",
+        "CPUPercent",
+        "WallClockSeconds",
+        "MemoryBytes",
+        "DiskBytes",
+        "DiskReadBytes",
+        "DiskWriteBytes",
+        "DiskReadOps",
+        "DiskWriteOps",
+        "NetworkInBytes",
+        "NetworkOutBytes",
+        "SampleNodeCount",
+        "ActiveTasks",
+        "RunningTasks",
+        "PendingTasks",
+        "SucceededTasks",
+        "FailedTasks",
+        "CurrentDedicated",
+        "CurrentDedicatedNodes",
+        "CurrentLowPriorityNodes",
+        "TaskSlotsPerNode",
+        "UsableNodeCount",
+        "PreemptedNodeCount",
     ]
     histories = {name: history([float(i)]) for i, name in enumerate(names)}
     histories["CurrentDedicatedNodes"] = history([16.0])
@@ -364,7 +405,11 @@ def test_results_format_every_type() -> None:
         "$d=2.5;$i=1.00:00:01.5000000;$n=-00:01:00;$s=hi;$t=2016-10-13T19:18:47.805Z;$v=[1,2.5]"
     )
     assert [(name, kind) for name, kind, _ in result.variables][3:] == [
-        ("$d", "double"), ("$i", "timeinterval"), ("$n", "timeinterval"), ("$s", "string"), ("$t", "timestamp"),
+        ("$d", "double"),
+        ("$i", "timeinterval"),
+        ("$n", "timeinterval"),
+        ("$s", "string"),
+        ("$t", "timestamp"),
         ("$v", "doubleVec"),
     ]
 

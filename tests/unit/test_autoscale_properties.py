@@ -12,14 +12,79 @@ from batchyard.service.autoscale import Context, FormulaError, MetricHistory, ev
 from batchyard.service.autoscale.values import format_value
 
 TOKENS = [
-    "$a", "$b", "x", "$TargetDedicated", "$TargetDedicatedNodes", "$TargetLowPriorityNodes",
-    "$NodeDeallocationOption", "$CPUPercent", "$ActiveTasks", "$CurrentDedicated", "$TaskSlotsPerNode",
-    "TimeInterval_Minute", "TimeInterval_100ns", "TimeInterval_Year", "taskcompletion", "0", "1", "2.5", "1e308",
-    "-", "+", "*", "/", "<", "<=", "==", "!=", ">", ">=", "&&", "||", "!", "?", ":", "(", ")", ",", ";", "=", ".",
-    '"s"', '"2016-10-13T00:00:00Z"', "'Fri, 14 Oct 2016 18:36:43 GMT'", "avg(", "len(", "lg(", "ln(", "log(",
-    "max(", "min(", "norm(", "percentile(", "rand(", "range(", "std(", "stop(", "sum(", "time(", "val(", "vec(",
-    "ceil(", "floor(", "round(", ".GetSample(", ".GetSamplePercent(", ".GetSamplePeriod(", ".Count(",
-    ".HistoryBeginTime(", ".year", ".weekday", "\n", "// c\n", " ",
+    "$a",
+    "$b",
+    "x",
+    "$TargetDedicated",
+    "$TargetDedicatedNodes",
+    "$TargetLowPriorityNodes",
+    "$NodeDeallocationOption",
+    "$CPUPercent",
+    "$ActiveTasks",
+    "$CurrentDedicated",
+    "$TaskSlotsPerNode",
+    "TimeInterval_Minute",
+    "TimeInterval_100ns",
+    "TimeInterval_Year",
+    "taskcompletion",
+    "0",
+    "1",
+    "2.5",
+    "1e308",
+    "-",
+    "+",
+    "*",
+    "/",
+    "<",
+    "<=",
+    "==",
+    "!=",
+    ">",
+    ">=",
+    "&&",
+    "||",
+    "!",
+    "?",
+    ":",
+    "(",
+    ")",
+    ",",
+    ";",
+    "=",
+    ".",
+    '"s"',
+    '"2016-10-13T00:00:00Z"',
+    "'Fri, 14 Oct 2016 18:36:43 GMT'",
+    "avg(",
+    "len(",
+    "lg(",
+    "ln(",
+    "log(",
+    "max(",
+    "min(",
+    "norm(",
+    "percentile(",
+    "rand(",
+    "range(",
+    "std(",
+    "stop(",
+    "sum(",
+    "time(",
+    "val(",
+    "vec(",
+    "ceil(",
+    "floor(",
+    "round(",
+    ".GetSample(",
+    ".GetSamplePercent(",
+    ".GetSamplePeriod(",
+    ".Count(",
+    ".HistoryBeginTime(",
+    ".year",
+    ".weekday",
+    "\n",
+    "// c\n",
+    " ",
 ]
 
 NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
@@ -65,8 +130,10 @@ SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[Heal
 
 
 @SETTINGS
-@given(st.text(alphabet=st.sampled_from(list("$abxTD01.5e+-*/<>=!&|?:(),;\"' \n/_")), max_size=80),
-       st.lists(floats, max_size=5))
+@given(
+    st.text(alphabet=st.sampled_from(list("$abxTD01.5e+-*/<>=!&|?:(),;\"' \n/_")), max_size=80),
+    st.lists(floats, max_size=5),
+)
 def test_random_characters_never_crash(formula: str, samples: list[float]) -> None:
     _check(formula, samples)
 
@@ -79,17 +146,48 @@ def test_random_token_soups_never_crash(tokens: list[str], samples: list[float])
 
 def _expressions() -> st.SearchStrategy[str]:
     leaves = st.one_of(
-        st.sampled_from(["$a", "$TargetDedicated", "$CurrentDedicated", "TimeInterval_Minute", "time()", '"s"',
-                         "$CPUPercent.GetSample(3)", "$ActiveTasks.GetSample(TimeInterval_Minute * 2, 50)",
-                         "$CPUPercent.GetSamplePercent(TimeInterval_Hour)", "vec()", "rand()", "stop()",
-                         "$CPUPercent.HistoryBeginTime()", "$ActiveTasks.GetSamplePeriod()"]),
+        st.sampled_from(
+            [
+                "$a",
+                "$TargetDedicated",
+                "$CurrentDedicated",
+                "TimeInterval_Minute",
+                "time()",
+                '"s"',
+                "$CPUPercent.GetSample(3)",
+                "$ActiveTasks.GetSample(TimeInterval_Minute * 2, 50)",
+                "$CPUPercent.GetSamplePercent(TimeInterval_Hour)",
+                "vec()",
+                "rand()",
+                "stop()",
+                "$CPUPercent.HistoryBeginTime()",
+                "$ActiveTasks.GetSamplePeriod()",
+            ]
+        ),
         floats.map(lambda f: repr(f) if f == f and abs(f) != float("inf") else "(0/0)"),
     )
 
     def extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         binary = st.tuples(inner, st.sampled_from(["+", "-", "*", "/", "<", "==", "&&", "||", ">="]), inner)
-        funcs = st.sampled_from(["avg", "len", "lg", "max", "min", "norm", "range", "std", "sum", "vec", "round",
-                                 "percentile", "val", "time", "ceil"])
+        funcs = st.sampled_from(
+            [
+                "avg",
+                "len",
+                "lg",
+                "max",
+                "min",
+                "norm",
+                "range",
+                "std",
+                "sum",
+                "vec",
+                "round",
+                "percentile",
+                "val",
+                "time",
+                "ceil",
+            ]
+        )
         return st.one_of(
             binary.map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
             st.tuples(st.sampled_from(["-", "!"]), inner).map(lambda t: f"{t[0]}({t[1]})"),
@@ -102,9 +200,14 @@ def _expressions() -> st.SearchStrategy[str]:
 
 
 @SETTINGS
-@given(st.lists(st.tuples(st.sampled_from(["$a", "$TargetDedicatedNodes", "$NodeDeallocationOption", "b"]),
-                          _expressions()), min_size=1, max_size=6),
-       st.lists(floats, max_size=20))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["$a", "$TargetDedicatedNodes", "$NodeDeallocationOption", "b"]), _expressions()),
+        min_size=1,
+        max_size=6,
+    ),
+    st.lists(floats, max_size=20),
+)
 def test_random_well_formed_formulas_never_crash(statements: list[tuple[str, str]], samples: list[float]) -> None:
     formula = "$a = 1; b = 2;\n" + "\n".join(f"{target} = {expr};" for target, expr in statements)
     _check(formula, samples)

@@ -80,16 +80,16 @@ def test_a_range_between_timestamps() -> None:
 
 def test_get_sample_argument_errors() -> None:
     assert "takes 1 to 3 arguments, not 0" in failure("$x = $CPUPercent.GetSample();").message
-    assert "timestamps or timeintervals as its time range, not string" in failure(
-        '$x = $CPUPercent.GetSample("a", 1);'
-    ).message
+    assert (
+        "timestamps or timeintervals as its time range, not string"
+        in failure('$x = $CPUPercent.GetSample("a", 1);').message
+    )
     assert "timestamps or timeintervals" in failure("$x = $CPUPercent.GetSample(5, 10);").message
-    assert "between 0 and 100, not 150" in failure(
-        "$x = $CPUPercent.GetSample(TimeInterval_Minute, 150);"
-    ).message
-    assert "sample percent must be a double, not string" in failure(
-        '$x = $CPUPercent.GetSample(TimeInterval_Minute, TimeInterval_Second, "x");'
-    ).message
+    assert "between 0 and 100, not 150" in failure("$x = $CPUPercent.GetSample(TimeInterval_Minute, 150);").message
+    assert (
+        "sample percent must be a double, not string"
+        in failure('$x = $CPUPercent.GetSample(TimeInterval_Minute, TimeInterval_Second, "x");').message
+    )
     assert "not finite" in failure("$x = $CPUPercent.GetSample(TimeInterval_Minute * (1/0));").message
 
 
@@ -184,8 +184,12 @@ def test_example_1_reproduces_the_seeds_results_output() -> None:
     )
     # The seed prints it with Results.Replace("$", "\n    $").
     assert result.results.replace("$", "\n    $").split("\n")[1:] == [
-        "    $TargetDedicated=10;", "    $NodeDeallocationOption=requeue;", "    $curTime=2016-10-13T19:18:47.805Z;",
-        "    $isWeekday=1;", "    $isWorkingWeekdayHour=0;", "    $workHours=0",
+        "    $TargetDedicated=10;",
+        "    $NodeDeallocationOption=requeue;",
+        "    $curTime=2016-10-13T19:18:47.805Z;",
+        "    $isWeekday=1;",
+        "    $isWorkingWeekdayHour=0;",
+        "    $workHours=0",
     ]
 
 

@@ -212,9 +212,7 @@ def test_pool_update_replace_resize_remove() -> None:
         "resizeTimeout": "PT15M",
         "nodeDeallocationOption": "requeue",
     }
-    assert models.parse_pool_remove_nodes(
-        {"nodeList": ["n1"], "nodeDeallocationOption": "TaskCompletion"}
-    ) == {
+    assert models.parse_pool_remove_nodes({"nodeList": ["n1"], "nodeDeallocationOption": "TaskCompletion"}) == {
         "nodeList": ["n1"],
         "nodeDeallocationOption": "taskcompletion",
         "resizeTimeout": "PT15M",
@@ -248,9 +246,7 @@ def test_task_update() -> None:
     assert models.parse_task_update({"constraints": {"maxTaskRetryCount": 4}, "commandLine": "ignored"}) == {
         "constraints": {"maxTaskRetryCount": 4, "maxWallClockTime": UNLIMITED, "retentionTime": "P7D"}
     }
-    assert models.parse_task_update({}) == {
-        "constraints": {"maxWallClockTime": UNLIMITED, "retentionTime": "P7D"}
-    }
+    assert models.parse_task_update({}) == {"constraints": {"maxWallClockTime": UNLIMITED, "retentionTime": "P7D"}}
 
 
 def test_job_schedules() -> None:
@@ -277,9 +273,7 @@ def test_job_schedules() -> None:
 
 def test_node_operations() -> None:
     assert models.parse_node_reboot(None) == {"nodeRebootOption": "requeue"}
-    assert models.parse_node_reboot({"nodeRebootOption": "TaskCompletion"}) == {
-        "nodeRebootOption": "taskcompletion"
-    }
+    assert models.parse_node_reboot({"nodeRebootOption": "TaskCompletion"}) == {"nodeRebootOption": "taskcompletion"}
     assert models.parse_node_reimage({}) == {"nodeReimageOption": "requeue"}
     assert models.parse_node_disable_scheduling(None) == {"nodeDisableSchedulingOption": "requeue"}
     assert models.parse_node_deallocate(None) == {"nodeDeallocateOption": "requeue"}
@@ -294,9 +288,7 @@ def test_node_operations() -> None:
 
 
 def test_autoscale_operations() -> None:
-    assert models.parse_pool_enable_autoscale(
-        {"autoScaleFormula": "f", "autoScaleEvaluationInterval": "PT5M"}
-    ) == {
+    assert models.parse_pool_enable_autoscale({"autoScaleFormula": "f", "autoScaleEvaluationInterval": "PT5M"}) == {
         "autoScaleFormula": "f",
         "autoScaleEvaluationInterval": "PT5M",
     }
@@ -341,9 +333,7 @@ def test_seed_rest_example_pool() -> None:
     assert "odata.metadata" not in pool
 
 
-@pytest.mark.parametrize(
-    "where", ["startTask", "task", "jobManagerTask", "jobPreparationTask", "jobReleaseTask"]
-)
+@pytest.mark.parametrize("where", ["startTask", "task", "jobManagerTask", "jobPreparationTask", "jobReleaseTask"])
 def test_run_elevated_alias(where: str) -> None:
     admin = {"autoUser": {"scope": "pool", "elevationLevel": "admin"}}
     spec = {"commandLine": "x", "runElevated": True}
@@ -375,9 +365,7 @@ def test_old_wire_names() -> None:
         )
     )
     assert task["userIdentity"] == {"username": "batchuser"}
-    assert task["resourceFiles"] == [
-        {"httpUrl": "https://acct.blob.core.windows.net/c/f.txt", "filePath": "f.txt"}
-    ]
+    assert task["resourceFiles"] == [{"httpUrl": "https://acct.blob.core.windows.net/c/f.txt", "filePath": "f.txt"}]
 
 
 def test_cloud_service_configuration_is_rejected_clearly() -> None:
@@ -404,9 +392,9 @@ def test_unknown_readonly_and_null_properties_are_dropped() -> None:
     for name in ("url", "state", "currentDedicatedNodes", "someFutureField", "displayName"):
         assert name not in pool
     assert "exactVersion" not in pool["virtualMachineConfiguration"]["imageReference"]  # readOnly
-    assert models.parse_job_replace(
-        job_body(jobManagerTask={"id": "x", "commandLine": "y"}, onTaskFailure="x")
-    ) == (models.parse_job_replace({"poolInfo": {"poolId": "pool-1"}}))
+    assert models.parse_job_replace(job_body(jobManagerTask={"id": "x", "commandLine": "y"}, onTaskFailure="x")) == (
+        models.parse_job_replace({"poolInfo": {"poolId": "pool-1"}})
+    )
 
 
 def test_enums_are_case_insensitive_and_canonical() -> None:
@@ -463,9 +451,7 @@ def test_integral_float_is_an_integer() -> None:
 
 
 def test_canonical_durations_and_date_times() -> None:
-    task = models.parse_task_create(
-        task_body(constraints={"maxWallClockTime": "PT3600S", "retentionTime": "P0DT48H"})
-    )
+    task = models.parse_task_create(task_body(constraints={"maxWallClockTime": "PT3600S", "retentionTime": "P0DT48H"}))
     assert task["constraints"] == {"maxWallClockTime": "PT1H", "retentionTime": "P2D"}
     user = models.parse_node_user_create({"name": "u", "expiryTime": "2030-01-01T00:00:00.1234567Z"})
     assert user["expiryTime"] == "2030-01-01T00:00:00.1234567Z"
@@ -521,9 +507,7 @@ def test_ids(bad: str) -> None:
     invalid("id", models.parse_job_create, job_body(id=bad))
     invalid("id", models.parse_task_create, task_body(id=bad))
     invalid("value[1].id", models.parse_task_collection, {"value": [task_body(), task_body(id=bad)]})
-    invalid(
-        "jobManagerTask.id", models.parse_job_create, job_body(jobManagerTask={"id": bad, "commandLine": "x"})
-    )
+    invalid("jobManagerTask.id", models.parse_job_create, job_body(jobManagerTask={"id": bad, "commandLine": "x"}))
 
 
 def test_valid_ids() -> None:
@@ -563,9 +547,7 @@ def test_required_properties() -> None:
 
 def test_empty_command_line_and_names() -> None:
     invalid("commandLine", models.parse_task_create, task_body(commandLine="  "))
-    invalid(
-        "environmentSettings[0].name", models.parse_task_create, task_body(environmentSettings=[{"name": ""}])
-    )
+    invalid("environmentSettings[0].name", models.parse_task_create, task_body(environmentSettings=[{"name": ""}]))
     invalid("metadata[0].name", models.parse_job_create, job_body(metadata=[{"name": "", "value": "v"}]))
 
 
@@ -598,9 +580,7 @@ def test_pool_info_exactly_one() -> None:
     invalid(
         "poolInfo.autoPoolSpecification.pool.taskSlotsPerNode",
         models.parse_job_create,
-        job_body(
-            poolInfo={"autoPoolSpecification": {**auto, "pool": {**auto["pool"], "taskSlotsPerNode": 0}}}
-        ),
+        job_body(poolInfo={"autoPoolSpecification": {**auto, "pool": {**auto["pool"], "taskSlotsPerNode": 0}}}),
     )
 
 
@@ -613,9 +593,7 @@ def test_task_slots_per_node() -> None:
 
 def test_retry_counts_and_slots() -> None:
     assert (
-        models.parse_task_create(task_body(constraints={"maxTaskRetryCount": -1}))["constraints"][
-            "maxTaskRetryCount"
-        ]
+        models.parse_task_create(task_body(constraints={"maxTaskRetryCount": -1}))["constraints"]["maxTaskRetryCount"]
         == -1
     )
     invalid(
@@ -705,9 +683,7 @@ def test_user_identity_exactly_one() -> None:
         task_body(userIdentity={"username": "u", "autoUser": {}}),
     )
     invalid("userIdentity", models.parse_task_create, task_body(userIdentity={}))
-    auto = models.parse_task_create(task_body(userIdentity={"autoUser": {"elevationLevel": "Admin"}}))[
-        "userIdentity"
-    ]
+    auto = models.parse_task_create(task_body(userIdentity={"autoUser": {"elevationLevel": "Admin"}}))["userIdentity"]
     assert auto == {"autoUser": {"elevationLevel": "admin", "scope": "pool"}}
 
 
@@ -825,9 +801,7 @@ def test_misc_rules() -> None:
     invalid(
         "poolInfo.autoPoolSpecification.autoPoolIdPrefix",
         models.parse_job_create,
-        job_body(
-            poolInfo={"autoPoolSpecification": {"poolLifetimeOption": "job", "autoPoolIdPrefix": "x" * 21}}
-        ),
+        job_body(poolInfo={"autoPoolSpecification": {"poolLifetimeOption": "job", "autoPoolIdPrefix": "x" * 21}}),
     )
 
 
@@ -839,9 +813,7 @@ def test_more_contract_rules() -> None:
     invalid(
         "mountConfiguration[0].nfsMountConfiguration",
         models.parse_pool_create,
-        pool_body(
-            mountConfiguration=[{"nfsMountConfiguration": nfs, "azureBlobFileSystemConfiguration": blob}]
-        ),
+        pool_body(mountConfiguration=[{"nfsMountConfiguration": nfs, "azureBlobFileSystemConfiguration": blob}]),
     )
     invalid("mountConfiguration[0]", models.parse_pool_create, pool_body(mountConfiguration=[{}]))
     invalid(
@@ -917,9 +889,7 @@ def test_sdk_pool_round_trip() -> None:
         start_task=bm.BatchStartTask(
             command_line="/bin/sh -c 'apt-get update'",
             user_identity=bm.UserIdentity(
-                auto_user=bm.AutoUserSpecification(
-                    scope=bm.AutoUserScope.POOL, elevation_level=bm.ElevationLevel.ADMIN
-                )
+                auto_user=bm.AutoUserSpecification(scope=bm.AutoUserScope.POOL, elevation_level=bm.ElevationLevel.ADMIN)
             ),
             resource_files=[bm.ResourceFile(http_url="https://example.com/setup.sh", file_path="setup.sh")],
             wait_for_success=True,
@@ -983,9 +953,7 @@ def test_sdk_job_round_trip() -> None:
 
     update = models.parse_job_update(sdk_body(bm.BatchJobUpdateOptions(priority=-5, max_parallel_tasks=3)))
     assert update == {"priority": -5, "maxParallelTasks": 3}
-    disable = models.parse_job_disable(
-        sdk_body(bm.BatchJobDisableOptions(disable_tasks=bm.DisableBatchJobOption.WAIT))
-    )
+    disable = models.parse_job_disable(sdk_body(bm.BatchJobDisableOptions(disable_tasks=bm.DisableBatchJobOption.WAIT)))
     assert disable == {"disableTasks": "wait"}
 
 
@@ -997,13 +965,9 @@ def test_sdk_task_round_trip() -> None:
             id=f"task-{i}",
             command_line="/bin/sh -c 'echo $X'",
             environment_settings=[bm.EnvironmentSetting(name="X", value=str(i))],
-            constraints=bm.BatchTaskConstraints(
-                max_wall_clock_time=timedelta(hours=2), max_task_retry_count=1
-            ),
+            constraints=bm.BatchTaskConstraints(max_wall_clock_time=timedelta(hours=2), max_task_retry_count=1),
             resource_files=[
-                bm.ResourceFile(
-                    storage_container_url="https://acct.blob.core.windows.net/in?sas", blob_prefix="data/"
-                )
+                bm.ResourceFile(storage_container_url="https://acct.blob.core.windows.net/in?sas", blob_prefix="data/")
             ],
             output_files=[
                 bm.OutputFile(
@@ -1019,9 +983,7 @@ def test_sdk_task_round_trip() -> None:
                 )
             ],
             depends_on=bm.BatchTaskDependencies(task_ids=["task-0"]) if i else None,
-            exit_conditions=bm.ExitConditions(
-                default=bm.ExitOptions(dependency_action=bm.DependencyAction.BLOCK)
-            ),
+            exit_conditions=bm.ExitConditions(default=bm.ExitOptions(dependency_action=bm.DependencyAction.BLOCK)),
         )
         for i in range(3)
     ]
@@ -1133,9 +1095,7 @@ def test_collection_speed() -> None:
                 "outputFiles": [
                     {
                         "filePattern": "out/*.csv",
-                        "destination": {
-                            "container": {"containerUrl": "https://acct.blob.core.windows.net/out?sas"}
-                        },
+                        "destination": {"container": {"containerUrl": "https://acct.blob.core.windows.net/out?sas"}},
                         "uploadOptions": {"uploadCondition": "taskSuccess"},
                     }
                 ],
@@ -1151,6 +1111,4 @@ def test_collection_speed() -> None:
         tasks = models.parse_task_collection(b)
     elapsed = (time.perf_counter() - start) / rounds
     print(f"\n100-task collection: {elapsed * 1000:.2f} ms ({100 / elapsed:,.0f} tasks/s)")
-    assert (
-        len(tasks) == 100 and tasks[99]["outputFiles"][0]["uploadOptions"]["uploadCondition"] == "tasksuccess"
-    )
+    assert len(tasks) == 100 and tasks[99]["outputFiles"][0]["uploadOptions"]["uploadCondition"] == "tasksuccess"

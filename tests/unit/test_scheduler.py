@@ -50,9 +50,7 @@ def test_no_free_slots_means_no_work() -> None:
 
 
 snapshots = st.tuples(
-    st.lists(
-        st.tuples(st.integers(-2, 2), st.lists(st.integers(1, 4), max_size=12)), min_size=1, max_size=5
-    ),
+    st.lists(st.tuples(st.integers(-2, 2), st.lists(st.integers(1, 4), max_size=12)), min_size=1, max_size=5),
     st.lists(st.integers(0, 8), min_size=1, max_size=5),
     st.sampled_from(["spread", "pack"]),
 )

@@ -110,5 +110,7 @@ def print_evaluation(data: dict[str, Any], out: TextIO) -> None:
         file=out,
     )
     for sample in samples:
-        print(f"  {sample['name']}: {sample['readable']} readable of {sample['recorded']}, "
-              f"latest {sample['latest']}", file=out)
+        print(
+            f"  {sample['name']}: {sample['readable']} readable of {sample['recorded']}, latest {sample['latest']}",
+            file=out,
+        )

@@ -27,7 +27,9 @@ class CommandError(Exception):
 
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
     default_url = os.environ.get("BATCHYARD_ENDPOINT") or os.environ.get("BATCHYARD_URL")
-    parser.add_argument("--endpoint", "--url", dest="endpoint", default=default_url or f"http://127.0.0.1:{DEFAULT_PORT}")
+    parser.add_argument(
+        "--endpoint", "--url", dest="endpoint", default=default_url or f"http://127.0.0.1:{DEFAULT_PORT}"
+    )
     parser.add_argument("--account-name", default=os.environ.get("BATCHYARD_ACCOUNT_NAME", DEV_ACCOUNT_NAME))
     parser.add_argument("--account-key", default=os.environ.get("BATCHYARD_ACCOUNT_KEY", DEV_ACCOUNT_KEY))
 

@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--public-url", help="URL clients and nodes use to reach the service")
     serve.add_argument("--log-level", default="info")
     serve.add_argument(
-        "--adjustable-clock", action="store_true",
+        "--adjustable-clock",
+        action="store_true",
         help="for tests: let signed POST /_batchyard/clock {advanceSeconds} move the service's clock forward",
     )
     serve.add_argument("--job-quota", type=int, default=300, help="active jobs and job schedules together")

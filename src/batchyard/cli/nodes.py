@@ -46,8 +46,10 @@ def _run(args: argparse.Namespace) -> Any:
     pool = quote(args.pool, safe="")
     if args.node_action == "list":
         for node in call(args, "GET", f"/pools/{pool}/nodes")["value"]:
-            print(f"{node['id']}  {node['state']}  scheduling={node.get('schedulingState', 'enabled')}"
-                  f"  running={node.get('runningTasksCount', 0)}")
+            print(
+                f"{node['id']}  {node['state']}  scheduling={node.get('schedulingState', 'enabled')}"
+                f"  running={node.get('runningTasksCount', 0)}"
+            )
         return None
     if args.node_action == "remove":
         body = {"nodeList": args.nodes, "nodeDeallocationOption": args.option}

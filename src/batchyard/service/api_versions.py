@@ -62,9 +62,7 @@ def check_api_version(query: Mapping[str, str]) -> str:
     if _FORMAT.fullmatch(value) is None:
         reason = "The api-version must have the form YYYY-MM-DD or YYYY-MM-DD.Major.Minor."
     else:
-        reason = (
-            f"The api-version is not supported; supported versions are {', '.join(SUPPORTED_API_VERSIONS)}."
-        )
+        reason = f"The api-version is not supported; supported versions are {', '.join(SUPPORTED_API_VERSIONS)}."
     raise invalid_query(API_VERSION_PARAMETER, value, reason)
 
 

@@ -53,7 +53,7 @@ def parse_iso(value: str) -> datetime:
     if "." in text:
         head, _, rest = text.partition(".")
         digits = "".join(ch for ch in rest if ch.isdigit())
-        tail = rest[len(digits):]
+        tail = rest[len(digits) :]
         text = f"{head}.{digits[:6].ljust(6, '0')}{tail}"
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:

@@ -178,9 +178,7 @@ class Store:
         self._db.execute("DELETE FROM subtasks WHERE job_key = ?", (key,))
 
     def put_schedule(self, key: str, seq: int, doc: dict[str, Any]) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO schedules (key, seq, doc) VALUES (?, ?, ?)", (key, seq, _dumps(doc))
-        )
+        self._db.execute("INSERT OR REPLACE INTO schedules (key, seq, doc) VALUES (?, ?, ?)", (key, seq, _dumps(doc)))
 
     def delete_schedule(self, key: str) -> None:
         self._db.execute("DELETE FROM schedules WHERE key = ?", (key,))
@@ -237,7 +235,12 @@ class Store:
         self._db.execute("DELETE FROM tasks WHERE job_key = ? AND key = ?", (job_key, key))
 
     def list_tasks(
-        self, job_key: str, after_seq: int, limit: int, where: str = "", params: tuple[Any, ...] = (),
+        self,
+        job_key: str,
+        after_seq: int,
+        limit: int,
+        where: str = "",
+        params: tuple[Any, ...] = (),
         hint: Any = None,
     ) -> list[tuple[int, bytes]]:
         """A page of (seq, raw doc) in insertion order; `where` is an SQL fragment over the columns.
@@ -248,8 +251,14 @@ class Store:
         return self._task_page("doc", job_key, after_seq, limit, where, params, hint)
 
     def list_task_columns(
-        self, job_key: str, after_seq: int, limit: int, columns: tuple[str, ...], where: str = "",
-        params: tuple[Any, ...] = (), hint: Any = None,
+        self,
+        job_key: str,
+        after_seq: int,
+        limit: int,
+        columns: tuple[str, ...],
+        where: str = "",
+        params: tuple[Any, ...] = (),
+        hint: Any = None,
     ) -> list[tuple[Any, ...]]:
         """Like list_tasks, but (seq, *columns) from the table's own columns: no document is read."""
         assert set(columns) <= {"id", "state", "transition", "exit_code"}

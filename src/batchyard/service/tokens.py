@@ -41,8 +41,7 @@ def verify_job_token(secret: bytes, token: str, raw_path: str) -> str:
         raise errors.BatchError(
             403,
             "AuthorizationFailure",
-            "This request is not authorized to perform this operation: the token grants access to job "
-            f"{job_id} only.",
+            f"This request is not authorized to perform this operation: the token grants access to job {job_id} only.",
         )
     return job_id
 

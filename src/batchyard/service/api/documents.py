@@ -56,7 +56,5 @@ def get_document(
     check_conditions(request, entity.doc, reading=True)
     select = parse_select(request)
     view = present(entity.doc, url, select)
-    body = odata_element(request, odata_kind) | with_stats(
-        view, select, wants_stats(request), lambda: stats_of(entity)
-    )
+    body = odata_element(request, odata_kind) | with_stats(view, select, wants_stats(request), lambda: stats_of(entity))
     return json_response(body, entity_headers(entity.doc))

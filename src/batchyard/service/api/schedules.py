@@ -50,7 +50,11 @@ async def add_schedule(request: Request) -> Response:
 async def list_schedules(request: Request) -> Response:
     schedules = engine_of(request).schedules.values()
     return list_documents(
-        request, "jobSchedules", "jobschedules", schedules, lambda s: _url(request, s.doc["id"]),
+        request,
+        "jobSchedules",
+        "jobschedules",
+        schedules,
+        lambda s: _url(request, s.doc["id"]),
         lambda s: schedule_stats(request, s),
     )
 

@@ -110,8 +110,12 @@ async def list_tasks(request: Request) -> Response:
     rows = engine.store.list_tasks(job.key, after, size + 1, where, params, hint)
     token = str(rows[size - 1][0]) if len(rows) > size else None
     job_id = job.doc["id"]
-    items = [_raw_view(request, job_id, raw) if select is None and not stats
-             else _view(request, job_id, orjson.loads(raw), select, stats) for _, raw in rows[:size]]
+    items = [
+        _raw_view(request, job_id, raw)
+        if select is None and not stats
+        else _view(request, job_id, orjson.loads(raw), select, stats)
+        for _, raw in rows[:size]
+    ]
     return list_response(request, "tasks", items, token)
 
 

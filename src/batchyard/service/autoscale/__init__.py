@@ -1,8 +1,8 @@
 """The autoscale formula language of Azure Batch: parse a formula, evaluate it against a pool.
 
-    program = parse(formula)             # FormulaSyntaxError for syntax errors and limits
-    result = evaluate(program, Context(now=..., histories=..., current=...))
-    result.results, result.error, result.target_dedicated, ...
+program = parse(formula)             # FormulaSyntaxError for syntax errors and limits
+result = evaluate(program, Context(now=..., histories=..., current=...))
+result.results, result.error, result.target_dedicated, ...
 """
 
 from batchyard.service.autoscale.errors import EvaluationError, FormulaError, FormulaSyntaxError

@@ -116,8 +116,9 @@ class _Run:
                 value = self.eval(statement.expr)
                 if statement.target is not None:
                     value = self.assign(statement.target, value, statement.pos)
-                step.value = format_value(ops.as_operand(value, statement.pos)) if not isinstance(value, Metric) \
-                    else value.name
+                step.value = (
+                    format_value(ops.as_operand(value, statement.pos)) if not isinstance(value, Metric) else value.name
+                )
             except StopEvaluation:
                 stopped = True
                 break
@@ -153,9 +154,7 @@ class _Run:
             raise EvaluationError(f"{name} must be assigned a double, not {type_name(value)}.", pos)
         if key == DEALLOCATION and (not isinstance(value, str) or value.lower() not in DEALLOCATION_OPTIONS):
             shown = value if isinstance(value, str) else type_name(value)
-            raise EvaluationError(
-                f"{name} must be one of {', '.join(DEALLOCATION_OPTIONS)}, not {shown!r}.", pos
-            )
+            raise EvaluationError(f"{name} must be one of {', '.join(DEALLOCATION_OPTIONS)}, not {shown!r}.", pos)
         if key == DEALLOCATION:
             value = str(value).lower()
         if key not in (TARGET_DEDICATED, TARGET_LOW_PRIORITY, DEALLOCATION):
@@ -184,8 +183,11 @@ class _Run:
         if self.seed_names:
             fixed = [("$TargetDedicated", TARGET_DEDICATED), (DEALLOCATION, DEALLOCATION)]
         else:
-            fixed = [(TARGET_DEDICATED, TARGET_DEDICATED), (TARGET_LOW_PRIORITY, TARGET_LOW_PRIORITY),
-                     (DEALLOCATION, DEALLOCATION)]
+            fixed = [
+                (TARGET_DEDICATED, TARGET_DEDICATED),
+                (TARGET_LOW_PRIORITY, TARGET_LOW_PRIORITY),
+                (DEALLOCATION, DEALLOCATION),
+            ]
         for shown, key in fixed:
             value = self.env[key]
             out.append((shown, type_name(value), format_value(value)))

@@ -147,9 +147,7 @@ def _val(args: list[Value], ctx: FunctionContext, pos: Pos) -> Value:
     items = _vector_arg("val", args[0], pos)
     i = _double_arg("val", args[1], pos)
     if not (math.isfinite(i) and i == int(i) and 0 <= i < len(items)):
-        raise EvaluationError(
-            f"val: index {format_double(i)} is not a whole number from 0 to {len(items) - 1}.", pos
-        )
+        raise EvaluationError(f"val: index {format_double(i)} is not a whole number from 0 to {len(items) - 1}.", pos)
     return items[int(i)]
 
 
@@ -197,7 +195,7 @@ def parse_datetime(text: str) -> datetime | None:
             if "." in iso:  # Python takes at most 6 fractional digits
                 head, _, rest = iso.partition(".")
                 digits = "".join(itertools.takewhile(str.isdigit, rest))
-                iso = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits):]}"
+                iso = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits) :]}"
             dt = datetime.fromisoformat(iso)
             if len(text) > 10 and dt.tzinfo is None:
                 return None  # W3C-DTF: a time needs a time zone designator

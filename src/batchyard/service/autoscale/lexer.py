@@ -9,8 +9,29 @@ from batchyard.service.autoscale.errors import FormulaSyntaxError
 MAX_CHARACTERS = 8192  # "The formula string cannot exceed 8 KB"
 
 # Longest first, so `<=` is not read as `<` `=`.
-_OPERATORS = ("&&", "||", "==", "!=", "<=", ">=", "<", ">", "=", "!", "+", "-", "*", "/", "?", ":", "(", ")", ",",
-              ";", ".")
+_OPERATORS = (
+    "&&",
+    "||",
+    "==",
+    "!=",
+    "<=",
+    ">=",
+    "<",
+    ">",
+    "=",
+    "!",
+    "+",
+    "-",
+    "*",
+    "/",
+    "?",
+    ":",
+    "(",
+    ")",
+    ",",
+    ";",
+    ".",
+)
 
 
 @dataclass(frozen=True)
@@ -101,7 +122,7 @@ def _number(source: str, i: int, line: int, col: int, tokens: list[Token]) -> in
                 i += 1
     text = source[start:i]
     if i < n and (source[i].isalpha() or source[i] == "_"):
-        raise FormulaSyntaxError(f"Malformed number {source[start:i + 1]!r}.", line, col)
+        raise FormulaSyntaxError(f"Malformed number {source[start : i + 1]!r}.", line, col)
     tokens.append(Token("num", text, line, col, float(text)))
     return i
 

@@ -1,19 +1,19 @@
 """The seed's operations table, exactly: each (left type, operator, right type) it lists and no other.
 
-    double        + - * /   double        -> double
-    double        *         timeinterval  -> timeinterval
-    doubleVec     + - * /   double        -> doubleVec
-    doubleVec     + - * /   doubleVec     -> doubleVec   (same length)
-    timeinterval  * /       double        -> timeinterval
-    timeinterval  + -       timeinterval  -> timeinterval
-    timeinterval  +         timestamp     -> timestamp
-    timestamp     +         timeinterval  -> timestamp
-    timestamp     -         timeinterval  -- not in the table: an error
-    timestamp     -         timestamp     -> timeinterval
-                  - !       double        -> double
-                  -         timeinterval  -> timeinterval
-    double, string, timestamp, timeinterval  < <= == >= > !=  (same type) -> double (1 or 0)
-    double        && ||     double        -> double
+double        + - * /   double        -> double
+double        *         timeinterval  -> timeinterval
+doubleVec     + - * /   double        -> doubleVec
+doubleVec     + - * /   doubleVec     -> doubleVec   (same length)
+timeinterval  * /       double        -> timeinterval
+timeinterval  + -       timeinterval  -> timeinterval
+timeinterval  +         timestamp     -> timestamp
+timestamp     +         timeinterval  -> timestamp
+timestamp     -         timeinterval  -- not in the table: an error
+timestamp     -         timestamp     -> timeinterval
+              - !       double        -> double
+              -         timeinterval  -> timeinterval
+double, string, timestamp, timeinterval  < <= == >= > !=  (same type) -> double (1 or 0)
+double        && ||     double        -> double
 """
 
 from __future__ import annotations
@@ -68,9 +68,7 @@ def as_operand(value: Value, pos: Pos) -> Value:
     if isinstance(value, Metric):
         if value.current is not None and value.name in HAS_CURRENT_VALUE:
             return value.current
-        raise EvaluationError(
-            f"{value.name} is a metric: read its samples with {value.name}.GetSample(...).", pos
-        )
+        raise EvaluationError(f"{value.name} is a metric: read its samples with {value.name}.GetSample(...).", pos)
     return value
 
 
@@ -80,8 +78,9 @@ def binary(op: str, left: Value, right: Value, pos: Pos) -> Value:
         return _compare(op, left, right, pos)
     if op in ("&&", "||"):
         if isinstance(left, float) and isinstance(right, float):
-            return 1.0 if (op == "&&" and left != 0 and right != 0) or (op == "||" and (left != 0 or right != 0)) \
-                else 0.0
+            return (
+                1.0 if (op == "&&" and left != 0 and right != 0) or (op == "||" and (left != 0 or right != 0)) else 0.0
+            )
         raise _not_defined(op, left, right, pos)
     result = _arithmetic(op, left, right, pos)
     if result is None:
@@ -162,6 +161,4 @@ def truth(value: Value, pos: Pos) -> bool:
 
 
 def _not_defined(op: str, left: Value, right: Value, pos: Pos) -> EvaluationError:
-    return EvaluationError(
-        f"The operator '{op}' is not defined for {type_name(left)} {op} {type_name(right)}.", pos
-    )
+    return EvaluationError(f"The operator '{op}' is not defined for {type_name(left)} {op} {type_name(right)}.", pos)

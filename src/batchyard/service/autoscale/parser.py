@@ -89,7 +89,7 @@ class _Parser:
             if self.tok.kind != "end" and not self.at(";"):
                 raise self.error(f"Expected ';' between statements but found {_describe(self.tok)}.")
             end = self.offset(self.tok) if self.tok.kind != "end" else len(self.source)
-            text = " ".join(self.source[self.offset(start):end].split())
+            text = " ".join(self.source[self.offset(start) : end].split())
             statements.append(n.Statement(statement.index, statement.pos, statement.target, statement.expr, text))
         return n.Program(tuple(statements), self.source)
 
@@ -159,9 +159,7 @@ class _Parser:
             self.next()
             if self.at("("):
                 if name.text not in METHODS:
-                    raise self.error(
-                        f"Unknown method {name.text!r}; the methods are {', '.join(METHODS)}.", name
-                    )
+                    raise self.error(f"Unknown method {name.text!r}; the methods are {', '.join(METHODS)}.", name)
                 node = n.MethodCall(name.pos, node, name.text, self.arguments())
             else:
                 if name.text not in TIMESTAMP_MEMBERS:

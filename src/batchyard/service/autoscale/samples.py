@@ -81,9 +81,9 @@ def _get_sample(metric: Metric, args: list[Value], clock: SampleClock, pos: tupl
             raise EvaluationError(f"GetSample(count) needs a count of 0 or more, not {format_double(count)}.", pos)
         readable = list(metric.history.readable(clock.now, clock.delay))
         wanted = int(count)
-        return Vec(tuple(value for _, value in readable[len(readable) - wanted:])) if wanted else Vec(())
+        return Vec(tuple(value for _, value in readable[len(readable) - wanted :])) if wanted else Vec(())
     bounds = args[:2] if len(args) >= 2 and not isinstance(args[1], float) else args[:1]
-    rest = args[len(bounds):]
+    rest = args[len(bounds) :]
     if len(rest) > 1:
         raise EvaluationError("GetSample takes a start, an optional end and an optional sample percent.", pos)
     low, high = _window("GetSample", bounds, clock, pos)

@@ -12,9 +12,16 @@ from typing import Any
 # failureInfo codes of a run that never started its command: resource files, packages, paths.
 PRE_PROCESSING_CODES = frozenset(
     {
-        "BlobAccessDenied", "BlobDownloadMiscError", "BlobDownloadTimedOut", "BlobNotFound", "DiskFull",
-        "ResourceDirectoryCreateFailed", "ResourceFileCreateFailed", "ResourceFileWriteFailed",
-        "ApplicationPackageError", "ResourceFileSourceUnsupported",
+        "BlobAccessDenied",
+        "BlobDownloadMiscError",
+        "BlobDownloadTimedOut",
+        "BlobNotFound",
+        "DiskFull",
+        "ResourceDirectoryCreateFailed",
+        "ResourceFileCreateFailed",
+        "ResourceFileWriteFailed",
+        "ApplicationPackageError",
+        "ResourceFileSourceUnsupported",
     }
 )
 FILE_UPLOAD_CODES = frozenset({"FileUploadFailed", "FileUploadMiscError"})

@@ -293,6 +293,16 @@ class JobOps(PreparationOps):
 
 # BatchJobManagerTask properties that make up the task it becomes.
 _TASK_FIELDS = (
-    "id", "displayName", "commandLine", "containerSettings", "resourceFiles", "outputFiles", "environmentSettings",
-    "constraints", "requiredSlots", "userIdentity", "applicationPackageReferences", "authenticationTokenSettings",
+    "id",
+    "displayName",
+    "commandLine",
+    "containerSettings",
+    "resourceFiles",
+    "outputFiles",
+    "environmentSettings",
+    "constraints",
+    "requiredSlots",
+    "userIdentity",
+    "applicationPackageReferences",
+    "authenticationTokenSettings",
 )

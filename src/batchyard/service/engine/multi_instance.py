@@ -192,8 +192,16 @@ class MultiInstanceOps(PreparationOps):
         )
         app_run.update(mi=True, session="end")  # what the application leaves running ends with it
         directory = task_dir(job.doc["id"], doc["id"])
-        gang = Gang(job.key, doc["id"].lower(), app_run["aid"], node_ids, app_run, directory,
-                    pending=set(range(len(nodes))), limit=app_run.pop("wall"))
+        gang = Gang(
+            job.key,
+            doc["id"].lower(),
+            app_run["aid"],
+            node_ids,
+            app_run,
+            directory,
+            pending=set(range(len(nodes))),
+            limit=app_run.pop("wall"),
+        )
         self.gangs[gang.aid] = gang
         self.gang_by_task[(job.key, gang.task_key)] = gang.aid
         self.store.delete_subtasks(job.key, gang.task_key)  # a retry starts afresh
@@ -244,8 +252,11 @@ class MultiInstanceOps(PreparationOps):
                 "taskId": doc["id"],
                 "subtaskId": index,
                 "taskState": "running",
-                "executionInfo": {"startTime": iso(now), "retryCount": doc["executionInfo"]["retryCount"],
-                                  "requeueCount": doc["executionInfo"]["requeueCount"]},
+                "executionInfo": {
+                    "startTime": iso(now),
+                    "retryCount": doc["executionInfo"]["retryCount"],
+                    "requeueCount": doc["executionInfo"]["requeueCount"],
+                },
             }
         )
 
@@ -346,9 +357,7 @@ class MultiInstanceOps(PreparationOps):
         self.finish_run(master, primary, result, now)
         self._release(gang, now)  # when finish_run did not (the task was gone)
 
-    def _record_subtask(
-        self, gang: Gang, index: int, result: dict[str, Any], failure: dict[str, Any] | None
-    ) -> None:
+    def _record_subtask(self, gang: Gang, index: int, result: dict[str, Any], failure: dict[str, Any] | None) -> None:
         if index == 0:
             return  # the primary is the task itself; subtasksinfo lists 1..N-1
         docs = {doc["id"]: doc for doc in self.store.list_subtasks(gang.job_key, gang.task_key)}
@@ -408,8 +417,11 @@ class MultiInstanceOps(PreparationOps):
                 doc.update(state="completed", stateTransitionTime=iso(now), endTime=iso(now))
                 doc.setdefault("result", "failure" if "failureInfo" in doc else "success")
                 if index in gang.pending and "failureInfo" not in doc:
-                    doc["failureInfo"] = {"category": "usererror", "code": "TaskEnded",
-                                          "message": "The multi-instance task ended before this subtask."}
+                    doc["failureInfo"] = {
+                        "category": "usererror",
+                        "code": "TaskEnded",
+                        "message": "The multi-instance task ended before this subtask.",
+                    }
                     doc["result"] = "failure"
                 self.store.put_subtask(gang.job_key, gang.task_key, index, doc)
                 self._update_subtask_recent(node, gang, index, doc)

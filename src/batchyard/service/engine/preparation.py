@@ -74,8 +74,12 @@ class PreparationOps(TaskOps):
     def _start_prep(self, job: JobRt, node: NodeRt, prep: dict[str, Any], retry: int, now: datetime) -> dict[str, Any]:
         aid = prep_aid(job.key)
         node.runs[aid] = RunningTask(job.key, "", 0, aid)
-        info = {"state": "running", "startTime": iso(now), "retryCount": retry,
-                "taskRootDirectory": f"workitems/{job.doc['id']}/job-1/{PREP_DIR}"}
+        info = {
+            "state": "running",
+            "startTime": iso(now),
+            "retryCount": retry,
+            "taskRootDirectory": f"workitems/{job.doc['id']}/job-1/{PREP_DIR}",
+        }
         if retry:
             info["lastRetryTime"] = iso(now)
         status = job.prep.setdefault(node.id, self._new_status(node))
@@ -186,7 +190,8 @@ class PreparationOps(TaskOps):
             aid = release_aid(job.key)
             node.runs[aid] = RunningTask(job.key, "", 0, aid)
             status["jobReleaseTaskExecutionInfo"] = {
-                "state": "running", "startTime": iso(now),
+                "state": "running",
+                "startTime": iso(now),
                 "taskRootDirectory": f"workitems/{job.doc['id']}/job-1/{RELEASE_DIR}",
             }
             self.store.put_prep_status(job.key, node_id, status)

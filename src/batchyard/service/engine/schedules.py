@@ -245,8 +245,11 @@ class ScheduleOps(JobOps):
     def _require_open(self, schedule: ScheduleRt) -> None:
         state = schedule.doc["state"]
         if state in ("completed", "terminating", "deleting"):
-            code = {"completed": "JobScheduleCompleted", "terminating": "JobScheduleBeingTerminated",
-                    "deleting": "JobScheduleBeingDeleted"}[state]
+            code = {
+                "completed": "JobScheduleCompleted",
+                "terminating": "JobScheduleBeingTerminated",
+                "deleting": "JobScheduleBeingDeleted",
+            }[state]
             raise errors.conflict(code, f"The specified job schedule is {state}.")
 
     def _move_schedule(self, schedule: ScheduleRt, state: str) -> None:

@@ -473,7 +473,6 @@ class TaskOps(PoolOps):
         self.stamp(doc, now)
         self.save_task(job.key, doc)
 
-
     def housekeeping(self) -> None:
         super().housekeeping()
         for node_id, path in self.store.take_expired(self.now().timestamp()):

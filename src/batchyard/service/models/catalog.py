@@ -244,7 +244,5 @@ def is_supported_agent_sku(sku: str) -> bool:
         return False
     name = " ".join(sku.strip().lower().split())
     return (
-        name.startswith("batch.node.")
-        and len(name) > len("batch.node.")
-        and not name.startswith("batch.node.windows")
+        name.startswith("batch.node.") and len(name) > len("batch.node.") and not name.startswith("batch.node.windows")
     )

@@ -12,9 +12,7 @@ from .durations import UNLIMITED
 RETENTION_TIME: Final = "P7D"  # BatchTaskConstraints.retentionTime: "The default is 7 days"
 RESIZE_TIMEOUT: Final = "PT15M"  # resizeTimeout: "The default value is 15 minutes"
 AUTOSCALE_INTERVAL: Final = "PT15M"  # autoScaleEvaluationInterval: "The default value is 15 minutes"
-RELEASE_MAX_WALL_CLOCK: Final = (
-    "PT15M"  # BatchJobReleaseTask.maxWallClockTime: "The default value is 15 minutes"
-)
+RELEASE_MAX_WALL_CLOCK: Final = "PT15M"  # BatchJobReleaseTask.maxWallClockTime: "The default value is 15 minutes"
 JOB_PREPARATION_ID: Final = "jobpreparation"
 JOB_RELEASE_ID: Final = "jobrelease"
 TERMINATE_REASON: Final = "UserTerminate"
@@ -29,9 +27,7 @@ def user_identity(task: dict[str, Any]) -> None:
         auto.setdefault("elevationLevel", "nonadmin")
 
 
-def task_constraints(
-    constraints: dict[str, Any] | None, *, max_task_retry_count: int | None
-) -> dict[str, Any]:
+def task_constraints(constraints: dict[str, Any] | None, *, max_task_retry_count: int | None) -> dict[str, Any]:
     """BatchTaskConstraints: no wall-clock limit, 7-day retention; maxTaskRetryCount only if given a default.
 
     A task's retry count defaults to its job's (BatchTaskCreateOptions.constraints), which the caller

@@ -39,9 +39,7 @@ STRING_LIMITS: dict[str, int] = {"displayName": 1024}
 NOT_REQUIRED: dict[str, frozenset[str]] = {"BatchPoolReplaceOptions": frozenset({"certificateReferences"})}
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
-ID_REASON = (
-    "The ID must be 1 to 64 characters long and contain only letters, digits, hyphens and underscores."
-)
+ID_REASON = "The ID must be 1 to 64 characters long and contain only letters, digits, hyphens and underscores."
 
 MINUTE = durations.TICKS_PER_MINUTE
 HOUR = durations.TICKS_PER_HOUR
@@ -145,9 +143,7 @@ def _run_elevated(body: dict[str, Any], path: str) -> dict[str, Any]:
     if value is None:
         return body
     if type(value) is not bool:
-        raise invalid_property(
-            _join(path, "runElevated"), _show(value), "The value must be a boolean (true or false)."
-        )
+        raise invalid_property(_join(path, "runElevated"), _show(value), "The value must be a boolean (true or false).")
     if value and not _has(body, "userIdentity"):
         body["userIdentity"] = {"autoUser": {"scope": "pool", "elevationLevel": "admin"}}
     return body
@@ -339,9 +335,7 @@ def _job_common(job: dict[str, Any], path: str) -> None:
     _in_range(job, path, "priority", -1000, 1000)
     value = job.get("maxParallelTasks")
     if value is not None and value != -1 and value < 1:
-        raise invalid_property(
-            _join(path, "maxParallelTasks"), str(value), "The value must be -1 or greater than 0."
-        )
+        raise invalid_property(_join(path, "maxParallelTasks"), str(value), "The value must be -1 or greater than 0.")
     if "jobReleaseTask" in job and "jobPreparationTask" not in job:
         raise invalid_property(
             _join(path, "jobReleaseTask"),
@@ -524,9 +518,7 @@ def _autoscale_interval_reason() -> str:
 def _task_group(group: dict[str, Any], path: str) -> None:
     count = len(group["value"])
     if not 1 <= count <= 100:
-        raise invalid_property(
-            _join(path, "value"), str(count), "A collection must contain between 1 and 100 Tasks."
-        )
+        raise invalid_property(_join(path, "value"), str(count), "A collection must contain between 1 and 100 Tasks.")
 
 
 def _user_account(account: dict[str, Any], path: str) -> None:

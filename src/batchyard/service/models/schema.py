@@ -229,9 +229,7 @@ def _string(fmt: str | None, max_length: int | None) -> Validator:
         if type(value) is not str:
             raise _type_error(path, value, "a string")
         if max_length is not None and len(value) > max_length:
-            raise invalid_property(
-                path, show(value), f"The value must be at most {max_length} characters long."
-            )
+            raise invalid_property(path, show(value), f"The value must be at most {max_length} characters long.")
         if convert is not None:
             return convert(value, path)
         return value
