@@ -23,6 +23,7 @@ fi
 
 status=0
 .venv/bin/ruff check src tests examples benchmarks || status=1
+.venv/bin/ruff format --check src tests examples benchmarks || status=1
 .venv/bin/python -m pytest tests --ignore=tests/legacy -q "$@" || status=1
 .venv-legacy/bin/python -m pytest tests/legacy -q "$@" || status=1
 exit $status
