@@ -1,4 +1,6 @@
-"""The local provider: each compute node is an agent process on this host with its own root directory.
+"""The local provider (`local`, the default): each compute node is an agent process on this host with its
+own root directory, and a loopback address of its own in 127.1.0.0/16 (127.0.0.1 is the host's), so MPI
+and other node-to-node traffic of multi-instance tasks can tell the nodes apart.
 
 Agents run in their own session so that a killed service (kill -9) does not take running tasks
 with it: on restart the agents reconnect and report. A clean service stop ends them. An agent that
@@ -8,34 +10,57 @@ cannot reach the service for `orphan_timeout` seconds ends itself and its tasks.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import zlib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 from batchyard.agent import proctree
+from batchyard.providers.base import NodeEvents, NodeLaunch
 
 log = logging.getLogger("batchyard.local")
 
 FENCE_WAIT = 10.0  # seconds to wait for a lost node's processes to die before its runs are requeued
+_LOOPBACK_BASE = int(ipaddress.IPv4Address("127.1.0.1"))
+_LOOPBACK_COUNT = 65534
 
 
 class LocalProvider:
+    name = "local"
+    starts_agents = True
+
     def __init__(self, nodes_dir: Path, service_url: str, orphan_timeout: float = 600.0) -> None:
         self.nodes_dir = nodes_dir
         self.service_url = service_url
         self.orphan_timeout = orphan_timeout
         self._agents: dict[str, _AgentProcess] = {}
+        self._events: NodeEvents | None = None
+
+    def bind(self, events: NodeEvents) -> None:
+        self._events = events
 
     def node_root(self, node_id: str) -> Path:
         return self.nodes_dir / node_id
 
-    async def start_node(self, node_id: str, pool_id: str, token: str) -> None:
+    def node_address(self, node_id: str, taken: set[str]) -> str:
+        start = zlib.crc32(node_id.encode())
+        for offset in range(_LOOPBACK_COUNT):
+            address = str(ipaddress.IPv4Address(_LOOPBACK_BASE + (start + offset) % _LOOPBACK_COUNT))
+            if address not in taken:
+                return address
+        return "127.0.0.1"
+
+    async def start_node(self, launch: NodeLaunch) -> None:
+        node_id, token = launch.node_id, launch.token
         old = self._agents.pop(node_id, None)
         if old is not None and old.alive():
             _kill_group(old.pid, signal.SIGKILL)
@@ -77,10 +102,13 @@ class LocalProvider:
         proc.stdin.write(token.encode() + b"\n")
         proc.stdin.close()
         self._agents[node_id] = _AgentProcess(proc.pid, proc)
+        if self._events is not None:
+            self._events.allocation_granted(node_id)  # nothing to wait for on this host
 
-    def adopt(self, node_id: str, pid: int) -> None:
+    def agent_connected(self, node_id: str, hello: Mapping[str, Any]) -> None:
         """Take charge of an agent that outlived a previous service process (it reconnected)."""
-        if node_id in self._agents and self._agents[node_id].alive():
+        pid = hello.get("pid")
+        if not isinstance(pid, int) or (node_id in self._agents and self._agents[node_id].alive()):
             return
         try:
             process = psutil.Process(pid)

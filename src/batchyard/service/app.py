@@ -13,7 +13,10 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from batchyard.protocol import messages
+from batchyard.providers.base import NodeProvider
+from batchyard.providers.external import ExternalProvider
 from batchyard.providers.local import LocalProvider
+from batchyard.providers.registry import ProviderRegistry
 from batchyard.service import errors
 from batchyard.service.api import (
     applications,
@@ -98,12 +101,16 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
     )
 
 
-def build_app(settings: Settings, provider: LocalProvider | None = None) -> Starlette:
+def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -> Starlette:
+    """The service; `providers` replace the built-in ones (local, external) of the same names."""
     data_dir = Path(settings.data_dir)
     store = Store(data_dir / "batchyard.db")
-    provider = provider or LocalProvider(data_dir / "nodes", settings.base_url)
+    builtin: list[NodeProvider] = [LocalProvider(data_dir / "nodes", settings.base_url), ExternalProvider()]
+    chosen = {provider.name: provider for provider in [*builtin, *(providers or [])]}
+    registry = ProviderRegistry(chosen.values(), default=LocalProvider.name)
     clock = AdjustableClock() if settings.adjustable_clock else Clock()
-    engine = Engine(settings, store, provider, clock)
+    engine = Engine(settings, store, registry, clock)
+    registry.bind(engine)
     app_registry = attach_storage(engine, settings, store)
 
     @contextlib.asynccontextmanager

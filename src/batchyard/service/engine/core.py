@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from batchyard.providers.base import NodeProvider
+from batchyard.providers.registry import ProviderRegistry
 from batchyard.service.clock import Clock, iso
 from batchyard.service.config import Settings
 from batchyard.service.engine.dependencies import parent_keys
@@ -35,10 +36,12 @@ _EPOCH_TICKS = 621355968000000000
 
 
 class EngineBase:
-    def __init__(self, settings: Settings, store: Store, provider: NodeProvider, clock: Clock | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, providers: ProviderRegistry, clock: Clock | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
-        self.provider = provider
+        self.providers = providers
         self.clock = clock or Clock()
         self.pools: dict[str, PoolRt] = {}
         self.nodes: dict[str, NodeRt] = {}
@@ -64,6 +67,8 @@ class EngineBase:
             self.pools[pool.key] = pool
         started = time.monotonic()
         for doc in self.store.load_all("nodes"):
+            if doc.pop("_external", None):  # the way nodes of agents on other hosts were marked before
+                doc["_provider"] = "external"
             node = NodeRt(doc["id"], doc["_pool"], doc["_seq"], doc, lost_at=started, leaving=doc.get("_leaving"))
             self.nodes[node.id] = node
             if node.pool_key in self.pools:
@@ -119,6 +124,9 @@ class EngineBase:
                 job.queue.append(QueuedTask(job.key, key, slots))
             elif status == "waiting":
                 job.dependent_slots[key] = slots
+
+    def provider_of(self, node: NodeRt) -> NodeProvider:
+        return self.providers.get(node.doc.get("_provider"))
 
     # --- time and stamps ------------------------------------------------------------------------
 
@@ -286,7 +294,7 @@ class EngineBase:
         for node in self.nodes.values():
             if node.session is not None:
                 node.session.send({"t": "shutdown"})
-        await self.provider.stop_all()
+        await self.providers.stop_all()
         for task in list(self._tasks):
             task.cancel()
 

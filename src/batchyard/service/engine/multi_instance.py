@@ -21,7 +21,6 @@ subtasks' holds are `mi:<primary aid>:<subtask id>`.
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from typing import Any
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
-from batchyard.service.engine.nodes import failure_of, is_external_pool
+from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.preparation import PreparationOps, _prep_state
 from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunningTask
 from batchyard.service.engine.tasks import TASK_ENDED, task_dir
@@ -40,9 +39,6 @@ from batchyard.service.storage.runs import resolve_files
 MI_PREFIX = "mi:"
 MASTER_PORT = 6000  # AZ_BATCH_MASTER_NODE is documented as IP:port
 NEVER = sys.maxsize  # instances of a gang no node set can hold: the scheduler always skips it
-# Local nodes get loopback addresses of their own in 127.1.0.0/16 for MPI traffic (127.0.0.1 is the host's).
-_LOOPBACK_BASE = int(ipaddress.IPv4Address("127.1.0.1"))
-_LOOPBACK_COUNT = 65534
 
 
 @dataclass(eq=False)
@@ -102,20 +98,6 @@ class MultiInstanceOps(PreparationOps):
             super()._on_hello(node, message)  # type: ignore[misc]
         finally:
             self._greeting = None
-
-    # --- nodes: an address of their own -----------------------------------------------------------
-
-    def allocate_node(self, pool: PoolRt, now: datetime) -> NodeRt:
-        node = super().allocate_node(pool, now)  # type: ignore[misc]
-        if not is_external_pool(pool.doc):
-            used = {n.doc.get("ipAddress") for n in self.nodes.values()}
-            for offset in range(_LOOPBACK_COUNT):
-                address = str(ipaddress.IPv4Address(_LOOPBACK_BASE + (node.seq + offset) % _LOOPBACK_COUNT))
-                if address not in used:
-                    node.doc["ipAddress"] = address
-                    self.save_node(node)
-                    break
-        return node
 
     # --- adding and loading -------------------------------------------------------------------------
 

@@ -19,7 +19,6 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from batchyard.protocol import messages
 from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine.certificates import CertificateOps
@@ -75,7 +74,7 @@ class NodeActionOps(CertificateOps):
 
     def restart_node(self, node: NodeRt, kind: str, option: str) -> None:
         """Reboot (kind "reboot") or reimage ("reimage") a node once its tasks allow (the option)."""
-        if node.doc.get("_external") and node.session is None:
+        if not self.provider_of(node).starts_agents and node.session is None:
             raise errors.conflict(
                 "OperationNotValidOnNode", "The node's agent runs on another host and is not connected now."
             )
@@ -104,17 +103,15 @@ class NodeActionOps(CertificateOps):
         if action["option"] == "retaineddata" and self.store.retained_until(node.id) > self.now().timestamp():
             return  # housekeeping looks again
         self._restarting[node.id] = time.monotonic() + RESTART_DEADLINE
-        pool = self.pools.get(node.pool_key)
-        pool_id = pool.doc["id"] if pool else node.pool_key
         if action["kind"] == "deallocate":
             self.spawn(self._deallocate(node))
         else:
-            self.spawn(self._restart_agent(node, pool_id, wipe=action["kind"] == "reimage"))
+            self.spawn(self._restart_agent(node, wipe=action["kind"] == "reimage"))
 
-    async def _restart_agent(self, node: NodeRt, pool_id: str, wipe: bool) -> None:
-        external = bool(node.doc.get("_external"))
-        if not external:
-            await self.provider.stop_node(node.id, wipe=wipe)
+    async def _restart_agent(self, node: NodeRt, wipe: bool) -> None:
+        provider = self.provider_of(node)
+        if provider.starts_agents:
+            await provider.stop_node(node.id, wipe=wipe)
         with self.store.transaction():
             node.doc.pop("_action", None)
             node.doc.pop("_certs", None)
@@ -122,17 +119,17 @@ class NodeActionOps(CertificateOps):
                 node.doc.pop("_users", None)  # a new OS disk has none of the old accounts
                 self.store.forget_retained(node.id)  # nor the old task directories
             self.save_node(node)
-        if external:  # its agent starts itself again (agent/main.py), wiping its root for a reimage
+        if not provider.starts_agents:  # its agent starts itself again (agent/main.py), wiping its root for a reimage
             if node.session is not None:
                 node.session.send({"t": "restart", "wipe": wipe})
             return
-        await self.provider.start_node(node.id, pool_id, messages.node_token(self.node_secret, node.id))
+        await provider.start_node(self.node_launch(node))
         # Until the new agent says hello (`_boot_node`), `_restarting` keeps the node from counting as lost.
 
     # --- deallocate, start ----------------------------------------------------------------------
 
     def deallocate_node(self, node: NodeRt, option: str) -> None:
-        if node.doc.get("_external"):
+        if not self.provider_of(node).starts_agents:
             # Nothing here could start its agent again.
             raise errors.conflict("OperationNotValidOnNode", "Nodes on other hosts cannot be deallocated.")
         if node.leaving is not None or node.doc["state"] not in _TASKS_RUN_STATES:
@@ -146,7 +143,7 @@ class NodeActionOps(CertificateOps):
         self._maybe_restart(node)
 
     async def _deallocate(self, node: NodeRt) -> None:
-        await self.provider.stop_node(node.id, wipe=False)
+        await self.provider_of(node).stop_node(node.id, wipe=False)
         with self.store.transaction():
             self._restarting.pop(node.id, None)
             node.doc.pop("_action", None)
@@ -162,8 +159,7 @@ class NodeActionOps(CertificateOps):
         now = self.now()
         self.set_node_state(node, "starting", now)
         self._restarting[node.id] = time.monotonic() + RESTART_DEADLINE
-        pool = self.pools.get(node.pool_key)
-        self.spawn(self._launch_agent(node.id, pool.doc["id"] if pool else node.pool_key))
+        self.spawn(self.launch_agent(node))
 
     # --- scheduling -----------------------------------------------------------------------------
 

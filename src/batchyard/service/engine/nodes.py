@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from batchyard.protocol import messages
+from batchyard.providers.base import NodeLaunch
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import EngineBase
@@ -19,7 +20,6 @@ from batchyard.service.storage.runs import resolve_files
 
 AGENT_VERSION = "1.0.0-batchyard"
 START_TASK_AID = "start"
-EXTERNAL_PROVIDER_KEY = "batchyard-provider"
 
 
 def new_node_id() -> str:
@@ -37,7 +37,6 @@ class NodeOps(EngineBase):
             "schedulingState": "enabled",
             "stateTransitionTime": iso(now),
             "allocationTime": iso(now),
-            "ipAddress": "127.0.0.1",
             "affinityId": f"TVM:{node_id}",
             "vmSize": pool.doc["vmSize"],
             "totalTasksRun": 0,
@@ -50,18 +49,55 @@ class NodeOps(EngineBase):
             "_pool": pool.key,
             "_seq": self.store.next_seq(),
         }
-        if is_external_pool(pool.doc):
-            doc["_external"] = True  # an agent on another host claims it with the pool's join token
+        provider = self.providers.get(self.providers.name_for_pool(pool.doc))
+        doc["_provider"] = provider.name
+        doc["ipAddress"] = provider.node_address(node_id, {str(n.doc.get("ipAddress")) for n in self.nodes.values()})
         node = NodeRt(node_id, pool.key, doc["_seq"], doc)
         self.nodes[node_id] = node
         pool.node_ids.append(node_id)
         self.save_node(node)
-        if not doc.get("_external"):
-            self.spawn(self._launch_agent(node_id, pool.doc["id"]))
+        if provider.starts_agents:
+            self.spawn(self.launch_agent(node))
         return node
 
-    async def _launch_agent(self, node_id: str, pool_id: str) -> None:
-        await self.provider.start_node(node_id, pool_id, messages.node_token(self.node_secret, node_id))
+    def node_launch(self, node: NodeRt) -> NodeLaunch:
+        pool = self.pools.get(node.pool_key)
+        pool_doc = pool.doc if pool else {}
+        settings = {
+            str(item.get("name")): str(item.get("value", ""))
+            for item in pool_doc.get("metadata") or []
+            if str(item.get("name", "")).startswith("batchyard-")
+        }
+        return NodeLaunch(
+            node_id=node.id,
+            pool_id=pool_doc.get("id", node.pool_key),
+            token=messages.node_token(self.node_secret, node.id),
+            vm_size=str(node.doc.get("vmSize", "")),
+            settings=settings,
+        )
+
+    async def launch_agent(self, node: NodeRt) -> None:
+        await self.provider_of(node).start_node(self.node_launch(node))
+
+    # --- what providers report (providers.base.NodeEvents) ----------------------------------------
+
+    def allocation_granted(self, node_id: str) -> None:
+        node = self.nodes.get(node_id)
+        if node is not None and node.doc["state"] == "creating":
+            with self.store.transaction():
+                self.set_node_state(node, "starting", self.now())
+
+    def allocation_lost(self, node_id: str, preempted: bool) -> None:
+        node = self.nodes.get(node_id)
+        if node is None or node.leaving is not None or node.removing:
+            return
+        if node.session is not None:
+            node.session.close()
+        with self.store.transaction():
+            if preempted:
+                self._leave_with_runs_requeued(node, "preempted", None, self.now())
+            else:
+                self._make_unusable(node, self.now(), "NodeAllocationLost", "The node's allocation ended.")
 
     def node_token_ok(self, node_id: str, token: str) -> bool:
         return node_id in self.nodes and hmac.compare_digest(messages.node_token(self.node_secret, node_id), token)
@@ -76,7 +112,7 @@ class NodeOps(EngineBase):
             return None
         for node_id in pool.node_ids:
             node = self.nodes[node_id]
-            if node.doc.get("_external") and not node.doc.get("_claimed") and node.leaving is None:
+            if not self.provider_of(node).starts_agents and not node.doc.get("_claimed") and node.leaving is None:
                 node.doc["_claimed"] = True
                 with self.store.transaction():
                     self.save_node(node)
@@ -156,8 +192,7 @@ class NodeOps(EngineBase):
                 "taskDirs": self.multi_instance_dirs(node),  # the agent ends what other ones left behind
             }
         )
-        if not node.doc.get("_external") and isinstance(message.get("pid"), int):
-            self.provider.adopt(node.id, message["pid"])
+        self.provider_of(node).agent_connected(node.id, message)
         self._on_results(node, message.get("done", []))
         agent_running = set(message.get("running", []))
         # Runs the agent no longer has (it restarted) go back to the queue; runs we do not know end.
@@ -328,58 +363,52 @@ class NodeOps(EngineBase):
         grace = self.settings.timing.node_lost_grace
         adopt = self.settings.timing.adopt_grace
         mono = time.monotonic()
-        now = self.now()
         for node in list(self.nodes.values()):
             if node.session is not None or node.lost_at is None:
                 continue
             if node.doc["state"] == "creating":
                 continue
             lost_for = mono - node.lost_at
-            if node.doc["state"] != "unusable" and lost_for >= grace:
-                if node.doc.get("_external"):
-                    self._make_unusable(node, now)
-                elif not node.fencing:
-                    node.fencing = True
-                    self.spawn(self._fence_and_make_unusable(node))
-            if node.doc.get("_external"):
+            provider = self.provider_of(node)
+            if node.doc["state"] not in ("unusable", "preempted") and lost_for >= grace and not node.fencing:
+                node.fencing = True
+                self.spawn(self._fence_and_make_unusable(node))
+            if not provider.starts_agents:
                 continue  # nothing to restart here: its agent runs elsewhere and reconnects by itself
-            if lost_for >= adopt and not self.provider.is_alive(node.id) and node.doc["state"] != "leavingpool":
+            if lost_for >= adopt and provider.is_alive(node.id) is False and node.doc["state"] != "leavingpool":
                 # A node whose agent is gone for good gets a fresh agent (it boots again).
                 node.lost_at = mono + 3600.0
-                pool = self.pools.get(node.pool_key)
-                self.spawn(self._launch_agent(node.id, pool.doc["id"] if pool else node.pool_key))
+                self.spawn(self.launch_agent(node))
 
     async def _fence_and_make_unusable(self, node: NodeRt) -> None:
         """End what the lost node still runs, then requeue its runs: never two copies of a task at once."""
         try:
-            await self.provider.fence(node.id)
+            await self.provider_of(node).fence(node.id)
         finally:
             node.fencing = False
-        if self.nodes.get(node.id) is node and node.session is None and node.doc["state"] != "unusable":
+        lost = node.doc["state"] in ("unusable", "preempted")
+        if self.nodes.get(node.id) is node and node.session is None and not lost:
             with self.store.transaction():
-                self._make_unusable(node, self.now())
+                self._make_unusable(
+                    node, self.now(), "NodeAgentUnreachable", "The node agent stopped answering the Batch service."
+                )
 
-    def _make_unusable(self, node: NodeRt, now: datetime) -> None:
+    def _make_unusable(self, node: NodeRt, now: datetime, code: str, message: str) -> None:
+        self._leave_with_runs_requeued(node, "unusable", {"code": code, "message": message}, now)
+
+    def _leave_with_runs_requeued(self, node: NodeRt, state: str, error: dict[str, str] | None, now: datetime) -> None:
+        """The node can run nothing now (`unusable` or `preempted`): its runs go back to their queues."""
         for aid, run in list(node.runs.items()):
             node.runs.pop(aid)
             node.slots_used -= run.slots
             if aid != START_TASK_AID:
                 self.requeue_run(node, run, now)  # type: ignore[attr-defined]
-        node.doc["errors"] = [
-            {"code": "NodeAgentUnreachable", "message": "The node agent stopped answering the Batch service."}
-        ]
-        self.set_node_state(node, "unusable", now)
+        if error is not None:
+            node.doc["errors"] = [error]
+        self.set_node_state(node, state, now)
         self.save_node(node)
         self.after_node_freed(node)  # type: ignore[attr-defined]
         self.kick()
-
-
-def is_external_pool(pool_doc: dict[str, Any]) -> bool:
-    """Pools whose metadata says `batchyard-provider: external` get their nodes from joining agents."""
-    return any(
-        item.get("name") == EXTERNAL_PROVIDER_KEY and str(item.get("value", "")).lower() == "external"
-        for item in pool_doc.get("metadata") or []
-    )
 
 
 def failure_of(result: dict[str, Any]) -> dict[str, Any] | None:

@@ -231,8 +231,7 @@ class PoolOps(NodeOps):
         self.spawn(self._stop_and_forget(node))
 
     async def _stop_and_forget(self, node: NodeRt) -> None:
-        if not node.doc.get("_external"):
-            await self.provider.stop_node(node.id, wipe=True)
+        await self.provider_of(node).stop_node(node.id, wipe=True)
         with self.store.transaction():
             self._forget_node(node)
 

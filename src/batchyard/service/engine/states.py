@@ -71,7 +71,13 @@ NODE = {
     "reimaging": {"starting", "unusable", "leavingpool", "unknown"},
     "deallocating": {"deallocated", "unusable", "leavingpool", "unknown"},
     "deallocated": {"starting", "leavingpool"},
+    # A low-priority node whose allocation was taken back (providers.base.NodeEvents.allocation_lost).
+    "preempted": {"starting", "leavingpool", "unusable"},
 }
+for _state in ("creating", "starting", "waitingforstarttask", "idle", "running", "offline", "starttaskfailed"):
+    NODE[_state].add("preempted")
+for _state in ("unusable", "unknown"):
+    NODE[_state].add("preempted")
 
 
 class IllegalTransition(Exception):
