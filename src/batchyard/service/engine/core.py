@@ -22,7 +22,7 @@ from batchyard.providers.registry import ProviderRegistry
 from batchyard.service.clock import Clock, iso
 from batchyard.service.config import Settings
 from batchyard.service.engine.dependencies import parent_keys
-from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunningTask
+from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunKind, RunningTask
 from batchyard.service.engine.scheduler import JobQueueView, NodeSlots, QueuedTask, schedule
 from batchyard.service.models.durations import duration_seconds
 from batchyard.service.store import Store
@@ -91,7 +91,8 @@ class EngineBase:
             job.prep[node_id] = status
             for part, kind in (("jobPreparationTaskExecutionInfo", "prep"), ("jobReleaseTaskExecutionInfo", "release")):
                 if (status.get(part) or {}).get("state") == "running":
-                    node.runs[f"{kind}:{job_key}"] = RunningTask(job_key, "", 0, f"{kind}:{job_key}")
+                    run_kind = RunKind.PREPARATION if kind == "prep" else RunKind.RELEASE
+                    node.runs[f"{kind}:{job_key}"] = RunningTask(job_key, "", 0, f"{kind}:{job_key}", run_kind)
 
     def _load_job_tasks(self, job: JobRt) -> None:
         dependents: list[tuple[str, int, dict[str, Any]]] = []
@@ -116,7 +117,8 @@ class EngineBase:
             else:
                 node = self.nodes.get((doc.get("nodeInfo") or {}).get("nodeId", ""))
                 if node is not None and doc.get("_aid"):
-                    node.runs[doc["_aid"]] = RunningTask(job.key, key, slots, doc["_aid"])
+                    kind = RunKind.HELD if state == "preparing" else RunKind.TASK
+                    node.runs[doc["_aid"]] = RunningTask(job.key, key, slots, doc["_aid"], kind)
                     node.slots_used += slots
         for key, slots, depends_on in dependents:
             status = job.graph.add(key, parent_keys(depends_on))

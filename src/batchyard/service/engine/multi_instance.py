@@ -32,7 +32,7 @@ from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
 from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.preparation import PreparationOps, _prep_state
-from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunningTask
+from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunKind, RunningTask
 from batchyard.service.engine.tasks import TASK_ENDED, task_dir
 from batchyard.service.storage.runs import resolve_files
 
@@ -192,7 +192,7 @@ class MultiInstanceOps(PreparationOps):
         runs: dict[str, list[Any]] = {}
         for index, node in enumerate(nodes):
             aid = gang.sub_aid(index)
-            node.runs[aid] = RunningTask(job.key, gang.task_key, 0 if index == 0 else 1, aid)
+            node.runs[aid] = RunningTask(job.key, gang.task_key, 0 if index == 0 else 1, aid, RunKind.INSTANCE)
             coordination = _coordination_run(gang, index, settings, shared)
             prep_runs, wait = self.prepare_node(job, node, now)
             if wait:
@@ -275,7 +275,7 @@ class MultiInstanceOps(PreparationOps):
     # --- results ---------------------------------------------------------------------------------
 
     def finish_special_run(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> bool:
-        if not run.aid.startswith(MI_PREFIX):
+        if run.kind is not RunKind.INSTANCE:
             return super().finish_special_run(node, run, result, now)
         primary, _, index_text = run.aid[len(MI_PREFIX) :].rpartition(":")
         gang = self.gangs.get(primary)
@@ -290,7 +290,7 @@ class MultiInstanceOps(PreparationOps):
             self._abort(gang, {**result, "failure": {**failure, "details": details}}, now)
             return True
         if index:  # the subtask keeps its slot until the primary ends
-            node.runs[run.aid] = RunningTask(run.job_key, run.task_key, 1, run.aid)
+            node.runs[run.aid] = RunningTask(run.job_key, run.task_key, 1, run.aid, RunKind.INSTANCE)
             node.slots_used += 1
         if not gang.pending and not gang.started:
             gang.started = True
@@ -306,7 +306,7 @@ class MultiInstanceOps(PreparationOps):
             node.runs[run.aid] = run  # the primary waits for coordination: no process to have lost yet
             node.slots_used += run.slots
             return True
-        if not run.aid.startswith(MI_PREFIX):
+        if run.kind is not RunKind.INSTANCE:
             return super().lose_special_run(node, run, now)
         gang = self.gangs.get(run.aid[len(MI_PREFIX) :].rpartition(":")[0])
         if gang is None:

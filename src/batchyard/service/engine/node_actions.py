@@ -22,7 +22,6 @@ from typing import Any
 from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine.certificates import CertificateOps
-from batchyard.service.engine.nodes import START_TASK_AID
 from batchyard.service.engine.runtime import NodeRt, PoolRt
 from batchyard.service.gateway import AgentGone, AgentSession
 
@@ -98,7 +97,7 @@ class NodeActionOps(CertificateOps):
         action = node.doc.get("_action") or {}
         if action.get("kind") not in ("reboot", "reimage", "deallocate") or node.id in self._restarting:
             return
-        if any(aid != START_TASK_AID for aid in node.runs):
+        if any(run.occupies_node for run in node.runs.values()):
             return  # taskcompletion/retaineddata: after the last task
         if action["option"] == "retaineddata" and self.store.retained_until(node.id) > self.now().timestamp():
             return  # housekeeping looks again
@@ -193,7 +192,7 @@ class NodeActionOps(CertificateOps):
         if (
             node.doc.get("schedulingState") == "disabled"
             and node.doc["state"] in ("idle", "running")
-            and not any(aid != START_TASK_AID for aid in node.runs)
+            and not any(run.occupies_node for run in node.runs.values())
         ):
             self.set_node_state(node, "offline", now)
 

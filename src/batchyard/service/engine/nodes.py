@@ -13,9 +13,9 @@ from batchyard.providers.base import NodeLaunch
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import EngineBase
-from batchyard.service.engine.runtime import NodeRt, PoolRt, RunningTask
+from batchyard.service.engine.runtime import NodeRt, PoolRt, RunKind, RunningTask
 from batchyard.service.gateway import AgentSession
-from batchyard.service.storage.deploy import PACKAGES_AID, packages_failed, send_pool_packages
+from batchyard.service.storage.deploy import packages_failed, send_pool_packages
 from batchyard.service.storage.runs import resolve_files
 
 AGENT_VERSION = "1.0.0-batchyard"
@@ -134,7 +134,7 @@ class NodeOps(EngineBase):
             self.set_node_state(node, "running", now)
 
     def mark_node_free(self, node: NodeRt, now: datetime) -> None:
-        if node.doc["state"] == "running" and not any(run.aid != START_TASK_AID for run in node.runs.values()):
+        if node.doc["state"] == "running" and not any(run.occupies_node for run in node.runs.values()):
             self.set_node_state(node, "idle", now)
 
     # --- agent sessions -------------------------------------------------------------------------
@@ -200,7 +200,7 @@ class NodeOps(EngineBase):
             if aid not in agent_running:
                 node.runs.pop(aid)
                 node.slots_used -= run.slots
-                if aid != START_TASK_AID:
+                if run.occupies_node:
                     self.requeue_run(node, run, now)  # type: ignore[attr-defined]
         unknown = [aid for aid in agent_running if aid not in node.runs]
         if unknown:
@@ -259,7 +259,7 @@ class NodeOps(EngineBase):
             elif node.doc.get("schedulingState") == "disabled":
                 target = "offline"
             else:
-                target = "running" if any(a != START_TASK_AID for a in node.runs) else "idle"
+                target = "running" if any(run.occupies_node for run in node.runs.values()) else "idle"
             self.set_node_state(node, target, now)
 
     # --- start task -----------------------------------------------------------------------------
@@ -272,7 +272,7 @@ class NodeOps(EngineBase):
         if retry:
             info["lastRetryTime"] = iso(now)
         node.doc["startTaskInfo"] = info
-        node.runs[START_TASK_AID] = RunningTask("", "", 0, START_TASK_AID)
+        node.runs[START_TASK_AID] = RunningTask("", "", 0, START_TASK_AID, RunKind.START)
         assert node.session is not None
         node.session.send(
             {
@@ -340,9 +340,9 @@ class NodeOps(EngineBase):
             if run is None:
                 continue
             node.slots_used -= run.slots
-            if aid == START_TASK_AID:
+            if run.kind is RunKind.START:
                 self._on_start_task_done(node, result)
-            elif aid == PACKAGES_AID:
+            elif run.kind is RunKind.PACKAGES:
                 self._on_packages_done(node, result)
             elif not self.finish_special_run(node, run, result, now):
                 self.finish_run(node, run, result, now)  # type: ignore[attr-defined]
@@ -401,7 +401,7 @@ class NodeOps(EngineBase):
         for aid, run in list(node.runs.items()):
             node.runs.pop(aid)
             node.slots_used -= run.slots
-            if aid != START_TASK_AID:
+            if run.occupies_node:
                 self.requeue_run(node, run, now)  # type: ignore[attr-defined]
         if error is not None:
             node.doc["errors"] = [error]

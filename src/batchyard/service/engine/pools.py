@@ -9,7 +9,7 @@ from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
-from batchyard.service.engine.nodes import START_TASK_AID, NodeOps
+from batchyard.service.engine.nodes import NodeOps
 from batchyard.service.engine.runtime import NodeRt, PoolRt
 from batchyard.service.models import catalog
 
@@ -215,7 +215,7 @@ class PoolOps(NodeOps):
     def _maybe_finish_leaving(self, node: NodeRt) -> None:
         if node.leaving is None:
             return
-        if any(aid != START_TASK_AID for aid in node.runs):
+        if any(run.occupies_node for run in node.runs.values()):
             return
         if node.leaving == "retaineddata" and self.store.retained_until(node.id) > self.now().timestamp():
             return  # housekeeping looks again once the task data may go

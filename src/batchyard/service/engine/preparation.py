@@ -17,7 +17,7 @@ from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
 from batchyard.service.engine.nodes import failure_of
-from batchyard.service.engine.runtime import JobRt, NodeRt, RunningTask
+from batchyard.service.engine.runtime import JobRt, NodeRt, RunKind, RunningTask
 from batchyard.service.engine.scheduler import QueuedTask
 from batchyard.service.engine.tasks import TaskOps
 from batchyard.service.storage.runs import resolve_files
@@ -53,7 +53,7 @@ class PreparationOps(TaskOps):
         self.stamp(doc, now)
         self.save_task(job.key, doc)
         self._count(job, "active", "preparing", slots)
-        node.runs[aid] = RunningTask(job.key, doc["id"].lower(), slots, aid)
+        node.runs[aid] = RunningTask(job.key, doc["id"].lower(), slots, aid, RunKind.HELD)
         node.slots_used += slots
         return runs
 
@@ -73,7 +73,7 @@ class PreparationOps(TaskOps):
 
     def _start_prep(self, job: JobRt, node: NodeRt, prep: dict[str, Any], retry: int, now: datetime) -> dict[str, Any]:
         aid = prep_aid(job.key)
-        node.runs[aid] = RunningTask(job.key, "", 0, aid)
+        node.runs[aid] = RunningTask(job.key, "", 0, aid, RunKind.PREPARATION)
         info = {
             "state": "running",
             "startTime": iso(now),
@@ -117,10 +117,10 @@ class PreparationOps(TaskOps):
 
     def finish_special_run(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> bool:
         """Handle a preparation or release result; False when the run is an ordinary task."""
-        if run.aid.startswith("prep:"):
+        if run.kind is RunKind.PREPARATION:
             self._prep_done(node, run, result, now)
             return True
-        if run.aid.startswith("release:"):
+        if run.kind is RunKind.RELEASE:
             self._release_done(node, run, result, now)
             return True
         return False
@@ -141,7 +141,7 @@ class PreparationOps(TaskOps):
                 node.session.send({"t": "run", "runs": [self._start_prep(job, node, prep, retry + 1, now)]})
                 return
         self.store.put_prep_status(job.key, node.id, status)
-        held = [r for r in node.runs.values() if r.job_key == job.key and r.aid.startswith("held:")]
+        held = [r for r in node.runs.values() if r.job_key == job.key and r.kind is RunKind.HELD]
         runs: list[dict[str, Any]] = []
         for waiting in held:
             node.runs.pop(waiting.aid)
@@ -188,7 +188,7 @@ class PreparationOps(TaskOps):
             if node is None or node.session is None or "jobPreparationTaskExecutionInfo" not in status:
                 continue
             aid = release_aid(job.key)
-            node.runs[aid] = RunningTask(job.key, "", 0, aid)
+            node.runs[aid] = RunningTask(job.key, "", 0, aid, RunKind.RELEASE)
             status["jobReleaseTaskExecutionInfo"] = {
                 "state": "running",
                 "startTime": iso(now),
@@ -216,11 +216,11 @@ class PreparationOps(TaskOps):
 
     def lose_special_run(self, node: NodeRt, run: RunningTask, now: datetime) -> bool:
         job = self.jobs.get(run.job_key)
-        if run.aid.startswith("prep:"):
+        if run.kind is RunKind.PREPARATION:
             if job is not None and job.prep.pop(node.id, None) is not None:
                 self.store.delete_prep_status(job.key, node.id)  # it runs again with the next task there
             return True
-        if run.aid.startswith("release:"):
+        if run.kind is RunKind.RELEASE:
             if job is not None and node.id in job.prep:
                 info = job.prep[node.id].setdefault("jobReleaseTaskExecutionInfo", {"startTime": iso(now)})
                 lost = {"category": "servererror", "code": "NodeLost", "message": "The node was lost."}

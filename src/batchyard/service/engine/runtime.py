@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from batchyard.service.engine.dependencies import DependencyGraph
@@ -29,12 +30,30 @@ class PoolRt:
         return (self.doc.get("taskSchedulingPolicy") or {}).get("nodeFillType", "spread")
 
 
+class RunKind(StrEnum):
+    """What a run on a node is; results and losses are dispatched on it."""
+
+    TASK = "task"  # a task of a job (a multi-instance task's primary application command too)
+    START = "start"  # the pool's start task
+    PACKAGES = "packages"  # the pool's application packages, installed before the start task
+    PREPARATION = "prep"  # a job preparation task
+    RELEASE = "release"  # a job release task
+    HELD = "held"  # a task placed on the node, waiting for the node's job preparation to succeed
+    INSTANCE = "instance"  # one instance of a multi-instance task (coordination command, or a held slot)
+
+
 @dataclass(eq=False)
 class RunningTask:
     job_key: str
     task_key: str
     slots: int
-    aid: str
+    aid: str  # the run's id on the node's agent
+    kind: RunKind = RunKind.TASK
+
+    @property
+    def occupies_node(self) -> bool:
+        """Whether the node counts as running tasks for it (everything but the start task)."""
+        return self.kind is not RunKind.START
 
 
 @dataclass(eq=False)

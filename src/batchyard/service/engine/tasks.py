@@ -12,9 +12,9 @@ from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
 from batchyard.service.engine.dependencies import parent_keys
 from batchyard.service.engine.exit_conditions import ExitOutcome, exit_outcome
-from batchyard.service.engine.nodes import START_TASK_AID, failure_of
+from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.pools import PoolOps
-from batchyard.service.engine.runtime import JobRt, NodeRt, RunningTask
+from batchyard.service.engine.runtime import JobRt, NodeRt, RunKind, RunningTask
 from batchyard.service.engine.scheduler import QueuedTask
 from batchyard.service.storage.runs import storage_fields
 from batchyard.service.tokens import issue_job_token
@@ -325,7 +325,7 @@ class TaskOps(PoolOps):
 
     def end_node_runs(self, node: NodeRt, requeue: bool, now: datetime) -> None:
         """Stop every task on a node now: requeue them, or complete them as ended."""
-        aids = [aid for aid in node.runs if aid != START_TASK_AID]
+        aids = [aid for aid, run in node.runs.items() if run.occupies_node]
         if node.session is not None and aids:
             node.session.send({"t": "kill", "aids": aids})
         for aid in aids:
@@ -346,7 +346,7 @@ class TaskOps(PoolOps):
         """Ask the node to end a running task; its result completes (or requeues) it."""
         node = self._node_of(doc)
         aid = doc.get("_aid", "")
-        if aid.startswith("held:") and node is not None and aid in node.runs:
+        if node is not None and aid in node.runs and node.runs[aid].kind is RunKind.HELD:
             # Waiting for its node's preparation task: no process to end, so it ends here.
             run = node.runs.pop(aid)
             node.slots_used -= run.slots

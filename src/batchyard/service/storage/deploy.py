@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from batchyard.service.engine.runtime import NodeRt, PoolRt, RunningTask
+from batchyard.service.engine.runtime import NodeRt, PoolRt, RunKind, RunningTask
 from batchyard.service.storage.runs import resolve_packages
 
 PACKAGES_AID = "packages"
@@ -25,7 +25,7 @@ def send_pool_packages(engine: Any, node: NodeRt, pool: PoolRt | None) -> bool:
         run["prefail"] = resolved  # the agent reports it back: one path for every failure
     else:
         run["packages"] = resolved
-    node.runs[PACKAGES_AID] = RunningTask("", "", 0, PACKAGES_AID)
+    node.runs[PACKAGES_AID] = RunningTask("", "", 0, PACKAGES_AID, RunKind.PACKAGES)
     node.session.send({"t": "run", "runs": [run]})
     return True
 
