@@ -21,7 +21,9 @@ agent -> service
   reply     {rid, ok, ...}                                        answer to an rpc
   metrics   {cpu, mem, disk, rb, wb, rops, wops, nin, nout}       resource use (agent/metrics.py), for autoscale
 
-Run:  {aid, kind: "task"|"start", job, task, dir, cmd, env, files, wall, retry}
+Run:  {aid, kind: "task"|"start"|"prep"|"release"|"packages", job, task, dir, cmd, env, files, wall, retry}
+      built by service/engine/run_builder.py; tasks add outputs, packages or prefail; packages runs add
+      packages or prefail; runs of a job with a preparation task add prepDir
       multi-instance runs add: mi, sharedFiles, session ("linger": coordination, "end": application),
       stdout/stderr (file names in the task directory when not stdout.txt/stderr.txt)
 Done: {aid, exit, start, end, failure|null, stats}

@@ -13,6 +13,7 @@ from batchyard.providers.base import NodeLaunch
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import EngineBase
+from batchyard.service.engine.run_builder import build_run, merge_environment
 from batchyard.service.engine.runtime import NodeRt, PoolRt, RunKind, RunningTask
 from batchyard.service.gateway import AgentSession
 from batchyard.service.storage.deploy import packages_failed, send_pool_packages
@@ -274,23 +275,16 @@ class NodeOps(EngineBase):
         node.doc["startTaskInfo"] = info
         node.runs[START_TASK_AID] = RunningTask("", "", 0, START_TASK_AID, RunKind.START)
         assert node.session is not None
-        node.session.send(
-            {
-                "t": "run",
-                "runs": [
-                    {
-                        "aid": START_TASK_AID,
-                        "kind": "start",
-                        "dir": "startup",
-                        "cmd": start_task["commandLine"],
-                        "env": _env_dict(start_task.get("environmentSettings")),
-                        "files": resolve_files(self, start_task.get("resourceFiles")),
-                        "wall": None,
-                        "retry": retry,
-                    }
-                ],
-            }
+        run = build_run(
+            RunKind.START,
+            START_TASK_AID,
+            "startup",
+            start_task["commandLine"],
+            merge_environment(start_task.get("environmentSettings")),
+            files=resolve_files(self, start_task.get("resourceFiles")),
+            retry=retry,
         )
+        node.session.send({"t": "run", "runs": [run]})
 
     def _on_start_task_done(self, node: NodeRt, result: dict[str, Any]) -> None:
         now = self.now()
@@ -423,7 +417,3 @@ def failure_of(result: dict[str, Any]) -> dict[str, Any] | None:
             "details": [{"name": "Message", "value": f"The task exited with exit code {result['exit']}"}],
         }
     return None
-
-
-def _env_dict(settings: list[dict[str, Any]] | None) -> dict[str, str]:
-    return {item["name"]: item.get("value") or "" for item in settings or []}

@@ -17,6 +17,7 @@ from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
 from batchyard.service.engine.nodes import failure_of
+from batchyard.service.engine.run_builder import build_run, merge_environment
 from batchyard.service.engine.runtime import JobRt, NodeRt, RunKind, RunningTask
 from batchyard.service.engine.scheduler import QueuedTask
 from batchyard.service.engine.tasks import TaskOps
@@ -88,22 +89,18 @@ class PreparationOps(TaskOps):
         return self._special_run(job, prep, aid, PREP_DIR, retry)
 
     def _special_run(self, job: JobRt, spec: dict[str, Any], aid: str, directory: str, retry: int) -> dict[str, Any]:
-        env = {item["name"]: item.get("value") or "" for item in job.doc.get("commonEnvironmentSettings") or []}
-        env.update({item["name"]: item.get("value") or "" for item in spec.get("environmentSettings") or []})
-        return {
-            "aid": aid,
-            "kind": "prep" if directory == PREP_DIR else "release",
-            "job": job.doc["id"],
-            "task": spec.get("id") or directory,
-            "dir": f"workitems/{job.doc['id']}/job-1/{directory}",
-            "cmd": spec["commandLine"],
-            "env": env,
-            "files": resolve_files(self, spec.get("resourceFiles")),
-            "wall": limit_seconds(
-                (spec.get("constraints") or {}).get("maxWallClockTime") or spec.get("maxWallClockTime")
-            ),
-            "retry": retry,
-        }
+        return build_run(
+            RunKind.PREPARATION if directory == PREP_DIR else RunKind.RELEASE,
+            aid,
+            f"workitems/{job.doc['id']}/job-1/{directory}",
+            spec["commandLine"],
+            merge_environment(job.doc.get("commonEnvironmentSettings"), spec.get("environmentSettings")),
+            job_id=job.doc["id"],
+            task_id=spec.get("id") or directory,
+            files=resolve_files(self, spec.get("resourceFiles")),
+            wall=limit_seconds((spec.get("constraints") or {}).get("maxWallClockTime") or spec.get("maxWallClockTime")),
+            retry=retry,
+        )
 
     def _new_status(self, node: NodeRt) -> dict[str, Any]:
         pool_id = self.pools[node.pool_key].doc["id"] if node.pool_key in self.pools else node.pool_key

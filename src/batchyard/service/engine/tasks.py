@@ -14,6 +14,7 @@ from batchyard.service.engine.dependencies import parent_keys
 from batchyard.service.engine.exit_conditions import ExitOutcome, exit_outcome
 from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.pools import PoolOps
+from batchyard.service.engine.run_builder import build_run, merge_environment
 from batchyard.service.engine.runtime import JobRt, NodeRt, RunKind, RunningTask
 from batchyard.service.engine.scheduler import QueuedTask
 from batchyard.service.storage.runs import storage_fields
@@ -165,22 +166,21 @@ class TaskOps(PoolOps):
                 },
             }
         )
-        env = {item["name"]: item.get("value") or "" for item in job.doc.get("commonEnvironmentSettings") or []}
-        env.update({item["name"]: item.get("value") or "" for item in doc.get("environmentSettings") or []})
+        env = merge_environment(job.doc.get("commonEnvironmentSettings"), doc.get("environmentSettings"))
         if "job" in ((doc.get("authenticationTokenSettings") or {}).get("access") or []):
             env["AZ_BATCH_AUTHENTICATION_TOKEN"] = issue_job_token(self.node_secret, job.doc["id"])
-        return {
-            "aid": aid,
-            "kind": "task",
-            "job": job.doc["id"],
-            "task": doc["id"],
-            "dir": directory,
-            "cmd": doc["commandLine"],
-            "env": env,
+        return build_run(
+            RunKind.TASK,
+            aid,
+            directory,
+            doc["commandLine"],
+            env,
+            job_id=job.doc["id"],
+            task_id=doc["id"],
+            wall=limit_seconds((doc.get("constraints") or {}).get("maxWallClockTime")),
+            retry=info["retryCount"],
             **storage_fields(self, doc),
-            "wall": limit_seconds((doc.get("constraints") or {}).get("maxWallClockTime")),
-            "retry": info["retryCount"],
-        }
+        )
 
     def finish_run(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> None:
         job = self.jobs.get(run.job_key)

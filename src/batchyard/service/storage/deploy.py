@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from batchyard.service.engine.run_builder import build_run
 from batchyard.service.engine.runtime import NodeRt, PoolRt, RunKind, RunningTask
 from batchyard.service.storage.runs import resolve_packages
 
@@ -20,7 +21,7 @@ def send_pool_packages(engine: Any, node: NodeRt, pool: PoolRt | None) -> bool:
     if not refs or node.session is None:
         return False
     resolved = resolve_packages(engine, refs)
-    run: dict[str, Any] = {"aid": PACKAGES_AID, "kind": "packages", "dir": "startup", "cmd": "", "env": {}}
+    run = build_run(RunKind.PACKAGES, PACKAGES_AID, "startup", "", {})
     if isinstance(resolved, dict):
         run["prefail"] = resolved  # the agent reports it back: one path for every failure
     else:
