@@ -102,7 +102,7 @@ def kill_agent_during_tasks(workdir: Path, mode: str) -> Outcome:
         results = {}
         for i in range(TASKS):
             info = client.get_task("j", f"t{i}").execution_info
-            results[f"t{i}"] = (str(info.result), int(info.requeue_count))
+            results[f"t{i}"] = (str(getattr(info.result, "value", info.result)), int(info.requeue_count))
         survivors = [p.pid for p in first_run if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         return Outcome(results, Counter(log.read_text().split()), survivors)
     finally:
