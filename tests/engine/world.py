@@ -25,7 +25,7 @@ from batchyard.service.gateway import AgentGone
 from batchyard.service.models import jobs as job_models
 from batchyard.service.models import pools as pool_models
 from batchyard.service.models import tasks as task_models
-from batchyard.service.storage.runs import attach_storage
+from batchyard.service.storage.runs import linked_resources
 from batchyard.service.store import Store
 
 T = TypeVar("T")
@@ -156,9 +156,10 @@ class World:
         self.store = Store(Path(":memory:"))
         self.registry = ProviderRegistry([self.provider, ExternalProvider()], default=self.provider.name)
         self.clock = AdjustableClock()
-        self.engine = Engine(self.settings, self.store, self.registry, self.clock)
+        self.engine = Engine(
+            self.settings, self.store, self.registry, self.clock, linked_resources(self.settings, self.store)
+        )
         self.registry.bind(self.engine)
-        attach_storage(self.engine, self.settings, self.store)
         self.agents: dict[str, FakeAgent] = {}
         self._sessions: list[asyncio.Task[None]] = []
 

@@ -38,7 +38,7 @@ from batchyard.service.engine.engine import Engine
 from batchyard.service.errors import BatchError
 from batchyard.service.gateway import AgentSession
 from batchyard.service.http import endpoint, error_response, read_json
-from batchyard.service.storage.runs import attach_storage
+from batchyard.service.storage.runs import linked_resources
 from batchyard.service.store import Store
 
 
@@ -109,9 +109,9 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
     chosen = {provider.name: provider for provider in [*builtin, *(providers or [])]}
     registry = ProviderRegistry(chosen.values(), default=LocalProvider.name)
     clock = AdjustableClock() if settings.adjustable_clock else Clock()
-    engine = Engine(settings, store, registry, clock)
+    resources = linked_resources(settings, store)
+    engine = Engine(settings, store, registry, clock, resources)
     registry.bind(engine)
-    app_registry = attach_storage(engine, settings, store)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -146,6 +146,6 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.applications = app_registry
+    app.state.applications = resources.applications
     app.state.account = SharedKeyAccount(settings.account_name, settings.account_keys)
     return app

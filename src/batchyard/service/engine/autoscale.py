@@ -223,7 +223,9 @@ class AutoscaleOps(PoolOps):
 
     def _interval(self, pool: PoolRt) -> timedelta:
         text = pool.doc.get("autoScaleEvaluationInterval") or defaults.AUTOSCALE_INTERVAL
-        return timedelta(seconds=durations.duration_seconds(text))
+        seconds = durations.duration_seconds(text)
+        assert seconds is not None, "the contract bounds the interval (5 minutes to 168 hours)"
+        return timedelta(seconds=seconds)
 
     def _not_deleting(self, pool: PoolRt) -> None:
         if pool.doc["state"] == "deleting":

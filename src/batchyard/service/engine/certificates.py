@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from batchyard.service import errors
 from batchyard.service.clock import iso
+from batchyard.service.engine import states
 from batchyard.service.engine.runtime import NodeRt, PoolRt
 from batchyard.service.engine.tasks import TaskOps
 
@@ -97,11 +98,7 @@ class CertificateOps(TaskOps):
         self._save_certificate(doc)
 
     def _move_certificate(self, doc: dict[str, Any], state: str) -> None:
-        now = iso(self.now())
-        doc["previousState"] = doc["state"]
-        doc["previousStateTransitionTime"] = doc["stateTransitionTime"]
-        doc["state"] = state
-        doc["stateTransitionTime"] = now
+        states.move(doc, states.CERTIFICATE, state, self.now(), previous=True)
 
     def _save_certificate(self, doc: dict[str, Any]) -> None:
         self.store.put_certificate(cert_key(doc["thumbprintAlgorithm"], doc["thumbprint"]), doc)

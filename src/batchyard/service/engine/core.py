@@ -25,6 +25,7 @@ from batchyard.service.engine.dependencies import parent_keys
 from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunKind, RunningTask
 from batchyard.service.engine.scheduler import JobQueueView, NodeSlots, QueuedTask, schedule
 from batchyard.service.models.durations import duration_seconds
+from batchyard.service.storage.runs import RunResources
 from batchyard.service.store import Store
 
 log = logging.getLogger("batchyard.engine")
@@ -37,11 +38,17 @@ _EPOCH_TICKS = 621355968000000000
 
 class EngineBase:
     def __init__(
-        self, settings: Settings, store: Store, providers: ProviderRegistry, clock: Clock | None = None
+        self,
+        settings: Settings,
+        store: Store,
+        providers: ProviderRegistry,
+        clock: Clock | None = None,
+        resources: RunResources | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.providers = providers
+        self.resources = resources or RunResources()  # the linked account and packages, for runs
         self.clock = clock or Clock()
         self.pools: dict[str, PoolRt] = {}
         self.nodes: dict[str, NodeRt] = {}
@@ -84,15 +91,15 @@ class EngineBase:
         for job in self.jobs.values():
             self._load_job_tasks(job)
         for job_key, node_id, status in self.store.load_prep_statuses():
-            job = self.jobs.get(job_key)
-            node = self.nodes.get(node_id)
-            if job is None or node is None:
+            status_job = self.jobs.get(job_key)
+            status_node = self.nodes.get(node_id)
+            if status_job is None or status_node is None:
                 continue
-            job.prep[node_id] = status
+            status_job.prep[node_id] = status
             for part, kind in (("jobPreparationTaskExecutionInfo", "prep"), ("jobReleaseTaskExecutionInfo", "release")):
                 if (status.get(part) or {}).get("state") == "running":
                     run_kind = RunKind.PREPARATION if kind == "prep" else RunKind.RELEASE
-                    node.runs[f"{kind}:{job_key}"] = RunningTask(job_key, "", 0, f"{kind}:{job_key}", run_kind)
+                    status_node.runs[f"{kind}:{job_key}"] = RunningTask(job_key, "", 0, f"{kind}:{job_key}", run_kind)
 
     def _load_job_tasks(self, job: JobRt) -> None:
         dependents: list[tuple[str, int, dict[str, Any]]] = []

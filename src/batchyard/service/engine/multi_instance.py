@@ -34,7 +34,6 @@ from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.preparation import PreparationOps, _prep_state
 from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunKind, RunningTask
 from batchyard.service.engine.tasks import TASK_ENDED, task_dir
-from batchyard.service.storage.runs import resolve_files
 
 MI_PREFIX = "mi:"
 MASTER_PORT = 6000  # AZ_BATCH_MASTER_NODE is documented as IP:port
@@ -188,7 +187,7 @@ class MultiInstanceOps(PreparationOps):
         self.gang_by_task[(job.key, gang.task_key)] = gang.aid
         self.store.delete_subtasks(job.key, gang.task_key)  # a retry starts afresh
         settings = doc["multiInstanceSettings"]
-        shared = resolve_files(self, settings.get("commonResourceFiles"))
+        shared = self.resources.resolve_files(settings.get("commonResourceFiles"))
         runs: dict[str, list[Any]] = {}
         for index, node in enumerate(nodes):
             aid = gang.sub_aid(index)

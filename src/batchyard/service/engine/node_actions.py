@@ -21,6 +21,7 @@ from typing import Any
 
 from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
+from batchyard.service.engine import states
 from batchyard.service.engine.certificates import CertificateOps
 from batchyard.service.engine.runtime import NodeRt, PoolRt
 from batchyard.service.gateway import AgentGone, AgentSession
@@ -86,8 +87,7 @@ class NodeActionOps(CertificateOps):
             raise _state_conflict(node)
         now = self.now()
         node.doc["_action"] = {"kind": kind, "option": option}
-        node.doc["state"] = "rebooting" if kind == "reboot" else "reimaging"  # from any of the states above
-        node.doc["stateTransitionTime"] = iso(now)
+        states.move(node.doc, states.NODE, "rebooting" if kind == "reboot" else "reimaging", now, previous=False)
         if option in ("requeue", "terminate"):
             self.end_node_runs(node, requeue=option == "requeue", now=now)
         self.save_node(node)

@@ -13,11 +13,10 @@ from batchyard.providers.base import NodeLaunch
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import EngineBase
+from batchyard.service.engine.packages import packages_failed, send_pool_packages
 from batchyard.service.engine.run_builder import build_run, merge_environment
 from batchyard.service.engine.runtime import NodeRt, PoolRt, RunKind, RunningTask
 from batchyard.service.gateway import AgentSession
-from batchyard.service.storage.deploy import packages_failed, send_pool_packages
-from batchyard.service.storage.runs import resolve_files
 
 AGENT_VERSION = "1.0.0-batchyard"
 START_TASK_AID = "start"
@@ -225,7 +224,7 @@ class NodeOps(EngineBase):
             return
         if node.doc["state"] != "starting":
             self.set_node_state(node, "starting", now)
-        if send_pool_packages(self, node, pool):
+        if send_pool_packages(self.resources, node, pool):
             return  # the start task follows in _on_packages_done
         self._start_node(node, pool, now)
 
@@ -281,7 +280,7 @@ class NodeOps(EngineBase):
             "startup",
             start_task["commandLine"],
             merge_environment(start_task.get("environmentSettings")),
-            files=resolve_files(self, start_task.get("resourceFiles")),
+            files=self.resources.resolve_files(start_task.get("resourceFiles")),
             retry=retry,
         )
         node.session.send({"t": "run", "runs": [run]})
@@ -329,7 +328,7 @@ class NodeOps(EngineBase):
             return
         now = self.now()
         for result in results:
-            aid = result.get("aid")
+            aid = str(result.get("aid"))
             run = node.runs.pop(aid, None)
             if run is None:
                 continue

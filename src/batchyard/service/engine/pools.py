@@ -195,9 +195,7 @@ class PoolOps(NodeOps):
             return
         node.leaving = option
         node.doc["_leaving"] = option
-        if node.doc["state"] not in ("leavingpool",):
-            node.doc["state"] = "leavingpool"
-            node.doc["stateTransitionTime"] = iso(now)
+        states.move(node.doc, states.NODE, "leavingpool", now, previous=False)
         if option in ("requeue", "terminate"):
             self.end_node_runs(node, requeue=option == "requeue", now=now)  # type: ignore[attr-defined]
         self.save_node(node)

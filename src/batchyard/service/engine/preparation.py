@@ -21,7 +21,6 @@ from batchyard.service.engine.run_builder import build_run, merge_environment
 from batchyard.service.engine.runtime import JobRt, NodeRt, RunKind, RunningTask
 from batchyard.service.engine.scheduler import QueuedTask
 from batchyard.service.engine.tasks import TaskOps
-from batchyard.service.storage.runs import resolve_files
 
 PREP_DIR = "jobpreparation"
 RELEASE_DIR = "jobrelease"
@@ -97,7 +96,7 @@ class PreparationOps(TaskOps):
             merge_environment(job.doc.get("commonEnvironmentSettings"), spec.get("environmentSettings")),
             job_id=job.doc["id"],
             task_id=spec.get("id") or directory,
-            files=resolve_files(self, spec.get("resourceFiles")),
+            files=self.resources.resolve_files(spec.get("resourceFiles")),
             wall=limit_seconds((spec.get("constraints") or {}).get("maxWallClockTime") or spec.get("maxWallClockTime")),
             retry=retry,
         )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
 from batchyard.service.clock import iso
+
+log = logging.getLogger("batchyard.state")
 
 TASK = {
     "active": {"preparing", "running", "completed"},
@@ -27,10 +30,11 @@ JOB = {
 POOL = {"active": {"deleting"}, "deleting": set()}
 
 NODE = {
-    "creating": {"starting", "unusable", "leavingpool", "unknown"},
-    "starting": {"waitingforstarttask", "idle", "unusable", "leavingpool", "unknown", "starting"},
-    "waitingforstarttask": {"idle", "starttaskfailed", "unusable", "leavingpool", "unknown", "starting"},
+    "creating": {"preempted", "starting", "unusable", "leavingpool", "unknown"},
+    "starting": {"preempted", "waitingforstarttask", "idle", "unusable", "leavingpool", "unknown", "starting"},
+    "waitingforstarttask": {"preempted", "idle", "starttaskfailed", "unusable", "leavingpool", "unknown", "starting"},
     "idle": {
+        "preempted",
         "running",
         "offline",
         "unusable",
@@ -42,6 +46,7 @@ NODE = {
         "deallocating",
     },
     "running": {
+        "preempted",
         "idle",
         "offline",
         "unusable",
@@ -53,6 +58,7 @@ NODE = {
         "deallocating",
     },
     "offline": {
+        "preempted",
         "idle",
         "running",
         "unusable",
@@ -63,9 +69,19 @@ NODE = {
         "reimaging",
         "deallocating",
     },
-    "starttaskfailed": {"starting", "unusable", "leavingpool", "unknown", "rebooting", "reimaging"},
-    "unusable": {"starting", "idle", "leavingpool", "unknown", "rebooting", "reimaging"},
-    "unknown": {"starting", "idle", "running", "unusable", "leavingpool", "waitingforstarttask"},
+    "starttaskfailed": {"preempted", "starting", "unusable", "leavingpool", "unknown", "rebooting", "reimaging"},
+    "unusable": {"preempted", "starting", "idle", "leavingpool", "unknown", "rebooting", "reimaging"},
+    "unknown": {
+        "starting",
+        "idle",
+        "running",
+        "unusable",
+        "leavingpool",
+        "waitingforstarttask",
+        "rebooting",
+        "reimaging",
+        "preempted",
+    },
     "leavingpool": {"unusable", "unknown"},
     "rebooting": {"starting", "unusable", "leavingpool", "unknown"},
     "reimaging": {"starting", "unusable", "leavingpool", "unknown"},
@@ -74,10 +90,14 @@ NODE = {
     # A low-priority node whose allocation was taken back (providers.base.NodeEvents.allocation_lost).
     "preempted": {"starting", "leavingpool", "unusable"},
 }
-for _state in ("creating", "starting", "waitingforstarttask", "idle", "running", "offline", "starttaskfailed"):
-    NODE[_state].add("preempted")
-for _state in ("unusable", "unknown"):
-    NODE[_state].add("preempted")
+
+CERTIFICATE = {
+    "active": {"deleting"},
+    "deleting": {"deletefailed"},  # or gone
+    "deletefailed": {"active", "deleting"},  # cancel deletion, or try again
+}
+
+_ENTITIES = {id(TASK): "task", id(JOB): "job", id(POOL): "pool", id(NODE): "node", id(CERTIFICATE): "certificate"}
 
 
 class IllegalTransition(Exception):
@@ -100,4 +120,10 @@ def move(doc: dict[str, Any], table: dict[str, set[str]], new_state: str, now: d
         doc["previousStateTransitionTime"] = doc.get("stateTransitionTime", stamp)
     doc["state"] = new_state
     doc["stateTransitionTime"] = stamp
+    entity = _ENTITIES.get(id(table), "entity")
+    # Nodes and pools change seldom and matter to operators; tasks and jobs are many.
+    level = logging.INFO if entity in ("node", "pool", "certificate") else logging.DEBUG
+    if log.isEnabledFor(level):
+        where = (doc.get("nodeInfo") or {}).get("nodeId")
+        log.log(level, "%s %s: %s -> %s%s", entity, doc.get("id"), old, new_state, f" on {where}" if where else "")
     return True

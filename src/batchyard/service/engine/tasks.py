@@ -17,7 +17,6 @@ from batchyard.service.engine.pools import PoolOps
 from batchyard.service.engine.run_builder import build_run, merge_environment
 from batchyard.service.engine.runtime import JobRt, NodeRt, RunKind, RunningTask
 from batchyard.service.engine.scheduler import QueuedTask
-from batchyard.service.storage.runs import storage_fields
 from batchyard.service.tokens import issue_job_token
 
 TASK_ENDED = {
@@ -179,7 +178,7 @@ class TaskOps(PoolOps):
             task_id=doc["id"],
             wall=limit_seconds((doc.get("constraints") or {}).get("maxWallClockTime")),
             retry=info["retryCount"],
-            **storage_fields(self, doc),
+            **self.resources.storage_fields(doc),
         )
 
     def finish_run(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> None:

@@ -1,4 +1,4 @@
-"""What the engine adds to run messages from the linked account: resolved SAS URLs and packages.
+"""What runs get from the linked storage account: resolved SAS URLs and application packages.
 
 Nodes get only SAS URLs (never the account key): `autoStorageContainerName` becomes a container SAS
 URL (read + list), and application package references become blob SAS URLs of their zips.
@@ -6,6 +6,7 @@ URL (read + list), and application package references become blob SAS URLs of th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from batchyard.service.config import Settings
@@ -15,46 +16,60 @@ from batchyard.service.storage.linked import LinkedStorage
 from batchyard.service.store import Store
 
 
-def attach_storage(engine: Any, settings: Settings, store: Store) -> ApplicationRegistry:
-    """Give the engine its linked account (or None) and the application registry."""
+@dataclass(frozen=True)
+class RunResources:
+    """The linked account (None: not configured) and the application registry (None: none at all)."""
+
+    storage: LinkedStorage | None = None
+    applications: ApplicationRegistry | None = None
+
+    def resolve_files(self, files: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+        """Resource files as a node downloads them: autoStorageContainerName -> storageContainerUrl with a SAS.
+
+        Without a linked account the name stays, and the agent fails the run with AutoStorageNotConfigured.
+        """
+        out = []
+        for item in files or []:
+            name = item.get("autoStorageContainerName")
+            if name and self.storage is not None:
+                item = {k: v for k, v in item.items() if k != "autoStorageContainerName"}
+                item["storageContainerUrl"] = self.storage.container_sas_url(name, "rl")
+            out.append(item)
+        return out
+
+    def resolve_packages(self, refs: list[dict[str, Any]] | None) -> list[dict[str, Any]] | dict[str, Any]:
+        """Package references -> install instructions, or the failureInfo when one cannot be deployed."""
+        if not refs:
+            return []
+        if self.applications is None:
+            return package_failure("The Batch service has no application registry.")
+        try:
+            return self.applications.resolve(refs)
+        except BatchError as error:
+            return package_failure(error.message)
+
+    def storage_fields(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """The run-message fields of a task: files, outputs, packages (or the deployment failure)."""
+        packages = self.resolve_packages(doc.get("applicationPackageReferences"))
+        fields: dict[str, Any] = {"files": self.resolve_files(doc.get("resourceFiles"))}
+        if doc.get("outputFiles"):
+            fields["outputs"] = doc["outputFiles"]
+        if isinstance(packages, dict):
+            fields["prefail"] = packages
+        elif packages:
+            fields["packages"] = packages
+        return fields
+
+
+def linked_resources(settings: Settings, store: Store) -> RunResources:
+    """The service's linked account (from its connection string) and application registry."""
     storage = (
         LinkedStorage.from_connection_string(settings.storage_connection_string)
         if settings.storage_connection_string
         else None
     )
     registry = ApplicationRegistry(store, storage, settings.application_quota, settings.package_quota)
-    engine.storage = storage
-    engine.applications = registry
-    return registry
-
-
-def resolve_files(engine: Any, files: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """Resource files as a node downloads them: autoStorageContainerName -> storageContainerUrl with a SAS.
-
-    Without a linked account the name stays, and the agent fails the run with AutoStorageNotConfigured.
-    """
-    storage: LinkedStorage | None = getattr(engine, "storage", None)
-    out = []
-    for item in files or []:
-        name = item.get("autoStorageContainerName")
-        if name and storage is not None:
-            item = {k: v for k, v in item.items() if k != "autoStorageContainerName"}
-            item["storageContainerUrl"] = storage.container_sas_url(name, "rl")
-        out.append(item)
-    return out
-
-
-def resolve_packages(engine: Any, refs: list[dict[str, Any]] | None) -> list[dict[str, Any]] | dict[str, Any]:
-    """Package references -> install instructions, or the failureInfo when one cannot be deployed."""
-    registry: ApplicationRegistry | None = getattr(engine, "applications", None)
-    if not refs:
-        return []
-    if registry is None:
-        return package_failure("The Batch service has no application registry.")
-    try:
-        return registry.resolve(refs)
-    except BatchError as error:
-        return package_failure(error.message)
+    return RunResources(storage, registry)
 
 
 def package_failure(message: str) -> dict[str, Any]:
@@ -63,16 +78,3 @@ def package_failure(message: str) -> dict[str, Any]:
         "code": "ApplicationPackageDeploymentFailed",
         "message": f"An application package could not be deployed: {message}",
     }
-
-
-def storage_fields(engine: Any, doc: dict[str, Any]) -> dict[str, Any]:
-    """The run-message fields of a task or start task: files, outputs, packages (or the deployment failure)."""
-    packages = resolve_packages(engine, doc.get("applicationPackageReferences"))
-    fields: dict[str, Any] = {"files": resolve_files(engine, doc.get("resourceFiles"))}
-    if doc.get("outputFiles"):
-        fields["outputs"] = doc["outputFiles"]
-    if isinstance(packages, dict):
-        fields["prefail"] = packages
-    elif packages:
-        fields["packages"] = packages
-    return fields

@@ -10,17 +10,17 @@ from typing import Any
 
 from batchyard.service.engine.run_builder import build_run
 from batchyard.service.engine.runtime import NodeRt, PoolRt, RunKind, RunningTask
-from batchyard.service.storage.runs import resolve_packages
+from batchyard.service.storage.runs import RunResources
 
 PACKAGES_AID = "packages"
 
 
-def send_pool_packages(engine: Any, node: NodeRt, pool: PoolRt | None) -> bool:
+def send_pool_packages(resources: RunResources, node: NodeRt, pool: PoolRt | None) -> bool:
     """Start deploying the pool's packages; False when it has none (boot goes on at once)."""
     refs = (pool.doc.get("applicationPackageReferences") if pool else None) or []
     if not refs or node.session is None:
         return False
-    resolved = resolve_packages(engine, refs)
+    resolved = resources.resolve_packages(refs)
     run = build_run(RunKind.PACKAGES, PACKAGES_AID, "startup", "", {})
     if isinstance(resolved, dict):
         run["prefail"] = resolved  # the agent reports it back: one path for every failure
