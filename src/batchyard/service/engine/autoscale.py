@@ -20,6 +20,7 @@ from typing import Any
 from batchyard.service import autoscale, errors
 from batchyard.service.autoscale.variables import RESOURCE_METRICS
 from batchyard.service.clock import iso, parse_iso
+from batchyard.service.engine.events import Tick, reacts_to
 from batchyard.service.engine.pools import PoolOps
 from batchyard.service.engine.runtime import PoolRt
 from batchyard.service.errors import BatchError
@@ -173,8 +174,8 @@ class AutoscaleOps(PoolOps):
 
     # --- periodic runs ----------------------------------------------------------------------------
 
-    def housekeeping(self) -> None:
-        super().housekeeping()
+    @reacts_to(Tick)
+    def _evaluate_autoscale_when_due(self, event: Tick) -> None:
         now = self.now()
         self._sample_if_due(now)
         for pool in list(self.pools.values()):

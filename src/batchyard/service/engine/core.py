@@ -22,6 +22,7 @@ from batchyard.providers.registry import ProviderRegistry
 from batchyard.service.clock import Clock, iso
 from batchyard.service.config import Settings
 from batchyard.service.engine.dependencies import parent_keys
+from batchyard.service.engine.events import EngineStarted, Reactions, Tick
 from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunKind, RunningTask
 from batchyard.service.engine.scheduler import JobQueueView, NodeSlots, QueuedTask, schedule
 from batchyard.service.models.durations import duration_seconds
@@ -45,6 +46,7 @@ class EngineBase:
         clock: Clock | None = None,
         resources: RunResources | None = None,
     ) -> None:
+        self.reactions = Reactions(self)
         self.settings = settings
         self.store = store
         self.providers = providers
@@ -294,6 +296,8 @@ class EngineBase:
     # --- housekeeping ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        with self.store.transaction():
+            self.emit(EngineStarted(self.now()))
         self._housekeeper = asyncio.get_running_loop().create_task(self._housekeeping_loop())
         self.kick()
 
@@ -318,7 +322,12 @@ class EngineBase:
                 log.exception("housekeeping failed")
 
     def housekeeping(self) -> None:
-        """Periodic checks; each mixin adds its own by overriding and calling super()."""
+        """Periodic checks: the reactions to `Tick` (see `Reactions.describe()`)."""
+        self.emit(Tick(self.now()))
+
+    def emit(self, event: object) -> None:
+        """Tell the concerns that react to this event (engine/events.py), in their order."""
+        self.reactions.emit(event)
 
 
 def limit_seconds(duration: str | None) -> float | None:

@@ -10,6 +10,7 @@ from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
+from batchyard.service.engine.events import EngineStarted, Tick, reacts_to
 from batchyard.service.engine.preparation import PreparationOps
 from batchyard.service.engine.runtime import JobRt
 from batchyard.service.engine.scheduler import QueuedTask
@@ -214,12 +215,11 @@ class JobOps(PreparationOps):
         elif job.doc["state"] == "deleting":
             self._finish_delete(job)
 
-    async def start(self) -> None:
-        await super().start()
-        with self.store.transaction():
-            for job in list(self.jobs.values()):
-                if job.doc["state"] == "deleting" and not self.releases_pending(job):
-                    self._finish_delete(job)  # a deletion the previous service process did not finish
+    @reacts_to(EngineStarted)
+    def _finish_deletions_of_the_previous_process(self, event: EngineStarted) -> None:
+        for job in list(self.jobs.values()):
+            if job.doc["state"] == "deleting" and not self.releases_pending(job):
+                self._finish_delete(job)
 
     def job_action(self, job: JobRt, action: str) -> None:
         """A task's exitOptions.jobAction, for jobs whose onTaskFailure is performexitoptionsjobaction."""
@@ -279,8 +279,8 @@ class JobOps(PreparationOps):
         states.move(job.doc, states.JOB, state, now, previous=True)
         self.stamp(job.doc, now)
 
-    def housekeeping(self) -> None:
-        super().housekeeping()
+    @reacts_to(Tick)
+    def _enforce_job_limits(self, event: Tick) -> None:
         now = self.now()
         for job in list(self.jobs.values()):
             if job.doc["state"] not in ("active", "disabled"):

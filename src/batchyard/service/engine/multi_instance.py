@@ -30,6 +30,7 @@ from typing import Any
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
+from batchyard.service.engine.events import EngineStarted, reacts_to
 from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.preparation import PreparationOps, _prep_state
 from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunKind, RunningTask
@@ -106,22 +107,21 @@ class MultiInstanceOps(PreparationOps):
         if sizes:
             self.mi_sizes[job.key] = sizes
 
-    async def start(self) -> None:
+    @reacts_to(EngineStarted, order=-1)  # before anything looks at the nodes' runs
+    def _requeue_gangs_of_the_previous_process(self, event: EngineStarted) -> None:
         """Multi-instance runs of a previous service process run again as a whole: their gangs were in memory."""
-        now = self.now()
-        with self.store.transaction():
-            for job_key, sizes in self.mi_sizes.items():
-                job = self.jobs.get(job_key)
-                docs = self.store.get_tasks(job_key, list(sizes)) if job is not None else {}
-                for doc in docs.values():
-                    if job is None or doc["state"] not in ("running", "preparing"):
-                        continue
-                    for node in self.nodes.values():
-                        run = node.runs.pop(doc.get("_aid", ""), None)
-                        if run is not None:
-                            node.slots_used -= run.slots
-                    self._requeue_doc(job, doc, 1, now)
-        await super().start()
+        now = event.now
+        for job_key, sizes in self.mi_sizes.items():
+            job = self.jobs.get(job_key)
+            docs = self.store.get_tasks(job_key, list(sizes)) if job is not None else {}
+            for doc in docs.values():
+                if job is None or doc["state"] not in ("running", "preparing"):
+                    continue
+                for node in self.nodes.values():
+                    run = node.runs.pop(doc.get("_aid", ""), None)
+                    if run is not None:
+                        node.slots_used -= run.slots
+                self._requeue_doc(job, doc, 1, now)
 
     def add_tasks(self, job: JobRt, specs: list[dict[str, Any]]) -> list[Any]:
         results = super().add_tasks(job, specs)

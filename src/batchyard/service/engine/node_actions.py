@@ -23,6 +23,7 @@ from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine import states
 from batchyard.service.engine.certificates import CertificateOps
+from batchyard.service.engine.events import Tick, reacts_to
 from batchyard.service.engine.runtime import NodeRt, PoolRt
 from batchyard.service.gateway import AgentGone, AgentSession
 
@@ -271,7 +272,8 @@ class NodeActionOps(CertificateOps):
         if node.session is not None:
             node.session.send({"t": "config", "minFreeDiskMb": min_free})
 
-    def housekeeping(self) -> None:
+    @reacts_to(Tick, order=-1)  # before the lost-node rules see these nodes
+    def _notice_silent_and_restarting_agents(self, event: Tick) -> None:
         mono = time.monotonic()
         timeout = self.settings.timing.heartbeat_timeout
         for node in list(self.nodes.values()):
@@ -287,8 +289,10 @@ class NodeActionOps(CertificateOps):
                 node.session = None
                 node.lost_at = mono
                 session.close()
-                self._node_lost(node)  # type: ignore[attr-defined]
-        super().housekeeping()  # type: ignore[misc]
+                self._node_lost(node)
+
+    @reacts_to(Tick)
+    def _restart_when_retained_data_may_go(self, event: Tick) -> None:
         for node in list(self.nodes.values()):
             action = node.doc.get("_action") or {}
             if action.get("option") == "retaineddata":

@@ -13,6 +13,7 @@ from batchyard.providers.base import NodeLaunch
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import EngineBase
+from batchyard.service.engine.events import Tick, reacts_to
 from batchyard.service.engine.packages import packages_failed, send_pool_packages
 from batchyard.service.engine.run_builder import build_run, merge_environment
 from batchyard.service.engine.runtime import NodeRt, PoolRt, RunKind, RunningTask
@@ -348,8 +349,8 @@ class NodeOps(EngineBase):
 
     # --- loss -----------------------------------------------------------------------------------
 
-    def housekeeping(self) -> None:
-        super().housekeeping()
+    @reacts_to(Tick)
+    def _check_lost_nodes(self, event: Tick) -> None:
         for node in self.nodes.values():
             if node.dirty:
                 self.save_node(node)

@@ -9,6 +9,7 @@ from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
+from batchyard.service.engine.events import EngineStarted, Tick, reacts_to
 from batchyard.service.engine.nodes import NodeOps
 from batchyard.service.engine.runtime import NodeRt, PoolRt
 from batchyard.service.models import catalog
@@ -201,11 +202,10 @@ class PoolOps(NodeOps):
         self.save_node(node)
         self._maybe_finish_leaving(node)
 
-    async def start(self) -> None:
-        await super().start()
-        with self.store.transaction():
-            for node in list(self.nodes.values()):
-                self._maybe_finish_leaving(node)  # removals a previous service process did not finish
+    @reacts_to(EngineStarted)
+    def _finish_removals_of_the_previous_process(self, event: EngineStarted) -> None:
+        for node in list(self.nodes.values()):
+            self._maybe_finish_leaving(node)
 
     def after_node_freed(self, node: NodeRt) -> None:
         self._maybe_finish_leaving(node)
@@ -287,8 +287,8 @@ class PoolOps(NodeOps):
         self.stamp(pool.doc, now)
         self.save_pool(pool)
 
-    def housekeeping(self) -> None:
-        super().housekeeping()
+    @reacts_to(Tick)
+    def _check_leaving_nodes_and_resize_timeouts(self, event: Tick) -> None:
         now = self.now()
         for node in list(self.nodes.values()):
             if node.leaving == "retaineddata":

@@ -11,6 +11,7 @@ from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
 from batchyard.service.engine.dependencies import parent_keys
+from batchyard.service.engine.events import Tick, reacts_to
 from batchyard.service.engine.exit_conditions import ExitOutcome, exit_outcome
 from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.pools import PoolOps
@@ -472,8 +473,8 @@ class TaskOps(PoolOps):
         self.stamp(doc, now)
         self.save_task(job.key, doc)
 
-    def housekeeping(self) -> None:
-        super().housekeeping()
+    @reacts_to(Tick)
+    def _enforce_task_limits_and_retention(self, event: Tick) -> None:
         for node_id, path in self.store.take_expired(self.now().timestamp()):
             node = self.nodes.get(node_id)
             if node is not None and node.session is not None:

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from batchyard.service.clock import parse_iso
+from batchyard.service.engine.events import Tick, reacts_to
 from batchyard.service.engine.pools import PoolOps
 from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunningTask
 from batchyard.service.models import catalog
@@ -80,8 +81,8 @@ class UsageOps(PoolOps):
 
     # --- pools ----------------------------------------------------------------------------------
 
-    def housekeeping(self) -> None:
-        super().housekeeping()
+    @reacts_to(Tick)
+    def _record_usage(self, event: Tick) -> None:
         now = self.now()
         t = now.timestamp()
         last, self._usage_at = self._usage_at, t
