@@ -10,7 +10,15 @@ from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
-from batchyard.service.engine.events import EngineStarted, Tick, reacts_to
+from batchyard.service.engine.events import (
+    EngineStarted,
+    JobActionRequested,
+    JobManagerCompleted,
+    ReleasesFinished,
+    TaskEnded,
+    Tick,
+    reacts_to,
+)
 from batchyard.service.engine.preparation import PreparationOps
 from batchyard.service.engine.runtime import JobRt
 from batchyard.service.engine.scheduler import QueuedTask
@@ -70,6 +78,10 @@ class JobOps(PreparationOps):
         if manager.get("runExclusive", True) and pool is not None and job.queue:
             queued = job.queue.popleft()
             job.queue.appendleft(QueuedTask(job.key, queued.task_key, max(queued.slots, pool.slots_per_node)))
+
+    @reacts_to(JobManagerCompleted)
+    def _on_job_manager_completed(self, event: JobManagerCompleted) -> None:
+        self.job_manager_done(event.job)
 
     def job_manager_done(self, job: JobRt) -> None:
         if (job.doc.get("jobManagerTask") or {}).get("killJobOnCompletion", True):
@@ -209,6 +221,10 @@ class JobOps(PreparationOps):
         self._release_auto_pool(job)
         self.kick()
 
+    @reacts_to(ReleasesFinished)
+    def _on_releases_finished(self, event: ReleasesFinished) -> None:
+        self.releases_finished(event.job)
+
     def releases_finished(self, job: JobRt) -> None:
         if job.doc["state"] == "terminating":
             self._maybe_complete_job(job)
@@ -221,6 +237,10 @@ class JobOps(PreparationOps):
             if job.doc["state"] == "deleting" and not self.releases_pending(job):
                 self._finish_delete(job)
 
+    @reacts_to(JobActionRequested)
+    def _on_job_action_requested(self, event: JobActionRequested) -> None:
+        self.job_action(event.job, event.action)
+
     def job_action(self, job: JobRt, action: str) -> None:
         """A task's exitOptions.jobAction, for jobs whose onTaskFailure is performexitoptionsjobaction."""
         if action == "terminate" and job.doc["state"] in ("active", "disabling", "disabled", "enabling"):
@@ -229,6 +249,10 @@ class JobOps(PreparationOps):
             self.disable_job(job, "requeue")  # the contract: the same as disable with requeue
 
     # --- completion -----------------------------------------------------------------------------
+
+    @reacts_to(TaskEnded)
+    def _on_task_ended(self, event: TaskEnded) -> None:
+        self.after_task_completed(event.job)
 
     def after_task_completed(self, job: JobRt) -> None:
         """onAllTasksComplete and the end of a terminating job."""

@@ -30,7 +30,7 @@ from typing import Any
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
-from batchyard.service.engine.events import EngineStarted, reacts_to
+from batchyard.service.engine.events import EngineStarted, NodeFreed, reacts_to
 from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.preparation import PreparationOps, _prep_state
 from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunKind, RunningTask
@@ -409,7 +409,7 @@ class MultiInstanceOps(PreparationOps):
                 if keep is not None:
                     self.store.retain(now.timestamp() + keep, node_id, doc["nodeInfo"]["taskRootDirectory"])
             self.mark_node_free(node, now)
-            self.after_node_freed(node)  # type: ignore[attr-defined]
+            self.emit(NodeFreed(node, now))
         self.kick()
 
     def _update_subtask_recent(self, node: NodeRt, gang: Gang, index: int, doc: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine import states
 from batchyard.service.engine.certificates import CertificateOps
-from batchyard.service.engine.events import Tick, reacts_to
+from batchyard.service.engine.events import NodeFreed, Tick, reacts_to
 from batchyard.service.engine.runtime import NodeRt, PoolRt
 from batchyard.service.gateway import AgentGone, AgentSession
 
@@ -203,9 +203,9 @@ class NodeActionOps(CertificateOps):
         super().mark_node_free(node, now)
         self._maybe_offline(node, now)
 
-    def after_node_freed(self, node: NodeRt) -> None:
-        super().after_node_freed(node)  # type: ignore[misc]
-        self._maybe_restart(node)
+    @reacts_to(NodeFreed)
+    def _restart_when_free(self, event: NodeFreed) -> None:
+        self._maybe_restart(event.node)
 
     def _boot_node(self, node: NodeRt, pool: PoolRt | None, now: datetime) -> None:
         """A fresh boot: certificates first (the agent handles messages in order), then the start task."""

@@ -13,7 +13,7 @@ from batchyard.providers.base import NodeLaunch
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import EngineBase
-from batchyard.service.engine.events import Tick, reacts_to
+from batchyard.service.engine.events import NodeBooting, NodeFreed, RunLost, Tick, reacts_to
 from batchyard.service.engine.packages import packages_failed, send_pool_packages
 from batchyard.service.engine.run_builder import build_run, merge_environment
 from batchyard.service.engine.runtime import NodeRt, PoolRt, RunKind, RunningTask
@@ -202,7 +202,7 @@ class NodeOps(EngineBase):
                 node.runs.pop(aid)
                 node.slots_used -= run.slots
                 if run.occupies_node:
-                    self.requeue_run(node, run, now)  # type: ignore[attr-defined]
+                    self.emit(RunLost(node, run, now))
         unknown = [aid for aid in agent_running if aid not in node.runs]
         if unknown:
             session.send({"t": "kill", "aids": unknown})
@@ -211,7 +211,7 @@ class NodeOps(EngineBase):
             node.doc["_boot"] = message.get("boot")
             node.doc["lastBootTime"] = iso(now)
             node.doc.pop("startTaskInfo", None)
-            self.forget_preparations(node)  # type: ignore[attr-defined]
+            self.emit(NodeBooting(node, pool, now))
             node.doc.pop("errors", None)
             self._boot_node(node, pool, now)
         else:
@@ -344,7 +344,7 @@ class NodeOps(EngineBase):
         node.dirty = True  # its counters changed; saved by housekeeping or the next state change
         if node.session is not None:
             node.session.send({"t": "ack", "aids": [result.get("aid") for result in results]})
-        self.after_node_freed(node)  # type: ignore[attr-defined]
+        self.emit(NodeFreed(node, now))
         self.kick()
 
     # --- loss -----------------------------------------------------------------------------------
@@ -396,12 +396,12 @@ class NodeOps(EngineBase):
             node.runs.pop(aid)
             node.slots_used -= run.slots
             if run.occupies_node:
-                self.requeue_run(node, run, now)  # type: ignore[attr-defined]
+                self.emit(RunLost(node, run, now))
         if error is not None:
             node.doc["errors"] = [error]
         self.set_node_state(node, state, now)
         self.save_node(node)
-        self.after_node_freed(node)  # type: ignore[attr-defined]
+        self.emit(NodeFreed(node, now))
         self.kick()
 
 

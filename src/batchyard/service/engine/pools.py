@@ -9,7 +9,7 @@ from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
-from batchyard.service.engine.events import EngineStarted, Tick, reacts_to
+from batchyard.service.engine.events import EngineStarted, NodeFreed, NodeLeaving, Tick, reacts_to
 from batchyard.service.engine.nodes import NodeOps
 from batchyard.service.engine.runtime import NodeRt, PoolRt
 from batchyard.service.models import catalog
@@ -197,8 +197,7 @@ class PoolOps(NodeOps):
         node.leaving = option
         node.doc["_leaving"] = option
         states.move(node.doc, states.NODE, "leavingpool", now, previous=False)
-        if option in ("requeue", "terminate"):
-            self.end_node_runs(node, requeue=option == "requeue", now=now)  # type: ignore[attr-defined]
+        self.emit(NodeLeaving(node, option, now))
         self.save_node(node)
         self._maybe_finish_leaving(node)
 
@@ -207,8 +206,9 @@ class PoolOps(NodeOps):
         for node in list(self.nodes.values()):
             self._maybe_finish_leaving(node)
 
-    def after_node_freed(self, node: NodeRt) -> None:
-        self._maybe_finish_leaving(node)
+    @reacts_to(NodeFreed)
+    def _leave_when_free(self, event: NodeFreed) -> None:
+        self._maybe_finish_leaving(event.node)
 
     def _maybe_finish_leaving(self, node: NodeRt) -> None:
         if node.leaving is None:
