@@ -159,17 +159,34 @@ def reacts_to(*events: type, order: int = 0) -> Callable[[F], F]:
     return mark
 
 
+def handles_message(kind: str) -> Callable[[F], F]:
+    """Mark a concern's method as the handler of the agent messages of this kind (`t`); it takes the node
+    and the message, and runs in a unit of work. One handler per kind."""
+
+    def mark(method: F) -> F:
+        method.__handles_message__ = kind  # type: ignore[attr-defined]
+        return method
+
+    return mark
+
+
 class Reactions:
     """The reactions of one engine, collected from its concerns' marked methods."""
 
     def __init__(self, owner: object) -> None:
         # name -> (position in the base-first MRO, defining class, marks); a subclass's definition wins.
         marked: dict[str, tuple[int, type, list[tuple[type, int]]]] = {}
+        self._messages: dict[str, Callable[..., None]] = {}
         for position, cls in enumerate(reversed(type(owner).__mro__)):
             for name, method in vars(cls).items():
                 marks = getattr(method, "__reacts_to__", None)
                 if marks:
                     marked[name] = (marked[name][0] if name in marked else position, cls, marks)
+                kind = getattr(method, "__handles_message__", None)
+                if kind is not None:
+                    if kind in self._messages and self._messages[kind].__name__ != name:
+                        raise TypeError(f"two handlers of agent message {kind!r}")
+                    self._messages[kind] = getattr(owner, name)
         found: dict[type, list[tuple[int, int, str, Reaction]]] = defaultdict(list)
         for name, (position, cls, marks) in marked.items():
             for event, order in marks:
@@ -182,6 +199,10 @@ class Reactions:
     def emit(self, event: object) -> None:
         for _, handler in self._handlers.get(type(event), ()):
             handler(event)
+
+    def message_handler(self, kind: str) -> Callable[..., None] | None:
+        """The handler of agent messages of this kind; None: nothing to do but note the agent is alive."""
+        return self._messages.get(kind)
 
     def describe(self) -> dict[str, list[str]]:
         """Event name -> the reactions to it, in the order they run."""

@@ -14,6 +14,7 @@ from batchyard.service.engine.events import (
     EngineStarted,
     JobActionRequested,
     JobManagerCompleted,
+    JobPoolChanged,
     ReleasesFinished,
     TaskEnded,
     Tick,
@@ -136,6 +137,8 @@ class JobOps(PreparationOps):
         self.save_job(job)
         self.after_task_completed(job)
         self.kick()
+        if "poolInfo" in changes:
+            self.emit(JobPoolChanged(job))
 
     def disable_job(self, job: JobRt, option: str) -> None:
         if job.doc["state"] in ("disabling", "disabled"):

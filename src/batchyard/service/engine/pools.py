@@ -9,7 +9,15 @@ from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
-from batchyard.service.engine.events import EngineStarted, NodeFreed, NodeLeaving, Tick, reacts_to
+from batchyard.service.engine.events import (
+    EngineStarted,
+    NodeForgotten,
+    NodeFreed,
+    NodeLeaving,
+    PoolChanged,
+    Tick,
+    reacts_to,
+)
 from batchyard.service.engine.nodes import NodeOps
 from batchyard.service.engine.runtime import NodeRt, PoolRt
 from batchyard.service.models import catalog
@@ -183,11 +191,13 @@ class PoolOps(NodeOps):
             pool.doc["allocationStateTransitionTime"] = iso(now)
 
     def _check_allocation(self, pool: PoolRt, now: datetime) -> None:
+        """Every change of a pool's target or nodes passes here."""
         pool.doc["currentDedicatedNodes"] = len(pool.node_ids)
         if pool.doc["allocationState"] in ("resizing", "stopping"):
             if not any(self.nodes[node_id].leaving for node_id in pool.node_ids):
                 self._set_allocation(pool, "steady", now)
                 pool.doc.pop("_resizeStarted", None)
+        self.emit(PoolChanged(pool, now))
 
     # --- node removal ---------------------------------------------------------------------------
 
@@ -234,6 +244,7 @@ class PoolOps(NodeOps):
             self._forget_node(node)
 
     def _forget_node(self, node: NodeRt) -> None:
+        self.emit(NodeForgotten(node))
         now = self.now()
         self.nodes.pop(node.id, None)
         self.store.delete_node(node.id)
