@@ -12,6 +12,7 @@ of work; reactions run synchronously in it.
 
 from __future__ import annotations
 
+import inspect
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,6 +99,16 @@ class RunLost:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskRunFinished:
+    """A node reported the end of a task's run (its process exited, or was ended)."""
+
+    node: NodeRt
+    run: RunningTask
+    result: dict[str, Any]
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class PoolChanged:
     """A pool was created or its target, autoscale setting or nodes changed."""
 
@@ -147,13 +158,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 Reaction = Callable[[Any], None]
 
 
+# Marked methods (plain functions, as defined in their classes, which live as long as the process) -> what
+# they react to or handle.
+_REACTIONS: dict[Callable[..., Any], list[tuple[type, int]]] = {}
+_MESSAGE_HANDLERS: dict[Callable[..., Any], str] = {}
+
+
 def reacts_to(*events: type, order: int = 0) -> Callable[[F], F]:
     """Mark a concern's method as a reaction to these events (it takes the event as its argument)."""
 
     def mark(method: F) -> F:
-        marks: list[tuple[type, int]] = list(getattr(method, "__reacts_to__", []))
-        marks.extend((event, order) for event in events)
-        method.__reacts_to__ = marks  # type: ignore[attr-defined]
+        _REACTIONS.setdefault(method, []).extend((event, order) for event in events)
         return method
 
     return mark
@@ -164,7 +179,7 @@ def handles_message(kind: str) -> Callable[[F], F]:
     and the message, and runs in a unit of work. One handler per kind."""
 
     def mark(method: F) -> F:
-        method.__handles_message__ = kind  # type: ignore[attr-defined]
+        _MESSAGE_HANDLERS[method] = kind
         return method
 
     return mark
@@ -179,10 +194,12 @@ class Reactions:
         self._messages: dict[str, Callable[..., None]] = {}
         for position, cls in enumerate(reversed(type(owner).__mro__)):
             for name, method in vars(cls).items():
-                marks = getattr(method, "__reacts_to__", None)
+                if not inspect.isfunction(method):
+                    continue
+                marks = _REACTIONS.get(method)
                 if marks:
                     marked[name] = (marked[name][0] if name in marked else position, cls, marks)
-                kind = getattr(method, "__handles_message__", None)
+                kind = _MESSAGE_HANDLERS.get(method)
                 if kind is not None:
                     if kind in self._messages and self._messages[kind].__name__ != name:
                         raise TypeError(f"two handlers of agent message {kind!r}")

@@ -11,13 +11,13 @@ from typing import Any
 from batchyard.protocol import messages
 from batchyard.providers.base import NodeLaunch
 from batchyard.service.clock import iso
-from batchyard.service.engine import states
 from batchyard.service.engine.core import EngineBase
 from batchyard.service.engine.events import (
     NodeBooting,
     NodeFreed,
     NodeGreeted,
     RunLost,
+    TaskRunFinished,
     Tick,
     handles_message,
     reacts_to,
@@ -129,18 +129,6 @@ class NodeOps(EngineBase):
         return None
 
     # --- state helpers --------------------------------------------------------------------------
-
-    def set_node_state(self, node: NodeRt, state: str, now: datetime) -> None:
-        if states.move(node.doc, states.NODE, state, now, previous=False):
-            self.save_node(node)
-
-    def save_node(self, node: NodeRt) -> None:
-        node.dirty = False
-        super().save_node(node)
-
-    def mark_node_busy(self, node: NodeRt, now: datetime) -> None:
-        if node.doc["state"] == "idle" and node.slots_used > 0:
-            self.set_node_state(node, "running", now)
 
     def mark_node_free(self, node: NodeRt, now: datetime) -> None:
         if node.doc["state"] == "running" and not any(run.occupies_node for run in node.runs.values()):
@@ -376,7 +364,7 @@ class NodeOps(EngineBase):
             elif run.kind is RunKind.PACKAGES:
                 self._on_packages_done(node, result)
             elif not self.finish_special_run(node, run, result, now):
-                self.finish_run(node, run, result, now)  # type: ignore[attr-defined]
+                self.emit(TaskRunFinished(node, run, result, now))
         self.mark_node_free(node, now)
         node.dirty = True  # its counters changed; saved by housekeeping or the next state change
         if node.session is not None:

@@ -17,6 +17,7 @@ from batchyard.service.engine.events import (
     NodeLeaving,
     RunLost,
     TaskEnded,
+    TaskRunFinished,
     Tick,
     reacts_to,
 )
@@ -133,6 +134,11 @@ class TaskOps(PoolOps):
 
     # --- runs -----------------------------------------------------------------------------------
 
+    def assign_task(
+        self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime
+    ) -> list[dict[str, Any]]:
+        return [self.start_task_run(job, doc, node, slots, now)]
+
     def start_task_run(
         self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime
     ) -> dict[str, Any]:
@@ -189,6 +195,10 @@ class TaskOps(PoolOps):
             retry=info["retryCount"],
             **self.resources.storage_fields(doc),
         )
+
+    @reacts_to(TaskRunFinished)
+    def _on_task_run_finished(self, event: TaskRunFinished) -> None:
+        self.finish_run(event.node, event.run, event.result, event.now)
 
     def finish_run(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> None:
         job = self.jobs.get(run.job_key)
