@@ -23,7 +23,7 @@ from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine import states
 from batchyard.service.engine.certificates import CertificateOps
-from batchyard.service.engine.events import NodeBooting, NodeGreeted, Tick, handles_message, reacts_to
+from batchyard.service.engine.events import NodeBooting, NodeFreed, NodeGreeted, Tick, handles_message, reacts_to
 from batchyard.service.engine.runtime import NodeRt
 from batchyard.service.gateway import AgentGone, AgentSession
 
@@ -188,6 +188,10 @@ class NodeActionOps(CertificateOps):
         self.kick()
 
     # --- reactions to the node lifecycle -------------------------------------------------------------
+
+    @reacts_to(NodeFreed)
+    def _restart_when_free(self, event: NodeFreed) -> None:
+        self._maybe_restart(event.node)
 
     @reacts_to(NodeBooting)
     def _install_certificates_on_boot(self, event: NodeBooting) -> None:
