@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 from pathlib import Path
 
@@ -210,12 +211,12 @@ def _server_class() -> type:
             super().__init__(config)
             self.ready_message = ready_message
 
-        async def startup(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
             if not self.should_exit:
                 print(self.ready_message, flush=True)
 
-        async def shutdown(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             await super().shutdown(sockets)
             self._captured_signals.clear()
 

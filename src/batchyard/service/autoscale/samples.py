@@ -80,8 +80,8 @@ def _get_sample(metric: Metric, args: list[Value], clock: SampleClock, pos: tupl
         if not count >= 0 or math.isinf(count):
             raise EvaluationError(f"GetSample(count) needs a count of 0 or more, not {format_double(count)}.", pos)
         readable = list(metric.history.readable(clock.now, clock.delay))
-        wanted = int(count)
-        return Vec(tuple(value for _, value in readable[len(readable) - wanted :])) if wanted else Vec(())
+        newest = int(count)
+        return Vec(tuple(value for _, value in readable[len(readable) - newest :])) if newest else Vec(())
     bounds = args[:2] if len(args) >= 2 and not isinstance(args[1], float) else args[:1]
     rest = args[len(bounds) :]
     if len(rest) > 1:

@@ -173,8 +173,8 @@ class _SpreadPicker(_Picker):
         return node_id
 
     def take_gang(self, slots: int, count: int, excluded: frozenset[str]) -> list[str] | None:
-        popped = []
-        chosen = []
+        popped: list[tuple[int, int, str]] = []
+        chosen: list[tuple[int, int, str]] = []
         while self.heap and len(chosen) < count and -self.heap[0][0] >= slots:
             entry = heapq.heappop(self.heap)
             popped.append(entry)
