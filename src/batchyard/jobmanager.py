@@ -1,4 +1,4 @@
-"""The seed's Job Manager and Task Processor templates, in Python.
+"""The Job Manager and Task Processor templates of Azure Batch (its Visual Studio project templates), in Python.
 
 A job manager task subclasses `JobSplitter` and implements `split()`, yielding tasks; the framework
 adds them to the job in batches as they are yielded, ignores tasks that already exist (so a retried
@@ -107,7 +107,7 @@ class JobSplitter(ABC):
                     self._submit(batch)
                     batch, started = [], time.monotonic()
         finally:
-            # Tasks the splitter returned before it failed are added too (the seed's "Job splitter failure").
+            # Tasks the splitter returned before it failed are added too (the templates' "Job splitter failure").
             if batch:
                 self._submit(batch)
 

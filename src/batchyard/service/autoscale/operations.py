@@ -1,4 +1,5 @@
-"""The seed's operations table, exactly: each (left type, operator, right type) it lists and no other.
+"""The operations table of the autoscale documentation, exactly: each (left type, operator, right type)
+it lists and no other.
 
 double        + - * /   double        -> double
 double        *         timeinterval  -> timeinterval

@@ -2,7 +2,7 @@
 
 A history holds (time, value) samples, one per sample period (30 s on Azure) while the metric had a
 value; missing periods are simply absent. A sample becomes readable `delay` seconds after it was
-taken (the seed: "it takes approximately one minute for samples to propagate"). Time ranges are
+taken (the documentation: "it takes approximately one minute for samples to propagate"). Time ranges are
 (older, newer] windows; each bound is a timestamp or a look-back timeinterval from now, in either
 order. The sample percent of a window is the readable samples in it against the window length
 divided by the period.
