@@ -24,7 +24,8 @@ from batchyard.service.engine.pools import PoolOps
 from batchyard.service.engine.runtime import PoolRt
 from batchyard.service.errors import BatchError
 from batchyard.service.gateway import AgentSession
-from batchyard.service.models import defaults, durations, hooks
+from batchyard.service.models import contract_rules as hooks
+from batchyard.service.models import defaults, durations
 
 log = logging.getLogger("batchyard.autoscale")
 
