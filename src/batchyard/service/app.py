@@ -38,6 +38,7 @@ from batchyard.service.engine.engine import Engine
 from batchyard.service.errors import BatchError
 from batchyard.service.gateway import AgentSession
 from batchyard.service.http import endpoint, error_response, read_json
+from batchyard.service.models import contract_rules
 from batchyard.service.storage.runs import linked_resources
 from batchyard.service.store import Store
 
@@ -108,6 +109,7 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
     builtin: list[NodeProvider] = [LocalProvider(data_dir / "nodes", settings.base_url), ExternalProvider()]
     chosen = {provider.name: provider for provider in [*builtin, *(providers or [])]}
     registry = ProviderRegistry(chosen.values(), default=LocalProvider.name)
+    contract_rules.set_autoscale_min_interval(settings.autoscale.min_interval)
     clock = AdjustableClock() if settings.adjustable_clock else Clock()
     resources = linked_resources(settings, store)
     engine = Engine(settings, store, registry, clock, resources)

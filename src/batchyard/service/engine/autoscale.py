@@ -24,7 +24,7 @@ from batchyard.service.engine.events import NodeForgotten, NodeGreeted, PoolChan
 from batchyard.service.engine.pools import PoolOps
 from batchyard.service.engine.runtime import NodeRt, PoolRt
 from batchyard.service.errors import BatchError
-from batchyard.service.models import defaults, durations, hooks
+from batchyard.service.models import defaults, durations
 
 log = logging.getLogger("batchyard.autoscale")
 
@@ -54,8 +54,6 @@ class AutoscaleOps(PoolOps):
         self._next_sample = 0.0
         self._programs: dict[str, Any] = {}  # formula -> parsed program
         super().__init__(*args, **kwargs)
-        timing = self.settings.autoscale
-        hooks.AUTOSCALE_MIN_INTERVAL[0] = round(timing.min_interval * durations.TICKS_PER_SECOND)
 
     # --- the API's operations -------------------------------------------------------------------
 

@@ -86,7 +86,13 @@ class ApplicationRegistry:
             raise errors.conflict(
                 "ApplicationQuotaReached", f"The account already has its maximum of {self.app_quota} applications."
             )
-        app = {"id": app_id, "displayName": None, "allowUpdates": True, "defaultVersion": None, "packages": {}}
+        app: dict[str, Any] = {
+            "id": app_id,
+            "displayName": None,
+            "allowUpdates": True,
+            "defaultVersion": None,
+            "packages": {},
+        }
         self.apps[app_id.lower()] = app
         try:
             self._apply(app, props)
