@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from batchyard.protocol.messages import AGENT_REFUSED
 from tests.engine.world import FakeProvider, World
 
 
@@ -311,5 +312,20 @@ def test_the_engine_says_who_reacts_to_what(tmp_path: Path) -> None:
         assert "NodeOps._check_lost_nodes" in reactions["Tick"]
         assert reactions["NodeFreed"] == ["PoolOps._leave_when_free", "NodeActionOps._restart_when_free"]
         assert reactions["TaskRunFinished"] == ["UsageOps._account_task_run", "TaskOps._on_task_run_finished"]
+
+    play(scenario, tmp_path)
+
+
+def test_an_agent_of_another_protocol_version_is_refused(tmp_path: Path) -> None:
+    async def scenario(world: World) -> None:
+        (node,) = await world.create_pool("p")
+        agent = await world.connect(node, version=0)
+        assert agent.closed
+        assert agent.close_code == AGENT_REFUSED
+        assert world.node_state(node) != "idle"
+        assert not [message for message in agent.sent if message["t"] == "welcome"]
+        current = await world.connect(node)
+        assert world.node_state(node) == "idle"
+        assert current.sent[0]["t"] == "welcome"
 
     play(scenario, tmp_path)

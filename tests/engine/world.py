@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from batchyard.protocol.messages import PROTOCOL_VERSION
 from batchyard.providers.base import NodeEvents, NodeLaunch
 from batchyard.providers.external import ExternalProvider
 from batchyard.providers.registry import ProviderRegistry
@@ -97,6 +98,7 @@ class FakeAgent:
         self.node_id = node_id
         self.sent: list[dict[str, Any]] = []
         self.closed = False
+        self.close_code: int | None = None
         self._gone = asyncio.Event()
         self._on_message: Callable[[Any, dict[str, Any]], Any] | None = None
         self.boot = "boot-1"
@@ -110,8 +112,9 @@ class FakeAgent:
     async def request(self, message: dict[str, Any], timeout: float = 1.0) -> dict[str, Any]:
         raise AgentGone(self.node_id)
 
-    def close(self) -> None:
+    def close(self, code: int = 1000, reason: str = "") -> None:
         self.closed = True
+        self.close_code = code
         self._gone.set()
 
     async def serve(self, on_message: Callable[[Any, dict[str, Any]], Any]) -> None:
@@ -226,14 +229,17 @@ class World:
 
     # --- agents -------------------------------------------------------------------------------------
 
-    async def connect(self, node_id: str, running: list[str] | None = None, boot: str = "boot-1") -> FakeAgent:
-        """An agent of the node connects and says hello."""
+    async def connect(
+        self, node_id: str, running: list[str] | None = None, boot: str = "boot-1", version: int | None = None
+    ) -> FakeAgent:
+        """An agent of the node connects and says hello (in the service's protocol version unless given)."""
         agent = FakeAgent(node_id)
         agent.boot = boot
         self.agents[node_id] = agent
         self._sessions.append(asyncio.get_running_loop().create_task(self.engine.agent_session(agent)))  # type: ignore[arg-type]
         await self.settle()
-        agent.say({"t": "hello", "node": node_id, "boot": boot, "pid": 1, "running": running or [], "done": []})
+        hello = {"t": "hello", "node": node_id, "boot": boot, "pid": 1, "running": running or [], "done": []}
+        agent.say(hello | {"version": PROTOCOL_VERSION if version is None else version})
         await self.settle()
         return agent
 

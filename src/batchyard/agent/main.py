@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import websockets
 
@@ -53,11 +53,12 @@ class Agent:
         self.boot = uuid.uuid4().hex
         self.context = NodeContext(root=self.root, node_id=node_id)
         self.runs: dict[str, Execution] = {}
+        self.refused: str | None = None  # why the service refused this agent (another protocol version)
         self.boot_again: str | None = None  # "keep" or "wipe" (the node root) when the service asked
         # Multi-instance coordination commands that exited, by task directory: their sessions live on.
         self.lingering: dict[str, list[RunningProcess]] = {}
         self._endings: set[asyncio.Task[None]] = set()
-        self.unacked: dict[str, dict[str, Any]] = {}
+        self.unacked: dict[str, messages.Done] = {}
         self._outgoing: list[dict[str, Any]] = []
         self._ws: Any = None
         self._flush_scheduled = False
@@ -103,21 +104,26 @@ class Agent:
                 async with websockets.connect(url, additional_headers=headers, max_size=None, compression=None) as ws:
                     connected = True
                     self._ws = ws
-                    await ws.send(
-                        messages.encode(
-                            {
-                                "t": "hello",
-                                "node": self.node_id,
-                                "boot": self.boot,
-                                "pid": os.getpid(),
-                                "running": list(self.runs),
-                                "done": list(self.unacked.values()),
-                            }
-                        )
-                    )
+                    hello: messages.Hello = {
+                        "t": "hello",
+                        "node": self.node_id,
+                        "boot": self.boot,
+                        "pid": os.getpid(),
+                        "version": messages.PROTOCOL_VERSION,
+                        "running": list(self.runs),
+                        "done": list(self.unacked.values()),
+                    }
+                    await ws.send(messages.encode(hello))
                     async for data in ws:
                         for message in messages.decode_frame(data):
                             self._handle(message)
+            except websockets.ConnectionClosed as exc:
+                if exc.rcvd is not None and exc.rcvd.code == messages.AGENT_REFUSED:
+                    log.error("the service refused this agent: %s", exc.rcvd.reason)
+                    self.refused = exc.rcvd.reason
+                    self._stopping.set()
+                    return
+                log.debug("connection to the service closed: %s", exc)
             except (OSError, websockets.WebSocketException) as exc:
                 log.debug("connection to the service failed: %s", exc)
             self._ws = None
@@ -214,7 +220,7 @@ class Agent:
         if execution.process is not None and execution.process.lingering and not execution.killed:
             self.lingering.setdefault(execution.run_spec["dir"], []).append(execution.process)
         result["aid"] = aid
-        self.unacked[aid] = result
+        self.unacked[aid] = cast(messages.Done, result)  # Execution's results are Done but for the aid
         self._send({"t": "result", "result": result})
 
     async def _rpc(self, message: dict[str, Any]) -> None:
@@ -294,6 +300,8 @@ def run_agent(
             return 2
     agent = Agent(service_url, node_id, root, token, orphan_timeout, login_address)
     asyncio.run(agent.run())
+    if agent.refused is not None:
+        return 3
     if agent.boot_again is not None:
         _boot_again(root, wipe=agent.boot_again == "wipe")
     return 0

@@ -16,7 +16,8 @@ service -> agent
   sample    {every}                                               report resource use every `every` seconds
 (A frame carries one message, or a JSON array of messages sent in the same loop turn.)
 agent -> service
-  hello     {node, running: [aid], done: [Done]}                  first message; also after reconnect
+  hello     {node, boot, pid, version, running: [aid],            first message; also after reconnect
+             done: [Done]}
   done      {results: [Done]}                                     finished runs (batched)
   reply     {rid, ok, ...}                                        answer to an rpc
   metrics   {cpu, mem, disk, rb, wb, rops, wops, nin, nout}       resource use (agent/metrics.py), for autoscale
@@ -33,9 +34,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal, NotRequired, TypedDict
 
 import orjson
+
+# The protocol's version: an agent says it in its hello, and a service that speaks another one closes the
+# connection with AGENT_REFUSED and a reason (agents and the service of one release always match).
+PROTOCOL_VERSION = 1
+AGENT_REFUSED = 4426  # WebSocket close code: this agent's protocol version is not the service's
 
 AGENT_PATH = "/_agent/connect"
 JOIN_PATH = "/_agent/join"
@@ -43,7 +50,7 @@ NODE_HEADER = "x-batchyard-node"
 TOKEN_HEADER = "x-batchyard-token"
 
 
-def encode(message: dict[str, Any]) -> bytes:
+def encode(message: Mapping[str, Any]) -> bytes:
     return orjson.dumps(message)
 
 
@@ -69,3 +76,157 @@ def node_token(secret: bytes, node_id: str) -> str:
 def join_token(secret: bytes, pool_id: str) -> str:
     """The credential an agent on another host presents to join a pool (see README, "Nodes elsewhere")."""
     return hmac.new(secret, b"join:" + pool_id.lower().encode(), hashlib.sha256).hexdigest()
+
+
+# --- the messages, typed (one TypedDict per message; the wire form is the same JSON object) -------------
+
+
+class Run(TypedDict):
+    """One run for the agent to execute (service/engine/run_builder.py builds them)."""
+
+    aid: str
+    kind: Literal["task", "start", "prep", "release", "packages"]
+    dir: str
+    cmd: str
+    env: dict[str, str]
+    files: list[dict[str, Any]]
+    wall: float | None
+    retry: int
+    job: NotRequired[str]
+    task: NotRequired[str]
+    outputs: NotRequired[list[dict[str, Any]]]
+    packages: NotRequired[list[dict[str, Any]]]
+    prefail: NotRequired[dict[str, Any]]
+    prepDir: NotRequired[str]
+    # multi-instance runs
+    mi: NotRequired[bool]
+    sharedFiles: NotRequired[list[dict[str, Any]]]
+    session: NotRequired[Literal["linger", "end"]]
+    stdout: NotRequired[str]
+    stderr: NotRequired[str]
+
+
+class Done(TypedDict):
+    """A finished run, as the agent reports it (and keeps until acknowledged)."""
+
+    aid: str
+    exit: int | None
+    start: NotRequired[str]
+    end: NotRequired[str]
+    failure: NotRequired[dict[str, Any] | None]
+    stats: NotRequired[dict[str, Any] | None]
+
+
+# service -> agent
+
+
+class Welcome(TypedDict):
+    t: Literal["welcome"]
+    node: str
+    pool: str
+    account: str
+    accountUrl: str
+    dedicated: bool
+    taskDirs: list[str]
+
+
+class RunBatch(TypedDict):
+    t: Literal["run"]
+    runs: list[Run]
+
+
+class Kill(TypedDict):
+    t: Literal["kill"]
+    aids: list[str]
+
+
+class Ack(TypedDict):
+    t: Literal["ack"]
+    aids: list[str]
+
+
+class Cleanup(TypedDict):
+    t: Literal["cleanup"]
+    paths: list[str]
+
+
+class EndTask(TypedDict):
+    t: Literal["endtask"]
+    dirs: list[str]
+
+
+class Shutdown(TypedDict):
+    t: Literal["shutdown"]
+
+
+class Restart(TypedDict):
+    t: Literal["restart"]
+    wipe: bool
+
+
+class Sample(TypedDict):
+    t: Literal["sample"]
+    every: float
+
+
+class NodeConfig(TypedDict):
+    t: Literal["config"]
+    minFreeDiskMb: float
+
+
+class Users(TypedDict):
+    t: Literal["users"]
+    users: list[dict[str, Any]]
+
+
+class Certificates(TypedDict):
+    t: Literal["certs"]
+    certs: list[dict[str, Any]]
+
+
+ServiceMessage = (
+    Welcome
+    | RunBatch
+    | Kill
+    | Ack
+    | Cleanup
+    | EndTask
+    | Shutdown
+    | Restart
+    | Sample
+    | NodeConfig
+    | Users
+    | Certificates
+)
+"""Every message the service sends but `rpc` (a request whose fields depend on its `op`, see AgentSession.request)."""
+
+
+# agent -> service
+
+
+class Hello(TypedDict):
+    t: Literal["hello"]
+    node: str
+    boot: str
+    running: list[str]
+    done: list[Done]
+    pid: NotRequired[int]
+    version: NotRequired[int]  # absent: an agent from before versions were checked
+
+
+class DoneBatch(TypedDict):
+    t: Literal["done"]
+    results: list[Done]
+
+
+class Heartbeat(TypedDict):
+    t: Literal["heartbeat"]
+
+
+class Health(TypedDict):
+    t: Literal["health"]
+    errors: list[dict[str, Any]]
+
+
+AgentMessage = Hello | DoneBatch | Heartbeat | Health
+"""Every message an agent sends but `reply` (the answer to an rpc) and `metrics` (agent/metrics.py)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -33,18 +33,23 @@ class AgentSession:
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._rids = itertools.count(1)
         self.closed = False
+        self._close = (1000, "")  # WebSocket close code and reason
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: messages.ServiceMessage) -> None:
+        self._enqueue(message)
+
+    def _enqueue(self, message: Mapping[str, Any]) -> None:
         if not self.closed:
             self._outbox.put_nowait(messages.encode(message))
 
     async def request(self, message: dict[str, Any], timeout: float = RPC_TIMEOUT) -> dict[str, Any]:
+        """An rpc (`op` and its fields, see agent/files.py and agent/node_services.py) and its reply."""
         if self.closed:
             raise AgentGone(self.node_id)
         rid = next(self._rids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = future
-        self.send({**message, "t": "rpc", "rid": rid})
+        self._enqueue({**message, "t": "rpc", "rid": rid})
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError as exc:
@@ -52,8 +57,11 @@ class AgentSession:
         finally:
             self._pending.pop(rid, None)
 
-    def close(self) -> None:
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        if self.closed:
+            return
         self.closed = True
+        self._close = (code, reason)
         self._outbox.put_nowait(None)
         for future in self._pending.values():
             if not future.done():
@@ -97,7 +105,7 @@ class AgentSession:
                 if frames:
                     await self._ws.send_bytes(frames[0] if len(frames) == 1 else messages.encode_batch(frames))
                 if closing:
-                    await self._ws.close()
+                    await self._ws.close(*self._close)
                     return
         except (WebSocketDisconnect, RuntimeError, OSError):
             self.closed = True

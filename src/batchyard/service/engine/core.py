@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from batchyard.protocol.messages import Run
 from batchyard.providers.base import NodeProvider
 from batchyard.providers.registry import ProviderRegistry
 from batchyard.service.clock import Clock, iso
@@ -250,7 +251,7 @@ class EngineBase:
             by_job[assignment.task.job_key].append((assignment.task, assignment.node_id))
             if assignment.others:
                 gangs[(assignment.task.job_key, assignment.task.task_key)] = assignment.others
-        runs_by_node: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        runs_by_node: dict[str, list[Run]] = defaultdict(list)
         now = self.now()
         for job_key, picked in by_job.items():
             job = self.jobs[job_key]
@@ -273,9 +274,7 @@ class EngineBase:
             if node.session is not None and runs:
                 node.session.send({"t": "run", "runs": runs})
 
-    def assign_task(
-        self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime
-    ) -> list[dict[str, Any]]:
+    def assign_task(self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime) -> list[Run]:
         """Place a task on a node; returns the runs to send to the node (preparation may come first).
         Defined by the task concern (engine/tasks.py)."""
         raise NotImplementedError

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from batchyard.protocol.messages import Run
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
@@ -47,10 +48,10 @@ class Gang:
     task_key: str
     aid: str  # the primary's application run (the task document's _aid)
     nodes: list[str]  # node id per subtask id; 0 is the master
-    app_run: dict[str, Any]
+    app_run: Run
     directory: str  # the task directory, the same under every node's root
     pending: set[int] = field(default_factory=set)  # instances whose coordination command is still running
-    held: dict[int, dict[str, Any]] = field(default_factory=dict)  # coordination runs waiting for job preparation
+    held: dict[int, Run] = field(default_factory=dict)  # coordination runs waiting for job preparation
     started: bool = False  # the application command was sent
     limit: float | None = None  # the task's maxWallClockTime in seconds
     clock_start: float | None = None  # monotonic time of the first run sent
@@ -163,7 +164,8 @@ class MultiInstanceOps(PreparationOps):
                 "AZ_BATCH_IS_CURRENT_NODE_MASTER": "true",
             }
         )
-        app_run.update(mi=True, session="end")  # what the application leaves running ends with it
+        app_run["mi"] = True
+        app_run["session"] = "end"  # what the application leaves running ends with it
         directory = task_dir(job.doc["id"], doc["id"])
         gang = Gang(
             job.key,
@@ -173,7 +175,7 @@ class MultiInstanceOps(PreparationOps):
             app_run,
             directory,
             pending=set(range(len(nodes))),
-            limit=app_run.pop("wall"),
+            limit=app_run["wall"],  # sent with what is left of it (Gang.wall_left)
         )
         self.gangs[gang.aid] = gang
         self.gang_by_task[(job.key, gang.task_key)] = gang.aid
@@ -495,19 +497,19 @@ class MultiInstanceOps(PreparationOps):
             self.save_task(job_key, doc)
 
 
-def _coordination_run(gang: Gang, index: int, settings: dict[str, Any], shared: list[Any]) -> dict[str, Any]:
+def _coordination_run(gang: Gang, index: int, settings: dict[str, Any], shared: list[Any]) -> Run:
     """The coordination command of one instance: the application run's context with its own command."""
-    run = dict(gang.app_run)
-    run.update(
-        aid=gang.sub_aid(index),
-        cmd=settings.get("coordinationCommandLine") or "/bin/true",
-        env=gang.app_run["env"] | {"AZ_BATCH_IS_CURRENT_NODE_MASTER": "true" if index == 0 else "false"},
-        files=[],
-        sharedFiles=shared,
-        session="linger",  # the background services it starts live until the task ends
-    )
+    run = gang.app_run.copy()
+    run["aid"] = gang.sub_aid(index)
+    run["cmd"] = settings.get("coordinationCommandLine") or "/bin/true"
+    run["env"] = gang.app_run["env"] | {"AZ_BATCH_IS_CURRENT_NODE_MASTER": "true" if index == 0 else "false"}
+    run["files"] = []
+    run["sharedFiles"] = shared
+    run["session"] = "linger"  # the background services it starts live until the task ends
     if index == 0:  # the primary's stdout.txt and stderr.txt are the application command's (README)
-        run.update(stdout="coordination-stdout.txt", stderr="coordination-stderr.txt")
-    for key in ("outputs", "packages", "prefail"):
-        run.pop(key, None)
+        run["stdout"] = "coordination-stdout.txt"
+        run["stderr"] = "coordination-stderr.txt"
+    run.pop("outputs", None)  # the application command's alone
+    run.pop("packages", None)
+    run.pop("prefail", None)
     return run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 import time
 from datetime import datetime
@@ -26,6 +27,8 @@ from batchyard.service.engine.packages import packages_failed, send_pool_package
 from batchyard.service.engine.run_builder import build_run, merge_environment
 from batchyard.service.engine.runtime import NodeRt, PoolRt, RunKind, RunningTask
 from batchyard.service.gateway import AgentSession
+
+log = logging.getLogger("batchyard.nodes")
 
 AGENT_VERSION = "1.0.0-batchyard"
 START_TASK_AID = "start"
@@ -186,6 +189,16 @@ class NodeOps(EngineBase):
 
     @handles_message("hello")
     def _hello_message(self, node: NodeRt, message: dict[str, Any]) -> None:
+        version = message.get("version")
+        if version != messages.PROTOCOL_VERSION:
+            reason = (
+                f"this agent speaks protocol version {version or 0}, the service {messages.PROTOCOL_VERSION}: "
+                "run the agent of the service's release"
+            )
+            log.warning("node %s: agent refused: %s", node.id, reason)
+            assert node.session is not None
+            node.session.close(messages.AGENT_REFUSED, reason)
+            return
         self._on_hello(node, message)
 
     @handles_message("done")
@@ -368,7 +381,7 @@ class NodeOps(EngineBase):
         self.mark_node_free(node, now)
         node.dirty = True  # its counters changed; saved by housekeeping or the next state change
         if node.session is not None:
-            node.session.send({"t": "ack", "aids": [result.get("aid") for result in results]})
+            node.session.send({"t": "ack", "aids": [str(result.get("aid")) for result in results]})
         self.emit(NodeFreed(node, now))
         self.kick()
 

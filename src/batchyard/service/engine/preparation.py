@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from batchyard.protocol.messages import Run
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
@@ -38,9 +39,7 @@ def release_aid(job_key: str) -> str:
 class PreparationOps(TaskOps):
     # --- placing a task on a node ---------------------------------------------------------------
 
-    def assign_task(
-        self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime
-    ) -> list[dict[str, Any]]:
+    def assign_task(self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime) -> list[Run]:
         if not job.doc.get("jobPreparationTask"):
             return super().assign_task(job, doc, node, slots, now)
         runs, wait = self.prepare_node(job, node, now)
@@ -58,7 +57,7 @@ class PreparationOps(TaskOps):
         node.slots_used += slots
         return runs
 
-    def prepare_node(self, job: JobRt, node: NodeRt, now: datetime) -> tuple[list[dict[str, Any]], bool]:
+    def prepare_node(self, job: JobRt, node: NodeRt, now: datetime) -> tuple[list[Run], bool]:
         """Before a task of the job runs on the node: the preparation run to send (when it has not run
         there yet), and whether the task must wait for it to succeed (waitForSuccess)."""
         prep = job.doc.get("jobPreparationTask")
@@ -68,11 +67,11 @@ class PreparationOps(TaskOps):
         runs = [self._start_prep(job, node, prep, retry=0, now=now)] if state is None else []
         return runs, bool(prep.get("waitForSuccess", True)) and state != "succeeded"
 
-    def _with_prep_dir(self, job: JobRt, run: dict[str, Any]) -> dict[str, Any]:
+    def _with_prep_dir(self, job: JobRt, run: Run) -> Run:
         run["prepDir"] = f"workitems/{job.doc['id']}/job-1/{PREP_DIR}"
         return run
 
-    def _start_prep(self, job: JobRt, node: NodeRt, prep: dict[str, Any], retry: int, now: datetime) -> dict[str, Any]:
+    def _start_prep(self, job: JobRt, node: NodeRt, prep: dict[str, Any], retry: int, now: datetime) -> Run:
         aid = prep_aid(job.key)
         node.runs[aid] = RunningTask(job.key, "", 0, aid, RunKind.PREPARATION)
         info = {
@@ -88,7 +87,7 @@ class PreparationOps(TaskOps):
         self.store.put_prep_status(job.key, node.id, status)
         return self._special_run(job, prep, aid, PREP_DIR, retry)
 
-    def _special_run(self, job: JobRt, spec: dict[str, Any], aid: str, directory: str, retry: int) -> dict[str, Any]:
+    def _special_run(self, job: JobRt, spec: dict[str, Any], aid: str, directory: str, retry: int) -> Run:
         return build_run(
             RunKind.PREPARATION if directory == PREP_DIR else RunKind.RELEASE,
             aid,
@@ -139,7 +138,7 @@ class PreparationOps(TaskOps):
                 return
         self.store.put_prep_status(job.key, node.id, status)
         held = [r for r in node.runs.values() if r.job_key == job.key and r.kind is RunKind.HELD]
-        runs: list[dict[str, Any]] = []
+        runs: list[Run] = []
         for waiting in held:
             node.runs.pop(waiting.aid)
             node.slots_used -= waiting.slots

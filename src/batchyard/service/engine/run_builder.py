@@ -9,8 +9,9 @@ the job's `commonEnvironmentSettings`, then the run's own `environmentSettings` 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
+from batchyard.protocol.messages import Run
 from batchyard.service.engine.runtime import RunKind
 
 EnvironmentSettings = list[dict[str, Any]] | None
@@ -37,17 +38,17 @@ def build_run(
     job_id: str | None = None,
     task_id: str | None = None,
     **extra: Any,
-) -> dict[str, Any]:
+) -> Run:
     """A run message: `directory` is relative to the node root, `wall` the wall clock limit in seconds.
 
     `extra` carries the fields of particular kinds (outputs, packages, prefail, prepDir, multi-instance
     fields); they are documented with the Run message.
     """
-    run: dict[str, Any] = {"aid": aid, "kind": kind.value}
+    wire_kind = cast(Any, kind.value)  # the kinds that travel: not HELD or INSTANCE (never sent as such)
+    run = Run(aid=aid, kind=wire_kind, dir=directory, cmd=command, env=env, files=list(files), wall=wall, retry=retry)
     if job_id is not None:
         run["job"] = job_id
     if task_id is not None:
         run["task"] = task_id
-    run.update(dir=directory, cmd=command, env=env, files=list(files), wall=wall, retry=retry)
-    run.update(extra)
+    cast(dict[str, Any], run).update(extra)
     return run

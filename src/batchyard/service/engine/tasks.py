@@ -6,6 +6,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
+from batchyard.protocol.messages import Run
 from batchyard.service import errors
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
@@ -134,14 +135,10 @@ class TaskOps(PoolOps):
 
     # --- runs -----------------------------------------------------------------------------------
 
-    def assign_task(
-        self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime
-    ) -> list[dict[str, Any]]:
+    def assign_task(self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime) -> list[Run]:
         return [self.start_task_run(job, doc, node, slots, now)]
 
-    def start_task_run(
-        self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime
-    ) -> dict[str, Any]:
+    def start_task_run(self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime) -> Run:
         aid = secrets.token_hex(8)
         pool = self.pools[node.pool_key]
         states.move(doc, states.TASK, "running", now, previous=True)
