@@ -231,7 +231,7 @@ class EngineBase:
             for job in jobs
             if job.queue
         ]
-        # A job manager that must run again goes before every job's tasks (the seed).
+        # A job manager that must run again goes before every job's tasks (Azure Batch docs, job manager task).
         views += [
             JobQueueView(RESTART_PRIORITY, job.seq, job.restarts, self.excluded_nodes(job))
             for job in jobs

@@ -130,7 +130,9 @@ class MultiInstanceOps(PreparationOps):
                 if status is not None:
                     doc["multiInstanceStatus"] = status
                 if retention:
-                    doc["_miRetention"] = retention  # subtasks keep the retention of creation (the seed)
+                    doc["_miRetention"] = (
+                        retention  # subtasks keep the retention of creation (Azure Batch docs, multi-instance tasks)
+                    )
                 self.save_task(job.key, doc)
         return results
 
@@ -143,7 +145,7 @@ class MultiInstanceOps(PreparationOps):
             return {}
         pool = self.pools.get(job.pool_key or "")
         if pool is None or (status := mi_status(pool, 2)) is not None and status["state"] == "cannotrun":
-            return {key: NEVER for key in sizes}  # stays active, as the seed says
+            return {key: NEVER for key in sizes}  # stays active, as Azure Batch does
         return sizes
 
     # --- placing ---------------------------------------------------------------------------------

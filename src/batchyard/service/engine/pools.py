@@ -169,7 +169,7 @@ class PoolOps(NodeOps):
         self._check_allocation(pool, now)
 
     def _hosts_job_manager(self, node: NodeRt) -> bool:
-        """A node running a job manager task leaves last when its pool shrinks (the seed)."""
+        """A node running a job manager task leaves last when its pool shrinks (Azure Batch docs, job manager task)."""
         for run in node.runs.values():
             job = self.jobs.get(run.job_key)
             if job is not None and (job.doc.get("jobManagerTask") or {}).get("id", "").lower() == run.task_key:

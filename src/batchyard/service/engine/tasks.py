@@ -38,7 +38,7 @@ TASK_ENDED = {
 
 
 def task_dir(job_id: str, task_id: str) -> str:
-    """A task's directory under the node root, as the seed lays it out."""
+    """A task's directory under the node root, laid out as on Azure Batch nodes."""
     return f"workitems/{job_id}/job-1/{task_id}"
 
 
