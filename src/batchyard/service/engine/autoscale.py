@@ -70,7 +70,7 @@ class AutoscaleOps(PoolOps):
         return pool
 
     def enable_autoscale(self, pool: PoolRt, spec: dict[str, Any]) -> None:
-        """The enable-autoscale rules: a formula is required to turn autoscale on; once on, either or both may change."""
+        """Enable autoscale: a formula is required to turn it on; once on, either or both may change."""
         self._not_deleting(pool)
         formula = spec.get("autoScaleFormula")
         interval = spec.get("autoScaleEvaluationInterval")

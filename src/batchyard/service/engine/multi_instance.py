@@ -130,9 +130,7 @@ class MultiInstanceOps(PreparationOps):
                 if status is not None:
                     doc["multiInstanceStatus"] = status
                 if retention:
-                    doc["_miRetention"] = (
-                        retention  # subtasks keep the retention of creation (Azure Batch docs, multi-instance tasks)
-                    )
+                    doc["_miRetention"] = retention  # subtasks keep the retention of creation, as on Azure
                 self.save_task(job.key, doc)
         return results
 
