@@ -109,13 +109,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _join_token(args: argparse.Namespace) -> int:
     from batchyard.protocol.messages import join_token
-    from batchyard.service.store import Store
+    from batchyard.service.persistence.sqlite import SqliteStore
 
     path = args.data_dir / "batchyard.db"
     if not path.exists():
         print(f"batchyard: no service data in {args.data_dir}", file=sys.stderr)
         return 2
-    store = Store(path)
+    store = SqliteStore(path)
     secret = store.get_meta("node_secret")
     store.close()
     if secret is None:

@@ -38,8 +38,8 @@ from batchyard.service.engine.engine import Engine
 from batchyard.service.errors import BatchError
 from batchyard.service.gateway import AgentSession
 from batchyard.service.http import endpoint, error_response, read_json
+from batchyard.service.persistence.sqlite import SqliteStore
 from batchyard.service.storage.runs import attach_storage
-from batchyard.service.store import Store
 
 
 async def readiness(request: Request) -> Response:
@@ -104,7 +104,7 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
 def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -> Starlette:
     """The service; `providers` replace the built-in ones (local, external) of the same names."""
     data_dir = Path(settings.data_dir)
-    store = Store(data_dir / "batchyard.db")
+    store = SqliteStore(data_dir / "batchyard.db")
     builtin: list[NodeProvider] = [LocalProvider(data_dir / "nodes", settings.base_url), ExternalProvider()]
     chosen = {provider.name: provider for provider in [*builtin, *(providers or [])]}
     registry = ProviderRegistry(chosen.values(), default=LocalProvider.name)

@@ -9,7 +9,7 @@ from starlette.requests import Request
 
 from batchyard.service import errors
 from batchyard.service.engine.engine import Engine
-from batchyard.service.odata import IndexHint, parse_filter, to_index_hint, to_predicate, to_sql
+from batchyard.service.odata import Filter, parse_filter, to_predicate
 
 T = TypeVar("T")
 
@@ -44,22 +44,12 @@ def list_filter(request: Request, kind: str) -> Callable[[dict[str, Any]], bool]
     return to_predicate(parse_filter(text, kind), kind)
 
 
-def sql_filter(request: Request, kind: str) -> tuple[str, tuple[Any, ...]]:
-    """The `$filter` of a list request as an SQL condition over the store's columns."""
+def parsed_filter(request: Request, kind: str) -> Filter | None:
+    """The `$filter` of a list request, validated for that list (None when absent)."""
     text = request.query_params.get("$filter")
     if not text:
-        return "", ()
-    return to_sql(parse_filter(text, kind), kind)
-
-
-def task_filter(request: Request) -> tuple[str, tuple[Any, ...], IndexHint | None]:
-    """The `$filter` of a task list as SQL, with the index that may answer it (Store.list_tasks)."""
-    text = request.query_params.get("$filter")
-    if not text:
-        return "", (), None
-    parsed = parse_filter(text, "tasks")
-    where, params = to_sql(parsed, "tasks")
-    return where, params, to_index_hint(parsed, "tasks")
+        return None
+    return parse_filter(text, kind)
 
 
 def _everything(item: dict[str, Any]) -> bool:

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from batchyard.service import errors
-from batchyard.service.api.common import engine_of, odata_element, skip_token, task_filter, url_for
+from batchyard.service.api.common import engine_of, odata_element, parsed_filter, skip_token, url_for
 from batchyard.service.engine.statistics import task_statistics
 from batchyard.service.errors import BatchError
 from batchyard.service.http import (
@@ -91,12 +91,12 @@ async def add_task_collection(request: Request) -> Response:
 
 
 # `$select` properties the tasks table holds in columns: such pages are built without reading documents.
-_COLUMN_SELECT = {"id": "id", "state": "state", "stateTransitionTime": "transition", "url": "id"}
+_COLUMN_SELECT = {"id": "id", "state": "state", "stateTransitionTime": "stateTransitionTime", "url": "id"}
 
 
 @endpoint
 async def list_tasks(request: Request) -> Response:
-    where, params, hint = task_filter(request)
+    where = parsed_filter(request, "tasks")
     engine = engine_of(request)
     job = engine.get_job(request.path_params["jobId"])
     select = parse_select(request)
@@ -104,10 +104,10 @@ async def list_tasks(request: Request) -> Response:
     stats = _wants_stats(request)
     after = skip_token(request)
     if select is not None and select <= _COLUMN_SELECT.keys() and not stats:
-        items = _column_page(request, job.key, job.doc["id"], select, after, size + 1, (where, params, hint))
+        items = _column_page(request, job.key, job.doc["id"], select, after, size + 1, where)
         token = str(items[size - 1][0]) if len(items) > size else None
         return list_response(request, "tasks", [item for _, item in items[:size]], token)
-    rows = engine.store.list_tasks(job.key, after, size + 1, where, params, hint)
+    rows = engine.store.list_tasks(job.key, after, size + 1, where)
     token = str(rows[size - 1][0]) if len(rows) > size else None
     job_id = job.doc["id"]
     items = [
@@ -120,16 +120,15 @@ async def list_tasks(request: Request) -> Response:
 
 
 def _column_page(
-    request: Request, job_key: str, job_id: str, select: set[str], after: int, limit: int, sql: tuple[Any, ...]
+    request: Request, job_key: str, job_id: str, select: set[str], after: int, limit: int, where: Any
 ) -> list[tuple[int, dict[str, Any]]]:
     names = sorted(select)
-    columns = tuple(dict.fromkeys(_COLUMN_SELECT[name] for name in names))
-    rows = engine_of(request).store.list_task_columns(job_key, after, limit, columns, *sql)
+    fields = tuple(dict.fromkeys(_COLUMN_SELECT[name] for name in names))
+    rows = engine_of(request).store.list_task_fields(job_key, after, limit, fields, where)
     base = f"{request.app.state.settings.base_url}/jobs/{job_id}/tasks/"
     out: list[tuple[int, dict[str, Any]]] = []
-    for seq, *values in rows:
-        by_column = dict(zip(columns, values, strict=True))
-        item = {name: base + by_column["id"] if name == "url" else by_column[_COLUMN_SELECT[name]] for name in names}
+    for seq, values in rows:
+        item = {name: base + values["id"] if name == "url" else values[_COLUMN_SELECT[name]] for name in names}
         out.append((seq, item))
     return out
 

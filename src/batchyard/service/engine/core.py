@@ -25,7 +25,7 @@ from batchyard.service.engine.dependencies import parent_keys
 from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunKind, RunningTask
 from batchyard.service.engine.scheduler import JobQueueView, NodeSlots, QueuedTask, schedule
 from batchyard.service.models.durations import duration_seconds
-from batchyard.service.store import Store
+from batchyard.service.ports import Store
 
 log = logging.getLogger("batchyard.engine")
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from batchyard.service.config import Settings
 from batchyard.service.errors import BatchError
+from batchyard.service.ports import Store
 from batchyard.service.storage.applications import ApplicationRegistry
 from batchyard.service.storage.linked import LinkedStorage
-from batchyard.service.store import Store
 
 
 def attach_storage(engine: Any, settings: Settings, store: Store) -> ApplicationRegistry:
