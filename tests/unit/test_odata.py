@@ -566,9 +566,14 @@ def test_old_databases_get_the_task_columns(tmp_path: Path) -> None:
     conn.close()
     store = SqliteStore(path)
     try:
-        fields = ("id", "executionInfo/exitCode", "stateTransitionTime")
+        fields = ("id", "stateTransitionTime")
         assert store.list_task_fields("j", 0, 10, fields) == [
-            (1, {"id": "Old", "executionInfo/exitCode": 2, "stateTransitionTime": "2024-01-01T00:00:00.000000Z"})
+            (1, {"id": "Old", "stateTransitionTime": "2024-01-01T00:00:00.000000Z"})
         ]
+        # The exit code column is filled too: a filter on it reads the column, not the document.
+        exit_2, exit_3 = (parse_filter(f"executionInfo/exitCode eq {code}", "tasks") for code in (2, 3))
+        assert to_sql(exit_2, "tasks") == ("exit_code = ?", (2,))
+        assert [seq for seq, _ in store.list_tasks("j", 0, 10, exit_2)] == [1]
+        assert store.list_tasks("j", 0, 10, exit_3) == []
     finally:
         store.close()

@@ -1,4 +1,4 @@
-"""Small helpers the resource modules share: the engine of a request, paging over ordered items."""
+"""Small helpers the resource modules share: the service facade of a request, paging, `$filter`."""
 
 from __future__ import annotations
 
@@ -8,14 +8,21 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from batchyard.service import errors
-from batchyard.service.engine.engine import Engine
+from batchyard.service.engine.facade import BatchService
+from batchyard.service.engine.operations.base import Check
+from batchyard.service.http import check_conditions
 from batchyard.service.odata import Filter, parse_filter, to_predicate
 
 T = TypeVar("T")
 
 
-def engine_of(request: Request) -> Engine:
-    return request.app.state.engine  # type: ignore[no-any-return]
+def service_of(request: Request) -> BatchService:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+def conditions(request: Request, reading: bool = False) -> Check:
+    """The request's If-Match / If-None-Match / If-(Un)Modified-Since, as a check of the current document."""
+    return lambda doc: check_conditions(request, doc, reading=reading)
 
 
 def skip_token(request: Request) -> int:

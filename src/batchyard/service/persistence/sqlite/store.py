@@ -20,13 +20,9 @@ from batchyard.service.persistence.sqlite.schema import open_database
 
 # Filtered task pages go through a hinted index when fewer rows than this match its condition.
 INDEX_PROBE = 5000
-# Task properties (wire names) held in columns of the tasks table: pages of only these read no document.
-TASK_FIELD_COLUMNS = {
-    "id": "id",
-    "state": "state",
-    "stateTransitionTime": "transition",
-    "executionInfo/exitCode": "exit_code",
-}
+# Top-level task properties (wire names) held in columns of the tasks table: pages of only these read
+# no document.
+TASK_FIELD_COLUMNS = {"id": "id", "state": "state", "stateTransitionTime": "transition"}
 
 _dumps = orjson.dumps
 _loads = orjson.loads
