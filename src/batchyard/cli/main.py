@@ -11,6 +11,7 @@ from pathlib import Path
 from batchyard.agent.command import AGENT_HELP, add_agent_arguments, run_agent_command
 from batchyard.cli.applications import add_application_commands, run_application_command
 from batchyard.cli.autoscale import add_autoscale_commands, add_autoscale_options, autoscale_timing
+from batchyard.cli.client import CommandError, add_connection_options, call
 from batchyard.cli.nodes import add_node_commands, run_node_command
 from batchyard.service.config import DEFAULT_PORT, Settings, SettingsError, Timing, account_from_environment
 from batchyard.service.storage.options import add_storage_options
@@ -64,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     add_agent_arguments(commands.add_parser("agent", help=AGENT_HELP))
 
     join = commands.add_parser("join-token", help="print the token agents on other hosts use to join a pool")
-    join.add_argument("--data-dir", type=Path, default=Path("./batchyard-data"))
+    add_connection_options(join)
     join.add_argument("--pool", required=True)
+    join.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)  # older scripts pass it; the service answers
 
     args = parser.parse_args(argv)
     if args.command == "serve":
@@ -86,20 +88,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _join_token(args: argparse.Namespace) -> int:
-    from batchyard.protocol.messages import join_token
-    from batchyard.service.store import Store
+    """Ask the running service (signed with the account key) for the pool's join token."""
+    from urllib.parse import quote
 
-    path = args.data_dir / "batchyard.db"
-    if not path.exists():
-        print(f"batchyard: no service data in {args.data_dir}", file=sys.stderr)
+    try:
+        answer = call(args, "GET", f"/_batchyard/pools/{quote(args.pool, safe='')}/jointoken")
+    except CommandError as exc:
+        print(f"batchyard: {exc}", file=sys.stderr)
         return 2
-    store = Store(path)
-    secret = store.get_meta("node_secret")
-    store.close()
-    if secret is None:
-        print("batchyard: the service has not started on this data dir yet", file=sys.stderr)
-        return 2
-    print(join_token(bytes.fromhex(secret), args.pool))
+    print(answer["joinToken"])
     return 0
 
 

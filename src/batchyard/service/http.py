@@ -56,7 +56,7 @@ def endpoint(handler: Handler) -> Handler:
             raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
             authorization = request.headers.get("authorization", "")
             if authorization.startswith("Bearer "):
-                verify_job_token(request.app.state.engine.node_secret, authorization[7:].strip(), raw_path)
+                verify_job_token(request.app.state.service.node_secret, authorization[7:].strip(), raw_path)
             else:
                 verify_request(
                     account,

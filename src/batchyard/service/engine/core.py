@@ -28,8 +28,8 @@ from batchyard.service.engine.events import EngineStarted, Reactions, Tick
 from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunKind, RunningTask
 from batchyard.service.engine.scheduler import JobQueueView, NodeSlots, QueuedTask, schedule
 from batchyard.service.models.durations import duration_seconds
+from batchyard.service.ports import Store
 from batchyard.service.storage.runs import RunResources
-from batchyard.service.store import Store
 
 log = logging.getLogger("batchyard.engine")
 
