@@ -182,3 +182,30 @@ def test_join_tokens_come_from_the_running_service_to_signed_requests_only(servi
         text=True,
     )
     assert refused.returncode == 2 and "403" in refused.stderr and refused.stdout == ""
+
+
+def test_an_agent_of_another_protocol_version_is_refused_and_stops(
+    service: Service, client: Any, unique: Any, tmp_path: Path
+) -> None:
+    """An agent from another release (here: this agent, saying protocol version 0) is told why and stops."""
+    pool_id = unique("oldagent")
+    create_pool(client, pool_id, nodes=1, metadata=[m.BatchMetadataItem(name="batchyard-provider", value="external")])
+    (node,) = list(client.list_nodes(pool_id))
+    token = _join_token(service, pool_id)
+    older = (
+        "import argparse, sys; from batchyard.protocol import messages; messages.PROTOCOL_VERSION = 0; "
+        "from batchyard.agent.command import add_agent_arguments, run_agent_command; "
+        "parser = argparse.ArgumentParser(); add_agent_arguments(parser); "
+        "sys.exit(run_agent_command(parser.parse_args()))"
+    )
+    agent = subprocess.Popen(
+        [sys.executable, "-c", older, "--service-url", service.url, "--root", str(tmp_path / "node")]
+        + ["--pool", pool_id, "--join-token", token],
+        env={"PATH": "/usr/bin:/bin"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, stderr = agent.communicate(timeout=30)
+    assert agent.returncode == 3
+    assert b"the service refused this agent: this agent speaks protocol version 0, the service 1" in stderr
+    assert client.get_node(pool_id, node.id).state != "idle"
