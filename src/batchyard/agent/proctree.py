@@ -81,13 +81,43 @@ def node_processes(root: str) -> set[int]:
 
 
 async def kill_and_wait(pids: Iterable[int], timeout: float) -> None:
-    """SIGKILL now, and wait (at most `timeout` seconds) until they are gone."""
-    handles = _handles(pids)
+    """SIGKILL now, and wait (at most `timeout` seconds) until they are gone.
+
+    No process may see one of its children die and go on (a shell whose `sleep` was killed first runs
+    its next command): whole process groups are killed at once, and the rest parents first.
+    """
+    wanted = set(pids)
+    snapshot = _snapshot()
+    procs = [proc for proc in snapshot if proc.pid in wanted]
+    members: dict[int, set[int]] = defaultdict(set)
+    for proc in snapshot:
+        members[proc.pgrp].add(proc.pid)
+    for group in {proc.pgrp for proc in procs if proc.pid in wanted}:
+        if members[group] <= wanted:  # never a group with a process that is not ours to end
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except OSError:
+                pass
+    handles = _handles(_parents_first(wanted, procs))
     try:
         _send(handles, signal.SIGKILL)
         await _exited(handles, timeout)
     finally:
         _close(handles)
+
+
+def _parents_first(pids: set[int], procs: list[_Proc]) -> list[int]:
+    """`pids` ordered so that a process comes before its descendants."""
+    parent = {proc.pid: proc.ppid for proc in procs}
+
+    def depth(pid: int) -> int:
+        steps = 0
+        while pid in parent and parent[pid] in pids and steps < len(pids):
+            pid = parent[pid]
+            steps += 1
+        return steps
+
+    return sorted(pids, key=depth)
 
 
 def _handles(pids: Iterable[int]) -> list[tuple[int, int | None]]:
