@@ -262,3 +262,36 @@ def test_path_escapes_never_leave_the_node_root(
     )
     assert response.status_code >= 400
     assert (service.data_dir / "nodes" / node_id / "startup").is_dir()
+
+
+# --- links an attempt leaves for the next one ---------------------------------------------------------
+
+
+def test_a_retry_does_not_write_through_links_the_first_attempt_planted(client: Any, job: str, tmp_path: Any) -> None:
+    from tests.api.helpers import serve_directory
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "y").write_text("resource")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victims = [outside / "victim.txt", outside / "victim2.txt"]
+    for victim in victims:
+        victim.write_text("keep me")
+    plant = (
+        f"/bin/bash -c 'if [ $AZ_BATCH_TASK_RETRY_COUNT = 0 ]; then ln -s {victims[0]} y.partial; "
+        f"rm ../stdout.txt; ln -s {victims[1]} ../stdout.txt; exit 3; fi; cat y'"
+    )
+    with serve_directory(served) as base:
+        task = run_task(
+            client,
+            job,
+            "planter",
+            plant,
+            resource_files=[m.ResourceFile(http_url=f"{base}/y", file_path="y")],
+            constraints=m.BatchTaskConstraints(max_task_retry_count=1),
+        )
+    assert task.execution_info.retry_count == 1
+    assert task.execution_info.exit_code == 0, task.execution_info
+    assert [victim.read_text() for victim in victims] == ["keep me", "keep me"]
+    assert read_task_file(client, job, "planter", "stdout.txt") == "resource"

@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from batchyard.agent import safe_files
+
 
 def file_names(cert: dict[str, Any]) -> tuple[str, str]:
     stem = f"{cert.get('algorithm', 'sha1')}-{cert['thumbprint']}"
@@ -44,8 +46,7 @@ def write_into(directory: Path, certs: list[dict[str, Any]], owner: int | None =
 
 
 def _write_private(path: Path, text: str, owner: int | None) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-    os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_CREAT
+    fd = safe_files.create(path, 0o600)  # new: never through a link or hard link left in the directory
     if owner is not None:
         os.fchown(fd, owner, owner)
     with os.fdopen(fd, "wb") as handle:
