@@ -84,3 +84,16 @@ def test_an_open_download_reads_the_file_it_opened(node: NodeFiles) -> None:
     assert base64.b64decode(reply["data"]) == b"out"
     assert node.handle({"op": "close", "handle": opened["handle"]}) == {"ok": True}
     assert node.handle({"op": "read", "handle": opened["handle"], "offset": 0})["code"] == "FileHandleExpired"
+
+
+def test_certificates_are_not_installed_through_a_link(tmp_path: Path) -> None:
+    from batchyard.agent.certificates import write_into
+
+    outside = tmp_path / "outside"
+    outside.mkdir(mode=0o755)
+    task = tmp_path / "task"
+    task.mkdir()
+    (task / "certs").symlink_to(outside)
+    with pytest.raises(OSError):
+        write_into(task / "certs", [{"thumbprint": "ab", "cert": "PEM", "key": "KEY"}])
+    assert list(outside.iterdir()) == [] and outside.stat().st_mode & 0o777 == 0o755
