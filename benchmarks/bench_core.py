@@ -557,9 +557,18 @@ def hq_client(server_dir: str, count: int, workdir: Path, out: Path) -> None:
     )
 
 
-def bench_hq(count: int, cores: int, workdir: Path, monitor: Monitor, phase: str) -> dict[str, Any]:
-    """HyperQueue as it is deployed: server + worker in one process, the client in another."""
-    workdir.mkdir(parents=True, exist_ok=True)
+def bench_hq(count: int, cores: int, monitor: Monitor, phase: str) -> dict[str, Any]:
+    """HyperQueue as it is deployed: server + worker in one process, the client in another.
+
+    Everything HyperQueue writes (its server and worker directories, the tasks' outputs, its log, and
+    anything it puts in its current directory) goes to a temporary directory, the working directory of
+    both processes, removed afterwards.
+    """
+    with tempfile.TemporaryDirectory(prefix="batchyard-bench-hq-") as temp:
+        return _bench_hq_in(Path(temp), count, cores, monitor, phase)
+
+
+def _bench_hq_in(workdir: Path, count: int, cores: int, monitor: Monitor, phase: str) -> dict[str, Any]:
     server_dir = workdir / "server"
     out = workdir / "result.json"
     env = dict(os.environ, TQDM_DISABLE="1")  # no progress bar in the client
@@ -568,6 +577,7 @@ def bench_hq(count: int, cores: int, workdir: Path, monitor: Monitor, phase: str
         cluster = subprocess.Popen(
             [*me, "--hq-cluster", str(server_dir), str(cores)],
             env=env,
+            cwd=workdir,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.PIPE,
@@ -580,6 +590,7 @@ def bench_hq(count: int, cores: int, workdir: Path, monitor: Monitor, phase: str
                 code = subprocess.run(
                     [*me, "--hq-client", str(server_dir), str(count), str(workdir), str(out)],
                     env=env,
+                    cwd=workdir,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
@@ -869,7 +880,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"markdown output (default {DEFAULT_RESULTS.relative_to(ROOT)}; with --py-spy: DIR/RESULTS.md)",
     )
     parser.add_argument("--no-write", action="store_true", help="only print the table")
-    parser.add_argument("--work-dir", type=Path, help="where services and HyperQueue keep data (default: a temp dir)")
+    parser.add_argument("--work-dir", type=Path, help="where the services keep data (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--py-spy", type=Path, metavar="DIR", help="profile the service and agents into DIR")
     parser.add_argument("--py-spy-rate", type=int, default=100)
@@ -957,7 +968,7 @@ def main(argv: list[str] | None = None) -> int:
                         )
                         if not args.skip_hq:
                             label = f"e2e: HyperQueue, {slots} cores{suffix}"
-                            run = bench_hq(args.e2e_tasks, slots, work / f"hq-{slots}-{round_no}", monitor, label)
+                            run = bench_hq(args.e2e_tasks, slots, monitor, label)
                             hq.setdefault(slots, []).append(run)
                             print(f"{label}: {fmt_rate(run['rate'])} ({run['seconds']:.1f} s)", flush=True)
                 if args.latency_samples:

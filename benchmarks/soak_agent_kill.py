@@ -1,8 +1,9 @@
 """Soak: kill -9 a node's agent while its tasks run, many times; count tasks that ran twice.
 
-Each trial is `tests/api/test_lost_agent_runs_once.py`'s: a fresh service, 4 tasks of 4 s on one node,
-the agent killed while they run, every task awaited. The modes alternate (requeued onto another node
-after the node is declared lost; a new agent on the same node). Run from the repository root:
+Each trial is `tests/api/test_lost_agent_runs_once.py`'s: a fresh service, 4 tasks on one node (30 s
+on the first run, 1 s on a rerun), the agent killed while they run, every task awaited. The modes
+alternate (requeued onto another node after the node is declared lost; a new agent on the same node).
+Run from the repository root:
 
     .venv/bin/python benchmarks/soak_agent_kill.py --trials 20
 """

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything the tests need and run the whole suite: lint, the main suite with the current
+# Install everything the tests need and run the whole suite: lint, types, the main suite with the current
 # SDK (azure-batch 15.x), and the compatibility suite with the legacy SDK (azure-batch 14.2.0).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,7 @@ fi
 status=0
 .venv/bin/ruff check src tests examples benchmarks || status=1
 .venv/bin/ruff format --check src tests examples benchmarks || status=1
+.venv/bin/mypy src || status=1  # settings in pyproject.toml: strict on the pure core
 .venv/bin/python -m pytest tests --ignore=tests/legacy -q "$@" || status=1
 .venv-legacy/bin/python -m pytest tests/legacy -q "$@" || status=1
 exit $status

@@ -1,4 +1,4 @@
-"""The seed's Job Manager and Task Processor templates, in Python.
+"""The Job Manager and Task Processor templates of Azure Batch (its Visual Studio project templates), in Python.
 
 A job manager task subclasses `JobSplitter` and implements `split()`, yielding tasks; the framework
 adds them to the job in batches as they are yielded, ignores tasks that already exist (so a retried
@@ -56,7 +56,7 @@ def job_client(account_url: str | None = None, token: str | None = None) -> Any:
             'authenticationTokenSettings={"access": ["job"]}'
         )
 
-    class BearerToken(SansIOHTTPPolicy):  # type: ignore[type-arg]
+    class BearerToken(SansIOHTTPPolicy):
         def on_request(self, request: Any) -> None:
             request.http_request.headers["Authorization"] = f"Bearer {bearer}"
 
@@ -74,7 +74,7 @@ def load_parameters(path: str | Path = "parameters.json") -> dict[str, Any]:
 class JobSplitter(ABC):
     def __init__(self, client: Any | None = None, job_id: str | None = None) -> None:
         self.job_id = job_id or os.environ["AZ_BATCH_JOB_ID"]
-        self.client = client
+        self.client: Any = client  # an azure.batch.BatchClient (optional dependency), made by run() if not given
         self.parameters = load_parameters()
         self.added = 0
         self.existing = 0
@@ -107,7 +107,7 @@ class JobSplitter(ABC):
                     self._submit(batch)
                     batch, started = [], time.monotonic()
         finally:
-            # Tasks the splitter returned before it failed are added too (the seed's "Job splitter failure").
+            # Tasks the splitter returned before it failed are added too (the templates' "Job splitter failure").
             if batch:
                 self._submit(batch)
 

@@ -58,7 +58,10 @@ MODES = {
 
 
 def kill_agent_during_tasks(workdir: Path, mode: str) -> Outcome:
-    """Run TASKS long tasks on one node, kill -9 its agent while they run, wait for every task to end."""
+    """Run TASKS long tasks on one node, kill -9 its agent while they run, wait for every task to end.
+
+    A first run that ended before its node was fenced would be rerun (its result died with the agent);
+    the first runs here last 30 s, so every `end` line comes from a rerun."""
     nodes, options = MODES[mode]
     service = start_service(workdir / "svc", *options)
     try:
@@ -76,10 +79,13 @@ def kill_agent_during_tasks(workdir: Path, mode: str) -> Outcome:
         wait_for(lambda: idle_nodes(client, "p", nodes), timeout=60, what="idle nodes")
         create_job(client, "j", "p")
         log = workdir / "runs.log"
-        # A background child that leaves the task's session must end with the lost run too.
+        # A background child that leaves the task's session must end with the lost run too. The first run
+        # lasts far longer than the kill and the fencing take, however loaded the machine; the rerun is short.
+        marker = f"{workdir}/ran-$AZ_BATCH_TASK_ID"
         command = (
-            f"/bin/bash -c 'echo start-$AZ_BATCH_TASK_ID >> {log}; setsid sleep 30 & "
-            f"sleep 4; echo end-$AZ_BATCH_TASK_ID >> {log}'"
+            f"/bin/bash -c 'echo start-$AZ_BATCH_TASK_ID >> {log}; setsid sleep 60 & "
+            f"if [ -e {marker} ]; then sleep 1; else touch {marker}; sleep 30; fi; "
+            f"echo end-$AZ_BATCH_TASK_ID >> {log}'"
         )
         client.create_task_collection(
             "j",

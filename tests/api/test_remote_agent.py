@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 from azure.batch import models as m
 from azure.batch.models._models import BatchNodeRebootOptions, BatchNodeReimageOptions  # not exported by 15.1.0
 
+from batchyard.cli.client import API_VERSION
 from tests.api.helpers import completed, create_job, create_pool
 from tests.conftest import Service, wait_for
+
+# The service runs with the development account: so does the CLI, whatever this shell has set.
+_CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("BATCHYARD_")}
 
 
 def _join_token(service: Service, pool_id: str) -> str:
@@ -21,14 +28,15 @@ def _join_token(service: Service, pool_id: str) -> str:
             "-m",
             "batchyard.cli.main",
             "join-token",
-            "--data-dir",
-            str(service.data_dir),
+            "--endpoint",
+            service.url,
             "--pool",
             pool_id,
         ],
         check=True,
         capture_output=True,
         text=True,
+        env=_CLEAN_ENV,
     )
     return out.stdout.strip()
 
@@ -153,3 +161,24 @@ def test_remote_login_on_the_address_the_agent_was_given(
         agent.kill()
         agent.wait(10)
         client.begin_delete_pool(pool_id)
+
+
+def test_join_tokens_come_from_the_running_service_to_signed_requests_only(service: Service) -> None:
+    """`batchyard join-token` asks the service (it never opens the database); the route needs the account key."""
+    from batchyard.protocol.messages import join_token
+
+    token = _join_token(service, "anypool")  # the pool need not exist yet
+    assert len(token) == len(join_token(b"\0" * 32, "anypool"))
+    assert token != _join_token(service, "otherpool")
+
+    unsigned = httpx.get(f"{service.url}/_batchyard/pools/anypool/jointoken", params={"api-version": API_VERSION})
+    assert unsigned.status_code == 403 and token not in unsigned.text
+
+    wrong_key = base64.b64encode(b"not the key").decode()
+    refused = subprocess.run(
+        [sys.executable, "-m", "batchyard.cli.main", "join-token", "--endpoint", service.url, "--pool", "anypool"],
+        env={**_CLEAN_ENV, "BATCHYARD_ACCOUNT_KEY": wrong_key},
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 2 and "403" in refused.stderr and refused.stdout == ""

@@ -302,3 +302,14 @@ def test_a_job_completes_when_all_its_tasks_do_if_asked(tmp_path: Path) -> None:
         assert job.doc["executionInfo"]["terminateReason"] == "AllTasksComplete"
 
     play(scenario, tmp_path)
+
+
+def test_the_engine_says_who_reacts_to_what(tmp_path: Path) -> None:
+    async def scenario(world: World) -> None:
+        reactions = world.engine.reactions.describe()
+        assert reactions["Tick"][0] == "NodeActionOps._notice_silent_and_restarting_agents"
+        assert "NodeOps._check_lost_nodes" in reactions["Tick"]
+        assert reactions["NodeFreed"] == ["PoolOps._leave_when_free", "NodeActionOps._restart_when_free"]
+        assert reactions["TaskRunFinished"] == ["UsageOps._account_task_run", "TaskOps._on_task_run_finished"]
+
+    play(scenario, tmp_path)

@@ -25,8 +25,8 @@ from batchyard.service.gateway import AgentGone
 from batchyard.service.models import jobs as job_models
 from batchyard.service.models import pools as pool_models
 from batchyard.service.models import tasks as task_models
+from batchyard.service.persistence.sqlite import SqliteStore
 from batchyard.service.storage.runs import linked_resources
-from batchyard.service.store import Store
 
 T = TypeVar("T")
 
@@ -153,11 +153,11 @@ class World:
         self.settings = Settings(
             data_dir=data_dir, timing=Timing(**({"housekeeping_interval": 3600.0, "node_lost_grace": 0.0} | timing))
         )
-        self.store = Store(Path(":memory:"))
+        self.store = SqliteStore(Path(":memory:"))
         self.registry = ProviderRegistry([self.provider, ExternalProvider()], default=self.provider.name)
         self.clock = AdjustableClock()
         self.engine = Engine(
-            self.settings, self.store, self.registry, self.clock, linked_resources(self.settings, self.store)
+            self.settings, self.store, self.registry, self.clock, linked_resources(self.settings, self.store)[0]
         )
         self.registry.bind(self.engine)
         self.agents: dict[str, FakeAgent] = {}

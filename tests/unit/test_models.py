@@ -853,11 +853,12 @@ def test_auto_pool_resource_tags_are_a_map() -> None:
     assert job["poolInfo"]["autoPoolSpecification"]["pool"]["resourceTags"] == {"team": "a"}
 
 
-def test_hook_tables_name_contract_definitions() -> None:
-    from batchyard.service.models import hooks
+def test_contract_rule_tables_name_contract_definitions() -> None:
+    from batchyard.service.models import contract_rules
 
     names = set(schema.definitions())
-    assert set(hooks.PRE) <= names and set(hooks.POST) <= names and set(hooks.NOT_REQUIRED) <= names
+    assert set(contract_rules.ALIASES) <= names and set(contract_rules.RULES) <= names
+    assert set(contract_rules.NOT_REQUIRED) <= names
 
 
 # --- real SDK request bodies ---------------------------------------------------------------------------

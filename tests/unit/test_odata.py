@@ -12,11 +12,12 @@ import pytest
 
 from batchyard.service.errors import BatchError
 from batchyard.service.models import schema
-from batchyard.service.odata import LISTS, parse_filter, to_index_hint, to_predicate, to_sql
+from batchyard.service.odata import LISTS, parse_filter, to_predicate
 from batchyard.service.odata.literals import canonical, parse_datetime
 from batchyard.service.odata.nodes import And, Condition, Or
 from batchyard.service.odata.parser import MAX_CONDITIONS, MAX_DEPTH
-from batchyard.service.store import Store
+from batchyard.service.persistence.sqlite import SqliteStore
+from batchyard.service.persistence.sqlite.filters import to_index_hint, to_sql
 
 
 def stamp(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> str:
@@ -84,7 +85,7 @@ TASKS: list[dict[str, Any]] = [
 @pytest.fixture(scope="module")
 def db() -> sqlite3.Connection:
     # Through the real store, so the columns and indexes are the service's own.
-    store = Store(Path(":memory:"))
+    store = SqliteStore(Path(":memory:"))
     with store.transaction():
         store.insert_tasks("j", [(t["id"].lower(), i, t["state"], t) for i, t in enumerate(TASKS)])
     return store._db
@@ -483,14 +484,14 @@ def test_tasks_table_as_documented() -> None:
 
 
 def test_store_list_tasks_takes_the_sql(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db.sqlite")
+    store = SqliteStore(tmp_path / "db.sqlite")
     try:
         with store.transaction():
             store.insert_tasks("j", [(t["id"].lower(), i + 1, t["state"], t) for i, t in enumerate(TASKS)])
-        where, params = to_sql(parse_filter("state eq 'completed' and executionInfo/exitCode ne 0", "tasks"), "tasks")
-        page = store.list_tasks("j", 0, 1, where, params)
+        where = parse_filter("state eq 'completed' and executionInfo/exitCode ne 0", "tasks")
+        page = store.list_tasks("j", 0, 1, where)
         assert [orjson.loads(doc)["id"] for _, doc in page] == ["merge"]
-        rest = store.list_tasks("j", page[-1][0], 10, where, params)
+        rest = store.list_tasks("j", page[-1][0], 10, where)
         assert [orjson.loads(doc)["id"] for _, doc in rest] == ["big-exit"]
         # state reads the indexed column with a plain `=`, so SQLite can use tasks_by_state.
         assert to_sql(parse_filter("state eq 'Active'", "tasks"), "tasks") == ("state = ?", ("active",))
@@ -501,8 +502,8 @@ def test_store_list_tasks_takes_the_sql(tmp_path: Path) -> None:
 # --- indexes: filtered pages cost what they return ---------------------------------------------------------
 
 
-def _big_store(tmp_path: Path, count: int = 6000) -> Store:
-    store = Store(tmp_path / "big.sqlite")
+def _big_store(tmp_path: Path, count: int = 6000) -> SqliteStore:
+    store = SqliteStore(tmp_path / "big.sqlite")
     rows = []
     for i in range(count):
         doc: dict[str, Any] = {
@@ -532,15 +533,14 @@ def test_selective_filters_are_answered_from_their_index(tmp_path: Path) -> None
             ("state eq 'completed' and executionInfo/exitCode eq 3", "tasks_by_exit_code", 6),
         ):
             parsed = parse_filter(text, "tasks")
-            where, params = to_sql(parsed, "tasks")
-            hint = to_index_hint(parsed, "tasks")
-            plan = " ".join(store.explain_task_list("j", where, params, hint))
+            assert to_index_hint(parsed, "tasks") is not None, text
+            plan = " ".join(store.explain_task_list("j", parsed))
             assert index in plan, (text, plan)
-            assert len(store.list_tasks("j", 0, 1000, where, params, hint)) == count
+            assert len(store.list_tasks("j", 0, 1000, parsed)) == count
         # Many matches: walk the job in seq order instead (no sort of everything that matches, per page).
         parsed = parse_filter("stateTransitionTime lt DateTime'2024-05-01T00:00:00Z'", "tasks")
-        where, params = to_sql(parsed, "tasks")
-        plan = " ".join(store.explain_task_list("j", where, params, to_index_hint(parsed, "tasks")))
+        assert to_index_hint(parsed, "tasks") is not None
+        plan = " ".join(store.explain_task_list("j", parsed))
         assert "tasks_by_seq" in plan and "TEMP B-TREE" not in plan
         # `ne` keeps null rows, which the partial exit code index leaves out: no hint.
         assert to_index_hint(parse_filter("executionInfo/exitCode ne 0", "tasks"), "tasks") is None
@@ -564,10 +564,16 @@ def test_old_databases_get_the_task_columns(tmp_path: Path) -> None:
     conn.execute("INSERT INTO tasks VALUES ('j', 'old', 1, 'completed', NULL, ?)", (orjson.dumps(doc),))
     conn.commit()
     conn.close()
-    store = Store(path)
+    store = SqliteStore(path)
     try:
-        assert store.list_task_columns("j", 0, 10, ("id", "exit_code", "transition")) == [
-            (1, "Old", 2, "2024-01-01T00:00:00.000000Z")
+        fields = ("id", "stateTransitionTime")
+        assert store.list_task_fields("j", 0, 10, fields) == [
+            (1, {"id": "Old", "stateTransitionTime": "2024-01-01T00:00:00.000000Z"})
         ]
+        # The exit code column is filled too: a filter on it reads the column, not the document.
+        exit_2, exit_3 = (parse_filter(f"executionInfo/exitCode eq {code}", "tasks") for code in (2, 3))
+        assert to_sql(exit_2, "tasks") == ("exit_code = ?", (2,))
+        assert [seq for seq, _ in store.list_tasks("j", 0, 10, exit_2)] == [1]
+        assert store.list_tasks("j", 0, 10, exit_3) == []
     finally:
         store.close()

@@ -12,10 +12,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from batchyard.service.errors import BatchError
-from batchyard.service.odata import LISTS, parse_filter, to_index_hint, to_predicate, to_sql
+from batchyard.service.odata import LISTS, parse_filter, to_predicate
 from batchyard.service.odata.literals import canonical, fold
 from batchyard.service.odata.validate import enum_values
-from batchyard.service.store import Store
+from batchyard.service.persistence.sqlite import SqliteStore
+from batchyard.service.persistence.sqlite.filters import to_index_hint, to_sql
 
 KINDS = sorted(LISTS)
 TASK_PROPS = LISTS["tasks"].properties
@@ -24,7 +25,7 @@ FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 # --- strategies -------------------------------------------------------------------------------------------
 
 # Letters in both cases, LIKE metacharacters, the escape character, a quote and non-ASCII letters (which
-# are not folded) make string comparisons and startswith interesting. No NUL: see compile.py.
+# are not folded) make string comparisons and startswith interesting. No NUL: see persistence/sqlite/filters.py.
 ALPHABET = "aAbBzZ_%\\'-éÉ0"
 short_text = st.text(ALPHABET, max_size=4)
 
@@ -106,7 +107,7 @@ task_filters = st.recursive(
 
 def task_db(docs: list[dict[str, Any]]) -> sqlite3.Connection:
     """The docs in the real store (its columns and indexes); the key is the folded id, as the service makes it."""
-    store = Store(Path(":memory:"))
+    store = SqliteStore(Path(":memory:"))
     with store.transaction():
         store.insert_tasks("j", [(fold(doc["id"]), i, doc["state"], doc) for i, doc in enumerate(docs)])
     return store._db

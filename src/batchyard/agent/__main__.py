@@ -1,7 +1,10 @@
-"""`python -m batchyard.agent ...`: how the local provider starts a node's agent."""
+"""`python -m batchyard.agent ...`: how the local provider starts a node's agent (as `batchyard agent ...`)."""
 
+import argparse
 import sys
 
-from batchyard.cli.main import main
+from batchyard.agent.command import add_agent_arguments, run_agent_command
 
-sys.exit(main(["agent", *sys.argv[1:]]))
+parser = argparse.ArgumentParser(prog="batchyard agent")
+add_agent_arguments(parser)
+sys.exit(run_agent_command(parser.parse_args()))

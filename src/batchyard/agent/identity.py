@@ -22,11 +22,13 @@ class JoinError(Exception):
     pass
 
 
-def join(service_url: str, root: Path, pool: str, join_token: str) -> tuple[str, str]:
+def join(service_url: str, root: Path, pool: str, join_token: str | None) -> tuple[str, str]:
     saved = root / IDENTITY_FILE
     if saved.exists():
         data = json.loads(saved.read_text())
         return data["nodeId"], data["nodeToken"]
+    if not join_token:
+        raise JoinError(f"no identity in {root} and no join token to claim a node of pool {pool}")
     request = urllib.request.Request(
         service_url.rstrip("/") + messages.JOIN_PATH,
         data=json.dumps({"pool": pool, "token": join_token}).encode(),

@@ -48,7 +48,7 @@ def env_names(app_id: str, version: str, default: bool) -> list[str]:
     """The variables naming a package's directory.
 
     `AZ_BATCH_APP_PACKAGE_<ID>_<VERSION>` (upper-cased, `.`, `-` and `#` as `_`), the same with the
-    case preserved (today's Linux nodes), the seed's `AZ_BATCH_APP_PACKAGE_<ID>#<version>`, and
+    case preserved (today's Linux nodes), the 2017 documentation's `AZ_BATCH_APP_PACKAGE_<ID>#<version>`, and
     for a reference without a version (the application's default) the names without a version.
     """
     upper, preserved = _flat(app_id.upper()), _flat(app_id)

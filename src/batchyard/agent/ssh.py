@@ -208,7 +208,7 @@ class _ChildSession(asyncssh.SSHServerSession[bytes]):
         self.writable.set()
         self.task: asyncio.Task[None] | None = None
 
-    def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:  # type: ignore[override]
+    def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
         self.chan = chan
 
     def shell_requested(self) -> bool:
@@ -232,7 +232,7 @@ class _ChildSession(asyncssh.SSHServerSession[bytes]):
     def session_started(self) -> None:
         self.task = asyncio.create_task(self._serve())
 
-    def data_received(self, data: bytes, datatype: int | None) -> None:  # type: ignore[override]
+    def data_received(self, data: bytes, datatype: int | None) -> None:
         self.stdin.put_nowait(data)
         if self.stdin.qsize() > 16 and self.chan is not None:
             self.chan.pause_reading()  # the child is slower than the client: stop reading the socket

@@ -198,8 +198,8 @@ def upload(url: str, path: Path, headers: dict[str, str]) -> None:
             ids.append(block_id)
             _put(with_query(url, comp="block", blockid=block_id), block, {"x-ms-version": API_VERSION})
             index += 1
-    body = "<?xml version='1.0' encoding='utf-8'?><BlockList>" + "".join(f"<Latest>{i}</Latest>" for i in ids)
-    _put(with_query(url, comp="blocklist"), (body + "</BlockList>").encode(), _blocklist_headers(base))
+    block_list = "<?xml version='1.0' encoding='utf-8'?><BlockList>" + "".join(f"<Latest>{i}</Latest>" for i in ids)
+    _put(with_query(url, comp="blocklist"), (block_list + "</BlockList>").encode(), _blocklist_headers(base))
 
 
 def _blocklist_headers(headers: dict[str, str]) -> dict[str, str]:

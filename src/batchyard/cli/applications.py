@@ -49,11 +49,12 @@ def _run(args: argparse.Namespace) -> Any:
     app = urllib.parse.quote(getattr(args, "application", "") or "")
     if args.action == "list":
         return call(args, "GET", base)
+    props: dict[str, Any]
     if args.action == "create":
         props = {"displayName": args.display_name, "allowUpdates": not args.no_updates}
         return call(args, "PUT", f"{base}/{app}", {"properties": props})
     if args.action == "update":
-        props: dict[str, Any] = {}
+        props = {}
         if args.display_name is not None:
             props["displayName"] = args.display_name
         if args.allow_updates is not None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 from pathlib import Path
 
+from batchyard.agent.command import AGENT_HELP, add_agent_arguments, run_agent_command
 from batchyard.cli.applications import add_application_commands, run_application_command
 from batchyard.cli.autoscale import add_autoscale_commands, add_autoscale_options, autoscale_timing
+from batchyard.cli.client import CommandError, add_connection_options, call
 from batchyard.cli.nodes import add_node_commands, run_node_command
 from batchyard.service.config import DEFAULT_PORT, Settings, SettingsError, Timing, account_from_environment
 from batchyard.service.storage.options import add_storage_options
@@ -59,23 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     add_autoscale_commands(commands)
     add_node_commands(commands)
 
-    agent = commands.add_parser("agent", help="run a compute node agent")
-    agent.add_argument("--service-url", required=True)
-    agent.add_argument("--root", type=Path, required=True, help="the node's root directory")
-    agent.add_argument("--node-id", help="(local provider) the node this agent serves")
-    agent.add_argument("--pool", help="(another host) join this pool, with --join-token or BATCHYARD_JOIN_TOKEN")
-    agent.add_argument("--join-token", help="the pool's join token (see `batchyard join-token`)")
-    agent.add_argument("--orphan-timeout", type=float, default=600.0)
-    agent.add_argument("--token-stdin", action="store_true", help="read the node token from standard input")
-    agent.add_argument(
-        "--remote-login-address",
-        default="127.0.0.1",
-        help="where the node's SSH server listens, as remote login settings report it (another host: its address)",
-    )
+    add_agent_arguments(commands.add_parser("agent", help=AGENT_HELP))
 
     join = commands.add_parser("join-token", help="print the token agents on other hosts use to join a pool")
-    join.add_argument("--data-dir", type=Path, default=Path("./batchyard-data"))
+    add_connection_options(join)
     join.add_argument("--pool", required=True)
+    join.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)  # older scripts pass it; the service answers
 
     args = parser.parse_args(argv)
     if args.command == "serve":
@@ -92,36 +84,19 @@ def main(argv: list[str] | None = None) -> int:
         from batchyard.cli.autoscale import run_autoscale_command
 
         return run_autoscale_command(args)
-    from batchyard.agent.main import run_agent
-
-    token = sys.stdin.readline().strip() if args.token_stdin else None
-    return run_agent(
-        args.service_url,
-        args.root,
-        args.orphan_timeout,
-        args.node_id,
-        args.pool,
-        args.join_token,
-        token,
-        login_address=args.remote_login_address,
-    )
+    return run_agent_command(args)
 
 
 def _join_token(args: argparse.Namespace) -> int:
-    from batchyard.protocol.messages import join_token
-    from batchyard.service.store import Store
+    """Ask the running service (signed with the account key) for the pool's join token."""
+    from urllib.parse import quote
 
-    path = args.data_dir / "batchyard.db"
-    if not path.exists():
-        print(f"batchyard: no service data in {args.data_dir}", file=sys.stderr)
+    try:
+        answer = call(args, "GET", f"/_batchyard/pools/{quote(args.pool, safe='')}/jointoken")
+    except CommandError as exc:
+        print(f"batchyard: {exc}", file=sys.stderr)
         return 2
-    store = Store(path)
-    secret = store.get_meta("node_secret")
-    store.close()
-    if secret is None:
-        print("batchyard: the service has not started on this data dir yet", file=sys.stderr)
-        return 2
-    print(join_token(bytes.fromhex(secret), args.pool))
+    print(answer["joinToken"])
     return 0
 
 
@@ -210,12 +185,12 @@ def _server_class() -> type:
             super().__init__(config)
             self.ready_message = ready_message
 
-        async def startup(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
             if not self.should_exit:
                 print(self.ready_message, flush=True)
 
-        async def shutdown(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             await super().shutdown(sockets)
             self._captured_signals.clear()
 

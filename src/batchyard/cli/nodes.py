@@ -52,8 +52,8 @@ def _run(args: argparse.Namespace) -> Any:
             )
         return None
     if args.node_action == "remove":
-        body = {"nodeList": args.nodes, "nodeDeallocationOption": args.option}
-        return call(args, "POST", f"/pools/{pool}/removenodes", body)
+        removal = {"nodeList": args.nodes, "nodeDeallocationOption": args.option}
+        return call(args, "POST", f"/pools/{pool}/removenodes", removal)
     suffix, option, _ = _ACTIONS[args.node_action]
     body = {option: args.option} if option else None
     return call(args, "POST", f"/pools/{pool}/nodes/{quote(args.node, safe='')}/{suffix}", body)

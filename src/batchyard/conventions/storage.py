@@ -182,6 +182,8 @@ def output_container_url(
     from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
 
     client = BlobServiceClient.from_connection_string(connection_string)
+    if client.account_name is None:
+        raise ValueError("the connection string names no storage account")
     name = container_name(job_id)
     token = generate_container_sas(
         client.account_name,

@@ -27,13 +27,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from batchyard.service import errors
-from batchyard.service.api.common import page, skip_token, url_for
+from batchyard.service.api.common import page, service_of, skip_token, url_for
 from batchyard.service.http import endpoint, json_response, list_response, parse_max_results, read_json
 from batchyard.service.storage.applications import UPLOAD_SAS_LIFETIME, ApplicationRegistry
 
 
 def _registry(request: Request) -> ApplicationRegistry:
-    return request.app.state.applications  # type: ignore[no-any-return]
+    return service_of(request).applications
 
 
 # --- data plane ----------------------------------------------------------------------------------

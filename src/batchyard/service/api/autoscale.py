@@ -8,45 +8,33 @@ so a formula can be developed before it is applied (`batchyard autoscale evaluat
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from batchyard.service.api.common import engine_of
+from batchyard.service.api.common import conditions, service_of
 from batchyard.service.api.pools import pool_url
-from batchyard.service.engine.autoscale import run_document
-from batchyard.service.http import accepted, check_conditions, endpoint, entity_headers, json_response, read_json
+from batchyard.service.http import accepted, endpoint, entity_headers, json_response, read_json
 from batchyard.service.models import pools as pool_models
 
 
 @endpoint
 async def enable_autoscale(request: Request) -> Response:
     spec = pool_models.parse_pool_enable_autoscale(await read_json(request))
-    engine = engine_of(request)
-    pool = engine.get_pool(request.path_params["poolId"])
-    check_conditions(request, pool.doc, reading=False)
-    with engine.store.transaction():
-        engine.enable_autoscale(pool, spec)
+    pool = service_of(request).enable_autoscale(request.path_params["poolId"], spec, conditions(request))
     return accepted(200, pool.doc, pool_url(request, pool.doc["id"]))
 
 
 @endpoint
 async def disable_autoscale(request: Request) -> Response:
-    engine = engine_of(request)
-    pool = engine.get_pool(request.path_params["poolId"])
-    with engine.store.transaction():
-        engine.disable_autoscale(pool)
+    pool = service_of(request).disable_autoscale(request.path_params["poolId"])
     return accepted(200, pool.doc, pool_url(request, pool.doc["id"]))
 
 
 @endpoint
 async def evaluate_autoscale(request: Request) -> Response:
     spec = pool_models.parse_pool_evaluate_autoscale(await read_json(request))
-    engine = engine_of(request)
-    pool = engine.get_pool(request.path_params["poolId"])
-    run = engine.evaluate_autoscale(pool, spec["autoScaleFormula"])
+    pool, run = service_of(request).evaluate_autoscale(request.path_params["poolId"], spec["autoScaleFormula"])
     headers = {**entity_headers(pool.doc), "DataServiceId": pool_url(request, pool.doc["id"])}
     return json_response(run, headers)
 
@@ -54,35 +42,7 @@ async def evaluate_autoscale(request: Request) -> Response:
 @endpoint
 async def debug_evaluate(request: Request) -> Response:
     spec = pool_models.parse_pool_evaluate_autoscale(await read_json(request))
-    engine = engine_of(request)
-    pool = engine.get_pool(request.path_params["poolId"])
-    now = engine.now()
-    result = engine.debug_evaluate(pool, spec["autoScaleFormula"], now)
-    body: dict[str, Any] = run_document(result, now)
-    body["targets"] = {
-        "targetDedicatedNodes": result.target_dedicated,
-        "targetLowPriorityNodes": result.target_low_priority,
-        "nodeDeallocationOption": result.dealloc,
-    }
-    body["variables"] = [{"name": name, "type": kind, "value": value} for name, kind, value in result.variables]
-    body["statements"] = [
-        {"index": step.index, "line": step.line, "column": step.col, "text": step.text, "value": step.value}
-        for step in result.trace
-    ]
-    timing = engine.settings.autoscale
-    readable_before = now.timestamp() - timing.delay
-    body["samplePeriodSeconds"] = timing.sample_period
-    body["sampleDelaySeconds"] = timing.delay
-    body["samples"] = [
-        {
-            "name": name,
-            "recorded": len(history),
-            "readable": sum(1 for when, _ in history.samples if when <= readable_before),
-            "latest": history.samples[-1][1] if len(history) else None,
-        }
-        for name, history in sorted(engine.histories.get(pool.key, {}).items())
-    ]
-    return json_response(body)
+    return json_response(service_of(request).debug_autoscale(request.path_params["poolId"], spec["autoScaleFormula"]))
 
 
 routes = [

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from batchyard.service.api.common import engine_of, list_filter, odata_element, page, skip_token, url_for
+from batchyard.service.api.common import list_filter, odata_element, page, service_of, skip_token, url_for
 from batchyard.service.http import (
     accepted,
     created,
@@ -31,18 +31,15 @@ def _url(request: Request, doc: dict[str, Any]) -> str:
     )
 
 
-def _find(request: Request) -> dict[str, Any]:
-    return engine_of(request).get_certificate(
-        request.path_params["thumbprintAlgorithm"], request.path_params["thumbprint"]
-    )
+def _addressed(request: Request) -> tuple[str, str]:
+    """(thumbprint algorithm, thumbprint) of the certificate the route names."""
+    return request.path_params["thumbprintAlgorithm"], request.path_params["thumbprint"]
 
 
 @endpoint
 async def add_certificate(request: Request) -> Response:
     spec = validate("BatchCertificate", await read_json(request))
-    engine = engine_of(request)
-    with engine.store.transaction():
-        doc = engine.add_certificate(spec)
+    doc = service_of(request).add_certificate(spec)
     return created(_url(request, doc), {})
 
 
@@ -50,7 +47,7 @@ async def add_certificate(request: Request) -> Response:
 async def list_certificates(request: Request) -> Response:
     keep = list_filter(request, "certificates")
     select = parse_select(request)
-    docs = sorted(engine_of(request).certificates.values(), key=lambda doc: doc["thumbprint"].lower())
+    docs = sorted(service_of(request).certificates(), key=lambda doc: doc["thumbprint"].lower())
     indexed = [(i, doc) for i, doc in enumerate(docs, start=1) if keep(doc)]
     chosen, token = page(indexed, lambda pair: pair[0], skip_token(request), parse_max_results(request))
     return list_response(
@@ -60,7 +57,7 @@ async def list_certificates(request: Request) -> Response:
 
 @endpoint
 async def get_certificate(request: Request) -> Response:
-    doc = _find(request)
+    doc = service_of(request).certificate(*_addressed(request))
     return json_response(
         odata_element(request, "certificates") | present(doc, _url(request, doc), parse_select(request))
     )
@@ -68,19 +65,13 @@ async def get_certificate(request: Request) -> Response:
 
 @endpoint
 async def delete_certificate(request: Request) -> Response:
-    engine = engine_of(request)
-    doc = _find(request)
-    with engine.store.transaction():
-        engine.delete_certificate(doc)
+    service_of(request).delete_certificate(*_addressed(request))
     return accepted(202)
 
 
 @endpoint
 async def cancel_deletion(request: Request) -> Response:
-    engine = engine_of(request)
-    doc = _find(request)
-    with engine.store.transaction():
-        engine.cancel_certificate_deletion(doc)
+    doc = service_of(request).cancel_certificate_deletion(*_addressed(request))
     return accepted(204, url=_url(request, doc))
 
 

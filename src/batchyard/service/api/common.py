@@ -1,4 +1,4 @@
-"""Small helpers the resource modules share: the engine of a request, paging over ordered items."""
+"""Small helpers the resource modules share: the service facade of a request, paging, `$filter`."""
 
 from __future__ import annotations
 
@@ -8,14 +8,22 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from batchyard.service import errors
-from batchyard.service.engine.engine import Engine
-from batchyard.service.odata import IndexHint, parse_filter, to_index_hint, to_predicate, to_sql
+from batchyard.service.engine.facade import BatchService
+from batchyard.service.engine.operations.base import Check
+from batchyard.service.http import check_conditions
+from batchyard.service.odata import Filter, parse_filter, to_predicate
 
 T = TypeVar("T")
 
 
-def engine_of(request: Request) -> Engine:
-    return request.app.state.engine  # type: ignore[no-any-return]
+def service_of(request: Request) -> BatchService:
+    service: BatchService = request.app.state.service
+    return service
+
+
+def conditions(request: Request, reading: bool = False) -> Check:
+    """The request's If-Match / If-None-Match / If-(Un)Modified-Since, as a check of the current document."""
+    return lambda doc: check_conditions(request, doc, reading=reading)
 
 
 def skip_token(request: Request) -> int:
@@ -44,22 +52,12 @@ def list_filter(request: Request, kind: str) -> Callable[[dict[str, Any]], bool]
     return to_predicate(parse_filter(text, kind), kind)
 
 
-def sql_filter(request: Request, kind: str) -> tuple[str, tuple[Any, ...]]:
-    """The `$filter` of a list request as an SQL condition over the store's columns."""
+def parsed_filter(request: Request, kind: str) -> Filter | None:
+    """The `$filter` of a list request, validated for that list (None when absent)."""
     text = request.query_params.get("$filter")
     if not text:
-        return "", ()
-    return to_sql(parse_filter(text, kind), kind)
-
-
-def task_filter(request: Request) -> tuple[str, tuple[Any, ...], IndexHint | None]:
-    """The `$filter` of a task list as SQL, with the index that may answer it (Store.list_tasks)."""
-    text = request.query_params.get("$filter")
-    if not text:
-        return "", (), None
-    parsed = parse_filter(text, "tasks")
-    where, params = to_sql(parsed, "tasks")
-    return where, params, to_index_hint(parsed, "tasks")
+        return None
+    return parse_filter(text, kind)
 
 
 def _everything(item: dict[str, Any]) -> bool:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from starlette.requests import Request
@@ -43,10 +44,7 @@ def list_documents(
     kept = [entity for entity in entities if keep(entity.doc)]
     chosen, token = page(kept, lambda entity: entity.seq, skip_token(request), parse_max_results(request))
     expand = wants_stats(request)
-    views = (
-        with_stats(present(e.doc, url_of(e), select), select, expand, lambda e=e: stats_of(e))  # type: ignore[misc]
-        for e in chosen
-    )
+    views = (with_stats(present(e.doc, url_of(e), select), select, expand, partial(stats_of, e)) for e in chosen)
     return list_response(request, odata_kind, views, token)
 
 

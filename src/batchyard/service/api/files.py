@@ -16,7 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from batchyard.service import errors
-from batchyard.service.api.common import engine_of, list_filter, url_for
+from batchyard.service.api.common import list_filter, service_of, url_for
 from batchyard.service.api.nodes import find_node
 from batchyard.service.clock import parse_iso, rfc1123
 from batchyard.service.engine.runtime import NodeRt
@@ -83,11 +83,10 @@ class FileScope:
 
 
 def _task_scope(request: Request) -> FileScope:
-    engine = engine_of(request)
-    job = engine.get_job(request.path_params["jobId"])
-    doc = engine.get_task(job, request.path_params["taskId"])
+    service = service_of(request)
+    job, doc = service.task(request.path_params["jobId"], request.path_params["taskId"])
     node_info = doc.get("nodeInfo") or {}
-    node = engine.nodes.get(node_info.get("nodeId", ""))
+    node = service.find_node(node_info.get("nodeId", ""))
     if node is None:
         raise errors.conflict("TaskFilesUnavailable", "The node files for the task are unavailable.")
     prefix = url_for(request, f"/jobs/{job.doc['id']}/tasks/{doc['id']}/files")
@@ -96,7 +95,7 @@ def _task_scope(request: Request) -> FileScope:
 
 def _node_scope(request: Request) -> FileScope:
     node = find_node(request)
-    pool_id = engine_of(request).pools[node.pool_key].doc["id"]
+    pool_id = service_of(request).pool_id_of(node)
     return FileScope(node, "", url_for(request, f"/pools/{pool_id}/nodes/{node.id}/files"))
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from batchyard.service import errors
-from batchyard.service.api.common import engine_of, list_filter, page, skip_token, url_for
+from batchyard.service.api.common import conditions, list_filter, page, service_of, skip_token, url_for
 from batchyard.service.api.documents import get_document, list_documents
 from batchyard.service.api.usage import job_stats
 from batchyard.service.http import (
     accepted,
-    check_conditions,
     created,
     endpoint,
     json_response,
@@ -30,16 +30,13 @@ def _job_url(request: Request, job_id: str) -> str:
 @endpoint
 async def add_job(request: Request) -> Response:
     spec = job_models.parse_job_create(await read_json(request))
-    engine = engine_of(request)
-    engine.check_job_quota()
-    with engine.store.transaction():
-        job = engine.create_job(spec)
+    job = service_of(request).create_job(spec)
     return created(_job_url(request, job.doc["id"]), job.doc)
 
 
 @endpoint
 async def list_jobs(request: Request) -> Response:
-    jobs = engine_of(request).jobs.values()
+    jobs = service_of(request).jobs()
     return list_documents(
         request, "jobs", "jobs", jobs, lambda j: _job_url(request, j.doc["id"]), lambda j: job_stats(request, j)
     )
@@ -47,134 +44,68 @@ async def list_jobs(request: Request) -> Response:
 
 @endpoint
 async def get_job(request: Request) -> Response:
-    job = engine_of(request).get_job(request.path_params["jobId"])
+    job = service_of(request).job(request.path_params["jobId"])
     return get_document(request, "jobs", job, _job_url(request, job.doc["id"]), lambda j: job_stats(request, j))
 
 
 @endpoint
 async def delete_job(request: Request) -> Response:
-    engine = engine_of(request)
-    job = engine.get_job(request.path_params["jobId"])
-    check_conditions(request, job.doc, reading=False)
-    with engine.store.transaction():
-        engine.delete_job(job)
+    service_of(request).delete_job(request.path_params["jobId"], conditions(request))
     return accepted(202)
 
 
 @endpoint
 async def patch_job(request: Request) -> Response:
     changes = job_models.parse_job_update(await read_json(request))
-    return await _update(request, changes, replace=False)
+    job = service_of(request).update_job(request.path_params["jobId"], changes, False, conditions(request))
+    return accepted(200, job.doc, _job_url(request, job.doc["id"]))
 
 
 @endpoint
 async def replace_job(request: Request) -> Response:
     changes = job_models.parse_job_replace(await read_json(request))
-    return await _update(request, changes, replace=True)
-
-
-def _same_pool(given: dict, current: dict) -> bool:  # type: ignore[type-arg]
-    """A poolInfo naming the job's current pool (PUT must send one; only a change needs a disabled job)."""
-    pool_id = given.get("poolId")
-    return (
-        bool(pool_id)
-        and "autoPoolSpecification" not in given
-        and pool_id.lower() == str(current.get("poolId") or "").lower()
-    )
-
-
-async def _update(request: Request, changes: dict, replace: bool) -> Response:  # type: ignore[type-arg]
-    engine = engine_of(request)
-    job = engine.get_job(request.path_params["jobId"])
-    check_conditions(request, job.doc, reading=False)
-    if "poolInfo" in changes and _same_pool(changes["poolInfo"], job.doc.get("poolInfo") or {}):
-        changes = {k: v for k, v in changes.items() if k != "poolInfo"}
-    if (
-        not replace
-        and changes.get("onAllTasksComplete") == "noaction"
-        and job.doc.get("onAllTasksComplete") == "terminatejob"
-    ):
-        raise errors.invalid_property(
-            "onAllTasksComplete", "noaction", "The value cannot be changed from terminatejob to noaction."
-        )
-    with engine.store.transaction():
-        engine.update_job(job, changes, replace=replace)
+    job = service_of(request).update_job(request.path_params["jobId"], changes, True, conditions(request))
     return accepted(200, job.doc, _job_url(request, job.doc["id"]))
 
 
 @endpoint
 async def disable_job(request: Request) -> Response:
     spec = job_models.parse_job_disable(await read_json(request))
-    engine = engine_of(request)
-    job = engine.get_job(request.path_params["jobId"])
-    check_conditions(request, job.doc, reading=False)
-    with engine.store.transaction():
-        engine.disable_job(job, spec["disableTasks"])
+    job = service_of(request).disable_job(request.path_params["jobId"], spec["disableTasks"], conditions(request))
     return accepted(202, job.doc, _job_url(request, job.doc["id"]))
 
 
 @endpoint
 async def enable_job(request: Request) -> Response:
-    engine = engine_of(request)
-    job = engine.get_job(request.path_params["jobId"])
-    check_conditions(request, job.doc, reading=False)
-    with engine.store.transaction():
-        engine.enable_job(job)
+    job = service_of(request).enable_job(request.path_params["jobId"], conditions(request))
     return accepted(202, job.doc, _job_url(request, job.doc["id"]))
 
 
 @endpoint
 async def terminate_job(request: Request) -> Response:
     spec = job_models.parse_job_terminate(await read_json(request, optional=True))
-    engine = engine_of(request)
-    job = engine.get_job(request.path_params["jobId"])
-    check_conditions(request, job.doc, reading=False)
-    with engine.store.transaction():
-        engine.terminate_job(job, spec.get("terminateReason"))
+    reason = spec.get("terminateReason")
+    job = service_of(request).terminate_job(request.path_params["jobId"], reason, conditions(request))
     return accepted(202, job.doc, _job_url(request, job.doc["id"]))
 
 
 @endpoint
 async def task_counts(request: Request) -> Response:
-    job = engine_of(request).get_job(request.path_params["jobId"])
-    counts = job.counts
-    slots = job.slot_counts
-    return json_response(
-        {
-            "odata.metadata": f"{request.app.state.settings.base_url}/$metadata#taskcountsresult/@Element",
-            "taskCounts": {
-                "active": counts["active"],
-                "running": counts["running"] + counts["preparing"],
-                "completed": counts["completed"],
-                "succeeded": job.succeeded,
-                "failed": job.failed,
-            },
-            "taskSlotCounts": {
-                "active": slots["active"],
-                "running": slots["running"] + slots["preparing"],
-                "completed": slots["completed"],
-                "succeeded": job.succeeded_slots,
-                "failed": job.failed_slots,
-            },
-        }
-    )
+    counts = service_of(request).task_counts(request.path_params["jobId"])
+    metadata = f"{request.app.state.settings.base_url}/$metadata#taskcountsresult/@Element"
+    return json_response({"odata.metadata": metadata, **counts})
 
 
 @endpoint
 async def preparation_and_release_status(request: Request) -> Response:
-    job = engine_of(request).get_job(request.path_params["jobId"])
-    if not job.doc.get("jobPreparationTask") and not job.doc.get("jobReleaseTask"):
-        raise errors.conflict(
-            "JobPreparationTaskOrReleaseTaskNotSpecified", "The job has no job preparation or release task."
-        )
+    statuses = service_of(request).preparation_statuses(request.path_params["jobId"])
     keep = list_filter(request, "jobPrepReleaseStatus")
-    statuses = [status for status in job.prep.values() if keep(status)]
-    indexed = list(enumerate(statuses, start=1))
+    indexed = list(enumerate((status for status in statuses if keep(status)), start=1))
     chosen, token = page(indexed, lambda pair: pair[0], skip_token(request), parse_max_results(request))
     return list_response(request, "jobpreparationandreleasetaskstatuslist", (_status_view(s) for _, s in chosen), token)
 
 
-def _status_view(status: dict) -> dict:  # type: ignore[type-arg]
+def _status_view(status: dict[str, Any]) -> dict[str, Any]:
     view = {k: v for k, v in status.items() if not k.startswith("_")}
     for part in ("jobPreparationTaskExecutionInfo", "jobReleaseTaskExecutionInfo"):
         if part in view and "taskRootDirectory" in view[part]:

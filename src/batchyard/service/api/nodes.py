@@ -9,9 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from batchyard.service import errors
-from batchyard.service.api.common import engine_of, list_filter, odata_element, page, skip_token, url_for
-from batchyard.service.engine.nodes import START_TASK_AID
+from batchyard.service.api.common import list_filter, odata_element, page, service_of, skip_token, url_for
 from batchyard.service.engine.runtime import NodeRt
 from batchyard.service.http import (
     endpoint,
@@ -45,30 +43,20 @@ _COUNT_NAMES = {
 
 
 def node_view(request: Request, node: NodeRt, select: set[str] | None = None) -> dict[str, Any]:
-    doc = dict(node.doc)
-    doc["runningTasksCount"] = sum(1 for aid in node.runs if aid != START_TASK_AID)
-    doc["runningTaskSlotsCount"] = node.slots_used
-    doc["recentTasks"] = list(node.recent)
-    pool_id = engine_of(request).pools[node.pool_key].doc["id"] if node.pool_key in engine_of(request).pools else ""
-    return present(doc, url_for(request, f"/pools/{pool_id}/nodes/{node.id}"), select)
+    service = service_of(request)
+    doc = service.node_document(node)
+    return present(doc, url_for(request, f"/pools/{service.pool_id_of(node)}/nodes/{node.id}"), select)
 
 
 def find_node(request: Request) -> NodeRt:
-    engine = engine_of(request)
-    pool = engine.get_pool(request.path_params["poolId"])
-    node = engine.nodes.get(request.path_params["nodeId"])
-    if node is None or node.pool_key != pool.key:
-        raise errors.not_found("NodeNotFound", "The specified node does not exist.")
-    return node
+    return service_of(request).node(request.path_params["poolId"], request.path_params["nodeId"])
 
 
 @endpoint
 async def list_nodes(request: Request) -> Response:
     keep = list_filter(request, "nodes")
-    engine = engine_of(request)
-    pool = engine.get_pool(request.path_params["poolId"])
+    nodes = service_of(request).pool_nodes(request.path_params["poolId"])
     select = parse_select(request)
-    nodes = [engine.nodes[node_id] for node_id in pool.node_ids]
     views = [(node.seq, node_view(request, node)) for node in nodes]
     chosen, token = page(
         [v for v in views if keep(v[1])], lambda v: v[0], skip_token(request), parse_max_results(request)
@@ -89,12 +77,12 @@ async def get_node(request: Request) -> Response:
 @endpoint
 async def pool_node_counts(request: Request) -> Response:
     keep = list_filter(request, "poolNodeCounts")
-    engine = engine_of(request)
-    pools = sorted((p for p in engine.pools.values() if keep({"poolId": p.doc["id"]})), key=lambda p: p.seq)
+    service = service_of(request)
+    pools = sorted((p for p in service.pools() if keep({"poolId": p.doc["id"]})), key=lambda p: p.seq)
     chosen, token = page(pools, lambda p: p.seq, skip_token(request), parse_max_results(request, 10, 10))
     items = []
     for pool in chosen:
-        counts = Counter(engine.nodes[node_id].doc["state"] for node_id in pool.node_ids)
+        counts = Counter(service.node_states(pool))
         dedicated = {name: counts.get(state, 0) for state, name in _COUNT_NAMES.items()}
         dedicated["total"] = len(pool.node_ids)
         low = {name: 0 for name in _COUNT_NAMES.values()} | {"total": 0}

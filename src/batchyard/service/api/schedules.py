@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from batchyard.service.api.common import engine_of, list_filter, page, skip_token, url_for
+from batchyard.service.api.common import conditions, list_filter, page, service_of, skip_token, url_for
 from batchyard.service.api.documents import get_document, list_documents
 from batchyard.service.api.usage import job_stats, schedule_stats, wants_stats, with_stats
 from batchyard.service.engine.schedules import ScheduleRt
@@ -31,24 +31,16 @@ def _url(request: Request, schedule_id: str) -> str:
     return url_for(request, f"/jobschedules/{schedule_id}")
 
 
-def _schedule(request: Request, reading: bool) -> ScheduleRt:
-    schedule = engine_of(request).get_schedule(request.path_params["scheduleId"])
-    check_conditions(request, schedule.doc, reading=reading)
-    return schedule
-
-
 @endpoint
 async def add_schedule(request: Request) -> Response:
     spec = job_models.parse_job_schedule_create(await read_json(request))
-    engine = engine_of(request)
-    with engine.store.transaction():
-        schedule = engine.create_schedule(spec)
+    schedule = service_of(request).create_schedule(spec)
     return created(_url(request, schedule.doc["id"]), schedule.doc)
 
 
 @endpoint
 async def list_schedules(request: Request) -> Response:
-    schedules = engine_of(request).schedules.values()
+    schedules = service_of(request).schedules()
     return list_documents(
         request,
         "jobSchedules",
@@ -61,7 +53,7 @@ async def list_schedules(request: Request) -> Response:
 
 @endpoint
 async def get_schedule(request: Request) -> Response:
-    schedule = engine_of(request).get_schedule(request.path_params["scheduleId"])
+    schedule = service_of(request).schedule(request.path_params["scheduleId"])
     return get_document(
         request, "jobschedules", schedule, _url(request, schedule.doc["id"]), lambda s: schedule_stats(request, s)
     )
@@ -69,70 +61,65 @@ async def get_schedule(request: Request) -> Response:
 
 @endpoint
 async def schedule_exists(request: Request) -> Response:
-    schedule = engine_of(request).schedules.get(request.path_params["scheduleId"].lower())
+    schedule = service_of(request).find_schedule(request.path_params["scheduleId"])
     if schedule is None:
         return Response(status_code=404)
     check_conditions(request, schedule.doc, reading=True)
     return Response(status_code=200, headers=entity_headers(schedule.doc))
 
 
-async def _change(request: Request, action: str, status: int, body: dict[str, Any] | None = None) -> Response:
-    engine = engine_of(request)
-    schedule = _schedule(request, reading=False)
-    with engine.store.transaction():
-        if action == "patch":
-            engine.update_schedule(schedule, body or {}, replace=False)
-        elif action == "replace":
-            engine.update_schedule(schedule, body or {}, replace=True)
-        elif action == "disable":
-            engine.disable_schedule(schedule)
-        elif action == "enable":
-            engine.enable_schedule(schedule)
-        elif action == "terminate":
-            engine.terminate_schedule(schedule)
-        elif action == "delete":
-            engine.delete_schedule(schedule)
-            return accepted(status)
+def _changed(request: Request, status: int, schedule: ScheduleRt) -> Response:
     return accepted(status, schedule.doc, _url(request, schedule.doc["id"]))
 
 
 @endpoint
 async def patch_schedule(request: Request) -> Response:
-    return await _change(request, "patch", 200, job_models.parse_job_schedule_update(await read_json(request)))
+    changes = job_models.parse_job_schedule_update(await read_json(request))
+    schedule = service_of(request).update_schedule(
+        request.path_params["scheduleId"], changes, False, conditions(request)
+    )
+    return _changed(request, 200, schedule)
 
 
 @endpoint
 async def replace_schedule(request: Request) -> Response:
-    return await _change(request, "replace", 200, job_models.parse_job_schedule_replace(await read_json(request)))
+    changes = job_models.parse_job_schedule_replace(await read_json(request))
+    schedule = service_of(request).update_schedule(
+        request.path_params["scheduleId"], changes, True, conditions(request)
+    )
+    return _changed(request, 200, schedule)
 
 
 @endpoint
 async def disable_schedule(request: Request) -> Response:
-    return await _change(request, "disable", 204)
+    schedule = service_of(request).disable_schedule(request.path_params["scheduleId"], conditions(request))
+    return _changed(request, 204, schedule)
 
 
 @endpoint
 async def enable_schedule(request: Request) -> Response:
-    return await _change(request, "enable", 204)
+    schedule = service_of(request).enable_schedule(request.path_params["scheduleId"], conditions(request))
+    return _changed(request, 204, schedule)
 
 
 @endpoint
 async def terminate_schedule(request: Request) -> Response:
-    return await _change(request, "terminate", 202)
+    schedule = service_of(request).terminate_schedule(request.path_params["scheduleId"], conditions(request))
+    return _changed(request, 202, schedule)
 
 
 @endpoint
 async def delete_schedule(request: Request) -> Response:
-    return await _change(request, "delete", 202)
+    service_of(request).delete_schedule(request.path_params["scheduleId"], conditions(request))
+    return accepted(202)
 
 
 @endpoint
 async def list_schedule_jobs(request: Request) -> Response:
-    engine = engine_of(request)
-    schedule = engine.get_schedule(request.path_params["scheduleId"])
+    found = service_of(request).schedule_jobs(request.path_params["scheduleId"])
     keep = list_filter(request, "jobScheduleJobs")
     select = parse_select(request)
-    jobs = sorted((j for j in engine.jobs_of_schedule(schedule) if keep(j.doc)), key=lambda j: j.seq)
+    jobs = sorted((j for j in found if keep(j.doc)), key=lambda j: j.seq)
     chosen, token = page(jobs, lambda j: j.seq, skip_token(request), parse_max_results(request))
     expand = wants_stats(request)
     views = (
@@ -140,7 +127,7 @@ async def list_schedule_jobs(request: Request) -> Response:
             present(j.doc, url_for(request, f"/jobs/{j.doc['id']}"), select),
             select,
             expand,
-            lambda j=j: job_stats(request, j),
+            partial(job_stats, request, j),
         )
         for j in chosen
     )

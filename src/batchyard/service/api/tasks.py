@@ -10,12 +10,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from batchyard.service import errors
-from batchyard.service.api.common import engine_of, odata_element, skip_token, task_filter, url_for
+from batchyard.service.api.common import conditions, odata_element, parsed_filter, service_of, skip_token, url_for
 from batchyard.service.engine.statistics import task_statistics
 from batchyard.service.errors import BatchError
 from batchyard.service.http import (
     accepted,
-    check_conditions,
     created,
     endpoint,
     entity_headers,
@@ -56,22 +55,14 @@ def _view(request: Request, job_id: str, doc: dict[str, Any], select: set[str] |
 @endpoint
 async def add_task(request: Request) -> Response:
     spec = task_models.parse_task_create(await read_json(request))
-    engine = engine_of(request)
-    job = engine.get_job(request.path_params["jobId"])
-    with engine.store.transaction():
-        (result,) = engine.add_tasks(job, [spec])
-    if isinstance(result, BatchError):
-        raise result
-    return created(_task_url(request, job.doc["id"], result["id"]), result)
+    job, doc = service_of(request).add_task(request.path_params["jobId"], spec)
+    return created(_task_url(request, job.doc["id"], doc["id"]), doc)
 
 
 @endpoint
 async def add_task_collection(request: Request) -> Response:
     specs = task_models.parse_task_collection(await read_json(request, limit=MAX_COLLECTION_BYTES))
-    engine = engine_of(request)
-    job = engine.get_job(request.path_params["jobId"])
-    with engine.store.transaction():
-        results = engine.add_tasks(job, specs)
+    job, results = service_of(request).add_task_collection(request.path_params["jobId"], specs)
     base = request.app.state.settings.base_url
     value: list[dict[str, Any]] = []
     for spec, result in zip(specs, results, strict=True):
@@ -90,52 +81,36 @@ async def add_task_collection(request: Request) -> Response:
     return json_response({"odata.metadata": f"{base}/$metadata#taskaddresult", "value": value})
 
 
-# `$select` properties the tasks table holds in columns: such pages are built without reading documents.
-_COLUMN_SELECT = {"id": "id", "state": "state", "stateTransitionTime": "transition", "url": "id"}
-
-
 @endpoint
 async def list_tasks(request: Request) -> Response:
-    where, params, hint = task_filter(request)
-    engine = engine_of(request)
-    job = engine.get_job(request.path_params["jobId"])
+    where = parsed_filter(request, "tasks")
+    service = service_of(request)
+    job = service.job(request.path_params["jobId"])
     select = parse_select(request)
     size = parse_max_results(request)
     stats = _wants_stats(request)
     after = skip_token(request)
-    if select is not None and select <= _COLUMN_SELECT.keys() and not stats:
-        items = _column_page(request, job.key, job.doc["id"], select, after, size + 1, (where, params, hint))
-        token = str(items[size - 1][0]) if len(items) > size else None
-        return list_response(request, "tasks", [item for _, item in items[:size]], token)
-    rows = engine.store.list_tasks(job.key, after, size + 1, where, params, hint)
-    token = str(rows[size - 1][0]) if len(rows) > size else None
     job_id = job.doc["id"]
-    items = [
+    # A page of only properties the service keeps apart from documents reads no document at all.
+    fields = {"id" if name == "url" else name for name in select or ()}
+    if select is not None and not stats and fields <= service.task_fields:
+        rows, token = service.task_field_page(job, where, after, size, fields)
+        base = f"{request.app.state.settings.base_url}/jobs/{job_id}/tasks/"
+        names = sorted(select)
+        items = [{name: base + row["id"] if name == "url" else row[name] for name in names} for _, row in rows]
+        return list_response(request, "tasks", items, token)
+    docs, token = service.task_page(job, where, after, size)
+    views = [
         _raw_view(request, job_id, raw)
         if select is None and not stats
         else _view(request, job_id, orjson.loads(raw), select, stats)
-        for _, raw in rows[:size]
+        for _, raw in docs
     ]
-    return list_response(request, "tasks", items, token)
-
-
-def _column_page(
-    request: Request, job_key: str, job_id: str, select: set[str], after: int, limit: int, sql: tuple[Any, ...]
-) -> list[tuple[int, dict[str, Any]]]:
-    names = sorted(select)
-    columns = tuple(dict.fromkeys(_COLUMN_SELECT[name] for name in names))
-    rows = engine_of(request).store.list_task_columns(job_key, after, limit, columns, *sql)
-    base = f"{request.app.state.settings.base_url}/jobs/{job_id}/tasks/"
-    out: list[tuple[int, dict[str, Any]]] = []
-    for seq, *values in rows:
-        by_column = dict(zip(columns, values, strict=True))
-        item = {name: base + by_column["id"] if name == "url" else by_column[_COLUMN_SELECT[name]] for name in names}
-        out.append((seq, item))
-    return out
+    return list_response(request, "tasks", views, token)
 
 
 def _raw_view(request: Request, job_id: str, raw: bytes) -> Any:
-    """A whole stored document as it is on the wire, spliced as JSON bytes when it has no private `_` keys."""
+    """A whole task document as it is on the wire, spliced as JSON bytes when it has no private `_` keys."""
     if b'"_' in raw:  # may hold a private key (or a value starting with "_"): take the exact path
         doc = orjson.loads(raw)
         return present(doc, _task_url(request, job_id, doc["id"]))
@@ -146,71 +121,49 @@ def _raw_view(request: Request, job_id: str, raw: bytes) -> Any:
 
 @endpoint
 async def get_task(request: Request) -> Response:
-    engine = engine_of(request)
-    job = engine.get_job(request.path_params["jobId"])
-    doc = engine.get_task(job, request.path_params["taskId"])
-    check_conditions(request, doc, reading=True)
+    reading = conditions(request, reading=True)
+    job, doc = service_of(request).task(request.path_params["jobId"], request.path_params["taskId"], reading)
     body = odata_element(request, "tasks") | _view(
         request, job.doc["id"], doc, parse_select(request), _wants_stats(request)
     )
     return json_response(body, entity_headers(doc))
 
 
-async def _task_for_change(request: Request) -> tuple[Any, dict[str, Any]]:
-    engine = engine_of(request)
-    job = engine.get_job(request.path_params["jobId"])
-    doc = engine.get_task(job, request.path_params["taskId"])
-    check_conditions(request, doc, reading=False)
-    return job, doc
+def _addressed(request: Request) -> tuple[str, str]:
+    """(job id, task id) of the task the route names."""
+    return request.path_params["jobId"], request.path_params["taskId"]
 
 
 @endpoint
 async def delete_task(request: Request) -> Response:
-    job, doc = await _task_for_change(request)
-    engine = engine_of(request)
-    with engine.store.transaction():
-        engine.delete_task(job, doc)
+    service_of(request).delete_task(*_addressed(request), conditions(request))
     return accepted(200)
 
 
 @endpoint
 async def terminate_task(request: Request) -> Response:
-    job, doc = await _task_for_change(request)
-    engine = engine_of(request)
-    with engine.store.transaction():
-        engine.terminate_task(job, doc)
+    job, doc = service_of(request).terminate_task(*_addressed(request), conditions(request))
     return accepted(204, doc, _task_url(request, job.doc["id"], doc["id"]))
 
 
 @endpoint
 async def update_task(request: Request) -> Response:
     changes = task_models.parse_task_update(await read_json(request))
-    job, doc = await _task_for_change(request)
-    engine = engine_of(request)
-    with engine.store.transaction():
-        engine.update_task(job, doc, changes)
+    job, doc = service_of(request).update_task(*_addressed(request), changes, conditions(request))
     return accepted(200, doc, _task_url(request, job.doc["id"], doc["id"]))
 
 
 @endpoint
 async def reactivate_task(request: Request) -> Response:
-    job, doc = await _task_for_change(request)
-    engine = engine_of(request)
-    with engine.store.transaction():
-        engine.reactivate_task(job, doc)
+    job, doc = service_of(request).reactivate_task(*_addressed(request), conditions(request))
     return accepted(204, doc, _task_url(request, job.doc["id"], doc["id"]))
 
 
 @endpoint
 async def list_subtasks(request: Request) -> Response:
-    engine = engine_of(request)
-    job = engine.get_job(request.path_params["jobId"])
-    # Only multi-instance tasks have subtasks (1..N-1; the primary is the task itself).
+    subtasks = service_of(request).subtasks(*_addressed(request))
     select = parse_select(request)
-    items = [
-        {k: v for k, v in sub.items() if select is None or k in select}
-        for sub in engine.list_subtasks(job, request.path_params["taskId"])
-    ]
+    items = [{k: v for k, v in sub.items() if select is None or k in select} for sub in subtasks]
     return list_response(request, "subtaskinfo", items, None)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -11,11 +10,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from batchyard.service import errors
-from batchyard.service.api.common import engine_of, list_filter, page, skip_token, url_for
-from batchyard.service.clock import iso
+from batchyard.service.api.common import list_filter, page, service_of, skip_token, url_for
 from batchyard.service.engine.runtime import JobRt, PoolRt
-from batchyard.service.engine.statistics import job_statistics, pool_statistics
-from batchyard.service.engine.usage import INTERVAL, job_usage_key, pool_usage_key
+from batchyard.service.engine.schedules import ScheduleRt
 from batchyard.service.http import endpoint, list_response, parse_max_results
 from batchyard.service.odata.literals import parse_datetime
 
@@ -41,25 +38,15 @@ def with_stats(
 
 
 def job_stats(request: Request, job: JobRt) -> dict[str, Any]:
-    engine = engine_of(request)
-    totals = engine.usage.get(("job", job_usage_key(job)), {})
-    url = url_for(request, f"/jobs/{job.doc['id']}")
-    return job_statistics(totals, url, job.doc["creationTime"], job.succeeded, job.failed, engine.now())
+    return service_of(request).job_stats(job, url_for(request, f"/jobs/{job.doc['id']}"))
 
 
 def pool_stats(request: Request, pool: PoolRt) -> dict[str, Any]:
-    engine = engine_of(request)
-    totals = engine.usage.get(("pool", pool_usage_key(pool)), {})
-    return pool_statistics(totals, url_for(request, f"/pools/{pool.doc['id']}"), pool.doc["creationTime"], engine.now())
+    return service_of(request).pool_stats(pool, url_for(request, f"/pools/{pool.doc['id']}"))
 
 
-def schedule_stats(request: Request, schedule: Any) -> dict[str, Any]:
-    engine = engine_of(request)
-    totals = engine.usage.get(("schedule", f"{schedule.key}#{schedule.seq}"), {})
-    jobs = engine.jobs_of_schedule(schedule)
-    url = url_for(request, f"/jobschedules/{schedule.doc['id']}")
-    succeeded, failed = sum(job.succeeded for job in jobs), sum(job.failed for job in jobs)
-    return job_statistics(totals, url, schedule.doc["creationTime"], succeeded, failed, engine.now())
+def schedule_stats(request: Request, schedule: ScheduleRt) -> dict[str, Any]:
+    return service_of(request).schedule_stats(schedule, url_for(request, f"/jobschedules/{schedule.doc['id']}"))
 
 
 # --- /poolusagemetrics --------------------------------------------------------------------------------
@@ -83,27 +70,12 @@ async def list_pool_usage_metrics(request: Request) -> Response:
     Without startTime/endtime only the last finished interval is returned, as the contract says; with them,
     the intervals that start at or after startTime (rounded down to an interval) and end by endtime.
     """
-    engine = engine_of(request)
     keep = list_filter(request, "poolUsageMetrics")
-    now = engine.now().timestamp()
-    last_start = (now // INTERVAL) * INTERVAL - INTERVAL  # the last interval that has ended
     start = _time_param(request, "startTime", "starttime", "startime")
     end = _time_param(request, "endtime", "endTime")
-    first = last_start if start is None else (start // INTERVAL) * INTERVAL
-    final = last_start if end is None else min(last_start, end - INTERVAL)
     if start is not None and end is not None and end < start:
         raise errors.invalid_query("endtime", request.query_params.get("endtime") or "", "endtime is before startTime.")
-    items = []
-    for begin, pool_id, vm_size, core_seconds in engine.store.pool_usage(first, final):
-        item = {
-            "poolId": pool_id,
-            "startTime": iso(datetime.fromtimestamp(begin, UTC)),
-            "endTime": iso(datetime.fromtimestamp(begin + INTERVAL, UTC)),
-            "vmSize": vm_size,
-            "totalCoreHours": core_seconds / 3600.0,
-        }
-        if keep(item):
-            items.append(item)
+    items = [item for item in service_of(request).pool_usage_metrics(start, end) if keep(item)]
     numbered = list(enumerate(items, start=1))
     chosen, token = page(numbered, lambda pair: pair[0], skip_token(request), parse_max_results(request))
     return list_response(request, "poolusagemetrics", (item for _, item in chosen), token)

@@ -2,8 +2,8 @@
 
 The result is what an autoscale run reports: the targets, the deallocation option, the `results`
 string (`$TargetDedicatedNodes=..;$TargetLowPriorityNodes=..;$NodeDeallocationOption=..;` then the
-user variables by name, or the seed's `$TargetDedicated=..;$NodeDeallocationOption=..;...` when the
-formula uses the seed's name) and, on failure, the error with the statement it happened in.
+user variables by name, or `$TargetDedicated=..;$NodeDeallocationOption=..;...` when the formula
+uses that name of older API versions) and, on failure, the error with the statement it happened in.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class _Run:
             DEALLOCATION: ctx.dealloc,
         }
         self.user: set[str] = set()
-        self.seed_names = "$TargetDedicated" in {s.target for s in program.statements} or _mentions(
+        self.uses_target_dedicated = "$TargetDedicated" in {s.target for s in program.statements} or _mentions(
             program, "$TargetDedicated"
         )
         self.metrics = {
@@ -171,7 +171,7 @@ class _Run:
 
     def check_targets(self, dedicated: float, low: float) -> FormulaError | None:
         for name, value in ((TARGET_DEDICATED, dedicated), (TARGET_LOW_PRIORITY, low)):
-            shown = "$TargetDedicated" if self.seed_names and name == TARGET_DEDICATED else name
+            shown = "$TargetDedicated" if self.uses_target_dedicated and name == TARGET_DEDICATED else name
             if not math.isfinite(value) or value < 0:
                 return EvaluationError(f"{shown} must be a finite number of 0 or more, not {format_value(value)}.")
             if value >= 2**31:
@@ -180,7 +180,7 @@ class _Run:
 
     def variables(self) -> list[tuple[str, str, str]]:
         out: list[tuple[str, str, str]] = []
-        if self.seed_names:
+        if self.uses_target_dedicated:
             fixed = [("$TargetDedicated", TARGET_DEDICATED), (DEALLOCATION, DEALLOCATION)]
         else:
             fixed = [
@@ -277,7 +277,7 @@ def _float_or_none(value: float | None) -> float | None:
 
 
 def _whole(value: float) -> int:
-    """Targets are whole nodes: a fraction is dropped (the seed's example 3 rounds up by adding 3 before / 4)."""
+    """Targets are whole nodes: a fraction is dropped (the documentation's example 3 rounds up: + 3 before / 4)."""
     return int(value) if math.isfinite(value) and 0 <= value < 2**31 else 0
 
 

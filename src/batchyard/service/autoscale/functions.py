@@ -2,7 +2,7 @@
 flattened into one vector before the function runs (`avg(v, 7)` is `avg(1, 2, 3, 7)` for v = [1, 2, 3]).
 
 lg/ln/log (and ceil/floor/round of the current service) are componentwise: one double argument gives
-a double, a doubleVec or several arguments give a doubleVec (the seed's "vec(double)" form).
+a double, a doubleVec or several arguments give a doubleVec (the 2017 documentation's "vec(double)" form).
 Arithmetic follows .NET doubles: log(0) is -Infinity, log(-1) NaN, never an exception.
 """
 

@@ -1,4 +1,5 @@
-"""The seed's operations table, exactly: each (left type, operator, right type) it lists and no other.
+"""The operations table of the autoscale documentation, exactly: each (left type, operator, right type)
+it lists and no other.
 
 double        + - * /   double        -> double
 double        *         timeinterval  -> timeinterval
@@ -21,7 +22,8 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TypeVar
 
 from batchyard.service.autoscale.errors import EvaluationError
 from batchyard.service.autoscale.values import Interval, Metric, Timestamp, Value, Vec, type_name
@@ -53,14 +55,24 @@ _ARITH: dict[str, Callable[[float, float], float]] = {
     "/": divide,
 }
 
-_COMPARE: dict[str, Callable[[object, object], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    "==": operator.eq,
-    ">=": operator.ge,
-    ">": operator.gt,
-    "!=": operator.ne,
-}
+_COMPARE = frozenset({"<", "<=", "==", ">=", ">", "!="})
+
+# The types whose values compare with each other (timestamps by instant, intervals by seconds).
+_Ordered = TypeVar("_Ordered", float, str, datetime)
+
+
+def _holds(op: str, left: _Ordered, right: _Ordered) -> bool:
+    if op == "<":
+        return left < right
+    if op == "<=":
+        return left <= right
+    if op == "==":
+        return left == right
+    if op == ">=":
+        return left >= right
+    if op == ">":
+        return left > right
+    return left != right
 
 
 def as_operand(value: Value, pos: Pos) -> Value:
@@ -131,15 +143,14 @@ def _shift(stamp: Timestamp, interval: Interval, pos: Pos) -> Timestamp:
 
 
 def _compare(op: str, left: Value, right: Value, pos: Pos) -> float:
-    fn = _COMPARE[op]
     if isinstance(left, float) and isinstance(right, float):
-        return 1.0 if fn(left, right) else 0.0
+        return 1.0 if _holds(op, left, right) else 0.0
     if isinstance(left, str) and isinstance(right, str):
-        return 1.0 if fn(left, right) else 0.0  # ordinal
+        return 1.0 if _holds(op, left, right) else 0.0  # ordinal
     if isinstance(left, Timestamp) and isinstance(right, Timestamp):
-        return 1.0 if fn(left.dt, right.dt) else 0.0
+        return 1.0 if _holds(op, left.dt, right.dt) else 0.0
     if isinstance(left, Interval) and isinstance(right, Interval):
-        return 1.0 if fn(left.seconds, right.seconds) else 0.0
+        return 1.0 if _holds(op, left.seconds, right.seconds) else 0.0
     raise _not_defined(op, left, right, pos)
 
 

@@ -2,7 +2,7 @@
 
 A history holds (time, value) samples, one per sample period (30 s on Azure) while the metric had a
 value; missing periods are simply absent. A sample becomes readable `delay` seconds after it was
-taken (the seed: "it takes approximately one minute for samples to propagate"). Time ranges are
+taken (the documentation: "it takes approximately one minute for samples to propagate"). Time ranges are
 (older, newer] windows; each bound is a timestamp or a look-back timeinterval from now, in either
 order. The sample percent of a window is the readable samples in it against the window length
 divided by the period.
@@ -80,8 +80,8 @@ def _get_sample(metric: Metric, args: list[Value], clock: SampleClock, pos: tupl
         if not count >= 0 or math.isinf(count):
             raise EvaluationError(f"GetSample(count) needs a count of 0 or more, not {format_double(count)}.", pos)
         readable = list(metric.history.readable(clock.now, clock.delay))
-        wanted = int(count)
-        return Vec(tuple(value for _, value in readable[len(readable) - wanted :])) if wanted else Vec(())
+        newest = int(count)
+        return Vec(tuple(value for _, value in readable[len(readable) - newest :])) if newest else Vec(())
     bounds = args[:2] if len(args) >= 2 and not isinstance(args[1], float) else args[:1]
     rest = args[len(bounds) :]
     if len(rest) > 1:

@@ -1,4 +1,4 @@
-"""Service-defined variables: the seed's names and the current service's.
+"""Service-defined variables: the names of older API versions and the current service's.
 
 Read-write: the targets and the deallocation option. Read-only: metric objects whose samples the
 service records (`$X.GetSample(...)`); node counts and task slots also read as plain doubles.
@@ -10,7 +10,7 @@ TARGET_DEDICATED = "$TargetDedicatedNodes"
 TARGET_LOW_PRIORITY = "$TargetLowPriorityNodes"
 DEALLOCATION = "$NodeDeallocationOption"
 
-# Seed-era names and the names they stand for.
+# Names of older API versions and the names they stand for.
 ALIASES = {"$TargetDedicated": TARGET_DEDICATED}
 
 READ_WRITE = (TARGET_DEDICATED, "$TargetDedicated", TARGET_LOW_PRIORITY, DEALLOCATION)
@@ -19,8 +19,8 @@ READ_WRITE = (TARGET_DEDICATED, "$TargetDedicated", TARGET_LOW_PRIORITY, DEALLOC
 RESOURCE_METRICS = (
     "$CPUPercent",  # average CPU use of the reporting nodes, percent (0-100)
     "$WallClockSeconds",  # node-seconds covered by the sample
-    "$MemoryBytes",  # average memory in use, megabytes (as the seed documents)
-    "$DiskBytes",  # average local disk in use, gigabytes (as the seed documents)
+    "$MemoryBytes",  # average memory in use, megabytes (as the 2017 documentation defines it)
+    "$DiskBytes",  # average local disk in use, gigabytes (as the 2017 documentation defines it)
     "$DiskReadBytes",
     "$DiskWriteBytes",
     "$DiskReadOps",

@@ -20,11 +20,11 @@ from typing import Any
 from batchyard.service import autoscale, errors
 from batchyard.service.autoscale.variables import RESOURCE_METRICS
 from batchyard.service.clock import iso, parse_iso
+from batchyard.service.engine.events import NodeForgotten, NodeGreeted, PoolChanged, Tick, handles_message, reacts_to
 from batchyard.service.engine.pools import PoolOps
-from batchyard.service.engine.runtime import PoolRt
+from batchyard.service.engine.runtime import NodeRt, PoolRt
 from batchyard.service.errors import BatchError
-from batchyard.service.gateway import AgentSession
-from batchyard.service.models import defaults, durations, hooks
+from batchyard.service.models import defaults, durations
 
 log = logging.getLogger("batchyard.autoscale")
 
@@ -54,8 +54,6 @@ class AutoscaleOps(PoolOps):
         self._next_sample = 0.0
         self._programs: dict[str, Any] = {}  # formula -> parsed program
         super().__init__(*args, **kwargs)
-        timing = self.settings.autoscale
-        hooks.AUTOSCALE_MIN_INTERVAL[0] = round(timing.min_interval * durations.TICKS_PER_SECOND)
 
     # --- the API's operations -------------------------------------------------------------------
 
@@ -106,6 +104,7 @@ class AutoscaleOps(PoolOps):
             pool.doc["_asNext"] = iso(now + self._interval(pool))  # a new schedule starts now
         self.stamp(pool.doc, now)
         self.save_pool(pool)
+        self.emit(PoolChanged(pool, now))
 
     def disable_autoscale(self, pool: PoolRt) -> None:
         self._not_deleting(pool)
@@ -115,6 +114,7 @@ class AutoscaleOps(PoolOps):
             pool.doc.pop(key, None)
         self.stamp(pool.doc, now)
         self.save_pool(pool)
+        self.emit(PoolChanged(pool, now))
 
     def evaluate_autoscale(self, pool: PoolRt, formula: str) -> dict[str, Any]:
         """A dry run (the contract: only on a pool with autoscale enabled); nothing changes."""
@@ -173,8 +173,8 @@ class AutoscaleOps(PoolOps):
 
     # --- periodic runs ----------------------------------------------------------------------------
 
-    def housekeeping(self) -> None:
-        super().housekeeping()
+    @reacts_to(Tick)
+    def _evaluate_autoscale_when_due(self, event: Tick) -> None:
         now = self.now()
         self._sample_if_due(now)
         for pool in list(self.pools.values()):
@@ -313,13 +313,9 @@ class AutoscaleOps(PoolOps):
     def agent_report_interval(self) -> float:
         return min(self.settings.autoscale.sample_period, AGENT_REPORT_MAX)
 
-    def _on_agent_message(self, session: AgentSession, message: dict[str, Any]) -> None:
-        if message.get("t") == "metrics":
-            node = self.nodes.get(session.node_id)
-            if node is not None and node.session is session:
-                self._on_metrics(node.id, message)
-            return
-        super()._on_agent_message(session, message)
+    @handles_message("metrics")
+    def _metrics_message(self, node: NodeRt, message: dict[str, Any]) -> None:
+        self._on_metrics(node.id, message)
 
     def _on_metrics(self, node_id: str, message: dict[str, Any]) -> None:
         values = {
@@ -330,14 +326,14 @@ class AutoscaleOps(PoolOps):
         previous = self.node_reports.get(node_id)
         self.node_reports[node_id] = NodeReport(time.monotonic(), values, previous.counted if previous else None)
 
-    def _on_hello(self, node: Any, message: dict[str, Any]) -> None:
-        super()._on_hello(node, message)
-        if node.session is not None:  # how often the agent reports its resource use
-            node.session.send({"t": "sample", "every": self.agent_report_interval()})
+    @reacts_to(NodeGreeted)
+    def _ask_for_samples(self, event: NodeGreeted) -> None:
+        if event.node.session is not None:  # how often the agent reports its resource use
+            event.node.session.send({"t": "sample", "every": self.agent_report_interval()})
 
-    def _forget_node(self, node: Any) -> None:
-        self.node_reports.pop(node.id, None)
-        super()._forget_node(node)
+    @reacts_to(NodeForgotten)
+    def _forget_reports(self, event: NodeForgotten) -> None:
+        self.node_reports.pop(event.node.id, None)
 
 
 def run_document(result: autoscale.Evaluation, now: datetime) -> dict[str, Any]:

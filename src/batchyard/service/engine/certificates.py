@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from batchyard.service import errors
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
+from batchyard.service.engine.events import Tick, reacts_to
 from batchyard.service.engine.runtime import NodeRt, PoolRt
 from batchyard.service.engine.tasks import TaskOps
 
@@ -103,8 +104,8 @@ class CertificateOps(TaskOps):
     def _save_certificate(self, doc: dict[str, Any]) -> None:
         self.store.put_certificate(cert_key(doc["thumbprintAlgorithm"], doc["thumbprint"]), doc)
 
-    def housekeeping(self) -> None:
-        super().housekeeping()  # type: ignore[misc]
+    @reacts_to(Tick)
+    def _finish_certificate_deletions(self, event: Tick) -> None:
         for key, doc in list(self.certificates.items()):
             if doc["state"] != "deleting":
                 continue

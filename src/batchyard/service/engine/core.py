@@ -21,12 +21,14 @@ from batchyard.providers.base import NodeProvider
 from batchyard.providers.registry import ProviderRegistry
 from batchyard.service.clock import Clock, iso
 from batchyard.service.config import Settings
+from batchyard.service.engine import states
 from batchyard.service.engine.dependencies import parent_keys
+from batchyard.service.engine.events import EngineStarted, Reactions, Tick
 from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunKind, RunningTask
 from batchyard.service.engine.scheduler import JobQueueView, NodeSlots, QueuedTask, schedule
 from batchyard.service.models.durations import duration_seconds
+from batchyard.service.ports import Store
 from batchyard.service.storage.runs import RunResources
-from batchyard.service.store import Store
 
 log = logging.getLogger("batchyard.engine")
 
@@ -45,6 +47,7 @@ class EngineBase:
         clock: Clock | None = None,
         resources: RunResources | None = None,
     ) -> None:
+        self.reactions = Reactions(self)
         self.settings = settings
         self.store = store
         self.providers = providers
@@ -155,7 +158,16 @@ class EngineBase:
         self.store.put_pool(pool.key, pool.seq, pool.doc)
 
     def save_node(self, node: NodeRt) -> None:
+        node.dirty = False
         self.store.put_node(node.id, node.pool_key, node.seq, node.doc)
+
+    def set_node_state(self, node: NodeRt, state: str, now: datetime) -> None:
+        if states.move(node.doc, states.NODE, state, now, previous=False):
+            self.save_node(node)
+
+    def mark_node_busy(self, node: NodeRt, now: datetime) -> None:
+        if node.doc["state"] == "idle" and node.slots_used > 0:
+            self.set_node_state(node, "running", now)
 
     def save_job(self, job: JobRt) -> None:
         self.store.put_job(job.key, job.seq, job.doc)
@@ -257,15 +269,16 @@ class EngineBase:
                 runs_by_node[node_id].extend(runs)
         for node_id, runs in runs_by_node.items():
             node = self.nodes[node_id]
-            self.mark_node_busy(node, now)  # type: ignore[attr-defined]
+            self.mark_node_busy(node, now)
             if node.session is not None and runs:
                 node.session.send({"t": "run", "runs": runs})
 
     def assign_task(
         self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime
     ) -> list[dict[str, Any]]:
-        """Place a task on a node; returns the runs to send to the node (preparation may come first)."""
-        return [self.start_task_run(job, doc, node, slots, now)]  # type: ignore[attr-defined]
+        """Place a task on a node; returns the runs to send to the node (preparation may come first).
+        Defined by the task concern (engine/tasks.py)."""
+        raise NotImplementedError
 
     def excluded_nodes(self, job: JobRt) -> frozenset[str]:
         """Nodes a job's tasks may not be placed on."""
@@ -294,6 +307,8 @@ class EngineBase:
     # --- housekeeping ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        with self.store.transaction():
+            self.emit(EngineStarted(self.now()))
         self._housekeeper = asyncio.get_running_loop().create_task(self._housekeeping_loop())
         self.kick()
 
@@ -318,7 +333,12 @@ class EngineBase:
                 log.exception("housekeeping failed")
 
     def housekeeping(self) -> None:
-        """Periodic checks; each mixin adds its own by overriding and calling super()."""
+        """Periodic checks: the reactions to `Tick` (see `Reactions.describe()`)."""
+        self.emit(Tick(self.now()))
+
+    def emit(self, event: object) -> None:
+        """Tell the concerns that react to this event (engine/events.py), in their order."""
+        self.reactions.emit(event)
 
 
 def limit_seconds(duration: str | None) -> float | None:

@@ -10,6 +10,16 @@ from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
+from batchyard.service.engine.events import (
+    EngineStarted,
+    JobActionRequested,
+    JobManagerCompleted,
+    JobPoolChanged,
+    ReleasesFinished,
+    TaskEnded,
+    Tick,
+    reacts_to,
+)
 from batchyard.service.engine.preparation import PreparationOps
 from batchyard.service.engine.runtime import JobRt
 from batchyard.service.engine.scheduler import QueuedTask
@@ -70,6 +80,10 @@ class JobOps(PreparationOps):
             queued = job.queue.popleft()
             job.queue.appendleft(QueuedTask(job.key, queued.task_key, max(queued.slots, pool.slots_per_node)))
 
+    @reacts_to(JobManagerCompleted)
+    def _on_job_manager_completed(self, event: JobManagerCompleted) -> None:
+        self.job_manager_done(event.job)
+
     def job_manager_done(self, job: JobRt) -> None:
         if (job.doc.get("jobManagerTask") or {}).get("killJobOnCompletion", True):
             if job.doc["state"] in ("active", "disabling", "disabled", "enabling"):
@@ -123,6 +137,8 @@ class JobOps(PreparationOps):
         self.save_job(job)
         self.after_task_completed(job)
         self.kick()
+        if "poolInfo" in changes:
+            self.emit(JobPoolChanged(job))
 
     def disable_job(self, job: JobRt, option: str) -> None:
         if job.doc["state"] in ("disabling", "disabled"):
@@ -208,18 +224,25 @@ class JobOps(PreparationOps):
         self._release_auto_pool(job)
         self.kick()
 
+    @reacts_to(ReleasesFinished)
+    def _on_releases_finished(self, event: ReleasesFinished) -> None:
+        self.releases_finished(event.job)
+
     def releases_finished(self, job: JobRt) -> None:
         if job.doc["state"] == "terminating":
             self._maybe_complete_job(job)
         elif job.doc["state"] == "deleting":
             self._finish_delete(job)
 
-    async def start(self) -> None:
-        await super().start()
-        with self.store.transaction():
-            for job in list(self.jobs.values()):
-                if job.doc["state"] == "deleting" and not self.releases_pending(job):
-                    self._finish_delete(job)  # a deletion the previous service process did not finish
+    @reacts_to(EngineStarted)
+    def _finish_deletions_of_the_previous_process(self, event: EngineStarted) -> None:
+        for job in list(self.jobs.values()):
+            if job.doc["state"] == "deleting" and not self.releases_pending(job):
+                self._finish_delete(job)
+
+    @reacts_to(JobActionRequested)
+    def _on_job_action_requested(self, event: JobActionRequested) -> None:
+        self.job_action(event.job, event.action)
 
     def job_action(self, job: JobRt, action: str) -> None:
         """A task's exitOptions.jobAction, for jobs whose onTaskFailure is performexitoptionsjobaction."""
@@ -229,6 +252,10 @@ class JobOps(PreparationOps):
             self.disable_job(job, "requeue")  # the contract: the same as disable with requeue
 
     # --- completion -----------------------------------------------------------------------------
+
+    @reacts_to(TaskEnded)
+    def _on_task_ended(self, event: TaskEnded) -> None:
+        self.after_task_completed(event.job)
 
     def after_task_completed(self, job: JobRt) -> None:
         """onAllTasksComplete and the end of a terminating job."""
@@ -279,8 +306,8 @@ class JobOps(PreparationOps):
         states.move(job.doc, states.JOB, state, now, previous=True)
         self.stamp(job.doc, now)
 
-    def housekeeping(self) -> None:
-        super().housekeeping()
+    @reacts_to(Tick)
+    def _enforce_job_limits(self, event: Tick) -> None:
         now = self.now()
         for job in list(self.jobs.values()):
             if job.doc["state"] not in ("active", "disabled"):

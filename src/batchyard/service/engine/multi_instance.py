@@ -30,6 +30,7 @@ from typing import Any
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
+from batchyard.service.engine.events import EngineStarted, JobPoolChanged, NodeFreed, PoolChanged, reacts_to
 from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.preparation import PreparationOps, _prep_state
 from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunKind, RunningTask
@@ -88,15 +89,7 @@ class MultiInstanceOps(PreparationOps):
         self.gangs: dict[str, Gang] = {}  # primary aid -> gang
         self.gang_by_task: dict[tuple[str, str], str] = {}  # (job key, task key) -> primary aid
         self.mi_sizes: dict[str, dict[str, int]] = {}  # job key -> unfinished multi-instance task -> instances
-        self._greeting: str | None = None  # node whose agent is saying hello (its runs are being matched)
         super().__init__(*args, **kwargs)
-
-    def _on_hello(self, node: NodeRt, message: dict[str, Any]) -> None:
-        self._greeting = node.id
-        try:
-            super()._on_hello(node, message)  # type: ignore[misc]
-        finally:
-            self._greeting = None
 
     # --- adding and loading -------------------------------------------------------------------------
 
@@ -106,22 +99,21 @@ class MultiInstanceOps(PreparationOps):
         if sizes:
             self.mi_sizes[job.key] = sizes
 
-    async def start(self) -> None:
+    @reacts_to(EngineStarted, order=-1)  # before anything looks at the nodes' runs
+    def _requeue_gangs_of_the_previous_process(self, event: EngineStarted) -> None:
         """Multi-instance runs of a previous service process run again as a whole: their gangs were in memory."""
-        now = self.now()
-        with self.store.transaction():
-            for job_key, sizes in self.mi_sizes.items():
-                job = self.jobs.get(job_key)
-                docs = self.store.get_tasks(job_key, list(sizes)) if job is not None else {}
-                for doc in docs.values():
-                    if job is None or doc["state"] not in ("running", "preparing"):
-                        continue
-                    for node in self.nodes.values():
-                        run = node.runs.pop(doc.get("_aid", ""), None)
-                        if run is not None:
-                            node.slots_used -= run.slots
-                    self._requeue_doc(job, doc, 1, now)
-        await super().start()
+        now = event.now
+        for job_key, sizes in self.mi_sizes.items():
+            job = self.jobs.get(job_key)
+            docs = self.store.get_tasks(job_key, list(sizes)) if job is not None else {}
+            for doc in docs.values():
+                if job is None or doc["state"] not in ("running", "preparing"):
+                    continue
+                for node in self.nodes.values():
+                    run = node.runs.pop(doc.get("_aid", ""), None)
+                    if run is not None:
+                        node.slots_used -= run.slots
+                self._requeue_doc(job, doc, 1, now)
 
     def add_tasks(self, job: JobRt, specs: list[dict[str, Any]]) -> list[Any]:
         results = super().add_tasks(job, specs)
@@ -301,7 +293,7 @@ class MultiInstanceOps(PreparationOps):
 
     def lose_special_run(self, node: NodeRt, run: RunningTask, now: datetime) -> bool:
         waiting = self.gangs.get(run.aid)
-        if waiting is not None and not waiting.started and self._greeting == node.id:
+        if waiting is not None and not waiting.started and node.greeting:
             node.runs[run.aid] = run  # the primary waits for coordination: no process to have lost yet
             node.slots_used += run.slots
             return True
@@ -311,7 +303,7 @@ class MultiInstanceOps(PreparationOps):
         if gang is None:
             return True
         index = int(run.aid.rpartition(":")[2])
-        if self._greeting == node.id and (index in gang.held or (index and index not in gang.pending)):
+        if node.greeting and (index in gang.held or (index and index not in gang.pending)):
             # A reconnecting agent does not list holds, nor runs it was not sent yet: keep them.
             node.runs[run.aid] = run
             node.slots_used += run.slots
@@ -409,7 +401,7 @@ class MultiInstanceOps(PreparationOps):
                 if keep is not None:
                     self.store.retain(now.timestamp() + keep, node_id, doc["nodeInfo"]["taskRootDirectory"])
             self.mark_node_free(node, now)
-            self.after_node_freed(node)  # type: ignore[attr-defined]
+            self.emit(NodeFreed(node, now))
         self.kick()
 
     def _update_subtask_recent(self, node: NodeRt, gang: Gang, index: int, doc: dict[str, Any]) -> None:
@@ -473,22 +465,13 @@ class MultiInstanceOps(PreparationOps):
 
     # --- the waitingfornodes marker follows the pool ------------------------------------------------
 
-    def _check_allocation(self, pool: PoolRt, now: datetime) -> None:
-        super()._check_allocation(pool, now)  # every change of a pool's target or nodes passes here
-        self._refresh_pool_mi_status(pool)
+    @reacts_to(PoolChanged)
+    def _refresh_on_pool_change(self, event: PoolChanged) -> None:
+        self._refresh_pool_mi_status(event.pool)
 
-    def enable_autoscale(self, pool: PoolRt, spec: dict[str, Any]) -> None:
-        super().enable_autoscale(pool, spec)  # type: ignore[misc]
-        self._refresh_pool_mi_status(pool)
-
-    def disable_autoscale(self, pool: PoolRt) -> None:
-        super().disable_autoscale(pool)  # type: ignore[misc]
-        self._refresh_pool_mi_status(pool)
-
-    def update_job(self, job: JobRt, changes: dict[str, Any], replace: bool) -> None:
-        super().update_job(job, changes, replace)  # type: ignore[misc]
-        if "poolInfo" in changes:
-            self._refresh_mi_status(job.key, self.pools.get(job.pool_key or ""))
+    @reacts_to(JobPoolChanged)
+    def _refresh_on_job_pool_change(self, event: JobPoolChanged) -> None:
+        self._refresh_mi_status(event.job.key, self.pools.get(event.job.pool_key or ""))
 
     def _refresh_pool_mi_status(self, pool: PoolRt) -> None:
         for job_key in list(self.pool_jobs.get(pool.key, ())):

@@ -16,14 +16,15 @@ import re
 import secrets
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine import states
 from batchyard.service.engine.certificates import CertificateOps
-from batchyard.service.engine.runtime import NodeRt, PoolRt
+from batchyard.service.engine.events import NodeBooting, NodeFreed, NodeGreeted, Tick, handles_message, reacts_to
+from batchyard.service.engine.runtime import NodeRt
 from batchyard.service.gateway import AgentGone, AgentSession
 
 # A node whose restarted agent has not said hello by then becomes unusable.
@@ -67,7 +68,6 @@ def hash_password(password: str, salt: bytes | None = None) -> dict[str, str]:
 class NodeActionOps(CertificateOps):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._restarting: dict[str, float] = {}  # node id -> monotonic deadline of its agent restart
-        self._seen: dict[str, float] = {}  # node id -> monotonic time of the agent's last message
         super().__init__(*args, **kwargs)
 
     # --- reboot, reimage ------------------------------------------------------------------------
@@ -187,41 +187,25 @@ class NodeActionOps(CertificateOps):
         self.save_node(node)
         self.kick()
 
-    def _maybe_offline(self, node: NodeRt, now: datetime) -> None:
-        """A node with scheduling disabled goes offline once its last task is done."""
-        if (
-            node.doc.get("schedulingState") == "disabled"
-            and node.doc["state"] in ("idle", "running")
-            and not any(run.occupies_node for run in node.runs.values())
-        ):
-            self.set_node_state(node, "offline", now)
+    # --- reactions to the node lifecycle -------------------------------------------------------------
 
-    # --- hooks into the node lifecycle ----------------------------------------------------------
+    @reacts_to(NodeFreed)
+    def _restart_when_free(self, event: NodeFreed) -> None:
+        self._maybe_restart(event.node)
 
-    def mark_node_free(self, node: NodeRt, now: datetime) -> None:
-        super().mark_node_free(node, now)
-        self._maybe_offline(node, now)
-
-    def after_node_freed(self, node: NodeRt) -> None:
-        super().after_node_freed(node)  # type: ignore[misc]
-        self._maybe_restart(node)
-
-    def _boot_node(self, node: NodeRt, pool: PoolRt | None, now: datetime) -> None:
+    @reacts_to(NodeBooting)
+    def _install_certificates_on_boot(self, event: NodeBooting) -> None:
         """A fresh boot: certificates first (the agent handles messages in order), then the start task."""
+        node = event.node
         self._restarting.pop(node.id, None)
         node.doc.pop("_action", None)
         if node.session is not None and node.doc["state"] != "leavingpool":
-            installed = self.send_certificates(node, pool)
+            installed = self.send_certificates(node, event.pool)
             node.doc["_certs"] = installed
-        super()._boot_node(node, pool, now)  # type: ignore[misc]
-        self._maybe_offline(node, now)
 
-    def _on_start_task_done(self, node: NodeRt, result: dict[str, Any]) -> None:
-        super()._on_start_task_done(node, result)  # type: ignore[misc]
-        self._maybe_offline(node, self.now())
-
-    def _on_hello(self, node: NodeRt, message: dict[str, Any]) -> None:
-        super()._on_hello(node, message)  # type: ignore[misc]
+    @reacts_to(NodeGreeted)
+    def _configure_greeted_node(self, event: NodeGreeted) -> None:
+        node = event.node
         errors_now = node.doc.get("errors") or []
         kept = [error for error in errors_now if error.get("code") != "NodeAgentUnreachable"]
         if kept != errors_now:  # the agent is back: that error is over
@@ -233,22 +217,9 @@ class NodeActionOps(CertificateOps):
         self._send_node_config(node)
         self._send_users(node)
 
-    async def agent_session(self, session: AgentSession) -> None:
-        self._seen[session.node_id] = time.monotonic()
-        await super().agent_session(session)  # type: ignore[misc]
-
-    def _on_agent_message(self, session: AgentSession, message: dict[str, Any]) -> None:
-        self._seen[session.node_id] = time.monotonic()
-        kind = message["t"]
-        if kind == "heartbeat":
-            return
-        if kind == "health":
-            node = self.nodes.get(session.node_id)
-            if node is not None and node.session is session:
-                with self.store.transaction():
-                    self._on_health(node, message.get("errors") or [])
-            return
-        super()._on_agent_message(session, message)  # type: ignore[misc]
+    @handles_message("health")
+    def _health_message(self, node: NodeRt, message: dict[str, Any]) -> None:
+        self._on_health(node, message.get("errors") or [])
 
     def _on_health(self, node: NodeRt, reported: list[dict[str, Any]]) -> None:
         kept = [error for error in node.doc.get("errors") or [] if error.get("code") not in HEALTH_CODES]
@@ -271,7 +242,8 @@ class NodeActionOps(CertificateOps):
         if node.session is not None:
             node.session.send({"t": "config", "minFreeDiskMb": min_free})
 
-    def housekeeping(self) -> None:
+    @reacts_to(Tick, order=-1)  # before the lost-node rules see these nodes
+    def _notice_silent_and_restarting_agents(self, event: Tick) -> None:
         mono = time.monotonic()
         timeout = self.settings.timing.heartbeat_timeout
         for node in list(self.nodes.values()):
@@ -282,13 +254,15 @@ class NodeActionOps(CertificateOps):
                 self._restarting.pop(node.id, None)
                 node.lost_at = mono - 3600.0  # never came back: the base rules make it unusable
             session = node.session
-            if session is not None and mono - self._seen.get(node.id, mono) > timeout:
+            if session is not None and mono - node.heard_at > timeout:
                 # Silent but connected (a stopped process keeps its socket): lost, like a closed connection.
                 node.session = None
                 node.lost_at = mono
                 session.close()
-                self._node_lost(node)  # type: ignore[attr-defined]
-        super().housekeeping()  # type: ignore[misc]
+                self._node_lost(node)
+
+    @reacts_to(Tick)
+    def _restart_when_retained_data_may_go(self, event: Tick) -> None:
         for node in list(self.nodes.values()):
             action = node.doc.get("_action") or {}
             if action.get("option") == "retaineddata":

@@ -11,8 +11,17 @@ from typing import Any
 from batchyard.protocol import messages
 from batchyard.providers.base import NodeLaunch
 from batchyard.service.clock import iso
-from batchyard.service.engine import states
 from batchyard.service.engine.core import EngineBase
+from batchyard.service.engine.events import (
+    NodeBooting,
+    NodeFreed,
+    NodeGreeted,
+    RunLost,
+    TaskRunFinished,
+    Tick,
+    handles_message,
+    reacts_to,
+)
 from batchyard.service.engine.packages import packages_failed, send_pool_packages
 from batchyard.service.engine.run_builder import build_run, merge_environment
 from batchyard.service.engine.runtime import NodeRt, PoolRt, RunKind, RunningTask
@@ -121,21 +130,19 @@ class NodeOps(EngineBase):
 
     # --- state helpers --------------------------------------------------------------------------
 
-    def set_node_state(self, node: NodeRt, state: str, now: datetime) -> None:
-        if states.move(node.doc, states.NODE, state, now, previous=False):
-            self.save_node(node)
-
-    def save_node(self, node: NodeRt) -> None:
-        node.dirty = False
-        super().save_node(node)
-
-    def mark_node_busy(self, node: NodeRt, now: datetime) -> None:
-        if node.doc["state"] == "idle" and node.slots_used > 0:
-            self.set_node_state(node, "running", now)
-
     def mark_node_free(self, node: NodeRt, now: datetime) -> None:
         if node.doc["state"] == "running" and not any(run.occupies_node for run in node.runs.values()):
             self.set_node_state(node, "idle", now)
+        self.maybe_offline(node, now)
+
+    def maybe_offline(self, node: NodeRt, now: datetime) -> None:
+        """A node with scheduling disabled goes offline once its last task is done."""
+        if (
+            node.doc.get("schedulingState") == "disabled"
+            and node.doc["state"] in ("idle", "running")
+            and not any(run.occupies_node for run in node.runs.values())
+        ):
+            self.set_node_state(node, "offline", now)
 
     # --- agent sessions -------------------------------------------------------------------------
 
@@ -149,6 +156,7 @@ class NodeOps(EngineBase):
         node.session = session
         node.greeted = False  # nothing is placed on it before its hello says what it still runs
         node.lost_at = None
+        node.heard_at = time.monotonic()
         try:
             await session.serve(self._on_agent_message)
         finally:
@@ -168,15 +176,30 @@ class NodeOps(EngineBase):
         node = self.nodes.get(session.node_id)
         if node is None or node.session is not session:
             return
-        kind = message["t"]
+        node.heard_at = time.monotonic()  # any message, heartbeats too, shows the agent is alive
+        handler = self.reactions.message_handler(message["t"])
+        if handler is None:
+            return
         with self.store.transaction():
-            if kind == "hello":
-                self._on_hello(node, message)
-            elif kind == "done":
-                self._on_results(node, message.get("results", []))
+            handler(node, message)
             self.run_pending_round()
 
+    @handles_message("hello")
+    def _hello_message(self, node: NodeRt, message: dict[str, Any]) -> None:
+        self._on_hello(node, message)
+
+    @handles_message("done")
+    def _done_message(self, node: NodeRt, message: dict[str, Any]) -> None:
+        self._on_results(node, message.get("results", []))
+
     def _on_hello(self, node: NodeRt, message: dict[str, Any]) -> None:
+        node.greeting = True  # its runs are being matched with what the agent still has
+        try:
+            self._greet(node, message)
+        finally:
+            node.greeting = False
+
+    def _greet(self, node: NodeRt, message: dict[str, Any]) -> None:
         now = self.now()
         pool = self.pools.get(node.pool_key)
         session = node.session
@@ -201,7 +224,7 @@ class NodeOps(EngineBase):
                 node.runs.pop(aid)
                 node.slots_used -= run.slots
                 if run.occupies_node:
-                    self.requeue_run(node, run, now)  # type: ignore[attr-defined]
+                    self.emit(RunLost(node, run, now))
         unknown = [aid for aid in agent_running if aid not in node.runs]
         if unknown:
             session.send({"t": "kill", "aids": unknown})
@@ -210,14 +233,15 @@ class NodeOps(EngineBase):
             node.doc["_boot"] = message.get("boot")
             node.doc["lastBootTime"] = iso(now)
             node.doc.pop("startTaskInfo", None)
-            self.forget_preparations(node)  # type: ignore[attr-defined]
             node.doc.pop("errors", None)
+            self.emit(NodeBooting(node, pool, now))
             self._boot_node(node, pool, now)
         else:
             self._resume_node(node, now)
         node.greeted = True
         self.save_node(node)
         self.kick()
+        self.emit(NodeGreeted(node, message, fresh_boot))
 
     def _boot_node(self, node: NodeRt, pool: PoolRt | None, now: datetime) -> None:
         if node.doc["state"] == "leavingpool":
@@ -227,6 +251,7 @@ class NodeOps(EngineBase):
         if send_pool_packages(self.resources, node, pool):
             return  # the start task follows in _on_packages_done
         self._start_node(node, pool, now)
+        self.maybe_offline(node, now)
 
     def _on_packages_done(self, node: NodeRt, result: dict[str, Any]) -> None:
         now = self.now()
@@ -319,6 +344,7 @@ class NodeOps(EngineBase):
         elif node.doc["state"] == "waitingforstarttask":
             self.set_node_state(node, "idle", now)
             self.kick()
+        self.maybe_offline(node, now)
         self.save_node(node)
 
     # --- results --------------------------------------------------------------------------------
@@ -338,18 +364,18 @@ class NodeOps(EngineBase):
             elif run.kind is RunKind.PACKAGES:
                 self._on_packages_done(node, result)
             elif not self.finish_special_run(node, run, result, now):
-                self.finish_run(node, run, result, now)  # type: ignore[attr-defined]
+                self.emit(TaskRunFinished(node, run, result, now))
         self.mark_node_free(node, now)
         node.dirty = True  # its counters changed; saved by housekeeping or the next state change
         if node.session is not None:
             node.session.send({"t": "ack", "aids": [result.get("aid") for result in results]})
-        self.after_node_freed(node)  # type: ignore[attr-defined]
+        self.emit(NodeFreed(node, now))
         self.kick()
 
     # --- loss -----------------------------------------------------------------------------------
 
-    def housekeeping(self) -> None:
-        super().housekeeping()
+    @reacts_to(Tick)
+    def _check_lost_nodes(self, event: Tick) -> None:
         for node in self.nodes.values():
             if node.dirty:
                 self.save_node(node)
@@ -395,12 +421,12 @@ class NodeOps(EngineBase):
             node.runs.pop(aid)
             node.slots_used -= run.slots
             if run.occupies_node:
-                self.requeue_run(node, run, now)  # type: ignore[attr-defined]
+                self.emit(RunLost(node, run, now))
         if error is not None:
             node.doc["errors"] = [error]
         self.set_node_state(node, state, now)
         self.save_node(node)
-        self.after_node_freed(node)  # type: ignore[attr-defined]
+        self.emit(NodeFreed(node, now))
         self.kick()
 
 

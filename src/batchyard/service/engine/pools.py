@@ -9,6 +9,15 @@ from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
+from batchyard.service.engine.events import (
+    EngineStarted,
+    NodeForgotten,
+    NodeFreed,
+    NodeLeaving,
+    PoolChanged,
+    Tick,
+    reacts_to,
+)
 from batchyard.service.engine.nodes import NodeOps
 from batchyard.service.engine.runtime import NodeRt, PoolRt
 from batchyard.service.models import catalog
@@ -182,11 +191,13 @@ class PoolOps(NodeOps):
             pool.doc["allocationStateTransitionTime"] = iso(now)
 
     def _check_allocation(self, pool: PoolRt, now: datetime) -> None:
+        """Every change of a pool's target or nodes passes here."""
         pool.doc["currentDedicatedNodes"] = len(pool.node_ids)
         if pool.doc["allocationState"] in ("resizing", "stopping"):
             if not any(self.nodes[node_id].leaving for node_id in pool.node_ids):
                 self._set_allocation(pool, "steady", now)
                 pool.doc.pop("_resizeStarted", None)
+        self.emit(PoolChanged(pool, now))
 
     # --- node removal ---------------------------------------------------------------------------
 
@@ -196,19 +207,18 @@ class PoolOps(NodeOps):
         node.leaving = option
         node.doc["_leaving"] = option
         states.move(node.doc, states.NODE, "leavingpool", now, previous=False)
-        if option in ("requeue", "terminate"):
-            self.end_node_runs(node, requeue=option == "requeue", now=now)  # type: ignore[attr-defined]
+        self.emit(NodeLeaving(node, option, now))
         self.save_node(node)
         self._maybe_finish_leaving(node)
 
-    async def start(self) -> None:
-        await super().start()
-        with self.store.transaction():
-            for node in list(self.nodes.values()):
-                self._maybe_finish_leaving(node)  # removals a previous service process did not finish
+    @reacts_to(EngineStarted)
+    def _finish_removals_of_the_previous_process(self, event: EngineStarted) -> None:
+        for node in list(self.nodes.values()):
+            self._maybe_finish_leaving(node)
 
-    def after_node_freed(self, node: NodeRt) -> None:
-        self._maybe_finish_leaving(node)
+    @reacts_to(NodeFreed)
+    def _leave_when_free(self, event: NodeFreed) -> None:
+        self._maybe_finish_leaving(event.node)
 
     def _maybe_finish_leaving(self, node: NodeRt) -> None:
         if node.leaving is None:
@@ -234,6 +244,7 @@ class PoolOps(NodeOps):
             self._forget_node(node)
 
     def _forget_node(self, node: NodeRt) -> None:
+        self.emit(NodeForgotten(node))
         now = self.now()
         self.nodes.pop(node.id, None)
         self.store.delete_node(node.id)
@@ -287,8 +298,8 @@ class PoolOps(NodeOps):
         self.stamp(pool.doc, now)
         self.save_pool(pool)
 
-    def housekeeping(self) -> None:
-        super().housekeeping()
+    @reacts_to(Tick)
+    def _check_leaving_nodes_and_resize_timeouts(self, event: Tick) -> None:
         now = self.now()
         for node in list(self.nodes.values()):
             if node.leaving == "retaineddata":

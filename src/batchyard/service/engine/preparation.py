@@ -16,6 +16,7 @@ from typing import Any
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
+from batchyard.service.engine.events import NodeBooting, ReleasesFinished, reacts_to
 from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.run_builder import build_run, merge_environment
 from batchyard.service.engine.runtime import JobRt, NodeRt, RunKind, RunningTask
@@ -208,7 +209,7 @@ class PreparationOps(TaskOps):
         _finish_info(info, result, failure_of(result), now)
         self.store.put_prep_status(job.key, node.id, status)
         if not self.releases_pending(job):
-            self.releases_finished(job)  # type: ignore[attr-defined]
+            self.emit(ReleasesFinished(job))
 
     def lose_special_run(self, node: NodeRt, run: RunningTask, now: datetime) -> bool:
         job = self.jobs.get(run.job_key)
@@ -223,11 +224,15 @@ class PreparationOps(TaskOps):
                 _finish_info(info, {}, lost, now)
                 self.store.put_prep_status(job.key, node.id, job.prep[node.id])
                 if not self.releases_pending(job):
-                    self.releases_finished(job)  # type: ignore[attr-defined]
+                    self.emit(ReleasesFinished(job))
             return True
         return False
 
     # --- reboots ------------------------------------------------------------------------------------
+
+    @reacts_to(NodeBooting)
+    def _forget_preparations_on_boot(self, event: NodeBooting) -> None:
+        self.forget_preparations(event.node)
 
     def forget_preparations(self, node: NodeRt) -> None:
         """After a node boots again: preparation reruns where rerunOnNodeRebootAfterSuccess says so."""

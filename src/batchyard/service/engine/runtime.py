@@ -72,6 +72,8 @@ class NodeRt:
     dirty: bool = False  # counters changed since the document was last saved
     greeted: bool = False  # the current session's hello was handled
     fencing: bool = False  # the provider is ending a lost node's processes before its runs are requeued
+    greeting: bool = False  # its agent's hello is being handled (its runs are matched with the agent's)
+    heard_at: float = 0.0  # monotonic time of the agent's last message
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=10))
 
     @property

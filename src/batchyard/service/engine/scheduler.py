@@ -1,10 +1,10 @@
 """The scheduler: a pure function from a snapshot of queued tasks and free node slots to assignments.
 
-Rules (from the seed): within a pool, tasks of higher-priority jobs start first; jobs of equal
-priority share the pool (round robin); running tasks are never preempted; a node never runs more
-than its task slots; `spread` places each task on the node with the most free slots, `pack` fills
-one node before the next. A multi-instance task (`gangs`: task key -> instances) is placed on that
-many distinct nodes in one round or not at all, so no partial gang ever holds nodes.
+Rules (as the Azure Batch documentation states them): within a pool, tasks of higher-priority jobs
+start first; jobs of equal priority share the pool (round robin); running tasks are never preempted;
+a node never runs more than its task slots; `spread` places each task on the node with the most free
+slots, `pack` fills one node before the next. A multi-instance task (`gangs`: task key -> instances) is
+placed on that many distinct nodes in one round or not at all, so no partial gang ever holds nodes.
 
 So that a stream of small tasks cannot starve a gang, the first gang of a round that does not fit
 although the pool has enough nodes for it (`pool_nodes`) reserves the free nodes it could use: no
@@ -173,8 +173,8 @@ class _SpreadPicker(_Picker):
         return node_id
 
     def take_gang(self, slots: int, count: int, excluded: frozenset[str]) -> list[str] | None:
-        popped = []
-        chosen = []
+        popped: list[tuple[int, int, str]] = []
+        chosen: list[tuple[int, int, str]] = []
         while self.heap and len(chosen) < count and -self.heap[0][0] >= slots:
             entry = heapq.heappop(self.heap)
             popped.append(entry)

@@ -15,6 +15,7 @@ from typing import Any
 from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine.core import limit_seconds
+from batchyard.service.engine.events import Tick, reacts_to
 from batchyard.service.engine.jobs import JobOps
 from batchyard.service.engine.runtime import JobRt
 
@@ -146,8 +147,8 @@ class ScheduleOps(JobOps):
 
     # --- the clock ------------------------------------------------------------------------------
 
-    def housekeeping(self) -> None:
-        super().housekeeping()
+    @reacts_to(Tick)
+    def _run_due_schedules(self, event: Tick) -> None:
         now = self.now()
         for schedule in list(self.schedules.values()):
             self._run_schedule(schedule, now)

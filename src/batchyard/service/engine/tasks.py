@@ -11,6 +11,16 @@ from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
 from batchyard.service.engine.dependencies import parent_keys
+from batchyard.service.engine.events import (
+    JobActionRequested,
+    JobManagerCompleted,
+    NodeLeaving,
+    RunLost,
+    TaskEnded,
+    TaskRunFinished,
+    Tick,
+    reacts_to,
+)
 from batchyard.service.engine.exit_conditions import ExitOutcome, exit_outcome
 from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.pools import PoolOps
@@ -124,6 +134,11 @@ class TaskOps(PoolOps):
 
     # --- runs -----------------------------------------------------------------------------------
 
+    def assign_task(
+        self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime
+    ) -> list[dict[str, Any]]:
+        return [self.start_task_run(job, doc, node, slots, now)]
+
     def start_task_run(
         self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime
     ) -> dict[str, Any]:
@@ -180,6 +195,10 @@ class TaskOps(PoolOps):
             retry=info["retryCount"],
             **self.resources.storage_fields(doc),
         )
+
+    @reacts_to(TaskRunFinished)
+    def _on_task_run_finished(self, event: TaskRunFinished) -> None:
+        self.finish_run(event.node, event.run, event.result, event.now)
 
     def finish_run(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> None:
         job = self.jobs.get(run.job_key)
@@ -249,7 +268,7 @@ class TaskOps(PoolOps):
             job.succeeded_slots += slots
         self._apply_exit_outcome(job, doc["id"].lower(), outcome, user_ended=failure is TASK_ENDED)
         if doc.get("_jm"):
-            self.job_manager_done(job)  # type: ignore[attr-defined]
+            self.emit(JobManagerCompleted(job))
         node = self._node_of(doc)
         if node is not None and from_state == "running":
             if not failure:
@@ -257,7 +276,7 @@ class TaskOps(PoolOps):
             retention = limit_seconds((doc.get("constraints") or {}).get("retentionTime"))
             if retention is not None:
                 self.store.retain(now.timestamp() + retention, node.id, doc["nodeInfo"]["taskRootDirectory"])
-        self.after_task_completed(job)  # type: ignore[attr-defined]
+        self.emit(TaskEnded(job))
 
     def _apply_exit_outcome(self, job: JobRt, key: str, outcome: ExitOutcome, user_ended: bool) -> None:
         """Dependent tasks and the job react to how the task ended (its exitConditions)."""
@@ -272,7 +291,7 @@ class TaskOps(PoolOps):
         if user_ended:
             return  # a task ended by a user triggers no job action
         if job.doc.get("onTaskFailure") == "performexitoptionsjobaction" and outcome.job_action != "none":
-            self.job_action(job, outcome.job_action)  # type: ignore[attr-defined]
+            self.emit(JobActionRequested(job, outcome.job_action))
 
     def _mark_blocked(self, job: JobRt, keys: list[str]) -> None:
         now = self.now()
@@ -299,7 +318,7 @@ class TaskOps(PoolOps):
             job.queue.appendleft(task)
         else:
             job.queue.append(task)
-        self.after_task_completed(job)  # type: ignore[attr-defined]  # a run ended: a disabling job may be done
+        self.emit(TaskEnded(job))  # a run ended: a disabling job may be done
         self.kick()
 
     def _requeue_doc(self, job: JobRt, doc: dict[str, Any], slots: int, now: datetime) -> None:
@@ -307,6 +326,10 @@ class TaskOps(PoolOps):
         info["requeueCount"] = int(info.get("requeueCount", 0)) + 1
         info["lastRequeueTime"] = iso(now)
         self._back_to_active(job, doc, slots, now, front=True)
+
+    @reacts_to(RunLost)
+    def _requeue_lost_run(self, event: RunLost) -> None:
+        self.requeue_run(event.node, event.run, event.now)
 
     def requeue_run(self, node: NodeRt, run: RunningTask, now: datetime) -> None:
         """The node lost a running task (agent died, node removed): run it again elsewhere."""
@@ -321,6 +344,11 @@ class TaskOps(PoolOps):
             self._complete(job, doc, run.slots, TASK_ENDED, now, from_state=doc["state"])
         else:
             self._requeue_doc(job, doc, run.slots, now)
+
+    @reacts_to(NodeLeaving)
+    def _end_runs_of_leaving_node(self, event: NodeLeaving) -> None:
+        if event.option in ("requeue", "terminate"):  # taskcompletion and retaineddata wait for the runs
+            self.end_node_runs(event.node, requeue=event.option == "requeue", now=event.now)
 
     def end_node_runs(self, node: NodeRt, requeue: bool, now: datetime) -> None:
         """Stop every task on a node now: requeue them, or complete them as ended."""
@@ -437,7 +465,7 @@ class TaskOps(PoolOps):
         self.store.delete_task(job.key, key)
         if node is not None and node.session is not None:
             node.session.send({"t": "cleanup", "paths": [task_dir(job.doc["id"], doc["id"])]})
-        self.after_task_completed(job)  # type: ignore[attr-defined]
+        self.emit(TaskEnded(job))
 
     def reactivate_task(self, job: JobRt, doc: dict[str, Any]) -> None:
         self.check_job_accepts_tasks(job)
@@ -472,8 +500,8 @@ class TaskOps(PoolOps):
         self.stamp(doc, now)
         self.save_task(job.key, doc)
 
-    def housekeeping(self) -> None:
-        super().housekeeping()
+    @reacts_to(Tick)
+    def _enforce_task_limits_and_retention(self, event: Tick) -> None:
         for node_id, path in self.store.take_expired(self.now().timestamp()):
             node = self.nodes.get(node_id)
             if node is not None and node.session is not None:

@@ -18,8 +18,9 @@ from datetime import datetime
 from typing import Any
 
 from batchyard.service.clock import parse_iso
+from batchyard.service.engine.events import TaskRunFinished, Tick, reacts_to
 from batchyard.service.engine.pools import PoolOps
-from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunningTask
+from batchyard.service.engine.runtime import JobRt, PoolRt
 from batchyard.service.models import catalog
 
 INTERVAL = 1800.0  # seconds in one aggregation interval of the pool usage metrics
@@ -38,12 +39,13 @@ class UsageOps(PoolOps):
 
     # --- task runs ------------------------------------------------------------------------------
 
-    def finish_run(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> None:
+    @reacts_to(TaskRunFinished, order=-1)  # before the task's document moves on (retries, completion)
+    def _account_task_run(self, event: TaskRunFinished) -> None:
+        run = event.run
         job = self.jobs.get(run.job_key)
         doc = self.store.get_task(run.job_key, run.task_key) if job is not None else None
         if job is not None and doc is not None and doc.get("_aid") == run.aid:
-            self._record_run(job, doc, result, now)
-        super().finish_run(node, run, result, now)  # type: ignore[misc]
+            self._record_run(job, doc, event.result, event.now)
 
     def _record_run(self, job: JobRt, doc: dict[str, Any], result: dict[str, Any], now: datetime) -> None:
         stats = result.get("stats") or {}
@@ -80,8 +82,8 @@ class UsageOps(PoolOps):
 
     # --- pools ----------------------------------------------------------------------------------
 
-    def housekeeping(self) -> None:
-        super().housekeeping()
+    @reacts_to(Tick)
+    def _record_usage(self, event: Tick) -> None:
         now = self.now()
         t = now.timestamp()
         last, self._usage_at = self._usage_at, t

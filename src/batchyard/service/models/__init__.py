@@ -18,8 +18,8 @@ from .catalog import (
     node_agent_skus,
     supported_images,
 )
+from .contract_rules import check_id
 from .durations import UNLIMITED, canonical_duration, duration_seconds, format_duration, parse_duration
-from .hooks import check_id
 from .jobs import (
     parse_job_create,
     parse_job_disable,

@@ -2,8 +2,8 @@
 
 VM sizes: name -> (cores, memory in MB), from Azure's published size tables. The real service reports
 `vmSize` lower-cased ("standard_d2s_v3", see its Pool_Get example "standard_a1"), so lookups are
-case-insensitive and the canonical name is the lower-case one. Seed-era Cloud Services names
-("small", "large", ...) map to their A-series equivalents. STANDARD_A0 / "extrasmall" are left out on
+case-insensitive and the canonical name is the lower-case one. The Cloud Services names of older API
+versions ("small", "large", ...) map to their A-series equivalents. STANDARD_A0 / "extrasmall" are left out on
 purpose: the contract says Batch does not support STANDARD_A0.
 
 Supported images: Linux only (batchyard nodes run Linux). End-of-life dates are the dates the Azure Batch
@@ -60,7 +60,7 @@ _E_V4: Sizes = {**_E_V3, 64: 504}
 _E_V5: Sizes = {**_E_V4, 96: 672}
 
 VM_SIZES: dict[str, tuple[int, int]] = {
-    # Seed-era Cloud Services names (A-series equivalents).
+    # Cloud Services names of older API versions (A-series equivalents).
     "small": (1, 1792),
     "medium": (2, 3584),
     "large": (4, 7168),
@@ -173,7 +173,7 @@ def _image(
 
 _GPU = ("DockerCompatible", "NvidiaTeslaDriverInstalled")
 
-# Seed-era images keep the seed's casing ("Canonical"/"UbuntuServer"): its samples compare them exactly.
+# Images the 2017 documentation uses keep its casing ("Canonical"/"UbuntuServer"): its samples compare them exactly.
 SUPPORTED_IMAGES: tuple[dict[str, Any], ...] = (
     _image("batch.node.ubuntu 24.04", "canonical", "ubuntu-24_04-lts", "server"),
     _image("batch.node.ubuntu 24.04", "microsoft-dsvm", "ubuntu-hpc", "2404", capabilities=_GPU),
@@ -227,7 +227,7 @@ def supported_images() -> list[dict[str, Any]]:
 
 
 def node_agent_skus() -> list[dict[str, Any]]:
-    """The same data in the seed-era `GET /nodeagentskus` shape (id, verifiedImageReferences, osType)."""
+    """The same data in the `GET /nodeagentskus` shape of older API versions (id, verifiedImageReferences, osType)."""
     by_sku: dict[str, dict[str, Any]] = {}
     for image in SUPPORTED_IMAGES:
         entry = by_sku.setdefault(

@@ -11,7 +11,7 @@ from .schema import validate
 def parse_pool_create(body: Any) -> dict[str, Any]:
     """POST /pools (BatchPoolCreateOptions), with the service defaults filled in.
 
-    Seed-era `targetDedicated` / `maxTasksPerNode` are accepted as aliases. The caller still checks
+    `targetDedicated` / `maxTasksPerNode` of older API versions are accepted as aliases. The caller still checks
     `taskSlotsPerNode <= 4 x cores` of the VM size (see `catalog.max_task_slots`).
     """
     pool = validate("BatchPoolCreateOptions", body)

@@ -9,7 +9,8 @@ returns a new normalized dict:
   on the contract's `username`);
 * enum values are matched case-insensitively and rewritten in the contract's casing;
 * durations are rewritten in the service's canonical form ("PT900S" -> "PT15M");
-* per-definition hooks (`hooks.py`) rename seed-era aliases before, and apply semantic rules after, the
+* per-definition contract rules (`contract_rules/`) rename aliases from older API versions
+  (`targetDedicated`, `maxTasksPerNode`, `runElevated`, ...) before, and apply semantic rules after, the
   schema checks of that object, wherever it is nested.
 
 Errors name the offending property by dotted path (`startTask.commandLine`, `resourceFiles[2].httpUrl`).
@@ -30,8 +31,8 @@ from typing import Any
 
 from batchyard.service.errors import BatchError, invalid_body, invalid_property, missing_property
 
-from . import durations, hooks
-from .hooks import show
+from . import contract_rules, durations
+from .contract_rules import show
 
 Validator = Callable[[Any, str], Any]
 
@@ -128,7 +129,7 @@ def _schema(schema: dict[str, Any], prop: str = "") -> Validator:
     if kind == "string":
         if "enum" in schema:
             return _enum(prop, schema["enum"])
-        return _string(schema.get("format"), hooks.STRING_LIMITS.get(prop))
+        return _string(schema.get("format"), contract_rules.STRING_LIMITS.get(prop))
     if kind == "integer":
         return _int64 if schema.get("format") == "int64" else _int32
     if kind == "number":
@@ -141,16 +142,16 @@ def _schema(schema: dict[str, Any], prop: str = "") -> Validator:
 def _object(name: str, schema: dict[str, Any]) -> Validator:
     fields: dict[str, tuple[str, Validator]] = {}
     by_lower: dict[str, tuple[str, Validator]] = {}
-    relaxed = hooks.NOT_REQUIRED.get(name, frozenset())
+    relaxed = contract_rules.NOT_REQUIRED.get(name, frozenset())
     required = tuple(p for p in schema.get("required", ()) if p not in relaxed)
-    pre = hooks.PRE.get(name)
-    post = hooks.POST.get(name)
+    alias = contract_rules.ALIASES.get(name)
+    rule = contract_rules.RULES.get(name)
 
     def check(value: Any, path: str) -> dict[str, Any]:
         if type(value) is not dict:
             raise _type_error(path, value, "a JSON object")
-        if pre is not None:
-            value = pre(value, path)
+        if alias is not None:
+            value = alias(value, path)
         out: dict[str, Any] = {}
         for key, item in value.items():
             field = fields.get(key)
@@ -165,8 +166,8 @@ def _object(name: str, schema: dict[str, Any]) -> Validator:
         for prop in required:
             if prop not in out:
                 raise missing_property(join(path, prop))
-        if post is not None:
-            post(out, path)
+        if rule is not None:
+            rule(out, path)
         return out
 
     _compiled[name] = check

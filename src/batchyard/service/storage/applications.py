@@ -1,7 +1,7 @@
 """Applications and their package versions: the account's registry, with the zips in linked storage.
 
-The registry is small (20 applications × 40 versions by default), so it is one JSON document in the
-store's meta table, written inside the request's transaction like every other change.
+The registry is small (20 applications × 40 versions by default): it is loaded whole at start, and each
+application (with its packages) is one document in the store, written when it changes.
 """
 
 from __future__ import annotations
@@ -11,14 +11,11 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
 from batchyard.service import errors
 from batchyard.service.errors import BatchError
+from batchyard.service.ports import Store
 from batchyard.service.storage.linked import LinkedStorage
-from batchyard.service.store import Store
 
-META_KEY = "applications"
 PACKAGE_CONTAINER = "batchyard-application-packages"
 UPLOAD_SAS_LIFETIME = timedelta(hours=4)
 _APP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -43,13 +40,12 @@ class ApplicationRegistry:
         self.storage = storage
         self.app_quota = app_quota
         self.package_quota = package_quota
-        raw = store.get_meta(META_KEY)
-        self.apps: dict[str, dict[str, Any]] = orjson.loads(raw) if raw else {}
+        self.apps: dict[str, dict[str, Any]] = {app["id"].lower(): app for app in store.load_applications()}
         self._container_ready = False
 
-    def _save(self) -> None:
+    def _save(self, app: dict[str, Any]) -> None:
         with self.store.transaction():
-            self.store.set_meta(META_KEY, orjson.dumps(self.apps).decode())
+            self.store.put_application(app["id"].lower(), app)
 
     def _storage(self) -> LinkedStorage:
         if self.storage is None:
@@ -86,14 +82,20 @@ class ApplicationRegistry:
             raise errors.conflict(
                 "ApplicationQuotaReached", f"The account already has its maximum of {self.app_quota} applications."
             )
-        app = {"id": app_id, "displayName": None, "allowUpdates": True, "defaultVersion": None, "packages": {}}
+        app: dict[str, Any] = {
+            "id": app_id,
+            "displayName": None,
+            "allowUpdates": True,
+            "defaultVersion": None,
+            "packages": {},
+        }
         self.apps[app_id.lower()] = app
         try:
             self._apply(app, props)
         except BatchError:
             del self.apps[app_id.lower()]
             raise
-        self._save()
+        self._save(app)
         return app
 
     def update(self, app_id: str, props: dict[str, Any]) -> dict[str, Any]:
@@ -104,7 +106,7 @@ class ApplicationRegistry:
         except BatchError:
             app.update(before)
             raise
-        self._save()
+        self._save(app)
         return app
 
     def _apply(self, app: dict[str, Any], props: dict[str, Any]) -> None:
@@ -136,7 +138,8 @@ class ApplicationRegistry:
                 f"The application {app['id']} has packages; delete them before the application.",
             )
         del self.apps[app_id.lower()]
-        self._save()
+        with self.store.transaction():
+            self.store.delete_application(app_id.lower())
 
     # --- packages -------------------------------------------------------------------------------
 
@@ -162,7 +165,7 @@ class ApplicationRegistry:
             app["packages"][version.lower()] = package
         # A fresh blob name per upload: nodes that installed the old content keep a consistent copy.
         package["pendingBlob"] = f"{app['id'].lower()}/{version.lower()}/{secrets.token_hex(8)}.zip"
-        self._save()
+        self._save(app)
         url = storage.blob_sas_url(PACKAGE_CONTAINER, package["pendingBlob"], "rcw", UPLOAD_SAS_LIFETIME)
         return package, url
 
@@ -170,7 +173,7 @@ class ApplicationRegistry:
         package = self.package(app_id, version)
         return package.get("pendingBlob") or package.get("blob")
 
-    def activate(self, app_id: str, version: str, fmt: str, head: bytes | None) -> tuple[dict[str, Any], list[str]]:
+    def activate(self, app_id: str, version: str, fmt: object, head: bytes | None) -> tuple[dict[str, Any], list[str]]:
         """Activate with the first bytes of the uploaded blob (read by the caller off the event loop).
 
         Returns the package and blobs that are no longer used (the caller deletes them).
@@ -188,7 +191,7 @@ class ApplicationRegistry:
         old = package.get("blob")
         blob = package.pop("pendingBlob", None) or old
         package.update({"state": "active", "format": "zip", "lastActivationTime": _now(), "blob": blob})
-        self._save()
+        self._save(self.get(app_id))
         return package, [old] if old and old != blob else []
 
     def delete_package(self, app_id: str, version: str) -> list[str]:
@@ -203,7 +206,7 @@ class ApplicationRegistry:
         del app["packages"][version.lower()]
         if (app["defaultVersion"] or "").lower() == version.lower():
             app["defaultVersion"] = None
-        self._save()
+        self._save(app)
         return [blob for blob in (package.get("blob"), package.get("pendingBlob")) if blob]
 
     # --- deployment -----------------------------------------------------------------------------

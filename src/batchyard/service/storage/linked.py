@@ -44,15 +44,15 @@ class LinkedStorage:
             parts[name.strip().lower()] = value.strip()
         if parts.get("usedevelopmentstorage", "").lower() == "true":
             return cls(DEV_STORAGE_ACCOUNT, DEV_STORAGE_KEY, f"http://127.0.0.1:10000/{DEV_STORAGE_ACCOUNT}")
-        name, key = parts.get("accountname"), parts.get("accountkey")
-        if not name or not key:
+        account, key = parts.get("accountname"), parts.get("accountkey")
+        if not account or not key:
             raise StorageConfigError("the connection string needs AccountName and AccountKey")
         endpoint = parts.get("blobendpoint")
         if not endpoint:
             protocol = parts.get("defaultendpointsprotocol", "https")
             suffix = parts.get("endpointsuffix", "core.windows.net")
-            endpoint = f"{protocol}://{name}.blob.{suffix}"
-        return cls(name, key, endpoint.rstrip("/"))
+            endpoint = f"{protocol}://{account}.blob.{suffix}"
+        return cls(account, key, endpoint.rstrip("/"))
 
     @classmethod
     def from_url_and_key(cls, url: str, key: str, name: str | None = None) -> LinkedStorage:

@@ -11,9 +11,9 @@ from typing import Any
 
 from batchyard.service.config import Settings
 from batchyard.service.errors import BatchError
+from batchyard.service.ports import Store
 from batchyard.service.storage.applications import ApplicationRegistry
 from batchyard.service.storage.linked import LinkedStorage
-from batchyard.service.store import Store
 
 
 @dataclass(frozen=True)
@@ -61,15 +61,16 @@ class RunResources:
         return fields
 
 
-def linked_resources(settings: Settings, store: Store) -> RunResources:
-    """The service's linked account (from its connection string) and application registry."""
+def linked_resources(settings: Settings, store: Store) -> tuple[RunResources, ApplicationRegistry]:
+    """The service's linked account (from its connection string) and application registry, as runs see
+    them, and the registry itself (for the applications API)."""
     storage = (
         LinkedStorage.from_connection_string(settings.storage_connection_string)
         if settings.storage_connection_string
         else None
     )
     registry = ApplicationRegistry(store, storage, settings.application_quota, settings.package_quota)
-    return RunResources(storage, registry)
+    return RunResources(storage, registry), registry
 
 
 def package_failure(message: str) -> dict[str, Any]:

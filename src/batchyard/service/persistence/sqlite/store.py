@@ -1,4 +1,5 @@
-"""SQLite persistence: every entity is its wire-shaped JSON document plus the indexed columns queries need.
+"""SQLite persistence (the `Store` port): every entity is its wire-shaped JSON document plus the indexed
+columns queries need (see schema.py).
 
 One connection, used only from the event loop thread. WAL with synchronous=NORMAL survives a killed
 process (only an OS crash can lose the last commits). Callers group writes with `transaction()`.
@@ -6,104 +7,38 @@ process (only an OS crash can lose the last commits). Callers group writes with 
 
 from __future__ import annotations
 
-import os
-import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS pools (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, doc BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, pool_key TEXT NOT NULL, seq INTEGER NOT NULL,
-    doc BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS jobs (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, doc BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS schedules (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, doc BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS tasks (
-    job_key TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, state TEXT NOT NULL,
-    node_id TEXT, doc BLOB NOT NULL, PRIMARY KEY (job_key, key));
-CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_seq ON tasks (job_key, seq);
-CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (job_key, state, seq);
-CREATE INDEX IF NOT EXISTS tasks_by_node ON tasks (node_id) WHERE node_id IS NOT NULL;
-CREATE TABLE IF NOT EXISTS prep_status (job_key TEXT NOT NULL, node_id TEXT NOT NULL, doc BLOB NOT NULL,
-    PRIMARY KEY (job_key, node_id));
-CREATE TABLE IF NOT EXISTS retention (expiry REAL NOT NULL, node_id TEXT NOT NULL, path TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS retention_by_expiry ON retention (expiry);
-CREATE TABLE IF NOT EXISTS certificates (key TEXT PRIMARY KEY, doc BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS subtasks (job_key TEXT NOT NULL, task_key TEXT NOT NULL, id INTEGER NOT NULL,
-    doc BLOB NOT NULL, PRIMARY KEY (job_key, task_key, id));
-CREATE TABLE IF NOT EXISTS usage_totals (scope TEXT NOT NULL, key TEXT NOT NULL, doc BLOB NOT NULL,
-    PRIMARY KEY (scope, key));
-CREATE TABLE IF NOT EXISTS pool_usage (start REAL NOT NULL, pool_id TEXT NOT NULL, vm_size TEXT NOT NULL,
-    core_seconds REAL NOT NULL, PRIMARY KEY (start, pool_id));
-"""
-
-# Task columns added after the first schema, so list queries read them instead of parsing documents:
-# (name, type, how to fill it from an existing row's document).
-_TASK_COLUMNS = (
-    ("id", "TEXT", "json_extract(doc, '$.id')"),
-    ("exit_code", "INTEGER", "json_extract(doc, '$.executionInfo.exitCode')"),
-    ("transition", "TEXT", "json_extract(doc, '$.stateTransitionTime')"),
-)
-# For `$filter` on executionInfo/exitCode and stateTransitionTime (a change feed) in time proportional
-# to what matches.
-_TASK_INDEXES = """
-CREATE INDEX IF NOT EXISTS tasks_by_exit_code ON tasks (job_key, exit_code) WHERE exit_code IS NOT NULL;
-CREATE INDEX IF NOT EXISTS tasks_by_transition ON tasks (job_key, transition);
-"""
+from batchyard.service.odata import Filter
+from batchyard.service.persistence.sqlite.filters import IndexHint, to_index_hint, to_sql
+from batchyard.service.persistence.sqlite.schema import open_database
 
 # Filtered task pages go through a hinted index when fewer rows than this match its condition.
 INDEX_PROBE = 5000
+# Top-level task properties (wire names) held in columns of the tasks table: pages of only these read
+# no document.
+TASK_FIELD_COLUMNS = {"id": "id", "state": "state", "stateTransitionTime": "transition"}
 
 _dumps = orjson.dumps
 _loads = orjson.loads
 
 
-def _private(path: Path) -> None:
-    """Keys, password hashes and certificate keys live here: for the service's user only.
+class SqliteStore:
+    task_fields = frozenset(TASK_FIELD_COLUMNS)
 
-    SQLite gives the -wal and -shm files the database file's mode; older ones are narrowed too.
-    """
-    if str(path) == ":memory:":
-        return
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        if file.exists():
-            os.chmod(file, 0o600)
-
-
-class Store:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _private(path)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=OFF")
-        self._db.executescript(SCHEMA)
-        self._add_task_columns()
+        self._db = open_database(path)
         self._depth = 0
         self._seq = int(self.get_meta("seq") or 0)
         self._saved_seq = self._seq
 
     def close(self) -> None:
         self._db.close()
-
-    def _add_task_columns(self) -> None:
-        """Additive migration: new columns on an existing tasks table, filled from the documents."""
-        have = {row[1] for row in self._db.execute("PRAGMA table_info(tasks)")}
-        missing = [(name, kind, fill) for name, kind, fill in _TASK_COLUMNS if name not in have]
-        if missing:
-            self._db.execute("BEGIN")
-            for name, kind, _ in missing:
-                self._db.execute(f"ALTER TABLE tasks ADD COLUMN {name} {kind}")
-            sets = ", ".join(f"{name} = {fill}" for name, _, fill in missing)
-            self._db.execute(f"UPDATE tasks SET {sets}")
-            self._db.execute("COMMIT")
-        self._db.executescript(_TASK_INDEXES)
 
     # --- transactions -------------------------------------------------------------------------
 
@@ -235,50 +170,35 @@ class Store:
         self._db.execute("DELETE FROM tasks WHERE job_key = ? AND key = ?", (job_key, key))
 
     def list_tasks(
-        self,
-        job_key: str,
-        after_seq: int,
-        limit: int,
-        where: str = "",
-        params: tuple[Any, ...] = (),
-        hint: Any = None,
+        self, job_key: str, after_seq: int, limit: int, where: Filter | None = None
     ) -> list[tuple[int, bytes]]:
-        """A page of (seq, raw doc) in insertion order; `where` is an SQL fragment over the columns.
+        """A page of (seq, raw doc) in insertion order, of the tasks matching `where` (a validated task filter)."""
+        return self._task_page("doc", job_key, after_seq, limit, where)
 
-        `hint` (an odata IndexHint: index, condition, params) names an index that answers a condition every
-        match satisfies; it is used when few rows match it (see `_plan`).
-        """
-        return self._task_page("doc", job_key, after_seq, limit, where, params, hint)
+    def list_task_fields(
+        self, job_key: str, after_seq: int, limit: int, fields: Collection[str], where: Filter | None = None
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Like list_tasks, but (seq, {field: value}) for properties in `task_fields`: no document is read."""
+        names = tuple(dict.fromkeys(fields))
+        columns = ", ".join(TASK_FIELD_COLUMNS[name] for name in names)
+        rows = self._task_page(columns, job_key, after_seq, limit, where)
+        return [(seq, dict(zip(names, values, strict=True))) for seq, *values in rows]
 
-    def list_task_columns(
-        self,
-        job_key: str,
-        after_seq: int,
-        limit: int,
-        columns: tuple[str, ...],
-        where: str = "",
-        params: tuple[Any, ...] = (),
-        hint: Any = None,
-    ) -> list[tuple[Any, ...]]:
-        """Like list_tasks, but (seq, *columns) from the table's own columns: no document is read."""
-        assert set(columns) <= {"id", "state", "transition", "exit_code"}
-        return self._task_page(", ".join(columns), job_key, after_seq, limit, where, params, hint)
-
-    def _task_page(
-        self, what: str, job_key: str, after_seq: int, limit: int, where: str, params: tuple[Any, ...], hint: Any
-    ) -> list[Any]:
-        sql, args = self._task_page_sql(what, job_key, after_seq, limit, where, params, hint)
+    def _task_page(self, what: str, job_key: str, after_seq: int, limit: int, where: Filter | None) -> list[Any]:
+        sql, args = self._task_page_sql(what, job_key, after_seq, limit, where)
         return self._db.execute(sql, args).fetchall()
 
     def _task_page_sql(
-        self, what: str, job_key: str, after_seq: int, limit: int, where: str, params: tuple[Any, ...], hint: Any
+        self, what: str, job_key: str, after_seq: int, limit: int, where: Filter | None
     ) -> tuple[str, tuple[Any, ...]]:
-        extra = f" AND ({where})" if where else ""
+        condition, params = to_sql(where, "tasks")
+        hint = to_index_hint(where, "tasks") if where is not None else None
+        extra = f" AND ({condition})" if condition else ""
         indexed = f" INDEXED BY {hint.index}" if hint is not None and self._few_match(job_key, hint) else ""
         sql = f"SELECT seq, {what} FROM tasks{indexed} WHERE job_key = ? AND seq > ?{extra} ORDER BY seq LIMIT ?"
         return sql, (job_key, after_seq, *params, limit)
 
-    def _few_match(self, job_key: str, hint: Any) -> bool:
+    def _few_match(self, job_key: str, hint: IndexHint) -> bool:
         """Whether fewer than INDEX_PROBE rows of the job satisfy the hint's condition (counted in its index).
 
         SQLite otherwise walks the job in seq order (no sort, stops at the page size), which costs the job's
@@ -291,11 +211,9 @@ class Store:
         ).fetchone()
         return int(row[0]) < INDEX_PROBE
 
-    def explain_task_list(
-        self, job_key: str, where: str = "", params: tuple[Any, ...] = (), hint: Any = None
-    ) -> list[str]:
+    def explain_task_list(self, job_key: str, where: Filter | None = None) -> list[str]:
         """The query plan of a filtered task page (tests check which index answers it)."""
-        sql, args = self._task_page_sql("doc", job_key, 0, 1000, where, params, hint)
+        sql, args = self._task_page_sql("doc", job_key, 0, 1000, where)
         return [str(row[-1]) for row in self._db.execute("EXPLAIN QUERY PLAN " + sql, args)]
 
     def task_keys_in_state(self, job_key: str, states: tuple[str, ...]) -> list[tuple[str, bytes]]:
@@ -321,6 +239,17 @@ class Store:
 
     def delete_certificate(self, key: str) -> None:
         self._db.execute("DELETE FROM certificates WHERE key = ?", (key,))
+
+    # --- applications and their packages (few: loaded whole at start) -------------------------
+
+    def load_applications(self) -> list[dict[str, Any]]:
+        return [_loads(row[0]) for row in self._db.execute("SELECT doc FROM applications ORDER BY key")]
+
+    def put_application(self, key: str, doc: dict[str, Any]) -> None:
+        self._db.execute("INSERT OR REPLACE INTO applications (key, doc) VALUES (?, ?)", (key, _dumps(doc)))
+
+    def delete_application(self, key: str) -> None:
+        self._db.execute("DELETE FROM applications WHERE key = ?", (key,))
 
     # --- subtasks of multi-instance tasks (engine/multi_instance.py) -------------------------
 

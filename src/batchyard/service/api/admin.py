@@ -1,0 +1,43 @@
+"""Service administration routes under `/_batchyard/` (not in the Batch contract), Shared Key signed.
+
+GET  /_batchyard/pools/{poolId}/jointoken   {poolId, joinToken}: what agents on other hosts present to
+                                            join the pool (`batchyard join-token` prints it)
+POST /_batchyard/clock {advanceSeconds}     tests only (`--adjustable-clock`): move the clock forward
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from batchyard.service import errors
+from batchyard.service.api.common import service_of
+from batchyard.service.clock import iso
+from batchyard.service.errors import BatchError
+from batchyard.service.http import endpoint, json_response, read_json
+
+
+@endpoint
+async def join_token(request: Request) -> Response:
+    pool_id = request.path_params["poolId"]
+    return json_response({"poolId": pool_id, "joinToken": service_of(request).join_token(pool_id)})
+
+
+@endpoint
+async def advance_clock(request: Request) -> Response:
+    """Move the service's clock forward and run housekeeping at once."""
+    service = service_of(request)
+    if not service.clock_is_adjustable:
+        raise BatchError(404, "InvalidUri", "The requested URI does not represent any resource on the server.")
+    body = await read_json(request)
+    seconds = body.get("advanceSeconds") if isinstance(body, dict) else None
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+        raise errors.invalid_property("advanceSeconds", seconds, "A number of seconds >= 0 is required.")
+    return JSONResponse({"now": iso(service.advance_clock(float(seconds)))})
+
+
+routes = [
+    Route("/_batchyard/pools/{poolId}/jointoken", join_token, methods=["GET"]),
+    Route("/_batchyard/clock", advance_clock, methods=["POST"]),
+]

@@ -1,0 +1,226 @@
+"""Domain events inside the engine: what happened, and which concerns react to it.
+
+A concern (nodes, pools, tasks, preparation, autoscale, ...) marks each method that reacts to an event
+with `@reacts_to(EventType)`; the engine collects the marked methods once, when it is built, and
+`emit` calls them in a fixed order: by `order` (lower first), then base concerns before the ones built
+on them. `Reactions.describe()` lists who reacts to what, so "what happens when a node is freed?" has
+one answer in one place.
+
+Events are facts (past tense), raised by the concern that owns the change, inside the caller's unit
+of work; reactions run synchronously in it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunningTask
+
+
+# --- the events -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Housekeeping: timers, limits, retention and lost nodes are checked (every second by default)."""
+
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStarted:
+    """The engine is up, with the state of the previous service process loaded."""
+
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NodeGreeted:
+    """A node's agent said hello (after its start, a reconnect, or a service restart) and was welcomed."""
+
+    node: NodeRt
+    hello: dict[str, Any]
+    fresh_boot: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NodeBooting:
+    """A node boots afresh (its first agent, a reboot or a reimage): before its start task runs."""
+
+    node: NodeRt
+    pool: PoolRt | None
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StartTaskFinished:
+    node: NodeRt
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFreed:
+    """Runs on the node ended (finished, lost or ended): slots may be free, pending actions may go on."""
+
+    node: NodeRt
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NodeForgotten:
+    """The node left its pool for good; nothing about it is kept."""
+
+    node: NodeRt
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLeaving:
+    """The node leaves its pool (resize, removal, deletion): its runs end as `option` says
+    (requeue, terminate; taskcompletion and retaineddata wait for them)."""
+
+    node: NodeRt
+    option: str
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RunLost:
+    """A run is gone with its node (the node was lost, or its new agent no longer has it)."""
+
+    node: NodeRt
+    run: RunningTask
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRunFinished:
+    """A node reported the end of a task's run (its process exited, or was ended)."""
+
+    node: NodeRt
+    run: RunningTask
+    result: dict[str, Any]
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PoolChanged:
+    """A pool was created or its target, autoscale setting or nodes changed."""
+
+    pool: PoolRt
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class JobPoolChanged:
+    """A job now runs on another pool (poolInfo updated)."""
+
+    job: JobRt
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEnded:
+    """A task of the job completed, or went back to the queue: the job's counters changed."""
+
+    job: JobRt
+
+
+@dataclass(frozen=True, slots=True)
+class JobManagerCompleted:
+    """The job's Job Manager task completed (killJobOnCompletion may end the job)."""
+
+    job: JobRt
+
+
+@dataclass(frozen=True, slots=True)
+class JobActionRequested:
+    """A task's exit conditions ask for a job action (disable or terminate)."""
+
+    job: JobRt
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasesFinished:
+    """Every job release task of the job has ended on every node that ran the job."""
+
+    job: JobRt
+
+
+# --- reacting --------------------------------------------------------------------------------------------
+
+F = TypeVar("F", bound=Callable[..., Any])
+Reaction = Callable[[Any], None]
+
+
+# Marked methods (plain functions, as defined in their classes, which live as long as the process) -> what
+# they react to or handle.
+_REACTIONS: dict[Callable[..., Any], list[tuple[type, int]]] = {}
+_MESSAGE_HANDLERS: dict[Callable[..., Any], str] = {}
+
+
+def reacts_to(*events: type, order: int = 0) -> Callable[[F], F]:
+    """Mark a concern's method as a reaction to these events (it takes the event as its argument)."""
+
+    def mark(method: F) -> F:
+        _REACTIONS.setdefault(method, []).extend((event, order) for event in events)
+        return method
+
+    return mark
+
+
+def handles_message(kind: str) -> Callable[[F], F]:
+    """Mark a concern's method as the handler of the agent messages of this kind (`t`); it takes the node
+    and the message, and runs in a unit of work. One handler per kind."""
+
+    def mark(method: F) -> F:
+        _MESSAGE_HANDLERS[method] = kind
+        return method
+
+    return mark
+
+
+class Reactions:
+    """The reactions of one engine, collected from its concerns' marked methods."""
+
+    def __init__(self, owner: object) -> None:
+        # name -> (position in the base-first MRO, defining class, marks); a subclass's definition wins.
+        marked: dict[str, tuple[int, type, list[tuple[type, int]]]] = {}
+        self._messages: dict[str, Callable[..., None]] = {}
+        for position, cls in enumerate(reversed(type(owner).__mro__)):
+            for name, method in vars(cls).items():
+                if not inspect.isfunction(method):
+                    continue
+                marks = _REACTIONS.get(method)
+                if marks:
+                    marked[name] = (marked[name][0] if name in marked else position, cls, marks)
+                kind = _MESSAGE_HANDLERS.get(method)
+                if kind is not None:
+                    if kind in self._messages and self._messages[kind].__name__ != name:
+                        raise TypeError(f"two handlers of agent message {kind!r}")
+                    self._messages[kind] = getattr(owner, name)
+        found: dict[type, list[tuple[int, int, str, Reaction]]] = defaultdict(list)
+        for name, (position, cls, marks) in marked.items():
+            for event, order in marks:
+                found[event].append((order, position, f"{cls.__name__}.{name}", getattr(owner, name)))
+        self._handlers: dict[type, list[tuple[str, Reaction]]] = {
+            event: [(label, handler) for _, _, label, handler in sorted(entries, key=lambda e: (e[0], e[1]))]
+            for event, entries in found.items()
+        }
+
+    def emit(self, event: object) -> None:
+        for _, handler in self._handlers.get(type(event), ()):
+            handler(event)
+
+    def message_handler(self, kind: str) -> Callable[..., None] | None:
+        """The handler of agent messages of this kind; None: nothing to do but note the agent is alive."""
+        return self._messages.get(kind)
+
+    def describe(self) -> dict[str, list[str]]:
+        """Event name -> the reactions to it, in the order they run."""
+        return {event.__name__: [label for label, _ in handlers] for event, handlers in self._handlers.items()}

@@ -1,0 +1,91 @@
+"""Compute node operations: find and describe nodes, and act on them (reboot, users, logs ...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from batchyard.service import errors
+from batchyard.service.engine.nodes import START_TASK_AID
+from batchyard.service.engine.operations.base import OperationsBase
+from batchyard.service.engine.runtime import NodeRt
+
+
+class NodeOperations(OperationsBase):
+    # --- reads ----------------------------------------------------------------------------------
+
+    def node(self, pool_id: str, node_id: str) -> NodeRt:
+        """The node of that pool, or PoolNotFound / NodeNotFound."""
+        pool = self.engine.get_pool(pool_id)
+        node = self.engine.nodes.get(node_id)
+        if node is None or node.pool_key != pool.key:
+            raise errors.not_found("NodeNotFound", "The specified node does not exist.")
+        return node
+
+    def find_node(self, node_id: str) -> NodeRt | None:
+        return self.engine.nodes.get(node_id)
+
+    def pool_nodes(self, pool_id: str) -> list[NodeRt]:
+        pool = self.engine.get_pool(pool_id)
+        return [self.engine.nodes[node_id] for node_id in pool.node_ids]
+
+    def node_document(self, node: NodeRt) -> dict[str, Any]:
+        """The node's document with what only the running engine knows: its running tasks and slots."""
+        doc = dict(node.doc)
+        doc["runningTasksCount"] = sum(1 for aid in node.runs if aid != START_TASK_AID)
+        doc["runningTaskSlotsCount"] = node.slots_used
+        doc["recentTasks"] = list(node.recent)
+        return doc
+
+    def pool_id_of(self, node: NodeRt) -> str:
+        """The id of the node's pool ("" when the pool is gone)."""
+        pool = self.engine.pools.get(node.pool_key)
+        return pool.doc["id"] if pool is not None else ""
+
+    # --- actions --------------------------------------------------------------------------------
+
+    def restart_node(self, pool_id: str, node_id: str, kind: str, option: str) -> None:
+        """Reboot (kind "reboot") or reimage ("reimage") a node; option says what happens to its tasks."""
+        node = self.node(pool_id, node_id)
+        with self.store.transaction():
+            self.engine.restart_node(node, kind, option)
+
+    def disable_node_scheduling(self, pool_id: str, node_id: str, option: str) -> None:
+        node = self.node(pool_id, node_id)
+        with self.store.transaction():
+            self.engine.disable_scheduling(node, option)
+
+    def enable_node_scheduling(self, pool_id: str, node_id: str) -> None:
+        node = self.node(pool_id, node_id)
+        with self.store.transaction():
+            self.engine.enable_scheduling(node)
+
+    def deallocate_node(self, pool_id: str, node_id: str, option: str) -> None:
+        node = self.node(pool_id, node_id)
+        with self.store.transaction():
+            self.engine.deallocate_node(node, option)
+
+    def start_node(self, pool_id: str, node_id: str) -> None:
+        node = self.node(pool_id, node_id)
+        with self.store.transaction():
+            self.engine.start_node(node)
+
+    def add_node_user(self, pool_id: str, node_id: str, spec: dict[str, Any]) -> None:
+        node = self.node(pool_id, node_id)
+        with self.store.transaction():
+            self.engine.add_user(node, spec)
+
+    def replace_node_user(self, pool_id: str, node_id: str, name: str, spec: dict[str, Any]) -> None:
+        node = self.node(pool_id, node_id)
+        with self.store.transaction():
+            self.engine.replace_user(node, name, spec)
+
+    def delete_node_user(self, pool_id: str, node_id: str, name: str) -> None:
+        node = self.node(pool_id, node_id)
+        with self.store.transaction():
+            self.engine.delete_user(node, name)
+
+    async def remote_login_settings(self, pool_id: str, node_id: str) -> dict[str, Any]:
+        return await self.engine.remote_login_settings(self.node(pool_id, node_id))
+
+    async def upload_node_logs(self, pool_id: str, node_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return await self.engine.upload_logs(self.node(pool_id, node_id), spec)

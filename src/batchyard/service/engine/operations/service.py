@@ -1,0 +1,59 @@
+"""The service's own operations: its lifetime, agents connecting and joining, join tokens, the test clock."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from batchyard.service.clock import AdjustableClock
+from batchyard.service.engine.operations.base import OperationsBase
+from batchyard.service.errors import BatchError
+from batchyard.service.gateway import AgentSession
+
+
+class ServiceOperations(OperationsBase):
+    async def start(self) -> None:
+        await self.engine.start()
+
+    async def stop(self) -> None:
+        await self.engine.stop()
+
+    def now(self) -> datetime:
+        return self.engine.now()
+
+    # --- agents ---------------------------------------------------------------------------------
+
+    @property
+    def node_secret(self) -> bytes:
+        """The secret node tokens, join tokens and task authentication tokens are derived from."""
+        return self.engine.node_secret
+
+    def node_token_ok(self, node_id: str, token: str) -> bool:
+        return self.engine.node_token_ok(node_id, token)
+
+    async def agent_session(self, session: AgentSession) -> None:
+        """Serve one connected agent until it goes away."""
+        await self.engine.agent_session(session)
+
+    def claim_node(self, pool_id: str, token: str) -> tuple[str, str] | None:
+        """(node id, node token) of a node of the pool for an agent presenting the pool's join token."""
+        return self.engine.claim_node(pool_id, token)
+
+    def join_token(self, pool_id: str) -> str:
+        """The credential agents on other hosts present to join the pool (the pool need not exist yet)."""
+        return self.engine.join_token(pool_id)
+
+    # --- tests ----------------------------------------------------------------------------------
+
+    @property
+    def clock_is_adjustable(self) -> bool:
+        return isinstance(self.engine.clock, AdjustableClock)
+
+    def advance_clock(self, seconds: float) -> datetime:
+        """With an adjustable clock (`--adjustable-clock`), move time forward and run housekeeping at once."""
+        clock = self.engine.clock
+        if not isinstance(clock, AdjustableClock):
+            raise BatchError(404, "InvalidUri", "The requested URI does not represent any resource on the server.")
+        now = clock.advance(seconds)
+        with self.store.transaction():
+            self.engine.housekeeping()
+        return now

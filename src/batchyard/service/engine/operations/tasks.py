@@ -1,0 +1,95 @@
+"""Task operations: add (one or a collection), pages of a job's tasks, read, change, subtasks."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from batchyard.service.engine.operations.base import Check, OperationsBase, no_check
+from batchyard.service.engine.runtime import JobRt
+from batchyard.service.errors import BatchError
+from batchyard.service.odata import Filter
+
+
+def _paged(rows: list[tuple[int, Any]], size: int) -> tuple[list[tuple[int, Any]], str | None]:
+    """At most `size` rows of a page read with one extra row, and the next page's token if there is more."""
+    token = str(rows[size - 1][0]) if len(rows) > size else None
+    return rows[:size], token
+
+
+class TaskOperations(OperationsBase):
+    # --- adding ---------------------------------------------------------------------------------
+
+    def add_task(self, job_id: str, spec: dict[str, Any]) -> tuple[JobRt, dict[str, Any]]:
+        """The job and the new task's document; the task's BatchError is raised."""
+        job = self.engine.get_job(job_id)
+        with self.store.transaction():
+            (result,) = self.engine.add_tasks(job, [spec])
+        if isinstance(result, BatchError):
+            raise result
+        return job, result
+
+    def add_task_collection(
+        self, job_id: str, specs: list[dict[str, Any]]
+    ) -> tuple[JobRt, list[dict[str, Any] | BatchError]]:
+        """The job and, per spec in order, the new task's document or the error that refused it."""
+        job = self.engine.get_job(job_id)
+        with self.store.transaction():
+            return job, self.engine.add_tasks(job, specs)
+
+    # --- reading --------------------------------------------------------------------------------
+
+    @property
+    def task_fields(self) -> frozenset[str]:
+        """Task properties a page can be made of without reading whole documents (task_field_page)."""
+        return self.store.task_fields
+
+    def task_page(
+        self, job: JobRt, where: Filter | None, after: int, size: int
+    ) -> tuple[list[tuple[int, bytes]], str | None]:
+        """Up to `size` tasks after position `after` matching `where`, as JSON documents; the next token."""
+        return _paged(self.store.list_tasks(job.key, after, size + 1, where), size)
+
+    def task_field_page(
+        self, job: JobRt, where: Filter | None, after: int, size: int, fields: Collection[str]
+    ) -> tuple[list[tuple[int, dict[str, Any]]], str | None]:
+        """Like task_page, only the `fields` (all in task_fields) of each task."""
+        return _paged(self.store.list_task_fields(job.key, after, size + 1, fields, where), size)
+
+    def task(self, job_id: str, task_id: str, check: Check = no_check) -> tuple[JobRt, dict[str, Any]]:
+        """The job and the task's document, or JobNotFound / TaskNotFound."""
+        job = self.engine.get_job(job_id)
+        doc = self.engine.get_task(job, task_id)
+        check(doc)
+        return job, doc
+
+    def subtasks(self, job_id: str, task_id: str) -> list[dict[str, Any]]:
+        """A multi-instance task's subtasks 1..N-1 (the primary is the task itself); none for other tasks."""
+        return self.engine.list_subtasks(self.engine.get_job(job_id), task_id)
+
+    # --- changes --------------------------------------------------------------------------------
+
+    def delete_task(self, job_id: str, task_id: str, check: Check = no_check) -> None:
+        job, doc = self.task(job_id, task_id, check)
+        with self.store.transaction():
+            self.engine.delete_task(job, doc)
+
+    def terminate_task(self, job_id: str, task_id: str, check: Check = no_check) -> tuple[JobRt, dict[str, Any]]:
+        job, doc = self.task(job_id, task_id, check)
+        with self.store.transaction():
+            self.engine.terminate_task(job, doc)
+        return job, doc
+
+    def update_task(
+        self, job_id: str, task_id: str, changes: dict[str, Any], check: Check = no_check
+    ) -> tuple[JobRt, dict[str, Any]]:
+        job, doc = self.task(job_id, task_id, check)
+        with self.store.transaction():
+            self.engine.update_task(job, doc, changes)
+        return job, doc
+
+    def reactivate_task(self, job_id: str, task_id: str, check: Check = no_check) -> tuple[JobRt, dict[str, Any]]:
+        job, doc = self.task(job_id, task_id, check)
+        with self.store.transaction():
+            self.engine.reactivate_task(job, doc)
+        return job, doc

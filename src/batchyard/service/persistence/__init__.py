@@ -1,0 +1,1 @@
+"""Implementations of the `Store` port (service/ports.py); the only code that knows a database's SQL."""

@@ -1,0 +1,113 @@
+"""The SQLite database's tables and indexes, and the migrations an existing database gets when opened.
+
+Every entity is its wire-shaped JSON document (`doc`) plus the columns queries need; migrations are
+additive, so an older service's data opens unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import orjson
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pools (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, pool_key TEXT NOT NULL, seq INTEGER NOT NULL,
+    doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS schedules (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    job_key TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, state TEXT NOT NULL,
+    node_id TEXT, doc BLOB NOT NULL, PRIMARY KEY (job_key, key));
+CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_seq ON tasks (job_key, seq);
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (job_key, state, seq);
+CREATE INDEX IF NOT EXISTS tasks_by_node ON tasks (node_id) WHERE node_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS prep_status (job_key TEXT NOT NULL, node_id TEXT NOT NULL, doc BLOB NOT NULL,
+    PRIMARY KEY (job_key, node_id));
+CREATE TABLE IF NOT EXISTS retention (expiry REAL NOT NULL, node_id TEXT NOT NULL, path TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS retention_by_expiry ON retention (expiry);
+CREATE TABLE IF NOT EXISTS certificates (key TEXT PRIMARY KEY, doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS subtasks (job_key TEXT NOT NULL, task_key TEXT NOT NULL, id INTEGER NOT NULL,
+    doc BLOB NOT NULL, PRIMARY KEY (job_key, task_key, id));
+CREATE TABLE IF NOT EXISTS usage_totals (scope TEXT NOT NULL, key TEXT NOT NULL, doc BLOB NOT NULL,
+    PRIMARY KEY (scope, key));
+CREATE TABLE IF NOT EXISTS pool_usage (start REAL NOT NULL, pool_id TEXT NOT NULL, vm_size TEXT NOT NULL,
+    core_seconds REAL NOT NULL, PRIMARY KEY (start, pool_id));
+CREATE TABLE IF NOT EXISTS applications (key TEXT PRIMARY KEY, doc BLOB NOT NULL);
+"""
+
+# Task columns added after the first schema, so list queries read them instead of parsing documents:
+# (name, type, how to fill it from an existing row's document).
+_TASK_COLUMNS = (
+    ("id", "TEXT", "json_extract(doc, '$.id')"),
+    ("exit_code", "INTEGER", "json_extract(doc, '$.executionInfo.exitCode')"),
+    ("transition", "TEXT", "json_extract(doc, '$.stateTransitionTime')"),
+)
+# For `$filter` on executionInfo/exitCode and stateTransitionTime (a change feed) in time proportional
+# to what matches.
+_TASK_INDEXES = """
+CREATE INDEX IF NOT EXISTS tasks_by_exit_code ON tasks (job_key, exit_code) WHERE exit_code IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_by_transition ON tasks (job_key, transition);
+"""
+
+# Where older services kept the application registry: one JSON document in `meta`.
+_APPLICATIONS_META_KEY = "applications"
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """The database at `path` (created if new), with the current schema."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _private(path)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=OFF")
+    db.executescript(SCHEMA)
+    _add_task_columns(db)
+    _move_applications_out_of_meta(db)
+    return db
+
+
+def _private(path: Path) -> None:
+    """Keys, password hashes and certificate keys live here: for the service's user only.
+
+    SQLite gives the -wal and -shm files the database file's mode; older ones are narrowed too.
+    """
+    if str(path) == ":memory:":
+        return
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists():
+            os.chmod(file, 0o600)
+
+
+def _add_task_columns(db: sqlite3.Connection) -> None:
+    """Additive migration: new columns on an existing tasks table, filled from the documents."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(tasks)")}
+    missing = [(name, kind, fill) for name, kind, fill in _TASK_COLUMNS if name not in have]
+    if missing:
+        db.execute("BEGIN")
+        for name, kind, _ in missing:
+            db.execute(f"ALTER TABLE tasks ADD COLUMN {name} {kind}")
+        sets = ", ".join(f"{name} = {fill}" for name, _, fill in missing)
+        db.execute(f"UPDATE tasks SET {sets}")
+        db.execute("COMMIT")
+    db.executescript(_TASK_INDEXES)
+
+
+def _move_applications_out_of_meta(db: sqlite3.Connection) -> None:
+    """Migration: the registry's one meta document becomes a row per application, in one transaction."""
+    row = db.execute("SELECT v FROM meta WHERE k = ?", (_APPLICATIONS_META_KEY,)).fetchone()
+    if row is None:
+        return
+    apps = orjson.loads(row[0]) or {}
+    db.execute("BEGIN")
+    db.executemany(
+        "INSERT OR REPLACE INTO applications (key, doc) VALUES (?, ?)",
+        [(key, orjson.dumps(app)) for key, app in apps.items()],
+    )
+    db.execute("DELETE FROM meta WHERE k = ?", (_APPLICATIONS_META_KEY,))
+    db.execute("COMMIT")
