@@ -262,3 +262,167 @@ def test_path_escapes_never_leave_the_node_root(
     )
     assert response.status_code >= 400
     assert (service.data_dir / "nodes" / node_id / "startup").is_dir()
+
+
+# --- links an attempt leaves for the next one ---------------------------------------------------------
+
+
+def test_a_retry_does_not_write_through_links_the_first_attempt_planted(client: Any, job: str, tmp_path: Any) -> None:
+    from tests.api.helpers import serve_directory
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "y").write_text("resource")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victims = [outside / "victim.txt", outside / "victim2.txt"]
+    for victim in victims:
+        victim.write_text("keep me")
+    plant = (
+        f"/bin/bash -c 'if [ $AZ_BATCH_TASK_RETRY_COUNT = 0 ]; then ln -s {victims[0]} y.partial; "
+        f"rm ../stdout.txt; ln -s {victims[1]} ../stdout.txt; exit 3; fi; cat y'"
+    )
+    with serve_directory(served) as base:
+        task = run_task(
+            client,
+            job,
+            "planter",
+            plant,
+            resource_files=[m.ResourceFile(http_url=f"{base}/y", file_path="y")],
+            constraints=m.BatchTaskConstraints(max_task_retry_count=1),
+        )
+    assert task.execution_info.retry_count == 1
+    assert task.execution_info.exit_code == 0, task.execution_info
+    assert [victim.read_text() for victim in victims] == ["keep me", "keep me"]
+    assert read_task_file(client, job, "planter", "stdout.txt") == "resource"
+
+
+# --- links to other tasks' files and to the node ------------------------------------------------------
+
+
+@pytest.fixture
+def neighbour(client: Any, pool: str, unique: Unique) -> Iterator[str]:
+    """Another job's task on the same node, with a file and a directory of its own."""
+    job_id = unique("other")
+    create_job(client, job_id, pool)
+    task = run_task(client, job_id, "owner", "/bin/bash -c 'echo private > secret.txt; mkdir data; touch data/keep'")
+    assert task.execution_info.result == "success"
+    yield job_id
+    client.begin_delete_job(job_id, polling_interval=0.2)
+
+
+def _link_task(client: Any, job: str, neighbour: str) -> str:
+    other = f"$AZ_BATCH_NODE_ROOT_DIR/workitems/{neighbour}/job-1/owner/wd"
+    links = (
+        f"ln -s {other}/secret.txt other; ln -s {other}/data other-dir; ln -s $AZ_BATCH_NODE_ROOT_DIR node; "
+        "ln -s ../stdout.txt mine; echo mine"
+    )
+    assert run_task(client, job, "linker", f"/bin/bash -c '{links}'").execution_info.result == "success"
+    return "linker"
+
+
+def test_task_files_do_not_follow_links_out_of_the_task_directory(
+    client: Any, job: str, neighbour: str, pool: str, node_id: str, service: Service
+) -> None:
+    task = _link_task(client, job, neighbour)
+    node_root = service.data_dir / "nodes" / node_id
+    assert (node_root / "agent.log").is_file()
+    for path in ("wd/other", "wd/node/agent.log", "wd/other-dir/keep", "wd/node/startup/stdout.txt"):
+        for method in ("GET", "HEAD"):
+            response = signed_request(service.url, method, f"/jobs/{job}/tasks/{task}/files/{path}")
+            assert response.status_code == 404, (path, method, response.status_code)
+        assert b"private" not in signed_request(service.url, "GET", f"/jobs/{job}/tasks/{task}/files/{path}").content
+    names = {f.name for f in client.list_task_files(job, task, recursive=True)}
+    assert {"wd/other", "wd/node", "wd/mine"} <= names  # the links are listed, their targets are not
+    assert not any(name.startswith(("wd/node/", "wd/other-dir/")) for name in names)
+    assert read_task_file(client, job, task, "wd/mine") == "mine\n"  # a link inside the task's own directory
+    # The node's file API still reaches the whole node, links within it included.
+    assert b"private" in b"".join(client.download_node_file(pool, node_id, f"workitems/{job}/job-1/{task}/wd/other"))
+
+
+def test_deleting_a_link_deletes_the_link_not_its_target(
+    client: Any, job: str, neighbour: str, service: Service
+) -> None:
+    task = _link_task(client, job, neighbour)
+    prefix = f"/jobs/{job}/tasks/{task}/files"
+    assert signed_request(service.url, "DELETE", f"{prefix}/wd/other").status_code == 200
+    response = signed_request(service.url, "DELETE", f"{prefix}/wd/other-dir", params={"recursive": "true"})
+    assert response.status_code == 200
+    assert signed_request(service.url, "DELETE", f"{prefix}/wd/node", params={"recursive": "true"}).status_code == 200
+    names = {f.name for f in client.list_task_files(job, task, recursive=True)}
+    assert not {"wd/other", "wd/other-dir", "wd/node"} & names
+    assert read_task_file(client, neighbour, "owner", "wd/secret.txt") == "private\n"
+    assert {"wd/data", "wd/data/keep"} <= {f.name for f in client.list_task_files(neighbour, "owner", recursive=True)}
+    # The task's own directory stays, whatever way it is named.
+    for path in (".", "wd/.."):
+        response = signed_request(service.url, "DELETE", f"{prefix}/{path}", params={"recursive": "true"})
+        assert response.status_code >= 400
+    assert read_task_file(client, job, task, "stdout.txt") == "mine\n"
+
+
+# --- names no file can have ---------------------------------------------------------------------------
+
+
+def test_impossible_names_are_answered_at_once(
+    client: Any, job: str, pool: str, node_id: str, service: Service
+) -> None:
+    import time
+
+    long_name = "x" * 5000
+    for prefix in (f"/jobs/{job}/tasks/writer/files", f"/pools/{pool}/nodes/{node_id}/files"):
+        for name, status in (("a%00b", 400), (long_name, 404), (f"wd/{'y' * 300}", 404)):
+            for method in ("GET", "HEAD", "DELETE"):
+                began = time.monotonic()
+                response = signed_request(service.url, method, f"{prefix}/{name}")
+                assert response.status_code == status, (prefix, name[:10], method, response.status_code)
+                assert time.monotonic() - began < 5
+                if method != "HEAD":
+                    assert response.json()["code"] in ("InvalidUri", "FileNotFound")
+    assert client.get_node(pool, node_id).state == "idle"
+    assert read_task_file(client, job, "writer", "stdout.txt") == "hi\n"
+
+
+# --- big directories, downloads of files that change -------------------------------------------------
+
+
+def test_listing_a_huge_directory_pages_on_the_node(client: Any, job: str, pool: str, node_id: str) -> None:
+    # 30,000 entries with long names: all of them in one message would be over the service's 16 MiB limit.
+    count, directory = 30_000, "d" * 250
+    make = f"mkdir {directory}; cd {directory}; for i in $(seq {count}); do : > {'f' * 240}$i; done"
+    assert run_task(client, job, "many", f"/bin/bash -c '{make}'", timeout=60).execution_info.result == "success"
+    names = [f.name for f in client.list_task_files(job, "many", recursive=True)]
+    assert len(names) == len(set(names))
+    assert sum(name.startswith(f"wd/{directory}/") for name in names) == count
+    assert client.get_node(pool, node_id).state == "idle"
+
+
+def test_a_download_serves_the_file_it_opened(client: Any, job: str, node_id: str, service: Service) -> None:
+    import hashlib
+
+    import httpx
+
+    from batchyard.service.auth import format_ocp_date, sign_request
+    from batchyard.service.config import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
+
+    size = 32 * 1024 * 1024
+    command = f"/bin/bash -c 'head -c {size} /dev/urandom > big'"
+    assert run_task(client, job, "big", command).execution_info.result == "success"
+    path = service.data_dir / "nodes" / node_id / "workitems" / job / "job-1" / "big" / "wd" / "big"
+    expected = hashlib.sha256(path.read_bytes()).hexdigest()
+    url = f"{service.url}/jobs/{job}/tasks/big/files/wd/big?api-version=2025-06-01.21.0"
+    headers = {"ocp-date": format_ocp_date()}
+    headers["Authorization"] = sign_request(DEV_ACCOUNT_NAME, DEV_ACCOUNT_KEY, "GET", url, headers)
+    digest = hashlib.sha256()
+    received = 0
+    with httpx.stream("GET", url, headers=headers, timeout=30) as response:
+        assert response.status_code == 200
+        assert response.headers["content-length"] == str(size)
+        for chunk in response.iter_bytes():
+            if received == 0:
+                path.unlink()  # gone while it is being served
+                path.write_bytes(b"replaced")
+            digest.update(chunk)
+            received += len(chunk)
+    assert received == size
+    assert digest.hexdigest() == expected
+    assert "Exception in ASGI application" not in service.log()

@@ -121,6 +121,23 @@ def test_job_token_only_opens_its_own_job(service: Service, client: Any, pool: s
     assert forged.status_code == 403
 
 
+def test_job_token_dies_with_its_job(service: Service, client: Any, pool: str, unique: Unique) -> None:
+    job_id = unique("jmgone")
+    command = "/bin/bash -c 'echo $AZ_BATCH_AUTHENTICATION_TOKEN'"
+    create_job(client, job_id, pool, job_manager_task=manager(command, kill_job_on_completion=False))
+    wait_for(lambda: completed(client, job_id, "manager"), what="the manager")
+    token = b"".join(client.download_task_file(job_id, "manager", "stdout.txt")).decode().strip()
+    headers = {"Authorization": f"Bearer {token}", "ocp-date": format_ocp_date()}
+    assert httpx.get(f"{service.url}/jobs/{job_id}?api-version=2025-06-01", headers=headers).status_code == 200
+    client.begin_delete_job(job_id, polling_interval=0.2).result()
+    create_job(client, job_id, pool)  # a new job with the same id is not the one the token was given for
+    for method, path in (("GET", f"/jobs/{job_id}"), ("GET", f"/jobs/{job_id}/tasks"), ("DELETE", f"/jobs/{job_id}")):
+        denied = httpx.request(method, f"{service.url}{path}?api-version=2025-06-01", headers=headers)
+        assert denied.status_code == 403, (method, path, denied.status_code)
+        assert denied.json()["code"] == "AuthenticationFailed"
+    assert client.get_job(job_id).state == "active"
+
+
 def test_tasks_without_token_settings_get_no_token(client: Any, pool: str, unique: Unique) -> None:
     job_id = unique("notoken")
     create_job(client, job_id, pool)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,3 +169,42 @@ def test_uploads_and_logs(fake: FakeStorage, task_dir: Path) -> None:
     assert fake.uploads["/c/run1/a/z.txt"] == b"a/z.txt"
     assert "uploading" in (task_dir / "fileuploadout.txt").read_text()
     assert "sig=secret" not in (task_dir / "fileuploadout.txt").read_text()
+
+
+@pytest.mark.parametrize("cached", [False, True])
+@pytest.mark.parametrize("link", ["symbolic", "hard"])
+def test_downloads_replace_links_an_earlier_attempt_left(
+    fake: FakeStorage, tmp_path: Path, cached: bool, link: str
+) -> None:
+    # A first attempt planted a link at the download's temporary name; a retry must replace it, not write
+    # the blob (or set the file mode) through it.
+    fake.blobs = {"y": b"blob"}
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    victim.chmod(0o644)
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    if link == "symbolic":
+        (wd / "y.partial").symlink_to(victim)
+    else:
+        os.link(victim, wd / "y.partial")
+    cache = BlobCache(tmp_path / "cache") if cached else None
+    url = fake.url.replace("/c?", "/c/y?")
+    asyncio.run(download_resource_files([{"httpUrl": url, "filePath": "y", "fileMode": "0600"}], wd, cache))
+    assert victim.read_text() == "keep me" and victim.stat().st_mode & 0o777 == 0o644
+    assert not (wd / "y").is_symlink() and (wd / "y").read_bytes() == b"blob"
+    assert (wd / "y").stat().st_mode & 0o777 == 0o600
+    assert not os.path.lexists(wd / "y.partial")
+
+
+def test_upload_logs_are_not_appended_through_links(fake: FakeStorage, task_dir: Path, tmp_path: Path) -> None:
+    victims = [tmp_path / "victim.txt", tmp_path / "victim2.txt"]
+    for victim in victims:
+        victim.write_text("keep me")
+    (task_dir / "fileuploadout.txt").symlink_to(victims[0])
+    os.link(victims[1], task_dir / "fileuploaderr.txt")
+    outputs = [{"filePattern": "x.txt", "destination": {"container": {"containerUrl": fake.url}}}]
+    assert upload_outputs(outputs, task_dir / "wd", task_dir, {}, succeeded=True) is None
+    assert [victim.read_text() for victim in victims] == ["keep me", "keep me"]
+    assert "uploading" in (task_dir / "fileuploadout.txt").read_text()
+    assert not (task_dir / "fileuploadout.txt").is_symlink()

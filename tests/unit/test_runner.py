@@ -119,6 +119,25 @@ def test_stdout_and_stderr_go_to_files(tmp_path: Path) -> None:
     assert (tmp_path / "stderr.txt").read_text() == "err\n"
 
 
+def test_output_files_left_as_links_are_replaced_not_written_through(tmp_path: Path) -> None:
+    # An earlier attempt left stdout.txt as a symbolic link and stderr.txt as a hard link to outside files.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    task = tmp_path / "task"
+    task.mkdir()
+    (outside / "victim.txt").write_text("keep me\n")
+    (outside / "victim2.txt").write_text("keep me too\n")
+    (task / "stdout.txt").symlink_to(outside / "victim.txt")
+    os.link(outside / "victim2.txt", task / "stderr.txt")
+    result = run(run_spec(make_spec(task, "/bin/sh -c 'echo out; echo err >&2'")))
+    assert result.exit_code == 0, result.start_error
+    assert (outside / "victim.txt").read_text() == "keep me\n"
+    assert (outside / "victim2.txt").read_text() == "keep me too\n"
+    assert not (task / "stdout.txt").is_symlink()
+    assert (task / "stdout.txt").read_text() == "out\n"
+    assert (task / "stderr.txt").read_text() == "err\n"
+
+
 def test_environment_is_exactly_the_given_one(tmp_path: Path) -> None:
     env = {"FOO": "bar baz", "AZ_BATCH_TASK_ID": "t1"}
     result = run(run_spec(make_spec(tmp_path, "/usr/bin/env", env=env)))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from batchyard.agent import safe_files
 from batchyard.agent.certificates import visible_to
 from batchyard.agent.certificates import write_into as write_certificates
 
@@ -90,8 +91,12 @@ class NodeAccounts:
         directory = self.root / "home" / ".nss"
         directory.mkdir(mode=0o755, exist_ok=True)
         passwd, group = directory / f"{name}.passwd", directory / f"{name}.group"
-        passwd.write_text(f"{name}:x:{uid}:{uid}:batchyard node user:{home}:/bin/bash\n")
-        group.write_text(f"{name}:x:{uid}:\n")
+        for path, text in (
+            (passwd, f"{name}:x:{uid}:{uid}:batchyard node user:{home}:/bin/bash\n"),
+            (group, f"{name}:x:{uid}:\n"),
+        ):
+            with os.fdopen(safe_files.create(path), "w") as out:  # never through a link left there
+                out.write(text)
         return {"LD_PRELOAD": library, "NSS_WRAPPER_PASSWD": str(passwd), "NSS_WRAPPER_GROUP": str(group)}
 
     def _uid(self, name: str) -> int:

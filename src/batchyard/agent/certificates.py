@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from batchyard.agent import safe_files
+
 
 def file_names(cert: dict[str, Any]) -> tuple[str, str]:
     stem = f"{cert.get('algorithm', 'sha1')}-{cert['thumbprint']}"
@@ -33,19 +35,24 @@ def write_into(directory: Path, certs: list[dict[str, Any]], owner: int | None =
     `owner`: the uid (and gid) that gets them, when not the agent's own user.
     """
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    os.chmod(directory, 0o700)
-    if owner is not None:
-        os.chown(directory, owner, owner)
-    for cert in certs:
-        pem_name, key_name = file_names(cert)
-        _write_private(directory / pem_name, cert["cert"], owner)
-        if cert.get("key"):
-            _write_private(directory / key_name, cert["key"], owner)
+    # Through a descriptor opened without following links: one left at `directory` fails here, and
+    # neither the mode, the owner nor a file goes to what it points at.
+    folder = safe_files.open_dir(directory)
+    try:
+        os.fchmod(folder, 0o700)
+        if owner is not None:
+            os.fchown(folder, owner, owner)
+        for cert in certs:
+            pem_name, key_name = file_names(cert)
+            _write_private(folder, pem_name, cert["cert"], owner)
+            if cert.get("key"):
+                _write_private(folder, key_name, cert["key"], owner)
+    finally:
+        os.close(folder)
 
 
-def _write_private(path: Path, text: str, owner: int | None) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-    os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_CREAT
+def _write_private(folder: int, name: str, text: str, owner: int | None) -> None:
+    fd = safe_files.create_at(folder, name, 0o600)  # new: never through a link or hard link left there
     if owner is not None:
         os.fchown(fd, owner, owner)
     with os.fdopen(fd, "wb") as handle:

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from batchyard.agent import safe_files
 from batchyard.protocol import messages
 
 IDENTITY_FILE = ".agent-identity.json"
@@ -42,7 +43,7 @@ def join(service_url: str, root: Path, pool: str, join_token: str | None) -> tup
     except (urllib.error.URLError, OSError) as exc:
         raise JoinError(f"cannot reach the service at {service_url}: {exc}") from None
     root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = safe_files.create(saved, 0o600)  # the node root is writable by tasks: never through a link
     with os.fdopen(fd, "w") as out:
         json.dump({"nodeId": data["nodeId"], "nodeToken": data["nodeToken"]}, out)
     return data["nodeId"], data["nodeToken"]

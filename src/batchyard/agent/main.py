@@ -34,6 +34,11 @@ RECONNECT_DELAY = 0.5
 
 LEFTOVER_WAIT = 10.0  # seconds a starting agent waits for an earlier agent's processes to die
 
+# The service takes WebSocket messages of up to 16 MiB (uvicorn's limit) and drops the connection, and
+# with it the node, on a bigger one: queued messages travel in frames of at most MAX_FRAME bytes, and a
+# reply that would not fit is replaced by an error.
+MAX_FRAME = 8 * 1024 * 1024
+
 
 class Agent:
     def __init__(
@@ -67,6 +72,7 @@ class Agent:
         # Heartbeats, SSH (on login_address), certificates.
         self.services = NodeServices(self.root, self.context, self._send, login_address)
         self.metrics = MetricsReporter(self.root, self._send)  # resource use for autoscale
+        self.files = files.NodeFiles(self.root)  # the service's file requests
 
     # --- connection -----------------------------------------------------------------------------
 
@@ -86,6 +92,7 @@ class Agent:
         reporter.cancel()
         await self._end_all_runs()
         await self.services.close()
+        self.files.close_all()
 
     async def _end_leftovers(self) -> None:
         """End what an earlier agent of this node left running (it died with its runs in their own
@@ -151,13 +158,21 @@ class Agent:
         ws = self._ws
         if ws is None or not batch:
             return  # results stay in `unacked` and go with the next hello
-        frames = [messages.encode(message) for message in batch]
-        data = frames[0] if len(frames) == 1 else messages.encode_batch(frames)
+        groups: list[list[bytes]] = [[]]
+        size = 0
+        for frame in (messages.encode(message) for message in batch):
+            if groups[-1] and size + len(frame) > MAX_FRAME:
+                groups.append([])
+                size = 0
+            groups[-1].append(frame)
+            size += len(frame) + 1
+        data = [group[0] if len(group) == 1 else messages.encode_batch(group) for group in groups]
         asyncio.get_running_loop().create_task(self._write(ws, data))
 
-    async def _write(self, ws: Any, data: bytes) -> None:
+    async def _write(self, ws: Any, data: list[bytes]) -> None:
         try:
-            await ws.send(data)
+            for frame in data:
+                await ws.send(frame)
         except (OSError, websockets.WebSocketException):
             pass
 
@@ -224,9 +239,16 @@ class Agent:
         self._send({"t": "result", "result": result})
 
     async def _rpc(self, message: dict[str, Any]) -> None:
-        reply = await self.services.rpc(message)
-        if reply is None:
-            reply = await asyncio.to_thread(files.handle, self.root, message)
+        """Answer one request of the service; every request gets an answer, or the service waits in vain."""
+        try:
+            reply = await self.services.rpc(message)
+            if reply is None:
+                reply = await asyncio.to_thread(self.files.handle, message)
+            if len(messages.encode(reply)) > MAX_FRAME - 100:
+                reply = {"ok": False, "code": "ResponseTooLarge", "message": "The answer is too large to send."}
+        except Exception:  # a bug, or an answer that cannot be encoded (a file name that is not UTF-8)
+            log.exception("request %s failed", message.get("op"))
+            reply = {"ok": False, "code": "InternalServerError", "message": "The request failed on the node."}
         reply.update({"t": "reply", "rid": message["rid"]})
         self._send(reply)
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from batchyard.agent import transfer
+from batchyard.agent import safe_files, transfer
 from batchyard.agent.transfer import TransferError
 
 _WILDCARD = re.compile(r"[*?\[]")
@@ -108,7 +108,9 @@ def upload_outputs(
 ) -> dict[str, Any] | None:
     """Upload every output whose condition holds; the failureInfo of the first failed upload, or None."""
     failure: dict[str, Any] | None = None
-    with open(task_dir / "fileuploadout.txt", "a") as out, open(task_dir / "fileuploaderr.txt", "a") as err:
+    # The task may have left links at the log names: append only to plain files of their own.
+    out_fd = safe_files.append(task_dir / "fileuploadout.txt")
+    with open(out_fd, "a") as out, open(safe_files.append(task_dir / "fileuploaderr.txt"), "a") as err:
         for spec in outputs:
             condition = (spec.get("uploadOptions") or {}).get("uploadCondition")
             if not should_upload(condition, succeeded):

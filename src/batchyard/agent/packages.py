@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from batchyard.agent import transfer
+from batchyard.agent import safe_files, transfer
 from batchyard.agent.transfer import TransferError
 
 APPLICATIONS_DIR = "applications"
@@ -91,7 +91,8 @@ def install(root: Path, package: dict[str, Any]) -> Path:
             except (TransferError, OSError) as exc:
                 raise PackageError(package, f"download failed: {exc}") from None
             extract(archive, staging, package)
-            (staging / _MARKER).write_text(package["blob"])
+            with os.fdopen(safe_files.create(staging / _MARKER), "w") as marker_file:
+                marker_file.write(package["blob"])
             if target.exists():
                 shutil.rmtree(target)
             os.replace(staging, target)
@@ -119,10 +120,10 @@ def extract(archive: Path, directory: Path, package: dict[str, Any]) -> None:
                     target.mkdir(parents=True, exist_ok=True)
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as source, open(target, "wb") as out:
+                with zf.open(info) as source, os.fdopen(safe_files.create(target), "wb") as out:
+                    if info.create_system == 3 and mode & 0o777:  # made on Unix: keep rwx bits
+                        os.fchmod(out.fileno(), mode & 0o777)
                     shutil.copyfileobj(source, out, 1024 * 1024)
-                if info.create_system == 3 and mode & 0o777:  # made on Unix: keep rwx bits
-                    os.chmod(target, mode & 0o777)
     except (zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
         raise PackageError(package, f"the package is not a valid zip file: {exc}") from None
 

@@ -63,7 +63,11 @@ def _prepare(working_dir: Path, target: Path, relative: str) -> None:
 
 def _fetch(url: str, target: Path, relative: str, mode: str | None, cache: BlobCache | None) -> None:
     try:
-        transfer.download(url, target, cache)
+        bits = int(mode, 8) if mode else None
+    except ValueError:
+        raise _failure("ResourceFileCreateFailed", f"The file mode '{mode}' is not an octal number.") from None
+    try:
+        transfer.download(url, target, cache, bits)  # the mode is set on the new file, not through a path
     except TransferError as exc:
         code = {403: "BlobAccessDenied", 404: "BlobNotFound"}.get(exc.status or 0, "BlobDownloadMiscError")
         raise _failure(code, f"Failed to download resource file {relative}: {exc}", relative, url) from None
@@ -77,11 +81,6 @@ def _fetch(url: str, target: Path, relative: str, mode: str | None, cache: BlobC
     except ValueError as exc:  # a malformed URL
         message = f"Failed to download resource file {relative}: {exc}"
         raise _failure("BlobDownloadMiscError", message, relative) from None
-    if mode:
-        try:
-            os.chmod(target, int(mode, 8))
-        except ValueError:
-            raise _failure("ResourceFileCreateFailed", f"The file mode '{mode}' is not an octal number.") from None
 
 
 def _container_files(item: dict[str, Any], working_dir: Path) -> list[tuple[str, Path, str]]:

@@ -38,14 +38,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from batchyard.agent import proctree
+from batchyard.agent import proctree, safe_files
 
 __all__ = ["DEFAULT_KILL_GRACE", "ProcessResult", "ProcessSpec", "RunningProcess", "start_process"]
 
 DEFAULT_KILL_GRACE = 3.0
 """Seconds between SIGTERM and SIGKILL when a process tree is killed."""
-
-_OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 
 
 @dataclass
@@ -53,8 +51,8 @@ class ProcessSpec:
     command_line: str  # split with shlex (POSIX rules), run without a shell, no variable expansion
     cwd: Path  # the task working directory (must exist)
     env: dict[str, str]  # the complete environment of the child; os.environ is not inherited
-    stdout_path: Path  # created/truncated
-    stderr_path: Path  # created/truncated
+    stdout_path: Path  # created anew (a link or hard link left at the name is replaced, never written through)
+    stderr_path: Path  # created anew
     max_wall_clock: float | None = None  # seconds from start; None = unlimited
     session: Literal["default", "end", "linger"] = "default"  # what becomes of processes it leaves running
 
@@ -271,8 +269,9 @@ async def start_process(spec: ProcessSpec, *, kill_grace: float = DEFAULT_KILL_G
     start_time = _now()
     fds: list[int] = []
     try:
-        fds.append(os.open(spec.stdout_path, _OUTPUT_FLAGS, 0o644))
-        fds.append(os.open(spec.stderr_path, _OUTPUT_FLAGS, 0o644))
+        # An earlier attempt may have left links at these names: never truncate or write through them.
+        fds.append(safe_files.create(spec.stdout_path))
+        fds.append(safe_files.create(spec.stderr_path))
         argv = shlex.split(spec.command_line)
         if not argv:
             raise ValueError("empty command line")

@@ -15,8 +15,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
+
+from batchyard.agent import safe_files
 
 CHUNK = 1024 * 1024
 TIMEOUT = 60.0
@@ -60,10 +63,36 @@ def _open(request: urllib.request.Request | str) -> object:
         raise TransferError(None, f"cannot reach {public(url)}: {exc.reason}") from None
 
 
-def _stream(response: object, path: Path) -> None:
-    with open(path, "wb") as out:
+def _stream(response: object) -> Callable[[BinaryIO], None]:
+    def fill(out: BinaryIO) -> None:
         while chunk := response.read(CHUNK):  # type: ignore[attr-defined]
             out.write(chunk)
+
+    return fill
+
+
+def save(target: Path, fill: Callable[[BinaryIO], None], mode: int | None = None) -> None:
+    """Write `target` as `<name>.partial` and rename that over it. Both names are in a directory a task
+    can write to, so the partial file is created new under the directory's descriptor (a link an earlier
+    attempt left at either name is replaced, never written through); `mode` is set before the rename."""
+    directory = safe_files.open_dir(target.parent)
+    partial = target.name + ".partial"
+    try:
+        fd = safe_files.create_at(directory, partial)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                if mode is not None:
+                    os.fchmod(out.fileno(), mode)
+                fill(out)
+            os.replace(partial, target.name, src_dir_fd=directory, dst_dir_fd=directory)
+        except BaseException:
+            try:
+                os.unlink(partial, dir_fd=directory)
+            except OSError:
+                pass
+            raise
+    finally:
+        os.close(directory)
 
 
 class BlobCache:
@@ -83,7 +112,7 @@ class BlobCache:
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
 
-    def fetch(self, url: str, target: Path) -> None:
+    def fetch(self, url: str, target: Path, mode: int | None = None) -> None:
         key = hashlib.sha256(public(url).encode()).hexdigest()
         data, meta_path = self.directory / key, self.directory / f"{key}.json"
         with self._lock(key):
@@ -98,41 +127,38 @@ class BlobCache:
             try:
                 response = _open(urllib.request.Request(url, headers=headers))
             except urllib.error.HTTPError:  # 304: the cached copy is current
-                _copy(data, target)
+                _copy(data, target, mode)
                 return
             with response:  # type: ignore[attr-defined]
                 etag = response.headers.get("ETag")  # type: ignore[attr-defined]
                 modified = response.headers.get("Last-Modified")  # type: ignore[attr-defined]
                 if not etag and not modified:
-                    _stream(response, target)  # nothing to revalidate with: do not cache
+                    save(target, _stream(response), mode)  # nothing to revalidate with: do not cache
                     return
-                partial = data.with_suffix(".partial")
-                _stream(response, partial)
-            os.replace(partial, data)
-            meta_path.write_text(json.dumps({"etag": etag, "modified": modified}))
-            _copy(data, target)
+                save(data, _stream(response))
+            meta = json.dumps({"etag": etag, "modified": modified}).encode()
+            save(meta_path, lambda out: _write(out, meta))
+            _copy(data, target, mode)
 
 
-def _copy(source: Path, target: Path) -> None:
+def _write(out: BinaryIO, data: bytes) -> None:
+    out.write(data)
+
+
+def _copy(source: Path, target: Path, mode: int | None) -> None:
     # A copy, not a link: a task may change or chmod its file without touching the cache.
-    partial = target.with_name(target.name + ".partial")
-    shutil.copyfile(source, partial)
-    os.replace(partial, target)
+    fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as data:
+        save(target, lambda out: shutil.copyfileobj(data, out, CHUNK), mode)
 
 
-def download(url: str, target: Path, cache: BlobCache | None) -> None:
-    """Stream `url` to `target` (written under a temporary name, then renamed)."""
+def download(url: str, target: Path, cache: BlobCache | None, mode: int | None = None) -> None:
+    """Stream `url` to `target` (written under a temporary name, then renamed), with file mode `mode`."""
     if cache is not None:
-        cache.fetch(url, target)
+        cache.fetch(url, target, mode)
         return
-    partial = target.with_name(target.name + ".partial")
-    try:
-        with _open(url) as response:  # type: ignore[attr-defined]
-            _stream(response, partial)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    os.replace(partial, target)
+    with _open(url) as response:  # type: ignore[attr-defined]
+        save(target, _stream(response), mode)
 
 
 def list_blobs(container_url: str, prefix: str | None) -> Iterator[str]:

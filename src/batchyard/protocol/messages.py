@@ -6,7 +6,12 @@ service -> agent
   run       {runs: [Run]}                                         start tasks (batched)
   kill      {aids: [aid]}                                         end these runs (whole process tree)
   ack       {aids: [aid]}                                         results recorded; forget them
-  rpc       {rid, op, ...}                                        file operations (list/stat/read/delete)
+  rpc       {rid, op, ...}                                        file operations, on `path` kept inside
+                                                                  `base` after links (agent/files.py):
+                                                                  list {recursive, after, max} -> one page
+                                                                  {files, next}; stat; open -> {handle, stat};
+                                                                  read {handle, offset, length}; close {handle};
+                                                                  delete {recursive} (a link, not its target)
   cleanup   {paths: [relative dir]}                               remove task/job directories
   endtask   {dirs: [relative dir]}                                a multi-instance task ended: end its runs and
                                                                   every process its instances left running
@@ -15,11 +20,12 @@ service -> agent
                                                                   reboot of a node on another host; wipe: reimage)
   sample    {every}                                               report resource use every `every` seconds
 (A frame carries one message, or a JSON array of messages sent in the same loop turn.)
-agent -> service
+agent -> service  (frames of at most 8 MiB: the service drops the connection on one over 16 MiB)
   hello     {node, boot, pid, version, running: [aid],            first message; also after reconnect
              done: [Done]}
   done      {results: [Done]}                                     finished runs (batched)
-  reply     {rid, ok, ...}                                        answer to an rpc
+  reply     {rid, ok, ...}                                        answer to an rpc: every rpc gets one
+                                                                  (ok false with code and message on failure)
   metrics   {cpu, mem, disk, rb, wb, rops, wops, nin, nout}       resource use (agent/metrics.py), for autoscale
 
 Run:  {aid, kind: "task"|"start"|"prep"|"release"|"packages", job, task, dir, cmd, env, files, wall, retry}

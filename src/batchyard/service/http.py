@@ -56,7 +56,8 @@ def endpoint(handler: Handler) -> Handler:
             raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
             authorization = request.headers.get("authorization", "")
             if authorization.startswith("Bearer "):
-                verify_job_token(request.app.state.service.node_secret, authorization[7:].strip(), raw_path)
+                service = request.app.state.service
+                verify_job_token(service.node_secret, authorization[7:].strip(), raw_path, _job_instance(service))
             else:
                 verify_request(
                     account,
@@ -85,6 +86,18 @@ def endpoint(handler: Handler) -> Handler:
         return response
 
     return wrapped
+
+
+def _job_instance(service: Any) -> Callable[[str], int | None]:
+    """The current instance (sequence number) of a job id, None when no such job exists."""
+
+    def instance_of(job_id: str) -> int | None:
+        try:
+            return int(service.job(job_id).seq)
+        except BatchError:
+            return None
+
+    return instance_of
 
 
 def base_url(request: Request) -> str:

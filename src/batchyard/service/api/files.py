@@ -16,7 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from batchyard.service import errors
-from batchyard.service.api.common import list_filter, page, service_of, skip_token, url_for
+from batchyard.service.api.common import list_filter, service_of, url_for
 from batchyard.service.api.nodes import find_node
 from batchyard.service.clock import parse_iso, rfc1123
 from batchyard.service.engine.runtime import NodeRt
@@ -24,6 +24,9 @@ from batchyard.service.gateway import AgentGone
 from batchyard.service.http import endpoint, list_response, parse_max_results
 
 CHUNK = 1024 * 1024
+LIST_CALLS = 10  # agent pages one list request may look through to fill a page that $filter thins out
+MAX_NAME = 255  # bytes of one path component (Linux NAME_MAX); a longer name cannot exist
+MAX_PATH = 4096  # bytes of a whole path (Linux PATH_MAX)
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
@@ -38,6 +41,16 @@ class FileScope:
     def path(self, relative: str) -> str:
         """The node-relative path of `relative` under this scope's base; `..` may not climb out of the base
         (a task's file URL reaches only that task's directory, never its neighbours or the node's)."""
+        if "\x00" in relative:
+            raise errors.BatchError(
+                400,
+                "InvalidUri",
+                "The requested URI does not represent any resource on the server.",
+                {"Reason": "The file path contains a NUL character."},
+            )
+        encoded = relative.encode(errors="surrogateescape")
+        if len(encoded) > MAX_PATH or any(len(part) > MAX_NAME for part in encoded.split(b"/")):
+            raise errors.not_found("FileNotFound", "The specified file does not exist.")
         parts: list[str] = []
         for part in relative.split("/"):
             if part in ("", "."):
@@ -56,14 +69,16 @@ class FileScope:
         if session is None:
             raise errors.conflict("NodeNotReady", "The compute node is not reachable at the moment.")
         try:
-            reply = await session.request({"op": op, **args})
+            # `base`: the agent keeps the path inside this directory once links are resolved.
+            reply = await session.request({"op": op, "base": self.base, **args})
         except AgentGone:
             raise errors.conflict("NodeNotReady", "The compute node is not reachable at the moment.") from None
         if not reply.get("ok"):
             code = reply.get("code", "FileNotFound")
             if code == "FileNotFound":
                 raise errors.not_found("FileNotFound", "The specified file does not exist.")
-            raise errors.BatchError(400, code, reply.get("message", "The file operation failed."))
+            status = {"InternalServerError": 500, "ServerBusy": 503}.get(code, 400)
+            raise errors.BatchError(status, code, reply.get("message", "The file operation failed."))
         return reply
 
 
@@ -99,10 +114,16 @@ def _properties(entry: dict[str, Any]) -> dict[str, Any]:
 async def _list(request: Request, scope: FileScope, kind: str) -> Response:
     keep = list_filter(request, kind)
     recursive = request.query_params.get("recursive", "false").lower() == "true"
-    reply = await scope.call("list", path=scope.path(""), recursive=recursive)
-    entries = sorted((e for e in reply["files"] if keep(e)), key=lambda e: e["name"])
-    indexed = list(enumerate(entries, start=1))
-    chosen, token = page(indexed, lambda pair: pair[0], skip_token(request), parse_max_results(request))
+    size = parse_max_results(request)
+    # The agent lists in name order, one page at a time; the continuation is the last name it looked at.
+    token = request.query_params.get("$skiptoken")
+    entries: list[dict[str, Any]] = []
+    for _ in range(LIST_CALLS):
+        reply = await scope.call("list", path=scope.path(""), recursive=recursive, after=token, max=size - len(entries))
+        entries.extend(entry for entry in reply["files"] if keep(entry))
+        token = reply.get("next")
+        if token is None or len(entries) >= size:
+            break
     items = [
         {
             "name": entry["name"],
@@ -110,7 +131,7 @@ async def _list(request: Request, scope: FileScope, kind: str) -> Response:
             "isDirectory": entry["isDirectory"],
             **({} if entry["isDirectory"] else {"properties": _properties(entry)}),
         }
-        for _, entry in chosen
+        for entry in entries
     ]
     return list_response(request, "files", items, token)
 
@@ -131,6 +152,11 @@ def _file_headers(scope: FileScope, name: str, stat: dict[str, Any]) -> dict[str
 async def _stat(request: Request, scope: FileScope) -> tuple[str, dict[str, Any]]:
     name = request.path_params["filePath"]
     stat = await scope.call("stat", path=scope.path(name))
+    _check_conditions(request, stat)
+    return name, stat
+
+
+def _check_conditions(request: Request, stat: dict[str, Any]) -> None:
     modified = parse_iso(stat["mtime"]).replace(microsecond=0)
     from email.utils import parsedate_to_datetime
 
@@ -145,14 +171,10 @@ async def _stat(request: Request, scope: FileScope) -> tuple[str, dict[str, Any]
                 raise errors.not_modified()
             if not wants_newer and modified > when:
                 raise errors.condition_not_met()
-    return name, stat
 
 
-async def _get(request: Request, scope: FileScope) -> Response:
-    name, stat = await _stat(request, scope)
-    if stat["isDirectory"]:
-        raise errors.BatchError(400, "FileIsDirectory", "The specified path is a directory.")
-    size = int(stat["size"])
+def _range(request: Request, size: int) -> tuple[int, int]:
+    """The first byte and the length that `ocp-range` asks for (the whole file without one)."""
     start, end = 0, size - 1
     if raw := request.headers.get("ocp-range"):
         match = _RANGE.match(raw.strip())
@@ -167,22 +189,54 @@ async def _get(request: Request, scope: FileScope) -> Response:
             raise errors.BatchError(
                 416, "InvalidRange", "The range specified is invalid for the current size of the file."
             )
-    length = max(0, end - start + 1)
-    headers = _file_headers(scope, name, stat) | {"Content-Length": str(length)}
-    path = scope.path(name)
+    return start, max(0, end - start + 1)
+
+
+async def _get(request: Request, scope: FileScope) -> Response:
+    # The agent opens the file once and every read goes through that descriptor: the size announced is
+    # that of the file being read, even when it is replaced or deleted meanwhile.
+    name = request.path_params["filePath"]
+    opened = await scope.call("open", path=scope.path(name))
+    handle = opened["handle"]
+    try:
+        _check_conditions(request, opened)
+        start, length = _range(request, int(opened["size"]))
+        # The first chunk is read before the status line: an error there is still an error response.
+        first = await _read(scope, handle, start, min(CHUNK, length)) if length else b""
+    except BaseException:
+        await _close(scope, handle)
+        raise
+    if len(first) < min(CHUNK, length):
+        length = len(first)  # shrunk in place since it was opened: announce what there is
+    headers = _file_headers(scope, name, opened) | {"Content-Length": str(length)}
 
     async def body() -> AsyncIterator[bytes]:
-        offset, left = start, length
-        while left > 0:
-            reply = await scope.call("read", path=path, offset=offset, length=min(CHUNK, left))
-            data = base64.b64decode(reply["data"])
-            if not data:
-                return
-            yield data
-            offset += len(data)
-            left -= len(data)
+        try:
+            yield first
+            offset, left = start + len(first), length - len(first)
+            while left > 0:
+                data = await _read(scope, handle, offset, min(CHUNK, left))
+                if not data:
+                    return
+                yield data
+                offset += len(data)
+                left -= len(data)
+        finally:
+            await _close(scope, handle)
 
     return StreamingResponse(body(), status_code=200, headers=headers, media_type="application/octet-stream")
+
+
+async def _read(scope: FileScope, handle: str, offset: int, length: int) -> bytes:
+    reply = await scope.call("read", handle=handle, offset=offset, length=length)
+    return base64.b64decode(reply["data"])
+
+
+async def _close(scope: FileScope, handle: str) -> None:
+    try:
+        await scope.call("close", handle=handle)
+    except errors.BatchError:
+        pass  # the node is gone, or closed it already: the descriptor went with it
 
 
 async def _head(request: Request, scope: FileScope) -> Response:

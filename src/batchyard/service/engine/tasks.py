@@ -179,7 +179,7 @@ class TaskOps(PoolOps):
         )
         env = merge_environment(job.doc.get("commonEnvironmentSettings"), doc.get("environmentSettings"))
         if "job" in ((doc.get("authenticationTokenSettings") or {}).get("access") or []):
-            env["AZ_BATCH_AUTHENTICATION_TOKEN"] = issue_job_token(self.node_secret, job.doc["id"])
+            env["AZ_BATCH_AUTHENTICATION_TOKEN"] = issue_job_token(self.node_secret, job.doc["id"], job.seq)
         return build_run(
             RunKind.TASK,
             aid,
