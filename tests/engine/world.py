@@ -134,7 +134,7 @@ class FakeAgent:
         return [run for run in self.runs() if run.get("kind") == "task"]
 
     def killed(self) -> list[str]:
-        return [aid for message in self.sent if message["t"] == "kill" for aid in message["aids"]]
+        return [run_id for message in self.sent if message["t"] == "kill" for run_id in message["aids"]]
 
     def finish(self, run: dict[str, Any], exit_code: int = 0) -> None:
         self.say({"t": "done", "results": [result_of(run, exit_code)]})

@@ -19,7 +19,7 @@ from batchyard.service import errors
 from batchyard.service.api.common import list_filter, service_of, url_for
 from batchyard.service.api.nodes import find_node
 from batchyard.service.clock import parse_iso, rfc1123
-from batchyard.service.engine.runtime import NodeRt
+from batchyard.service.engine.runtime import NodeRecord
 from batchyard.service.gateway import AgentGone
 from batchyard.service.http import endpoint, list_response, parse_max_results
 
@@ -33,7 +33,7 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 class FileScope:
     """Where a file route points: a node, a base directory on it, and the URL prefix of its files."""
 
-    def __init__(self, node: NodeRt, base: str, url_prefix: str) -> None:
+    def __init__(self, node: NodeRecord, base: str, url_prefix: str) -> None:
         self.node = node
         self.base = base.strip("/")
         self.url_prefix = url_prefix

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from batchyard.service.api.common import list_filter, odata_element, page, service_of, skip_token, url_for
-from batchyard.service.engine.runtime import NodeRt
+from batchyard.service.engine.runtime import NodeRecord
 from batchyard.service.http import (
     endpoint,
     json_response,
@@ -42,13 +42,13 @@ _COUNT_NAMES = {
 }
 
 
-def node_view(request: Request, node: NodeRt, select: set[str] | None = None) -> dict[str, Any]:
+def node_view(request: Request, node: NodeRecord, select: set[str] | None = None) -> dict[str, Any]:
     service = service_of(request)
     doc = service.node_document(node)
     return present(doc, url_for(request, f"/pools/{service.pool_id_of(node)}/nodes/{node.id}"), select)
 
 
-def find_node(request: Request) -> NodeRt:
+def find_node(request: Request) -> NodeRecord:
     return service_of(request).node(request.path_params["poolId"], request.path_params["nodeId"])
 
 

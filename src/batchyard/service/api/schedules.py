@@ -11,7 +11,7 @@ from starlette.routing import Route
 from batchyard.service.api.common import conditions, list_filter, page, service_of, skip_token, url_for
 from batchyard.service.api.documents import get_document, list_documents
 from batchyard.service.api.usage import job_stats, schedule_stats, wants_stats, with_stats
-from batchyard.service.engine.schedules import ScheduleRt
+from batchyard.service.engine.schedules import ScheduleRecord
 from batchyard.service.http import (
     accepted,
     check_conditions,
@@ -68,7 +68,7 @@ async def schedule_exists(request: Request) -> Response:
     return Response(status_code=200, headers=entity_headers(schedule.doc))
 
 
-def _changed(request: Request, status: int, schedule: ScheduleRt) -> Response:
+def _changed(request: Request, status: int, schedule: ScheduleRecord) -> Response:
     return accepted(status, schedule.doc, _url(request, schedule.doc["id"]))
 
 

@@ -11,8 +11,8 @@ from starlette.routing import Route
 
 from batchyard.service import errors
 from batchyard.service.api.common import list_filter, page, service_of, skip_token, url_for
-from batchyard.service.engine.runtime import JobRt, PoolRt
-from batchyard.service.engine.schedules import ScheduleRt
+from batchyard.service.engine.runtime import JobRecord, PoolRecord
+from batchyard.service.engine.schedules import ScheduleRecord
 from batchyard.service.http import endpoint, list_response, parse_max_results
 from batchyard.service.odata.literals import parse_datetime
 
@@ -37,15 +37,15 @@ def with_stats(
     return item
 
 
-def job_stats(request: Request, job: JobRt) -> dict[str, Any]:
+def job_stats(request: Request, job: JobRecord) -> dict[str, Any]:
     return service_of(request).job_stats(job, url_for(request, f"/jobs/{job.doc['id']}"))
 
 
-def pool_stats(request: Request, pool: PoolRt) -> dict[str, Any]:
+def pool_stats(request: Request, pool: PoolRecord) -> dict[str, Any]:
     return service_of(request).pool_stats(pool, url_for(request, f"/pools/{pool.doc['id']}"))
 
 
-def schedule_stats(request: Request, schedule: ScheduleRt) -> dict[str, Any]:
+def schedule_stats(request: Request, schedule: ScheduleRecord) -> dict[str, Any]:
     return service_of(request).schedule_stats(schedule, url_for(request, f"/jobschedules/{schedule.doc['id']}"))
 
 

@@ -22,7 +22,7 @@ from batchyard.service.autoscale.variables import RESOURCE_METRICS
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine.events import NodeForgotten, NodeGreeted, PoolChanged, Tick, handles_message, reacts_to
 from batchyard.service.engine.pools import PoolOps
-from batchyard.service.engine.runtime import NodeRt, PoolRt
+from batchyard.service.engine.runtime import NodeRecord, PoolRecord
 from batchyard.service.errors import BatchError
 from batchyard.service.models import defaults, durations
 
@@ -57,7 +57,7 @@ class AutoscaleOps(PoolOps):
 
     # --- the API's operations -------------------------------------------------------------------
 
-    def create_pool(self, spec: dict[str, Any]) -> PoolRt:
+    def create_pool(self, spec: dict[str, Any]) -> PoolRecord:
         if spec.get("enableAutoScale"):
             self.check_formula(spec["autoScaleFormula"])
         pool = super().create_pool(spec)
@@ -69,7 +69,7 @@ class AutoscaleOps(PoolOps):
             self.save_pool(pool)
         return pool
 
-    def enable_autoscale(self, pool: PoolRt, spec: dict[str, Any]) -> None:
+    def enable_autoscale(self, pool: PoolRecord, spec: dict[str, Any]) -> None:
         """Enable autoscale: a formula is required to turn it on; once on, either or both may change."""
         self._not_deleting(pool)
         formula = spec.get("autoScaleFormula")
@@ -106,7 +106,7 @@ class AutoscaleOps(PoolOps):
         self.save_pool(pool)
         self.emit(PoolChanged(pool, now))
 
-    def disable_autoscale(self, pool: PoolRt) -> None:
+    def disable_autoscale(self, pool: PoolRecord) -> None:
         self._not_deleting(pool)
         now = self.now()
         pool.doc["enableAutoScale"] = False
@@ -116,7 +116,7 @@ class AutoscaleOps(PoolOps):
         self.save_pool(pool)
         self.emit(PoolChanged(pool, now))
 
-    def evaluate_autoscale(self, pool: PoolRt, formula: str) -> dict[str, Any]:
+    def evaluate_autoscale(self, pool: PoolRecord, formula: str) -> dict[str, Any]:
         """A dry run (the contract: only on a pool with autoscale enabled); nothing changes."""
         if not pool.doc.get("enableAutoScale"):
             raise errors.conflict(
@@ -125,12 +125,12 @@ class AutoscaleOps(PoolOps):
         now = self.now()
         return run_document(self.debug_evaluate(pool, formula, now), now)
 
-    def debug_evaluate(self, pool: PoolRt, formula: str, now: datetime | None = None) -> autoscale.Evaluation:
+    def debug_evaluate(self, pool: PoolRecord, formula: str, now: datetime | None = None) -> autoscale.Evaluation:
         """Evaluate against the pool's live samples, autoscale enabled or not (the debugging endpoint)."""
         program = self.check_formula(formula)
         return autoscale.evaluate(program, self.formula_context(pool, now or self.now()))
 
-    def resize_pool(self, pool: PoolRt, spec: dict[str, Any]) -> None:
+    def resize_pool(self, pool: PoolRecord, spec: dict[str, Any]) -> None:
         if pool.doc.get("enableAutoScale") and pool.doc["state"] != "deleting":
             raise errors.conflict(
                 "AutoScalingEnabled", "The specified pool has auto-scaling enabled; resize is not allowed."
@@ -151,7 +151,7 @@ class AutoscaleOps(PoolOps):
         self._programs[formula] = program
         return program
 
-    def formula_context(self, pool: PoolRt, now: datetime) -> autoscale.Context:
+    def formula_context(self, pool: PoolRecord, now: datetime) -> autoscale.Context:
         nodes = [self.nodes[node_id] for node_id in pool.node_ids if node_id in self.nodes]
         current = {
             "$CurrentDedicatedNodes": float(pool.doc.get("currentDedicatedNodes", len(nodes))),
@@ -192,7 +192,7 @@ class AutoscaleOps(PoolOps):
             pool.doc["_asNext"] = iso(due + missed * interval)
             self.save_pool(pool)
 
-    def _run(self, pool: PoolRt, now: datetime) -> None:
+    def _run(self, pool: PoolRecord, now: datetime) -> None:
         try:
             program = self.check_formula(pool.doc["autoScaleFormula"])
         except BatchError as exc:  # a stored formula that no longer parses (should not happen)
@@ -208,7 +208,7 @@ class AutoscaleOps(PoolOps):
         self.stamp(pool.doc, now)
         self.save_pool(pool)
 
-    def _apply(self, pool: PoolRt, result: autoscale.Evaluation, now: datetime) -> None:
+    def _apply(self, pool: PoolRecord, result: autoscale.Evaluation, now: datetime) -> None:
         doc = pool.doc
         changed = (
             doc.get("targetDedicatedNodes") != result.target_dedicated
@@ -221,13 +221,13 @@ class AutoscaleOps(PoolOps):
         if changed or staying != result.target_dedicated + result.target_low_priority:
             self._begin_resize(pool, now)
 
-    def _interval(self, pool: PoolRt) -> timedelta:
+    def _interval(self, pool: PoolRecord) -> timedelta:
         text = pool.doc.get("autoScaleEvaluationInterval") or defaults.AUTOSCALE_INTERVAL
         seconds = durations.duration_seconds(text)
         assert seconds is not None, "the contract bounds the interval (5 minutes to 168 hours)"
         return timedelta(seconds=seconds)
 
-    def _not_deleting(self, pool: PoolRt) -> None:
+    def _not_deleting(self, pool: PoolRecord) -> None:
         if pool.doc["state"] == "deleting":
             raise errors.conflict(
                 "PoolBeingDeleted", "The specified pool has been marked for deletion and is being reclaimed."
@@ -248,7 +248,7 @@ class AutoscaleOps(PoolOps):
             if pool.doc["state"] == "active":
                 self.record_sample(pool, slot)
 
-    def record_sample(self, pool: PoolRt, when: float) -> None:
+    def record_sample(self, pool: PoolRecord, when: float) -> None:
         size = max(2, int(MAX_HISTORY_SECONDS / self.settings.autoscale.sample_period))
         histories = self.histories.setdefault(pool.key, {})
         for name, value in self.pool_metrics(pool).items():
@@ -257,7 +257,7 @@ class AutoscaleOps(PoolOps):
                 history = histories[name] = autoscale.MetricHistory(size)
             history.record(when, value)
 
-    def pool_metrics(self, pool: PoolRt) -> dict[str, float]:
+    def pool_metrics(self, pool: PoolRecord) -> dict[str, float]:
         """One sample of every metric that has a value now (resource metrics only while nodes report)."""
         jobs = [self.jobs[key] for key in self.pool_jobs.get(pool.key, ()) if key in self.jobs]
         waiting = sum(len(getattr(job, "dependent_slots", ())) for job in jobs if job.doc["state"] == "active")
@@ -314,7 +314,7 @@ class AutoscaleOps(PoolOps):
         return min(self.settings.autoscale.sample_period, AGENT_REPORT_MAX)
 
     @handles_message("metrics")
-    def _metrics_message(self, node: NodeRt, message: dict[str, Any]) -> None:
+    def _metrics_message(self, node: NodeRecord, message: dict[str, Any]) -> None:
         self._on_metrics(node.id, message)
 
     def _on_metrics(self, node_id: str, message: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from batchyard.service import errors
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.events import Tick, reacts_to
-from batchyard.service.engine.runtime import NodeRt, PoolRt
+from batchyard.service.engine.runtime import NodeRecord, PoolRecord
 from batchyard.service.engine.tasks import TaskOps
 
 MAX_DATA = 10 * 1024  # the contract: "The maximum size is 10KB"
@@ -136,16 +136,16 @@ class CertificateOps(TaskOps):
                     "The certificate does not exist." if doc is None else "The certificate is being deleted.",
                 )
 
-    def create_pool(self, spec: dict[str, Any]) -> PoolRt:
+    def create_pool(self, spec: dict[str, Any]) -> PoolRecord:
         self.check_certificate_references(spec.get("certificateReferences"))
         return super().create_pool(spec)
 
-    def update_pool(self, pool: PoolRt, changes: dict[str, Any], replace: bool) -> None:
+    def update_pool(self, pool: PoolRecord, changes: dict[str, Any], replace: bool) -> None:
         if "certificateReferences" in changes:
             self.check_certificate_references(changes["certificateReferences"])
         super().update_pool(pool, changes, replace)
 
-    def send_certificates(self, node: NodeRt, pool: PoolRt | None) -> list[str]:
+    def send_certificates(self, node: NodeRecord, pool: PoolRecord | None) -> list[str]:
         """Send the pool's certificates to a booting node's agent; the keys of what it installs."""
         refs = {key: ref for key, ref in _references(pool.doc) if key in self.certificates} if pool else {}
         keys = list(refs)

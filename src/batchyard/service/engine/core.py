@@ -25,7 +25,7 @@ from batchyard.service.config import Settings
 from batchyard.service.engine import states
 from batchyard.service.engine.dependencies import parent_keys
 from batchyard.service.engine.events import EngineStarted, Reactions, Tick
-from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunKind, RunningTask
+from batchyard.service.engine.runtime import JobRecord, NodeRecord, NodeRun, PoolRecord, RunKind
 from batchyard.service.engine.scheduler import JobQueueView, NodeSlots, QueuedTask, schedule
 from batchyard.service.models.durations import duration_seconds
 from batchyard.service.ports import Store
@@ -54,9 +54,9 @@ class EngineBase:
         self.providers = providers
         self.resources = resources or RunResources()  # the linked account and packages, for runs
         self.clock = clock or Clock()
-        self.pools: dict[str, PoolRt] = {}
-        self.nodes: dict[str, NodeRt] = {}
-        self.jobs: dict[str, JobRt] = {}
+        self.pools: dict[str, PoolRecord] = {}
+        self.nodes: dict[str, NodeRecord] = {}
+        self.jobs: dict[str, JobRecord] = {}
         self.pool_jobs: dict[str, set[str]] = defaultdict(set)
         self._last_tick = 0
         self._round_scheduled = False
@@ -74,18 +74,18 @@ class EngineBase:
 
     def _load(self) -> None:
         for doc in self.store.load_all("pools"):
-            pool = PoolRt(doc["id"].lower(), doc["_seq"], doc)
+            pool = PoolRecord(doc["id"].lower(), doc["_seq"], doc)
             self.pools[pool.key] = pool
         started = time.monotonic()
         for doc in self.store.load_all("nodes"):
             if doc.pop("_external", None):  # the way nodes of agents on other hosts were marked before
                 doc["_provider"] = "external"
-            node = NodeRt(doc["id"], doc["_pool"], doc["_seq"], doc, lost_at=started, leaving=doc.get("_leaving"))
+            node = NodeRecord(doc["id"], doc["_pool"], doc["_seq"], doc, lost_at=started, leaving=doc.get("_leaving"))
             self.nodes[node.id] = node
             if node.pool_key in self.pools:
                 self.pools[node.pool_key].node_ids.append(node.id)
         for doc in self.store.load_all("jobs"):
-            job = JobRt(doc["id"].lower(), doc["_seq"], doc)
+            job = JobRecord(doc["id"].lower(), doc["_seq"], doc)
             self.jobs[job.key] = job
             if job.pool_key:
                 self.pool_jobs[job.pool_key].add(job.key)
@@ -103,9 +103,9 @@ class EngineBase:
             for part, kind in (("jobPreparationTaskExecutionInfo", "prep"), ("jobReleaseTaskExecutionInfo", "release")):
                 if (status.get(part) or {}).get("state") == "running":
                     run_kind = RunKind.PREPARATION if kind == "prep" else RunKind.RELEASE
-                    status_node.runs[f"{kind}:{job_key}"] = RunningTask(job_key, "", 0, f"{kind}:{job_key}", run_kind)
+                    status_node.runs[f"{kind}:{job_key}"] = NodeRun(job_key, "", 0, f"{kind}:{job_key}", run_kind)
 
-    def _load_job_tasks(self, job: JobRt) -> None:
+    def _load_job_tasks(self, job: JobRecord) -> None:
         dependents: list[tuple[str, int, dict[str, Any]]] = []
         for key, raw in self.store.task_keys_in_state(job.key, ("active", "running", "preparing", "completed")):
             doc = orjson.loads(raw)
@@ -129,7 +129,7 @@ class EngineBase:
                 node = self.nodes.get((doc.get("nodeInfo") or {}).get("nodeId", ""))
                 if node is not None and doc.get("_aid"):
                     kind = RunKind.HELD if state == "preparing" else RunKind.TASK
-                    node.runs[doc["_aid"]] = RunningTask(job.key, key, slots, doc["_aid"], kind)
+                    node.runs[doc["_aid"]] = NodeRun(job.key, key, slots, doc["_aid"], kind)
                     node.slots_used += slots
         for key, slots, depends_on in dependents:
             status = job.graph.add(key, parent_keys(depends_on))
@@ -138,7 +138,7 @@ class EngineBase:
             elif status == "waiting":
                 job.dependent_slots[key] = slots
 
-    def provider_of(self, node: NodeRt) -> NodeProvider:
+    def provider_of(self, node: NodeRecord) -> NodeProvider:
         return self.providers.get(node.doc.get("_provider"))
 
     # --- time and stamps ------------------------------------------------------------------------
@@ -155,22 +155,22 @@ class EngineBase:
 
     # --- persistence ----------------------------------------------------------------------------
 
-    def save_pool(self, pool: PoolRt) -> None:
+    def save_pool(self, pool: PoolRecord) -> None:
         self.store.put_pool(pool.key, pool.seq, pool.doc)
 
-    def save_node(self, node: NodeRt) -> None:
+    def save_node(self, node: NodeRecord) -> None:
         node.dirty = False
         self.store.put_node(node.id, node.pool_key, node.seq, node.doc)
 
-    def set_node_state(self, node: NodeRt, state: str, now: datetime) -> None:
+    def set_node_state(self, node: NodeRecord, state: str, now: datetime) -> None:
         if states.move(node.doc, states.NODE, state, now, previous=False):
             self.save_node(node)
 
-    def mark_node_busy(self, node: NodeRt, now: datetime) -> None:
+    def mark_node_busy(self, node: NodeRecord, now: datetime) -> None:
         if node.doc["state"] == "idle" and node.slots_used > 0:
             self.set_node_state(node, "running", now)
 
-    def save_job(self, job: JobRt) -> None:
+    def save_job(self, job: JobRecord) -> None:
         self.store.put_job(job.key, job.seq, job.doc)
 
     def save_task(self, job_key: str, doc: dict[str, Any]) -> None:
@@ -216,7 +216,7 @@ class EngineBase:
         """Run a kicked round now, inside the caller's transaction: one commit instead of two."""
         self._schedule_round()
 
-    def _schedule_pool(self, pool: PoolRt) -> None:
+    def _schedule_pool(self, pool: PoolRecord) -> None:
         per_node = pool.slots_per_node
         nodes = [
             NodeSlots(node.id, per_node - node.slots_used, node.seq)
@@ -274,32 +274,36 @@ class EngineBase:
             if node.session is not None and runs:
                 node.session.send({"t": "run", "runs": runs})
 
-    def assign_task(self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime) -> list[Run]:
+    def assign_task(
+        self, job: JobRecord, doc: dict[str, Any], node: NodeRecord, slots: int, now: datetime
+    ) -> list[Run]:
         """Place a task on a node; returns the runs to send to the node (preparation may come first).
         Defined by the task concern (engine/tasks.py)."""
         raise NotImplementedError
 
-    def excluded_nodes(self, job: JobRt) -> frozenset[str]:
+    def excluded_nodes(self, job: JobRecord) -> frozenset[str]:
         """Nodes a job's tasks may not be placed on."""
         return frozenset()
 
-    def multi_instance_dirs(self, node: NodeRt) -> list[str]:
+    def multi_instance_dirs(self, node: NodeRecord) -> list[str]:
         """Task directories of the multi-instance tasks running on the node (engine/multi_instance.py)."""
         return []
 
-    def gang_sizes(self, job: JobRt) -> dict[str, int]:
+    def gang_sizes(self, job: JobRecord) -> dict[str, int]:
         """Queued multi-instance tasks of a job: task key -> instances (engine/multi_instance.py)."""
         return {}
 
-    def assign_gang(self, job: JobRt, doc: dict[str, Any], node_ids: list[str], now: datetime) -> dict[str, list[Any]]:
+    def assign_gang(
+        self, job: JobRecord, doc: dict[str, Any], node_ids: list[str], now: datetime
+    ) -> dict[str, list[Any]]:
         """Place a multi-instance task on its nodes (master first); returns the runs per node."""
         raise RuntimeError("multi-instance tasks are placed by MultiInstanceOps (engine/multi_instance.py)")
 
-    def finish_special_run(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> bool:
+    def finish_special_run(self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime) -> bool:
         """Handle the result of a run that is not an ordinary task; False when it is one."""
         return False
 
-    def lose_special_run(self, node: NodeRt, run: RunningTask, now: datetime) -> bool:
+    def lose_special_run(self, node: NodeRecord, run: NodeRun, now: datetime) -> bool:
         """A node lost a run that is not an ordinary task; False when it is one."""
         return False
 
@@ -345,7 +349,7 @@ def limit_seconds(duration: str | None) -> float | None:
     return duration_seconds(duration) if duration else None
 
 
-def _take_from_queue(job: JobRt, keys: set[str]) -> None:
+def _take_from_queue(job: JobRecord, keys: set[str]) -> None:
     """Remove assigned tasks from the front part of a job's queues, keeping skipped ones in order."""
     for queue in (job.restarts, job.queue):
         kept: list[QueuedTask] = []

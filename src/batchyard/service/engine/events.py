@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunningTask
+    from batchyard.service.engine.runtime import JobRecord, NodeRecord, NodeRun, PoolRecord
 
 
 # --- the events -----------------------------------------------------------------------------------------
@@ -44,7 +44,7 @@ class EngineStarted:
 class NodeGreeted:
     """A node's agent said hello (after its start, a reconnect, or a service restart) and was welcomed."""
 
-    node: NodeRt
+    node: NodeRecord
     hello: dict[str, Any]
     fresh_boot: bool
 
@@ -53,14 +53,14 @@ class NodeGreeted:
 class NodeBooting:
     """A node boots afresh (its first agent, a reboot or a reimage): before its start task runs."""
 
-    node: NodeRt
-    pool: PoolRt | None
+    node: NodeRecord
+    pool: PoolRecord | None
     now: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class StartTaskFinished:
-    node: NodeRt
+    node: NodeRecord
     now: datetime
 
 
@@ -68,7 +68,7 @@ class StartTaskFinished:
 class NodeFreed:
     """Runs on the node ended (finished, lost or ended): slots may be free, pending actions may go on."""
 
-    node: NodeRt
+    node: NodeRecord
     now: datetime
 
 
@@ -76,7 +76,7 @@ class NodeFreed:
 class NodeForgotten:
     """The node left its pool for good; nothing about it is kept."""
 
-    node: NodeRt
+    node: NodeRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,7 @@ class NodeLeaving:
     """The node leaves its pool (resize, removal, deletion): its runs end as `option` says
     (requeue, terminate; taskcompletion and retaineddata wait for them)."""
 
-    node: NodeRt
+    node: NodeRecord
     option: str
     now: datetime
 
@@ -93,8 +93,8 @@ class NodeLeaving:
 class RunLost:
     """A run is gone with its node (the node was lost, or its new agent no longer has it)."""
 
-    node: NodeRt
-    run: RunningTask
+    node: NodeRecord
+    run: NodeRun
     now: datetime
 
 
@@ -102,8 +102,8 @@ class RunLost:
 class TaskRunFinished:
     """A node reported the end of a task's run (its process exited, or was ended)."""
 
-    node: NodeRt
-    run: RunningTask
+    node: NodeRecord
+    run: NodeRun
     result: dict[str, Any]
     now: datetime
 
@@ -112,7 +112,7 @@ class TaskRunFinished:
 class PoolChanged:
     """A pool was created or its target, autoscale setting or nodes changed."""
 
-    pool: PoolRt
+    pool: PoolRecord
     now: datetime
 
 
@@ -120,28 +120,28 @@ class PoolChanged:
 class JobPoolChanged:
     """A job now runs on another pool (poolInfo updated)."""
 
-    job: JobRt
+    job: JobRecord
 
 
 @dataclass(frozen=True, slots=True)
 class TaskEnded:
     """A task of the job completed, or went back to the queue: the job's counters changed."""
 
-    job: JobRt
+    job: JobRecord
 
 
 @dataclass(frozen=True, slots=True)
 class JobManagerCompleted:
     """The job's Job Manager task completed (killJobOnCompletion may end the job)."""
 
-    job: JobRt
+    job: JobRecord
 
 
 @dataclass(frozen=True, slots=True)
 class JobActionRequested:
     """A task's exit conditions ask for a job action (disable or terminate)."""
 
-    job: JobRt
+    job: JobRecord
     action: str
 
 
@@ -149,7 +149,7 @@ class JobActionRequested:
 class ReleasesFinished:
     """Every job release task of the job has ended on every node that ran the job."""
 
-    job: JobRt
+    job: JobRecord
 
 
 # --- reacting --------------------------------------------------------------------------------------------

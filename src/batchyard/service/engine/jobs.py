@@ -21,19 +21,19 @@ from batchyard.service.engine.events import (
     reacts_to,
 )
 from batchyard.service.engine.preparation import PreparationOps
-from batchyard.service.engine.runtime import JobRt
+from batchyard.service.engine.runtime import JobRecord
 from batchyard.service.engine.scheduler import QueuedTask
 from batchyard.service.engine.tasks import TASK_ENDED
 
 
 class JobOps(PreparationOps):
-    def get_job(self, job_id: str) -> JobRt:
+    def get_job(self, job_id: str) -> JobRecord:
         job = self.jobs.get(job_id.lower())
         if job is None:
             raise errors.not_found("JobNotFound", "The specified job does not exist.")
         return job
 
-    def create_job(self, spec: dict[str, Any]) -> JobRt:
+    def create_job(self, spec: dict[str, Any]) -> JobRecord:
         key = spec["id"].lower()
         if key in self.jobs:
             if self.jobs[key].doc["state"] == "deleting":
@@ -57,7 +57,7 @@ class JobOps(PreparationOps):
             }
         )
         self.stamp(doc, now)
-        job = JobRt(key, doc["_seq"], doc)
+        job = JobRecord(key, doc["_seq"], doc)
         self.jobs[key] = job
         if job.pool_key:
             self.pool_jobs[job.pool_key].add(key)
@@ -67,7 +67,7 @@ class JobOps(PreparationOps):
         self.after_task_completed(job)
         return job
 
-    def _add_job_manager(self, job: JobRt, manager: dict[str, Any]) -> None:
+    def _add_job_manager(self, job: JobRecord, manager: dict[str, Any]) -> None:
         """The job manager is the job's first task; runExclusive makes it take a whole node."""
         spec = {key: value for key, value in manager.items() if key in _TASK_FIELDS}
         (result,) = self.add_tasks(job, [spec])
@@ -84,7 +84,7 @@ class JobOps(PreparationOps):
     def _on_job_manager_completed(self, event: JobManagerCompleted) -> None:
         self.job_manager_done(event.job)
 
-    def job_manager_done(self, job: JobRt) -> None:
+    def job_manager_done(self, job: JobRecord) -> None:
         if (job.doc.get("jobManagerTask") or {}).get("killJobOnCompletion", True):
             if job.doc["state"] in ("active", "disabling", "disabled", "enabling"):
                 self.terminate_job(job, "JMComplete")
@@ -103,7 +103,7 @@ class JobOps(PreparationOps):
 
     # --- updates --------------------------------------------------------------------------------
 
-    def update_job(self, job: JobRt, changes: dict[str, Any], replace: bool) -> None:
+    def update_job(self, job: JobRecord, changes: dict[str, Any], replace: bool) -> None:
         state = job.doc["state"]
         if state in ("completed", "terminating", "deleting"):
             raise errors.conflict(
@@ -140,7 +140,7 @@ class JobOps(PreparationOps):
         if "poolInfo" in changes:
             self.emit(JobPoolChanged(job))
 
-    def disable_job(self, job: JobRt, option: str) -> None:
+    def disable_job(self, job: JobRecord, option: str) -> None:
         if job.doc["state"] in ("disabling", "disabled"):
             return  # the contract: only states other than active/disabling/disabled are a conflict
         if job.doc["state"] != "active":
@@ -162,12 +162,12 @@ class JobOps(PreparationOps):
         self.save_job(job)
         self._maybe_finish_disabling(job)
 
-    def _maybe_finish_disabling(self, job: JobRt) -> None:
+    def _maybe_finish_disabling(self, job: JobRecord) -> None:
         if job.doc["state"] == "disabling" and job.counts["running"] + job.counts["preparing"] == 0:
             self._move(job, "disabled", self.now())
             self.save_job(job)
 
-    def enable_job(self, job: JobRt) -> None:
+    def enable_job(self, job: JobRecord) -> None:
         if job.doc["state"] != "disabled":
             raise errors.conflict("JobNotDisabled", "The specified job is not in the disabled state.")
         now = self.now()
@@ -176,7 +176,7 @@ class JobOps(PreparationOps):
         self.save_job(job)
         self.kick()
 
-    def terminate_job(self, job: JobRt, reason: str | None) -> None:
+    def terminate_job(self, job: JobRecord, reason: str | None) -> None:
         state = job.doc["state"]
         if state == "completed":
             raise errors.conflict("JobCompleted", "The specified job is already in a completed state.")
@@ -194,18 +194,18 @@ class JobOps(PreparationOps):
         self.start_releases(job)
         self._maybe_complete_job(job)
 
-    def delete_job(self, job: JobRt) -> None:
+    def delete_job(self, job: JobRecord) -> None:
         if job.doc["state"] == "deleting":
             return
         now = self.now()
         self._move(job, "deleting", now)
         for node in list(self.nodes.values()):
-            for aid, run in list(node.runs.items()):
+            for run_id, run in list(node.runs.items()):
                 if run.job_key == job.key:
-                    node.runs.pop(aid)
+                    node.runs.pop(run_id)
                     node.slots_used -= run.slots
                     if node.session is not None:
-                        node.session.send({"t": "kill", "aids": [aid]})
+                        node.session.send({"t": "kill", "aids": [run_id]})
                     self.mark_node_free(node, now)
         self.start_releases(job)
         if self.releases_pending(job):
@@ -213,7 +213,7 @@ class JobOps(PreparationOps):
             return
         self._finish_delete(job)
 
-    def _finish_delete(self, job: JobRt) -> None:
+    def _finish_delete(self, job: JobRecord) -> None:
         for node in self.nodes.values():
             if node.session is not None:
                 node.session.send({"t": "cleanup", "paths": [f"workitems/{job.doc['id']}"]})
@@ -228,7 +228,7 @@ class JobOps(PreparationOps):
     def _on_releases_finished(self, event: ReleasesFinished) -> None:
         self.releases_finished(event.job)
 
-    def releases_finished(self, job: JobRt) -> None:
+    def releases_finished(self, job: JobRecord) -> None:
         if job.doc["state"] == "terminating":
             self._maybe_complete_job(job)
         elif job.doc["state"] == "deleting":
@@ -244,7 +244,7 @@ class JobOps(PreparationOps):
     def _on_job_action_requested(self, event: JobActionRequested) -> None:
         self.job_action(event.job, event.action)
 
-    def job_action(self, job: JobRt, action: str) -> None:
+    def job_action(self, job: JobRecord, action: str) -> None:
         """A task's exitOptions.jobAction, for jobs whose onTaskFailure is performexitoptionsjobaction."""
         if action == "terminate" and job.doc["state"] in ("active", "disabling", "disabled", "enabling"):
             self.terminate_job(job, "TaskFailed")
@@ -257,7 +257,7 @@ class JobOps(PreparationOps):
     def _on_task_ended(self, event: TaskEnded) -> None:
         self.after_task_completed(event.job)
 
-    def after_task_completed(self, job: JobRt) -> None:
+    def after_task_completed(self, job: JobRecord) -> None:
         """onAllTasksComplete and the end of a terminating job."""
         state = job.doc["state"]
         if state == "terminating":
@@ -270,21 +270,21 @@ class JobOps(PreparationOps):
             self.save_job(job)
             self._maybe_complete_job(job)
 
-    def _end_running_tasks(self, job: JobRt) -> None:
+    def _end_running_tasks(self, job: JobRecord) -> None:
         for node in list(self.nodes.values()):
             for run in [run for run in node.runs.values() if run.job_key == job.key]:
                 doc = self.store.get_task(job.key, run.task_key)
                 if doc is None:
                     continue
                 if node.session is None:
-                    node.runs.pop(run.aid)
+                    node.runs.pop(run.run_id)
                     node.slots_used -= run.slots
                     self._complete(job, doc, run.slots, TASK_ENDED, self.now(), from_state=doc["state"])
                 else:
                     self.kill_run(doc, "terminate")
                     self.save_task(job.key, doc)
 
-    def _maybe_complete_job(self, job: JobRt) -> None:
+    def _maybe_complete_job(self, job: JobRecord) -> None:
         if job.doc["state"] != "terminating" or job.counts["running"] + job.counts["preparing"] > 0:
             return
         if self.releases_pending(job):
@@ -295,14 +295,14 @@ class JobOps(PreparationOps):
         self.save_job(job)
         self._release_auto_pool(job)
 
-    def _release_auto_pool(self, job: JobRt) -> None:
+    def _release_auto_pool(self, job: JobRecord) -> None:
         pool_key = job.pool_key
         pool = self.pools.get(pool_key) if pool_key else None
         if pool is not None and pool.doc.get("_autoFor") == job.key and pool.doc.get("_autoLifetime") == "job":
             if not pool.doc.get("_keepAlive"):
                 self.delete_pool(pool)
 
-    def _move(self, job: JobRt, state: str, now: datetime) -> None:
+    def _move(self, job: JobRecord, state: str, now: datetime) -> None:
         states.move(job.doc, states.JOB, state, now, previous=True)
         self.stamp(job.doc, now)
 

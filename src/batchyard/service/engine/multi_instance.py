@@ -34,7 +34,7 @@ from batchyard.service.engine.core import limit_seconds
 from batchyard.service.engine.events import EngineStarted, JobPoolChanged, NodeFreed, PoolChanged, reacts_to
 from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.preparation import PreparationOps, _prep_state
-from batchyard.service.engine.runtime import JobRt, NodeRt, PoolRt, RunKind, RunningTask
+from batchyard.service.engine.runtime import JobRecord, NodeRecord, NodeRun, PoolRecord, RunKind
 from batchyard.service.engine.tasks import TASK_ENDED, task_dir
 
 MI_PREFIX = "mi:"
@@ -46,7 +46,7 @@ NEVER = sys.maxsize  # instances of a gang no node set can hold: the scheduler a
 class Gang:
     job_key: str
     task_key: str
-    aid: str  # the primary's application run (the task document's _aid)
+    run_id: str  # the primary's application run (the task document's _aid)
     nodes: list[str]  # node id per subtask id; 0 is the master
     app_run: Run
     directory: str  # the task directory, the same under every node's root
@@ -56,8 +56,8 @@ class Gang:
     limit: float | None = None  # the task's maxWallClockTime in seconds
     clock_start: float | None = None  # monotonic time of the first run sent
 
-    def sub_aid(self, index: int) -> str:
-        return f"{MI_PREFIX}{self.aid}:{index}"
+    def sub_run_id(self, index: int) -> str:
+        return f"{MI_PREFIX}{self.run_id}:{index}"
 
     def wall_left(self) -> float | None:
         """The wall-clock limit of a run sent now: what is left of the task's (its clock starts with the first)."""
@@ -69,7 +69,7 @@ class Gang:
         return max(0.0, self.limit - (now - self.clock_start))
 
 
-def mi_status(pool: PoolRt | None, instances: int) -> dict[str, Any] | None:
+def mi_status(pool: PoolRecord | None, instances: int) -> dict[str, Any] | None:
     """The marker of a multi-instance task its pool cannot run (see README); None when it can."""
     if pool is None:
         return None
@@ -94,7 +94,7 @@ class MultiInstanceOps(PreparationOps):
 
     # --- adding and loading -------------------------------------------------------------------------
 
-    def _load_job_tasks(self, job: JobRt) -> None:
+    def _load_job_tasks(self, job: JobRecord) -> None:
         super()._load_job_tasks(job)
         sizes = self.store.multi_instance_sizes(job.key)
         if sizes:
@@ -116,7 +116,7 @@ class MultiInstanceOps(PreparationOps):
                         node.slots_used -= run.slots
                 self._requeue_doc(job, doc, 1, now)
 
-    def add_tasks(self, job: JobRt, specs: list[dict[str, Any]]) -> list[Any]:
+    def add_tasks(self, job: JobRecord, specs: list[dict[str, Any]]) -> list[Any]:
         results = super().add_tasks(job, specs)
         pool = self.pools.get(job.pool_key or "")
         for doc in results:
@@ -134,10 +134,10 @@ class MultiInstanceOps(PreparationOps):
                 self.save_task(job.key, doc)
         return results
 
-    def multi_instance_dirs(self, node: NodeRt) -> list[str]:
+    def multi_instance_dirs(self, node: NodeRecord) -> list[str]:
         return [gang.directory for gang in self.gangs.values() if node.id in gang.nodes]
 
-    def gang_sizes(self, job: JobRt) -> dict[str, int]:
+    def gang_sizes(self, job: JobRecord) -> dict[str, int]:
         sizes = self.mi_sizes.get(job.key)
         if not sizes:
             return {}
@@ -148,7 +148,9 @@ class MultiInstanceOps(PreparationOps):
 
     # --- placing ---------------------------------------------------------------------------------
 
-    def assign_gang(self, job: JobRt, doc: dict[str, Any], node_ids: list[str], now: datetime) -> dict[str, list[Any]]:
+    def assign_gang(
+        self, job: JobRecord, doc: dict[str, Any], node_ids: list[str], now: datetime
+    ) -> dict[str, list[Any]]:
         nodes = [self.nodes[node_id] for node_id in node_ids]
         doc.pop("multiInstanceStatus", None)
         app_run = self.start_task_run(job, doc, nodes[0], 1, now)
@@ -177,15 +179,15 @@ class MultiInstanceOps(PreparationOps):
             pending=set(range(len(nodes))),
             limit=app_run["wall"],  # sent with what is left of it (Gang.wall_left)
         )
-        self.gangs[gang.aid] = gang
-        self.gang_by_task[(job.key, gang.task_key)] = gang.aid
+        self.gangs[gang.run_id] = gang
+        self.gang_by_task[(job.key, gang.task_key)] = gang.run_id
         self.store.delete_subtasks(job.key, gang.task_key)  # a retry starts afresh
         settings = doc["multiInstanceSettings"]
         shared = self.resources.resolve_files(settings.get("commonResourceFiles"))
         runs: dict[str, list[Any]] = {}
         for index, node in enumerate(nodes):
-            aid = gang.sub_aid(index)
-            node.runs[aid] = RunningTask(job.key, gang.task_key, 0 if index == 0 else 1, aid, RunKind.INSTANCE)
+            run_id = gang.sub_run_id(index)
+            node.runs[run_id] = NodeRun(job.key, gang.task_key, 0 if index == 0 else 1, run_id, RunKind.INSTANCE)
             coordination = _coordination_run(gang, index, settings, shared)
             prep_runs, wait = self.prepare_node(job, node, now)
             if wait:
@@ -198,7 +200,7 @@ class MultiInstanceOps(PreparationOps):
         return runs
 
     def _start_subtask(
-        self, job: JobRt, doc: dict[str, Any], gang: Gang, index: int, node: NodeRt, state: str, now: datetime
+        self, job: JobRecord, doc: dict[str, Any], gang: Gang, index: int, node: NodeRecord, state: str, now: datetime
     ) -> None:
         node.slots_used += 1
         node.doc["totalTasksRun"] = int(node.doc.get("totalTasksRun", 0)) + 1
@@ -237,7 +239,7 @@ class MultiInstanceOps(PreparationOps):
 
     # --- job preparation first -------------------------------------------------------------------
 
-    def _prep_done(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> None:
+    def _prep_done(self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime) -> None:
         super()._prep_done(node, run, result, now)
         job = self.jobs.get(run.job_key)
         if job is None:
@@ -255,7 +257,7 @@ class MultiInstanceOps(PreparationOps):
             for index in waiting:
                 self._send_held(gang, index, node, now)
 
-    def _send_held(self, gang: Gang, index: int, node: NodeRt, now: datetime) -> None:
+    def _send_held(self, gang: Gang, index: int, node: NodeRecord, now: datetime) -> None:
         run = gang.held.pop(index)
         run["wall"] = gang.wall_left()
         if node.session is not None:
@@ -267,10 +269,10 @@ class MultiInstanceOps(PreparationOps):
 
     # --- results ---------------------------------------------------------------------------------
 
-    def finish_special_run(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> bool:
+    def finish_special_run(self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime) -> bool:
         if run.kind is not RunKind.INSTANCE:
             return super().finish_special_run(node, run, result, now)
-        primary, _, index_text = run.aid[len(MI_PREFIX) :].rpartition(":")
+        primary, _, index_text = run.run_id[len(MI_PREFIX) :].rpartition(":")
         gang = self.gangs.get(primary)
         if gang is None:
             return True
@@ -283,7 +285,7 @@ class MultiInstanceOps(PreparationOps):
             self._abort(gang, {**result, "failure": {**failure, "details": details}}, now)
             return True
         if index:  # the subtask keeps its slot until the primary ends
-            node.runs[run.aid] = RunningTask(run.job_key, run.task_key, 1, run.aid, RunKind.INSTANCE)
+            node.runs[run.run_id] = NodeRun(run.job_key, run.task_key, 1, run.run_id, RunKind.INSTANCE)
             node.slots_used += 1
         if not gang.pending and not gang.started:
             gang.started = True
@@ -293,27 +295,27 @@ class MultiInstanceOps(PreparationOps):
                 master.session.send({"t": "run", "runs": [gang.app_run]})
         return True
 
-    def lose_special_run(self, node: NodeRt, run: RunningTask, now: datetime) -> bool:
-        waiting = self.gangs.get(run.aid)
+    def lose_special_run(self, node: NodeRecord, run: NodeRun, now: datetime) -> bool:
+        waiting = self.gangs.get(run.run_id)
         if waiting is not None and not waiting.started and node.greeting:
-            node.runs[run.aid] = run  # the primary waits for coordination: no process to have lost yet
+            node.runs[run.run_id] = run  # the primary waits for coordination: no process to have lost yet
             node.slots_used += run.slots
             return True
         if run.kind is not RunKind.INSTANCE:
             return super().lose_special_run(node, run, now)
-        gang = self.gangs.get(run.aid[len(MI_PREFIX) :].rpartition(":")[0])
+        gang = self.gangs.get(run.run_id[len(MI_PREFIX) :].rpartition(":")[0])
         if gang is None:
             return True
-        index = int(run.aid.rpartition(":")[2])
+        index = int(run.run_id.rpartition(":")[2])
         if node.greeting and (index in gang.held or (index and index not in gang.pending)):
             # A reconnecting agent does not list holds, nor runs it was not sent yet: keep them.
-            node.runs[run.aid] = run
+            node.runs[run.run_id] = run
             node.slots_used += run.slots
             return True
         lost = {"category": "servererror", "code": "NodeLost", "message": "A node of the multi-instance task was lost."}
         self._record_subtask(gang, index, {}, lost)
         master = self.nodes.get(gang.nodes[0])
-        primary = master.runs.pop(gang.aid, None) if master is not None else None
+        primary = master.runs.pop(gang.run_id, None) if master is not None else None
         if master is None or primary is None:
             self._release(gang, now)
             return True
@@ -324,7 +326,7 @@ class MultiInstanceOps(PreparationOps):
     def _abort(self, gang: Gang, result: dict[str, Any], now: datetime) -> None:
         """An instance failed: the task fails (and retries by its constraints) as a whole."""
         master = self.nodes.get(gang.nodes[0])
-        primary = master.runs.pop(gang.aid, None) if master is not None else None
+        primary = master.runs.pop(gang.run_id, None) if master is not None else None
         if master is None or primary is None:
             self._release(gang, now)
             return
@@ -350,7 +352,7 @@ class MultiInstanceOps(PreparationOps):
 
     def _complete(
         self,
-        job: JobRt,
+        job: JobRecord,
         doc: dict[str, Any],
         slots: int,
         failure: dict[str, Any] | None,
@@ -361,18 +363,18 @@ class MultiInstanceOps(PreparationOps):
         self.mi_sizes.get(job.key, {}).pop(doc["id"].lower(), None)
         self._release_task(job.key, doc["id"].lower(), now, retention=doc.get("_miRetention"))
 
-    def _back_to_active(self, job: JobRt, doc: dict[str, Any], slots: int, now: datetime, front: bool) -> None:
+    def _back_to_active(self, job: JobRecord, doc: dict[str, Any], slots: int, now: datetime, front: bool) -> None:
         super()._back_to_active(job, doc, slots, now, front)
         self._release_task(job.key, doc["id"].lower(), now)
 
     def _release_task(self, job_key: str, task_key: str, now: datetime, retention: str | None = None) -> None:
-        aid = self.gang_by_task.get((job_key, task_key))
-        if aid is not None and aid in self.gangs:
-            self._release(self.gangs[aid], now, retention)
+        run_id = self.gang_by_task.get((job_key, task_key))
+        if run_id is not None and run_id in self.gangs:
+            self._release(self.gangs[run_id], now, retention)
 
     def _release(self, gang: Gang, now: datetime, retention: str | None = None) -> None:
         """End every instance: stop coordination runs, free the subtasks' slots, complete their records."""
-        if self.gangs.pop(gang.aid, None) is None:
+        if self.gangs.pop(gang.run_id, None) is None:
             return
         self.gang_by_task.pop((gang.job_key, gang.task_key), None)
         docs = {doc["id"]: doc for doc in self.store.list_subtasks(gang.job_key, gang.task_key)}
@@ -381,7 +383,7 @@ class MultiInstanceOps(PreparationOps):
             node = self.nodes.get(node_id)
             if node is None:
                 continue
-            run = node.runs.pop(gang.sub_aid(index), None)
+            run = node.runs.pop(gang.sub_run_id(index), None)
             if run is not None:
                 node.slots_used -= run.slots
             if node.session is not None:  # "when the primary exits, all of the subtasks are terminated"
@@ -406,7 +408,7 @@ class MultiInstanceOps(PreparationOps):
             self.emit(NodeFreed(node, now))
         self.kick()
 
-    def _update_subtask_recent(self, node: NodeRt, gang: Gang, index: int, doc: dict[str, Any]) -> None:
+    def _update_subtask_recent(self, node: NodeRecord, gang: Gang, index: int, doc: dict[str, Any]) -> None:
         for item in node.recent:
             if item.get("subtaskId") == index and item["taskId"].lower() == gang.task_key:
                 item["taskState"] = "completed"
@@ -431,8 +433,8 @@ class MultiInstanceOps(PreparationOps):
         requeued ("requeue"), or returns to the queue uncounted ("unhold": a failed job preparation)."""
         job = self.jobs.get(gang.job_key)
         master = self.nodes.get(gang.nodes[0])
-        primary = master.runs.pop(gang.aid, None) if master is not None else None
-        if job is None or doc is None or master is None or primary is None or doc.get("_aid") != gang.aid:
+        primary = master.runs.pop(gang.run_id, None) if master is not None else None
+        if job is None or doc is None or master is None or primary is None or doc.get("_aid") != gang.run_id:
             self._release(gang, now)
             return
         master.slots_used -= primary.slots
@@ -446,11 +448,11 @@ class MultiInstanceOps(PreparationOps):
         else:
             self._back_to_active(job, doc, primary.slots, now, front=True)
 
-    def delete_task(self, job: JobRt, doc: dict[str, Any]) -> None:
+    def delete_task(self, job: JobRecord, doc: dict[str, Any]) -> None:
         key = doc["id"].lower()
         ran_on = {sub["nodeInfo"]["nodeId"] for sub in self.store.list_subtasks(job.key, key)}
-        aid = self.gang_by_task.get((job.key, key))
-        gang = self.gangs.get(aid or "")
+        run_id = self.gang_by_task.get((job.key, key))
+        gang = self.gangs.get(run_id or "")
         super().delete_task(job, doc)
         if gang is not None:
             self._release(gang, self.now())
@@ -461,7 +463,7 @@ class MultiInstanceOps(PreparationOps):
             if node is not None and node.session is not None:
                 node.session.send({"t": "cleanup", "paths": [task_dir(job.doc["id"], doc["id"])]})
 
-    def list_subtasks(self, job: JobRt, task_id: str) -> list[dict[str, Any]]:
+    def list_subtasks(self, job: JobRecord, task_id: str) -> list[dict[str, Any]]:
         doc = self.get_task(job, task_id)
         return self.store.list_subtasks(job.key, doc["id"].lower())
 
@@ -475,11 +477,11 @@ class MultiInstanceOps(PreparationOps):
     def _refresh_on_job_pool_change(self, event: JobPoolChanged) -> None:
         self._refresh_mi_status(event.job.key, self.pools.get(event.job.pool_key or ""))
 
-    def _refresh_pool_mi_status(self, pool: PoolRt) -> None:
+    def _refresh_pool_mi_status(self, pool: PoolRecord) -> None:
         for job_key in list(self.pool_jobs.get(pool.key, ())):
             self._refresh_mi_status(job_key, pool)
 
-    def _refresh_mi_status(self, job_key: str, pool: PoolRt | None) -> None:
+    def _refresh_mi_status(self, job_key: str, pool: PoolRecord | None) -> None:
         """Set or clear the marker of the job's queued multi-instance tasks for the pool as it is now."""
         sizes = self.mi_sizes.get(job_key)
         if not sizes:
@@ -500,7 +502,7 @@ class MultiInstanceOps(PreparationOps):
 def _coordination_run(gang: Gang, index: int, settings: dict[str, Any], shared: list[Any]) -> Run:
     """The coordination command of one instance: the application run's context with its own command."""
     run = gang.app_run.copy()
-    run["aid"] = gang.sub_aid(index)
+    run["aid"] = gang.sub_run_id(index)
     run["cmd"] = settings.get("coordinationCommandLine") or "/bin/true"
     run["env"] = gang.app_run["env"] | {"AZ_BATCH_IS_CURRENT_NODE_MASTER": "true" if index == 0 else "false"}
     run["files"] = []

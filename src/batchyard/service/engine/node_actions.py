@@ -24,7 +24,7 @@ from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine import states
 from batchyard.service.engine.certificates import CertificateOps
 from batchyard.service.engine.events import NodeBooting, NodeFreed, NodeGreeted, Tick, handles_message, reacts_to
-from batchyard.service.engine.runtime import NodeRt
+from batchyard.service.engine.runtime import NodeRecord
 from batchyard.service.gateway import AgentGone, AgentSession
 
 # A node whose restarted agent has not said hello by then becomes unusable.
@@ -51,7 +51,7 @@ _STATE_CONFLICTS = {
 }
 
 
-def _state_conflict(node: NodeRt) -> errors.BatchError:
+def _state_conflict(node: NodeRecord) -> errors.BatchError:
     code, message = _STATE_CONFLICTS.get(
         node.doc["state"], ("OperationInvalidForCurrentState", "The operation is not valid in the node's state.")
     )
@@ -72,7 +72,7 @@ class NodeActionOps(CertificateOps):
 
     # --- reboot, reimage ------------------------------------------------------------------------
 
-    def restart_node(self, node: NodeRt, kind: str, option: str) -> None:
+    def restart_node(self, node: NodeRecord, kind: str, option: str) -> None:
         """Reboot (kind "reboot") or reimage ("reimage") a node once its tasks allow (the option)."""
         if not self.provider_of(node).starts_agents and node.session is None:
             raise errors.conflict(
@@ -93,7 +93,7 @@ class NodeActionOps(CertificateOps):
         self.save_node(node)
         self._maybe_restart(node)
 
-    def _maybe_restart(self, node: NodeRt) -> None:
+    def _maybe_restart(self, node: NodeRecord) -> None:
         action = node.doc.get("_action") or {}
         if action.get("kind") not in ("reboot", "reimage", "deallocate") or node.id in self._restarting:
             return
@@ -107,7 +107,7 @@ class NodeActionOps(CertificateOps):
         else:
             self.spawn(self._restart_agent(node, wipe=action["kind"] == "reimage"))
 
-    async def _restart_agent(self, node: NodeRt, wipe: bool) -> None:
+    async def _restart_agent(self, node: NodeRecord, wipe: bool) -> None:
         provider = self.provider_of(node)
         if provider.starts_agents:
             await provider.stop_node(node.id, wipe=wipe)
@@ -127,7 +127,7 @@ class NodeActionOps(CertificateOps):
 
     # --- deallocate, start ----------------------------------------------------------------------
 
-    def deallocate_node(self, node: NodeRt, option: str) -> None:
+    def deallocate_node(self, node: NodeRecord, option: str) -> None:
         if not self.provider_of(node).starts_agents:
             # Nothing here could start its agent again.
             raise errors.conflict("OperationNotValidOnNode", "Nodes on other hosts cannot be deallocated.")
@@ -141,7 +141,7 @@ class NodeActionOps(CertificateOps):
         self.save_node(node)
         self._maybe_restart(node)
 
-    async def _deallocate(self, node: NodeRt) -> None:
+    async def _deallocate(self, node: NodeRecord) -> None:
         await self.provider_of(node).stop_node(node.id, wipe=False)
         with self.store.transaction():
             self._restarting.pop(node.id, None)
@@ -152,7 +152,7 @@ class NodeActionOps(CertificateOps):
                 self.set_node_state(node, "deallocated", self.now())
             self.save_node(node)
 
-    def start_node(self, node: NodeRt) -> None:
+    def start_node(self, node: NodeRecord) -> None:
         if node.doc["state"] != "deallocated":
             raise errors.conflict("OperationInvalidForCurrentState", "Only a deallocated node can be started.")
         now = self.now()
@@ -162,7 +162,7 @@ class NodeActionOps(CertificateOps):
 
     # --- scheduling -----------------------------------------------------------------------------
 
-    def disable_scheduling(self, node: NodeRt, option: str) -> None:
+    def disable_scheduling(self, node: NodeRecord, option: str) -> None:
         if node.doc.get("schedulingState", "enabled") == "disabled":
             raise errors.conflict(
                 "NodeAlreadyInTargetSchedulingState", "The specified node is already in the target scheduling state."
@@ -176,7 +176,7 @@ class NodeActionOps(CertificateOps):
         self.mark_node_free(node, now)
         self.save_node(node)
 
-    def enable_scheduling(self, node: NodeRt) -> None:
+    def enable_scheduling(self, node: NodeRecord) -> None:
         if node.doc.get("schedulingState", "enabled") == "enabled":
             raise errors.conflict(
                 "NodeAlreadyInTargetSchedulingState", "The specified node is already in the target scheduling state."
@@ -218,10 +218,10 @@ class NodeActionOps(CertificateOps):
         self._send_users(node)
 
     @handles_message("health")
-    def _health_message(self, node: NodeRt, message: dict[str, Any]) -> None:
+    def _health_message(self, node: NodeRecord, message: dict[str, Any]) -> None:
         self._on_health(node, message.get("errors") or [])
 
-    def _on_health(self, node: NodeRt, reported: list[dict[str, Any]]) -> None:
+    def _on_health(self, node: NodeRecord, reported: list[dict[str, Any]]) -> None:
         kept = [error for error in node.doc.get("errors") or [] if error.get("code") not in HEALTH_CODES]
         fresh = [error for error in reported if error.get("code") in HEALTH_CODES]
         new = kept + fresh
@@ -232,7 +232,7 @@ class NodeActionOps(CertificateOps):
                 node.doc.pop("errors", None)
             self.save_node(node)
 
-    def _send_node_config(self, node: NodeRt) -> None:
+    def _send_node_config(self, node: NodeRecord) -> None:
         pool = self.pools.get(node.pool_key)
         metadata = {item.get("name"): item.get("value") for item in (pool.doc.get("metadata") or [])} if pool else {}
         try:
@@ -270,12 +270,12 @@ class NodeActionOps(CertificateOps):
 
     # --- users ----------------------------------------------------------------------------------
 
-    def _require_ready(self, node: NodeRt) -> AgentSession:
+    def _require_ready(self, node: NodeRecord) -> AgentSession:
         if node.session is None or node.doc["state"] not in (*_TASKS_RUN_STATES, "starttaskfailed"):
             raise _state_conflict(node)
         return node.session
 
-    def add_user(self, node: NodeRt, spec: dict[str, Any]) -> None:
+    def add_user(self, node: NodeRecord, spec: dict[str, Any]) -> None:
         self._require_ready(node)
         name = spec["name"]
         users = node.doc.setdefault("_users", {})
@@ -285,7 +285,7 @@ class NodeActionOps(CertificateOps):
         self.save_node(node)
         self._send_users(node)
 
-    def replace_user(self, node: NodeRt, name: str, spec: dict[str, Any]) -> None:
+    def replace_user(self, node: NodeRecord, name: str, spec: dict[str, Any]) -> None:
         self._require_ready(node)
         users = node.doc.get("_users") or {}
         found = next((existing for existing in users if existing.lower() == name.lower()), None)
@@ -296,7 +296,7 @@ class NodeActionOps(CertificateOps):
         self.save_node(node)
         self._send_users(node)
 
-    def delete_user(self, node: NodeRt, name: str) -> None:
+    def delete_user(self, node: NodeRecord, name: str) -> None:
         self._require_ready(node)
         users = node.doc.get("_users") or {}
         found = next((existing for existing in users if existing.lower() == name.lower()), None)
@@ -325,7 +325,7 @@ class NodeActionOps(CertificateOps):
             "key": key or None,
         }
 
-    def _send_users(self, node: NodeRt) -> None:
+    def _send_users(self, node: NodeRecord) -> None:
         """The node's accounts, with time left rather than a date (the service's clock decides)."""
         if node.session is None:
             return
@@ -342,7 +342,7 @@ class NodeActionOps(CertificateOps):
         ]
         node.session.send({"t": "users", "users": users})
 
-    async def remote_login_settings(self, node: NodeRt) -> dict[str, Any]:
+    async def remote_login_settings(self, node: NodeRecord) -> dict[str, Any]:
         session = self._require_ready(node)
         reply = await _rpc(session, {"op": "ssh"})
         if not reply.get("ok"):
@@ -351,7 +351,7 @@ class NodeActionOps(CertificateOps):
 
     # --- logs -----------------------------------------------------------------------------------
 
-    async def upload_logs(self, node: NodeRt, spec: dict[str, Any]) -> dict[str, Any]:
+    async def upload_logs(self, node: NodeRecord, spec: dict[str, Any]) -> dict[str, Any]:
         session = self._require_ready(node)
         pool = self.pools.get(node.pool_key)
         directory = f"{pool.doc['id'] if pool else node.pool_key}/{node.id}/{uuid.uuid4()}"

@@ -25,13 +25,13 @@ from batchyard.service.engine.events import (
 )
 from batchyard.service.engine.packages import packages_failed, send_pool_packages
 from batchyard.service.engine.run_builder import build_run, merge_environment
-from batchyard.service.engine.runtime import NodeRt, PoolRt, RunKind, RunningTask
+from batchyard.service.engine.runtime import NodeRecord, NodeRun, PoolRecord, RunKind
 from batchyard.service.gateway import AgentSession
 
 log = logging.getLogger("batchyard.nodes")
 
 AGENT_VERSION = "1.0.0-batchyard"
-START_TASK_AID = "start"
+START_TASK_RUN_ID = "start"
 
 
 def new_node_id() -> str:
@@ -41,7 +41,7 @@ def new_node_id() -> str:
 class NodeOps(EngineBase):
     # --- allocation -----------------------------------------------------------------------------
 
-    def allocate_node(self, pool: PoolRt, now: datetime) -> NodeRt:
+    def allocate_node(self, pool: PoolRecord, now: datetime) -> NodeRecord:
         node_id = new_node_id()
         doc: dict[str, Any] = {
             "id": node_id,
@@ -64,7 +64,7 @@ class NodeOps(EngineBase):
         provider = self.providers.get(self.providers.name_for_pool(pool.doc))
         doc["_provider"] = provider.name
         doc["ipAddress"] = provider.node_address(node_id, {str(n.doc.get("ipAddress")) for n in self.nodes.values()})
-        node = NodeRt(node_id, pool.key, doc["_seq"], doc)
+        node = NodeRecord(node_id, pool.key, doc["_seq"], doc)
         self.nodes[node_id] = node
         pool.node_ids.append(node_id)
         self.save_node(node)
@@ -72,7 +72,7 @@ class NodeOps(EngineBase):
             self.spawn(self.launch_agent(node))
         return node
 
-    def node_launch(self, node: NodeRt) -> NodeLaunch:
+    def node_launch(self, node: NodeRecord) -> NodeLaunch:
         pool = self.pools.get(node.pool_key)
         pool_doc = pool.doc if pool else {}
         settings = {
@@ -88,7 +88,7 @@ class NodeOps(EngineBase):
             settings=settings,
         )
 
-    async def launch_agent(self, node: NodeRt) -> None:
+    async def launch_agent(self, node: NodeRecord) -> None:
         await self.provider_of(node).start_node(self.node_launch(node))
 
     # --- what providers report (providers.base.NodeEvents) ----------------------------------------
@@ -133,12 +133,12 @@ class NodeOps(EngineBase):
 
     # --- state helpers --------------------------------------------------------------------------
 
-    def mark_node_free(self, node: NodeRt, now: datetime) -> None:
+    def mark_node_free(self, node: NodeRecord, now: datetime) -> None:
         if node.doc["state"] == "running" and not any(run.occupies_node for run in node.runs.values()):
             self.set_node_state(node, "idle", now)
         self.maybe_offline(node, now)
 
-    def maybe_offline(self, node: NodeRt, now: datetime) -> None:
+    def maybe_offline(self, node: NodeRecord, now: datetime) -> None:
         """A node with scheduling disabled goes offline once its last task is done."""
         if (
             node.doc.get("schedulingState") == "disabled"
@@ -170,7 +170,7 @@ class NodeOps(EngineBase):
                     with self.store.transaction():
                         self._node_lost(node)
 
-    def _node_lost(self, node: NodeRt) -> None:
+    def _node_lost(self, node: NodeRecord) -> None:
         """The connection dropped: `unknown` until it comes back or the grace time runs out."""
         if node.doc["state"] in ("idle", "running", "waitingforstarttask", "starting", "offline"):
             self.set_node_state(node, "unknown", self.now())
@@ -188,7 +188,7 @@ class NodeOps(EngineBase):
             self.run_pending_round()
 
     @handles_message("hello")
-    def _hello_message(self, node: NodeRt, message: dict[str, Any]) -> None:
+    def _hello_message(self, node: NodeRecord, message: dict[str, Any]) -> None:
         version = message.get("version")
         if version != messages.PROTOCOL_VERSION:
             reason = (
@@ -202,17 +202,17 @@ class NodeOps(EngineBase):
         self._on_hello(node, message)
 
     @handles_message("done")
-    def _done_message(self, node: NodeRt, message: dict[str, Any]) -> None:
+    def _done_message(self, node: NodeRecord, message: dict[str, Any]) -> None:
         self._on_results(node, message.get("results", []))
 
-    def _on_hello(self, node: NodeRt, message: dict[str, Any]) -> None:
+    def _on_hello(self, node: NodeRecord, message: dict[str, Any]) -> None:
         node.greeting = True  # its runs are being matched with what the agent still has
         try:
             self._greet(node, message)
         finally:
             node.greeting = False
 
-    def _greet(self, node: NodeRt, message: dict[str, Any]) -> None:
+    def _greet(self, node: NodeRecord, message: dict[str, Any]) -> None:
         now = self.now()
         pool = self.pools.get(node.pool_key)
         session = node.session
@@ -232,13 +232,13 @@ class NodeOps(EngineBase):
         self._on_results(node, message.get("done", []))
         agent_running = set(message.get("running", []))
         # Runs the agent no longer has (it restarted) go back to the queue; runs we do not know end.
-        for aid, run in list(node.runs.items()):
-            if aid not in agent_running:
-                node.runs.pop(aid)
+        for run_id, run in list(node.runs.items()):
+            if run_id not in agent_running:
+                node.runs.pop(run_id)
                 node.slots_used -= run.slots
                 if run.occupies_node:
                     self.emit(RunLost(node, run, now))
-        unknown = [aid for aid in agent_running if aid not in node.runs]
+        unknown = [run_id for run_id in agent_running if run_id not in node.runs]
         if unknown:
             session.send({"t": "kill", "aids": unknown})
         fresh_boot = message.get("boot") != node.doc.get("_boot")
@@ -256,7 +256,7 @@ class NodeOps(EngineBase):
         self.kick()
         self.emit(NodeGreeted(node, message, fresh_boot))
 
-    def _boot_node(self, node: NodeRt, pool: PoolRt | None, now: datetime) -> None:
+    def _boot_node(self, node: NodeRecord, pool: PoolRecord | None, now: datetime) -> None:
         if node.doc["state"] == "leavingpool":
             return
         if node.doc["state"] != "starting":
@@ -266,7 +266,7 @@ class NodeOps(EngineBase):
         self._start_node(node, pool, now)
         self.maybe_offline(node, now)
 
-    def _on_packages_done(self, node: NodeRt, result: dict[str, Any]) -> None:
+    def _on_packages_done(self, node: NodeRecord, result: dict[str, Any]) -> None:
         now = self.now()
         if packages_failed(node, result):
             self.set_node_state(node, "unusable", now)
@@ -275,7 +275,7 @@ class NodeOps(EngineBase):
             self.kick()
         self.save_node(node)
 
-    def _start_node(self, node: NodeRt, pool: PoolRt | None, now: datetime) -> None:
+    def _start_node(self, node: NodeRecord, pool: PoolRecord | None, now: datetime) -> None:
         start_task = (pool.doc.get("startTask") if pool else None) or None
         if start_task:
             node.doc["startTask"] = start_task
@@ -285,12 +285,12 @@ class NodeOps(EngineBase):
         else:
             self.set_node_state(node, "idle", now)
 
-    def _resume_node(self, node: NodeRt, now: datetime) -> None:
+    def _resume_node(self, node: NodeRecord, now: datetime) -> None:
         """A known agent reconnected (network blip or service restart): pick up where it was."""
         if node.doc["state"] in ("unknown", "unusable", "creating", "starting"):
             info = node.doc.get("startTaskInfo") or {}
             start_task = node.doc.get("startTask")
-            if START_TASK_AID in node.runs and start_task and start_task.get("waitForSuccess", True):
+            if START_TASK_RUN_ID in node.runs and start_task and start_task.get("waitForSuccess", True):
                 target = "waitingforstarttask"
             elif info.get("result") == "failure" and start_task and start_task.get("waitForSuccess", True):
                 target = "starttaskfailed"
@@ -302,7 +302,7 @@ class NodeOps(EngineBase):
 
     # --- start task -----------------------------------------------------------------------------
 
-    def _run_start_task(self, node: NodeRt, start_task: dict[str, Any], retry: int, now: datetime) -> None:
+    def _run_start_task(self, node: NodeRecord, start_task: dict[str, Any], retry: int, now: datetime) -> None:
         info = node.doc.get("startTaskInfo") or {}
         info.update({"state": "running", "startTime": iso(now), "retryCount": retry})
         for key in ("endTime", "exitCode", "result", "failureInfo"):
@@ -310,11 +310,11 @@ class NodeOps(EngineBase):
         if retry:
             info["lastRetryTime"] = iso(now)
         node.doc["startTaskInfo"] = info
-        node.runs[START_TASK_AID] = RunningTask("", "", 0, START_TASK_AID, RunKind.START)
+        node.runs[START_TASK_RUN_ID] = NodeRun("", "", 0, START_TASK_RUN_ID, RunKind.START)
         assert node.session is not None
         run = build_run(
             RunKind.START,
-            START_TASK_AID,
+            START_TASK_RUN_ID,
             "startup",
             start_task["commandLine"],
             merge_environment(start_task.get("environmentSettings")),
@@ -323,7 +323,7 @@ class NodeOps(EngineBase):
         )
         node.session.send({"t": "run", "runs": [run]})
 
-    def _on_start_task_done(self, node: NodeRt, result: dict[str, Any]) -> None:
+    def _on_start_task_done(self, node: NodeRecord, result: dict[str, Any]) -> None:
         now = self.now()
         start_task = node.doc.get("startTask") or {}
         info = node.doc.setdefault("startTaskInfo", {"retryCount": 0, "startTime": iso(now)})
@@ -362,13 +362,13 @@ class NodeOps(EngineBase):
 
     # --- results --------------------------------------------------------------------------------
 
-    def _on_results(self, node: NodeRt, results: list[dict[str, Any]]) -> None:
+    def _on_results(self, node: NodeRecord, results: list[dict[str, Any]]) -> None:
         if not results:
             return
         now = self.now()
         for result in results:
-            aid = str(result.get("aid"))
-            run = node.runs.pop(aid, None)
+            run_id = str(result.get("aid"))
+            run = node.runs.pop(run_id, None)
             if run is None:
                 continue
             node.slots_used -= run.slots
@@ -412,7 +412,7 @@ class NodeOps(EngineBase):
                 node.lost_at = mono + 3600.0
                 self.spawn(self.launch_agent(node))
 
-    async def _fence_and_make_unusable(self, node: NodeRt) -> None:
+    async def _fence_and_make_unusable(self, node: NodeRecord) -> None:
         """End what the lost node still runs, then requeue its runs: never two copies of a task at once."""
         try:
             await self.provider_of(node).fence(node.id)
@@ -425,13 +425,15 @@ class NodeOps(EngineBase):
                     node, self.now(), "NodeAgentUnreachable", "The node agent stopped answering the Batch service."
                 )
 
-    def _make_unusable(self, node: NodeRt, now: datetime, code: str, message: str) -> None:
+    def _make_unusable(self, node: NodeRecord, now: datetime, code: str, message: str) -> None:
         self._leave_with_runs_requeued(node, "unusable", {"code": code, "message": message}, now)
 
-    def _leave_with_runs_requeued(self, node: NodeRt, state: str, error: dict[str, str] | None, now: datetime) -> None:
+    def _leave_with_runs_requeued(
+        self, node: NodeRecord, state: str, error: dict[str, str] | None, now: datetime
+    ) -> None:
         """The node can run nothing now (`unusable` or `preempted`): its runs go back to their queues."""
-        for aid, run in list(node.runs.items()):
-            node.runs.pop(aid)
+        for run_id, run in list(node.runs.items()):
+            node.runs.pop(run_id)
             node.slots_used -= run.slots
             if run.occupies_node:
                 self.emit(RunLost(node, run, now))

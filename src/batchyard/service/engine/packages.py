@@ -9,29 +9,29 @@ from __future__ import annotations
 from typing import Any
 
 from batchyard.service.engine.run_builder import build_run
-from batchyard.service.engine.runtime import NodeRt, PoolRt, RunKind, RunningTask
+from batchyard.service.engine.runtime import NodeRecord, NodeRun, PoolRecord, RunKind
 from batchyard.service.storage.runs import RunResources
 
-PACKAGES_AID = "packages"
+PACKAGES_RUN_ID = "packages"
 
 
-def send_pool_packages(resources: RunResources, node: NodeRt, pool: PoolRt | None) -> bool:
+def send_pool_packages(resources: RunResources, node: NodeRecord, pool: PoolRecord | None) -> bool:
     """Start deploying the pool's packages; False when it has none (boot goes on at once)."""
     refs = (pool.doc.get("applicationPackageReferences") if pool else None) or []
     if not refs or node.session is None:
         return False
     resolved = resources.resolve_packages(refs)
-    run = build_run(RunKind.PACKAGES, PACKAGES_AID, "startup", "", {})
+    run = build_run(RunKind.PACKAGES, PACKAGES_RUN_ID, "startup", "", {})
     if isinstance(resolved, dict):
         run["prefail"] = resolved  # the agent reports it back: one path for every failure
     else:
         run["packages"] = resolved
-    node.runs[PACKAGES_AID] = RunningTask("", "", 0, PACKAGES_AID, RunKind.PACKAGES)
+    node.runs[PACKAGES_RUN_ID] = NodeRun("", "", 0, PACKAGES_RUN_ID, RunKind.PACKAGES)
     node.session.send({"t": "run", "runs": [run]})
     return True
 
 
-def packages_failed(node: NodeRt, result: dict[str, Any]) -> bool:
+def packages_failed(node: NodeRecord, result: dict[str, Any]) -> bool:
     """Record a failed deployment on the node (the caller makes it unusable); False if it succeeded."""
     failure = result.get("failure")
     if not failure:

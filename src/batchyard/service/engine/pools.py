@@ -19,7 +19,7 @@ from batchyard.service.engine.events import (
     reacts_to,
 )
 from batchyard.service.engine.nodes import NodeOps
-from batchyard.service.engine.runtime import NodeRt, PoolRt
+from batchyard.service.engine.runtime import NodeRecord, PoolRecord
 from batchyard.service.models import catalog
 
 # Nodes that are not doing work leave first when a pool shrinks.
@@ -37,13 +37,13 @@ _REMOVAL_ORDER = {
 
 
 class PoolOps(NodeOps):
-    def get_pool(self, pool_id: str) -> PoolRt:
+    def get_pool(self, pool_id: str) -> PoolRecord:
         pool = self.pools.get(pool_id.lower())
         if pool is None:
             raise errors.not_found("PoolNotFound", "The specified pool does not exist.")
         return pool
 
-    def create_pool(self, spec: dict[str, Any]) -> PoolRt:
+    def create_pool(self, spec: dict[str, Any]) -> PoolRecord:
         key = spec["id"].lower()
         if key in self.pools:
             if self.pools[key].doc["state"] == "deleting":
@@ -67,7 +67,7 @@ class PoolOps(NodeOps):
             }
         )
         self.stamp(doc, now)
-        pool = PoolRt(key, doc["_seq"], doc)
+        pool = PoolRecord(key, doc["_seq"], doc)
         self.pools[key] = pool
         self._begin_resize(pool, now)
         self.save_pool(pool)
@@ -76,7 +76,7 @@ class PoolOps(NodeOps):
 
     # --- resizing -------------------------------------------------------------------------------
 
-    def resize_pool(self, pool: PoolRt, spec: dict[str, Any]) -> None:
+    def resize_pool(self, pool: PoolRecord, spec: dict[str, Any]) -> None:
         self._require_steady_active(pool)
         if pool.doc.get("enableAutoScale"):
             raise errors.conflict(
@@ -92,7 +92,7 @@ class PoolOps(NodeOps):
         self.stamp(pool.doc, now)
         self.save_pool(pool)
 
-    def stop_resize(self, pool: PoolRt) -> None:
+    def stop_resize(self, pool: PoolRecord) -> None:
         if pool.doc["state"] == "deleting":
             raise _being_deleted()
         if pool.doc["allocationState"] != "resizing":
@@ -105,7 +105,7 @@ class PoolOps(NodeOps):
         self.stamp(pool.doc, now)
         self.save_pool(pool)
 
-    def remove_nodes(self, pool: PoolRt, spec: dict[str, Any]) -> None:
+    def remove_nodes(self, pool: PoolRecord, spec: dict[str, Any]) -> None:
         self._require_steady_active(pool)
         ids = spec["nodeList"]
         wanted = []
@@ -126,7 +126,7 @@ class PoolOps(NodeOps):
         self.stamp(pool.doc, now)
         self.save_pool(pool)
 
-    def _require_steady_active(self, pool: PoolRt) -> None:
+    def _require_steady_active(self, pool: PoolRecord) -> None:
         if pool.doc["state"] == "deleting":
             raise _being_deleted()
         if pool.doc["allocationState"] != "steady":
@@ -134,14 +134,14 @@ class PoolOps(NodeOps):
                 "PoolNotSteady", "The specified pool is not in a steady allocation state; wait until it is steady."
             )
 
-    def _begin_resize(self, pool: PoolRt, now: datetime) -> None:
+    def _begin_resize(self, pool: PoolRecord, now: datetime) -> None:
         pool.doc["resizeErrors"] = []
         pool.doc.pop("resizeErrors")
         self._set_allocation(pool, "resizing", now)
         pool.doc["_resizeStarted"] = iso(now)
         self._reconcile(pool, now)
 
-    def _reconcile(self, pool: PoolRt, now: datetime) -> None:
+    def _reconcile(self, pool: PoolRecord, now: datetime) -> None:
         """Move the pool's node set toward its target."""
         target = int(pool.doc.get("targetDedicatedNodes", 0)) + int(pool.doc.get("targetLowPriorityNodes", 0))
         staying = [self.nodes[node_id] for node_id in pool.node_ids if self.nodes[node_id].leaving is None]
@@ -168,7 +168,7 @@ class PoolOps(NodeOps):
                 self._start_leaving(node, option, now)
         self._check_allocation(pool, now)
 
-    def _hosts_job_manager(self, node: NodeRt) -> bool:
+    def _hosts_job_manager(self, node: NodeRecord) -> bool:
         """A node running a job manager task leaves last when its pool shrinks (Azure Batch docs, job manager task)."""
         for run in node.runs.values():
             job = self.jobs.get(run.job_key)
@@ -176,7 +176,7 @@ class PoolOps(NodeOps):
                 return True
         return False
 
-    def _nodes_within_quota(self, pool: PoolRt, wanted: int) -> int:
+    def _nodes_within_quota(self, pool: PoolRecord, wanted: int) -> int:
         used = sum(
             _cores(self.pools[node.pool_key].doc["vmSize"])
             for node in self.nodes.values()
@@ -185,12 +185,12 @@ class PoolOps(NodeOps):
         per_node = _cores(pool.doc["vmSize"])
         return max(0, min(wanted, (self.settings.core_quota - used) // per_node))
 
-    def _set_allocation(self, pool: PoolRt, state: str, now: datetime) -> None:
+    def _set_allocation(self, pool: PoolRecord, state: str, now: datetime) -> None:
         if pool.doc.get("allocationState") != state:
             pool.doc["allocationState"] = state
             pool.doc["allocationStateTransitionTime"] = iso(now)
 
-    def _check_allocation(self, pool: PoolRt, now: datetime) -> None:
+    def _check_allocation(self, pool: PoolRecord, now: datetime) -> None:
         """Every change of a pool's target or nodes passes here."""
         pool.doc["currentDedicatedNodes"] = len(pool.node_ids)
         if pool.doc["allocationState"] in ("resizing", "stopping"):
@@ -201,7 +201,7 @@ class PoolOps(NodeOps):
 
     # --- node removal ---------------------------------------------------------------------------
 
-    def _start_leaving(self, node: NodeRt, option: str, now: datetime) -> None:
+    def _start_leaving(self, node: NodeRecord, option: str, now: datetime) -> None:
         if node.leaving is not None:
             return
         node.leaving = option
@@ -220,7 +220,7 @@ class PoolOps(NodeOps):
     def _leave_when_free(self, event: NodeFreed) -> None:
         self._maybe_finish_leaving(event.node)
 
-    def _maybe_finish_leaving(self, node: NodeRt) -> None:
+    def _maybe_finish_leaving(self, node: NodeRecord) -> None:
         if node.leaving is None:
             return
         if any(run.occupies_node for run in node.runs.values()):
@@ -229,7 +229,7 @@ class PoolOps(NodeOps):
             return  # housekeeping looks again once the task data may go
         self._remove_node(node)
 
-    def _remove_node(self, node: NodeRt) -> None:
+    def _remove_node(self, node: NodeRecord) -> None:
         """Stop the node's agent and wipe its disk; the node is gone from the pool once that is done."""
         if node.removing:
             return
@@ -238,12 +238,12 @@ class PoolOps(NodeOps):
             node.session.send({"t": "shutdown"})
         self.spawn(self._stop_and_forget(node))
 
-    async def _stop_and_forget(self, node: NodeRt) -> None:
+    async def _stop_and_forget(self, node: NodeRecord) -> None:
         await self.provider_of(node).stop_node(node.id, wipe=True)
         with self.store.transaction():
             self._forget_node(node)
 
-    def _forget_node(self, node: NodeRt) -> None:
+    def _forget_node(self, node: NodeRecord) -> None:
         self.emit(NodeForgotten(node))
         now = self.now()
         self.nodes.pop(node.id, None)
@@ -263,7 +263,7 @@ class PoolOps(NodeOps):
 
     # --- deletion and updates -------------------------------------------------------------------
 
-    def delete_pool(self, pool: PoolRt) -> None:
+    def delete_pool(self, pool: PoolRecord) -> None:
         if pool.doc["state"] == "deleting":
             return
         now = self.now()
@@ -280,7 +280,7 @@ class PoolOps(NodeOps):
                 node.leaving = None
                 self._start_leaving(node, "requeue", now)
 
-    def update_pool(self, pool: PoolRt, changes: dict[str, Any], replace: bool) -> None:
+    def update_pool(self, pool: PoolRecord, changes: dict[str, Any], replace: bool) -> None:
         if pool.doc["state"] == "deleting":
             raise _being_deleted()
         now = self.now()

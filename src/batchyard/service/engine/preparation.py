@@ -20,7 +20,7 @@ from batchyard.service.engine.core import limit_seconds
 from batchyard.service.engine.events import NodeBooting, ReleasesFinished, reacts_to
 from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.run_builder import build_run, merge_environment
-from batchyard.service.engine.runtime import JobRt, NodeRt, RunKind, RunningTask
+from batchyard.service.engine.runtime import JobRecord, NodeRecord, NodeRun, RunKind
 from batchyard.service.engine.scheduler import QueuedTask
 from batchyard.service.engine.tasks import TaskOps
 
@@ -28,18 +28,20 @@ PREP_DIR = "jobpreparation"
 RELEASE_DIR = "jobrelease"
 
 
-def prep_aid(job_key: str) -> str:
+def prep_run_id(job_key: str) -> str:
     return f"prep:{job_key}"
 
 
-def release_aid(job_key: str) -> str:
+def release_run_id(job_key: str) -> str:
     return f"release:{job_key}"
 
 
 class PreparationOps(TaskOps):
     # --- placing a task on a node ---------------------------------------------------------------
 
-    def assign_task(self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime) -> list[Run]:
+    def assign_task(
+        self, job: JobRecord, doc: dict[str, Any], node: NodeRecord, slots: int, now: datetime
+    ) -> list[Run]:
         if not job.doc.get("jobPreparationTask"):
             return super().assign_task(job, doc, node, slots, now)
         runs, wait = self.prepare_node(job, node, now)
@@ -48,16 +50,16 @@ class PreparationOps(TaskOps):
         # Hold the task on this node in `preparing` until the preparation task succeeds.
         states.move(doc, states.TASK, "preparing", now, previous=True)
         doc["nodeInfo"] = {"poolId": self.pools[node.pool_key].doc["id"], "nodeId": node.id}
-        aid = f"held:{doc['id'].lower()}"
-        doc["_aid"] = aid
+        run_id = f"held:{doc['id'].lower()}"
+        doc["_aid"] = run_id
         self.stamp(doc, now)
         self.save_task(job.key, doc)
         self._count(job, "active", "preparing", slots)
-        node.runs[aid] = RunningTask(job.key, doc["id"].lower(), slots, aid, RunKind.HELD)
+        node.runs[run_id] = NodeRun(job.key, doc["id"].lower(), slots, run_id, RunKind.HELD)
         node.slots_used += slots
         return runs
 
-    def prepare_node(self, job: JobRt, node: NodeRt, now: datetime) -> tuple[list[Run], bool]:
+    def prepare_node(self, job: JobRecord, node: NodeRecord, now: datetime) -> tuple[list[Run], bool]:
         """Before a task of the job runs on the node: the preparation run to send (when it has not run
         there yet), and whether the task must wait for it to succeed (waitForSuccess)."""
         prep = job.doc.get("jobPreparationTask")
@@ -67,13 +69,13 @@ class PreparationOps(TaskOps):
         runs = [self._start_prep(job, node, prep, retry=0, now=now)] if state is None else []
         return runs, bool(prep.get("waitForSuccess", True)) and state != "succeeded"
 
-    def _with_prep_dir(self, job: JobRt, run: Run) -> Run:
+    def _with_prep_dir(self, job: JobRecord, run: Run) -> Run:
         run["prepDir"] = f"workitems/{job.doc['id']}/job-1/{PREP_DIR}"
         return run
 
-    def _start_prep(self, job: JobRt, node: NodeRt, prep: dict[str, Any], retry: int, now: datetime) -> Run:
-        aid = prep_aid(job.key)
-        node.runs[aid] = RunningTask(job.key, "", 0, aid, RunKind.PREPARATION)
+    def _start_prep(self, job: JobRecord, node: NodeRecord, prep: dict[str, Any], retry: int, now: datetime) -> Run:
+        run_id = prep_run_id(job.key)
+        node.runs[run_id] = NodeRun(job.key, "", 0, run_id, RunKind.PREPARATION)
         info = {
             "state": "running",
             "startTime": iso(now),
@@ -85,12 +87,12 @@ class PreparationOps(TaskOps):
         status = job.prep.setdefault(node.id, self._new_status(node))
         status["jobPreparationTaskExecutionInfo"] = info
         self.store.put_prep_status(job.key, node.id, status)
-        return self._special_run(job, prep, aid, PREP_DIR, retry)
+        return self._special_run(job, prep, run_id, PREP_DIR, retry)
 
-    def _special_run(self, job: JobRt, spec: dict[str, Any], aid: str, directory: str, retry: int) -> Run:
+    def _special_run(self, job: JobRecord, spec: dict[str, Any], run_id: str, directory: str, retry: int) -> Run:
         return build_run(
             RunKind.PREPARATION if directory == PREP_DIR else RunKind.RELEASE,
-            aid,
+            run_id,
             f"workitems/{job.doc['id']}/job-1/{directory}",
             spec["commandLine"],
             merge_environment(job.doc.get("commonEnvironmentSettings"), spec.get("environmentSettings")),
@@ -101,7 +103,7 @@ class PreparationOps(TaskOps):
             retry=retry,
         )
 
-    def _new_status(self, node: NodeRt) -> dict[str, Any]:
+    def _new_status(self, node: NodeRecord) -> dict[str, Any]:
         pool_id = self.pools[node.pool_key].doc["id"] if node.pool_key in self.pools else node.pool_key
         return {
             "poolId": pool_id,
@@ -111,7 +113,7 @@ class PreparationOps(TaskOps):
 
     # --- results --------------------------------------------------------------------------------
 
-    def finish_special_run(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> bool:
+    def finish_special_run(self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime) -> bool:
         """Handle a preparation or release result; False when the run is an ordinary task."""
         if run.kind is RunKind.PREPARATION:
             self._prep_done(node, run, result, now)
@@ -121,7 +123,7 @@ class PreparationOps(TaskOps):
             return True
         return False
 
-    def _prep_done(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> None:
+    def _prep_done(self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime) -> None:
         job = self.jobs.get(run.job_key)
         if job is None or node.id not in job.prep:
             return
@@ -140,7 +142,7 @@ class PreparationOps(TaskOps):
         held = [r for r in node.runs.values() if r.job_key == job.key and r.kind is RunKind.HELD]
         runs: list[Run] = []
         for waiting in held:
-            node.runs.pop(waiting.aid)
+            node.runs.pop(waiting.run_id)
             node.slots_used -= waiting.slots
             doc = self.store.get_task(job.key, waiting.task_key)
             if doc is None or doc["state"] != "preparing":
@@ -155,7 +157,7 @@ class PreparationOps(TaskOps):
             node.session.send({"t": "run", "runs": runs})
         self.kick()
 
-    def _unhold(self, job: JobRt, doc: dict[str, Any], slots: int, now: datetime) -> None:
+    def _unhold(self, job: JobRecord, doc: dict[str, Any], slots: int, now: datetime) -> None:
         states.move(doc, states.TASK, "active", now, previous=True)
         doc.pop("_aid", None)
         doc.pop("nodeInfo", None)
@@ -164,7 +166,7 @@ class PreparationOps(TaskOps):
         self._count(job, "preparing", "active", slots)
         job.queue.appendleft(QueuedTask(job.key, doc["id"].lower(), slots))
 
-    def excluded_nodes(self, job: JobRt) -> frozenset[str]:
+    def excluded_nodes(self, job: JobRecord) -> frozenset[str]:
         """Nodes where the job's preparation task failed: none of its tasks go there."""
         if not job.prep:
             return frozenset()
@@ -172,7 +174,7 @@ class PreparationOps(TaskOps):
 
     # --- release ----------------------------------------------------------------------------------
 
-    def start_releases(self, job: JobRt) -> None:
+    def start_releases(self, job: JobRecord) -> None:
         """Run the release task on every node that ran the preparation task (once per job)."""
         release = job.doc.get("jobReleaseTask")
         if not release or job.doc.get("_released"):
@@ -183,8 +185,8 @@ class PreparationOps(TaskOps):
             node = self.nodes.get(node_id)
             if node is None or node.session is None or "jobPreparationTaskExecutionInfo" not in status:
                 continue
-            aid = release_aid(job.key)
-            node.runs[aid] = RunningTask(job.key, "", 0, aid, RunKind.RELEASE)
+            run_id = release_run_id(job.key)
+            node.runs[run_id] = NodeRun(job.key, "", 0, run_id, RunKind.RELEASE)
             status["jobReleaseTaskExecutionInfo"] = {
                 "state": "running",
                 "startTime": iso(now),
@@ -193,13 +195,13 @@ class PreparationOps(TaskOps):
             self.store.put_prep_status(job.key, node_id, status)
             spec = dict(release)
             spec.setdefault("maxWallClockTime", "PT15M")
-            node.session.send({"t": "run", "runs": [self._special_run(job, spec, aid, RELEASE_DIR, 0)]})
+            node.session.send({"t": "run", "runs": [self._special_run(job, spec, run_id, RELEASE_DIR, 0)]})
 
-    def releases_pending(self, job: JobRt) -> bool:
-        aid = release_aid(job.key)
-        return any(aid in node.runs for node in self.nodes.values())
+    def releases_pending(self, job: JobRecord) -> bool:
+        run_id = release_run_id(job.key)
+        return any(run_id in node.runs for node in self.nodes.values())
 
-    def _release_done(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> None:
+    def _release_done(self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime) -> None:
         job = self.jobs.get(run.job_key)
         if job is None or node.id not in job.prep:
             return
@@ -210,7 +212,7 @@ class PreparationOps(TaskOps):
         if not self.releases_pending(job):
             self.emit(ReleasesFinished(job))
 
-    def lose_special_run(self, node: NodeRt, run: RunningTask, now: datetime) -> bool:
+    def lose_special_run(self, node: NodeRecord, run: NodeRun, now: datetime) -> bool:
         job = self.jobs.get(run.job_key)
         if run.kind is RunKind.PREPARATION:
             if job is not None and job.prep.pop(node.id, None) is not None:
@@ -233,7 +235,7 @@ class PreparationOps(TaskOps):
     def _forget_preparations_on_boot(self, event: NodeBooting) -> None:
         self.forget_preparations(event.node)
 
-    def forget_preparations(self, node: NodeRt) -> None:
+    def forget_preparations(self, node: NodeRecord) -> None:
         """After a node boots again: preparation reruns where rerunOnNodeRebootAfterSuccess says so."""
         for job in self.jobs.values():
             status = job.prep.get(node.id)

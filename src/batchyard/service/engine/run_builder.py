@@ -27,7 +27,7 @@ def merge_environment(*layers: EnvironmentSettings) -> dict[str, str]:
 
 def build_run(
     kind: RunKind,
-    aid: str,
+    run_id: str,
     directory: str,
     command: str,
     env: dict[str, str],
@@ -45,7 +45,9 @@ def build_run(
     fields); they are documented with the Run message.
     """
     wire_kind = cast(Any, kind.value)  # the kinds that travel: not HELD or INSTANCE (never sent as such)
-    run = Run(aid=aid, kind=wire_kind, dir=directory, cmd=command, env=env, files=list(files), wall=wall, retry=retry)
+    run = Run(
+        aid=run_id, kind=wire_kind, dir=directory, cmd=command, env=env, files=list(files), wall=wall, retry=retry
+    )
     if job_id is not None:
         run["job"] = job_id
     if task_id is not None:

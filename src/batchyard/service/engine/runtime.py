@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(eq=False)
-class PoolRt:
+class PoolRecord:
     key: str
     seq: int
     doc: dict[str, Any]
@@ -43,11 +43,11 @@ class RunKind(StrEnum):
 
 
 @dataclass(eq=False)
-class RunningTask:
+class NodeRun:
     job_key: str
     task_key: str
     slots: int
-    aid: str  # the run's id on the node's agent
+    run_id: str  # the run's id on the node's agent
     kind: RunKind = RunKind.TASK
 
     @property
@@ -57,14 +57,14 @@ class RunningTask:
 
 
 @dataclass(eq=False)
-class NodeRt:
+class NodeRecord:
     id: str
     pool_key: str
     seq: int
     doc: dict[str, Any]
     session: AgentSession | None = None
     # aid -> run on this node (tasks and the start task)
-    runs: dict[str, RunningTask] = field(default_factory=dict)
+    runs: dict[str, NodeRun] = field(default_factory=dict)
     slots_used: int = 0
     lost_at: float | None = None  # monotonic time the agent connection was lost
     leaving: str | None = None  # deallocation option while leaving the pool
@@ -88,7 +88,7 @@ class NodeRt:
 
 
 @dataclass(eq=False)
-class JobRt:
+class JobRecord:
     key: str
     seq: int
     doc: dict[str, Any]

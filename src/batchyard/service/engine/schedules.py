@@ -17,7 +17,7 @@ from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine.core import limit_seconds
 from batchyard.service.engine.events import Tick, reacts_to
 from batchyard.service.engine.jobs import JobOps
-from batchyard.service.engine.runtime import JobRt
+from batchyard.service.engine.runtime import JobRecord
 
 SCHEDULE = {
     "active": {"disabled", "terminating", "deleting", "completed"},
@@ -30,29 +30,29 @@ _OPEN_JOB_STATES = ("active", "disabling", "disabled", "enabling", "terminating"
 
 
 @dataclass(eq=False)
-class ScheduleRt:
+class ScheduleRecord:
     key: str
     seq: int
     doc: dict[str, Any]
 
 
 class ScheduleOps(JobOps):
-    schedules: dict[str, ScheduleRt]
+    schedules: dict[str, ScheduleRecord]
 
     def _load(self) -> None:
         super()._load()
         self.schedules = {}
         for doc in self.store.load_all("schedules"):
-            schedule = ScheduleRt(doc["id"].lower(), doc["_seq"], doc)
+            schedule = ScheduleRecord(doc["id"].lower(), doc["_seq"], doc)
             self.schedules[schedule.key] = schedule
 
-    def get_schedule(self, schedule_id: str) -> ScheduleRt:
+    def get_schedule(self, schedule_id: str) -> ScheduleRecord:
         schedule = self.schedules.get(schedule_id.lower())
         if schedule is None:
             raise errors.not_found("JobScheduleNotFound", "The specified job schedule does not exist.")
         return schedule
 
-    def save_schedule(self, schedule: ScheduleRt) -> None:
+    def save_schedule(self, schedule: ScheduleRecord) -> None:
         self.store.put_schedule(schedule.key, schedule.seq, schedule.doc)
 
     # --- quota ----------------------------------------------------------------------------------
@@ -69,7 +69,7 @@ class ScheduleOps(JobOps):
 
     # --- operations -----------------------------------------------------------------------------
 
-    def create_schedule(self, spec: dict[str, Any]) -> ScheduleRt:
+    def create_schedule(self, spec: dict[str, Any]) -> ScheduleRecord:
         key = spec["id"].lower()
         if key in self.schedules:
             raise errors.conflict("JobScheduleExists", "The specified job schedule already exists.")
@@ -90,13 +90,13 @@ class ScheduleOps(JobOps):
         first = parse_iso(timing["doNotRunUntil"]) if timing.get("doNotRunUntil") else now
         doc["executionInfo"]["nextRunTime"] = iso(max(first, now))
         self.stamp(doc, now)
-        schedule = ScheduleRt(key, doc["_seq"], doc)
+        schedule = ScheduleRecord(key, doc["_seq"], doc)
         self.schedules[key] = schedule
         self.save_schedule(schedule)
         self._run_schedule(schedule, now)
         return schedule
 
-    def update_schedule(self, schedule: ScheduleRt, changes: dict[str, Any], replace: bool) -> None:
+    def update_schedule(self, schedule: ScheduleRecord, changes: dict[str, Any], replace: bool) -> None:
         self._require_open(schedule)
         now = self.now()
         if replace:
@@ -110,18 +110,18 @@ class ScheduleOps(JobOps):
         self._stamp_and_save(schedule, now)
         self._run_schedule(schedule, now)
 
-    def disable_schedule(self, schedule: ScheduleRt) -> None:
+    def disable_schedule(self, schedule: ScheduleRecord) -> None:
         self._require_open(schedule)
         if schedule.doc["state"] == "active":
             self._move_schedule(schedule, "disabled")
 
-    def enable_schedule(self, schedule: ScheduleRt) -> None:
+    def enable_schedule(self, schedule: ScheduleRecord) -> None:
         self._require_open(schedule)
         if schedule.doc["state"] == "disabled":
             self._move_schedule(schedule, "active")
             self._run_schedule(schedule, self.now())
 
-    def terminate_schedule(self, schedule: ScheduleRt) -> None:
+    def terminate_schedule(self, schedule: ScheduleRecord) -> None:
         if schedule.doc["state"] in ("completed", "deleting"):
             raise errors.conflict("JobScheduleCompleted", "The specified job schedule is already completed.")
         if schedule.doc["state"] == "terminating":
@@ -132,7 +132,7 @@ class ScheduleOps(JobOps):
             self.terminate_job(job, "UserTerminate")
         self._run_schedule(schedule, self.now())
 
-    def delete_schedule(self, schedule: ScheduleRt) -> None:
+    def delete_schedule(self, schedule: ScheduleRecord) -> None:
         if schedule.doc["state"] == "deleting":
             return
         self._move_schedule(schedule, "deleting")
@@ -142,7 +142,7 @@ class ScheduleOps(JobOps):
         self.schedules.pop(schedule.key, None)
         self.store.delete_schedule(schedule.key)
 
-    def jobs_of_schedule(self, schedule: ScheduleRt) -> list[JobRt]:
+    def jobs_of_schedule(self, schedule: ScheduleRecord) -> list[JobRecord]:
         return [job for job in self.jobs.values() if job.doc.get("_schedule") == schedule.key]
 
     # --- the clock ------------------------------------------------------------------------------
@@ -153,7 +153,7 @@ class ScheduleOps(JobOps):
         for schedule in list(self.schedules.values()):
             self._run_schedule(schedule, now)
 
-    def _run_schedule(self, schedule: ScheduleRt, now: datetime) -> None:
+    def _run_schedule(self, schedule: ScheduleRecord, now: datetime) -> None:
         doc = schedule.doc
         state = doc["state"]
         active_job = self._active_job(schedule)
@@ -200,11 +200,11 @@ class ScheduleOps(JobOps):
         recurrence = limit_seconds(timing.get("recurrenceInterval"))
         return iso(due + timedelta(seconds=recurrence)) if recurrence is not None else None
 
-    def _active_job(self, schedule: ScheduleRt) -> JobRt | None:
+    def _active_job(self, schedule: ScheduleRecord) -> JobRecord | None:
         job = self.jobs.get(schedule.doc.get("_activeJob") or "")
         return job if job is not None and job.doc["state"] in _OPEN_JOB_STATES else None
 
-    def _create_scheduled_job(self, schedule: ScheduleRt, now: datetime) -> JobRt:
+    def _create_scheduled_job(self, schedule: ScheduleRecord, now: datetime) -> JobRecord:
         doc = schedule.doc
         doc["_jobs"] = int(doc.get("_jobs", 0)) + 1
         spec = dict(doc["jobSpecification"])
@@ -221,7 +221,7 @@ class ScheduleOps(JobOps):
         self._stamp_and_save(schedule, now)
         return job
 
-    def _auto_pool_for_schedule(self, schedule: ScheduleRt, auto: dict[str, Any]) -> str:
+    def _auto_pool_for_schedule(self, schedule: ScheduleRecord, auto: dict[str, Any]) -> str:
         """One auto pool for all of a schedule's jobs (poolLifetimeOption jobschedule)."""
         pool_id = schedule.doc.get("_autoPool")
         if pool_id and pool_id.lower() in self.pools:
@@ -230,12 +230,12 @@ class ScheduleOps(JobOps):
         schedule.doc["_autoPool"] = pool_id
         return pool_id
 
-    def _release_schedule_pool(self, schedule: ScheduleRt) -> None:
+    def _release_schedule_pool(self, schedule: ScheduleRecord) -> None:
         pool = self.pools.get((schedule.doc.get("_autoPool") or "").lower())
         if pool is not None and not pool.doc.get("_keepAlive"):
             self.delete_pool(pool)
 
-    def _complete_schedule(self, schedule: ScheduleRt, now: datetime) -> None:
+    def _complete_schedule(self, schedule: ScheduleRecord, now: datetime) -> None:
         schedule.doc["executionInfo"]["endTime"] = iso(now)
         schedule.doc["executionInfo"].pop("nextRunTime", None)
         self._move_schedule(schedule, "completed")
@@ -243,7 +243,7 @@ class ScheduleOps(JobOps):
 
     # --- helpers --------------------------------------------------------------------------------
 
-    def _require_open(self, schedule: ScheduleRt) -> None:
+    def _require_open(self, schedule: ScheduleRecord) -> None:
         state = schedule.doc["state"]
         if state in ("completed", "terminating", "deleting"):
             code = {
@@ -253,13 +253,13 @@ class ScheduleOps(JobOps):
             }[state]
             raise errors.conflict(code, f"The specified job schedule is {state}.")
 
-    def _move_schedule(self, schedule: ScheduleRt, state: str) -> None:
+    def _move_schedule(self, schedule: ScheduleRecord, state: str) -> None:
         from batchyard.service.engine import states
 
         now = self.now()
         states.move(schedule.doc, SCHEDULE, state, now, previous=True)
         self._stamp_and_save(schedule, now)
 
-    def _stamp_and_save(self, schedule: ScheduleRt, now: datetime) -> None:
+    def _stamp_and_save(self, schedule: ScheduleRecord, now: datetime) -> None:
         self.stamp(schedule.doc, now)
         self.save_schedule(schedule)

@@ -26,7 +26,7 @@ from batchyard.service.engine.exit_conditions import ExitOutcome, exit_outcome
 from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.pools import PoolOps
 from batchyard.service.engine.run_builder import build_run, merge_environment
-from batchyard.service.engine.runtime import JobRt, NodeRt, RunKind, RunningTask
+from batchyard.service.engine.runtime import JobRecord, NodeRecord, NodeRun, RunKind
 from batchyard.service.engine.scheduler import QueuedTask
 from batchyard.service.tokens import issue_job_token
 
@@ -45,7 +45,7 @@ def task_dir(job_id: str, task_id: str) -> str:
 class TaskOps(PoolOps):
     # --- lookups --------------------------------------------------------------------------------
 
-    def get_task(self, job: JobRt, task_id: str) -> dict[str, Any]:
+    def get_task(self, job: JobRecord, task_id: str) -> dict[str, Any]:
         doc = self.store.get_task(job.key, task_id.lower())
         if doc is None:
             raise errors.not_found("TaskNotFound", "The specified task does not exist.")
@@ -53,7 +53,7 @@ class TaskOps(PoolOps):
 
     # --- adding ---------------------------------------------------------------------------------
 
-    def check_job_accepts_tasks(self, job: JobRt) -> None:
+    def check_job_accepts_tasks(self, job: JobRecord) -> None:
         state = job.doc["state"]
         if state == "completed":
             raise errors.conflict("JobCompleted", "The specified job is already in a completed state.")
@@ -64,7 +64,7 @@ class TaskOps(PoolOps):
                 "JobBeingDeleted", "The specified job has been marked for deletion and is being deleted."
             )
 
-    def add_tasks(self, job: JobRt, specs: list[dict[str, Any]]) -> list[dict[str, Any] | errors.BatchError]:
+    def add_tasks(self, job: JobRecord, specs: list[dict[str, Any]]) -> list[dict[str, Any] | errors.BatchError]:
         """Add tasks to a job; one result per spec (the doc, or the error for that task)."""
         self.check_job_accepts_tasks(job)
         now = self.now()
@@ -114,7 +114,7 @@ class TaskOps(PoolOps):
             self.kick()
         return results
 
-    def _dependency_check(self, job: JobRt, key: str, spec: dict[str, Any]) -> str | errors.BatchError:
+    def _dependency_check(self, job: JobRecord, key: str, spec: dict[str, Any]) -> str | errors.BatchError:
         """Register a new task's parents: "ready", "waiting", "blocked", or the error that refuses it."""
         depends_on = spec.get("dependsOn")
         if not depends_on:
@@ -135,14 +135,16 @@ class TaskOps(PoolOps):
 
     # --- runs -----------------------------------------------------------------------------------
 
-    def assign_task(self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime) -> list[Run]:
+    def assign_task(
+        self, job: JobRecord, doc: dict[str, Any], node: NodeRecord, slots: int, now: datetime
+    ) -> list[Run]:
         return [self.start_task_run(job, doc, node, slots, now)]
 
-    def start_task_run(self, job: JobRt, doc: dict[str, Any], node: NodeRt, slots: int, now: datetime) -> Run:
-        aid = secrets.token_hex(8)
+    def start_task_run(self, job: JobRecord, doc: dict[str, Any], node: NodeRecord, slots: int, now: datetime) -> Run:
+        run_id = secrets.token_hex(8)
         pool = self.pools[node.pool_key]
         states.move(doc, states.TASK, "running", now, previous=True)
-        doc["_aid"] = aid
+        doc["_aid"] = run_id
         directory = task_dir(job.doc["id"], doc["id"])
         node_url = f"{self.settings.base_url}/pools/{pool.doc['id']}/nodes/{node.id}"
         doc["nodeInfo"] = {
@@ -160,7 +162,7 @@ class TaskOps(PoolOps):
         self.stamp(doc, now)
         self.save_task(job.key, doc)
         self._count(job, "active", "running", slots)
-        node.runs[aid] = RunningTask(job.key, doc["id"].lower(), slots, aid)
+        node.runs[run_id] = NodeRun(job.key, doc["id"].lower(), slots, run_id)
         node.slots_used += slots
         node.doc["totalTasksRun"] = int(node.doc.get("totalTasksRun", 0)) + 1
         node.dirty = True
@@ -182,7 +184,7 @@ class TaskOps(PoolOps):
             env["AZ_BATCH_AUTHENTICATION_TOKEN"] = issue_job_token(self.node_secret, job.doc["id"], job.seq)
         return build_run(
             RunKind.TASK,
-            aid,
+            run_id,
             directory,
             doc["commandLine"],
             env,
@@ -197,12 +199,12 @@ class TaskOps(PoolOps):
     def _on_task_run_finished(self, event: TaskRunFinished) -> None:
         self.finish_run(event.node, event.run, event.result, event.now)
 
-    def finish_run(self, node: NodeRt, run: RunningTask, result: dict[str, Any], now: datetime) -> None:
+    def finish_run(self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime) -> None:
         job = self.jobs.get(run.job_key)
         if job is None:
             return
         doc = self.store.get_task(run.job_key, run.task_key)
-        if doc is None or doc.get("_aid") != run.aid or doc["state"] != "running":
+        if doc is None or doc.get("_aid") != run.run_id or doc["state"] != "running":
             return
         info = doc["executionInfo"]
         if result.get("start"):
@@ -236,7 +238,7 @@ class TaskOps(PoolOps):
 
     def _complete(
         self,
-        job: JobRt,
+        job: JobRecord,
         doc: dict[str, Any],
         slots: int,
         failure: dict[str, Any] | None,
@@ -275,7 +277,7 @@ class TaskOps(PoolOps):
                 self.store.retain(now.timestamp() + retention, node.id, doc["nodeInfo"]["taskRootDirectory"])
         self.emit(TaskEnded(job))
 
-    def _apply_exit_outcome(self, job: JobRt, key: str, outcome: ExitOutcome, user_ended: bool) -> None:
+    def _apply_exit_outcome(self, job: JobRecord, key: str, outcome: ExitOutcome, user_ended: bool) -> None:
         """Dependent tasks and the job react to how the task ended (its exitConditions)."""
         if job.doc.get("usesTaskDependencies"):
             ready, blocked = job.graph.complete(key, outcome.dependency_action)
@@ -290,7 +292,7 @@ class TaskOps(PoolOps):
         if job.doc.get("onTaskFailure") == "performexitoptionsjobaction" and outcome.job_action != "none":
             self.emit(JobActionRequested(job, outcome.job_action))
 
-    def _mark_blocked(self, job: JobRt, keys: list[str]) -> None:
+    def _mark_blocked(self, job: JobRecord, keys: list[str]) -> None:
         now = self.now()
         docs = self.store.get_tasks(job.key, keys)
         for key in keys:
@@ -301,7 +303,7 @@ class TaskOps(PoolOps):
                 self.stamp(doc, now)
                 self.save_task(job.key, doc)
 
-    def _back_to_active(self, job: JobRt, doc: dict[str, Any], slots: int, now: datetime, front: bool) -> None:
+    def _back_to_active(self, job: JobRecord, doc: dict[str, Any], slots: int, now: datetime, front: bool) -> None:
         states.move(doc, states.TASK, "active", now, previous=True)
         doc.pop("_aid", None)
         doc.pop("nodeInfo", None)
@@ -318,7 +320,7 @@ class TaskOps(PoolOps):
         self.emit(TaskEnded(job))  # a run ended: a disabling job may be done
         self.kick()
 
-    def _requeue_doc(self, job: JobRt, doc: dict[str, Any], slots: int, now: datetime) -> None:
+    def _requeue_doc(self, job: JobRecord, doc: dict[str, Any], slots: int, now: datetime) -> None:
         info = doc["executionInfo"]
         info["requeueCount"] = int(info.get("requeueCount", 0)) + 1
         info["lastRequeueTime"] = iso(now)
@@ -328,13 +330,13 @@ class TaskOps(PoolOps):
     def _requeue_lost_run(self, event: RunLost) -> None:
         self.requeue_run(event.node, event.run, event.now)
 
-    def requeue_run(self, node: NodeRt, run: RunningTask, now: datetime) -> None:
+    def requeue_run(self, node: NodeRecord, run: NodeRun, now: datetime) -> None:
         """The node lost a running task (agent died, node removed): run it again elsewhere."""
         if self.lose_special_run(node, run, now):
             return
         job = self.jobs.get(run.job_key)
         doc = self.store.get_task(run.job_key, run.task_key)
-        if job is None or doc is None or doc.get("_aid") != run.aid or doc["state"] not in ("running", "preparing"):
+        if job is None or doc is None or doc.get("_aid") != run.run_id or doc["state"] not in ("running", "preparing"):
             return
         doc.pop("_ending", None)
         if job.doc["state"] in ("terminating", "completed"):
@@ -347,19 +349,19 @@ class TaskOps(PoolOps):
         if event.option in ("requeue", "terminate"):  # taskcompletion and retaineddata wait for the runs
             self.end_node_runs(event.node, requeue=event.option == "requeue", now=event.now)
 
-    def end_node_runs(self, node: NodeRt, requeue: bool, now: datetime) -> None:
+    def end_node_runs(self, node: NodeRecord, requeue: bool, now: datetime) -> None:
         """Stop every task on a node now: requeue them, or complete them as ended."""
-        aids = [aid for aid, run in node.runs.items() if run.occupies_node]
-        if node.session is not None and aids:
-            node.session.send({"t": "kill", "aids": aids})
-        for aid in aids:
-            run = node.runs.pop(aid)
+        run_ids = [run_id for run_id, run in node.runs.items() if run.occupies_node]
+        if node.session is not None and run_ids:
+            node.session.send({"t": "kill", "aids": run_ids})
+        for run_id in run_ids:
+            run = node.runs.pop(run_id)
             node.slots_used -= run.slots
             if self.lose_special_run(node, run, now):
                 continue
             job = self.jobs.get(run.job_key)
             doc = self.store.get_task(run.job_key, run.task_key)
-            if job is None or doc is None or doc.get("_aid") != aid:
+            if job is None or doc is None or doc.get("_aid") != run_id:
                 continue
             if requeue:
                 self._requeue_doc(job, doc, run.slots, now)
@@ -369,10 +371,10 @@ class TaskOps(PoolOps):
     def kill_run(self, doc: dict[str, Any], reason: str) -> None:
         """Ask the node to end a running task; its result completes (or requeues) it."""
         node = self._node_of(doc)
-        aid = doc.get("_aid", "")
-        if node is not None and aid in node.runs and node.runs[aid].kind is RunKind.HELD:
+        run_id = doc.get("_aid", "")
+        if node is not None and run_id in node.runs and node.runs[run_id].kind is RunKind.HELD:
             # Waiting for its node's preparation task: no process to end, so it ends here.
-            run = node.runs.pop(aid)
+            run = node.runs.pop(run_id)
             node.slots_used -= run.slots
             job = self.jobs[run.job_key]
             if reason == "requeue":
@@ -384,16 +386,16 @@ class TaskOps(PoolOps):
         if node is not None and node.session is not None and doc.get("_aid") in node.runs:
             node.session.send({"t": "kill", "aids": [doc["_aid"]]})
 
-    def _node_of(self, doc: dict[str, Any]) -> NodeRt | None:
+    def _node_of(self, doc: dict[str, Any]) -> NodeRecord | None:
         return self.nodes.get((doc.get("nodeInfo") or {}).get("nodeId", ""))
 
-    def _count(self, job: JobRt, old: str, new: str, slots: int) -> None:
+    def _count(self, job: JobRecord, old: str, new: str, slots: int) -> None:
         job.counts[old] -= 1
         job.counts[new] += 1
         job.slot_counts[old] -= slots
         job.slot_counts[new] += slots
 
-    def _update_recent(self, node: NodeRt, doc: dict[str, Any]) -> None:
+    def _update_recent(self, node: NodeRecord, doc: dict[str, Any]) -> None:
         for item in node.recent:
             if item["taskId"] == doc["id"] and item["taskState"] == "running":
                 item["taskState"] = doc["state"]
@@ -406,7 +408,7 @@ class TaskOps(PoolOps):
 
     # --- user operations ------------------------------------------------------------------------
 
-    def terminate_task(self, job: JobRt, doc: dict[str, Any]) -> None:
+    def terminate_task(self, job: JobRecord, doc: dict[str, Any]) -> None:
         if job.doc["state"] == "completed":
             raise errors.conflict("JobCompleted", "The specified job is already in a completed state.")
         now = self.now()
@@ -433,7 +435,7 @@ class TaskOps(PoolOps):
             doc.pop("_ending", None)
             self._complete(job, doc, slots, TASK_ENDED, now, from_state=doc["state"])
 
-    def delete_task(self, job: JobRt, doc: dict[str, Any]) -> None:
+    def delete_task(self, job: JobRecord, doc: dict[str, Any]) -> None:
         key = doc["id"].lower()
         slots = int(doc.get("requiredSlots", 1))
         state = doc["state"]
@@ -447,7 +449,7 @@ class TaskOps(PoolOps):
             if run is not None:
                 node.slots_used -= run.slots
                 if node.session is not None:
-                    node.session.send({"t": "kill", "aids": [run.aid]})
+                    node.session.send({"t": "kill", "aids": [run.run_id]})
                 self.mark_node_free(node, self.now())
                 self.kick()
         elif state == "completed":
@@ -464,7 +466,7 @@ class TaskOps(PoolOps):
             node.session.send({"t": "cleanup", "paths": [task_dir(job.doc["id"], doc["id"])]})
         self.emit(TaskEnded(job))
 
-    def reactivate_task(self, job: JobRt, doc: dict[str, Any]) -> None:
+    def reactivate_task(self, job: JobRecord, doc: dict[str, Any]) -> None:
         self.check_job_accepts_tasks(job)
         info = doc["executionInfo"]
         if doc["state"] != "completed" or info.get("result") != "failure":
@@ -487,7 +489,7 @@ class TaskOps(PoolOps):
         job.queue.append(QueuedTask(job.key, doc["id"].lower(), slots))
         self.kick()
 
-    def update_task(self, job: JobRt, doc: dict[str, Any], changes: dict[str, Any]) -> None:
+    def update_task(self, job: JobRecord, doc: dict[str, Any], changes: dict[str, Any]) -> None:
         if doc["state"] == "completed":
             raise errors.conflict("TaskCompleted", "The specified task is already completed.")
         now = self.now()
@@ -505,12 +507,12 @@ class TaskOps(PoolOps):
                 node.session.send({"t": "cleanup", "paths": [path]})
 
 
-def _blocked_status(job: JobRt, key: str) -> dict[str, Any]:
+def _blocked_status(job: JobRecord, key: str) -> dict[str, Any]:
     """The marker a blocked task carries: it stays active and will never run (see README)."""
     return {"state": "blocked", "blockedBy": sorted(job.graph.blocked_by.get(key, ()))}
 
 
-def _drop_from_queue(job: JobRt, key: str) -> None:
+def _drop_from_queue(job: JobRecord, key: str) -> None:
     for queue in (job.restarts, job.queue):
         for task in queue:
             if task.task_key == key:

@@ -20,7 +20,7 @@ from typing import Any
 from batchyard.service.clock import parse_iso
 from batchyard.service.engine.events import TaskRunFinished, Tick, reacts_to
 from batchyard.service.engine.pools import PoolOps
-from batchyard.service.engine.runtime import JobRt, PoolRt
+from batchyard.service.engine.runtime import JobRecord, PoolRecord
 from batchyard.service.models import catalog
 
 INTERVAL = 1800.0  # seconds in one aggregation interval of the pool usage metrics
@@ -44,10 +44,10 @@ class UsageOps(PoolOps):
         run = event.run
         job = self.jobs.get(run.job_key)
         doc = self.store.get_task(run.job_key, run.task_key) if job is not None else None
-        if job is not None and doc is not None and doc.get("_aid") == run.aid:
+        if job is not None and doc is not None and doc.get("_aid") == run.run_id:
             self._record_run(job, doc, event.result, event.now)
 
-    def _record_run(self, job: JobRt, doc: dict[str, Any], result: dict[str, Any], now: datetime) -> None:
+    def _record_run(self, job: JobRecord, doc: dict[str, Any], result: dict[str, Any], now: datetime) -> None:
         stats = result.get("stats") or {}
         info = doc.get("executionInfo") or {}
         start = result.get("start") or info.get("startTime")
@@ -93,7 +93,7 @@ class UsageOps(PoolOps):
         for pool in list(self.pools.values()):
             self._account_pool(pool, last, t, reports, now)
 
-    def _account_pool(self, pool: PoolRt, last: float, t: float, reports: dict[str, Any], now: datetime) -> None:
+    def _account_pool(self, pool: PoolRecord, last: float, t: float, reports: dict[str, Any], now: datetime) -> None:
         size = catalog.lookup_vm_size(pool.doc.get("vmSize", ""))
         cores = size.cores if size is not None else 1
         nodes = [self.nodes[node_id] for node_id in pool.node_ids if node_id in self.nodes]
@@ -121,11 +121,11 @@ class UsageOps(PoolOps):
         self._add_usage(("pool", pool_usage_key(pool)), delta, now)
 
 
-def job_usage_key(job: JobRt) -> str:
+def job_usage_key(job: JobRecord) -> str:
     return f"{job.key}#{job.seq}"
 
 
-def pool_usage_key(pool: PoolRt) -> str:
+def pool_usage_key(pool: PoolRecord) -> str:
     return f"{pool.key}#{pool.seq}"
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from batchyard.service.clock import iso
 from batchyard.service.engine.operations.base import OperationsBase
-from batchyard.service.engine.runtime import JobRt, PoolRt
-from batchyard.service.engine.schedules import ScheduleRt
+from batchyard.service.engine.runtime import JobRecord, PoolRecord
+from batchyard.service.engine.schedules import ScheduleRecord
 from batchyard.service.engine.statistics import job_statistics, pool_statistics
 from batchyard.service.engine.usage import INTERVAL, job_usage_key, pool_usage_key
 
@@ -40,16 +40,16 @@ class AccountOperations(OperationsBase):
 
     # --- statistics (`$expand=stats`) -------------------------------------------------------------
 
-    def job_stats(self, job: JobRt, url: str) -> dict[str, Any]:
+    def job_stats(self, job: JobRecord, url: str) -> dict[str, Any]:
         engine = self.engine
         totals = engine.usage.get(("job", job_usage_key(job)), {})
         return job_statistics(totals, url, job.doc["creationTime"], job.succeeded, job.failed, engine.now())
 
-    def pool_stats(self, pool: PoolRt, url: str) -> dict[str, Any]:
+    def pool_stats(self, pool: PoolRecord, url: str) -> dict[str, Any]:
         totals = self.engine.usage.get(("pool", pool_usage_key(pool)), {})
         return pool_statistics(totals, url, pool.doc["creationTime"], self.engine.now())
 
-    def schedule_stats(self, schedule: ScheduleRt, url: str) -> dict[str, Any]:
+    def schedule_stats(self, schedule: ScheduleRecord, url: str) -> dict[str, Any]:
         engine = self.engine
         totals = engine.usage.get(("schedule", f"{schedule.key}#{schedule.seq}"), {})
         jobs = engine.jobs_of_schedule(schedule)

@@ -6,7 +6,7 @@ from typing import Any
 
 from batchyard.service import errors
 from batchyard.service.engine.operations.base import Check, OperationsBase, no_check
-from batchyard.service.engine.runtime import JobRt
+from batchyard.service.engine.runtime import JobRecord
 
 
 def _same_pool(given: dict[str, Any], current: dict[str, Any]) -> bool:
@@ -22,10 +22,10 @@ def _same_pool(given: dict[str, Any], current: dict[str, Any]) -> bool:
 class JobOperations(OperationsBase):
     # --- reads ----------------------------------------------------------------------------------
 
-    def jobs(self) -> list[JobRt]:
+    def jobs(self) -> list[JobRecord]:
         return list(self.engine.jobs.values())
 
-    def job(self, job_id: str) -> JobRt:
+    def job(self, job_id: str) -> JobRecord:
         """The job, or JobNotFound."""
         return self.engine.get_job(job_id)
 
@@ -61,7 +61,7 @@ class JobOperations(OperationsBase):
 
     # --- changes --------------------------------------------------------------------------------
 
-    def create_job(self, spec: dict[str, Any]) -> JobRt:
+    def create_job(self, spec: dict[str, Any]) -> JobRecord:
         self.engine.check_job_quota()
         with self.store.transaction():
             return self.engine.create_job(spec)
@@ -72,7 +72,7 @@ class JobOperations(OperationsBase):
         with self.store.transaction():
             self.engine.delete_job(job)
 
-    def update_job(self, job_id: str, changes: dict[str, Any], replace: bool, check: Check = no_check) -> JobRt:
+    def update_job(self, job_id: str, changes: dict[str, Any], replace: bool, check: Check = no_check) -> JobRecord:
         """Patch (replace=False) or replace the job's updatable properties."""
         job = self.engine.get_job(job_id)
         check(job.doc)
@@ -90,21 +90,21 @@ class JobOperations(OperationsBase):
             self.engine.update_job(job, changes, replace=replace)
         return job
 
-    def disable_job(self, job_id: str, disable_tasks: str, check: Check = no_check) -> JobRt:
+    def disable_job(self, job_id: str, disable_tasks: str, check: Check = no_check) -> JobRecord:
         job = self.engine.get_job(job_id)
         check(job.doc)
         with self.store.transaction():
             self.engine.disable_job(job, disable_tasks)
         return job
 
-    def enable_job(self, job_id: str, check: Check = no_check) -> JobRt:
+    def enable_job(self, job_id: str, check: Check = no_check) -> JobRecord:
         job = self.engine.get_job(job_id)
         check(job.doc)
         with self.store.transaction():
             self.engine.enable_job(job)
         return job
 
-    def terminate_job(self, job_id: str, reason: str | None, check: Check = no_check) -> JobRt:
+    def terminate_job(self, job_id: str, reason: str | None, check: Check = no_check) -> JobRecord:
         job = self.engine.get_job(job_id)
         check(job.doc)
         with self.store.transaction():

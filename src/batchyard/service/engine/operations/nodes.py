@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from batchyard.service import errors
-from batchyard.service.engine.nodes import START_TASK_AID
+from batchyard.service.engine.nodes import START_TASK_RUN_ID
 from batchyard.service.engine.operations.base import OperationsBase
-from batchyard.service.engine.runtime import NodeRt
+from batchyard.service.engine.runtime import NodeRecord
 
 
 class NodeOperations(OperationsBase):
     # --- reads ----------------------------------------------------------------------------------
 
-    def node(self, pool_id: str, node_id: str) -> NodeRt:
+    def node(self, pool_id: str, node_id: str) -> NodeRecord:
         """The node of that pool, or PoolNotFound / NodeNotFound."""
         pool = self.engine.get_pool(pool_id)
         node = self.engine.nodes.get(node_id)
@@ -21,22 +21,22 @@ class NodeOperations(OperationsBase):
             raise errors.not_found("NodeNotFound", "The specified node does not exist.")
         return node
 
-    def find_node(self, node_id: str) -> NodeRt | None:
+    def find_node(self, node_id: str) -> NodeRecord | None:
         return self.engine.nodes.get(node_id)
 
-    def pool_nodes(self, pool_id: str) -> list[NodeRt]:
+    def pool_nodes(self, pool_id: str) -> list[NodeRecord]:
         pool = self.engine.get_pool(pool_id)
         return [self.engine.nodes[node_id] for node_id in pool.node_ids]
 
-    def node_document(self, node: NodeRt) -> dict[str, Any]:
+    def node_document(self, node: NodeRecord) -> dict[str, Any]:
         """The node's document with what only the running engine knows: its running tasks and slots."""
         doc = dict(node.doc)
-        doc["runningTasksCount"] = sum(1 for aid in node.runs if aid != START_TASK_AID)
+        doc["runningTasksCount"] = sum(1 for run_id in node.runs if run_id != START_TASK_RUN_ID)
         doc["runningTaskSlotsCount"] = node.slots_used
         doc["recentTasks"] = list(node.recent)
         return doc
 
-    def pool_id_of(self, node: NodeRt) -> str:
+    def pool_id_of(self, node: NodeRecord) -> str:
         """The id of the node's pool ("" when the pool is gone)."""
         pool = self.engine.pools.get(node.pool_key)
         return pool.doc["id"] if pool is not None else ""

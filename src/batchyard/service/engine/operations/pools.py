@@ -7,7 +7,7 @@ from typing import Any
 from batchyard.service import errors
 from batchyard.service.engine.autoscale import run_document
 from batchyard.service.engine.operations.base import Check, OperationsBase, no_check
-from batchyard.service.engine.runtime import PoolRt
+from batchyard.service.engine.runtime import PoolRecord
 from batchyard.service.models import catalog
 
 # BatchPoolUpdateOptions properties that "can be updated only when the pool is empty" (the contract).
@@ -43,22 +43,22 @@ def _check_size_and_slots(spec: dict[str, Any], vm_size: str) -> None:
 class PoolOperations(OperationsBase):
     # --- reads ----------------------------------------------------------------------------------
 
-    def pools(self) -> list[PoolRt]:
+    def pools(self) -> list[PoolRecord]:
         return list(self.engine.pools.values())
 
-    def pool(self, pool_id: str) -> PoolRt:
+    def pool(self, pool_id: str) -> PoolRecord:
         """The pool, or PoolNotFound."""
         return self.engine.get_pool(pool_id)
 
-    def find_pool(self, pool_id: str) -> PoolRt | None:
+    def find_pool(self, pool_id: str) -> PoolRecord | None:
         return self.engine.pools.get(pool_id.lower())
 
-    def node_states(self, pool: PoolRt) -> list[str]:
+    def node_states(self, pool: PoolRecord) -> list[str]:
         return [self.engine.nodes[node_id].doc["state"] for node_id in pool.node_ids]
 
     # --- changes --------------------------------------------------------------------------------
 
-    def create_pool(self, spec: dict[str, Any]) -> PoolRt:
+    def create_pool(self, spec: dict[str, Any]) -> PoolRecord:
         _check_size_and_slots(spec, spec["vmSize"])
         with self.store.transaction():
             return self.engine.create_pool(spec)
@@ -69,7 +69,7 @@ class PoolOperations(OperationsBase):
         with self.store.transaction():
             self.engine.delete_pool(pool)
 
-    def patch_pool(self, pool_id: str, changes: dict[str, Any], check: Check = no_check) -> PoolRt:
+    def patch_pool(self, pool_id: str, changes: dict[str, Any], check: Check = no_check) -> PoolRecord:
         pool = self.engine.get_pool(pool_id)
         check(pool.doc)
         if "vmSize" in changes or "taskSlotsPerNode" in changes:
@@ -83,27 +83,27 @@ class PoolOperations(OperationsBase):
             self.engine.update_pool(pool, changes, replace=False)
         return pool
 
-    def replace_pool_properties(self, pool_id: str, changes: dict[str, Any]) -> PoolRt:
+    def replace_pool_properties(self, pool_id: str, changes: dict[str, Any]) -> PoolRecord:
         pool = self.engine.get_pool(pool_id)
         with self.store.transaction():
             self.engine.update_pool(pool, changes, replace=True)
         return pool
 
-    def resize_pool(self, pool_id: str, spec: dict[str, Any], check: Check = no_check) -> PoolRt:
+    def resize_pool(self, pool_id: str, spec: dict[str, Any], check: Check = no_check) -> PoolRecord:
         pool = self.engine.get_pool(pool_id)
         check(pool.doc)
         with self.store.transaction():
             self.engine.resize_pool(pool, spec)
         return pool
 
-    def stop_resize_pool(self, pool_id: str, check: Check = no_check) -> PoolRt:
+    def stop_resize_pool(self, pool_id: str, check: Check = no_check) -> PoolRecord:
         pool = self.engine.get_pool(pool_id)
         check(pool.doc)
         with self.store.transaction():
             self.engine.stop_resize(pool)
         return pool
 
-    def remove_nodes(self, pool_id: str, spec: dict[str, Any], check: Check = no_check) -> PoolRt:
+    def remove_nodes(self, pool_id: str, spec: dict[str, Any], check: Check = no_check) -> PoolRecord:
         pool = self.engine.get_pool(pool_id)
         check(pool.doc)
         with self.store.transaction():
@@ -112,20 +112,20 @@ class PoolOperations(OperationsBase):
 
     # --- autoscale ------------------------------------------------------------------------------
 
-    def enable_autoscale(self, pool_id: str, spec: dict[str, Any], check: Check = no_check) -> PoolRt:
+    def enable_autoscale(self, pool_id: str, spec: dict[str, Any], check: Check = no_check) -> PoolRecord:
         pool = self.engine.get_pool(pool_id)
         check(pool.doc)
         with self.store.transaction():
             self.engine.enable_autoscale(pool, spec)
         return pool
 
-    def disable_autoscale(self, pool_id: str) -> PoolRt:
+    def disable_autoscale(self, pool_id: str) -> PoolRecord:
         pool = self.engine.get_pool(pool_id)
         with self.store.transaction():
             self.engine.disable_autoscale(pool)
         return pool
 
-    def evaluate_autoscale(self, pool_id: str, formula: str) -> tuple[PoolRt, dict[str, Any]]:
+    def evaluate_autoscale(self, pool_id: str, formula: str) -> tuple[PoolRecord, dict[str, Any]]:
         """The pool and the AutoScaleRun of the formula against it (nothing changes)."""
         pool = self.engine.get_pool(pool_id)
         return pool, self.engine.evaluate_autoscale(pool, formula)

@@ -5,57 +5,57 @@ from __future__ import annotations
 from typing import Any
 
 from batchyard.service.engine.operations.base import Check, OperationsBase, no_check
-from batchyard.service.engine.runtime import JobRt
-from batchyard.service.engine.schedules import ScheduleRt
+from batchyard.service.engine.runtime import JobRecord
+from batchyard.service.engine.schedules import ScheduleRecord
 
 
 class ScheduleOperations(OperationsBase):
     # --- reads ----------------------------------------------------------------------------------
 
-    def schedules(self) -> list[ScheduleRt]:
+    def schedules(self) -> list[ScheduleRecord]:
         return list(self.engine.schedules.values())
 
-    def schedule(self, schedule_id: str, check: Check = no_check) -> ScheduleRt:
+    def schedule(self, schedule_id: str, check: Check = no_check) -> ScheduleRecord:
         """The job schedule, or JobScheduleNotFound."""
         schedule = self.engine.get_schedule(schedule_id)
         check(schedule.doc)
         return schedule
 
-    def find_schedule(self, schedule_id: str) -> ScheduleRt | None:
+    def find_schedule(self, schedule_id: str) -> ScheduleRecord | None:
         return self.engine.schedules.get(schedule_id.lower())
 
-    def schedule_jobs(self, schedule_id: str) -> list[JobRt]:
+    def schedule_jobs(self, schedule_id: str) -> list[JobRecord]:
         """The jobs the schedule has made that still exist."""
         return self.engine.jobs_of_schedule(self.engine.get_schedule(schedule_id))
 
     # --- changes --------------------------------------------------------------------------------
 
-    def create_schedule(self, spec: dict[str, Any]) -> ScheduleRt:
+    def create_schedule(self, spec: dict[str, Any]) -> ScheduleRecord:
         with self.store.transaction():
             return self.engine.create_schedule(spec)
 
     def update_schedule(
         self, schedule_id: str, changes: dict[str, Any], replace: bool, check: Check = no_check
-    ) -> ScheduleRt:
+    ) -> ScheduleRecord:
         """Patch (replace=False) or replace the schedule's updatable properties."""
         schedule = self.schedule(schedule_id, check)
         with self.store.transaction():
             self.engine.update_schedule(schedule, changes, replace=replace)
         return schedule
 
-    def disable_schedule(self, schedule_id: str, check: Check = no_check) -> ScheduleRt:
+    def disable_schedule(self, schedule_id: str, check: Check = no_check) -> ScheduleRecord:
         schedule = self.schedule(schedule_id, check)
         with self.store.transaction():
             self.engine.disable_schedule(schedule)
         return schedule
 
-    def enable_schedule(self, schedule_id: str, check: Check = no_check) -> ScheduleRt:
+    def enable_schedule(self, schedule_id: str, check: Check = no_check) -> ScheduleRecord:
         schedule = self.schedule(schedule_id, check)
         with self.store.transaction():
             self.engine.enable_schedule(schedule)
         return schedule
 
-    def terminate_schedule(self, schedule_id: str, check: Check = no_check) -> ScheduleRt:
+    def terminate_schedule(self, schedule_id: str, check: Check = no_check) -> ScheduleRecord:
         schedule = self.schedule(schedule_id, check)
         with self.store.transaction():
             self.engine.terminate_schedule(schedule)

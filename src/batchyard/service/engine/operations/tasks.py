@@ -6,7 +6,7 @@ from collections.abc import Collection
 from typing import Any
 
 from batchyard.service.engine.operations.base import Check, OperationsBase, no_check
-from batchyard.service.engine.runtime import JobRt
+from batchyard.service.engine.runtime import JobRecord
 from batchyard.service.errors import BatchError
 from batchyard.service.odata import Filter
 
@@ -20,7 +20,7 @@ def _paged(rows: list[tuple[int, Any]], size: int) -> tuple[list[tuple[int, Any]
 class TaskOperations(OperationsBase):
     # --- adding ---------------------------------------------------------------------------------
 
-    def add_task(self, job_id: str, spec: dict[str, Any]) -> tuple[JobRt, dict[str, Any]]:
+    def add_task(self, job_id: str, spec: dict[str, Any]) -> tuple[JobRecord, dict[str, Any]]:
         """The job and the new task's document; the task's BatchError is raised."""
         job = self.engine.get_job(job_id)
         with self.store.transaction():
@@ -31,7 +31,7 @@ class TaskOperations(OperationsBase):
 
     def add_task_collection(
         self, job_id: str, specs: list[dict[str, Any]]
-    ) -> tuple[JobRt, list[dict[str, Any] | BatchError]]:
+    ) -> tuple[JobRecord, list[dict[str, Any] | BatchError]]:
         """The job and, per spec in order, the new task's document or the error that refused it."""
         job = self.engine.get_job(job_id)
         with self.store.transaction():
@@ -45,18 +45,18 @@ class TaskOperations(OperationsBase):
         return self.store.task_fields
 
     def task_page(
-        self, job: JobRt, where: Filter | None, after: int, size: int
+        self, job: JobRecord, where: Filter | None, after: int, size: int
     ) -> tuple[list[tuple[int, bytes]], str | None]:
         """Up to `size` tasks after position `after` matching `where`, as JSON documents; the next token."""
         return _paged(self.store.list_tasks(job.key, after, size + 1, where), size)
 
     def task_field_page(
-        self, job: JobRt, where: Filter | None, after: int, size: int, fields: Collection[str]
+        self, job: JobRecord, where: Filter | None, after: int, size: int, fields: Collection[str]
     ) -> tuple[list[tuple[int, dict[str, Any]]], str | None]:
         """Like task_page, only the `fields` (all in task_fields) of each task."""
         return _paged(self.store.list_task_fields(job.key, after, size + 1, fields, where), size)
 
-    def task(self, job_id: str, task_id: str, check: Check = no_check) -> tuple[JobRt, dict[str, Any]]:
+    def task(self, job_id: str, task_id: str, check: Check = no_check) -> tuple[JobRecord, dict[str, Any]]:
         """The job and the task's document, or JobNotFound / TaskNotFound."""
         job = self.engine.get_job(job_id)
         doc = self.engine.get_task(job, task_id)
@@ -74,7 +74,7 @@ class TaskOperations(OperationsBase):
         with self.store.transaction():
             self.engine.delete_task(job, doc)
 
-    def terminate_task(self, job_id: str, task_id: str, check: Check = no_check) -> tuple[JobRt, dict[str, Any]]:
+    def terminate_task(self, job_id: str, task_id: str, check: Check = no_check) -> tuple[JobRecord, dict[str, Any]]:
         job, doc = self.task(job_id, task_id, check)
         with self.store.transaction():
             self.engine.terminate_task(job, doc)
@@ -82,13 +82,13 @@ class TaskOperations(OperationsBase):
 
     def update_task(
         self, job_id: str, task_id: str, changes: dict[str, Any], check: Check = no_check
-    ) -> tuple[JobRt, dict[str, Any]]:
+    ) -> tuple[JobRecord, dict[str, Any]]:
         job, doc = self.task(job_id, task_id, check)
         with self.store.transaction():
             self.engine.update_task(job, doc, changes)
         return job, doc
 
-    def reactivate_task(self, job_id: str, task_id: str, check: Check = no_check) -> tuple[JobRt, dict[str, Any]]:
+    def reactivate_task(self, job_id: str, task_id: str, check: Check = no_check) -> tuple[JobRecord, dict[str, Any]]:
         job, doc = self.task(job_id, task_id, check)
         with self.store.transaction():
             self.engine.reactivate_task(job, doc)
