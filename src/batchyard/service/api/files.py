@@ -19,7 +19,7 @@ from batchyard.service import errors
 from batchyard.service.api.common import list_filter, service_of, url_for
 from batchyard.service.api.nodes import find_node
 from batchyard.service.clock import parse_iso, rfc1123
-from batchyard.service.engine.runtime import NodeRecord
+from batchyard.service.engine.records import NodeRecord
 from batchyard.service.gateway import AgentGone
 from batchyard.service.http import endpoint, list_response, parse_max_results
 

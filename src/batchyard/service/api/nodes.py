@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from batchyard.service.api.common import list_filter, odata_element, page, service_of, skip_token, url_for
-from batchyard.service.engine.runtime import NodeRecord
+from batchyard.service.engine.records import NodeRecord
 from batchyard.service.http import (
     endpoint,
     json_response,

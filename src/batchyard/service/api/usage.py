@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from batchyard.service import errors
 from batchyard.service.api.common import list_filter, page, service_of, skip_token, url_for
-from batchyard.service.engine.runtime import JobRecord, PoolRecord
+from batchyard.service.engine.records import JobRecord, PoolRecord
 from batchyard.service.engine.schedules import ScheduleRecord
 from batchyard.service.http import endpoint, list_response, parse_max_results
 from batchyard.service.odata.literals import parse_datetime

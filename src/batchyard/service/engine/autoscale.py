@@ -22,7 +22,7 @@ from batchyard.service.autoscale.variables import RESOURCE_METRICS
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine.events import NodeForgotten, NodeGreeted, PoolChanged, Tick, handles_message, reacts_to
 from batchyard.service.engine.pools import PoolOps
-from batchyard.service.engine.runtime import NodeRecord, PoolRecord
+from batchyard.service.engine.records import NodeRecord, PoolRecord
 from batchyard.service.errors import BatchError
 from batchyard.service.models import defaults, durations
 

@@ -19,7 +19,7 @@ from batchyard.service import errors
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.events import Tick, reacts_to
-from batchyard.service.engine.runtime import NodeRecord, PoolRecord
+from batchyard.service.engine.records import NodeRecord, PoolRecord
 from batchyard.service.engine.tasks import TaskOps
 
 MAX_DATA = 10 * 1024  # the contract: "The maximum size is 10KB"

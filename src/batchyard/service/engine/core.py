@@ -25,7 +25,7 @@ from batchyard.service.config import Settings
 from batchyard.service.engine import states
 from batchyard.service.engine.dependencies import parent_keys
 from batchyard.service.engine.events import EngineStarted, Reactions, Tick
-from batchyard.service.engine.runtime import JobRecord, NodeRecord, NodeRun, PoolRecord, RunKind
+from batchyard.service.engine.records import JobRecord, NodeRecord, NodeRun, PoolRecord, RunKind
 from batchyard.service.engine.scheduler import JobQueueView, NodeSlots, QueuedTask, schedule
 from batchyard.service.models.durations import duration_seconds
 from batchyard.service.ports import Store

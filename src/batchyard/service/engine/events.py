@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from batchyard.service.engine.runtime import JobRecord, NodeRecord, NodeRun, PoolRecord
+    from batchyard.service.engine.records import JobRecord, NodeRecord, NodeRun, PoolRecord
 
 
 # --- the events -----------------------------------------------------------------------------------------

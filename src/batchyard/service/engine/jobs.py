@@ -21,7 +21,7 @@ from batchyard.service.engine.events import (
     reacts_to,
 )
 from batchyard.service.engine.preparation import PreparationOps
-from batchyard.service.engine.runtime import JobRecord
+from batchyard.service.engine.records import JobRecord
 from batchyard.service.engine.scheduler import QueuedTask
 from batchyard.service.engine.tasks import TASK_ENDED
 

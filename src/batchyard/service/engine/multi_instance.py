@@ -34,7 +34,7 @@ from batchyard.service.engine.core import limit_seconds
 from batchyard.service.engine.events import EngineStarted, JobPoolChanged, NodeFreed, PoolChanged, reacts_to
 from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.preparation import PreparationOps, _prep_state
-from batchyard.service.engine.runtime import JobRecord, NodeRecord, NodeRun, PoolRecord, RunKind
+from batchyard.service.engine.records import JobRecord, NodeRecord, NodeRun, PoolRecord, RunKind
 from batchyard.service.engine.tasks import TASK_ENDED, task_dir
 
 MI_PREFIX = "mi:"

@@ -24,7 +24,7 @@ from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine import states
 from batchyard.service.engine.certificates import CertificateOps
 from batchyard.service.engine.events import NodeBooting, NodeFreed, NodeGreeted, Tick, handles_message, reacts_to
-from batchyard.service.engine.runtime import NodeRecord
+from batchyard.service.engine.records import NodeRecord
 from batchyard.service.gateway import AgentGone, AgentSession
 
 # A node whose restarted agent has not said hello by then becomes unusable.

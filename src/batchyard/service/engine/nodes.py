@@ -24,8 +24,8 @@ from batchyard.service.engine.events import (
     reacts_to,
 )
 from batchyard.service.engine.packages import packages_failed, send_pool_packages
+from batchyard.service.engine.records import NodeRecord, NodeRun, PoolRecord, RunKind
 from batchyard.service.engine.run_builder import build_run, merge_environment
-from batchyard.service.engine.runtime import NodeRecord, NodeRun, PoolRecord, RunKind
 from batchyard.service.gateway import AgentSession
 
 log = logging.getLogger("batchyard.nodes")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from batchyard.service.engine.records import NodeRecord, NodeRun, PoolRecord, RunKind
 from batchyard.service.engine.run_builder import build_run
-from batchyard.service.engine.runtime import NodeRecord, NodeRun, PoolRecord, RunKind
 from batchyard.service.storage.runs import RunResources
 
 PACKAGES_RUN_ID = "packages"

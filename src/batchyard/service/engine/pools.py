@@ -19,7 +19,7 @@ from batchyard.service.engine.events import (
     reacts_to,
 )
 from batchyard.service.engine.nodes import NodeOps
-from batchyard.service.engine.runtime import NodeRecord, PoolRecord
+from batchyard.service.engine.records import NodeRecord, PoolRecord
 from batchyard.service.models import catalog
 
 # Nodes that are not doing work leave first when a pool shrinks.

@@ -19,8 +19,8 @@ from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
 from batchyard.service.engine.events import NodeBooting, ReleasesFinished, reacts_to
 from batchyard.service.engine.nodes import failure_of
+from batchyard.service.engine.records import JobRecord, NodeRecord, NodeRun, RunKind
 from batchyard.service.engine.run_builder import build_run, merge_environment
-from batchyard.service.engine.runtime import JobRecord, NodeRecord, NodeRun, RunKind
 from batchyard.service.engine.scheduler import QueuedTask
 from batchyard.service.engine.tasks import TaskOps
 

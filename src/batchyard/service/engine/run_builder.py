@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 from batchyard.protocol.messages import Run
-from batchyard.service.engine.runtime import RunKind
+from batchyard.service.engine.records import RunKind
 
 EnvironmentSettings = list[dict[str, Any]] | None
 

@@ -17,7 +17,7 @@ from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine.core import limit_seconds
 from batchyard.service.engine.events import Tick, reacts_to
 from batchyard.service.engine.jobs import JobOps
-from batchyard.service.engine.runtime import JobRecord
+from batchyard.service.engine.records import JobRecord
 
 SCHEDULE = {
     "active": {"disabled", "terminating", "deleting", "completed"},

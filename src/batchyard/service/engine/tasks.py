@@ -25,8 +25,8 @@ from batchyard.service.engine.events import (
 from batchyard.service.engine.exit_conditions import ExitOutcome, exit_outcome
 from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.pools import PoolOps
+from batchyard.service.engine.records import JobRecord, NodeRecord, NodeRun, RunKind
 from batchyard.service.engine.run_builder import build_run, merge_environment
-from batchyard.service.engine.runtime import JobRecord, NodeRecord, NodeRun, RunKind
 from batchyard.service.engine.scheduler import QueuedTask
 from batchyard.service.tokens import issue_job_token
 

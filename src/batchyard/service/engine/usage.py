@@ -20,7 +20,7 @@ from typing import Any
 from batchyard.service.clock import parse_iso
 from batchyard.service.engine.events import TaskRunFinished, Tick, reacts_to
 from batchyard.service.engine.pools import PoolOps
-from batchyard.service.engine.runtime import JobRecord, PoolRecord
+from batchyard.service.engine.records import JobRecord, PoolRecord
 from batchyard.service.models import catalog
 
 INTERVAL = 1800.0  # seconds in one aggregation interval of the pool usage metrics

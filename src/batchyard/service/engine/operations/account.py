@@ -7,7 +7,7 @@ from typing import Any
 
 from batchyard.service.clock import iso
 from batchyard.service.engine.operations.base import OperationsBase
-from batchyard.service.engine.runtime import JobRecord, PoolRecord
+from batchyard.service.engine.records import JobRecord, PoolRecord
 from batchyard.service.engine.schedules import ScheduleRecord
 from batchyard.service.engine.statistics import job_statistics, pool_statistics
 from batchyard.service.engine.usage import INTERVAL, job_usage_key, pool_usage_key

@@ -6,7 +6,7 @@ from typing import Any
 
 from batchyard.service import errors
 from batchyard.service.engine.operations.base import Check, OperationsBase, no_check
-from batchyard.service.engine.runtime import JobRecord
+from batchyard.service.engine.records import JobRecord
 
 
 def _same_pool(given: dict[str, Any], current: dict[str, Any]) -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 from batchyard.service import errors
 from batchyard.service.engine.nodes import START_TASK_RUN_ID
 from batchyard.service.engine.operations.base import OperationsBase
-from batchyard.service.engine.runtime import NodeRecord
+from batchyard.service.engine.records import NodeRecord
 
 
 class NodeOperations(OperationsBase):

@@ -7,7 +7,7 @@ from typing import Any
 from batchyard.service import errors
 from batchyard.service.engine.autoscale import run_document
 from batchyard.service.engine.operations.base import Check, OperationsBase, no_check
-from batchyard.service.engine.runtime import PoolRecord
+from batchyard.service.engine.records import PoolRecord
 from batchyard.service.models import catalog
 
 # BatchPoolUpdateOptions properties that "can be updated only when the pool is empty" (the contract).

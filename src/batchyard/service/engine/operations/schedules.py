@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from batchyard.service.engine.operations.base import Check, OperationsBase, no_check
-from batchyard.service.engine.runtime import JobRecord
+from batchyard.service.engine.records import JobRecord
 from batchyard.service.engine.schedules import ScheduleRecord
 
 

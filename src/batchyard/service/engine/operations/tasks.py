@@ -6,7 +6,7 @@ from collections.abc import Collection
 from typing import Any
 
 from batchyard.service.engine.operations.base import Check, OperationsBase, no_check
-from batchyard.service.engine.runtime import JobRecord
+from batchyard.service.engine.records import JobRecord
 from batchyard.service.errors import BatchError
 from batchyard.service.odata import Filter
 

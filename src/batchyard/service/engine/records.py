@@ -1,4 +1,4 @@
-"""In-memory runtime state of the engine: what scheduling needs, kept beside the stored documents."""
+"""The engine's in-memory records (pool, node, job, a run on a node), kept beside the stored documents."""
 
 from __future__ import annotations
 
