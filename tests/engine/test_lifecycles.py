@@ -311,7 +311,7 @@ def test_the_engine_says_who_reacts_to_what(tmp_path: Path) -> None:
         assert reactions["Tick"][0] == "NodeActionOps._notice_silent_and_restarting_agents"
         assert "NodeOps._check_lost_nodes" in reactions["Tick"]
         assert reactions["NodeFreed"] == ["PoolOps._leave_when_free", "NodeActionOps._restart_when_free"]
-        assert reactions["TaskRunFinished"] == ["UsageOps._account_task_run", "TaskOps._on_task_run_finished"]
+        assert reactions["TaskRunFinished"] == ["UsageOps._account_task_run", "TaskRunOps._on_task_run_finished"]
 
     play(scenario, tmp_path)
 

@@ -23,7 +23,7 @@ from batchyard.service.engine.events import (
 from batchyard.service.engine.preparation import PreparationOps
 from batchyard.service.engine.records import JobRecord
 from batchyard.service.engine.scheduler import QueuedTask
-from batchyard.service.engine.tasks import TASK_ENDED
+from batchyard.service.engine.task_runs import TASK_ENDED
 
 
 class JobOps(PreparationOps):

@@ -15,74 +15,27 @@ node must wait for it is held (subtask state `preparing`) until it succeeds; if 
 the whole task goes back to the queue and the job's tasks avoid that node. maxWallClockTime bounds
 the whole gang: every run is sent with what is left of it, counted from the first coordination run.
 
-Run ids ("aid"): the primary's application run has the task's `_aid`; coordination runs and the
-subtasks' holds are `mi:<primary aid>:<subtask id>`.
+Run ids ("aid" on the wire): the primary's application run has the task's `_aid`; coordination runs and
+the subtasks' holds are `mi:<primary aid>:<subtask id>`.
+
+(Over 400 lines on purpose: one concern, a gang's whole life from placement to release; its pure parts
+are in gangs.py.)
 """
 
 from __future__ import annotations
 
-import sys
-import time
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from batchyard.protocol.messages import Run
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
 from batchyard.service.engine.events import EngineStarted, JobPoolChanged, NodeFreed, PoolChanged, reacts_to
+from batchyard.service.engine.gangs import MASTER_PORT, MI_PREFIX, NEVER, Gang, coordination_run, mi_status
 from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.preparation import PreparationOps, _prep_state
 from batchyard.service.engine.records import JobRecord, NodeRecord, NodeRun, PoolRecord, RunKind
-from batchyard.service.engine.tasks import TASK_ENDED, task_dir
-
-MI_PREFIX = "mi:"
-MASTER_PORT = 6000  # AZ_BATCH_MASTER_NODE is documented as IP:port
-NEVER = sys.maxsize  # instances of a gang no node set can hold: the scheduler always skips it
-
-
-@dataclass(eq=False)
-class Gang:
-    job_key: str
-    task_key: str
-    run_id: str  # the primary's application run (the task document's _aid)
-    nodes: list[str]  # node id per subtask id; 0 is the master
-    app_run: Run
-    directory: str  # the task directory, the same under every node's root
-    pending: set[int] = field(default_factory=set)  # instances whose coordination command is still running
-    held: dict[int, Run] = field(default_factory=dict)  # coordination runs waiting for job preparation
-    started: bool = False  # the application command was sent
-    limit: float | None = None  # the task's maxWallClockTime in seconds
-    clock_start: float | None = None  # monotonic time of the first run sent
-
-    def sub_run_id(self, index: int) -> str:
-        return f"{MI_PREFIX}{self.run_id}:{index}"
-
-    def wall_left(self) -> float | None:
-        """The wall-clock limit of a run sent now: what is left of the task's (its clock starts with the first)."""
-        if self.limit is None:
-            return None
-        now = time.monotonic()
-        if self.clock_start is None:
-            self.clock_start = now
-        return max(0.0, self.limit - (now - self.clock_start))
-
-
-def mi_status(pool: PoolRecord | None, instances: int) -> dict[str, Any] | None:
-    """The marker of a multi-instance task its pool cannot run (see README); None when it can."""
-    if pool is None:
-        return None
-    if not pool.doc.get("enableInterNodeCommunication"):
-        reason = "The pool does not have enableInterNodeCommunication set."
-    elif pool.slots_per_node != 1:
-        reason = "The pool's taskSlotsPerNode is greater than 1."
-    else:
-        target = int(pool.doc.get("targetDedicatedNodes", 0)) + int(pool.doc.get("targetLowPriorityNodes", 0))
-        if max(target, len(pool.node_ids)) >= instances or pool.doc.get("enableAutoScale"):
-            return None
-        return {"state": "waitingfornodes", "reason": f"The task needs {instances} nodes; the pool has fewer."}
-    return {"state": "cannotrun", "reason": reason}
+from batchyard.service.engine.task_runs import TASK_ENDED, task_dir
 
 
 class MultiInstanceOps(PreparationOps):
@@ -188,7 +141,7 @@ class MultiInstanceOps(PreparationOps):
         for index, node in enumerate(nodes):
             run_id = gang.sub_run_id(index)
             node.runs[run_id] = NodeRun(job.key, gang.task_key, 0 if index == 0 else 1, run_id, RunKind.INSTANCE)
-            coordination = _coordination_run(gang, index, settings, shared)
+            coordination = coordination_run(gang, index, settings, shared)
             prep_runs, wait = self.prepare_node(job, node, now)
             if wait:
                 gang.held[index] = coordination  # sent once the node's preparation task succeeded
@@ -497,21 +450,3 @@ class MultiInstanceOps(PreparationOps):
                 doc["multiInstanceStatus"] = status
             self.stamp(doc, now)
             self.save_task(job_key, doc)
-
-
-def _coordination_run(gang: Gang, index: int, settings: dict[str, Any], shared: list[Any]) -> Run:
-    """The coordination command of one instance: the application run's context with its own command."""
-    run = gang.app_run.copy()
-    run["aid"] = gang.sub_run_id(index)
-    run["cmd"] = settings.get("coordinationCommandLine") or "/bin/true"
-    run["env"] = gang.app_run["env"] | {"AZ_BATCH_IS_CURRENT_NODE_MASTER": "true" if index == 0 else "false"}
-    run["files"] = []
-    run["sharedFiles"] = shared
-    run["session"] = "linger"  # the background services it starts live until the task ends
-    if index == 0:  # the primary's stdout.txt and stderr.txt are the application command's (README)
-        run["stdout"] = "coordination-stdout.txt"
-        run["stderr"] = "coordination-stderr.txt"
-    run.pop("outputs", None)  # the application command's alone
-    run.pop("packages", None)
-    run.pop("prefail", None)
-    return run

@@ -1,9 +1,10 @@
-"""Compute node lifecycle: allocation, agent sessions, the start task, loss and removal."""
+"""Compute nodes: allocation through their provider, state helpers, and loss (fencing, requeue).
+
+Agent sessions, boot and the start task are in node_sessions.py."""
 
 from __future__ import annotations
 
 import hmac
-import logging
 import secrets
 import time
 from datetime import datetime
@@ -14,21 +15,12 @@ from batchyard.providers.base import NodeLaunch
 from batchyard.service.clock import iso
 from batchyard.service.engine.core import EngineBase
 from batchyard.service.engine.events import (
-    NodeBooting,
     NodeFreed,
-    NodeGreeted,
     RunLost,
-    TaskRunFinished,
     Tick,
-    handles_message,
     reacts_to,
 )
-from batchyard.service.engine.packages import packages_failed, send_pool_packages
-from batchyard.service.engine.records import NodeRecord, NodeRun, PoolRecord, RunKind
-from batchyard.service.engine.run_builder import build_run, merge_environment
-from batchyard.service.gateway import AgentSession
-
-log = logging.getLogger("batchyard.nodes")
+from batchyard.service.engine.records import NodeRecord, PoolRecord
 
 AGENT_VERSION = "1.0.0-batchyard"
 START_TASK_RUN_ID = "start"
@@ -146,244 +138,6 @@ class NodeOps(EngineBase):
             and not any(run.occupies_node for run in node.runs.values())
         ):
             self.set_node_state(node, "offline", now)
-
-    # --- agent sessions -------------------------------------------------------------------------
-
-    async def agent_session(self, session: AgentSession) -> None:
-        """Serve one connected agent until it goes away."""
-        node = self.nodes.get(session.node_id)
-        if node is None:
-            return
-        if node.session is not None:
-            node.session.close()
-        node.session = session
-        node.greeted = False  # nothing is placed on it before its hello says what it still runs
-        node.lost_at = None
-        node.heard_at = time.monotonic()
-        try:
-            await session.serve(self._on_agent_message)
-        finally:
-            if node.session is session:
-                node.session = None
-                node.lost_at = time.monotonic()
-                if node.id in self.nodes and node.doc["state"] not in ("leavingpool",):
-                    with self.store.transaction():
-                        self._node_lost(node)
-
-    def _node_lost(self, node: NodeRecord) -> None:
-        """The connection dropped: `unknown` until it comes back or the grace time runs out."""
-        if node.doc["state"] in ("idle", "running", "waitingforstarttask", "starting", "offline"):
-            self.set_node_state(node, "unknown", self.now())
-
-    def _on_agent_message(self, session: AgentSession, message: dict[str, Any]) -> None:
-        node = self.nodes.get(session.node_id)
-        if node is None or node.session is not session:
-            return
-        node.heard_at = time.monotonic()  # any message, heartbeats too, shows the agent is alive
-        handler = self.reactions.message_handler(message["t"])
-        if handler is None:
-            return
-        with self.store.transaction():
-            handler(node, message)
-            self.run_pending_round()
-
-    @handles_message("hello")
-    def _hello_message(self, node: NodeRecord, message: dict[str, Any]) -> None:
-        version = message.get("version")
-        if version != messages.PROTOCOL_VERSION:
-            reason = (
-                f"this agent speaks protocol version {version or 0}, the service {messages.PROTOCOL_VERSION}: "
-                "run the agent of the service's release"
-            )
-            log.warning("node %s: agent refused: %s", node.id, reason)
-            assert node.session is not None
-            node.session.close(messages.AGENT_REFUSED, reason)
-            return
-        self._on_hello(node, message)
-
-    @handles_message("done")
-    def _done_message(self, node: NodeRecord, message: dict[str, Any]) -> None:
-        self._on_results(node, message.get("results", []))
-
-    def _on_hello(self, node: NodeRecord, message: dict[str, Any]) -> None:
-        node.greeting = True  # its runs are being matched with what the agent still has
-        try:
-            self._greet(node, message)
-        finally:
-            node.greeting = False
-
-    def _greet(self, node: NodeRecord, message: dict[str, Any]) -> None:
-        now = self.now()
-        pool = self.pools.get(node.pool_key)
-        session = node.session
-        assert session is not None
-        session.send(
-            {
-                "t": "welcome",
-                "node": node.id,
-                "pool": pool.doc["id"] if pool else node.pool_key,
-                "account": self.settings.account_name,
-                "accountUrl": self.settings.base_url,
-                "dedicated": True,
-                "taskDirs": self.multi_instance_dirs(node),  # the agent ends what other ones left behind
-            }
-        )
-        self.provider_of(node).agent_connected(node.id, message)
-        self._on_results(node, message.get("done", []))
-        agent_running = set(message.get("running", []))
-        # Runs the agent no longer has (it restarted) go back to the queue; runs we do not know end.
-        for run_id, run in list(node.runs.items()):
-            if run_id not in agent_running:
-                node.runs.pop(run_id)
-                node.slots_used -= run.slots
-                if run.occupies_node:
-                    self.emit(RunLost(node, run, now))
-        unknown = [run_id for run_id in agent_running if run_id not in node.runs]
-        if unknown:
-            session.send({"t": "kill", "aids": unknown})
-        fresh_boot = message.get("boot") != node.doc.get("_boot")
-        if fresh_boot:
-            node.doc["_boot"] = message.get("boot")
-            node.doc["lastBootTime"] = iso(now)
-            node.doc.pop("startTaskInfo", None)
-            node.doc.pop("errors", None)
-            self.emit(NodeBooting(node, pool, now))
-            self._boot_node(node, pool, now)
-        else:
-            self._resume_node(node, now)
-        node.greeted = True
-        self.save_node(node)
-        self.kick()
-        self.emit(NodeGreeted(node, message, fresh_boot))
-
-    def _boot_node(self, node: NodeRecord, pool: PoolRecord | None, now: datetime) -> None:
-        if node.doc["state"] == "leavingpool":
-            return
-        if node.doc["state"] != "starting":
-            self.set_node_state(node, "starting", now)
-        if send_pool_packages(self.resources, node, pool):
-            return  # the start task follows in _on_packages_done
-        self._start_node(node, pool, now)
-        self.maybe_offline(node, now)
-
-    def _on_packages_done(self, node: NodeRecord, result: dict[str, Any]) -> None:
-        now = self.now()
-        if packages_failed(node, result):
-            self.set_node_state(node, "unusable", now)
-        elif node.doc["state"] == "starting":
-            self._start_node(node, self.pools.get(node.pool_key), now)
-            self.kick()
-        self.save_node(node)
-
-    def _start_node(self, node: NodeRecord, pool: PoolRecord | None, now: datetime) -> None:
-        start_task = (pool.doc.get("startTask") if pool else None) or None
-        if start_task:
-            node.doc["startTask"] = start_task
-            self._run_start_task(node, start_task, retry=0, now=now)
-            wait = start_task.get("waitForSuccess", True)
-            self.set_node_state(node, "waitingforstarttask" if wait else "idle", now)
-        else:
-            self.set_node_state(node, "idle", now)
-
-    def _resume_node(self, node: NodeRecord, now: datetime) -> None:
-        """A known agent reconnected (network blip or service restart): pick up where it was."""
-        if node.doc["state"] in ("unknown", "unusable", "creating", "starting"):
-            info = node.doc.get("startTaskInfo") or {}
-            start_task = node.doc.get("startTask")
-            if START_TASK_RUN_ID in node.runs and start_task and start_task.get("waitForSuccess", True):
-                target = "waitingforstarttask"
-            elif info.get("result") == "failure" and start_task and start_task.get("waitForSuccess", True):
-                target = "starttaskfailed"
-            elif node.doc.get("schedulingState") == "disabled":
-                target = "offline"
-            else:
-                target = "running" if any(run.occupies_node for run in node.runs.values()) else "idle"
-            self.set_node_state(node, target, now)
-
-    # --- start task -----------------------------------------------------------------------------
-
-    def _run_start_task(self, node: NodeRecord, start_task: dict[str, Any], retry: int, now: datetime) -> None:
-        info = node.doc.get("startTaskInfo") or {}
-        info.update({"state": "running", "startTime": iso(now), "retryCount": retry})
-        for key in ("endTime", "exitCode", "result", "failureInfo"):
-            info.pop(key, None)
-        if retry:
-            info["lastRetryTime"] = iso(now)
-        node.doc["startTaskInfo"] = info
-        node.runs[START_TASK_RUN_ID] = NodeRun("", "", 0, START_TASK_RUN_ID, RunKind.START)
-        assert node.session is not None
-        run = build_run(
-            RunKind.START,
-            START_TASK_RUN_ID,
-            "startup",
-            start_task["commandLine"],
-            merge_environment(start_task.get("environmentSettings")),
-            files=self.resources.resolve_files(start_task.get("resourceFiles")),
-            retry=retry,
-        )
-        node.session.send({"t": "run", "runs": [run]})
-
-    def _on_start_task_done(self, node: NodeRecord, result: dict[str, Any]) -> None:
-        now = self.now()
-        start_task = node.doc.get("startTask") or {}
-        info = node.doc.setdefault("startTaskInfo", {"retryCount": 0, "startTime": iso(now)})
-        info["state"] = "completed"
-        info["startTime"] = result.get("start") or info.get("startTime")
-        info["endTime"] = result.get("end") or iso(now)
-        if result.get("exit") is not None:
-            info["exitCode"] = result["exit"]
-        failure = failure_of(result)
-        info["result"] = "failure" if failure else "success"
-        if failure:
-            info["failureInfo"] = failure
-        else:
-            info.pop("failureInfo", None)
-        wait = start_task.get("waitForSuccess", True)
-        if failure:
-            limit = int(start_task.get("maxTaskRetryCount", 0))
-            retry = int(info.get("retryCount", 0))
-            if (limit == -1 or retry < limit) and node.session is not None:
-                self._run_start_task(node, start_task, retry + 1, now)
-            elif wait and node.doc["state"] == "waitingforstarttask":
-                node.doc["errors"] = [
-                    {
-                        "code": "StartTaskFailed",
-                        "message": "The start task failed on the compute node.",
-                        "errorDetails": [{"name": "ExitCode", "value": str(result.get("exit"))}]
-                        + [{"name": "Message", "value": failure.get("message", "")}],
-                    }
-                ]
-                self.set_node_state(node, "starttaskfailed", now)
-        elif node.doc["state"] == "waitingforstarttask":
-            self.set_node_state(node, "idle", now)
-            self.kick()
-        self.maybe_offline(node, now)
-        self.save_node(node)
-
-    # --- results --------------------------------------------------------------------------------
-
-    def _on_results(self, node: NodeRecord, results: list[dict[str, Any]]) -> None:
-        if not results:
-            return
-        now = self.now()
-        for result in results:
-            run_id = str(result.get("aid"))
-            run = node.runs.pop(run_id, None)
-            if run is None:
-                continue
-            node.slots_used -= run.slots
-            if run.kind is RunKind.START:
-                self._on_start_task_done(node, result)
-            elif run.kind is RunKind.PACKAGES:
-                self._on_packages_done(node, result)
-            elif not self.finish_special_run(node, run, result, now):
-                self.emit(TaskRunFinished(node, run, result, now))
-        self.mark_node_free(node, now)
-        node.dirty = True  # its counters changed; saved by housekeeping or the next state change
-        if node.session is not None:
-            node.session.send({"t": "ack", "aids": [str(result.get("aid")) for result in results]})
-        self.emit(NodeFreed(node, now))
-        self.kick()
 
     # --- loss -----------------------------------------------------------------------------------
 

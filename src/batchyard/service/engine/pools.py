@@ -18,7 +18,7 @@ from batchyard.service.engine.events import (
     Tick,
     reacts_to,
 )
-from batchyard.service.engine.nodes import NodeOps
+from batchyard.service.engine.node_sessions import AgentSessionOps
 from batchyard.service.engine.records import NodeRecord, PoolRecord
 from batchyard.service.models import catalog
 
@@ -36,7 +36,7 @@ _REMOVAL_ORDER = {
 }
 
 
-class PoolOps(NodeOps):
+class PoolOps(AgentSessionOps):
     def get_pool(self, pool_id: str) -> PoolRecord:
         pool = self.pools.get(pool_id.lower())
         if pool is None:

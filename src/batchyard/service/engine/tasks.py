@@ -1,48 +1,25 @@
-"""Tasks: adding, starting a run on a node, results and retries, requeue, terminate, delete, reactivate."""
+"""Tasks: adding (with dependencies), reading, terminating, deleting, reactivating, updating; limits and
+retention. Their runs on nodes are in task_runs.py."""
 
 from __future__ import annotations
 
-import secrets
-from datetime import datetime
 from typing import Any
 
-from batchyard.protocol.messages import Run
 from batchyard.service import errors
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
-from batchyard.service.engine.core import limit_seconds
 from batchyard.service.engine.dependencies import parent_keys
 from batchyard.service.engine.events import (
-    JobActionRequested,
-    JobManagerCompleted,
-    NodeLeaving,
-    RunLost,
     TaskEnded,
-    TaskRunFinished,
     Tick,
     reacts_to,
 )
-from batchyard.service.engine.exit_conditions import ExitOutcome, exit_outcome
-from batchyard.service.engine.nodes import failure_of
-from batchyard.service.engine.pools import PoolOps
-from batchyard.service.engine.records import JobRecord, NodeRecord, NodeRun, RunKind
-from batchyard.service.engine.run_builder import build_run, merge_environment
+from batchyard.service.engine.records import JobRecord
 from batchyard.service.engine.scheduler import QueuedTask
-from batchyard.service.tokens import issue_job_token
-
-TASK_ENDED = {
-    "category": "usererror",
-    "code": "TaskEnded",
-    "message": "Task Was Ended by User Request",
-}
+from batchyard.service.engine.task_runs import TASK_ENDED, TaskRunOps, blocked_status, task_dir
 
 
-def task_dir(job_id: str, task_id: str) -> str:
-    """A task's directory under the node root, laid out as on Azure Batch nodes."""
-    return f"workitems/{job_id}/job-1/{task_id}"
-
-
-class TaskOps(PoolOps):
+class TaskOps(TaskRunOps):
     # --- lookups --------------------------------------------------------------------------------
 
     def get_task(self, job: JobRecord, task_id: str) -> dict[str, Any]:
@@ -86,7 +63,7 @@ class TaskOps(PoolOps):
             seen.add(key)
             doc = dict(spec)
             if dependency == "blocked":
-                doc["dependencyStatus"] = _blocked_status(job, key)
+                doc["dependencyStatus"] = blocked_status(job, key)
             constraints = dict(doc.get("constraints") or {})
             constraints.setdefault("maxTaskRetryCount", default_retries)
             doc["constraints"] = constraints
@@ -132,279 +109,6 @@ class TaskOps(PoolOps):
         if job.graph.would_cycle(key, parents):
             return errors.invalid_property("dependsOn", depends_on, "The dependencies would form a cycle.")
         return job.graph.add(key, parents)
-
-    # --- runs -----------------------------------------------------------------------------------
-
-    def assign_task(
-        self, job: JobRecord, doc: dict[str, Any], node: NodeRecord, slots: int, now: datetime
-    ) -> list[Run]:
-        return [self.start_task_run(job, doc, node, slots, now)]
-
-    def start_task_run(self, job: JobRecord, doc: dict[str, Any], node: NodeRecord, slots: int, now: datetime) -> Run:
-        run_id = secrets.token_hex(8)
-        pool = self.pools[node.pool_key]
-        states.move(doc, states.TASK, "running", now, previous=True)
-        doc["_aid"] = run_id
-        directory = task_dir(job.doc["id"], doc["id"])
-        node_url = f"{self.settings.base_url}/pools/{pool.doc['id']}/nodes/{node.id}"
-        doc["nodeInfo"] = {
-            "affinityId": node.doc["affinityId"],
-            "nodeUrl": node_url,
-            "poolId": pool.doc["id"],
-            "nodeId": node.id,
-            "taskRootDirectory": directory,
-            "taskRootDirectoryUrl": f"{node_url}/files/{directory}",
-        }
-        info = doc["executionInfo"]
-        info["startTime"] = iso(now)
-        for key in ("endTime", "exitCode", "result", "failureInfo"):
-            info.pop(key, None)
-        self.stamp(doc, now)
-        self.save_task(job.key, doc)
-        self._count(job, "active", "running", slots)
-        node.runs[run_id] = NodeRun(job.key, doc["id"].lower(), slots, run_id)
-        node.slots_used += slots
-        node.doc["totalTasksRun"] = int(node.doc.get("totalTasksRun", 0)) + 1
-        node.dirty = True
-        node.recent.append(
-            {
-                "taskUrl": f"{self.settings.base_url}/jobs/{job.doc['id']}/tasks/{doc['id']}",
-                "jobId": job.doc["id"],
-                "taskId": doc["id"],
-                "taskState": "running",
-                "executionInfo": {
-                    "startTime": iso(now),
-                    "retryCount": info["retryCount"],
-                    "requeueCount": info["requeueCount"],
-                },
-            }
-        )
-        env = merge_environment(job.doc.get("commonEnvironmentSettings"), doc.get("environmentSettings"))
-        if "job" in ((doc.get("authenticationTokenSettings") or {}).get("access") or []):
-            env["AZ_BATCH_AUTHENTICATION_TOKEN"] = issue_job_token(self.node_secret, job.doc["id"], job.seq)
-        return build_run(
-            RunKind.TASK,
-            run_id,
-            directory,
-            doc["commandLine"],
-            env,
-            job_id=job.doc["id"],
-            task_id=doc["id"],
-            wall=limit_seconds((doc.get("constraints") or {}).get("maxWallClockTime")),
-            retry=info["retryCount"],
-            **self.resources.storage_fields(doc),
-        )
-
-    @reacts_to(TaskRunFinished)
-    def _on_task_run_finished(self, event: TaskRunFinished) -> None:
-        self.finish_run(event.node, event.run, event.result, event.now)
-
-    def finish_run(self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime) -> None:
-        job = self.jobs.get(run.job_key)
-        if job is None:
-            return
-        doc = self.store.get_task(run.job_key, run.task_key)
-        if doc is None or doc.get("_aid") != run.run_id or doc["state"] != "running":
-            return
-        info = doc["executionInfo"]
-        if result.get("start"):
-            info["startTime"] = result["start"]
-        info["endTime"] = result.get("end") or iso(now)
-        if result.get("exit") is not None:
-            info["exitCode"] = result["exit"]
-        if result.get("stats"):
-            doc["_stats"] = result["stats"]
-        ended_by = doc.pop("_ending", None)
-        failure = TASK_ENDED if ended_by == "terminate" else failure_of(result)
-        if ended_by == "requeue":
-            self._requeue_doc(job, doc, run.slots, now)
-            return
-        limit = int((doc.get("constraints") or {}).get("maxTaskRetryCount", 0))
-        retries = int(info.get("retryCount", 0))
-        if (
-            failure
-            and ended_by is None
-            and (limit == -1 or retries < limit)
-            and job.doc["state"] in ("active", "disabling", "disabled", "enabling")
-        ):
-            info["retryCount"] = retries + 1
-            info["lastRetryTime"] = iso(now)
-            info["failureInfo"] = failure
-            info["result"] = "failure"
-            self._back_to_active(job, doc, run.slots, now, front=False)
-        else:
-            self._complete(job, doc, run.slots, failure, now, from_state="running")
-        self._update_recent(node, doc)
-
-    def _complete(
-        self,
-        job: JobRecord,
-        doc: dict[str, Any],
-        slots: int,
-        failure: dict[str, Any] | None,
-        now: datetime,
-        from_state: str,
-    ) -> None:
-        info = doc["executionInfo"]
-        info["result"] = "failure" if failure else "success"
-        if failure:
-            info["failureInfo"] = failure
-        else:
-            info.pop("failureInfo", None)
-        states.move(doc, states.TASK, "completed", now, previous=True)
-        doc.pop("_aid", None)
-        outcome = exit_outcome(doc.get("exitConditions"), info.get("exitCode"), failure)
-        if job.doc.get("usesTaskDependencies"):
-            doc["_dep"] = outcome.dependency_action  # children added later (or after a restart) need it
-        self.stamp(doc, now)
-        self.save_task(job.key, doc)
-        self._count(job, from_state, "completed", slots)
-        if failure:
-            job.failed += 1
-            job.failed_slots += slots
-        else:
-            job.succeeded += 1
-            job.succeeded_slots += slots
-        self._apply_exit_outcome(job, doc["id"].lower(), outcome, user_ended=failure is TASK_ENDED)
-        if doc.get("_jm"):
-            self.emit(JobManagerCompleted(job))
-        node = self._node_of(doc)
-        if node is not None and from_state == "running":
-            if not failure:
-                node.doc["totalTasksSucceeded"] = int(node.doc.get("totalTasksSucceeded", 0)) + 1
-            retention = limit_seconds((doc.get("constraints") or {}).get("retentionTime"))
-            if retention is not None:
-                self.store.retain(now.timestamp() + retention, node.id, doc["nodeInfo"]["taskRootDirectory"])
-        self.emit(TaskEnded(job))
-
-    def _apply_exit_outcome(self, job: JobRecord, key: str, outcome: ExitOutcome, user_ended: bool) -> None:
-        """Dependent tasks and the job react to how the task ended (its exitConditions)."""
-        if job.doc.get("usesTaskDependencies"):
-            ready, blocked = job.graph.complete(key, outcome.dependency_action)
-            for child in ready:
-                job.queue.append(QueuedTask(job.key, child, job.dependent_slots.pop(child, 1)))
-            if ready:
-                self.kick()
-            if blocked:
-                self._mark_blocked(job, blocked)
-        if user_ended:
-            return  # a task ended by a user triggers no job action
-        if job.doc.get("onTaskFailure") == "performexitoptionsjobaction" and outcome.job_action != "none":
-            self.emit(JobActionRequested(job, outcome.job_action))
-
-    def _mark_blocked(self, job: JobRecord, keys: list[str]) -> None:
-        now = self.now()
-        docs = self.store.get_tasks(job.key, keys)
-        for key in keys:
-            job.dependent_slots.pop(key, None)
-            doc = docs.get(key)
-            if doc is not None:
-                doc["dependencyStatus"] = _blocked_status(job, key)
-                self.stamp(doc, now)
-                self.save_task(job.key, doc)
-
-    def _back_to_active(self, job: JobRecord, doc: dict[str, Any], slots: int, now: datetime, front: bool) -> None:
-        states.move(doc, states.TASK, "active", now, previous=True)
-        doc.pop("_aid", None)
-        doc.pop("nodeInfo", None)
-        self._count(job, doc["previousState"], "active", slots)
-        self.stamp(doc, now)
-        self.save_task(job.key, doc)
-        task = QueuedTask(job.key, doc["id"].lower(), slots)
-        if doc.get("_jm"):
-            job.restarts.append(task)  # a job manager's restart comes before all other tasks of the pool
-        elif front:
-            job.queue.appendleft(task)
-        else:
-            job.queue.append(task)
-        self.emit(TaskEnded(job))  # a run ended: a disabling job may be done
-        self.kick()
-
-    def _requeue_doc(self, job: JobRecord, doc: dict[str, Any], slots: int, now: datetime) -> None:
-        info = doc["executionInfo"]
-        info["requeueCount"] = int(info.get("requeueCount", 0)) + 1
-        info["lastRequeueTime"] = iso(now)
-        self._back_to_active(job, doc, slots, now, front=True)
-
-    @reacts_to(RunLost)
-    def _requeue_lost_run(self, event: RunLost) -> None:
-        self.requeue_run(event.node, event.run, event.now)
-
-    def requeue_run(self, node: NodeRecord, run: NodeRun, now: datetime) -> None:
-        """The node lost a running task (agent died, node removed): run it again elsewhere."""
-        if self.lose_special_run(node, run, now):
-            return
-        job = self.jobs.get(run.job_key)
-        doc = self.store.get_task(run.job_key, run.task_key)
-        if job is None or doc is None or doc.get("_aid") != run.run_id or doc["state"] not in ("running", "preparing"):
-            return
-        doc.pop("_ending", None)
-        if job.doc["state"] in ("terminating", "completed"):
-            self._complete(job, doc, run.slots, TASK_ENDED, now, from_state=doc["state"])
-        else:
-            self._requeue_doc(job, doc, run.slots, now)
-
-    @reacts_to(NodeLeaving)
-    def _end_runs_of_leaving_node(self, event: NodeLeaving) -> None:
-        if event.option in ("requeue", "terminate"):  # taskcompletion and retaineddata wait for the runs
-            self.end_node_runs(event.node, requeue=event.option == "requeue", now=event.now)
-
-    def end_node_runs(self, node: NodeRecord, requeue: bool, now: datetime) -> None:
-        """Stop every task on a node now: requeue them, or complete them as ended."""
-        run_ids = [run_id for run_id, run in node.runs.items() if run.occupies_node]
-        if node.session is not None and run_ids:
-            node.session.send({"t": "kill", "aids": run_ids})
-        for run_id in run_ids:
-            run = node.runs.pop(run_id)
-            node.slots_used -= run.slots
-            if self.lose_special_run(node, run, now):
-                continue
-            job = self.jobs.get(run.job_key)
-            doc = self.store.get_task(run.job_key, run.task_key)
-            if job is None or doc is None or doc.get("_aid") != run_id:
-                continue
-            if requeue:
-                self._requeue_doc(job, doc, run.slots, now)
-            else:
-                self._complete(job, doc, run.slots, TASK_ENDED, now, from_state=doc["state"])
-
-    def kill_run(self, doc: dict[str, Any], reason: str) -> None:
-        """Ask the node to end a running task; its result completes (or requeues) it."""
-        node = self._node_of(doc)
-        run_id = doc.get("_aid", "")
-        if node is not None and run_id in node.runs and node.runs[run_id].kind is RunKind.HELD:
-            # Waiting for its node's preparation task: no process to end, so it ends here.
-            run = node.runs.pop(run_id)
-            node.slots_used -= run.slots
-            job = self.jobs[run.job_key]
-            if reason == "requeue":
-                self._requeue_doc(job, doc, run.slots, self.now())
-            else:
-                self._complete(job, doc, run.slots, TASK_ENDED, self.now(), from_state="preparing")
-            return
-        doc["_ending"] = reason
-        if node is not None and node.session is not None and doc.get("_aid") in node.runs:
-            node.session.send({"t": "kill", "aids": [doc["_aid"]]})
-
-    def _node_of(self, doc: dict[str, Any]) -> NodeRecord | None:
-        return self.nodes.get((doc.get("nodeInfo") or {}).get("nodeId", ""))
-
-    def _count(self, job: JobRecord, old: str, new: str, slots: int) -> None:
-        job.counts[old] -= 1
-        job.counts[new] += 1
-        job.slot_counts[old] -= slots
-        job.slot_counts[new] += slots
-
-    def _update_recent(self, node: NodeRecord, doc: dict[str, Any]) -> None:
-        for item in node.recent:
-            if item["taskId"] == doc["id"] and item["taskState"] == "running":
-                item["taskState"] = doc["state"]
-                info = doc["executionInfo"]
-                item["executionInfo"] = {
-                    k: info[k]
-                    for k in ("startTime", "endTime", "exitCode", "failureInfo", "retryCount", "requeueCount", "result")
-                    if k in info
-                }
 
     # --- user operations ------------------------------------------------------------------------
 
@@ -505,11 +209,6 @@ class TaskOps(PoolOps):
             node = self.nodes.get(node_id)
             if node is not None and node.session is not None:
                 node.session.send({"t": "cleanup", "paths": [path]})
-
-
-def _blocked_status(job: JobRecord, key: str) -> dict[str, Any]:
-    """The marker a blocked task carries: it stays active and will never run (see README)."""
-    return {"state": "blocked", "blockedBy": sorted(job.graph.blocked_by.get(key, ()))}
 
 
 def _drop_from_queue(job: JobRecord, key: str) -> None:
