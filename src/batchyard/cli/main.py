@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import socket
 import sys
@@ -133,8 +134,12 @@ def _serve(args: argparse.Namespace) -> int:
     except (StorageConfigError, AzuriteError) as exc:
         print(f"batchyard: {exc}", file=sys.stderr)
         return 2
-    settings.storage_connection_string = storage.connection_string if storage else None
-    settings.application_quota, settings.package_quota = args.application_quota, args.package_quota
+    settings = dataclasses.replace(
+        settings,
+        storage_connection_string=storage.connection_string if storage else None,
+        application_quota=args.application_quota,
+        package_quota=args.package_quota,
+    )
     try:
         return _run_server(args, settings, name, keys)
     finally:

@@ -25,7 +25,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@dataclass
+@dataclass(frozen=True)
 class Timing:
     """Intervals the engine uses; tests shrink them."""
 
@@ -39,7 +39,7 @@ class Timing:
     heartbeat_timeout: float = 10.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class AutoscaleTiming:
     """Autoscale clocks (README, Autoscale). Azure's values by default; development may shorten them."""
 
@@ -55,7 +55,7 @@ class AutoscaleTiming:
         return 2 * self.sample_period if self.sample_delay is None else self.sample_delay
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
