@@ -329,3 +329,51 @@ def test_an_agent_of_another_protocol_version_is_refused(tmp_path: Path) -> None
         assert current.sent[0]["t"] == "welcome"
 
     play(scenario, tmp_path)
+
+
+def test_the_pool_and_node_concerns_build_and_run_alone(tmp_path: Path) -> None:
+    """No concern calls one built on it: pools and nodes work with nothing above them (no tasks, jobs,
+    autoscale or certificates)."""
+    from batchyard.providers.external import ExternalProvider
+    from batchyard.providers.registry import ProviderRegistry
+    from batchyard.service.clock import AdjustableClock
+    from batchyard.service.config import Settings, Timing
+    from batchyard.service.engine.pools import PoolOps
+    from batchyard.service.models import pools as pool_models
+    from batchyard.service.persistence.sqlite import SqliteStore
+    from tests.engine.world import IMAGE, FakeAgent
+
+    async def main() -> None:
+        provider = FakeProvider()
+        registry = ProviderRegistry([provider, ExternalProvider()])
+        settings = Settings(data_dir=tmp_path, timing=Timing(housekeeping_interval=3600.0))
+        store = SqliteStore(Path(":memory:"))
+        engine = PoolOps(settings, store, registry, AdjustableClock())
+        registry.bind(engine)
+        await engine.start()
+        body = {"id": "p", "vmSize": "standard_d2s_v3", "virtualMachineConfiguration": IMAGE, "targetDedicatedNodes": 2}
+        with store.transaction():
+            pool = engine.create_pool(pool_models.parse_pool_create(body))
+        await asyncio.sleep(0)
+        nodes = list(pool.node_ids)
+        assert sorted(provider.asked("start")) == sorted(nodes)
+        agents = []
+        for node_id in nodes:
+            agent = FakeAgent(node_id)
+            agents.append(agent)
+            asyncio.get_running_loop().create_task(engine.agent_session(agent))  # type: ignore[arg-type]
+            await asyncio.sleep(0)
+            agent.say({"t": "hello", "node": node_id, "boot": "b", "running": [], "done": [], "version": 1})
+        assert [engine.nodes[node_id].doc["state"] for node_id in nodes] == ["idle", "idle"]
+        with store.transaction():
+            engine.resize_pool(pool, pool_models.parse_pool_resize({"targetDedicatedNodes": 0}))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert sorted(provider.asked("stop")) == sorted(nodes)
+        assert pool.node_ids == []
+        for agent in agents:
+            agent.close()
+        await engine.stop()
+        store.close()
+
+    asyncio.run(main())
