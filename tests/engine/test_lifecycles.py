@@ -361,7 +361,7 @@ def test_the_pool_and_node_concerns_build_and_run_alone(tmp_path: Path) -> None:
         for node_id in nodes:
             agent = FakeAgent(node_id)
             agents.append(agent)
-            asyncio.get_running_loop().create_task(engine.agent_session(agent))  # type: ignore[arg-type]
+            asyncio.get_running_loop().create_task(engine.agent_session(agent))
             await asyncio.sleep(0)
             agent.say({"t": "hello", "node": node_id, "boot": "b", "running": [], "done": [], "version": 1})
         assert [engine.nodes[node_id].doc["state"] for node_id in nodes] == ["idle", "idle"]

@@ -22,11 +22,11 @@ from batchyard.providers.registry import ProviderRegistry
 from batchyard.service.clock import AdjustableClock
 from batchyard.service.config import Settings, Timing
 from batchyard.service.engine.engine import Engine
-from batchyard.service.gateway import AgentGone
 from batchyard.service.models import jobs as job_models
 from batchyard.service.models import pools as pool_models
 from batchyard.service.models import tasks as task_models
 from batchyard.service.persistence.sqlite import SqliteStore
+from batchyard.service.ports import AgentGone
 from batchyard.service.storage.runs import linked_resources
 
 T = TypeVar("T")
@@ -236,7 +236,7 @@ class World:
         agent = FakeAgent(node_id)
         agent.boot = boot
         self.agents[node_id] = agent
-        self._sessions.append(asyncio.get_running_loop().create_task(self.engine.agent_session(agent)))  # type: ignore[arg-type]
+        self._sessions.append(asyncio.get_running_loop().create_task(self.engine.agent_session(agent)))
         await self.settle()
         hello = {"t": "hello", "node": node_id, "boot": boot, "pid": 1, "running": running or [], "done": []}
         agent.say(hello | {"version": PROTOCOL_VERSION if version is None else version})

@@ -15,17 +15,16 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from batchyard.protocol import messages
+from batchyard.service.ports import AgentChannel, AgentGone
 
 log = logging.getLogger("batchyard.gateway")
 
 RPC_TIMEOUT = 30.0
 
 
-class AgentGone(Exception):
-    """The node's agent is not connected (or went away during a request)."""
-
-
 class AgentSession:
+    """The AgentChannel of one agent over its WebSocket."""
+
     def __init__(self, node_id: str, websocket: WebSocket) -> None:
         self.node_id = node_id
         self._ws = websocket
@@ -67,7 +66,7 @@ class AgentSession:
             if not future.done():
                 future.set_exception(AgentGone(self.node_id))
 
-    async def serve(self, on_message: Callable[[AgentSession, dict[str, Any]], Awaitable[None] | None]) -> None:
+    async def serve(self, on_message: Callable[[AgentChannel, dict[str, Any]], Awaitable[None] | None]) -> None:
         """Pump messages until the socket closes."""
         writer = asyncio.create_task(self._write_loop())
         try:

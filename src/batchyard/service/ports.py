@@ -1,4 +1,7 @@
-"""Ports: the interfaces the engine and its facade use, which adapters (persistence/, ...) implement.
+"""Ports: the interfaces the engine and its facade use, which adapters (persistence/, gateway.py) implement.
+
+`AgentChannel` is one connected agent as the engine talks to it (service/gateway.AgentSession over a
+WebSocket; tests/engine/world.FakeAgent in process).
 
 `Store` is everything the service keeps durably. An implementation stores each entity as its
 wire-shaped document (a JSON object) with the few columns its queries need; the SQLite one is
@@ -8,10 +11,11 @@ compile it for their own database, so no caller writes a query.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from batchyard.protocol.messages import ServiceMessage
 from batchyard.service.odata import Filter
 
 # A document as the store keeps it: the entity's JSON object (with private `_` keys).
@@ -139,3 +143,27 @@ class Store(Protocol):
     def pool_usage(self, first: float, last: float) -> list[tuple[float, str, str, float]]:
         """(interval start, pool id, vm size, core seconds) for intervals starting in [first, last]."""
         ...
+
+
+class AgentGone(Exception):
+    """The node's agent is not connected (or went away during a request)."""
+
+
+class AgentChannel(Protocol):
+    """One agent's connection: messages out, requests with their replies, and the agent's messages in."""
+
+    node_id: str
+    closed: bool
+
+    def send(self, message: ServiceMessage) -> None:
+        """Queue a message for the agent (never blocks; dropped once the channel is closed)."""
+
+    async def request(self, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+        """An rpc and its reply; AgentGone when the agent is not there or does not answer in time."""
+        ...
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """End the connection (a WebSocket close code and reason the agent sees)."""
+
+    async def serve(self, on_message: Callable[[AgentChannel, dict[str, Any]], Awaitable[None] | None]) -> None:
+        """Deliver the agent's messages to `on_message` until the connection ends."""

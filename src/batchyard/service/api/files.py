@@ -20,8 +20,8 @@ from batchyard.service.api.common import list_filter, service_of, url_for
 from batchyard.service.api.nodes import find_node
 from batchyard.service.clock import parse_iso, rfc1123
 from batchyard.service.engine.records import NodeRecord
-from batchyard.service.gateway import AgentGone
 from batchyard.service.http import endpoint, list_response, parse_max_results
+from batchyard.service.ports import AgentGone
 
 CHUNK = 1024 * 1024
 LIST_CALLS = 10  # agent pages one list request may look through to fill a page that $filter thins out

@@ -25,7 +25,7 @@ from batchyard.service.engine import states
 from batchyard.service.engine.certificates import CertificateOps
 from batchyard.service.engine.events import NodeBooting, NodeFreed, NodeGreeted, Tick, handles_message, reacts_to
 from batchyard.service.engine.records import NodeRecord
-from batchyard.service.gateway import AgentGone, AgentSession
+from batchyard.service.ports import AgentChannel, AgentGone
 
 # A node whose restarted agent has not said hello by then becomes unusable.
 RESTART_DEADLINE = 120.0
@@ -270,7 +270,7 @@ class NodeActionOps(CertificateOps):
 
     # --- users ----------------------------------------------------------------------------------
 
-    def _require_ready(self, node: NodeRecord) -> AgentSession:
+    def _require_ready(self, node: NodeRecord) -> AgentChannel:
         if node.session is None or node.doc["state"] not in (*_TASKS_RUN_STATES, "starttaskfailed"):
             raise _state_conflict(node)
         return node.session
@@ -367,7 +367,7 @@ class NodeActionOps(CertificateOps):
         return {"virtualDirectoryName": directory, "numberOfFilesUploaded": int(reply["count"])}
 
 
-async def _rpc(session: AgentSession, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+async def _rpc(session: AgentChannel, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
     try:
         return await session.request(message, timeout=timeout)
     except AgentGone:

@@ -21,7 +21,7 @@ from batchyard.service.engine.nodes import START_TASK_RUN_ID, NodeOps, failure_o
 from batchyard.service.engine.packages import packages_failed, send_pool_packages
 from batchyard.service.engine.records import NodeRecord, NodeRun, PoolRecord, RunKind
 from batchyard.service.engine.run_builder import build_run, merge_environment
-from batchyard.service.gateway import AgentSession
+from batchyard.service.ports import AgentChannel
 
 log = logging.getLogger("batchyard.nodes")
 
@@ -29,7 +29,7 @@ log = logging.getLogger("batchyard.nodes")
 class AgentSessionOps(NodeOps):
     # --- agent sessions -------------------------------------------------------------------------
 
-    async def agent_session(self, session: AgentSession) -> None:
+    async def agent_session(self, session: AgentChannel) -> None:
         """Serve one connected agent until it goes away."""
         node = self.nodes.get(session.node_id)
         if node is None:
@@ -55,7 +55,7 @@ class AgentSessionOps(NodeOps):
         if node.doc["state"] in ("idle", "running", "waitingforstarttask", "starting", "offline"):
             self.set_node_state(node, "unknown", self.now())
 
-    def _on_agent_message(self, session: AgentSession, message: dict[str, Any]) -> None:
+    def _on_agent_message(self, session: AgentChannel, message: dict[str, Any]) -> None:
         node = self.nodes.get(session.node_id)
         if node is None or node.session is not session:
             return

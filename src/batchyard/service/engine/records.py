@@ -11,7 +11,7 @@ from batchyard.service.engine.dependencies import DependencyGraph
 from batchyard.service.engine.scheduler import QueuedTask
 
 if TYPE_CHECKING:
-    from batchyard.service.gateway import AgentSession
+    from batchyard.service.ports import AgentChannel
 
 
 @dataclass(eq=False)
@@ -62,7 +62,7 @@ class NodeRecord:
     pool_key: str
     seq: int
     doc: dict[str, Any]
-    session: AgentSession | None = None
+    session: AgentChannel | None = None
     # aid -> run on this node (tasks and the start task)
     runs: dict[str, NodeRun] = field(default_factory=dict)
     slots_used: int = 0

@@ -7,7 +7,7 @@ from datetime import datetime
 from batchyard.service.clock import AdjustableClock
 from batchyard.service.engine.operations.base import OperationsBase
 from batchyard.service.errors import BatchError
-from batchyard.service.gateway import AgentSession
+from batchyard.service.ports import AgentChannel
 
 
 class ServiceOperations(OperationsBase):
@@ -30,7 +30,7 @@ class ServiceOperations(OperationsBase):
     def node_token_ok(self, node_id: str, token: str) -> bool:
         return self.engine.node_token_ok(node_id, token)
 
-    async def agent_session(self, session: AgentSession) -> None:
+    async def agent_session(self, session: AgentChannel) -> None:
         """Serve one connected agent until it goes away."""
         await self.engine.agent_session(session)
 
