@@ -341,7 +341,8 @@ def test_the_pool_and_node_concerns_build_and_run_alone(tmp_path: Path) -> None:
     from batchyard.service.engine.pools import PoolOps
     from batchyard.service.models import pools as pool_models
     from batchyard.service.persistence.sqlite import SqliteStore
-    from tests.engine.world import IMAGE, FakeAgent
+    from tests.api.helpers import pool_body
+    from tests.engine.world import FakeAgent
 
     async def main() -> None:
         provider = FakeProvider()
@@ -351,7 +352,7 @@ def test_the_pool_and_node_concerns_build_and_run_alone(tmp_path: Path) -> None:
         engine = PoolOps(settings, store, registry, AdjustableClock())
         registry.bind(engine)
         await engine.start()
-        body = {"id": "p", "vmSize": "standard_d2s_v3", "virtualMachineConfiguration": IMAGE, "targetDedicatedNodes": 2}
+        body = pool_body("p", targetDedicatedNodes=2)
         with store.transaction():
             pool = engine.create_pool(pool_models.parse_pool_create(body))
         await asyncio.sleep(0)

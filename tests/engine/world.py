@@ -28,18 +28,9 @@ from batchyard.service.models import tasks as task_models
 from batchyard.service.persistence.sqlite import SqliteStore
 from batchyard.service.ports import AgentGone
 from batchyard.service.storage.runs import linked_resources
+from tests.api.helpers import pool_body
 
 T = TypeVar("T")
-
-IMAGE = {
-    "imageReference": {
-        "publisher": "canonical",
-        "offer": "0001-com-ubuntu-server-jammy",
-        "sku": "22_04-lts",
-        "version": "latest",
-    },
-    "nodeAgentSKUId": "batch.node.ubuntu 22.04",
-}
 
 
 @dataclass
@@ -195,14 +186,7 @@ class World:
     # --- requests -----------------------------------------------------------------------------------
 
     async def create_pool(self, pool_id: str, nodes: int = 1, slots: int = 1, **extra: Any) -> list[str]:
-        body = {
-            "id": pool_id,
-            "vmSize": "standard_d2s_v3",
-            "virtualMachineConfiguration": IMAGE,
-            "targetDedicatedNodes": nodes,
-            "taskSlotsPerNode": slots,
-            **extra,
-        }
+        body = pool_body(pool_id, targetDedicatedNodes=nodes, taskSlotsPerNode=slots, **extra)
         self.unit(self.engine.create_pool, pool_models.parse_pool_create(body))
         await self.settle()
         return self.node_ids(pool_id)
