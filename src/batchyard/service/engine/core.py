@@ -299,14 +299,6 @@ class EngineBase:
         """Place a multi-instance task on its nodes (master first); returns the runs per node."""
         raise RuntimeError("multi-instance tasks are placed by MultiInstanceOps (engine/multi_instance.py)")
 
-    def finish_special_run(self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime) -> bool:
-        """Handle the result of a run that is not an ordinary task; False when it is one."""
-        return False
-
-    def lose_special_run(self, node: NodeRecord, run: NodeRun, now: datetime) -> bool:
-        """A node lost a run that is not an ordinary task; False when it is one."""
-        return False
-
     # --- housekeeping ---------------------------------------------------------------------------
 
     async def start(self) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -185,6 +185,32 @@ def handles_message(kind: str) -> Callable[[F], F]:
     return mark
 
 
+_RUN_FINISHERS: dict[Callable[..., Any], Hashable] = {}
+_RUN_LOSERS: dict[Callable[..., Any], Hashable] = {}
+
+
+def finishes_runs(kind: Hashable) -> Callable[[F], F]:
+    """Mark the method that takes the results of runs of this kind (records.RunKind): it takes the node,
+    the run, the result and the time. One per kind; a task's result without one is `TaskRunFinished`."""
+
+    def mark(method: F) -> F:
+        _RUN_FINISHERS[method] = kind
+        return method
+
+    return mark
+
+
+def loses_runs(kind: Hashable) -> Callable[[F], F]:
+    """Mark the method that deals with runs of this kind that a node lost (node, run, time); it returns
+    whether it dealt with the run (False: the task is requeued as any other)."""
+
+    def mark(method: F) -> F:
+        _RUN_LOSERS[method] = kind
+        return method
+
+    return mark
+
+
 class Reactions:
     """The reactions of one engine, collected from its concerns' marked methods."""
 
@@ -192,6 +218,8 @@ class Reactions:
         # name -> (position in the base-first MRO, defining class, marks); a subclass's definition wins.
         marked: dict[str, tuple[int, type, list[tuple[type, int]]]] = {}
         self._messages: dict[str, Callable[..., None]] = {}
+        self._finishers: dict[Hashable, Callable[..., None]] = {}
+        self._losers: dict[Hashable, Callable[..., bool]] = {}
         for position, cls in enumerate(reversed(type(owner).__mro__)):
             for name, method in vars(cls).items():
                 if not inspect.isfunction(method):
@@ -204,6 +232,12 @@ class Reactions:
                     if kind in self._messages and self._messages[kind].__name__ != name:
                         raise TypeError(f"two handlers of agent message {kind!r}")
                     self._messages[kind] = getattr(owner, name)
+                for table, registry in ((self._finishers, _RUN_FINISHERS), (self._losers, _RUN_LOSERS)):
+                    run_kind = registry.get(method)
+                    if run_kind is not None:
+                        if run_kind in table and table[run_kind].__name__ != name:
+                            raise TypeError(f"two handlers of {run_kind!r} runs")
+                        table[run_kind] = getattr(owner, name)
         found: dict[type, list[tuple[int, int, str, Reaction]]] = defaultdict(list)
         for name, (position, cls, marks) in marked.items():
             for event, order in marks:
@@ -220,6 +254,12 @@ class Reactions:
     def message_handler(self, kind: str) -> Callable[..., None] | None:
         """The handler of agent messages of this kind; None: nothing to do but note the agent is alive."""
         return self._messages.get(kind)
+
+    def run_finisher(self, kind: Hashable) -> Callable[..., None] | None:
+        return self._finishers.get(kind)
+
+    def run_loser(self, kind: Hashable) -> Callable[..., bool] | None:
+        return self._losers.get(kind)
 
     def describe(self) -> dict[str, list[str]]:
         """Event name -> the reactions to it, in the order they run."""

@@ -30,7 +30,15 @@ from typing import Any
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
-from batchyard.service.engine.events import EngineStarted, JobPoolChanged, NodeFreed, PoolChanged, reacts_to
+from batchyard.service.engine.events import (
+    EngineStarted,
+    JobPoolChanged,
+    NodeFreed,
+    PoolChanged,
+    finishes_runs,
+    loses_runs,
+    reacts_to,
+)
 from batchyard.service.engine.gangs import MASTER_PORT, MI_PREFIX, NEVER, Gang, coordination_run, mi_status
 from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.preparation import PreparationOps, _prep_state
@@ -222,13 +230,12 @@ class MultiInstanceOps(PreparationOps):
 
     # --- results ---------------------------------------------------------------------------------
 
-    def finish_special_run(self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime) -> bool:
-        if run.kind is not RunKind.INSTANCE:
-            return super().finish_special_run(node, run, result, now)
+    @finishes_runs(RunKind.INSTANCE)
+    def _instance_finished(self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime) -> None:
         primary, _, index_text = run.run_id[len(MI_PREFIX) :].rpartition(":")
         gang = self.gangs.get(primary)
         if gang is None:
-            return True
+            return
         index = int(index_text)
         gang.pending.discard(index)
         failure = failure_of(result)
@@ -236,7 +243,7 @@ class MultiInstanceOps(PreparationOps):
         if failure is not None:
             details = list(failure.get("details") or []) + [{"name": "SubtaskId", "value": str(index)}]
             self._abort(gang, {**result, "failure": {**failure, "details": details}}, now)
-            return True
+            return
         if index:  # the subtask keeps its slot until the primary ends
             node.runs[run.run_id] = NodeRun(run.job_key, run.task_key, 1, run.run_id, RunKind.INSTANCE)
             node.slots_used += 1
@@ -246,16 +253,19 @@ class MultiInstanceOps(PreparationOps):
             master = self.nodes.get(gang.nodes[0])
             if master is not None and master.session is not None:
                 master.session.send({"t": "run", "runs": [gang.app_run]})
-        return True
 
-    def lose_special_run(self, node: NodeRecord, run: NodeRun, now: datetime) -> bool:
+    @loses_runs(RunKind.TASK)
+    def _primary_lost(self, node: NodeRecord, run: NodeRun, now: datetime) -> bool:
+        """A gang's primary that waits for its coordination commands has no process to lose yet."""
         waiting = self.gangs.get(run.run_id)
         if waiting is not None and not waiting.started and node.greeting:
-            node.runs[run.run_id] = run  # the primary waits for coordination: no process to have lost yet
+            node.runs[run.run_id] = run
             node.slots_used += run.slots
             return True
-        if run.kind is not RunKind.INSTANCE:
-            return super().lose_special_run(node, run, now)
+        return False  # an ordinary task's run, or a started primary: requeued as any task
+
+    @loses_runs(RunKind.INSTANCE)
+    def _instance_lost(self, node: NodeRecord, run: NodeRun, now: datetime) -> bool:
         gang = self.gangs.get(run.run_id[len(MI_PREFIX) :].rpartition(":")[0])
         if gang is None:
             return True

@@ -15,6 +15,7 @@ from batchyard.service.engine.events import (
     NodeGreeted,
     RunLost,
     TaskRunFinished,
+    finishes_runs,
     handles_message,
 )
 from batchyard.service.engine.nodes import START_TASK_RUN_ID, NodeOps, failure_of
@@ -146,6 +147,14 @@ class AgentSessionOps(NodeOps):
         self._start_node(node, pool, now)
         self.maybe_offline(node, now)
 
+    @finishes_runs(RunKind.PACKAGES)
+    def _packages_finished(self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime) -> None:
+        self._on_packages_done(node, result)
+
+    @finishes_runs(RunKind.START)
+    def _start_task_finished(self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime) -> None:
+        self._on_start_task_done(node, result)
+
     def _on_packages_done(self, node: NodeRecord, result: dict[str, Any]) -> None:
         now = self.now()
         if packages_failed(node, result):
@@ -252,11 +261,10 @@ class AgentSessionOps(NodeOps):
             if run is None:
                 continue
             node.slots_used -= run.slots
-            if run.kind is RunKind.START:
-                self._on_start_task_done(node, result)
-            elif run.kind is RunKind.PACKAGES:
-                self._on_packages_done(node, result)
-            elif not self.finish_special_run(node, run, result, now):
+            finisher = self.reactions.run_finisher(run.kind)
+            if finisher is not None:
+                finisher(node, run, result, now)
+            else:
                 self.emit(TaskRunFinished(node, run, result, now))
         self.mark_node_free(node, now)
         node.dirty = True  # its counters changed; saved by housekeeping or the next state change

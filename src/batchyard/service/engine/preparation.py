@@ -17,7 +17,7 @@ from batchyard.protocol.messages import Run
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import limit_seconds
-from batchyard.service.engine.events import NodeBooting, ReleasesFinished, reacts_to
+from batchyard.service.engine.events import NodeBooting, ReleasesFinished, finishes_runs, loses_runs, reacts_to
 from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.records import JobRecord, NodeRecord, NodeRun, RunKind
 from batchyard.service.engine.run_builder import build_run, merge_environment
@@ -87,9 +87,9 @@ class PreparationOps(TaskOps):
         status = job.prep.setdefault(node.id, self._new_status(node))
         status["jobPreparationTaskExecutionInfo"] = info
         self.store.put_prep_status(job.key, node.id, status)
-        return self._special_run(job, prep, run_id, PREP_DIR, retry)
+        return self._job_task_run(job, prep, run_id, PREP_DIR, retry)
 
-    def _special_run(self, job: JobRecord, spec: dict[str, Any], run_id: str, directory: str, retry: int) -> Run:
+    def _job_task_run(self, job: JobRecord, spec: dict[str, Any], run_id: str, directory: str, retry: int) -> Run:
         return build_run(
             RunKind.PREPARATION if directory == PREP_DIR else RunKind.RELEASE,
             run_id,
@@ -113,15 +113,13 @@ class PreparationOps(TaskOps):
 
     # --- results --------------------------------------------------------------------------------
 
-    def finish_special_run(self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime) -> bool:
-        """Handle a preparation or release result; False when the run is an ordinary task."""
-        if run.kind is RunKind.PREPARATION:
-            self._prep_done(node, run, result, now)
-            return True
-        if run.kind is RunKind.RELEASE:
-            self._release_done(node, run, result, now)
-            return True
-        return False
+    @finishes_runs(RunKind.PREPARATION)
+    def _preparation_finished(self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime) -> None:
+        self._prep_done(node, run, result, now)
+
+    @finishes_runs(RunKind.RELEASE)
+    def _release_finished(self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime) -> None:
+        self._release_done(node, run, result, now)
 
     def _prep_done(self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime) -> None:
         job = self.jobs.get(run.job_key)
@@ -195,7 +193,7 @@ class PreparationOps(TaskOps):
             self.store.put_prep_status(job.key, node_id, status)
             spec = dict(release)
             spec.setdefault("maxWallClockTime", "PT15M")
-            node.session.send({"t": "run", "runs": [self._special_run(job, spec, run_id, RELEASE_DIR, 0)]})
+            node.session.send({"t": "run", "runs": [self._job_task_run(job, spec, run_id, RELEASE_DIR, 0)]})
 
     def releases_pending(self, job: JobRecord) -> bool:
         run_id = release_run_id(job.key)
@@ -212,22 +210,24 @@ class PreparationOps(TaskOps):
         if not self.releases_pending(job):
             self.emit(ReleasesFinished(job))
 
-    def lose_special_run(self, node: NodeRecord, run: NodeRun, now: datetime) -> bool:
+    @loses_runs(RunKind.PREPARATION)
+    def _preparation_lost(self, node: NodeRecord, run: NodeRun, now: datetime) -> bool:
         job = self.jobs.get(run.job_key)
-        if run.kind is RunKind.PREPARATION:
-            if job is not None and job.prep.pop(node.id, None) is not None:
-                self.store.delete_prep_status(job.key, node.id)  # it runs again with the next task there
-            return True
-        if run.kind is RunKind.RELEASE:
-            if job is not None and node.id in job.prep:
-                info = job.prep[node.id].setdefault("jobReleaseTaskExecutionInfo", {"startTime": iso(now)})
-                lost = {"category": "servererror", "code": "NodeLost", "message": "The node was lost."}
-                _finish_info(info, {}, lost, now)
-                self.store.put_prep_status(job.key, node.id, job.prep[node.id])
-                if not self.releases_pending(job):
-                    self.emit(ReleasesFinished(job))
-            return True
-        return False
+        if job is not None and job.prep.pop(node.id, None) is not None:
+            self.store.delete_prep_status(job.key, node.id)  # it runs again with the next task there
+        return True
+
+    @loses_runs(RunKind.RELEASE)
+    def _release_lost(self, node: NodeRecord, run: NodeRun, now: datetime) -> bool:
+        job = self.jobs.get(run.job_key)
+        if job is not None and node.id in job.prep:
+            info = job.prep[node.id].setdefault("jobReleaseTaskExecutionInfo", {"startTime": iso(now)})
+            lost = {"category": "servererror", "code": "NodeLost", "message": "The node was lost."}
+            _finish_info(info, {}, lost, now)
+            self.store.put_prep_status(job.key, node.id, job.prep[node.id])
+            if not self.releases_pending(job):
+                self.emit(ReleasesFinished(job))
+        return True
 
     # --- reboots ------------------------------------------------------------------------------------
 

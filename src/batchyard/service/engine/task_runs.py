@@ -239,7 +239,8 @@ class TaskRunOps(PoolOps):
 
     def requeue_run(self, node: NodeRecord, run: NodeRun, now: datetime) -> None:
         """The node lost a running task (agent died, node removed): run it again elsewhere."""
-        if self.lose_special_run(node, run, now):
+        loser = self.reactions.run_loser(run.kind)
+        if loser is not None and loser(node, run, now):
             return
         job = self.jobs.get(run.job_key)
         doc = self.store.get_task(run.job_key, run.task_key)
@@ -264,7 +265,8 @@ class TaskRunOps(PoolOps):
         for run_id in run_ids:
             run = node.runs.pop(run_id)
             node.slots_used -= run.slots
-            if self.lose_special_run(node, run, now):
+            loser = self.reactions.run_loser(run.kind)
+            if loser is not None and loser(node, run, now):
                 continue
             job = self.jobs.get(run.job_key)
             doc = self.store.get_task(run.job_key, run.task_key)
