@@ -101,7 +101,12 @@ def _join_token(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from batchyard.service.log_filter import RepeatedMessageFilter
+
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        # a flood of one error (say "Too many open files" on every accept) must not fill the disk
+        handler.addFilter(RepeatedMessageFilter())
     try:
         name, keys = account_from_environment(args.account_name, args.account_key, args.host)
     except SettingsError as exc:
@@ -166,6 +171,7 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
         host=args.host,
         port=args.port,
         log_level="warning",
+        log_config=None,  # uvicorn's messages go through the service's handler (its format, its filter)
         lifespan="on",
         ws="websockets",
         ws_per_message_deflate=False,  # agents are on a local or trusted link; compression costs CPU per task
