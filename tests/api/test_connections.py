@@ -191,5 +191,6 @@ def test_memory_stays_bounded_after_many_idle_connections(tmp_path: Path) -> Non
         after = process.memory_info().rss
         assert after - before < 48 << 20, f"RSS grew by {(after - before) >> 20} MB"
         assert list(client.list_pools()) is not None
+        assert "batchyard.access" not in svc.log()  # --log-level warning: no access log
     finally:
         svc.stop()

@@ -188,6 +188,7 @@ def _install_azurite() -> int:
 def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: tuple[str, ...]) -> int:
     import uvicorn
 
+    from batchyard.service.access_log import AccessLog
     from batchyard.service.app import build_app
     from batchyard.service.connections import (
         ConnectionGuard,
@@ -212,11 +213,12 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
     if settings.uses_dev_account:
         print(f"batchyard: using the well-known development account {name} with key {keys[0]}", flush=True)
     config = uvicorn.Config(
-        app,
+        AccessLog(app),
         host=args.host,
         port=args.port,
         log_level="warning",
         log_config=None,  # uvicorn's messages go through the service's handler (its format, its filter)
+        access_log=False,  # batchyard.access instead: uvicorn's shows query strings (SAS signatures too)
         lifespan="on",
         http=guarded_protocol(ConnectionGuard(max_connections, args.header_timeout)),
         timeout_keep_alive=args.keep_alive_timeout,

@@ -12,6 +12,7 @@ request slowly, or idle between keep-alive requests) in the order they began to 
 
 A connection with a request in progress and an agent's WebSocket (after the upgrade) never wait: neither
 timeout touches them. uvicorn's own keep-alive timeout still closes idle connections after a response.
+A connection whose first bytes are a TLS handshake is closed with a hint in the log (HTTPS to the HTTP port).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ log = logging.getLogger("batchyard.connections")
 
 LISTEN_QUEUE = 2048  # uvicorn's backlog
 REPORT_INTERVAL = 60.0  # closed and refused connections are summed up in one warning at most this often
+TLS_HANDSHAKE = b"\x16"  # the first byte of a TLS record, which a ClientHello starts with
+TLS_HINT = "Invalid HTTP request received (a TLS handshake on the plain-HTTP port? use http://)"
 _REFUSAL_BODY = b"Too many connections, retry"
 _REFUSAL = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nretry-after: 1\r\n"
@@ -159,6 +162,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._first_data = True
         if not self.guard.admit(self, len(self.connections)):
             transport.write(_REFUSAL)
             transport.close()
@@ -170,6 +174,14 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._first_data:
+            self._first_data = False
+            if data[:1] == TLS_HANDSHAKE:
+                # uvicorn would log "Invalid HTTP request received." and answer a TLS client in plain HTTP
+                log.warning(TLS_HINT)
+                self.transport.close()
+                self.guard.waiting.pop(self, None)
+                return
         super().data_received(data)
         # Waiting for headers is being idle (h11: IDLE) between requests; a request whose headers are in
         # is no longer waiting. A connection keeps the time it began to wait while its headers trickle in.
