@@ -14,7 +14,16 @@ from batchyard.cli.applications import add_application_commands, run_application
 from batchyard.cli.autoscale import add_autoscale_commands, add_autoscale_options, autoscale_timing
 from batchyard.cli.client import CommandError, add_connection_options, call
 from batchyard.cli.nodes import add_node_commands, run_node_command
-from batchyard.service.config import DEFAULT_PORT, Settings, SettingsError, Timing, account_from_environment
+from batchyard.service.config import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_KEEP_ALIVE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_PORT,
+    Settings,
+    SettingsError,
+    Timing,
+    account_from_environment,
+)
 from batchyard.service.storage.options import add_storage_options
 
 
@@ -54,6 +63,24 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=Timing.heartbeat_timeout,
         help="seconds of silence (no heartbeat) after which a node's agent counts as lost",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help="open HTTP connections and agent WebSockets together (fewer if the open-file limit is low)",
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=DEFAULT_HEADER_TIMEOUT,
+        help="seconds a connection may take to send a request's headers (from its start or its last answer)",
+    )
+    serve.add_argument(
+        "--keep-alive-timeout",
+        type=int,
+        default=DEFAULT_KEEP_ALIVE_TIMEOUT,
+        help="seconds an idle keep-alive connection stays open after an answer",
     )
 
     add_storage_options(serve)
@@ -102,7 +129,12 @@ def _join_token(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from batchyard.service.log_filter import RepeatedMessageFilter
+
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        # a flood of one error (say "Too many open files" on every accept) must not fill the disk
+        handler.addFilter(RepeatedMessageFilter())
     try:
         name, keys = account_from_environment(args.account_name, args.account_key, args.host)
     except SettingsError as exc:
@@ -161,17 +193,41 @@ def _install_azurite() -> int:
 def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: tuple[str, ...]) -> int:
     import uvicorn
 
+    from batchyard.service.access_log import AccessLog
     from batchyard.service.app import build_app
+    from batchyard.service.connections import (
+        ConnectionGuard,
+        connection_limits,
+        guarded_protocol,
+        raise_open_file_limit,
+    )
 
+    if args.max_connections < 1 or args.header_timeout <= 0 or args.keep_alive_timeout < 1:
+        print("batchyard: --max-connections, --header-timeout, --keep-alive-timeout must be positive", file=sys.stderr)
+        return 2
+    open_files = raise_open_file_limit()
+    max_connections, backlog = connection_limits(args.max_connections, open_files)
+    if max_connections < args.max_connections:
+        logging.getLogger("batchyard").warning(
+            "at most %d connections (not --max-connections %d): the open-file limit is %d",
+            max_connections,
+            args.max_connections,
+            open_files,
+        )
     app = build_app(settings)
     if settings.uses_dev_account:
         print(f"batchyard: using the well-known development account {name} with key {keys[0]}", flush=True)
     config = uvicorn.Config(
-        app,
+        AccessLog(app),
         host=args.host,
         port=args.port,
         log_level="warning",
+        log_config=None,  # uvicorn's messages go through the service's handler (its format, its filter)
+        access_log=False,  # batchyard.access instead: uvicorn's shows query strings (SAS signatures too)
         lifespan="on",
+        http=guarded_protocol(ConnectionGuard(max_connections, args.header_timeout)),
+        timeout_keep_alive=args.keep_alive_timeout,
+        backlog=backlog,
         ws="websockets",
         ws_per_message_deflate=False,  # agents are on a local or trusted link; compression costs CPU per task
     )
@@ -183,6 +239,8 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
 def _server_class() -> type:
     import uvicorn
 
+    from batchyard.service.connections import widen_listen_queue
+
     class Server(uvicorn.Server):
         """Prints the endpoint when ready; a stop by SIGTERM/SIGINT is a clean exit (status 0)."""
 
@@ -193,6 +251,7 @@ def _server_class() -> type:
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
             if not self.should_exit:
+                widen_listen_queue(self.servers)  # config.backlog is how many are accepted in one go
                 print(self.ready_message, flush=True)
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:

@@ -14,6 +14,10 @@ DEV_ACCOUNT_KEY = "YOKvuQHzuN66teD9WhjpOfdKqBFg1SAK7F3ql+BFSw/wa9fowELKd1p/shlyH
 DEV_ACCOUNT_SECONDARY_KEY = "y/2wOsex1yRQghmSy4tHt1rdTgdJ2yQkXSjcIMWsVeUmGh5DPotdFRb8uwIS7IEJM/oyDaAdNOHG/lTZAVngdw=="
 
 DEFAULT_PORT = 8650
+# The HTTP server's connection limits (service/connections.py); each agent holds one WebSocket.
+DEFAULT_MAX_CONNECTIONS = 2048
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_KEEP_ALIVE_TIMEOUT = 5
 
 
 def is_loopback(host: str) -> bool:
