@@ -163,7 +163,7 @@ class EngineBase:
         self.store.put_node(node.id, node.pool_key, node.seq, node.doc)
 
     def set_node_state(self, node: NodeRecord, state: str, now: datetime) -> None:
-        if states.move(node.doc, states.NODE, state, now, previous=False):
+        if states.move(node.doc, states.NODE, state, now, previous=False, owner=node.pool_key):
             self.save_node(node)
 
     def mark_node_busy(self, node: NodeRecord, now: datetime) -> None:

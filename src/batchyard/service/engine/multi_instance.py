@@ -225,7 +225,7 @@ class MultiInstanceOps(PreparationOps):
             node.session.send({"t": "run", "runs": [run]})
         docs = {doc["id"]: doc for doc in self.store.list_subtasks(gang.job_key, gang.task_key)}
         if (doc := docs.get(index)) is not None:
-            states.move(doc, states.TASK, "running", now, previous=True)
+            states.move(doc, states.TASK, "running", now, previous=True, owner=f"{gang.job_key}/{gang.task_key}")
             self.store.put_subtask(gang.job_key, gang.task_key, index, doc)
 
     # --- results ---------------------------------------------------------------------------------

@@ -87,7 +87,8 @@ class NodeActionOps(CertificateOps):
             raise _state_conflict(node)
         now = self.now()
         node.doc["_action"] = {"kind": kind, "option": option}
-        states.move(node.doc, states.NODE, "rebooting" if kind == "reboot" else "reimaging", now, previous=False)
+        target = "rebooting" if kind == "reboot" else "reimaging"
+        states.move(node.doc, states.NODE, target, now, previous=False, owner=node.pool_key)
         if option in ("requeue", "terminate"):
             self.end_node_runs(node, requeue=option == "requeue", now=now)
         self.save_node(node)

@@ -206,7 +206,7 @@ class PoolOps(AgentSessionOps):
             return
         node.leaving = option
         node.doc["_leaving"] = option
-        states.move(node.doc, states.NODE, "leavingpool", now, previous=False)
+        states.move(node.doc, states.NODE, "leavingpool", now, previous=False, owner=node.pool_key)
         self.emit(NodeLeaving(node, option, now))
         self.save_node(node)
         self._maybe_finish_leaving(node)

@@ -48,7 +48,7 @@ class PreparationOps(TaskOps):
         if not wait:
             return runs + [self._with_prep_dir(job, self.start_task_run(job, doc, node, slots, now))]
         # Hold the task on this node in `preparing` until the preparation task succeeds.
-        states.move(doc, states.TASK, "preparing", now, previous=True)
+        states.move(doc, states.TASK, "preparing", now, previous=True, owner=job.doc["id"])
         doc["nodeInfo"] = {"poolId": self.pools[node.pool_key].doc["id"], "nodeId": node.id}
         run_id = f"held:{doc['id'].lower()}"
         doc["_aid"] = run_id
@@ -156,7 +156,7 @@ class PreparationOps(TaskOps):
         self.kick()
 
     def _unhold(self, job: JobRecord, doc: dict[str, Any], slots: int, now: datetime) -> None:
-        states.move(doc, states.TASK, "active", now, previous=True)
+        states.move(doc, states.TASK, "active", now, previous=True, owner=job.doc["id"])
         doc.pop("_aid", None)
         doc.pop("nodeInfo", None)
         self.stamp(doc, now)

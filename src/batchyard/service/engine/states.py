@@ -104,10 +104,19 @@ class IllegalTransition(Exception):
     pass
 
 
-def move(doc: dict[str, Any], table: dict[str, set[str]], new_state: str, now: datetime, *, previous: bool) -> bool:
+def move(
+    doc: dict[str, Any],
+    table: dict[str, set[str]],
+    new_state: str,
+    now: datetime,
+    *,
+    previous: bool,
+    owner: str | None = None,
+) -> bool:
     """Set `state` and its transition time (and `previousState` where the entity has one).
 
-    Returns False when the entity is already in `new_state` (nothing recorded).
+    Returns False when the entity is already in `new_state` (nothing recorded). `owner` is the id of what
+    the entity belongs to (a task's job, a node's pool), for the log line.
     """
     old = doc.get("state")
     if old == new_state:
@@ -125,5 +134,6 @@ def move(doc: dict[str, Any], table: dict[str, set[str]], new_state: str, now: d
     level = logging.INFO if entity in ("node", "pool", "certificate") else logging.DEBUG
     if log.isEnabledFor(level):
         where = (doc.get("nodeInfo") or {}).get("nodeId")
-        log.log(level, "%s %s: %s -> %s%s", entity, doc.get("id"), old, new_state, f" on {where}" if where else "")
+        name = f"{owner}/{doc.get('id')}" if owner else doc.get("id")
+        log.log(level, "%s %s: %s -> %s%s", entity, name, old, new_state, f" on {where}" if where else "")
     return True

@@ -50,7 +50,7 @@ class TaskRunOps(PoolOps):
     def start_task_run(self, job: JobRecord, doc: dict[str, Any], node: NodeRecord, slots: int, now: datetime) -> Run:
         run_id = secrets.token_hex(8)
         pool = self.pools[node.pool_key]
-        states.move(doc, states.TASK, "running", now, previous=True)
+        states.move(doc, states.TASK, "running", now, previous=True, owner=job.doc["id"])
         doc["_aid"] = run_id
         directory = task_dir(job.doc["id"], doc["id"])
         node_url = f"{self.settings.base_url}/pools/{pool.doc['id']}/nodes/{node.id}"
@@ -158,7 +158,7 @@ class TaskRunOps(PoolOps):
             info["failureInfo"] = failure
         else:
             info.pop("failureInfo", None)
-        states.move(doc, states.TASK, "completed", now, previous=True)
+        states.move(doc, states.TASK, "completed", now, previous=True, owner=job.doc["id"])
         doc.pop("_aid", None)
         outcome = exit_outcome(doc.get("exitConditions"), info.get("exitCode"), failure)
         if job.doc.get("usesTaskDependencies"):
@@ -211,7 +211,7 @@ class TaskRunOps(PoolOps):
                 self.save_task(job.key, doc)
 
     def _back_to_active(self, job: JobRecord, doc: dict[str, Any], slots: int, now: datetime, front: bool) -> None:
-        states.move(doc, states.TASK, "active", now, previous=True)
+        states.move(doc, states.TASK, "active", now, previous=True, owner=job.doc["id"])
         doc.pop("_aid", None)
         doc.pop("nodeInfo", None)
         self._count(job, doc["previousState"], "active", slots)

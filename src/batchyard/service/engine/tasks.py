@@ -185,7 +185,7 @@ class TaskOps(TaskRunOps):
         info["retryCount"] = 0
         for key in ("failureInfo", "result", "exitCode", "endTime"):
             info.pop(key, None)
-        states.move(doc, states.TASK, "active", now, previous=True)
+        states.move(doc, states.TASK, "active", now, previous=True, owner=job.doc["id"])
         doc.pop("nodeInfo", None)
         self.stamp(doc, now)
         self.save_task(job.key, doc)
