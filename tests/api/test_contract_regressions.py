@@ -6,8 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.api.helpers import (
+    add_certificate,
+    certificate_path,
     create_job,
     run_task,
+    self_signed_pfx,
     signed_request,
     temp_pool,
 )
@@ -31,3 +34,19 @@ def test_file_content_length_is_a_string_as_the_contract_says(
         # and the SDK still reads it as a number
         listed = {f.name: f for f in client.list_task_files(job_id, "t")}
         assert listed["stdout.txt"].properties.content_length == 6
+
+
+def test_certificate_answers_leave_out_what_only_an_add_carries(service: Service) -> None:
+    """`certificateFormat`, like `data` and `password`, is create-only (`x-ms-mutability: ["create"]`)."""
+    thumbprint, data, _ = self_signed_pfx("pw")
+    assert add_certificate(service.url, thumbprint, data, "pw").status_code == 201
+    try:
+        got = signed_request(service.url, "GET", certificate_path(thumbprint)).json()
+        listed = signed_request(service.url, "GET", "/certificates").json()["value"]
+        mine = [item for item in listed if item["thumbprint"] == thumbprint]
+        assert len(mine) == 1
+        for body in (got, mine[0]):
+            assert {"certificateFormat", "data", "password"}.isdisjoint(body), body
+            assert body["state"] == "active" and body["publicData"]
+    finally:
+        signed_request(service.url, "DELETE", certificate_path(thumbprint))
