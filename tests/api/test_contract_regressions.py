@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from azure.batch import models as m
+
 from tests.api.helpers import (
     add_certificate,
     certificate_path,
     create_job,
+    pool_body,
     run_task,
     self_signed_pfx,
     signed_request,
@@ -50,3 +53,28 @@ def test_certificate_answers_leave_out_what_only_an_add_carries(service: Service
             assert body["state"] == "active" and body["publicData"]
     finally:
         signed_request(service.url, "DELETE", certificate_path(thumbprint))
+
+
+def test_a_trailing_slash_is_answered_not_redirected(
+    service: Service, client: Any, unique: Callable[[str], str]
+) -> None:
+    """A path with a trailing slash was answered 307 to the path without it (another resource, unsigned, and a
+    redirect no Batch client follows): now `/jobs/` is 404 InvalidUri and `.../files/` (an empty file path)
+    gets the files operation's own Batch error."""
+    pool_id, job_id = unique("slash-pool"), unique("slash-job")
+    assert signed_request(service.url, "POST", "/pools", body=pool_body(pool_id)).status_code == 201
+    try:
+        create_job(client, job_id, pool_id)
+        client.create_task(job_id, m.BatchTaskCreateOptions(id="t", command_line="/bin/true"))
+        for method in ("GET", "DELETE", "HEAD"):
+            answer = signed_request(service.url, method, f"/jobs/{job_id}/tasks/t/files/")
+            assert 400 <= answer.status_code < 500, (method, answer.status_code, answer.headers)
+            if method != "HEAD":
+                assert answer.json()["code"] == "TaskFilesUnavailable"  # the task has not run
+        for path in ("/jobs/", f"/jobs/{job_id}/", f"/pools/{pool_id}/"):
+            answer = signed_request(service.url, "GET", path)
+            assert answer.status_code == 404 and answer.json()["code"] == "InvalidUri", (path, answer.status_code)
+        assert client.get_task(job_id, "t").id == "t"
+    finally:
+        signed_request(service.url, "DELETE", f"/jobs/{job_id}")
+        signed_request(service.url, "DELETE", f"/pools/{pool_id}")
