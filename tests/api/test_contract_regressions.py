@@ -78,3 +78,58 @@ def test_a_trailing_slash_is_answered_not_redirected(
     finally:
         signed_request(service.url, "DELETE", f"/jobs/{job_id}")
         signed_request(service.url, "DELETE", f"/pools/{pool_id}")
+
+
+def test_a_nested_object_in_a_patch_needs_what_it_needs_on_create(
+    service: Service, client: Any, unique: Callable[[str], str]
+) -> None:
+    """A PATCH's nested object replaces the stored one whole; the contract's `...Update` twins require nothing,
+    so `{"virtualMachineConfiguration": {}}` was accepted and left the pool without an image (and a schedule
+    without a pool for its jobs). They are checked as the definitions they stand for."""
+    pool_id, schedule_id = unique("patch-pool"), unique("patch-schedule")
+    assert signed_request(service.url, "POST", "/pools", body=pool_body(pool_id)).status_code == 201
+    schedule = {
+        "id": schedule_id,
+        "schedule": {"doNotRunUntil": "2100-01-01T00:00:00Z", "recurrenceInterval": "P1D"},
+        "jobSpecification": {"poolInfo": {"poolId": pool_id}},
+    }
+    assert signed_request(service.url, "POST", "/jobschedules", body=schedule).status_code == 201
+    try:
+        refused = [
+            (f"/pools/{pool_id}", {"virtualMachineConfiguration": {}}, "virtualMachineConfiguration.imageReference"),
+            (
+                f"/pools/{pool_id}",
+                {
+                    "virtualMachineConfiguration": {
+                        **pool_body("x")["virtualMachineConfiguration"],
+                        "containerConfiguration": {},
+                    }
+                },
+                "virtualMachineConfiguration.containerConfiguration.type",
+            ),
+            (f"/pools/{pool_id}", {"upgradePolicy": {}}, "upgradePolicy.mode"),
+            (f"/jobschedules/{schedule_id}", {"jobSpecification": {"priority": 3}}, "jobSpecification.poolInfo"),
+            (
+                f"/jobschedules/{schedule_id}",
+                {"jobSpecification": {"poolInfo": {"poolId": pool_id}, "jobManagerTask": {"id": "jm"}}},
+                "jobSpecification.jobManagerTask.commandLine",
+            ),
+        ]
+        for path, body, missing in refused:
+            answer = signed_request(service.url, "PATCH", path, body=body)
+            assert answer.status_code == 400, (body, answer.status_code, answer.text)
+            assert answer.json()["code"] == "MissingRequiredProperty"
+            assert {"key": "PropertyName", "value": missing} in answer.json()["values"]
+        pool = signed_request(service.url, "GET", f"/pools/{pool_id}").json()
+        assert pool["virtualMachineConfiguration"]["nodeAgentSKUId"] == "batch.node.ubuntu 22.04"
+        assert "upgradePolicy" not in pool or pool["upgradePolicy"].get("mode")
+        spec = signed_request(service.url, "GET", f"/jobschedules/{schedule_id}").json()["jobSpecification"]
+        assert spec["poolInfo"] == {"poolId": pool_id}
+        # a whole object is still accepted
+        whole = {"jobSpecification": {"poolInfo": {"poolId": pool_id}, "priority": 3}}
+        assert signed_request(service.url, "PATCH", f"/jobschedules/{schedule_id}", body=whole).status_code == 200
+        spec = signed_request(service.url, "GET", f"/jobschedules/{schedule_id}").json()["jobSpecification"]
+        assert spec["priority"] == 3 and spec["poolInfo"] == {"poolId": pool_id}
+    finally:
+        signed_request(service.url, "DELETE", f"/jobschedules/{schedule_id}")
+        signed_request(service.url, "DELETE", f"/pools/{pool_id}")
