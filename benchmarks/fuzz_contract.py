@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import signal
 import sys
 import tempfile
 import time
@@ -46,6 +47,7 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args()
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the service (and its node) on the way out
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="batchyard-fuzz-"))
     service = start_service(data_dir, *cf.SERVICE_ARGS)
     started = time.monotonic()
