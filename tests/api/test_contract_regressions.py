@@ -133,3 +133,21 @@ def test_a_nested_object_in_a_patch_needs_what_it_needs_on_create(
     finally:
         signed_request(service.url, "DELETE", f"/jobschedules/{schedule_id}")
         signed_request(service.url, "DELETE", f"/pools/{pool_id}")
+
+
+def test_a_formula_with_a_digit_float_cannot_read_is_a_syntax_error(
+    service: Service, unique: Callable[[str], str]
+) -> None:
+    """'²' passed `str.isdigit` in the formula lexer and then failed `float`: a 500."""
+    pool_id = unique("formula-pool")
+    assert signed_request(service.url, "POST", "/pools", body=pool_body(pool_id)).status_code == 201
+    try:
+        for formula in ("$TargetDedicatedNodes = ²;", "$TargetDedicatedNodes = 1²;", "x = .²;"):
+            answer = signed_request(
+                service.url, "POST", f"/pools/{pool_id}/enableautoscale", body={"autoScaleFormula": formula}
+            )
+            assert answer.status_code == 400, (formula, answer.status_code, answer.text)
+            assert answer.json()["code"] == "AutoScalingFormulaSyntaxError"
+        assert signed_request(service.url, "GET", f"/pools/{pool_id}").json()["enableAutoScale"] is False
+    finally:
+        signed_request(service.url, "DELETE", f"/pools/{pool_id}")
