@@ -11,13 +11,14 @@ from tests.api.helpers import (
     add_certificate,
     certificate_path,
     create_job,
+    idle_nodes,
     pool_body,
     run_task,
     self_signed_pfx,
     signed_request,
     temp_pool,
 )
-from tests.conftest import Service
+from tests.conftest import Service, wait_for
 
 
 def test_file_content_length_is_a_string_as_the_contract_says(
@@ -151,3 +152,30 @@ def test_a_formula_with_a_digit_float_cannot_read_is_a_syntax_error(
         assert signed_request(service.url, "GET", f"/pools/{pool_id}").json()["enableAutoScale"] is False
     finally:
         signed_request(service.url, "DELETE", f"/pools/{pool_id}")
+
+
+def test_a_date_before_year_1_in_utc_is_refused(service: Service, client: Any, unique: Callable[[str], str]) -> None:
+    """`0001-01-01T00:00:00+00:06` is valid ISO 8601 but before year 1 in UTC: upload-logs answered 500."""
+    pool_id = unique("early-pool")
+    early = "0001-01-01T00:00:00+00:06"
+    with temp_pool(client, pool_id):
+        node = wait_for(lambda: idle_nodes(client, pool_id, 1), what="an idle node")[0]
+        path = f"/pools/{pool_id}/nodes/{node.id}/uploadbatchservicelogs"
+        for body in (
+            {"containerUrl": "https://example.invalid/c", "startTime": early},
+            {
+                "containerUrl": "https://example.invalid/c",
+                "startTime": "2025-01-01T00:00:00Z",
+                "endTime": "9999-12-31T23:59:59-00:01",
+            },
+        ):
+            answer = signed_request(service.url, "POST", path, body=body)
+            assert answer.status_code == 400, (body, answer.status_code, answer.text)
+            assert answer.json()["code"] == "InvalidPropertyValue"
+        schedule = {
+            "id": unique("early-schedule"),
+            "schedule": {"doNotRunUntil": early},
+            "jobSpecification": {"poolInfo": {"poolId": pool_id}},
+        }
+        answer = signed_request(service.url, "POST", "/jobschedules", body=schedule)
+        assert answer.status_code == 400 and answer.json()["code"] == "InvalidPropertyValue", answer.text

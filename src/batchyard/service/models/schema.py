@@ -25,7 +25,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -272,9 +272,13 @@ def _duration(value: str, path: str) -> str:
 
 def _date_time(value: str, path: str) -> str:
     try:
-        datetime.fromisoformat(value)
-    except ValueError:
-        raise invalid_property(path, value, "The value must be an ISO 8601 date-time.") from None
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is not None:
+            moment.astimezone(UTC)  # the service works in UTC: 0001-01-01T00:00:00+01:00 is before year 1 there
+    except (ValueError, OverflowError):
+        raise invalid_property(
+            path, value, "The value must be an ISO 8601 date-time (years 1 to 9999 in UTC)."
+        ) from None
     return value
 
 
