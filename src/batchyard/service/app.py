@@ -132,6 +132,9 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: method_not_allowed},
     )
+    # A path with a trailing slash is another path (404 InvalidUri), not a redirect to the one without: a Batch
+    # client does not follow redirects, and `.../files/` names no file.
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.service = service
     app.state.account = SharedKeyAccount(settings.account_name, settings.account_keys)

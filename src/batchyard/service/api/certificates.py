@@ -31,6 +31,17 @@ def _url(request: Request, doc: dict[str, Any]) -> str:
     )
 
 
+# Properties of the add request only (`x-ms-mutability: ["create"]` in the contract): never in an answer.
+_WRITE_ONLY = ("data", "password", "certificateFormat")
+
+
+def _wire(request: Request, doc: dict[str, Any], select: set[str] | None) -> dict[str, Any]:
+    body = present(doc, _url(request, doc), select)
+    for name in _WRITE_ONLY:
+        body.pop(name, None)
+    return body
+
+
 def _addressed(request: Request) -> tuple[str, str]:
     """(thumbprint algorithm, thumbprint) of the certificate the route names."""
     return request.path_params["thumbprintAlgorithm"], request.path_params["thumbprint"]
@@ -50,17 +61,13 @@ async def list_certificates(request: Request) -> Response:
     docs = sorted(service_of(request).certificates(), key=lambda doc: doc["thumbprint"].lower())
     indexed = [(i, doc) for i, doc in enumerate(docs, start=1) if keep(doc)]
     chosen, token = page(indexed, lambda pair: pair[0], skip_token(request), parse_max_results(request))
-    return list_response(
-        request, "certificates", (present(doc, _url(request, doc), select) for _, doc in chosen), token
-    )
+    return list_response(request, "certificates", (_wire(request, doc, select) for _, doc in chosen), token)
 
 
 @endpoint
 async def get_certificate(request: Request) -> Response:
     doc = service_of(request).certificate(*_addressed(request))
-    return json_response(
-        odata_element(request, "certificates") | present(doc, _url(request, doc), parse_select(request))
-    )
+    return json_response(odata_element(request, "certificates") | _wire(request, doc, parse_select(request)))
 
 
 @endpoint

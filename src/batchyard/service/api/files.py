@@ -102,7 +102,7 @@ def _node_scope(request: Request) -> FileScope:
 def _properties(entry: dict[str, Any]) -> dict[str, Any]:
     props = {
         "lastModified": entry["mtime"],
-        "contentLength": entry.get("size", 0),
+        "contentLength": str(entry.get("size", 0)),  # the contract's int64 is a JSON string
         "contentType": "application/octet-stream",
         "fileMode": entry.get("mode", "0o100644"),
     }

@@ -70,7 +70,7 @@ def tokenize(source: str) -> list[Token]:
             end = source.find("\n", i)
             i = n if end < 0 else end
             continue
-        if ch.isdigit() or (ch == "." and i + 1 < n and source[i + 1].isdigit() and not _follows_value(tokens)):
+        if _digit(ch) or (ch == "." and i + 1 < n and _digit(source[i + 1]) and not _follows_value(tokens)):
             i = _number(source, i, line, col, tokens)
             continue
         if ch.isalpha() or ch in "_$":
@@ -100,25 +100,30 @@ def tokenize(source: str) -> list[Token]:
     return tokens
 
 
+def _digit(ch: str) -> bool:
+    """0-9 only: `str.isdigit` also takes '²' and other digits `float` cannot read."""
+    return "0" <= ch <= "9"
+
+
 def _follows_value(tokens: list[Token]) -> bool:
     return bool(tokens) and (tokens[-1].kind in ("num", "str", "name") or tokens[-1].text == ")")
 
 
 def _number(source: str, i: int, line: int, col: int, tokens: list[Token]) -> int:
     start, n = i, len(source)
-    while i < n and source[i].isdigit():
+    while i < n and _digit(source[i]):
         i += 1
-    if i < n and source[i] == "." and i + 1 < n and source[i + 1].isdigit():
+    if i < n and source[i] == "." and i + 1 < n and _digit(source[i + 1]):
         i += 1
-        while i < n and source[i].isdigit():
+        while i < n and _digit(source[i]):
             i += 1
     if i < n and source[i] in "eE":
         j = i + 1
         if j < n and source[j] in "+-":
             j += 1
-        if j < n and source[j].isdigit():
+        if j < n and _digit(source[j]):
             i = j
-            while i < n and source[i].isdigit():
+            while i < n and _digit(source[i]):
                 i += 1
     text = source[start:i]
     if i < n and (source[i].isalpha() or source[i] == "_"):

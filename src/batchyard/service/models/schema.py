@@ -9,6 +9,7 @@ returns a new normalized dict:
   on the contract's `username`);
 * enum values are matched case-insensitively and rewritten in the contract's casing;
 * durations are rewritten in the service's canonical form ("PT900S" -> "PT15M");
+* a nested `XUpdate` object of a PATCH body is checked as `X` (it replaces the stored object whole);
 * per-definition contract rules (`contract_rules/`) rename aliases from older API versions
   (`targetDedicated`, `maxTasksPerNode`, `runElevated`, ...) before, and apply semantic rules after, the
   schema checks of that object, wherever it is nested.
@@ -24,7 +25,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -103,6 +104,11 @@ def _ref_name(ref: str) -> str:
 
 def _compile_definition(name: str) -> Validator:
     schema = definitions()[name]
+    base = _update_twin_of(name)
+    if base is not None:
+        fn = compiled(base)
+        _compiled[name] = fn
+        return fn
     if "enum" in schema:
         fn = _enum(name, schema["enum"] + list(_EXTRA_ENUM_VALUES.get(name, ())))
     elif "properties" in schema:
@@ -111,6 +117,20 @@ def _compile_definition(name: str) -> Validator:
         fn = _schema(schema, name)
     _compiled[name] = fn
     return fn
+
+
+def _update_twin_of(name: str) -> str | None:
+    """The definition a nested `XUpdate` is checked as: `X`.
+
+    The contract's PATCH bodies (`...UpdateOptions`) reach their nested objects through `XUpdate` twins: the
+    same properties as `X`, none of them required. But a nested object present in a PATCH replaces the stored
+    one whole (a pool's `virtualMachineConfiguration`, a schedule's `jobSpecification`, ...), so it needs what
+    `X` needs (its required properties, rules and aliases), or the resource is left without them.
+    """
+    if not name.endswith("Update"):
+        return None
+    base = name.removesuffix("Update")
+    return base if "properties" in definitions().get(base, {}) else None
 
 
 def _schema(schema: dict[str, Any], prop: str = "") -> Validator:
@@ -252,9 +272,13 @@ def _duration(value: str, path: str) -> str:
 
 def _date_time(value: str, path: str) -> str:
     try:
-        datetime.fromisoformat(value)
-    except ValueError:
-        raise invalid_property(path, value, "The value must be an ISO 8601 date-time.") from None
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is not None:
+            moment.astimezone(UTC)  # the service works in UTC: 0001-01-01T00:00:00+01:00 is before year 1 there
+    except (ValueError, OverflowError):
+        raise invalid_property(
+            path, value, "The value must be an ISO 8601 date-time (years 1 to 9999 in UTC)."
+        ) from None
     return value
 
 
