@@ -12,6 +12,7 @@ import logging
 import secrets
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +41,10 @@ _EPOCH_TICKS = 621355968000000000
 
 
 class EngineBase:
+    # Places a task on a node and returns the runs to send it (preparation may come first): the task
+    # concern's (engine/task_runs.py). An engine without it has no tasks, so the round never calls it.
+    assign_task: Callable[[JobRecord, dict[str, Any], NodeRecord, int, datetime], list[Run]]
+
     def __init__(
         self,
         settings: Settings,
@@ -273,13 +278,6 @@ class EngineBase:
             self.mark_node_busy(node, now)
             if node.session is not None and runs:
                 node.session.send({"t": "run", "runs": runs})
-
-    def assign_task(
-        self, job: JobRecord, doc: dict[str, Any], node: NodeRecord, slots: int, now: datetime
-    ) -> list[Run]:
-        """Place a task on a node; returns the runs to send to the node (preparation may come first).
-        Defined by the task concern (engine/tasks.py)."""
-        raise NotImplementedError
 
     def excluded_nodes(self, job: JobRecord) -> frozenset[str]:
         """Nodes a job's tasks may not be placed on."""
