@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -68,6 +69,18 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, timeo
     raise RuntimeError(f"service not ready:\n{log_path.read_text(errors='replace')}")
 
 
+def passable_for_task_users(data_dir: Path) -> None:
+    """A service running as root runs tasks as users of their own, who must pass through the
+    directories above its data directory (it refuses to start otherwise): pytest makes its temporary
+    directories 0700, so these get o+x (pass, not list) for the test."""
+    if os.geteuid() != 0:
+        return
+    temp_root = Path(tempfile.gettempdir()).resolve()
+    for parent in data_dir.resolve().parents:
+        if parent.is_relative_to(temp_root) and parent != temp_root:
+            parent.chmod(parent.stat().st_mode | 0o001)
+
+
 def start_service(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Service:
     port = free_port()
     args = [
@@ -87,6 +100,7 @@ def start_service(data_dir: Path, *extra: str, env: dict[str, str] | None = None
     ]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHYARD_")} | (env or {})
     data_dir.mkdir(parents=True, exist_ok=True)
+    passable_for_task_users(data_dir)
     log_path = data_dir / "service.log"
     process = _launch(args, full_env, log_path)
     url = f"http://127.0.0.1:{port}"

@@ -42,12 +42,15 @@ class OsAccount:
     uid: int | None  # None: the agent's own user
     home: Path
     lookup_env: dict[str, str]  # what lets the process find its user by uid (empty without nss_wrapper)
+    gid: int | None = None  # None: a group of the uid's number
+    umask: int = SESSION_UMASK
 
     def spawn_options(self) -> dict[str, Any]:
         """Keyword arguments for subprocess/asyncio process creation that run as this account."""
         if self.uid is None:
             return {}
-        return {"user": self.uid, "group": self.uid, "extra_groups": [], "umask": SESSION_UMASK}
+        group = self.uid if self.gid is None else self.gid
+        return {"user": self.uid, "group": group, "extra_groups": [], "umask": self.umask}
 
 
 def isolating() -> bool:
@@ -68,11 +71,17 @@ class NodeAccounts:
     Every home gets the pool's certificates that are visible to remote users, in `certs`.
     """
 
-    def __init__(self, node_id: str, root: Path, certificates: Callable[[], list[dict[str, Any]]]) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        root: Path,
+        certificates: Callable[[], list[dict[str, Any]]],
+        uids: UidAllocator | None = None,
+    ) -> None:
         self.node_id = node_id
         self.root = root
         self.certificates = certificates
-        self._uids: dict[str, int] = {}
+        self.uids = uids or UidAllocator(node_id)
 
     def account(self, name: str, admin: bool) -> OsAccount:
         """The account a session of this user runs as, with its home ready."""
@@ -85,34 +94,64 @@ class NodeAccounts:
         return account
 
     def _lookup_env(self, name: str, uid: int, home: Path) -> dict[str, str]:
-        library = nss_wrapper()
-        if library is None:
-            return {}
-        directory = self.root / "home" / ".nss"
-        directory.mkdir(mode=0o755, exist_ok=True)
-        passwd, group = directory / f"{name}.passwd", directory / f"{name}.group"
-        for path, text in (
-            (passwd, f"{name}:x:{uid}:{uid}:batchyard node user:{home}:/bin/bash\n"),
-            (group, f"{name}:x:{uid}:\n"),
-        ):
-            with os.fdopen(safe_files.create(path), "w") as out:  # never through a link left there
-                out.write(text)
-        return {"LD_PRELOAD": library, "NSS_WRAPPER_PASSWD": str(passwd), "NSS_WRAPPER_GROUP": str(group)}
+        return lookup_env(self.root / "home" / ".nss", name, uid, uid, home)
 
     def _uid(self, name: str) -> int:
-        if name not in self._uids:
-            self._uids[name] = self._free_uid(name)
-        return self._uids[name]
+        return self.uids.uid(name)
 
-    def _free_uid(self, name: str) -> int:
-        taken = set(self._uids.values())
-        attempt = 0
-        while True:  # the node id is in the hash, so users of other nodes get other uids too
-            digest = hashlib.sha256(f"{self.node_id}/{name}/{attempt}".encode()).digest()
-            uid = UID_BASE + int.from_bytes(digest[:4], "big") % UID_SPAN
-            if uid not in taken:
-                return uid
-            attempt += 1
+
+class UidAllocator:
+    """Uids for one node's accounts: derived from the node id and a key, distinct within the node.
+
+    The node id is in the hash, so accounts of other nodes on the host get other uids too; node users
+    and task users share one allocator, so they never share a uid.
+    """
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+        self._uids: dict[str, int] = {}
+
+    def uid(self, key: str) -> int:
+        if key not in self._uids:
+            taken = set(self._uids.values())
+            attempt = 0
+            while True:
+                digest = hashlib.sha256(f"{self.node_id}/{key}/{attempt}".encode()).digest()
+                uid = UID_BASE + int.from_bytes(digest[:4], "big") % UID_SPAN
+                if uid not in taken:
+                    break
+                attempt += 1
+            self._uids[key] = uid
+        return self._uids[key]
+
+
+def lookup_env(directory: Path, name: str, uid: int, gid: int, home: Path) -> dict[str, str]:
+    """What lets a process find its user by uid without an /etc/passwd entry (nss_wrapper's files
+    in `directory`); empty when libnss-wrapper is not installed."""
+    library = nss_wrapper()
+    if library is None:
+        return {}
+    directory.mkdir(mode=0o755, exist_ok=True)
+    passwd, group = directory / f"{name}.passwd", directory / f"{name}.group"
+    for path, text in (
+        (passwd, f"{name}:x:{uid}:{gid}:batchyard node user:{home}:/bin/bash\n"),
+        (group, f"{name}:x:{gid}:\n"),
+    ):
+        with os.fdopen(safe_files.create(path), "w") as out:  # never through a link left there
+            out.write(text)
+    return {"LD_PRELOAD": library, "NSS_WRAPPER_PASSWD": str(passwd), "NSS_WRAPPER_GROUP": str(group)}
+
+
+def unreachable_parent(path: Path) -> Path | None:
+    """The first directory on the way to `path` that other users may not pass (no o+x), if any:
+    users of their own cannot reach a node root below it."""
+    for directory in [*reversed(path.parents), path]:
+        try:
+            if not directory.stat().st_mode & 0o001:
+                return directory
+        except FileNotFoundError:
+            return None  # made later, by us
+    return None
 
 
 def _make_home(home: Path, uid: int | None) -> None:

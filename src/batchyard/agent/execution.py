@@ -1,7 +1,8 @@
 """One run on the node: directories, environment, resource files, the process, and its result.
 
 A task sees only the documented AZ_BATCH_* variables, its job's and its own settings, and a
-minimal PATH/HOME/LANG: never the agent's credentials or the service's keys.
+minimal PATH/HOME/LANG: never the agent's credentials or the service's keys. On an agent running as
+root it runs as the user its identity names (task_users.py), in a directory that user owns.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from batchyard.agent.output_files import upload_outputs
 from batchyard.agent.packages import PackageError, install_packages
 from batchyard.agent.resource_files import DownloadError, download_resource_files
 from batchyard.agent.runner import ProcessResult, ProcessSpec, RunningProcess, start_process
+from batchyard.agent.task_users import OPEN_DIR, PRIVATE_DIR, TaskUser, TaskUsers, UnknownUser, hand_over, open_parents
 from batchyard.agent.transfer import BlobCache
 
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -33,12 +35,15 @@ class NodeContext:
     package_env: dict[str, str] = field(default_factory=dict)  # the pool's application packages
     blob_cache: BlobCache | None = None  # resource files many tasks of this node share
     certificates: list[dict[str, Any]] = field(default_factory=list)  # the pool's (agent/certificates.py)
+    users: TaskUsers | None = None  # who runs run as (agent/task_users.py)
 
     def __post_init__(self) -> None:
         self.blob_cache = self.blob_cache or BlobCache(self.root / ".batchyard" / "blobcache")
 
     def welcome(self, message: dict[str, Any]) -> None:
         self.values = dict(message)
+        if self.users is not None:
+            self.users.set_pool_accounts(list(message.get("userAccounts") or []))
 
     def node_env(self) -> dict[str, str]:
         root = str(self.root)
@@ -71,6 +76,7 @@ class Execution:
         self.killed = False
         self._preparing: asyncio.Future[None] | None = None
         self.package_env: dict[str, str] = {}
+        self.user: TaskUser | None = None
 
     def environment(self) -> dict[str, str]:
         run = self.run_spec
@@ -82,9 +88,12 @@ class Execution:
                 "AZ_BATCH_TASK_WORKING_DIR": str(self.working_dir),
                 "AZ_BATCH_TASK_RETRY_COUNT": str(run.get("retry", 0)),
                 "AZ_BATCH_CERTIFICATES_DIR": str(self.task_dir / "certs"),
-                "AZ_BATCH_TASK_USER": "_azbatch",
+                "AZ_BATCH_TASK_USER": self.user.name if self.user else "_azbatch",
+                "AZ_BATCH_TASK_USER_IDENTITY": self.user.identity if self.user else "PoolNonAdmin",
             }
         )
+        if self.user is not None:
+            env.update(self.user.account.lookup_env)  # `whoami` and the like find a user without passwd entry
         if run.get("job"):  # tasks, and the job preparation and release tasks
             env["AZ_BATCH_JOB_ID"] = run["job"]
             env["AZ_BATCH_TASK_ID"] = run["task"]
@@ -131,6 +140,11 @@ class Execution:
             return self._failed(started, self.run_spec["prefail"])
         if self.run_spec["kind"] == "packages":
             return await self._deploy_pool_packages(started)
+        if self.context.users is not None:
+            try:
+                self.user = self.context.users.user_for(self.run_spec.get("user"), self.task_dir)
+            except UnknownUser as error:
+                return self._failed(started, error.failure)
         _make_dirs(self.task_dir, self.working_dir)
         audience = "starttask" if self.run_spec["kind"] == "start" else "task"
         if certs := visible_to(self.context.certificates, audience):  # before the program starts
@@ -147,6 +161,11 @@ class Execution:
                 self._preparing = None
         if self.killed:
             return self._ended(started)
+        if self.user is not None:  # after the agent has put files there, before the program starts
+            open_parents(self.context.root, self.task_dir)
+            shared_dir = self.run_spec["kind"] in ("start", "prep")
+            hand_over(self.task_dir, self.user.account, OPEN_DIR if shared_dir else PRIVATE_DIR)
+        account = self.user.account if self.user is not None else None
         spec = ProcessSpec(
             command_line=self.run_spec["cmd"],
             cwd=self.working_dir,
@@ -156,6 +175,7 @@ class Execution:
             stderr_path=self.task_dir / self.run_spec.get("stderr", "stderr.txt"),
             max_wall_clock=self.run_spec.get("wall"),
             session=self.run_spec.get("session", "default"),
+            account=account,
         )
         self.process = await start_process(spec)
         if self.killed:

@@ -19,11 +19,13 @@ from typing import Any, NoReturn, cast
 
 import websockets
 
-from batchyard.agent import files, identity, proctree
+from batchyard.agent import files, identity, node_layout, proctree
+from batchyard.agent.accounts import UidAllocator
 from batchyard.agent.execution import Execution, NodeContext
 from batchyard.agent.metrics import MetricsReporter
 from batchyard.agent.node_services import NodeServices
 from batchyard.agent.runner import DEFAULT_KILL_GRACE, RunningProcess
+from batchyard.agent.task_users import TaskUsers
 from batchyard.protocol import messages
 
 log = logging.getLogger("batchyard.agent")
@@ -56,7 +58,8 @@ class Agent:
         self.token = token
         self.orphan_timeout = orphan_timeout
         self.boot = uuid.uuid4().hex
-        self.context = NodeContext(root=self.root, node_id=node_id)
+        uids = UidAllocator(node_id)  # node users' and task users' uids never meet
+        self.context = NodeContext(root=self.root, node_id=node_id, users=TaskUsers(self.root, uids))
         self.runs: dict[str, Execution] = {}
         self.refused: str | None = None  # why the service refused this agent (another protocol version)
         self.boot_again: str | None = None  # "keep" or "wipe" (the node root) when the service asked
@@ -70,7 +73,7 @@ class Agent:
         self._stopping = asyncio.Event()
         self._disconnected_at = time.monotonic()
         # Heartbeats, SSH (on login_address), certificates.
-        self.services = NodeServices(self.root, self.context, self._send, login_address)
+        self.services = NodeServices(self.root, self.context, self._send, login_address, uids)
         self.metrics = MetricsReporter(self.root, self._send)  # resource use for autoscale
         self.files = files.NodeFiles(self.root)  # the service's file requests
 
@@ -80,8 +83,7 @@ class Agent:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
-        for name in ("shared", "startup", "workitems"):
-            (self.root / name).mkdir(parents=True, exist_ok=True)
+        node_layout.make(self.root)
         await self._end_leftovers()
         connector = asyncio.create_task(self._connect_loop())
         heartbeat = asyncio.create_task(self.services.heartbeat_loop(self.runs))
@@ -309,6 +311,9 @@ def run_agent(
     login_address: str = "127.0.0.1",
 ) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s agent: %(message)s")
+    if problem := node_layout.unreachable(root):
+        log.error("%s", problem)
+        return 2
     token = token or os.environ.pop("BATCHYARD_NODE_TOKEN", "")
     join_token = join_token or os.environ.pop("BATCHYARD_JOIN_TOKEN", None)
     if node_id is None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from batchyard.agent import health
-from batchyard.agent.accounts import NodeAccounts
+from batchyard.agent.accounts import NodeAccounts, UidAllocator
 from batchyard.agent.execution import Execution, NodeContext
 from batchyard.agent.ssh import NodeSshServer
 
@@ -36,12 +36,17 @@ LOG_FILES = ("agent.log",)  # under the node root: where the local provider send
 
 class NodeServices:
     def __init__(
-        self, root: Path, context: NodeContext, send: Callable[[dict[str, Any]], None], login_address: str
+        self,
+        root: Path,
+        context: NodeContext,
+        send: Callable[[dict[str, Any]], None],
+        login_address: str,
+        uids: UidAllocator | None = None,
     ) -> None:
         self.root = root
         self.context = context
         self.send = send
-        accounts = NodeAccounts(context.node_id, root, lambda: context.certificates)
+        accounts = NodeAccounts(context.node_id, root, lambda: context.certificates, uids)
         self.ssh = NodeSshServer(root, accounts, context.node_env, host=login_address)
         self.min_free_mb: float | None = None
 

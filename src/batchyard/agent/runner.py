@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Literal
 
 from batchyard.agent import proctree, safe_files
+from batchyard.agent.accounts import OsAccount
 
 __all__ = ["DEFAULT_KILL_GRACE", "ProcessResult", "ProcessSpec", "RunningProcess", "start_process"]
 
@@ -55,6 +56,7 @@ class ProcessSpec:
     stderr_path: Path  # created anew
     max_wall_clock: float | None = None  # seconds from start; None = unlimited
     session: Literal["default", "end", "linger"] = "default"  # what becomes of processes it leaves running
+    account: OsAccount | None = None  # whom it runs as; None: the agent's own user
 
 
 @dataclass
@@ -284,6 +286,7 @@ async def start_process(spec: ProcessSpec, *, kill_grace: float = DEFAULT_KILL_G
             stderr=fds[1],
             close_fds=True,
             start_new_session=True,  # own session and process group, so the whole tree can be killed
+            **(spec.account.spawn_options() if spec.account is not None else {}),
         )
     except OSError as exc:
         proc = RunningProcess(0, start_time, kill_grace)

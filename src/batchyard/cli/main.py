@@ -24,6 +24,7 @@ from batchyard.service.config import (
     Timing,
     account_from_environment,
 )
+from batchyard.service.data_dir import prepare as prepare_data_dir
 from batchyard.service.storage.options import add_storage_options
 
 
@@ -36,7 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--data-dir", type=Path, default=Path("./batchyard-data"))
     serve.add_argument("--account-name", help="account name (or BATCHYARD_ACCOUNT_NAME)")
-    serve.add_argument("--account-key", help="base64 account key (or BATCHYARD_ACCOUNT_KEY)")
+    serve.add_argument(
+        "--account-key",
+        help="base64 account key (or BATCHYARD_ACCOUNT_KEY); other local users can read a command line: "
+        "prefer --account-key-file",
+    )
+    serve.add_argument(
+        "--account-key-file",
+        type=Path,
+        help="file whose first line is the base64 account key (or BATCHYARD_ACCOUNT_KEY_FILE)",
+    )
     serve.add_argument("--public-url", help="URL clients and nodes use to reach the service")
     serve.add_argument("--log-level", default="info")
     serve.add_argument(
@@ -136,9 +146,16 @@ def _serve(args: argparse.Namespace) -> int:
         # a flood of one error (say "Too many open files" on every accept) must not fill the disk
         handler.addFilter(RepeatedMessageFilter())
     try:
-        name, keys = account_from_environment(args.account_name, args.account_key, args.host)
+        name, keys = account_from_environment(args.account_name, args.account_key, args.host, args.account_key_file)
     except SettingsError as exc:
         print(f"batchyard: {exc}", file=sys.stderr)
+        return 2
+    if args.account_key:
+        logging.getLogger("batchyard").warning(
+            "--account-key shows the key to every local user (/proc/<pid>/cmdline): use --account-key-file"
+        )
+    if problem := prepare_data_dir(args.data_dir):
+        print(f"batchyard: {problem}", file=sys.stderr)
         return 2
     settings = Settings(
         host=args.host,

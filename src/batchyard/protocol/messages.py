@@ -2,7 +2,9 @@
 
 service -> agent
   welcome   {node, pool, account, accountUrl, dedicated,        after a successful hello; taskDirs: the
-             taskDirs}                                             multi-instance tasks still running on the node
+             taskDirs, userAccounts}                               multi-instance tasks still running on the node;
+                                                                  userAccounts: the pool's named accounts
+                                                                  [{name, admin, uid, gid, sshKey}]
   run       {runs: [Run]}                                         start tasks (batched)
   kill      {aids: [aid]}                                         end these runs (whole process tree)
   ack       {aids: [aid]}                                         results recorded; forget them
@@ -28,7 +30,8 @@ agent -> service  (frames of at most 8 MiB: the service drops the connection on 
                                                                   (ok false with code and message on failure)
   metrics   {cpu, mem, disk, rb, wb, rops, wops, nin, nout}       resource use (agent/metrics.py), for autoscale
 
-Run:  {aid, kind: "task"|"start"|"prep"|"release"|"packages", job, task, dir, cmd, env, files, wall, retry}
+Run:  {aid, kind: "task"|"start"|"prep"|"release"|"packages", job, task, dir, cmd, env, files, wall, retry,
+       user: {name} | {scope: "pool"|"task", admin}}   (whom it runs as: agent/task_users.py)
       built by service/engine/run_builder.py; tasks add outputs, packages or prefail; packages runs add
       packages or prefail; runs of a job with a preparation task add prepDir
       multi-instance runs add: mi, sharedFiles, session ("linger": coordination, "end": application),
@@ -98,6 +101,7 @@ class Run(TypedDict):
     files: list[dict[str, Any]]
     wall: float | None
     retry: int
+    user: NotRequired[dict[str, Any]]  # {name} of a pool account, or the auto-user's {scope, admin}
     job: NotRequired[str]
     task: NotRequired[str]
     outputs: NotRequired[list[dict[str, Any]]]
@@ -134,6 +138,7 @@ class Welcome(TypedDict):
     accountUrl: str
     dedicated: bool
     taskDirs: list[str]
+    userAccounts: NotRequired[list[dict[str, Any]]]
 
 
 class RunBatch(TypedDict):

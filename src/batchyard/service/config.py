@@ -98,16 +98,32 @@ class SettingsError(Exception):
     pass
 
 
-def account_from_environment(name: str | None, key: str | None, host: str) -> tuple[str, tuple[str, ...]]:
-    """Resolve the account from flags, then the environment, then the development default."""
+def read_key_file(path: str | Path) -> str:
+    """The key in a file (its first line), so it never shows in the command line other users can read."""
+    try:
+        return Path(path).read_text().strip().splitlines()[0].strip()
+    except (OSError, IndexError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"cannot read an account key from {path}: {exc or 'empty file'}") from exc
+
+
+def account_from_environment(
+    name: str | None, key: str | None, host: str, key_file: str | Path | None = None
+) -> tuple[str, tuple[str, ...]]:
+    """Resolve the account from flags, then the environment, then the development default.
+
+    The keys leave the environment once read: processes the service starts (Azurite, agents) do not inherit them.
+    """
     name = name or os.environ.get("BATCHYARD_ACCOUNT_NAME")
-    key = key or os.environ.get("BATCHYARD_ACCOUNT_KEY")
-    secondary = os.environ.get("BATCHYARD_ACCOUNT_SECONDARY_KEY")
+    key_file = key_file or os.environ.pop("BATCHYARD_ACCOUNT_KEY_FILE", None)
+    from_file = read_key_file(key_file) if key_file else None
+    key = key or from_file or os.environ.get("BATCHYARD_ACCOUNT_KEY")
+    os.environ.pop("BATCHYARD_ACCOUNT_KEY", None)
+    secondary = os.environ.pop("BATCHYARD_ACCOUNT_SECONDARY_KEY", None)
     if not name and not key:
         if not is_loopback(host):
             raise SettingsError(
                 f"refusing to listen on {host} with the well-known development key: "
-                "set --account-name/--account-key or BATCHYARD_ACCOUNT_NAME/BATCHYARD_ACCOUNT_KEY"
+                "set --account-name/--account-key-file or BATCHYARD_ACCOUNT_NAME/BATCHYARD_ACCOUNT_KEY_FILE"
             )
         return DEV_ACCOUNT_NAME, (DEV_ACCOUNT_KEY, DEV_ACCOUNT_SECONDARY_KEY)
     if not name or not key:

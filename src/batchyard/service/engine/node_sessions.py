@@ -21,7 +21,7 @@ from batchyard.service.engine.events import (
 from batchyard.service.engine.nodes import START_TASK_RUN_ID, NodeOps, failure_of
 from batchyard.service.engine.packages import packages_failed, send_pool_packages
 from batchyard.service.engine.records import NodeRecord, NodeRun, PoolRecord, RunKind
-from batchyard.service.engine.run_builder import build_run, merge_environment
+from batchyard.service.engine.run_builder import build_run, merge_environment, pool_accounts
 from batchyard.service.ports import AgentChannel
 
 log = logging.getLogger("batchyard.nodes")
@@ -107,6 +107,7 @@ class AgentSessionOps(NodeOps):
                 "accountUrl": self.settings.base_url,
                 "dedicated": True,
                 "taskDirs": self.multi_instance_dirs(node),  # the agent ends what other ones left behind
+                "userAccounts": pool_accounts(pool.doc if pool else None),
             }
         )
         self.provider_of(node).agent_connected(node.id, message)
@@ -209,6 +210,7 @@ class AgentSessionOps(NodeOps):
             merge_environment(start_task.get("environmentSettings")),
             files=self.resources.resolve_files(start_task.get("resourceFiles")),
             retry=retry,
+            identity=start_task.get("userIdentity"),
         )
         node.session.send({"t": "run", "runs": [run]})
 

@@ -101,6 +101,7 @@ class PreparationOps(TaskOps):
             files=self.resources.resolve_files(spec.get("resourceFiles")),
             wall=limit_seconds((spec.get("constraints") or {}).get("maxWallClockTime") or spec.get("maxWallClockTime")),
             retry=retry,
+            identity=spec.get("userIdentity"),
         )
 
     def _new_status(self, node: NodeRecord) -> dict[str, Any]:

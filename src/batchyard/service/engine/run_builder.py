@@ -4,6 +4,9 @@ A run is what an agent executes: a task, the start task, a job preparation or re
 application packages, or one instance of a multi-instance task. Its wire shape is documented in
 `protocol/messages.py` (Run). The environment is layered the same way for every kind that has a job:
 the job's `commonEnvironmentSettings`, then the run's own `environmentSettings` (later layers win).
+
+Whom a run runs as travels with it (`user`, from its `userIdentity`); the pool's named accounts travel
+once, in the welcome (`pool_accounts`). The agent maps both to OS users (agent/task_users.py).
 """
 
 from __future__ import annotations
@@ -25,6 +28,33 @@ def merge_environment(*layers: EnvironmentSettings) -> dict[str, str]:
     return env
 
 
+def user_of(identity: dict[str, Any] | None) -> dict[str, Any]:
+    """A `userIdentity` on the wire: {name} for a named account, else {scope, admin} of the auto-user
+    (the defaults of models/defaults.user_identity: pool scope, non-admin)."""
+    identity = identity or {}
+    if identity.get("username"):
+        return {"name": identity["username"]}
+    auto = identity.get("autoUser") or {}
+    return {"scope": auto.get("scope") or "pool", "admin": auto.get("elevationLevel") == "admin"}
+
+
+def pool_accounts(pool_doc: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The pool's `userAccounts` as its nodes need them: never the password (nothing logs in with it)."""
+    accounts = []
+    for account in (pool_doc or {}).get("userAccounts") or []:
+        linux = account.get("linuxUserConfiguration") or {}
+        accounts.append(
+            {
+                "name": account["name"],
+                "admin": account.get("elevationLevel") == "admin",
+                "uid": linux.get("uid"),
+                "gid": linux.get("gid"),
+                "sshKey": linux.get("sshPrivateKey"),
+            }
+        )
+    return accounts
+
+
 def build_run(
     kind: RunKind,
     run_id: str,
@@ -37,16 +67,26 @@ def build_run(
     retry: int = 0,
     job_id: str | None = None,
     task_id: str | None = None,
+    identity: dict[str, Any] | None = None,
     **extra: Any,
 ) -> Run:
     """A run message: `directory` is relative to the node root, `wall` the wall clock limit in seconds.
 
-    `extra` carries the fields of particular kinds (outputs, packages, prefail, prepDir, multi-instance
-    fields); they are documented with the Run message.
+    `identity` is the run's `userIdentity` (None: the default auto-user). `extra` carries the fields of
+    particular kinds (outputs, packages, prefail, prepDir, multi-instance fields); they are documented
+    with the Run message.
     """
     wire_kind = cast(Any, kind.value)  # the kinds that travel: not HELD or INSTANCE (never sent as such)
     run = Run(
-        aid=run_id, kind=wire_kind, dir=directory, cmd=command, env=env, files=list(files), wall=wall, retry=retry
+        aid=run_id,
+        kind=wire_kind,
+        dir=directory,
+        cmd=command,
+        env=env,
+        files=list(files),
+        wall=wall,
+        retry=retry,
+        user=user_of(identity),
     )
     if job_id is not None:
         run["job"] = job_id

@@ -99,6 +99,7 @@ class TaskRunOps(PoolOps):
             task_id=doc["id"],
             wall=limit_seconds((doc.get("constraints") or {}).get("maxWallClockTime")),
             retry=info["retryCount"],
+            identity=doc.get("userIdentity"),
             **self.resources.storage_fields(doc),
         )
 

@@ -1,0 +1,174 @@
+"""Who a run runs as: its `userIdentity`, when the agent runs as root (README, "Task users").
+
+Azure runs a task as an auto-user, or as one of the pool's named `userAccounts`. Here, on an agent
+running as root:
+
+- a non-admin auto-user of pool scope is `_azbatch`, one uid of the node's own for all such runs;
+- a non-admin auto-user of task scope is `_azbatch-<hash>`, a uid of the task's own (its retries keep it);
+- a named account runs with the uid/gid of its `linuxUserConfiguration`, or a uid of the node's own;
+- admin elevation (of an auto-user or a named account) runs as the agent's own user, root, as admin
+  node users do (accounts.py): batchyard sets up no sudo, so root is what "full administrator
+  permissions" can mean.
+
+The uids come from the node users' range and allocator (accounts.py), so the two never share one.
+Like node users they have no /etc/passwd entry (nothing outside the node root changes and nothing
+stays behind when the node goes); programs find their user through nss_wrapper.
+
+An agent that is not root runs every run as its own user, as before; the environment still names
+the identity the run asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from batchyard.agent import safe_files
+from batchyard.agent.accounts import OsAccount, UidAllocator, isolating, lookup_env
+
+POOL_USER = "_azbatch"  # what Azure calls the pool's non-admin auto-user on Linux (AZ_BATCH_TASK_USER)
+TASK_UMASK = 0o022  # files a task makes are readable where its directory lets others in (shared/)
+PRIVATE_DIR = 0o700  # a task's directory: its user's only
+OPEN_DIR = 0o755  # start and job preparation task directories: their files are for the node's other tasks
+
+
+class UnknownUser(Exception):
+    """The run names a user account the pool does not have."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.failure = {
+            "category": "usererror",
+            "code": "UserNotFound",
+            "message": f"The user account {name} named by the task's user identity does not exist on the pool.",
+        }
+
+
+@dataclass(frozen=True)
+class TaskUser:
+    name: str  # AZ_BATCH_TASK_USER
+    identity: str  # AZ_BATCH_TASK_USER_IDENTITY: PoolNonAdmin, PoolAdmin, TaskNonAdmin, TaskAdmin, or the account
+    account: OsAccount  # uid None: the agent's own user
+
+
+class TaskUsers:
+    """The OS accounts of one node's runs; the pool's named accounts come with the service's welcome."""
+
+    def __init__(self, root: Path, uids: UidAllocator) -> None:
+        self.root = root
+        self.uids = uids
+        self.pool_accounts: dict[str, dict[str, Any]] = {}
+        self._homes: set[Path] = set()
+
+    def set_pool_accounts(self, entries: list[dict[str, Any]]) -> None:
+        self.pool_accounts = {str(entry["name"]): entry for entry in entries}
+
+    def user_for(self, identity: dict[str, Any] | None, task_dir: Path) -> TaskUser:
+        """The user of a run in `task_dir` with this identity (the wire form of run_builder.user_of)."""
+        identity = identity or {}
+        if "name" in identity:
+            return self._named(str(identity["name"]))
+        admin = bool(identity.get("admin"))
+        task_scope = identity.get("scope") == "task"
+        label = ("Task" if task_scope else "Pool") + ("Admin" if admin else "NonAdmin")
+        if task_scope:
+            digest = hashlib.sha256(str(task_dir.relative_to(self.root)).encode()).hexdigest()[:10]
+            name, key, home = f"{POOL_USER}-{digest}", f"task-user:{digest}", task_dir / "wd"
+        else:
+            name, key, home = POOL_USER, "task-user:pool", self.root / "users" / POOL_USER
+        if admin or not isolating():
+            return TaskUser(name, label, OsAccount(uid=None, home=home, lookup_env={}))
+        uid = self.uids.uid(key)
+        return TaskUser(name, label, self._account(name, uid, uid, home, make_home=not task_scope))
+
+    def _named(self, name: str) -> TaskUser:
+        entry = self.pool_accounts.get(name)
+        if entry is None:
+            raise UnknownUser(name)
+        home = self.root / "users" / name
+        if entry.get("admin") or not isolating():
+            return TaskUser(name, name, OsAccount(uid=None, home=home, lookup_env={}))
+        uid = int(entry["uid"]) if entry.get("uid") is not None else self.uids.uid(f"task-user:named:{name}")
+        gid = int(entry["gid"]) if entry.get("gid") is not None else uid
+        account = self._account(name, uid, gid, home, make_home=True)
+        if entry.get("sshKey"):
+            _install_ssh_key(home, str(entry["sshKey"]), uid, gid)
+        return TaskUser(name, name, account)
+
+    def _account(self, name: str, uid: int, gid: int, home: Path, make_home: bool) -> OsAccount:
+        if make_home and home not in self._homes:
+            _make_private_dir(home.parent, 0o755, None, None)
+            _make_private_dir(home, PRIVATE_DIR, uid, gid)
+            self._homes.add(home)
+        env = lookup_env(self.root / "users" / ".nss", name, uid, gid, home)
+        return OsAccount(uid=uid, home=home, lookup_env=env, gid=gid, umask=TASK_UMASK)
+
+
+def hand_over(task_dir: Path, account: OsAccount, mode: int) -> None:
+    """Give the task's directory, and what the agent put in it, to the run's user, with `mode`.
+
+    Walked through directory descriptors without following links, so a link a task left in there
+    (or a directory swapped for one meanwhile) never makes the agent chown something elsewhere.
+    """
+    if account.uid is None:
+        os.chmod(task_dir, mode)
+        return
+    uid, gid = account.uid, account.uid if account.gid is None else account.gid
+    top = safe_files.open_dir(task_dir)
+    try:
+        os.fchown(top, uid, gid)
+        os.fchmod(top, mode)
+    finally:
+        os.close(top)
+    for _, dirs, names, folder in os.fwalk(task_dir, follow_symlinks=False):
+        for name in (*dirs, *names):
+            try:
+                if os.stat(name, dir_fd=folder, follow_symlinks=False).st_uid != uid:
+                    os.chown(name, uid, gid, dir_fd=folder, follow_symlinks=False)
+            except FileNotFoundError:
+                pass
+
+
+def open_parents(root: Path, task_dir: Path) -> None:
+    """The agent's directories between the node root and a task's (workitems/<job>/job-1) let every
+    task user pass and list, whatever the agent's umask made them."""
+    for directory in task_dir.relative_to(root).parents:
+        path = root / directory
+        if path != root and path.stat().st_mode & 0o777 != OPEN_DIR:
+            os.chmod(path, OPEN_DIR)
+
+
+def _make_private_dir(path: Path, mode: int, uid: int | None, gid: int | None) -> None:
+    path.mkdir(mode=mode, exist_ok=True)
+    info = path.lstat()
+    if uid is not None and gid is not None and (info.st_uid, info.st_gid) != (uid, gid):
+        os.chown(path, uid, gid, follow_symlinks=False)
+    if info.st_mode & 0o777 != mode:
+        os.chmod(path, mode, follow_symlinks=False)
+
+
+def _install_ssh_key(home: Path, private_key: str, uid: int, gid: int) -> None:
+    """The account's key pair in its `.ssh`, and the public key authorized (LinuxUserConfiguration)."""
+    import asyncssh  # the agent has it for its SSH server; imported only for accounts with a key
+
+    try:
+        public = asyncssh.import_private_key(private_key).export_public_key().decode()
+    except (asyncssh.KeyImportError, ValueError):
+        return  # the service accepted it; a key ssh cannot read configures nothing
+    ssh_dir = home / ".ssh"
+    _make_private_dir(ssh_dir, PRIVATE_DIR, uid, gid)
+    folder = safe_files.open_dir(ssh_dir)
+    try:
+        for name, text, mode in (
+            ("id_rsa", private_key.strip() + "\n", 0o600),
+            ("id_rsa.pub", public, 0o644),
+            ("authorized_keys", public, 0o600),
+        ):
+            with os.fdopen(safe_files.create_at(folder, name, mode), "w") as out:
+                out.write(text)
+                os.fchown(out.fileno(), uid, gid)
+    finally:
+        os.close(folder)
