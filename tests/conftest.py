@@ -70,9 +70,9 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, timeo
 
 
 def passable_for_task_users(data_dir: Path) -> None:
-    """A service running as root runs tasks as users of their own, who must pass through the
-    directories above its data directory (it refuses to start otherwise): pytest makes its temporary
-    directories 0700, so these get o+x (pass, not list) for the test."""
+    """A service (or agent) running as root runs tasks as users of their own, who must pass through
+    the directories above its data directory or node root (it refuses to start otherwise): pytest
+    makes its temporary directories 0700, so these get o+x (pass, not list) for the test."""
     if os.geteuid() != 0:
         return
     temp_root = Path(tempfile.gettempdir()).resolve()

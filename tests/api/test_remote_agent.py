@@ -15,7 +15,7 @@ from azure.batch.models._models import BatchNodeRebootOptions, BatchNodeReimageO
 
 from batchyard.cli.client import API_VERSION
 from tests.api.helpers import completed, create_job, create_pool
-from tests.conftest import Service, wait_for
+from tests.conftest import Service, passable_for_task_users, wait_for
 
 # The service runs with the development account: so does the CLI, whatever this shell has set.
 _CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("BATCHYARD_")}
@@ -42,6 +42,7 @@ def _join_token(service: Service, pool_id: str) -> str:
 
 
 def _start_agent(service: Service, root: Path, pool_id: str, token: str, *extra: str) -> subprocess.Popen[bytes]:
+    passable_for_task_users(root)  # a root agent refuses a root its task users cannot reach
     args = [
         sys.executable,
         "-m",
@@ -198,6 +199,7 @@ def test_an_agent_of_another_protocol_version_is_refused_and_stops(
         "parser = argparse.ArgumentParser(); add_agent_arguments(parser); "
         "sys.exit(run_agent_command(parser.parse_args()))"
     )
+    passable_for_task_users(tmp_path / "node")
     agent = subprocess.Popen(
         [sys.executable, "-c", older, "--service-url", service.url, "--root", str(tmp_path / "node")]
         + ["--pool", pool_id, "--join-token", token],
