@@ -166,7 +166,11 @@ def test_pool_and_task_packages_environment_and_reuse(linked: Service, batch: An
         batch.create_task(
             job_id,
             m.BatchTaskCreateOptions(
-                id=task_id, command_line=f"/bin/bash -c '{script}'", application_package_references=refs
+                id=task_id,
+                command_line=f"/bin/bash -c '{script}'",
+                application_package_references=refs,
+                # Packages are shared by every task user of the node: only an admin task writes in one.
+                user_identity=m.UserIdentity(auto_user=m.AutoUserSpecification(elevation_level="admin")),
             ),
         )
         task = wait_for(lambda t=task_id: _completed(batch, job_id, t), timeout=60, what=f"task {task_id}")

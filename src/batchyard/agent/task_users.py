@@ -62,6 +62,7 @@ class TaskUsers:
         self.uids = uids
         self.pool_accounts: dict[str, dict[str, Any]] = {}
         self._homes: set[Path] = set()
+        self._lookups: dict[tuple[str, int, int, Path], dict[str, str]] = {}  # written once, not per run
 
     def set_pool_accounts(self, entries: list[dict[str, Any]]) -> None:
         self.pool_accounts = {str(entry["name"]): entry for entry in entries}
@@ -103,8 +104,10 @@ class TaskUsers:
             _make_private_dir(home.parent, 0o755, None, None)
             _make_private_dir(home, PRIVATE_DIR, uid, gid)
             self._homes.add(home)
-        env = lookup_env(self.root / "users" / ".nss", name, uid, gid, home)
-        return OsAccount(uid=uid, home=home, lookup_env=env, gid=gid, umask=TASK_UMASK)
+        key = (name, uid, gid, home)
+        if key not in self._lookups:
+            self._lookups[key] = lookup_env(self.root / "users" / ".nss", name, uid, gid, home)
+        return OsAccount(uid=uid, home=home, lookup_env=self._lookups[key], gid=gid, umask=TASK_UMASK)
 
 
 def hand_over(task_dir: Path, account: OsAccount, mode: int) -> None:
