@@ -1,0 +1,91 @@
+"""Whom runs run as, without processes: the wire form of userIdentity and the agent's mapping of it."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from batchyard.agent import accounts, task_users
+from batchyard.agent.accounts import UidAllocator, unreachable_parent
+from batchyard.agent.task_users import TaskUsers, UnknownUser
+from batchyard.service.config import SettingsError, read_key_file
+from batchyard.service.engine.run_builder import pool_accounts, user_of
+
+
+def test_user_identity_on_the_wire() -> None:
+    assert user_of(None) == {"scope": "pool", "admin": False}
+    assert user_of({"autoUser": {"scope": "task", "elevationLevel": "admin"}}) == {"scope": "task", "admin": True}
+    assert user_of({"username": "alice"}) == {"name": "alice"}
+
+
+def test_pool_accounts_travel_without_passwords() -> None:
+    pool = {
+        "userAccounts": [
+            {
+                "name": "alice",
+                "password": "secret",
+                "elevationLevel": "admin",
+                "linuxUserConfiguration": {"uid": 5, "gid": 6, "sshPrivateKey": "KEY"},
+            },
+            {"name": "bob", "password": "secret"},
+        ]
+    }
+    assert pool_accounts(pool) == [
+        {"name": "alice", "admin": True, "uid": 5, "gid": 6, "sshKey": "KEY"},
+        {"name": "bob", "admin": False, "uid": None, "gid": None, "sshKey": None},
+    ]
+    assert "secret" not in repr(pool_accounts(pool))
+
+
+@pytest.fixture
+def users(tmp_path: Path) -> TaskUsers:
+    users = TaskUsers(tmp_path, UidAllocator("node-1"))
+    users.set_pool_accounts([{"name": "alice", "admin": False, "uid": 4321, "gid": 4322}])
+    return users
+
+
+def test_an_agent_that_is_not_root_runs_everything_as_itself(users: TaskUsers, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(task_users, "isolating", lambda: False)
+    task_dir = users.root / "workitems" / "j" / "job-1" / "t"
+    pool = users.user_for({"scope": "pool", "admin": False}, task_dir)
+    scoped = users.user_for({"scope": "task", "admin": True}, task_dir)
+    named = users.user_for({"name": "alice"}, task_dir)
+    assert (pool.name, pool.identity, pool.account.uid) == ("_azbatch", "PoolNonAdmin", None)
+    assert scoped.identity == "TaskAdmin" and scoped.name.startswith("_azbatch-") and scoped.account.uid is None
+    assert (named.name, named.identity, named.account.uid) == ("alice", "alice", None)
+    with pytest.raises(UnknownUser):
+        users.user_for({"name": "nobody"}, task_dir)
+
+
+def test_uids_differ_by_node_and_by_user_and_stay_in_the_range() -> None:
+    first, second = UidAllocator("node-1"), UidAllocator("node-2")
+    uids = {first.uid("task-user:pool"), first.uid("alice"), second.uid("task-user:pool")}
+    assert len(uids) == 3
+    assert all(accounts.UID_BASE <= uid < accounts.UID_BASE + accounts.UID_SPAN for uid in uids)
+    assert first.uid("alice") == first.uid("alice")
+
+
+def test_a_directory_others_cannot_pass_is_named() -> None:
+    top = Path(tempfile.mkdtemp())  # in the system's temporary directory, which everyone passes
+    try:
+        closed = top / "closed"
+        (closed / "data").mkdir(parents=True)
+        top.chmod(0o711)
+        closed.chmod(0o700)
+        assert unreachable_parent(closed / "data") == closed
+        closed.chmod(0o711)
+        assert unreachable_parent(closed / "data") is None
+        assert unreachable_parent(closed / "not-yet" / "made") is None
+    finally:
+        shutil.rmtree(top)
+
+
+def test_the_key_file_gives_its_first_line(tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text("  c2VjcmV0  \nignored\n")
+    assert read_key_file(key_file) == "c2VjcmV0"
+    with pytest.raises(SettingsError):
+        read_key_file(tmp_path / "missing")
