@@ -81,6 +81,16 @@ def passable_for_task_users(data_dir: Path) -> None:
             parent.chmod(parent.stat().st_mode | 0o001)
 
 
+@pytest.fixture(autouse=True)
+def _tmp_path_for_task_users(request: pytest.FixtureRequest) -> None:
+    """Tests hand tasks paths in their tmp_path (markers, logs): as root, tasks run as users of their
+    own, so a test's tmp_path is theirs to use too."""
+    if os.geteuid() == 0 and "tmp_path" in request.fixturenames:
+        tmp_path: Path = request.getfixturevalue("tmp_path")
+        passable_for_task_users(tmp_path)
+        tmp_path.chmod(0o777)
+
+
 def start_service(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Service:
     port = free_port()
     args = [

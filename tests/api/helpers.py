@@ -279,3 +279,19 @@ def add_certificate(url: str, thumbprint: str, data: bytes, password: str | None
     body = {"thumbprint": thumbprint, "thumbprintAlgorithm": "sha1", "data": base64.b64encode(data).decode()}
     body |= {"certificateFormat": "pfx", "password": password} if password is not None else {}
     return signed_request(url, "POST", "/certificates", body=body | extra)
+
+
+def own_python_identity() -> m.UserIdentity | None:
+    """The identity for a task that runs this test's Python (or a program of its venv): admin when
+    tasks run as users of their own (a service running as root) and the interpreter is out of their
+    reach (a Python under /root, mode 0700); otherwise the default auto-user."""
+    import os
+    import sys
+    from pathlib import Path
+
+    from batchyard.agent.accounts import unreachable_parent
+
+    interpreter = Path(os.path.realpath(sys.executable))
+    if os.geteuid() != 0 or (unreachable_parent(interpreter) is None and interpreter.stat().st_mode & 0o001):
+        return None
+    return m.UserIdentity(auto_user=m.AutoUserSpecification(elevation_level="admin"))

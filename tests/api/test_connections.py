@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from tests.api.helpers import create_job, idle_nodes, run_task, temp_pool
-from tests.conftest import Service, free_port, make_client, wait_for, wait_ready
+from tests.conftest import Service, free_port, make_client, passable_for_task_users, wait_for, wait_ready
 
 HEADER_TIMEOUT = 2.0
 OPEN_FILES = 256  # the limited service's open-file limit (soft and hard): at most 192 connections
@@ -49,6 +49,7 @@ def start_limited_service(data_dir: Path, open_files: int | None, *extra: str) -
     args += ["--node-lost-grace", "2", *extra]
     env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHYARD_")}
     data_dir.mkdir(parents=True, exist_ok=True)
+    passable_for_task_users(data_dir)
     log_path = data_dir / "service.log"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(

@@ -14,7 +14,7 @@ from azure.batch import models as m
 from azure.core.exceptions import HttpResponseError
 
 from batchyard.service.auth import format_ocp_date
-from tests.api.helpers import completed, create_job, idle_nodes, temp_pool
+from tests.api.helpers import completed, create_job, idle_nodes, own_python_identity, temp_pool
 from tests.conftest import Service, wait_for
 
 Unique = Callable[[str], str]
@@ -30,7 +30,7 @@ def pool(client: Any) -> Iterator[str]:
 
 
 def manager(command: str, **kwargs: Any) -> m.BatchJobManagerTask:
-    task = m.BatchJobManagerTask(id="manager", command_line=command, **kwargs)
+    task = m.BatchJobManagerTask(id="manager", command_line=command, user_identity=own_python_identity(), **kwargs)
     # azure-batch 15.1 has no model for it, but the contract does: set the wire property directly.
     task["authenticationTokenSettings"] = {"access": ["job"]}
     return task
@@ -176,12 +176,16 @@ def test_task_processor_example(client: Any, pool: str, unique: Unique) -> None:
             id="count",
             environment_settings=env,
             command_line=f"/bin/bash -c 'echo one two three > words.txt && {sys.executable} {script} words.txt'",
+            user_identity=own_python_identity(),
         ),
     )
     client.create_task(
         job_id,
         m.BatchTaskCreateOptions(
-            id="missing", environment_settings=env, command_line=f"{sys.executable} {script} nothing.txt"
+            id="missing",
+            environment_settings=env,
+            command_line=f"{sys.executable} {script} nothing.txt",
+            user_identity=own_python_identity(),
         ),
     )
     assert wait_for(lambda: completed(client, job_id, "count"), what="count").execution_info.exit_code == 0

@@ -78,10 +78,14 @@ def kill_agent_during_tasks(workdir: Path, mode: str) -> Outcome:
         )
         wait_for(lambda: idle_nodes(client, "p", nodes), timeout=60, what="idle nodes")
         create_job(client, "j", "p")
-        log = workdir / "runs.log"
+        # Where the tasks write: they run as a user of their own when the service is root.
+        out = workdir / "out"
+        out.mkdir(exist_ok=True)
+        out.chmod(0o1777)
+        log = out / "runs.log"
         # A background child that leaves the task's session must end with the lost run too. The first run
         # lasts far longer than the kill and the fencing take, however loaded the machine; the rerun is short.
-        marker = f"{workdir}/ran-$AZ_BATCH_TASK_ID"
+        marker = f"{out}/ran-$AZ_BATCH_TASK_ID"
         command = (
             f"/bin/bash -c 'echo start-$AZ_BATCH_TASK_ID >> {log}; setsid sleep 60 & "
             f"if [ -e {marker} ]; then sleep 1; else touch {marker}; sleep 30; fi; "

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from azure.batch import models as m
 
-from tests.api.helpers import create_job
+from tests.api.helpers import create_job, own_python_identity
 from tests.api.test_multi_instance import bash, done, mi_pool, mi_task
 from tests.conftest import Service, wait_for
 
@@ -110,6 +110,7 @@ def test_seed_mpi_hello_world_on_three_nodes(client: Any, service: Service, uniq
             bash(f"{MPIEXEC} $AZ_BATCH_TASK_SHARED_DIR/mpi_hello"),
             3,
             bash("cd $AZ_BATCH_TASK_SHARED_DIR && mpicc -o mpi_hello mpi_hello.c"),
+            user_identity=own_python_identity(),  # the launcher is a program of this venv
         )
         task.multi_instance_settings.common_resource_files = common(files_url, "mpi_hello.c")
         stdout = run_mpi(client, job_id, task)
@@ -125,7 +126,7 @@ def test_mpi4py_reduction(client: Any, service: Service, unique: Unique, files_u
     with mi_pool(client, pool_id, 3):
         create_job(client, job_id, pool_id)
         python = Path(sys.executable)
-        task = mi_task("reduce", bash(f"{MPIEXEC} {python} reduce.py"), 3)
+        task = mi_task("reduce", bash(f"{MPIEXEC} {python} reduce.py"), 3, user_identity=own_python_identity())
         task.multi_instance_settings.common_resource_files = common(files_url, "reduce.py")
         stdout = run_mpi(client, job_id, task)
         assert "size=3 sum=6" in stdout

@@ -12,7 +12,7 @@ import pytest
 from azure.batch import models as m
 
 from batchyard.conventions import TaskOutputKind, TaskOutputStorage, output_container_url, prepare_output_storage
-from tests.api.helpers import create_job, create_pool
+from tests.api.helpers import create_job, create_pool, own_python_identity
 from tests.api.storage_support import shared_azurite
 from tests.conftest import Service, make_client, start_service, wait_for
 
@@ -49,6 +49,7 @@ def test_task_code_persists_outputs_by_convention(linked: Service) -> None:
             id="render",
             # The node has this interpreter (same host); a real node would get batchyard as a package.
             command_line=f"{sys.executable} -c '{TASK_CODE}'",
+            user_identity=own_python_identity(),
             environment_settings=[
                 m.EnvironmentSetting(name="JOB_OUTPUT_CONTAINER_URL", value=output_container_url(connection, job_id))
             ],

@@ -43,7 +43,7 @@ def test_pool_accounts_travel_without_passwords() -> None:
 @pytest.fixture
 def users(tmp_path: Path) -> TaskUsers:
     users = TaskUsers(tmp_path, UidAllocator("node-1"))
-    users.set_pool_accounts([{"name": "alice", "admin": False, "uid": 4321, "gid": 4322}])
+    users.welcome("pool-1", [{"name": "alice", "admin": False, "uid": 4321, "gid": 4322}])
     return users
 
 
@@ -64,6 +64,9 @@ def test_uids_differ_by_node_and_by_user_and_stay_in_the_range() -> None:
     first, second = UidAllocator("node-1"), UidAllocator("node-2")
     uids = {first.uid("task-user:pool"), first.uid("alice"), second.uid("task-user:pool")}
     assert len(uids) == 3
+    # A pool's users have one uid on all its nodes; another pool's differ.
+    assert first.uid("task-user:pool", within="pool:a") == second.uid("task-user:pool", within="pool:a")
+    assert first.uid("task-user:pool", within="pool:a") != first.uid("task-user:pool", within="pool:b")
     assert all(accounts.UID_BASE <= uid < accounts.UID_BASE + accounts.UID_SPAN for uid in uids)
     assert first.uid("alice") == first.uid("alice")
 

@@ -101,28 +101,30 @@ class NodeAccounts:
 
 
 class UidAllocator:
-    """Uids for one node's accounts: derived from the node id and a key, distinct within the node.
+    """Uids for one node's accounts: derived from a hash of where they belong and a key, distinct
+    within the node (node users and task users share one allocator, so they never share a uid).
 
-    The node id is in the hash, so accounts of other nodes on the host get other uids too; node users
-    and task users share one allocator, so they never share a uid.
+    By default they belong to the node (its id is in the hash, so other nodes on the host get other
+    uids); `within` names a wider home, such as a pool whose nodes all give its auto-user one uid.
     """
 
     def __init__(self, node_id: str) -> None:
         self.node_id = node_id
         self._uids: dict[str, int] = {}
 
-    def uid(self, key: str) -> int:
-        if key not in self._uids:
+    def uid(self, key: str, within: str | None = None) -> int:
+        home = within or self.node_id
+        if f"{home}/{key}" not in self._uids:
             taken = set(self._uids.values())
             attempt = 0
             while True:
-                digest = hashlib.sha256(f"{self.node_id}/{key}/{attempt}".encode()).digest()
+                digest = hashlib.sha256(f"{home}/{key}/{attempt}".encode()).digest()
                 uid = UID_BASE + int.from_bytes(digest[:4], "big") % UID_SPAN
                 if uid not in taken:
                     break
                 attempt += 1
-            self._uids[key] = uid
-        return self._uids[key]
+            self._uids[f"{home}/{key}"] = uid
+        return self._uids[f"{home}/{key}"]
 
 
 def lookup_env(directory: Path, name: str, uid: int, gid: int, home: Path) -> dict[str, str]:

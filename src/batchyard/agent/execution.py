@@ -43,7 +43,7 @@ class NodeContext:
     def welcome(self, message: dict[str, Any]) -> None:
         self.values = dict(message)
         if self.users is not None:
-            self.users.set_pool_accounts(list(message.get("userAccounts") or []))
+            self.users.welcome(str(message.get("pool", "")), list(message.get("userAccounts") or []))
 
     def node_env(self) -> dict[str, str]:
         root = str(self.root)

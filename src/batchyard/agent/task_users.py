@@ -3,14 +3,15 @@
 Azure runs a task as an auto-user, or as one of the pool's named `userAccounts`. Here, on an agent
 running as root:
 
-- a non-admin auto-user of pool scope is `_azbatch`, one uid of the node's own for all such runs;
+- a non-admin auto-user of pool scope is `_azbatch`, one uid per pool for all such runs on its nodes;
 - a non-admin auto-user of task scope is `_azbatch-<hash>`, a uid of the task's own (its retries keep it);
-- a named account runs with the uid/gid of its `linuxUserConfiguration`, or a uid of the node's own;
+- a named account runs with the uid/gid of its `linuxUserConfiguration`, or a uid of the pool's own;
 - admin elevation (of an auto-user or a named account) runs as the agent's own user, root, as admin
   node users do (accounts.py): batchyard sets up no sudo, so root is what "full administrator
   permissions" can mean.
 
-The uids come from the node users' range and allocator (accounts.py), so the two never share one.
+The uids come from the node users' range and allocator (accounts.py), so the two never share one;
+they are hashed from the pool's id, so one pool's nodes on a host agree and other pools' differ.
 Like node users they have no /etc/passwd entry (nothing outside the node root changes and nothing
 stays behind when the node goes); programs find their user through nss_wrapper.
 
@@ -60,11 +61,13 @@ class TaskUsers:
     def __init__(self, root: Path, uids: UidAllocator) -> None:
         self.root = root
         self.uids = uids
+        self.pool_id = ""  # from the welcome: the pool's users have the same uids on all its nodes
         self.pool_accounts: dict[str, dict[str, Any]] = {}
         self._homes: set[Path] = set()
         self._lookups: dict[tuple[str, int, int, Path], dict[str, str]] = {}  # written once, not per run
 
-    def set_pool_accounts(self, entries: list[dict[str, Any]]) -> None:
+    def welcome(self, pool_id: str, entries: list[dict[str, Any]]) -> None:
+        self.pool_id = pool_id
         self.pool_accounts = {str(entry["name"]): entry for entry in entries}
 
     def user_for(self, identity: dict[str, Any] | None, task_dir: Path) -> TaskUser:
@@ -82,7 +85,7 @@ class TaskUsers:
             name, key, home = POOL_USER, "task-user:pool", self.root / "users" / POOL_USER
         if admin or not isolating():
             return TaskUser(name, label, OsAccount(uid=None, home=home, lookup_env={}))
-        uid = self.uids.uid(key)
+        uid = self.uids.uid(key, within=f"pool:{self.pool_id}")
         return TaskUser(name, label, self._account(name, uid, uid, home, make_home=not task_scope))
 
     def _named(self, name: str) -> TaskUser:
@@ -92,7 +95,8 @@ class TaskUsers:
         home = self.root / "users" / name
         if entry.get("admin") or not isolating():
             return TaskUser(name, name, OsAccount(uid=None, home=home, lookup_env={}))
-        uid = int(entry["uid"]) if entry.get("uid") is not None else self.uids.uid(f"task-user:named:{name}")
+        uid = entry.get("uid")
+        uid = int(uid) if uid is not None else self.uids.uid(f"task-user:named:{name}", within=f"pool:{self.pool_id}")
         gid = int(entry["gid"]) if entry.get("gid") is not None else uid
         account = self._account(name, uid, gid, home, make_home=True)
         if entry.get("sshKey"):
