@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,6 +21,26 @@ import pytest
 from batchyard.service.config import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
 
 T = TypeVar("T")
+
+
+_own_temp_root: Path | None = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """As root, tasks run as users of their own, who must pass the directories above each test's data
+    (see passable_for_task_users). Every pytest that starts on the host makes the shared
+    /tmp/pytest-of-root 0700 again, shutting out the tasks of a run under way, so a run as root keeps
+    its temporary directories in a directory of its own (removed at the end)."""
+    global _own_temp_root
+    if os.geteuid() == 0 and config.option.basetemp is None:
+        _own_temp_root = Path(tempfile.mkdtemp(prefix="batchyard-tests-"))
+        config.option.basetemp = _own_temp_root / "tmp"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _own_temp_root is not None:
+        shutil.rmtree(_own_temp_root, ignore_errors=True)
 
 
 def free_port() -> int:

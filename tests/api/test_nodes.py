@@ -275,7 +275,13 @@ def test_failing_start_task_makes_the_node_unusable_for_tasks(client: Any, uniqu
         client,
         pool_id,
         nodes=2,
-        start_task=m.BatchStartTask(command_line=command, max_task_retry_count=2, wait_for_success=True),
+        start_task=m.BatchStartTask(
+            command_line=command,
+            max_task_retry_count=2,
+            wait_for_success=True,
+            # The lock is beside the node roots, where only an admin writes (a root service's task users do not).
+            user_identity=m.UserIdentity(auto_user=m.AutoUserSpecification(elevation_level="admin")),
+        ),
     ):
         bad = wait_for(
             lambda: _node(client, pool_id, lambda n: n.state == "starttaskfailed"),

@@ -28,6 +28,7 @@ from batchyard.agent.certificates import write_into as write_certificates
 
 UID_BASE = 0x4000_0000  # far above Debian's dynamic ranges (and systemd's container ranges)
 UID_SPAN = 0x1000_0000
+TASKS_GID = UID_BASE + UID_SPAN  # the group of every task user (never a user's own: outside the span)
 SESSION_UMASK = 0o077
 
 # Debian's openssh-sftp-server: SFTP that runs as the session's uid, so the kernel checks access.
@@ -44,13 +45,14 @@ class OsAccount:
     lookup_env: dict[str, str]  # what lets the process find its user by uid (empty without nss_wrapper)
     gid: int | None = None  # None: a group of the uid's number
     umask: int = SESSION_UMASK
+    groups: tuple[int, ...] = ()  # supplementary groups
 
     def spawn_options(self) -> dict[str, Any]:
         """Keyword arguments for subprocess/asyncio process creation that run as this account."""
         if self.uid is None:
             return {}
         group = self.uid if self.gid is None else self.gid
-        return {"user": self.uid, "group": group, "extra_groups": [], "umask": self.umask}
+        return {"user": self.uid, "group": group, "extra_groups": list(self.groups), "umask": self.umask}
 
 
 def isolating() -> bool:

@@ -3,7 +3,8 @@
 On an agent running as root, runs are other users (task_users.py), so the modes matter:
 
   <root>/            0755  every task user passes through
-    shared/          1777  AZ_BATCH_NODE_SHARED_DIR: every task writes, none removes another's files
+    shared/          1775  AZ_BATCH_NODE_SHARED_DIR: every task user writes (group TASKS_GID), none
+                           removes another's files; node users (SSH) read
     startup/         0755  the start task's directory (its own user's, readable by the node's tasks)
     workitems/       0755  job directories (0755) and task directories (0700, their users' own)
     users/           0755  homes of the pool's auto-user and named accounts (0700 each), nss_wrapper files
@@ -17,9 +18,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from batchyard.agent.accounts import isolating, unreachable_parent
+from batchyard.agent.accounts import TASKS_GID, isolating, unreachable_parent
 
-MODES = {"shared": 0o1777, "startup": 0o755, "workitems": 0o755, "users": 0o755, ".batchyard": 0o700}
+MODES = {"shared": 0o1775, "startup": 0o755, "workitems": 0o755, "users": 0o755, ".batchyard": 0o700}
 
 
 def make(root: Path) -> None:
@@ -28,6 +29,7 @@ def make(root: Path) -> None:
         path = root / name
         path.mkdir(exist_ok=True)
         if isolating():
+            os.chown(path, 0, TASKS_GID if name == "shared" else 0, follow_symlinks=False)
             os.chmod(path, mode, follow_symlinks=False)
     if isolating():
         os.chmod(root, 0o755)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from batchyard.agent import safe_files
-from batchyard.agent.accounts import OsAccount, UidAllocator, isolating, lookup_env
+from batchyard.agent.accounts import TASKS_GID, OsAccount, UidAllocator, isolating, lookup_env
 
 POOL_USER = "_azbatch"  # what Azure calls the pool's non-admin auto-user on Linux (AZ_BATCH_TASK_USER)
 TASK_UMASK = 0o022  # files a task makes are readable where its directory lets others in (shared/)
@@ -111,7 +111,8 @@ class TaskUsers:
         key = (name, uid, gid, home)
         if key not in self._lookups:
             self._lookups[key] = lookup_env(self.root / "users" / ".nss", name, uid, gid, home)
-        return OsAccount(uid=uid, home=home, lookup_env=self._lookups[key], gid=gid, umask=TASK_UMASK)
+        # TASKS_GID: what task users may share, such as shared/, and node users (SSH) may not write.
+        return OsAccount(uid, home, self._lookups[key], gid=gid, umask=TASK_UMASK, groups=(TASKS_GID,))
 
 
 def hand_over(task_dir: Path, account: OsAccount, mode: int) -> None:
