@@ -98,7 +98,7 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
     clock = AdjustableClock() if settings.adjustable_clock else Clock()
     resources, application_registry = linked_resources(settings, store)
     engine = Engine(settings, store, registry, clock, resources)
-    registry.bind(engine)
+    registry.bind(engine.node_ops)
     service = BatchService(engine, application_registry)
 
     @contextlib.asynccontextmanager

@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from batchyard.service import errors
 from batchyard.service.clock import iso
 from batchyard.service.engine import states
+from batchyard.service.engine.core import Concern, EngineCore
 from batchyard.service.engine.events import Tick, reacts_to
 from batchyard.service.engine.records import NodeRecord, PoolRecord
-from batchyard.service.engine.tasks import TaskOps
 
 MAX_DATA = 10 * 1024  # the contract: "The maximum size is 10KB"
 
@@ -29,10 +29,10 @@ def cert_key(algorithm: str, thumbprint: str) -> str:
     return f"{algorithm.lower()}-{thumbprint.replace(' ', '').lower()}"
 
 
-class CertificateOps(TaskOps):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+class CertificateOps(Concern):
+    def __init__(self, core: EngineCore) -> None:
+        super().__init__(core)
         self.certificates: dict[str, dict[str, Any]] = {}
-        super().__init__(*args, **kwargs)
         for doc in self.store.load_certificates():
             self.certificates[cert_key(doc["thumbprintAlgorithm"], doc["thumbprint"])] = doc
 
@@ -60,7 +60,7 @@ class CertificateOps(TaskOps):
                     "CertificateBeingDeleted", "The specified certificate has been marked for deletion."
                 )
             raise errors.conflict("CertificateExists", "The specified certificate already exists.")
-        now = self.now()
+        now = self.core.now()
         doc: dict[str, Any] = {
             "thumbprint": thumbprint,
             "thumbprintAlgorithm": "sha1",
@@ -99,7 +99,7 @@ class CertificateOps(TaskOps):
         self._save_certificate(doc)
 
     def _move_certificate(self, doc: dict[str, Any], state: str) -> None:
-        states.move(doc, states.CERTIFICATE, state, self.now(), previous=True)
+        states.move(doc, states.CERTIFICATE, state, self.core.now(), previous=True)
 
     def _save_certificate(self, doc: dict[str, Any]) -> None:
         self.store.put_certificate(cert_key(doc["thumbprintAlgorithm"], doc["thumbprint"]), doc)
@@ -135,15 +135,6 @@ class CertificateOps(TaskOps):
                     ref["thumbprint"],
                     "The certificate does not exist." if doc is None else "The certificate is being deleted.",
                 )
-
-    def create_pool(self, spec: dict[str, Any]) -> PoolRecord:
-        self.check_certificate_references(spec.get("certificateReferences"))
-        return super().create_pool(spec)
-
-    def update_pool(self, pool: PoolRecord, changes: dict[str, Any], replace: bool) -> None:
-        if "certificateReferences" in changes:
-            self.check_certificate_references(changes["certificateReferences"])
-        super().update_pool(pool, changes, replace)
 
     def send_certificates(self, node: NodeRecord, pool: PoolRecord | None) -> list[str]:
         """Send the pool's certificates to a booting node's agent; the keys of what it installs."""

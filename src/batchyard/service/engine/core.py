@@ -1,8 +1,9 @@
-"""The engine's base: loaded state, persistence helpers, the scheduling round and housekeeping.
+"""The engine's core: the loaded records, persistence helpers, events, kicks and housekeeping.
 
-Operations on pools, nodes, jobs and tasks live in the sibling modules as mixins of `Engine`; all
-of them run on the event loop thread, so no locks are needed. Every state change is written to the
-store inside the caller's transaction before the caller answers.
+Every concern of the engine (the sibling modules: pools, nodes, jobs, tasks, ...) is a `Concern` that
+holds the core; `engine.py` composes them. All of them run on the event loop thread, so no locks are
+needed. Every state change is written to the store inside the caller's transaction before the caller
+answers.
 """
 
 from __future__ import annotations
@@ -12,38 +13,32 @@ import logging
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from batchyard.protocol.messages import Run
 from batchyard.providers.base import NodeProvider
 from batchyard.providers.registry import ProviderRegistry
 from batchyard.service.clock import Clock, iso
 from batchyard.service.config import Settings
 from batchyard.service.engine import states
 from batchyard.service.engine.dependencies import parent_keys
-from batchyard.service.engine.events import EngineStarted, Reactions, Tick
+from batchyard.service.engine.events import EngineStarted, Reactions, RoundDue, Tick
 from batchyard.service.engine.records import JobRecord, NodeRecord, NodeRun, PoolRecord, RunKind
-from batchyard.service.engine.scheduler import JobQueueView, NodeSlots, QueuedTask, schedule
+from batchyard.service.engine.scheduler import QueuedTask
 from batchyard.service.models.durations import duration_seconds
 from batchyard.service.ports import Store
 from batchyard.service.storage.runs import RunResources
 
 log = logging.getLogger("batchyard.engine")
 
-# Above any job priority (which is at most 1000): job managers that must run again.
-RESTART_PRIORITY = 1_000_000
 # .NET ticks at the Unix epoch: ETags look like the real service's ("0x8DC...").
 _EPOCH_TICKS = 621355968000000000
 
 
-class EngineBase:
-    # Places a task on a node and returns the runs to send it (preparation may come first): the task
-    # concern's (engine/task_runs.py). An engine without it has no tasks, so the round never calls it.
-    assign_task: Callable[[JobRecord, dict[str, Any], NodeRecord, int, datetime], list[Run]]
+class EngineCore:
+    """What every concern shares: the records, the store, the clock, the providers and the events."""
 
     def __init__(
         self,
@@ -53,7 +48,7 @@ class EngineBase:
         clock: Clock | None = None,
         resources: RunResources | None = None,
     ) -> None:
-        self.reactions = Reactions(self)
+        self.reactions = Reactions()  # filled by the composition (engine.py)
         self.settings = settings
         self.store = store
         self.providers = providers
@@ -208,94 +203,11 @@ class EngineBase:
             return  # already run by run_pending_round
         self._round_scheduled = False
         with self.store.transaction():
-            for pool in list(self.pools.values()):
-                if pool.doc["state"] != "active":
-                    continue
-                try:
-                    self._schedule_pool(pool)
-                except Exception:
-                    # One pool's fault must not stop every other pool from getting work.
-                    log.exception("scheduling pool %s failed", pool.doc["id"])
+            self.emit(RoundDue(self.now()))
 
     def run_pending_round(self) -> None:
         """Run a kicked round now, inside the caller's transaction: one commit instead of two."""
         self._schedule_round()
-
-    def _schedule_pool(self, pool: PoolRecord) -> None:
-        per_node = pool.slots_per_node
-        nodes = [
-            NodeSlots(node.id, per_node - node.slots_used, node.seq)
-            for node in (self.nodes[node_id] for node_id in pool.node_ids)
-            if node.schedulable and node.slots_used < per_node
-        ]
-        if not nodes:
-            return
-        jobs = [job for job in (self.jobs[key] for key in self.pool_jobs.get(pool.key, ())) if job.schedulable]
-        views = [
-            JobQueueView(job.priority, job.seq, job.queue, self.excluded_nodes(job), self.gang_sizes(job))
-            for job in jobs
-            if job.queue
-        ]
-        # A job manager that must run again goes before every job's tasks (Azure Batch docs, job manager task).
-        views += [
-            JobQueueView(RESTART_PRIORITY, job.seq, job.restarts, self.excluded_nodes(job))
-            for job in jobs
-            if job.restarts
-        ]
-        if not views:
-            return
-        # What a waiting gang may reserve for: only looked at when a gang is queued.
-        gangs_queued = any(view.gangs for view in views)
-        schedulable = [n for n in pool.node_ids if self.nodes[n].schedulable] if gangs_queued else []
-        assignments = schedule(views, nodes, pool.fill_type, schedulable)
-        if not assignments:
-            return
-        by_job: dict[str, list[tuple[QueuedTask, str]]] = defaultdict(list)
-        gangs: dict[tuple[str, str], tuple[str, ...]] = {}  # multi-instance tasks: their subtask nodes
-        for assignment in assignments:
-            by_job[assignment.task.job_key].append((assignment.task, assignment.node_id))
-            if assignment.others:
-                gangs[(assignment.task.job_key, assignment.task.task_key)] = assignment.others
-        runs_by_node: dict[str, list[Run]] = defaultdict(list)
-        now = self.now()
-        for job_key, picked in by_job.items():
-            job = self.jobs[job_key]
-            _take_from_queue(job, {task.task_key for task, _ in picked})
-            docs = self.store.get_tasks(job_key, [task.task_key for task, _ in picked])
-            for task, node_id in picked:
-                doc = docs.get(task.task_key)
-                if doc is None or doc["state"] != "active":
-                    continue
-                others = gangs.get((job_key, task.task_key))
-                if others:
-                    for gang_node, gang_runs in self.assign_gang(job, doc, [node_id, *others], now).items():
-                        runs_by_node[gang_node].extend(gang_runs)
-                    continue
-                runs = self.assign_task(job, doc, self.nodes[node_id], task.slots, now)
-                runs_by_node[node_id].extend(runs)
-        for node_id, runs in runs_by_node.items():
-            node = self.nodes[node_id]
-            self.mark_node_busy(node, now)
-            if node.session is not None and runs:
-                node.session.send({"t": "run", "runs": runs})
-
-    def excluded_nodes(self, job: JobRecord) -> frozenset[str]:
-        """Nodes a job's tasks may not be placed on."""
-        return frozenset()
-
-    def multi_instance_dirs(self, node: NodeRecord) -> list[str]:
-        """Task directories of the multi-instance tasks running on the node (engine/multi_instance.py)."""
-        return []
-
-    def gang_sizes(self, job: JobRecord) -> dict[str, int]:
-        """Queued multi-instance tasks of a job: task key -> instances (engine/multi_instance.py)."""
-        return {}
-
-    def assign_gang(
-        self, job: JobRecord, doc: dict[str, Any], node_ids: list[str], now: datetime
-    ) -> dict[str, list[Any]]:
-        """Place a multi-instance task on its nodes (master first); returns the runs per node."""
-        raise RuntimeError("multi-instance tasks are placed by MultiInstanceOps (engine/multi_instance.py)")
 
     # --- housekeeping ---------------------------------------------------------------------------
 
@@ -339,14 +251,16 @@ def limit_seconds(duration: str | None) -> float | None:
     return duration_seconds(duration) if duration else None
 
 
-def _take_from_queue(job: JobRecord, keys: set[str]) -> None:
-    """Remove assigned tasks from the front part of a job's queues, keeping skipped ones in order."""
-    for queue in (job.restarts, job.queue):
-        kept: list[QueuedTask] = []
-        while keys and queue:
-            task = queue.popleft()
-            if task.task_key in keys:
-                keys.discard(task.task_key)
-            else:
-                kept.append(task)
-        queue.extendleft(reversed(kept))
+class Concern:
+    """One part of the engine (pools, nodes, tasks, ...): it holds the core, and the records every concern
+    reads under their own names."""
+
+    def __init__(self, core: EngineCore) -> None:
+        self.core = core
+        self.pools = core.pools
+        self.nodes = core.nodes
+        self.jobs = core.jobs
+        self.pool_jobs = core.pool_jobs
+        self.store = core.store
+        self.settings = core.settings
+        self.resources = core.resources

@@ -75,6 +75,8 @@ class NodeRecord:
     greeting: bool = False  # its agent's hello is being handled (its runs are matched with the agent's)
     heard_at: float = 0.0  # monotonic time of the agent's last message
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=10))
+    # Directories of the multi-instance tasks with an instance here: a new agent ends what others left there.
+    gang_dirs: set[str] = field(default_factory=set)
 
     @property
     def schedulable(self) -> bool:

@@ -14,9 +14,10 @@ from typing import Any
 
 from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
-from batchyard.service.engine.core import limit_seconds
+from batchyard.service.engine.core import Concern, EngineCore, limit_seconds
 from batchyard.service.engine.events import Tick, reacts_to
 from batchyard.service.engine.jobs import JobOps
+from batchyard.service.engine.pools import PoolOps
 from batchyard.service.engine.records import JobRecord
 
 SCHEDULE = {
@@ -36,12 +37,12 @@ class ScheduleRecord:
     doc: dict[str, Any]
 
 
-class ScheduleOps(JobOps):
-    schedules: dict[str, ScheduleRecord]
-
-    def _load(self) -> None:
-        super()._load()
-        self.schedules = {}
+class ScheduleOps(Concern):
+    def __init__(self, core: EngineCore, pool_ops: PoolOps, job_ops: JobOps) -> None:
+        super().__init__(core)
+        self.pool_ops = pool_ops
+        self.job_ops = job_ops
+        self.schedules: dict[str, ScheduleRecord] = {}
         for doc in self.store.load_all("schedules"):
             schedule = ScheduleRecord(doc["id"].lower(), doc["_seq"], doc)
             self.schedules[schedule.key] = schedule
@@ -74,7 +75,7 @@ class ScheduleOps(JobOps):
         if key in self.schedules:
             raise errors.conflict("JobScheduleExists", "The specified job schedule already exists.")
         self.check_job_quota()
-        now = self.now()
+        now = self.core.now()
         doc = dict(spec)
         doc.update(
             {
@@ -89,7 +90,7 @@ class ScheduleOps(JobOps):
         timing = doc.setdefault("schedule", {})
         first = parse_iso(timing["doNotRunUntil"]) if timing.get("doNotRunUntil") else now
         doc["executionInfo"]["nextRunTime"] = iso(max(first, now))
-        self.stamp(doc, now)
+        self.core.stamp(doc, now)
         schedule = ScheduleRecord(key, doc["_seq"], doc)
         self.schedules[key] = schedule
         self.save_schedule(schedule)
@@ -98,7 +99,7 @@ class ScheduleOps(JobOps):
 
     def update_schedule(self, schedule: ScheduleRecord, changes: dict[str, Any], replace: bool) -> None:
         self._require_open(schedule)
-        now = self.now()
+        now = self.core.now()
         if replace:
             schedule.doc["metadata"] = []
         schedule.doc.update(changes)
@@ -119,7 +120,7 @@ class ScheduleOps(JobOps):
         self._require_open(schedule)
         if schedule.doc["state"] == "disabled":
             self._move_schedule(schedule, "active")
-            self._run_schedule(schedule, self.now())
+            self._run_schedule(schedule, self.core.now())
 
     def terminate_schedule(self, schedule: ScheduleRecord) -> None:
         if schedule.doc["state"] in ("completed", "deleting"):
@@ -129,15 +130,15 @@ class ScheduleOps(JobOps):
         self._move_schedule(schedule, "terminating")
         job = self._active_job(schedule)
         if job is not None and job.doc["state"] != "terminating":
-            self.terminate_job(job, "UserTerminate")
-        self._run_schedule(schedule, self.now())
+            self.job_ops.terminate_job(job, "UserTerminate")
+        self._run_schedule(schedule, self.core.now())
 
     def delete_schedule(self, schedule: ScheduleRecord) -> None:
         if schedule.doc["state"] == "deleting":
             return
         self._move_schedule(schedule, "deleting")
         for job in self.jobs_of_schedule(schedule):
-            self.delete_job(job)
+            self.job_ops.delete_job(job)
         self._release_schedule_pool(schedule)
         self.schedules.pop(schedule.key, None)
         self.store.delete_schedule(schedule.key)
@@ -149,7 +150,7 @@ class ScheduleOps(JobOps):
 
     @reacts_to(Tick)
     def _run_due_schedules(self, event: Tick) -> None:
-        now = self.now()
+        now = self.core.now()
         for schedule in list(self.schedules.values()):
             self._run_schedule(schedule, now)
 
@@ -212,9 +213,9 @@ class ScheduleOps(JobOps):
         auto = (spec.get("poolInfo") or {}).get("autoPoolSpecification")
         if auto and auto.get("poolLifetimeOption") == "jobschedule":
             spec["poolInfo"] = {"poolId": self._auto_pool_for_schedule(schedule, auto)}
-        job = self.create_job(spec)
+        job = self.job_ops.create_job(spec)
         job.doc["_schedule"] = schedule.key
-        self.save_job(job)
+        self.core.save_job(job)
         doc["_activeJob"] = job.key
         url = f"{self.settings.base_url}/jobs/{job.doc['id']}"
         doc["executionInfo"]["recentJob"] = {"id": job.doc["id"], "url": url}
@@ -226,14 +227,14 @@ class ScheduleOps(JobOps):
         pool_id = schedule.doc.get("_autoPool")
         if pool_id and pool_id.lower() in self.pools:
             return str(pool_id)
-        pool_id = self._create_auto_pool(schedule.doc["id"], auto)
+        pool_id = self.job_ops.create_auto_pool(schedule.doc["id"], auto)
         schedule.doc["_autoPool"] = pool_id
         return pool_id
 
     def _release_schedule_pool(self, schedule: ScheduleRecord) -> None:
         pool = self.pools.get((schedule.doc.get("_autoPool") or "").lower())
         if pool is not None and not pool.doc.get("_keepAlive"):
-            self.delete_pool(pool)
+            self.pool_ops.delete_pool(pool)
 
     def _complete_schedule(self, schedule: ScheduleRecord, now: datetime) -> None:
         schedule.doc["executionInfo"]["endTime"] = iso(now)
@@ -256,10 +257,10 @@ class ScheduleOps(JobOps):
     def _move_schedule(self, schedule: ScheduleRecord, state: str) -> None:
         from batchyard.service.engine import states
 
-        now = self.now()
+        now = self.core.now()
         states.move(schedule.doc, SCHEDULE, state, now, previous=True)
         self._stamp_and_save(schedule, now)
 
     def _stamp_and_save(self, schedule: ScheduleRecord, now: datetime) -> None:
-        self.stamp(schedule.doc, now)
+        self.core.stamp(schedule.doc, now)
         self.save_schedule(schedule)
