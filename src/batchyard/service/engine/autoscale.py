@@ -74,8 +74,8 @@ class AutoscaleOps(Concern):
         if pool.doc.get("enableAutoScale"):
             now = self.core.now()
             self._run(pool, now)
-            pool.doc["_asNext"] = iso(now + self._interval(pool))
-            pool.doc["_asEnabled"] = iso(now)
+            pool.private.autoscale_next = iso(now + self._interval(pool))
+            pool.private.autoscale_enabled_at = iso(now)
             self.core.save_pool(pool)
 
     def enable_autoscale(self, pool: PoolRecord, spec: dict[str, Any]) -> None:
@@ -93,7 +93,7 @@ class AutoscaleOps(Concern):
                 "PoolBeingResized", "Automatic scaling cannot be enabled while a resize operation is in progress."
             )
         now = self.core.now()
-        last = pool.doc.get("_asEnabled")
+        last = pool.private.autoscale_enabled_at
         cooldown = min(30.0, self.settings.autoscale.min_interval / 10)
         if last and now - parse_iso(last) < timedelta(seconds=cooldown):
             raise errors.conflict(
@@ -107,10 +107,10 @@ class AutoscaleOps(Concern):
         if interval is not None:
             pool.doc["autoScaleEvaluationInterval"] = interval
         pool.doc.setdefault("autoScaleEvaluationInterval", defaults.AUTOSCALE_INTERVAL)
-        pool.doc["_asEnabled"] = iso(now)
+        pool.private.autoscale_enabled_at = iso(now)
         self._run(pool, now)
-        if not enabled or interval is not None or "_asNext" not in pool.doc:
-            pool.doc["_asNext"] = iso(now + self._interval(pool))  # a new schedule starts now
+        if not enabled or interval is not None or pool.private.autoscale_next is None:
+            pool.private.autoscale_next = iso(now + self._interval(pool))  # a new schedule starts now
         self.core.stamp(pool.doc, now)
         self.core.save_pool(pool)
         self.core.emit(PoolChanged(pool, now))
@@ -119,8 +119,9 @@ class AutoscaleOps(Concern):
         self._not_deleting(pool)
         now = self.core.now()
         pool.doc["enableAutoScale"] = False
-        for key in ("autoScaleFormula", "autoScaleEvaluationInterval", "autoScaleRun", "_asNext", "_asEnabled"):
+        for key in ("autoScaleFormula", "autoScaleEvaluationInterval", "autoScaleRun"):
             pool.doc.pop(key, None)
+        pool.private.autoscale_next = pool.private.autoscale_enabled_at = None
         self.core.stamp(pool.doc, now)
         self.core.save_pool(pool)
         self.core.emit(PoolChanged(pool, now))
@@ -168,7 +169,7 @@ class AutoscaleOps(Concern):
         for pool in list(self.pools.values()):
             if not pool.doc.get("enableAutoScale") or pool.doc["state"] != "active":
                 continue
-            due = parse_iso(pool.doc["_asNext"]) if pool.doc.get("_asNext") else now
+            due = parse_iso(pool.private.autoscale_next) if pool.private.autoscale_next else now
             if now < due:
                 continue
             try:
@@ -177,7 +178,7 @@ class AutoscaleOps(Concern):
                 log.exception("autoscale run of pool %s failed", pool.doc["id"])
             interval = self._interval(pool)
             missed = max(1, math.ceil((now - due) / interval)) if now > due else 1
-            pool.doc["_asNext"] = iso(due + missed * interval)
+            pool.private.autoscale_next = iso(due + missed * interval)
             self.core.save_pool(pool)
 
     def _run(self, pool: PoolRecord, now: datetime) -> None:
@@ -204,8 +205,8 @@ class AutoscaleOps(Concern):
         )
         doc["targetDedicatedNodes"] = result.target_dedicated
         doc["targetLowPriorityNodes"] = result.target_low_priority
-        doc["_dealloc"] = result.dealloc
-        staying = sum(1 for node_id in pool.node_ids if self.nodes[node_id].leaving is None)
+        pool.private.deallocation_option = result.dealloc
+        staying = sum(1 for node_id in pool.node_ids if self.nodes[node_id].private.leaving is None)
         if changed or staying != result.target_dedicated + result.target_low_priority:
             self.pool_ops.begin_resize(pool, now)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from batchyard.service import errors
 from batchyard.service.clock import iso
+from batchyard.service.documents import dump_private, load_private
 from batchyard.service.engine import states
 from batchyard.service.engine.core import Concern, EngineCore
 from batchyard.service.engine.events import Tick, reacts_to
@@ -29,12 +31,21 @@ def cert_key(algorithm: str, thumbprint: str) -> str:
     return f"{algorithm.lower()}-{thumbprint.replace(' ', '').lower()}"
 
 
+@dataclass(slots=True)
+class CertificatePrivate:
+    pem: str = ""  # the certificate, for the agents that install it
+    key: str | None = None  # its private key (PEM), when the certificate came with one
+
+
 class CertificateOps(Concern):
     def __init__(self, core: EngineCore) -> None:
         super().__init__(core)
-        self.certificates: dict[str, dict[str, Any]] = {}
-        for doc in self.store.load_certificates():
-            self.certificates[cert_key(doc["thumbprintAlgorithm"], doc["thumbprint"])] = doc
+        self.certificates: dict[str, dict[str, Any]] = {}  # key -> wire document
+        self.key_material: dict[str, CertificatePrivate] = {}
+        for doc, private in self.store.load_certificates():
+            key = cert_key(doc["thumbprintAlgorithm"], doc["thumbprint"])
+            self.certificates[key] = doc
+            self.key_material[key] = load_private(CertificatePrivate, private)
 
     # --- operations -----------------------------------------------------------------------------
 
@@ -68,11 +79,10 @@ class CertificateOps(Concern):
             "stateTransitionTime": iso(now),
             "publicData": base64.b64encode(cert.public_bytes(Encoding.DER)).decode(),
             "certificateFormat": fmt,
-            "_pem": cert.public_bytes(Encoding.PEM).decode(),
-            "_key": private_key,
         }
         self.certificates[key] = doc
-        self.store.put_certificate(key, doc)
+        self.key_material[key] = CertificatePrivate(cert.public_bytes(Encoding.PEM).decode(), private_key)
+        self._save_certificate(doc)
         return doc
 
     def get_certificate(self, algorithm: str, thumbprint: str) -> dict[str, Any]:
@@ -102,7 +112,8 @@ class CertificateOps(Concern):
         states.move(doc, states.CERTIFICATE, state, self.core.now(), previous=True)
 
     def _save_certificate(self, doc: dict[str, Any]) -> None:
-        self.store.put_certificate(cert_key(doc["thumbprintAlgorithm"], doc["thumbprint"]), doc)
+        key = cert_key(doc["thumbprintAlgorithm"], doc["thumbprint"])
+        self.store.put_certificate(key, doc, dump_private(self.key_material[key]))
 
     @reacts_to(Tick)
     def _finish_certificate_deletions(self, event: Tick) -> None:
@@ -110,7 +121,7 @@ class CertificateOps(Concern):
             if doc["state"] != "deleting":
                 continue
             pools = [pool.doc["id"] for pool in self.pools.values() if key in dict(_references(pool.doc))]
-            nodes = [node.id for node in self.nodes.values() if key in (node.doc.get("_certs") or [])]
+            nodes = [node.id for node in self.nodes.values() if key in (node.private.certificates)]
             if pools or nodes:
                 self._move_certificate(doc, "deletefailed")
                 doc["deleteCertificateError"] = {
@@ -122,6 +133,7 @@ class CertificateOps(Concern):
                 self._save_certificate(doc)
             else:
                 del self.certificates[key]
+                del self.key_material[key]
                 self.store.delete_certificate(key)
 
     # --- pools and nodes ------------------------------------------------------------------------
@@ -145,8 +157,8 @@ class CertificateOps(Concern):
                 {
                     "thumbprint": self.certificates[key]["thumbprint"].lower(),
                     "algorithm": "sha1",
-                    "cert": self.certificates[key]["_pem"],
-                    "key": self.certificates[key].get("_key"),
+                    "cert": self.key_material[key].pem,
+                    "key": self.key_material[key].key,
                     # Who may read it: starttask, task, remoteuser; none listed means all of them.
                     "visibility": [str(v).lower() for v in ref.get("visibility") or []],
                 }

@@ -16,16 +16,24 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from batchyard.providers.base import NodeProvider
 from batchyard.providers.registry import ProviderRegistry
 from batchyard.service.clock import Clock, iso
 from batchyard.service.config import Settings
+from batchyard.service.documents import TaskDocument, dump_private, load_private
 from batchyard.service.engine import states
 from batchyard.service.engine.dependencies import parent_keys
 from batchyard.service.engine.events import EngineStarted, Reactions, RoundDue, Tick
-from batchyard.service.engine.records import JobRecord, NodeRecord, NodeRun, PoolRecord, RunKind
+from batchyard.service.engine.records import (
+    JobPrivate,
+    JobRecord,
+    NodePrivate,
+    NodeRecord,
+    NodeRun,
+    PoolPrivate,
+    PoolRecord,
+    RunKind,
+)
 from batchyard.service.engine.scheduler import QueuedTask
 from batchyard.service.models.durations import duration_seconds
 from batchyard.service.ports import Store
@@ -73,19 +81,17 @@ class EngineCore:
     # --- loading ------------------------------------------------------------------------------
 
     def _load(self) -> None:
-        for doc in self.store.load_all("pools"):
-            pool = PoolRecord(doc["id"].lower(), doc["_seq"], doc)
+        for seq, doc, private in self.store.load_all("pools"):
+            pool = PoolRecord(doc["id"].lower(), seq, doc, load_private(PoolPrivate, private))
             self.pools[pool.key] = pool
         started = time.monotonic()
-        for doc in self.store.load_all("nodes"):
-            if doc.pop("_external", None):  # the way nodes of agents on other hosts were marked before
-                doc["_provider"] = "external"
-            node = NodeRecord(doc["id"], doc["_pool"], doc["_seq"], doc, lost_at=started, leaving=doc.get("_leaving"))
+        for pool_key, seq, doc, private in self.store.load_nodes():
+            node = NodeRecord(doc["id"], pool_key, seq, doc, load_private(NodePrivate, private), lost_at=started)
             self.nodes[node.id] = node
             if node.pool_key in self.pools:
                 self.pools[node.pool_key].node_ids.append(node.id)
-        for doc in self.store.load_all("jobs"):
-            job = JobRecord(doc["id"].lower(), doc["_seq"], doc)
+        for seq, doc, private in self.store.load_all("jobs"):
+            job = JobRecord(doc["id"].lower(), seq, doc, load_private(JobPrivate, private))
             self.jobs[job.key] = job
             if job.pool_key:
                 self.pool_jobs[job.pool_key].add(job.key)
@@ -107,8 +113,7 @@ class EngineCore:
 
     def _load_job_tasks(self, job: JobRecord) -> None:
         dependents: list[tuple[str, int, dict[str, Any]]] = []
-        for key, raw in self.store.task_keys_in_state(job.key, ("active", "running", "preparing", "completed")):
-            doc = orjson.loads(raw)
+        for key, doc in self.store.task_keys_in_state(job.key, ("active", "running", "preparing", "completed")):
             slots = int(doc.get("requiredSlots", 1))
             state = doc["state"]
             job.slot_counts[state] += slots
@@ -117,8 +122,8 @@ class EngineCore:
             elif state == "active":
                 job.queue.append(QueuedTask(job.key, key, slots))
             elif state == "completed":
-                if "_dep" in doc:
-                    job.graph.outcomes[key] = doc["_dep"]
+                if doc.private.dependency_action is not None:
+                    job.graph.outcomes[key] = doc.private.dependency_action
                 if (doc.get("executionInfo") or {}).get("result") == "success":
                     job.succeeded += 1
                     job.succeeded_slots += slots
@@ -127,9 +132,9 @@ class EngineCore:
                     job.failed_slots += slots
             else:
                 node = self.nodes.get((doc.get("nodeInfo") or {}).get("nodeId", ""))
-                if node is not None and doc.get("_aid"):
+                if node is not None and doc.private.run_id:
                     kind = RunKind.HELD if state == "preparing" else RunKind.TASK
-                    node.runs[doc["_aid"]] = NodeRun(job.key, key, slots, doc["_aid"], kind)
+                    node.runs[doc.private.run_id] = NodeRun(job.key, key, slots, doc.private.run_id, kind)
                     node.slots_used += slots
         for key, slots, depends_on in dependents:
             status = job.graph.add(key, parent_keys(depends_on))
@@ -139,7 +144,7 @@ class EngineCore:
                 job.dependent_slots[key] = slots
 
     def provider_of(self, node: NodeRecord) -> NodeProvider:
-        return self.providers.get(node.doc.get("_provider"))
+        return self.providers.get(node.private.provider)
 
     # --- time and stamps ------------------------------------------------------------------------
 
@@ -156,11 +161,11 @@ class EngineCore:
     # --- persistence ----------------------------------------------------------------------------
 
     def save_pool(self, pool: PoolRecord) -> None:
-        self.store.put_pool(pool.key, pool.seq, pool.doc)
+        self.store.put_pool(pool.key, pool.seq, pool.doc, dump_private(pool.private))
 
     def save_node(self, node: NodeRecord) -> None:
         node.dirty = False
-        self.store.put_node(node.id, node.pool_key, node.seq, node.doc)
+        self.store.put_node(node.id, node.pool_key, node.seq, node.doc, dump_private(node.private))
 
     def set_node_state(self, node: NodeRecord, state: str, now: datetime) -> None:
         if states.move(node.doc, states.NODE, state, now, previous=False, owner=node.pool_key):
@@ -171,9 +176,9 @@ class EngineCore:
             self.set_node_state(node, "running", now)
 
     def save_job(self, job: JobRecord) -> None:
-        self.store.put_job(job.key, job.seq, job.doc)
+        self.store.put_job(job.key, job.seq, job.doc, dump_private(job.private))
 
-    def save_task(self, job_key: str, doc: dict[str, Any]) -> None:
+    def save_task(self, job_key: str, doc: TaskDocument) -> None:
         node_id = (doc.get("nodeInfo") or {}).get("nodeId") if doc["state"] in ("running", "preparing") else None
         self.store.update_task(job_key, doc["id"].lower(), doc["state"], node_id, doc)
 

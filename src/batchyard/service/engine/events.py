@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    from batchyard.service.documents import TaskDocument
     from batchyard.service.engine.records import JobRecord, NodeRecord, NodeRun, PoolRecord
 
 
@@ -150,7 +151,7 @@ class TasksAdded:
     """Tasks were added to the job (their documents, as stored)."""
 
     job: JobRecord
-    docs: list[dict[str, Any]]
+    docs: list[TaskDocument]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +159,7 @@ class TaskCompleted:
     """A task completed (after `TaskEnded`)."""
 
     job: JobRecord
-    doc: dict[str, Any]
+    doc: TaskDocument
     now: datetime
 
 
@@ -168,7 +169,7 @@ class TaskBackInQueue:
     `TaskEnded`)."""
 
     job: JobRecord
-    doc: dict[str, Any]
+    doc: TaskDocument
     now: datetime
 
 
@@ -177,7 +178,7 @@ class TaskDeleted:
     """A task was deleted (its document is gone from the store)."""
 
     job: JobRecord
-    doc: dict[str, Any]
+    doc: TaskDocument
     now: datetime
 
 
@@ -185,7 +186,7 @@ class TaskDeleted:
 class GangEndRequested:
     """A user or the job asked to end a multi-instance task's runs (the `reason`: terminate or requeue)."""
 
-    doc: dict[str, Any]
+    doc: TaskDocument
     reason: str
 
 

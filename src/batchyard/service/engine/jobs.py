@@ -72,11 +72,10 @@ class JobOps(Concern):
                 "state": "active",
                 "stateTransitionTime": iso(now),
                 "executionInfo": {"startTime": iso(now), "poolId": pool_id},
-                "_seq": self.store.next_seq(),
             }
         )
         self.core.stamp(doc, now)
-        job = JobRecord(key, doc["_seq"], doc)
+        job = JobRecord(key, self.store.next_seq(), doc)
         self.jobs[key] = job
         if job.pool_key:
             self.pool_jobs[job.pool_key].add(key)
@@ -92,7 +91,7 @@ class JobOps(Concern):
         (result,) = self.task_ops.add_tasks(job, [spec])
         if isinstance(result, errors.BatchError):
             raise result
-        result["_jm"] = True
+        result.private.job_manager = True
         self.core.save_task(job.key, result)
         pool = self.pools.get(job.pool_key or "")
         if manager.get("runExclusive", True) and pool is not None and job.queue:
@@ -114,9 +113,9 @@ class JobOps(Concern):
         pool_spec = dict(spec.get("pool") or {})
         pool_spec["id"] = pool_id[:64]
         pool = self.pool_ops.create_pool(pool_spec)
-        pool.doc["_autoFor"] = job_id.lower()
-        pool.doc["_autoLifetime"] = spec.get("poolLifetimeOption", "job")
-        pool.doc["_keepAlive"] = bool(spec.get("keepAlive", False))
+        pool.private.auto_pool_for = job_id.lower()
+        pool.private.auto_pool_lifetime = spec.get("poolLifetimeOption", "job")
+        pool.private.keep_alive = bool(spec.get("keepAlive", False))
         self.core.save_pool(pool)
         return pool.doc["id"]
 
@@ -317,8 +316,8 @@ class JobOps(Concern):
     def _release_auto_pool(self, job: JobRecord) -> None:
         pool_key = job.pool_key
         pool = self.pools.get(pool_key) if pool_key else None
-        if pool is not None and pool.doc.get("_autoFor") == job.key and pool.doc.get("_autoLifetime") == "job":
-            if not pool.doc.get("_keepAlive"):
+        if pool is not None and pool.private.auto_pool_for == job.key and pool.private.auto_pool_lifetime == "job":
+            if not pool.private.keep_alive:
                 self.pool_ops.delete_pool(pool)
 
     def _move(self, job: JobRecord, state: str, now: datetime) -> None:

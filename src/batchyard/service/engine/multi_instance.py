@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from batchyard.service.clock import iso
+from batchyard.service.documents import TaskDocument
 from batchyard.service.engine import states
 from batchyard.service.engine.core import Concern, EngineCore, limit_seconds
 from batchyard.service.engine.events import (
@@ -83,7 +84,7 @@ class MultiInstanceOps(Concern):
                 if job is None or doc["state"] not in ("running", "preparing"):
                     continue
                 for node in self.nodes.values():
-                    run = node.runs.pop(doc.get("_aid", ""), None)
+                    run = node.runs.pop((doc.private.run_id or ""), None)
                     if run is not None:
                         node.slots_used -= run.slots
                 self.task_runs.requeue_doc(job, doc, 1, now)
@@ -103,7 +104,7 @@ class MultiInstanceOps(Concern):
                 if status is not None:
                     doc["multiInstanceStatus"] = status
                 if retention:
-                    doc["_miRetention"] = retention  # subtasks keep the retention of creation, as on Azure
+                    doc.private.subtask_retention = retention  # subtasks keep the retention of creation, as on Azure
                 self.core.save_task(job.key, doc)
 
     def gang_sizes(self, job: JobRecord) -> dict[str, int]:
@@ -118,7 +119,7 @@ class MultiInstanceOps(Concern):
     # --- placing ---------------------------------------------------------------------------------
 
     def assign_gang(
-        self, job: JobRecord, doc: dict[str, Any], node_ids: list[str], now: datetime
+        self, job: JobRecord, doc: TaskDocument, node_ids: list[str], now: datetime
     ) -> dict[str, list[Any]]:
         nodes = [self.nodes[node_id] for node_id in node_ids]
         doc.pop("multiInstanceStatus", None)
@@ -171,7 +172,7 @@ class MultiInstanceOps(Concern):
         return runs
 
     def _start_subtask(
-        self, job: JobRecord, doc: dict[str, Any], gang: Gang, index: int, node: NodeRecord, state: str, now: datetime
+        self, job: JobRecord, doc: TaskDocument, gang: Gang, index: int, node: NodeRecord, state: str, now: datetime
     ) -> None:
         node.slots_used += 1
         node.doc["totalTasksRun"] = int(node.doc.get("totalTasksRun", 0)) + 1
@@ -325,7 +326,7 @@ class MultiInstanceOps(Concern):
     def _release_completed(self, event: TaskCompleted) -> None:
         job, doc = event.job, event.doc
         self.mi_sizes.get(job.key, {}).pop(doc["id"].lower(), None)
-        self._release_task(job.key, doc["id"].lower(), event.now, retention=doc.get("_miRetention"))
+        self._release_task(job.key, doc["id"].lower(), event.now, retention=doc.private.subtask_retention)
 
     @reacts_to(TaskBackInQueue)
     def _release_requeued(self, event: TaskBackInQueue) -> None:
@@ -388,24 +389,24 @@ class MultiInstanceOps(Concern):
         doc, reason = event.doc, event.reason
         if doc["state"] not in ("running", "preparing"):
             return  # ended already: callers come once per node of the gang
-        gang = self.gangs.get(doc.get("_aid", ""))
+        gang = self.gangs.get(doc.private.run_id or "")
         if gang is None or gang.started:
             self.task_runs.end_run(doc, reason)
             return
         # Before the application: no result to wait for (coordination runs may be held); it ends now.
         self._end_early(gang, doc, reason, self.core.now())
 
-    def _end_early(self, gang: Gang, doc: dict[str, Any] | None, how: str, now: datetime) -> None:
+    def _end_early(self, gang: Gang, doc: TaskDocument | None, how: str, now: datetime) -> None:
         """End a gang before its application runs: the task completes as ended ("terminate"), is
         requeued ("requeue"), or returns to the queue uncounted ("unhold": a failed job preparation)."""
         job = self.jobs.get(gang.job_key)
         master = self.nodes.get(gang.nodes[0])
         primary = master.runs.pop(gang.run_id, None) if master is not None else None
-        if job is None or doc is None or master is None or primary is None or doc.get("_aid") != gang.run_id:
+        if job is None or doc is None or master is None or primary is None or doc.private.run_id != gang.run_id:
             self._release(gang, now)
             return
         master.slots_used -= primary.slots
-        doc.pop("_ending", None)
+        doc.private.ending = None
         if how == "terminate":
             doc["executionInfo"]["endTime"] = iso(now)
             self.task_runs.complete(job, doc, primary.slots, TASK_ENDED, now, from_state="running")

@@ -93,7 +93,7 @@ class NodeActionOps(Concern):
             raise errors.conflict(
                 "OperationNotValidOnNode", "The node's agent runs on another host and is not connected now."
             )
-        if node.leaving is not None or node.doc["state"] not in (
+        if node.private.leaving is not None or node.doc["state"] not in (
             *_TASKS_RUN_STATES,
             "starttaskfailed",
             "unusable",
@@ -101,7 +101,7 @@ class NodeActionOps(Concern):
         ):
             raise _state_conflict(node)
         now = self.core.now()
-        node.doc["_action"] = {"kind": kind, "option": option}
+        node.private.action = {"kind": kind, "option": option}
         target = "rebooting" if kind == "reboot" else "reimaging"
         states.move(node.doc, states.NODE, target, now, previous=False, owner=node.pool_key)
         if option in ("requeue", "terminate"):
@@ -110,7 +110,7 @@ class NodeActionOps(Concern):
         self._maybe_restart(node)
 
     def _maybe_restart(self, node: NodeRecord) -> None:
-        action = node.doc.get("_action") or {}
+        action = node.private.action or {}
         if action.get("kind") not in ("reboot", "reimage", "deallocate") or node.id in self._restarting:
             return
         if any(run.occupies_node for run in node.runs.values()):
@@ -128,10 +128,10 @@ class NodeActionOps(Concern):
         if provider.starts_agents:
             await provider.stop_node(node.id, wipe=wipe)
         with self.store.transaction():
-            node.doc.pop("_action", None)
-            node.doc.pop("_certs", None)
+            node.private.action = None
+            node.private.certificates = []
             if wipe:
-                node.doc.pop("_users", None)  # a new OS disk has none of the old accounts
+                node.private.users = {}  # a new OS disk has none of the old accounts
                 self.store.forget_retained(node.id)  # nor the old task directories
             self.core.save_node(node)
         if not provider.starts_agents:  # its agent starts itself again (agent/main.py), wiping its root for a reimage
@@ -147,10 +147,10 @@ class NodeActionOps(Concern):
         if not self.core.provider_of(node).starts_agents:
             # Nothing here could start its agent again.
             raise errors.conflict("OperationNotValidOnNode", "Nodes on other hosts cannot be deallocated.")
-        if node.leaving is not None or node.doc["state"] not in _TASKS_RUN_STATES:
+        if node.private.leaving is not None or node.doc["state"] not in _TASKS_RUN_STATES:
             raise _state_conflict(node)
         now = self.core.now()
-        node.doc["_action"] = {"kind": "deallocate", "option": option}
+        node.private.action = {"kind": "deallocate", "option": option}
         self.core.set_node_state(node, "deallocating", now)
         if option in ("requeue", "terminate"):
             self.task_runs.end_node_runs(node, requeue=option == "requeue", now=now)
@@ -161,8 +161,8 @@ class NodeActionOps(Concern):
         await self.core.provider_of(node).stop_node(node.id, wipe=False)
         with self.store.transaction():
             self._restarting.pop(node.id, None)
-            node.doc.pop("_action", None)
-            node.doc.pop("_certs", None)
+            node.private.action = None
+            node.private.certificates = []
             node.lost_at = None  # no agent, on purpose
             if node.id in self.nodes and node.doc["state"] == "deallocating":
                 self.core.set_node_state(node, "deallocated", self.core.now())
@@ -183,7 +183,7 @@ class NodeActionOps(Concern):
             raise errors.conflict(
                 "NodeAlreadyInTargetSchedulingState", "The specified node is already in the target scheduling state."
             )
-        if node.leaving is not None or node.doc["state"] in ("leavingpool", "deallocating", "deallocated"):
+        if node.private.leaving is not None or node.doc["state"] in ("leavingpool", "deallocating", "deallocated"):
             raise _state_conflict(node)
         now = self.core.now()
         node.doc["schedulingState"] = "disabled"
@@ -214,10 +214,10 @@ class NodeActionOps(Concern):
         """A fresh boot: certificates first (the agent handles messages in order), then the start task."""
         node = event.node
         self._restarting.pop(node.id, None)
-        node.doc.pop("_action", None)
+        node.private.action = None
         if node.session is not None and node.doc["state"] != "leavingpool":
             installed = self.certificate_ops.send_certificates(node, event.pool)
-            node.doc["_certs"] = installed
+            node.private.certificates = installed
 
     @reacts_to(NodeGreeted)
     def _configure_greeted_node(self, event: NodeGreeted) -> None:
@@ -280,7 +280,7 @@ class NodeActionOps(Concern):
     @reacts_to(Tick)
     def _restart_when_retained_data_may_go(self, event: Tick) -> None:
         for node in list(self.nodes.values()):
-            action = node.doc.get("_action") or {}
+            action = node.private.action or {}
             if action.get("option") == "retaineddata":
                 self._maybe_restart(node)
 
@@ -294,7 +294,7 @@ class NodeActionOps(Concern):
     def add_user(self, node: NodeRecord, spec: dict[str, Any]) -> None:
         self._require_ready(node)
         name = spec["name"]
-        users = node.doc.setdefault("_users", {})
+        users = node.private.users
         if name.lower() in {existing.lower() for existing in users}:
             raise errors.conflict("NodeUserExists", "The specified node user already exists.")
         users[name] = self._user_record(spec, name)
@@ -303,7 +303,7 @@ class NodeActionOps(Concern):
 
     def replace_user(self, node: NodeRecord, name: str, spec: dict[str, Any]) -> None:
         self._require_ready(node)
-        users = node.doc.get("_users") or {}
+        users = node.private.users
         found = next((existing for existing in users if existing.lower() == name.lower()), None)
         if found is None:
             raise errors.not_found("NodeUserNotFound", "The specified node user does not exist.")
@@ -314,7 +314,7 @@ class NodeActionOps(Concern):
 
     def delete_user(self, node: NodeRecord, name: str) -> None:
         self._require_ready(node)
-        users = node.doc.get("_users") or {}
+        users = node.private.users
         found = next((existing for existing in users if existing.lower() == name.lower()), None)
         if found is None:
             raise errors.not_found("NodeUserNotFound", "The specified node user does not exist.")
@@ -354,7 +354,7 @@ class NodeActionOps(Concern):
                 "pw": record.get("pw"),
                 "key": record.get("key"),
             }
-            for name, record in (node.doc.get("_users") or {}).items()
+            for name, record in (node.private.users).items()
         ]
         node.session.send({"t": "users", "users": users})
 

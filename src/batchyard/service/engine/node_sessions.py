@@ -127,9 +127,9 @@ class AgentSessionOps(Concern):
         unknown = [run_id for run_id in agent_running if run_id not in node.runs]
         if unknown:
             session.send({"t": "kill", "aids": unknown})
-        fresh_boot = message.get("boot") != node.doc.get("_boot")
+        fresh_boot = message.get("boot") != node.private.boot
         if fresh_boot:
-            node.doc["_boot"] = message.get("boot")
+            node.private.boot = message.get("boot")
             node.doc["lastBootTime"] = iso(now)
             node.doc.pop("startTaskInfo", None)
             node.doc.pop("errors", None)

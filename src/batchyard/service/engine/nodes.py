@@ -20,7 +20,7 @@ from batchyard.service.engine.events import (
     Tick,
     reacts_to,
 )
-from batchyard.service.engine.records import NodeRecord, PoolRecord
+from batchyard.service.engine.records import NodePrivate, NodeRecord, PoolRecord
 
 AGENT_VERSION = "1.0.0-batchyard"
 START_TASK_RUN_ID = "start"
@@ -53,13 +53,10 @@ class NodeOps(Concern):
             "virtualMachineInfo": {
                 "imageReference": (pool.doc.get("virtualMachineConfiguration") or {}).get("imageReference", {})
             },
-            "_pool": pool.key,
-            "_seq": self.store.next_seq(),
         }
         provider = self.core.providers.get(self.core.providers.name_for_pool(pool.doc))
-        doc["_provider"] = provider.name
         doc["ipAddress"] = provider.node_address(node_id, {str(n.doc.get("ipAddress")) for n in self.nodes.values()})
-        node = NodeRecord(node_id, pool.key, doc["_seq"], doc)
+        node = NodeRecord(node_id, pool.key, self.store.next_seq(), doc, NodePrivate(provider=provider.name))
         self.nodes[node_id] = node
         pool.node_ids.append(node_id)
         self.core.save_node(node)
@@ -96,7 +93,7 @@ class NodeOps(Concern):
 
     def allocation_lost(self, node_id: str, preempted: bool) -> None:
         node = self.nodes.get(node_id)
-        if node is None or node.leaving is not None or node.removing:
+        if node is None or node.private.leaving is not None or node.removing:
             return
         if node.session is not None:
             node.session.close()
@@ -119,8 +116,12 @@ class NodeOps(Concern):
             return None
         for node_id in pool.node_ids:
             node = self.nodes[node_id]
-            if not self.core.provider_of(node).starts_agents and not node.doc.get("_claimed") and node.leaving is None:
-                node.doc["_claimed"] = True
+            if (
+                not self.core.provider_of(node).starts_agents
+                and not node.private.claimed
+                and node.private.leaving is None
+            ):
+                node.private.claimed = True
                 with self.store.transaction():
                     self.core.save_node(node)
                 return node_id, messages.node_token(self.core.node_secret, node_id)

@@ -77,11 +77,10 @@ class PoolOps(Concern):
                 "currentDedicatedNodes": 0,
                 "currentLowPriorityNodes": 0,
                 "currentNodeCommunicationMode": "default",
-                "_seq": self.store.next_seq(),
             }
         )
         self.core.stamp(doc, now)
-        pool = PoolRecord(key, doc["_seq"], doc)
+        pool = PoolRecord(key, self.store.next_seq(), doc)
         self.pools[key] = pool
         self.begin_resize(pool, now)
         self.core.save_pool(pool)
@@ -102,7 +101,7 @@ class PoolOps(Concern):
         pool.doc["targetLowPriorityNodes"] = spec.get("targetLowPriorityNodes", 0)
         if "resizeTimeout" in spec:
             pool.doc["resizeTimeout"] = spec["resizeTimeout"]
-        pool.doc["_dealloc"] = spec.get("nodeDeallocationOption", "requeue")
+        pool.private.deallocation_option = spec.get("nodeDeallocationOption", "requeue")
         self.begin_resize(pool, now)
         self.core.stamp(pool.doc, now)
         self.core.save_pool(pool)
@@ -113,7 +112,7 @@ class PoolOps(Concern):
         if pool.doc["allocationState"] != "resizing":
             return
         now = self.core.now()
-        staying = [node_id for node_id in pool.node_ids if self.nodes[node_id].leaving is None]
+        staying = [node_id for node_id in pool.node_ids if self.nodes[node_id].private.leaving is None]
         pool.doc["targetDedicatedNodes"] = len(staying)
         self._set_allocation(pool, "stopping", now)
         self._check_allocation(pool, now)
@@ -153,13 +152,13 @@ class PoolOps(Concern):
         pool.doc["resizeErrors"] = []
         pool.doc.pop("resizeErrors")
         self._set_allocation(pool, "resizing", now)
-        pool.doc["_resizeStarted"] = iso(now)
+        pool.private.resize_started = iso(now)
         self._reconcile(pool, now)
 
     def _reconcile(self, pool: PoolRecord, now: datetime) -> None:
         """Move the pool's node set toward its target."""
         target = int(pool.doc.get("targetDedicatedNodes", 0)) + int(pool.doc.get("targetLowPriorityNodes", 0))
-        staying = [self.nodes[node_id] for node_id in pool.node_ids if self.nodes[node_id].leaving is None]
+        staying = [self.nodes[node_id] for node_id in pool.node_ids if self.nodes[node_id].private.leaving is None]
         if len(staying) < target:
             wanted = target - len(staying)
             allowed = self._nodes_within_quota(pool, wanted)
@@ -174,7 +173,7 @@ class PoolOps(Concern):
                     }
                 ]
         elif len(staying) > target:
-            option = pool.doc.get("_dealloc", "requeue")
+            option = pool.private.deallocation_option
             victims = sorted(
                 staying,
                 key=lambda n: (self._hosts_job_manager(n), _REMOVAL_ORDER.get(n.doc["state"], 5), n.slots_used, -n.seq),
@@ -209,18 +208,17 @@ class PoolOps(Concern):
         """Every change of a pool's target or nodes passes here."""
         pool.doc["currentDedicatedNodes"] = len(pool.node_ids)
         if pool.doc["allocationState"] in ("resizing", "stopping"):
-            if not any(self.nodes[node_id].leaving for node_id in pool.node_ids):
+            if not any(self.nodes[node_id].private.leaving for node_id in pool.node_ids):
                 self._set_allocation(pool, "steady", now)
-                pool.doc.pop("_resizeStarted", None)
+                pool.private.resize_started = None
         self.core.emit(PoolChanged(pool, now))
 
     # --- node removal ---------------------------------------------------------------------------
 
     def _start_leaving(self, node: NodeRecord, option: str, now: datetime) -> None:
-        if node.leaving is not None:
+        if node.private.leaving is not None:
             return
-        node.leaving = option
-        node.doc["_leaving"] = option
+        node.private.leaving = option
         states.move(node.doc, states.NODE, "leavingpool", now, previous=False, owner=node.pool_key)
         self.core.emit(NodeLeaving(node, option, now))
         self.core.save_node(node)
@@ -236,11 +234,11 @@ class PoolOps(Concern):
         self._maybe_finish_leaving(event.node)
 
     def _maybe_finish_leaving(self, node: NodeRecord) -> None:
-        if node.leaving is None:
+        if node.private.leaving is None:
             return
         if any(run.occupies_node for run in node.runs.values()):
             return
-        if node.leaving == "retaineddata" and self.store.retained_until(node.id) > self.core.now().timestamp():
+        if node.private.leaving == "retaineddata" and self.store.retained_until(node.id) > self.core.now().timestamp():
             return  # housekeeping looks again once the task data may go
         self._remove_node(node)
 
@@ -292,7 +290,7 @@ class PoolOps(Concern):
         for node_id in list(pool.node_ids):
             node = self.nodes.get(node_id)
             if node is not None:
-                node.leaving = None
+                node.private.leaving = None
                 self._start_leaving(node, "requeue", now)
 
     def update_pool(self, pool: PoolRecord, changes: dict[str, Any], replace: bool) -> None:
@@ -319,10 +317,10 @@ class PoolOps(Concern):
     def _check_leaving_nodes_and_resize_timeouts(self, event: Tick) -> None:
         now = self.core.now()
         for node in list(self.nodes.values()):
-            if node.leaving == "retaineddata":
+            if node.private.leaving == "retaineddata":
                 self._maybe_finish_leaving(node)
         for pool in list(self.pools.values()):
-            started = pool.doc.get("_resizeStarted")
+            started = pool.private.resize_started
             if pool.doc["allocationState"] != "resizing" or not started:
                 continue
             timeout = limit_seconds(pool.doc.get("resizeTimeout")) or 900.0
@@ -334,7 +332,7 @@ class PoolOps(Concern):
                     }
                 ]
                 self._set_allocation(pool, "steady", now)
-                pool.doc.pop("_resizeStarted", None)
+                pool.private.resize_started = None
                 self.core.stamp(pool.doc, now)
                 self.core.save_pool(pool)
 

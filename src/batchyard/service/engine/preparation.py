@@ -15,6 +15,7 @@ from typing import Any
 
 from batchyard.protocol.messages import Run
 from batchyard.service.clock import iso
+from batchyard.service.documents import TaskDocument
 from batchyard.service.engine import states
 from batchyard.service.engine.core import Concern, EngineCore, limit_seconds
 from batchyard.service.engine.events import (
@@ -50,9 +51,7 @@ class PreparationOps(Concern):
 
     # --- placing a task on a node ---------------------------------------------------------------
 
-    def assign_task(
-        self, job: JobRecord, doc: dict[str, Any], node: NodeRecord, slots: int, now: datetime
-    ) -> list[Run]:
+    def assign_task(self, job: JobRecord, doc: TaskDocument, node: NodeRecord, slots: int, now: datetime) -> list[Run]:
         """Place a task on a node; the runs to send it (its job's preparation task may come first)."""
         if not job.doc.get("jobPreparationTask"):
             return [self.task_runs.start_task_run(job, doc, node, slots, now)]
@@ -63,7 +62,7 @@ class PreparationOps(Concern):
         states.move(doc, states.TASK, "preparing", now, previous=True, owner=job.doc["id"])
         doc["nodeInfo"] = {"poolId": self.pools[node.pool_key].doc["id"], "nodeId": node.id}
         run_id = f"held:{doc['id'].lower()}"
-        doc["_aid"] = run_id
+        doc.private.run_id = run_id
         self.core.stamp(doc, now)
         self.core.save_task(job.key, doc)
         self.task_runs.count(job, "active", "preparing", slots)
@@ -172,9 +171,9 @@ class PreparationOps(Concern):
             node.session.send({"t": "run", "runs": runs})
         self.core.kick()
 
-    def _unhold(self, job: JobRecord, doc: dict[str, Any], slots: int, now: datetime) -> None:
+    def _unhold(self, job: JobRecord, doc: TaskDocument, slots: int, now: datetime) -> None:
         states.move(doc, states.TASK, "active", now, previous=True, owner=job.doc["id"])
-        doc.pop("_aid", None)
+        doc.private.run_id = None
         doc.pop("nodeInfo", None)
         self.core.stamp(doc, now)
         self.core.save_task(job.key, doc)
@@ -192,9 +191,9 @@ class PreparationOps(Concern):
     def start_releases(self, job: JobRecord) -> None:
         """Run the release task on every node that ran the preparation task (once per job)."""
         release = job.doc.get("jobReleaseTask")
-        if not release or job.doc.get("_released"):
+        if not release or job.private.released:
             return
-        job.doc["_released"] = True
+        job.private.released = True
         now = self.core.now()
         for node_id, status in job.prep.items():
             node = self.nodes.get(node_id)

@@ -8,6 +8,7 @@ from typing import Any
 
 from batchyard.protocol.messages import Run
 from batchyard.service.clock import iso
+from batchyard.service.documents import TaskDocument
 from batchyard.service.engine import states
 from batchyard.service.engine.core import Concern, EngineCore, limit_seconds
 from batchyard.service.engine.events import (
@@ -47,11 +48,11 @@ class TaskRunOps(Concern):
 
     # --- runs -----------------------------------------------------------------------------------
 
-    def start_task_run(self, job: JobRecord, doc: dict[str, Any], node: NodeRecord, slots: int, now: datetime) -> Run:
+    def start_task_run(self, job: JobRecord, doc: TaskDocument, node: NodeRecord, slots: int, now: datetime) -> Run:
         run_id = secrets.token_hex(8)
         pool = self.pools[node.pool_key]
         states.move(doc, states.TASK, "running", now, previous=True, owner=job.doc["id"])
-        doc["_aid"] = run_id
+        doc.private.run_id = run_id
         directory = task_dir(job.doc["id"], doc["id"])
         node_url = f"{self.settings.base_url}/pools/{pool.doc['id']}/nodes/{node.id}"
         doc["nodeInfo"] = {
@@ -111,7 +112,7 @@ class TaskRunOps(Concern):
         if job is None:
             return
         doc = self.store.get_task(run.job_key, run.task_key)
-        if doc is None or doc.get("_aid") != run.run_id or doc["state"] != "running":
+        if doc is None or doc.private.run_id != run.run_id or doc["state"] != "running":
             return
         info = doc["executionInfo"]
         if result.get("start"):
@@ -120,8 +121,8 @@ class TaskRunOps(Concern):
         if result.get("exit") is not None:
             info["exitCode"] = result["exit"]
         if result.get("stats"):
-            doc["_stats"] = result["stats"]
-        ended_by = doc.pop("_ending", None)
+            doc.private.run_stats = result["stats"]
+        ended_by, doc.private.ending = doc.private.ending, None
         failure = TASK_ENDED if ended_by == "terminate" else failure_of(result)
         if ended_by == "requeue":
             self.requeue_doc(job, doc, run.slots, now)
@@ -146,7 +147,7 @@ class TaskRunOps(Concern):
     def complete(
         self,
         job: JobRecord,
-        doc: dict[str, Any],
+        doc: TaskDocument,
         slots: int,
         failure: dict[str, Any] | None,
         now: datetime,
@@ -159,10 +160,12 @@ class TaskRunOps(Concern):
         else:
             info.pop("failureInfo", None)
         states.move(doc, states.TASK, "completed", now, previous=True, owner=job.doc["id"])
-        doc.pop("_aid", None)
+        doc.private.run_id = None
         outcome = exit_outcome(doc.get("exitConditions"), info.get("exitCode"), failure)
         if job.doc.get("usesTaskDependencies"):
-            doc["_dep"] = outcome.dependency_action  # children added later (or after a restart) need it
+            doc.private.dependency_action = (
+                outcome.dependency_action
+            )  # children added later (or after a restart) need it
         self.core.stamp(doc, now)
         self.core.save_task(job.key, doc)
         self.count(job, from_state, "completed", slots)
@@ -173,7 +176,7 @@ class TaskRunOps(Concern):
             job.succeeded += 1
             job.succeeded_slots += slots
         self._apply_exit_outcome(job, doc["id"].lower(), outcome, user_ended=failure is TASK_ENDED)
-        if doc.get("_jm"):
+        if doc.private.job_manager:
             self.core.emit(JobManagerCompleted(job))
         node = self.node_of(doc)
         if node is not None and from_state == "running":
@@ -211,15 +214,15 @@ class TaskRunOps(Concern):
                 self.core.stamp(doc, now)
                 self.core.save_task(job.key, doc)
 
-    def back_to_active(self, job: JobRecord, doc: dict[str, Any], slots: int, now: datetime, front: bool) -> None:
+    def back_to_active(self, job: JobRecord, doc: TaskDocument, slots: int, now: datetime, front: bool) -> None:
         states.move(doc, states.TASK, "active", now, previous=True, owner=job.doc["id"])
-        doc.pop("_aid", None)
+        doc.private.run_id = None
         doc.pop("nodeInfo", None)
         self.count(job, doc["previousState"], "active", slots)
         self.core.stamp(doc, now)
         self.core.save_task(job.key, doc)
         task = QueuedTask(job.key, doc["id"].lower(), slots)
-        if doc.get("_jm"):
+        if doc.private.job_manager:
             job.restarts.append(task)  # a job manager's restart comes before all other tasks of the pool
         elif front:
             job.queue.appendleft(task)
@@ -229,7 +232,7 @@ class TaskRunOps(Concern):
         self.core.kick()
         self.core.emit(TaskBackInQueue(job, doc, now))
 
-    def requeue_doc(self, job: JobRecord, doc: dict[str, Any], slots: int, now: datetime) -> None:
+    def requeue_doc(self, job: JobRecord, doc: TaskDocument, slots: int, now: datetime) -> None:
         info = doc["executionInfo"]
         info["requeueCount"] = int(info.get("requeueCount", 0)) + 1
         info["lastRequeueTime"] = iso(now)
@@ -246,9 +249,14 @@ class TaskRunOps(Concern):
             return
         job = self.jobs.get(run.job_key)
         doc = self.store.get_task(run.job_key, run.task_key)
-        if job is None or doc is None or doc.get("_aid") != run.run_id or doc["state"] not in ("running", "preparing"):
+        if (
+            job is None
+            or doc is None
+            or doc.private.run_id != run.run_id
+            or doc["state"] not in ("running", "preparing")
+        ):
             return
-        doc.pop("_ending", None)
+        doc.private.ending = None
         if job.doc["state"] in ("terminating", "completed"):
             self.complete(job, doc, run.slots, TASK_ENDED, now, from_state=doc["state"])
         else:
@@ -272,24 +280,24 @@ class TaskRunOps(Concern):
                 continue
             job = self.jobs.get(run.job_key)
             doc = self.store.get_task(run.job_key, run.task_key)
-            if job is None or doc is None or doc.get("_aid") != run_id:
+            if job is None or doc is None or doc.private.run_id != run_id:
                 continue
             if requeue:
                 self.requeue_doc(job, doc, run.slots, now)
             else:
                 self.complete(job, doc, run.slots, TASK_ENDED, now, from_state=doc["state"])
 
-    def kill_run(self, doc: dict[str, Any], reason: str) -> None:
+    def kill_run(self, doc: TaskDocument, reason: str) -> None:
         """Ask the node to end a running task; its result completes (or requeues) it."""
         if "multiInstanceSettings" in doc:
             self.core.emit(GangEndRequested(doc, reason))  # a gang has a run on every node of it
             return
         self.end_run(doc, reason)
 
-    def end_run(self, doc: dict[str, Any], reason: str) -> None:
+    def end_run(self, doc: TaskDocument, reason: str) -> None:
         """End the task's one run: a held run here and now, a process through its node."""
         node = self.node_of(doc)
-        run_id = doc.get("_aid", "")
+        run_id = doc.private.run_id or ""
         if node is not None and run_id in node.runs and node.runs[run_id].kind is RunKind.HELD:
             # Waiting for its node's preparation task: no process to end, so it ends here.
             run = node.runs.pop(run_id)
@@ -300,11 +308,11 @@ class TaskRunOps(Concern):
             else:
                 self.complete(job, doc, run.slots, TASK_ENDED, self.core.now(), from_state="preparing")
             return
-        doc["_ending"] = reason
-        if node is not None and node.session is not None and doc.get("_aid") in node.runs:
-            node.session.send({"t": "kill", "aids": [doc["_aid"]]})
+        doc.private.ending = reason
+        if node is not None and node.session is not None and doc.private.run_id in node.runs:
+            node.session.send({"t": "kill", "aids": [doc.private.run_id]})
 
-    def node_of(self, doc: dict[str, Any]) -> NodeRecord | None:
+    def node_of(self, doc: TaskDocument) -> NodeRecord | None:
         return self.nodes.get((doc.get("nodeInfo") or {}).get("nodeId", ""))
 
     def count(self, job: JobRecord, old: str, new: str, slots: int) -> None:
@@ -313,7 +321,7 @@ class TaskRunOps(Concern):
         job.slot_counts[old] -= slots
         job.slot_counts[new] += slots
 
-    def update_recent(self, node: NodeRecord, doc: dict[str, Any]) -> None:
+    def update_recent(self, node: NodeRecord, doc: TaskDocument) -> None:
         for item in node.recent:
             if item["taskId"] == doc["id"] and item["taskState"] == "running":
                 item["taskState"] = doc["state"]

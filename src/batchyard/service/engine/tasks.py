@@ -7,6 +7,7 @@ from typing import Any
 
 from batchyard.service import errors
 from batchyard.service.clock import iso
+from batchyard.service.documents import TaskDocument
 from batchyard.service.engine import states
 from batchyard.service.engine.core import Concern, EngineCore
 from batchyard.service.engine.dependencies import parent_keys
@@ -25,7 +26,7 @@ class TaskOps(Concern):
 
     # --- lookups --------------------------------------------------------------------------------
 
-    def get_task(self, job: JobRecord, task_id: str) -> dict[str, Any]:
+    def get_task(self, job: JobRecord, task_id: str) -> TaskDocument:
         doc = self.store.get_task(job.key, task_id.lower())
         if doc is None:
             raise errors.not_found("TaskNotFound", "The specified task does not exist.")
@@ -44,15 +45,15 @@ class TaskOps(Concern):
                 "JobBeingDeleted", "The specified job has been marked for deletion and is being deleted."
             )
 
-    def add_tasks(self, job: JobRecord, specs: list[dict[str, Any]]) -> list[dict[str, Any] | errors.BatchError]:
+    def add_tasks(self, job: JobRecord, specs: list[dict[str, Any]]) -> list[TaskDocument | errors.BatchError]:
         """Add tasks to a job; one result per spec (the doc, or the error for that task)."""
         self.check_job_accepts_tasks(job)
         now = self.core.now()
         keys = [spec["id"].lower() for spec in specs]
         existing = self.store.existing_task_keys(job.key, keys)
         seen: set[str] = set()
-        results: list[dict[str, Any] | errors.BatchError] = []
-        rows = []
+        results: list[TaskDocument | errors.BatchError] = []
+        rows: list[tuple[str, int, str, TaskDocument]] = []
         default_retries = int((job.doc.get("constraints") or {}).get("maxTaskRetryCount", 0))
         stamp = iso(now)
         for spec, key in zip(specs, keys, strict=True):
@@ -64,7 +65,7 @@ class TaskOps(Concern):
                 results.append(dependency)
                 continue
             seen.add(key)
-            doc = dict(spec)
+            doc = TaskDocument(spec)
             if dependency == "blocked":
                 doc["dependencyStatus"] = blocked_status(job, key)
             constraints = dict(doc.get("constraints") or {})
@@ -116,7 +117,7 @@ class TaskOps(Concern):
 
     # --- user operations ------------------------------------------------------------------------
 
-    def terminate_task(self, job: JobRecord, doc: dict[str, Any]) -> None:
+    def terminate_task(self, job: JobRecord, doc: TaskDocument) -> None:
         if job.doc["state"] == "completed":
             raise errors.conflict("JobCompleted", "The specified job is already in a completed state.")
         now = self.core.now()
@@ -137,13 +138,13 @@ class TaskOps(Concern):
         node = self.task_runs.node_of(doc)
         if node is None or node.session is None:
             # Nobody will report for it: complete now.
-            run = node.runs.pop(doc["_aid"], None) if node else None
+            run = node.runs.pop(doc.private.run_id or "", None) if node else None
             if node is not None and run is not None:
                 node.slots_used -= run.slots
-            doc.pop("_ending", None)
+            doc.private.ending = None
             self.task_runs.complete(job, doc, slots, TASK_ENDED, now, from_state=doc["state"])
 
-    def delete_task(self, job: JobRecord, doc: dict[str, Any]) -> None:
+    def delete_task(self, job: JobRecord, doc: TaskDocument) -> None:
         key = doc["id"].lower()
         slots = int(doc.get("requiredSlots", 1))
         state = doc["state"]
@@ -153,7 +154,7 @@ class TaskOps(Concern):
             job.graph.forget(key)
             job.dependent_slots.pop(key, None)
         elif state in ("running", "preparing") and node is not None:
-            run = node.runs.pop(doc.get("_aid", ""), None)
+            run = node.runs.pop((doc.private.run_id or ""), None)
             if run is not None:
                 node.slots_used -= run.slots
                 if node.session is not None:
@@ -175,7 +176,7 @@ class TaskOps(Concern):
         self.core.emit(TaskEnded(job))
         self.core.emit(TaskDeleted(job, doc, self.core.now()))
 
-    def reactivate_task(self, job: JobRecord, doc: dict[str, Any]) -> None:
+    def reactivate_task(self, job: JobRecord, doc: TaskDocument) -> None:
         self.check_job_accepts_tasks(job)
         info = doc["executionInfo"]
         if doc["state"] != "completed" or info.get("result") != "failure":
@@ -198,7 +199,7 @@ class TaskOps(Concern):
         job.queue.append(QueuedTask(job.key, doc["id"].lower(), slots))
         self.core.kick()
 
-    def update_task(self, job: JobRecord, doc: dict[str, Any], changes: dict[str, Any]) -> None:
+    def update_task(self, job: JobRecord, doc: TaskDocument, changes: dict[str, Any]) -> None:
         if doc["state"] == "completed":
             raise errors.conflict("TaskCompleted", "The specified task is already completed.")
         now = self.core.now()

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from batchyard.service.clock import parse_iso
+from batchyard.service.documents import TaskDocument
 from batchyard.service.engine.autoscale import AutoscaleOps, NodeReport
 from batchyard.service.engine.core import Concern, EngineCore
 from batchyard.service.engine.events import TaskRunFinished, Tick, reacts_to
@@ -48,10 +49,10 @@ class UsageOps(Concern):
         run = event.run
         job = self.jobs.get(run.job_key)
         doc = self.store.get_task(run.job_key, run.task_key) if job is not None else None
-        if job is not None and doc is not None and doc.get("_aid") == run.run_id:
+        if job is not None and doc is not None and doc.private.run_id == run.run_id:
             self._record_run(job, doc, event.result, event.now)
 
-    def _record_run(self, job: JobRecord, doc: dict[str, Any], result: dict[str, Any], now: datetime) -> None:
+    def _record_run(self, job: JobRecord, doc: TaskDocument, result: dict[str, Any], now: datetime) -> None:
         stats = result.get("stats") or {}
         info = doc.get("executionInfo") or {}
         start = result.get("start") or info.get("startTime")
@@ -71,7 +72,7 @@ class UsageOps(Concern):
             "waitTime": max(0.0, wait),
         }
         scopes = [("job", job_usage_key(job))]
-        schedule = self.schedule_ops.schedules.get(job.doc.get("_schedule") or "")
+        schedule = self.schedule_ops.schedules.get(job.private.schedule or "")
         if schedule is not None:
             scopes.append(("schedule", f"{schedule.key}#{schedule.seq}"))
         for scope in scopes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from batchyard.service.documents import TaskDocument
 from batchyard.service.engine.operations.base import Check, OperationsBase, no_check
 from batchyard.service.engine.records import JobRecord
 from batchyard.service.errors import BatchError
@@ -20,7 +21,7 @@ def _paged(rows: list[tuple[int, Any]], size: int) -> tuple[list[tuple[int, Any]
 class TaskOperations(OperationsBase):
     # --- adding ---------------------------------------------------------------------------------
 
-    def add_task(self, job_id: str, spec: dict[str, Any]) -> tuple[JobRecord, dict[str, Any]]:
+    def add_task(self, job_id: str, spec: dict[str, Any]) -> tuple[JobRecord, TaskDocument]:
         """The job and the new task's document; the task's BatchError is raised."""
         job = self.engine.job_ops.get_job(job_id)
         with self.store.transaction():
@@ -31,7 +32,7 @@ class TaskOperations(OperationsBase):
 
     def add_task_collection(
         self, job_id: str, specs: list[dict[str, Any]]
-    ) -> tuple[JobRecord, list[dict[str, Any] | BatchError]]:
+    ) -> tuple[JobRecord, list[TaskDocument | BatchError]]:
         """The job and, per spec in order, the new task's document or the error that refused it."""
         job = self.engine.job_ops.get_job(job_id)
         with self.store.transaction():
@@ -50,13 +51,19 @@ class TaskOperations(OperationsBase):
         """Up to `size` tasks after position `after` matching `where`, as JSON documents; the next token."""
         return _paged(self.store.list_tasks(job.key, after, size + 1, where), size)
 
+    def task_document_page(
+        self, job: JobRecord, where: Filter | None, after: int, size: int
+    ) -> tuple[list[tuple[int, TaskDocument]], str | None]:
+        """Like task_page, with each task's private fields (what its statistics are made of)."""
+        return _paged(self.store.list_task_documents(job.key, after, size + 1, where), size)
+
     def task_field_page(
         self, job: JobRecord, where: Filter | None, after: int, size: int, fields: Collection[str]
     ) -> tuple[list[tuple[int, dict[str, Any]]], str | None]:
         """Like task_page, only the `fields` (all in task_fields) of each task."""
         return _paged(self.store.list_task_fields(job.key, after, size + 1, fields, where), size)
 
-    def task(self, job_id: str, task_id: str, check: Check = no_check) -> tuple[JobRecord, dict[str, Any]]:
+    def task(self, job_id: str, task_id: str, check: Check = no_check) -> tuple[JobRecord, TaskDocument]:
         """The job and the task's document, or JobNotFound / TaskNotFound."""
         job = self.engine.job_ops.get_job(job_id)
         doc = self.engine.task_ops.get_task(job, task_id)
