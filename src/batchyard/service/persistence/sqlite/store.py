@@ -1,6 +1,9 @@
 """SQLite persistence (the `Store` port): every entity is its wire document, its private fields, and the
 indexed columns queries need (see schema.py).
 
+(Over 400 lines on purpose: one class implementing the whole `Store` port, its statements grouped by
+entity; the schema and migrations are in schema.py, `$filter` to SQL in filters.py.)
+
 One connection, used only from the event loop thread. WAL with synchronous=NORMAL survives a killed
 process (only an OS crash can lose the last commits). Callers group writes with `transaction()`.
 """
