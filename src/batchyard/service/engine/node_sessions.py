@@ -22,6 +22,7 @@ from batchyard.service.engine.nodes import START_TASK_RUN_ID, NodeOps, failure_o
 from batchyard.service.engine.packages import packages_failed, send_pool_packages
 from batchyard.service.engine.records import NodeRecord, NodeRun, PoolRecord, RunKind
 from batchyard.service.engine.run_builder import build_run, merge_environment
+from batchyard.service.models import catalog
 from batchyard.service.ports import AgentChannel
 
 log = logging.getLogger("batchyard.nodes")
@@ -107,6 +108,9 @@ class AgentSessionOps(NodeOps):
                 "accountUrl": self.settings.base_url,
                 "dedicated": True,
                 "taskDirs": self.multi_instance_dirs(node),  # the agent ends what other ones left behind
+                "commands": catalog.image_commands(
+                    ((pool.doc.get("virtualMachineConfiguration") or {}) if pool else {}).get("nodeAgentSKUId")
+                ),
             }
         )
         self.provider_of(node).agent_connected(node.id, message)
