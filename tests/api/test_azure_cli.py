@@ -12,15 +12,25 @@ which is refused (an object where the contract has a string), so the test disabl
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from batchyard.service.config import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
 from tests.api.az_support import Az, az_program
-from tests.api.helpers import completed, delete_pool_quietly, idle_nodes, pool_exists
+from tests.api.helpers import (
+    README_ENDPOINT,
+    completed,
+    delete_pool_quietly,
+    idle_nodes,
+    pool_exists,
+    readme_code_block,
+)
 from tests.conftest import Service, wait_for
 
 Unique = Callable[[str], str]
@@ -39,8 +49,6 @@ def az(service: Service, tmp_path_factory: pytest.TempPathFactory) -> Az:
 @pytest.fixture(scope="module")
 def pool(az: Az, client: Any) -> Iterator[str]:
     """A pool of one node made with flags, every number among them sent as a JSON string by az."""
-    import os
-
     pool_id = f"az-pool-{os.getpid()}"
     az(
         "pool", "create", "--id", pool_id, "--vm-size", "standard_d2s_v3", "--image", IMAGE,
@@ -303,3 +311,20 @@ def test_application_summary_commands(az: Az) -> None:
     assert az("application", "summary", "list") == []
     error = az.fails("application", "summary", "show", "--application-id", "nothing-here")
     assert "ApplicationNotFound" in error, error
+
+
+def test_the_readme_az_example(az: Az, tmp_path: Path) -> None:
+    script = readme_code_block("The same with `az batch`", "sh")
+    assert script.count(README_ENDPOINT) == 1
+    env = az.env() | {"PATH": f"{az.program.parent}:{os.environ.get('PATH', '')}"}
+    result = subprocess.run(
+        ["bash", "-e", "-c", script.replace(README_ENDPOINT, az.endpoint)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "hello from az" in result.stdout, result.stdout
