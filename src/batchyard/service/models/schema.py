@@ -272,12 +272,8 @@ def _duration(value: str, path: str) -> str:
 
 
 def _int64_string(value: str, path: str) -> str:
-    try:
-        number = int(value)
-    except ValueError:
-        raise invalid_property(path, value, "The value must be a 64-bit integer.") from None
-    if not INT64_MIN <= number <= INT64_MAX:
-        raise invalid_property(path, value, "The value must be a 64-bit integer.")
+    """A string of format int64 (the contract's way to carry 64-bit integers): the same rule as an integer."""
+    scalars.integer(value, path, INT64_MIN, INT64_MAX, "64-bit")
     return value
 
 
