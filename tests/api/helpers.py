@@ -279,3 +279,15 @@ def add_certificate(url: str, thumbprint: str, data: bytes, password: str | None
     body = {"thumbprint": thumbprint, "thumbprintAlgorithm": "sha1", "data": base64.b64encode(data).decode()}
     body |= {"certificateFormat": "pfx", "password": password} if password is not None else {}
     return signed_request(url, "POST", "/certificates", body=body | extra)
+
+
+README_ENDPOINT = "http://127.0.0.1:8650"  # what the README's examples talk to (scripts/serve.sh)
+
+
+def readme_code_block(heading: str, language: str) -> str:
+    """The first ```language block under the README's `### heading` (tests run the README's examples)."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split(f"\n### {heading}\n", 1)[1]
+    return section.split(f"\n```{language}\n", 1)[1].split("\n```\n", 1)[0] + "\n"

@@ -1,7 +1,8 @@
 """One run on the node: directories, environment, resource files, the process, and its result.
 
 A task sees only the documented AZ_BATCH_* variables, its job's and its own settings, and a
-minimal PATH/HOME/LANG: never the agent's credentials or the service's keys.
+minimal PATH/HOME/LANG (PATH ending with the image's commands the host lacks): never the agent's
+credentials or the service's keys.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from batchyard.agent import image_commands
 from batchyard.agent.certificates import visible_to
 from batchyard.agent.certificates import write_into as write_certificates
 from batchyard.agent.output_files import upload_outputs
@@ -33,17 +35,19 @@ class NodeContext:
     package_env: dict[str, str] = field(default_factory=dict)  # the pool's application packages
     blob_cache: BlobCache | None = None  # resource files many tasks of this node share
     certificates: list[dict[str, Any]] = field(default_factory=list)  # the pool's (agent/certificates.py)
+    image_bin: Path | None = None  # the image's commands the host lacks (agent/image_commands.py)
 
     def __post_init__(self) -> None:
         self.blob_cache = self.blob_cache or BlobCache(self.root / ".batchyard" / "blobcache")
 
     def welcome(self, message: dict[str, Any]) -> None:
         self.values = dict(message)
+        self.image_bin = image_commands.install(self.root, message.get("commands") or {}, BASE_PATH)
 
     def node_env(self) -> dict[str, str]:
         root = str(self.root)
         return {
-            "PATH": BASE_PATH,
+            "PATH": BASE_PATH if self.image_bin is None else f"{BASE_PATH}:{self.image_bin}",
             "LANG": "C.UTF-8",
             "AZ_BATCH_NODE_ROOT_DIR": root,
             "AZ_BATCH_NODE_SHARED_DIR": f"{root}/shared",

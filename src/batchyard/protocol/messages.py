@@ -2,7 +2,9 @@
 
 service -> agent
   welcome   {node, pool, account, accountUrl, dedicated,        after a successful hello; taskDirs: the
-             taskDirs}                                             multi-instance tasks still running on the node
+             taskDirs, commands?}                                  multi-instance tasks still running on the node;
+                                                                  commands: {command: host command} the node's
+                                                                  image has (agent/image_commands.py)
   run       {runs: [Run]}                                         start tasks (batched)
   kill      {aids: [aid]}                                         end these runs (whole process tree)
   ack       {aids: [aid]}                                         results recorded; forget them
@@ -134,6 +136,7 @@ class Welcome(TypedDict):
     accountUrl: str
     dedicated: bool
     taskDirs: list[str]
+    commands: NotRequired[dict[str, str]]
 
 
 class RunBatch(TypedDict):

@@ -23,6 +23,7 @@ from batchyard.service.engine.nodes import START_TASK_RUN_ID, NodeOps, failure_o
 from batchyard.service.engine.packages import packages_failed, send_pool_packages
 from batchyard.service.engine.records import NodeRecord, NodeRun, PoolRecord, RunKind
 from batchyard.service.engine.run_builder import build_run, merge_environment
+from batchyard.service.models import catalog
 from batchyard.service.ports import AgentChannel
 
 log = logging.getLogger("batchyard.nodes")
@@ -112,6 +113,9 @@ class AgentSessionOps(Concern):
                 "accountUrl": self.settings.base_url,
                 "dedicated": True,
                 "taskDirs": sorted(node.gang_dirs),  # the agent ends what other ones left behind
+                "commands": catalog.image_commands(
+                    ((pool.doc.get("virtualMachineConfiguration") or {}) if pool else {}).get("nodeAgentSKUId")
+                ),
             }
         )
         self.core.provider_of(node).agent_connected(node.id, message)

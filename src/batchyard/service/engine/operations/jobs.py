@@ -10,13 +10,13 @@ from batchyard.service.engine.records import JobRecord
 
 
 def _same_pool(given: dict[str, Any], current: dict[str, Any]) -> bool:
-    """A poolInfo naming the job's current pool (PUT must send one; only a change needs a disabled job)."""
+    """A poolInfo naming the job's current pool or repeating its auto-pool specification (PUT must send one;
+    only a change needs a disabled job). Both are parsed with the same defaults, so equal means unchanged."""
+    auto = given.get("autoPoolSpecification")
+    if auto is not None:
+        return "poolId" not in given and auto == current.get("autoPoolSpecification")
     pool_id = str(given.get("poolId") or "")
-    return (
-        bool(pool_id)
-        and "autoPoolSpecification" not in given
-        and pool_id.lower() == str(current.get("poolId") or "").lower()
-    )
+    return bool(pool_id) and pool_id.lower() == str(current.get("poolId") or "").lower()
 
 
 class JobOperations(OperationsBase):
