@@ -55,6 +55,10 @@ AGENT_REFUSED = 4426  # WebSocket close code: this agent's protocol version is n
 AGENT_PATH = "/_agent/connect"
 JOIN_PATH = "/_agent/join"
 NODE_HEADER = "x-batchyard-node"
+# The agent pings the service this often and counts the link as cut when a ping is not answered in time.
+AGENT_PING_INTERVAL = 2.0
+AGENT_PING_TIMEOUT = 4.0
+AGENT_CLOSE_TIMEOUT = 1.0  # and gives up on a closing handshake that a cut link cannot carry
 TOKEN_HEADER = "x-batchyard-token"
 
 
@@ -74,6 +78,14 @@ def decode_frame(data: str | bytes) -> list[dict[str, Any]]:
     if not all(isinstance(message, dict) and "t" in message for message in found):
         raise ValueError("not an agent message")
     return found
+
+
+def lease_expiry(lease: float) -> float:
+    """Seconds after the service loses an agent with this lease until the agent's runs have surely ended:
+    the agent may notice the cut only after a ping interval and timeout and a closing handshake's timeout,
+    then waits out the lease and kills its runs (a margin for that and for clocks that run at slightly
+    different rates)."""
+    return lease + AGENT_PING_INTERVAL + AGENT_PING_TIMEOUT + AGENT_CLOSE_TIMEOUT + 2.0 + lease * 0.01
 
 
 def node_token(secret: bytes, node_id: str) -> str:
@@ -137,6 +149,8 @@ class Welcome(TypedDict):
     dedicated: bool
     taskDirs: list[str]
     commands: NotRequired[dict[str, str]]
+    # Agents on other hosts: end every run after this many seconds cut off from the service.
+    lease: NotRequired[float]
 
 
 class RunBatch(TypedDict):

@@ -104,21 +104,23 @@ class AgentSessionOps(Concern):
         pool = self.pools.get(node.pool_key)
         session = node.session
         assert session is not None
-        session.send(
-            {
-                "t": "welcome",
-                "node": node.id,
-                "pool": pool.doc["id"] if pool else node.pool_key,
-                "account": self.settings.account_name,
-                "accountUrl": self.settings.base_url,
-                "dedicated": True,
-                "taskDirs": sorted(node.gang_dirs),  # the agent ends what other ones left behind
-                "commands": catalog.image_commands(
-                    ((pool.doc.get("virtualMachineConfiguration") or {}) if pool else {}).get("nodeAgentSKUId")
-                ),
-            }
-        )
-        self.core.provider_of(node).agent_connected(node.id, message)
+        provider = self.core.provider_of(node)
+        welcome: messages.Welcome = {
+            "t": "welcome",
+            "node": node.id,
+            "pool": pool.doc["id"] if pool else node.pool_key,
+            "account": self.settings.account_name,
+            "accountUrl": self.settings.base_url,
+            "dedicated": True,
+            "taskDirs": sorted(node.gang_dirs),  # the agent ends what other ones left behind
+            "commands": catalog.image_commands(
+                ((pool.doc.get("virtualMachineConfiguration") or {}) if pool else {}).get("nodeAgentSKUId")
+            ),
+        }
+        if not provider.starts_agents:  # out of the service's reach: it ends its runs when cut off
+            welcome["lease"] = self.settings.timing.agent_lease
+        session.send(welcome)
+        provider.agent_connected(node.id, message)
         self._on_results(node, message.get("done", []))
         agent_running = set(message.get("running", []))
         # Runs the agent no longer has (it restarted) go back to the queue; runs we do not know end.
