@@ -295,3 +295,15 @@ def own_python_identity() -> m.UserIdentity | None:
     if os.geteuid() != 0 or (unreachable_parent(interpreter) is None and interpreter.stat().st_mode & 0o001):
         return None
     return m.UserIdentity(auto_user=m.AutoUserSpecification(elevation_level="admin"))
+
+
+README_ENDPOINT = "http://127.0.0.1:8650"  # what the README's examples talk to (scripts/serve.sh)
+
+
+def readme_code_block(heading: str, language: str) -> str:
+    """The first ```language block under the README's `### heading` (tests run the README's examples)."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split(f"\n### {heading}\n", 1)[1]
+    return section.split(f"\n```{language}\n", 1)[1].split("\n```\n", 1)[0] + "\n"

@@ -427,3 +427,37 @@ def test_auto_pool_for_the_job_lifetime(client: Any, unique: Unique) -> None:
         wait_for(lambda: not pool_exists(client, pool_id), what="the auto pool to be deleted")
     finally:
         delete_pool_quietly(client, pool_id)
+
+
+def _auto_pool_info(vm_size: str = "standard_d2s_v3") -> m.BatchPoolInfo:
+    # No targetDedicatedNodes and no autoscale: Azure creates the pool with a target of 0.
+    return m.BatchPoolInfo(
+        auto_pool_specification=m.BatchAutoPoolSpecification(
+            auto_pool_id_prefix="same",
+            pool_lifetime_option="job",
+            pool=m.BatchPoolSpecification(vm_size=vm_size, virtual_machine_configuration=vm_config()),
+        )
+    )
+
+
+def test_replace_with_the_same_auto_pool_needs_no_disable(client: Any, unique: Unique) -> None:
+    job_id = unique("autosame")
+    client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=_auto_pool_info()))
+    pool_id = client.get_job(job_id).execution_info.pool_id
+    try:
+        assert client.get_pool(pool_id).target_dedicated_nodes == 0
+        # The same specification it was created with, and the job as read back (GET then PUT): no change.
+        client.replace_job(job_id, m.BatchJob(pool_info=_auto_pool_info(), priority=5))
+        read = client.get_job(job_id)
+        assert read.priority == 5
+        client.replace_job(job_id, m.BatchJob(pool_info=read.pool_info, priority=6))
+        client.update_job(job_id, m.BatchJobUpdateOptions(pool_info=read.pool_info))
+        job = client.get_job(job_id)
+        assert (job.state, job.priority, job.execution_info.pool_id) == ("active", 6, pool_id)
+        # A real change of the pool still needs the job disabled.
+        with pytest.raises(HttpResponseError) as info:
+            client.replace_job(job_id, m.BatchJob(pool_info=_auto_pool_info("standard_d4s_v3")))
+        assert (info.value.status_code, error_code(info.value)) == (409, "JobNotDisabled")
+    finally:
+        client.begin_delete_job(job_id, polling_interval=POLL).result(timeout=30)
+        delete_pool_quietly(client, pool_id)

@@ -228,6 +228,41 @@ def test_seed_aliases_target_dedicated_and_max_tasks_per_node(client: Any, uniqu
         delete_pool_quietly(client, pool_id)
 
 
+def test_pool_without_targets_or_autoscale_has_a_target_of_zero(client: Any, unique: Unique) -> None:
+    """The contract asks for a target; Azure creates the pool with targets of 0 (as the SDK's samples do)."""
+    pool_id = unique("notarget")
+    client.create_pool(
+        m.BatchPoolCreateOptions(id=pool_id, vm_size="standard_d2s_v3", virtual_machine_configuration=vm_config())
+    )
+    try:
+        pool = client.get_pool(pool_id)
+        assert (pool.target_dedicated_nodes, pool.target_low_priority_nodes) == (0, 0)
+        assert pool.enable_auto_scale is False
+        wait_for(lambda: _steady(client, pool_id), what="the empty pool to be steady")
+    finally:
+        delete_pool_quietly(client, pool_id)
+
+
+def test_numbers_and_booleans_as_strings_as_azure_cli_sends_them(client: Any, unique: Unique, service: Service) -> None:
+    """azure-cli sends the numbers of its flags as JSON strings; Azure reads them as numbers."""
+    pool_id = unique("strings")
+    body = pool_body(pool_id, targetDedicatedNodes="0", taskSlotsPerNode="2", enableInterNodeCommunication="false")
+    response = signed_request(service.url, "POST", "/pools", body=body)
+    assert response.status_code == 201, response.text
+    try:
+        resized = signed_request(service.url, "POST", f"/pools/{pool_id}/resize", body={"targetDedicatedNodes": "1"})
+        assert resized.status_code == 202, resized.text
+        pool = client.get_pool(pool_id)
+        assert (pool.target_dedicated_nodes, pool.task_slots_per_node) == (1, 2)
+        for bad in ("2.5", "abc", "4294967296"):
+            answer = signed_request(service.url, "POST", f"/pools/{pool_id}/resize", body={"targetDedicatedNodes": bad})
+            assert answer.status_code == 400, answer.text
+            values = {item["key"]: item["value"] for item in answer.json()["values"]}
+            assert (answer.json()["code"], values["PropertyName"]) == ("InvalidPropertyValue", "targetDedicatedNodes")
+    finally:
+        delete_pool_quietly(client, pool_id)
+
+
 # --- updates ------------------------------------------------------------------------------------------
 
 

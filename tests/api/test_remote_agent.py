@@ -41,14 +41,14 @@ def _join_token(service: Service, pool_id: str) -> str:
     return out.stdout.strip()
 
 
-def _start_agent(service: Service, root: Path, pool_id: str, token: str, *extra: str) -> subprocess.Popen[bytes]:
+def _start_agent(service_url: str, root: Path, pool_id: str, token: str, *extra: str) -> subprocess.Popen[bytes]:
     passable_for_task_users(root)  # a root agent refuses a root its task users cannot reach
     args = [
         sys.executable,
         "-m",
         "batchyard.agent",
         "--service-url",
-        service.url,
+        service_url,
         "--root",
         str(root),
         "--pool",
@@ -68,11 +68,11 @@ def test_agent_joins_a_pool_with_its_token_and_runs_tasks(
     (node,) = list(client.list_nodes(pool_id))
     assert node.state == "creating"  # nobody has claimed it yet
 
-    wrong = _start_agent(service, tmp_path / "wrong", pool_id, "0" * 64)
+    wrong = _start_agent(service.url, tmp_path / "wrong", pool_id, "0" * 64)
     assert wrong.wait(30) == 2
 
     token = _join_token(service, pool_id)
-    agent = _start_agent(service, tmp_path / "node", pool_id, token)
+    agent = _start_agent(service.url, tmp_path / "node", pool_id, token)
     try:
         wait_for(lambda: client.get_node(pool_id, node.id).state == "idle", what="the joined node to be idle")
         create_job(client, job_id, pool_id)
@@ -88,7 +88,7 @@ def test_agent_joins_a_pool_with_its_token_and_runs_tasks(
         agent.kill()
         agent.wait(10)
         wait_for(lambda: client.get_node(pool_id, node.id).state in ("unknown", "unusable"), what="lost node")
-        agent = _start_agent(service, tmp_path / "node", pool_id, token)
+        agent = _start_agent(service.url, tmp_path / "node", pool_id, token)
         wait_for(lambda: client.get_node(pool_id, node.id).state == "idle", what="the node to come back")
     finally:
         agent.kill()
@@ -103,7 +103,7 @@ def test_a_joined_node_reboots_and_reimages_itself(service: Service, client: Any
     create_pool(client, pool_id, nodes=1, metadata=[m.BatchMetadataItem(name="batchyard-provider", value="external")])
     (node,) = list(client.list_nodes(pool_id))
     root = tmp_path / "node"
-    agent = _start_agent(service, root, pool_id, _join_token(service, pool_id))
+    agent = _start_agent(service.url, root, pool_id, _join_token(service, pool_id))
     try:
         booted = wait_for(
             lambda: (n := client.get_node(pool_id, node.id)).state == "idle" and n, what="the joined node"
@@ -143,7 +143,7 @@ def test_remote_login_on_the_address_the_agent_was_given(
     create_pool(client, pool_id, nodes=1, metadata=[m.BatchMetadataItem(name="batchyard-provider", value="external")])
     (node,) = list(client.list_nodes(pool_id))
     token = _join_token(service, pool_id)
-    agent = _start_agent(service, tmp_path / "node", pool_id, token, "--remote-login-address", "127.0.0.2")
+    agent = _start_agent(service.url, tmp_path / "node", pool_id, token, "--remote-login-address", "127.0.0.2")
     try:
         wait_for(lambda: client.get_node(pool_id, node.id).state == "idle", what="the joined node")
         user = m.BatchNodeUserCreateOptions(name="visitor", password="visitor-pass", is_admin=True)

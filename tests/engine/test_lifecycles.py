@@ -69,10 +69,10 @@ def test_resizing_down_stops_the_removed_nodes(tmp_path: Path) -> None:
         nodes = await world.create_pool("p", nodes=2)
         for node in nodes:
             await world.connect(node)
-        pool = world.engine.get_pool("p")
+        pool = world.engine.pool_ops.get_pool("p")
         from batchyard.service.models import pools as pool_models
 
-        world.unit(world.engine.resize_pool, pool, pool_models.parse_pool_resize({"targetDedicatedNodes": 0}))
+        world.unit(world.engine.pool_ops.resize_pool, pool, pool_models.parse_pool_resize({"targetDedicatedNodes": 0}))
         await world.settle()
         world.housekeeping()
         await world.settle()
@@ -88,7 +88,7 @@ def test_deleting_a_pool_stops_its_nodes(tmp_path: Path) -> None:
         nodes = await world.create_pool("p", nodes=3)
         for node in nodes:
             await world.connect(node)
-        world.unit(world.engine.delete_pool, world.engine.get_pool("p"))
+        world.unit(world.engine.pool_ops.delete_pool, world.engine.pool_ops.get_pool("p"))
         await world.settle()
         for _ in range(3):
             world.housekeeping()
@@ -270,8 +270,8 @@ def test_terminating_a_job_ends_its_running_tasks(tmp_path: Path) -> None:
         await world.add_task("j", "t")
         await world.add_task("j", "waiting")
         (run,) = agent.task_runs()
-        job = world.engine.get_job("j")
-        world.unit(world.engine.terminate_job, job, None)
+        job = world.engine.job_ops.get_job("j")
+        world.unit(world.engine.job_ops.terminate_job, job, None)
         await world.settle()
         assert run["aid"] in agent.killed()
         assert world.task("j", "waiting")["state"] == "active"  # never started: left as it is, as on Azure
@@ -291,11 +291,14 @@ def test_a_job_completes_when_all_its_tasks_do_if_asked(tmp_path: Path) -> None:
         agent = await world.connect(node)
         world.create_job("j", "p")
         await world.add_task("j", "t")
-        job = world.engine.get_job("j")
+        job = world.engine.job_ops.get_job("j")
         from batchyard.service.models import jobs as job_models
 
         world.unit(
-            world.engine.update_job, job, job_models.parse_job_update({"onAllTasksComplete": "terminatejob"}), False
+            world.engine.job_ops.update_job,
+            job,
+            job_models.parse_job_update({"onAllTasksComplete": "terminatejob"}),
+            False,
         )
         agent.finish(agent.task_runs()[0])
         await world.settle()
@@ -332,12 +335,17 @@ def test_an_agent_of_another_protocol_version_is_refused(tmp_path: Path) -> None
 
 
 def test_the_pool_and_node_concerns_build_and_run_alone(tmp_path: Path) -> None:
-    """No concern calls one built on it: pools and nodes work with nothing above them (no tasks, jobs,
-    autoscale or certificates)."""
+    """Concerns are composed, each with only what it calls: pools and nodes (with the certificates a pool
+    may reference) work with nothing else built (no tasks, jobs, autoscale or scheduling rounds)."""
     from batchyard.providers.external import ExternalProvider
     from batchyard.providers.registry import ProviderRegistry
     from batchyard.service.clock import AdjustableClock
     from batchyard.service.config import Settings, Timing
+    from batchyard.service.engine.certificates import CertificateOps
+    from batchyard.service.engine.core import EngineCore
+    from batchyard.service.engine.formulas import Formulas
+    from batchyard.service.engine.node_sessions import AgentSessionOps
+    from batchyard.service.engine.nodes import NodeOps
     from batchyard.service.engine.pools import PoolOps
     from batchyard.service.models import pools as pool_models
     from batchyard.service.persistence.sqlite import SqliteStore
@@ -349,12 +357,17 @@ def test_the_pool_and_node_concerns_build_and_run_alone(tmp_path: Path) -> None:
         registry = ProviderRegistry([provider, ExternalProvider()])
         settings = Settings(data_dir=tmp_path, timing=Timing(housekeeping_interval=3600.0))
         store = SqliteStore(Path(":memory:"))
-        engine = PoolOps(settings, store, registry, AdjustableClock())
-        registry.bind(engine)
-        await engine.start()
+        core = EngineCore(settings, store, registry, AdjustableClock())
+        node_ops = NodeOps(core)
+        sessions = AgentSessionOps(core, node_ops)
+        pool_ops = PoolOps(core, node_ops, CertificateOps(core), Formulas())
+        for concern in (node_ops, sessions, pool_ops):
+            core.reactions.add(concern)
+        registry.bind(node_ops)
+        await core.start()
         body = pool_body("p", targetDedicatedNodes=2)
         with store.transaction():
-            pool = engine.create_pool(pool_models.parse_pool_create(body))
+            pool = pool_ops.create_pool(pool_models.parse_pool_create(body))
         await asyncio.sleep(0)
         nodes = list(pool.node_ids)
         assert sorted(provider.asked("start")) == sorted(nodes)
@@ -362,19 +375,19 @@ def test_the_pool_and_node_concerns_build_and_run_alone(tmp_path: Path) -> None:
         for node_id in nodes:
             agent = FakeAgent(node_id)
             agents.append(agent)
-            asyncio.get_running_loop().create_task(engine.agent_session(agent))
+            asyncio.get_running_loop().create_task(sessions.agent_session(agent))
             await asyncio.sleep(0)
             agent.say({"t": "hello", "node": node_id, "boot": "b", "running": [], "done": [], "version": 1})
-        assert [engine.nodes[node_id].doc["state"] for node_id in nodes] == ["idle", "idle"]
+        assert [core.nodes[node_id].doc["state"] for node_id in nodes] == ["idle", "idle"]
         with store.transaction():
-            engine.resize_pool(pool, pool_models.parse_pool_resize({"targetDedicatedNodes": 0}))
+            pool_ops.resize_pool(pool, pool_models.parse_pool_resize({"targetDedicatedNodes": 0}))
         for _ in range(20):
             await asyncio.sleep(0)
         assert sorted(provider.asked("stop")) == sorted(nodes)
         assert pool.node_ids == []
         for agent in agents:
             agent.close()
-        await engine.stop()
+        await core.stop()
         store.close()
 
     asyncio.run(main())

@@ -153,7 +153,7 @@ class World:
         self.engine = Engine(
             self.settings, self.store, self.registry, self.clock, linked_resources(self.settings, self.store)[0]
         )
-        self.registry.bind(self.engine)
+        self.registry.bind(self.engine.node_ops)
         self.agents: dict[str, FakeAgent] = {}
         self._sessions: list[asyncio.Task[None]] = []
 
@@ -187,7 +187,7 @@ class World:
 
     async def create_pool(self, pool_id: str, nodes: int = 1, slots: int = 1, **extra: Any) -> list[str]:
         body = pool_body(pool_id, targetDedicatedNodes=nodes, taskSlotsPerNode=slots, **extra)
-        self.unit(self.engine.create_pool, pool_models.parse_pool_create(body))
+        self.unit(self.engine.pool_ops.create_pool, pool_models.parse_pool_create(body))
         await self.settle()
         return self.node_ids(pool_id)
 
@@ -199,17 +199,17 @@ class World:
 
     def create_job(self, job_id: str, pool_id: str, **extra: Any) -> None:
         body = {"id": job_id, "poolInfo": {"poolId": pool_id}, **extra}
-        self.unit(self.engine.create_job, job_models.parse_job_create(body))
+        self.unit(self.engine.job_ops.create_job, job_models.parse_job_create(body))
 
     async def add_task(self, job_id: str, task_id: str, command: str = "/bin/true", **extra: Any) -> None:
-        job = self.engine.get_job(job_id)
+        job = self.engine.job_ops.get_job(job_id)
         spec = task_models.parse_task_create({"id": task_id, "commandLine": command, **extra})
-        (result,) = self.unit(self.engine.add_tasks, job, [spec])
+        (result,) = self.unit(self.engine.task_ops.add_tasks, job, [spec])
         assert isinstance(result, dict), result
         await self.settle()
 
     def task(self, job_id: str, task_id: str) -> dict[str, Any]:
-        return self.engine.get_task(self.engine.get_job(job_id), task_id)
+        return self.engine.task_ops.get_task(self.engine.job_ops.get_job(job_id), task_id)
 
     # --- agents -------------------------------------------------------------------------------------
 
@@ -220,7 +220,7 @@ class World:
         agent = FakeAgent(node_id)
         agent.boot = boot
         self.agents[node_id] = agent
-        self._sessions.append(asyncio.get_running_loop().create_task(self.engine.agent_session(agent)))
+        self._sessions.append(asyncio.get_running_loop().create_task(self.engine.sessions.agent_session(agent)))
         await self.settle()
         hello = {"t": "hello", "node": node_id, "boot": boot, "pid": 1, "running": running or [], "done": []}
         agent.say(hello | {"version": PROTOCOL_VERSION if version is None else version})

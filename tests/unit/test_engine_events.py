@@ -15,53 +15,64 @@ class Happened:
     what: str
 
 
-class Base:
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-        self.reactions = Reactions(self)
+class First:
+    def __init__(self, seen: list[str]) -> None:
+        self.seen = seen
 
     @reacts_to(Happened)
-    def _base_reacts(self, event: Happened) -> None:
-        self.seen.append(f"base:{event.what}")
+    def _first_reacts(self, event: Happened) -> None:
+        self.seen.append(f"first:{event.what}")
 
     @handles_message("ping")
     def _ping(self, node: Any, message: dict[str, Any]) -> None:
         self.seen.append("ping")
 
 
-class Concern(Base):
+class Second:
+    def __init__(self, seen: list[str]) -> None:
+        self.seen = seen
+
     @reacts_to(Happened)
-    def _concern_reacts(self, event: Happened) -> None:
-        self.seen.append(f"concern:{event.what}")
+    def _second_reacts(self, event: Happened) -> None:
+        self.seen.append(f"second:{event.what}")
 
     @reacts_to(Happened, order=-1)
-    def _concern_first(self, event: Happened) -> None:
-        self.seen.append(f"first:{event.what}")
+    def _second_before_all(self, event: Happened) -> None:
+        self.seen.append(f"early:{event.what}")
 
 
-def test_reactions_run_by_order_then_base_concerns_first() -> None:
-    owner = Concern()
-    owner.reactions.emit(Happened("x"))
-    assert owner.seen == ["first:x", "base:x", "concern:x"]
-    assert owner.reactions.describe() == {
-        "Happened": ["Concern._concern_first", "Base._base_reacts", "Concern._concern_reacts"]
+def _reactions(*concerns: object) -> Reactions:
+    reactions = Reactions()
+    for concern in concerns:
+        reactions.add(concern)
+    return reactions
+
+
+def test_reactions_run_by_order_then_in_the_order_concerns_were_added() -> None:
+    seen: list[str] = []
+    reactions = _reactions(First(seen), Second(seen))
+    reactions.emit(Happened("x"))
+    assert seen == ["early:x", "first:x", "second:x"]
+    assert reactions.describe() == {
+        "Happened": ["Second._second_before_all", "First._first_reacts", "Second._second_reacts"]
     }
 
 
 def test_message_handlers_are_found_by_kind() -> None:
-    owner = Concern()
-    handler = owner.reactions.message_handler("ping")
+    seen: list[str] = []
+    reactions = _reactions(First(seen), Second(seen))
+    handler = reactions.message_handler("ping")
     assert handler is not None
     handler(None, {"t": "ping"})
-    assert owner.seen == ["ping"]
-    assert owner.reactions.message_handler("unknown") is None
+    assert seen == ["ping"]
+    assert reactions.message_handler("unknown") is None
 
 
 def test_two_handlers_of_one_message_kind_are_refused() -> None:
-    class Twice(Base):
+    class AlsoPing:
         @handles_message("ping")
         def _another_ping(self, node: Any, message: dict[str, Any]) -> None:
             pass
 
     with pytest.raises(TypeError, match="two handlers"):
-        Twice()
+        _reactions(First([]), AlsoPing())

@@ -425,7 +425,6 @@ def test_property_names_are_case_insensitive() -> None:
 @pytest.mark.parametrize(
     ("body", "prop"),
     [
-        (task_body(requiredSlots="2"), "requiredSlots"),  # numbers as strings: rejected (schema says integer)
         (task_body(requiredSlots=True), "requiredSlots"),
         (task_body(requiredSlots=2.5), "requiredSlots"),
         (task_body(requiredSlots=2**31), "requiredSlots"),
@@ -437,7 +436,7 @@ def test_property_names_are_case_insensitive() -> None:
         (task_body(constraints={"retentionTime": "-PT1H"}), "constraints.retentionTime"),
         (task_body(environmentSettings=[{"name": "A", "value": 1}]), "environmentSettings[0].value"),
         (
-            task_body(dependsOn={"taskIdRanges": [{"start": "1", "end": 2}]}),
+            task_body(dependsOn={"taskIdRanges": [{"start": "one", "end": 2}]}),
             "dependsOn.taskIdRanges[0].start",
         ),
     ],
@@ -448,6 +447,87 @@ def test_type_errors_name_the_property(body: dict[str, Any], prop: str) -> None:
 
 def test_integral_float_is_an_integer() -> None:
     assert models.parse_task_create(task_body(requiredSlots=2.0))["requiredSlots"] == 2
+
+
+@pytest.mark.parametrize(("given", "read"), [("2", 2), (" +2\t", 2), ("+3", 3), ("007", 7), ("2147483647", 2**31 - 1)])
+def test_integer_strings_are_integers(given: str, read: int) -> None:
+    # azure-cli sends every number it takes from a flag as a JSON string; .NET's int.Parse reads them.
+    assert models.parse_task_create(task_body(requiredSlots=given))["requiredSlots"] == read
+
+
+@pytest.mark.parametrize("given", ["2.5", "2.0", "1e3", "0x10", "abc", "", " ", "1_000", "1,000", "٣", "2147483648"])
+def test_integer_strings_that_net_refuses(given: str) -> None:
+    invalid("requiredSlots", models.parse_task_create, task_body(requiredSlots=given))
+
+
+def test_every_integer_and_boolean_property_reads_strings() -> None:
+    """One rule for every property, wherever it is nested: a pool as azure-cli sends it."""
+    body = pool_body(
+        targetDedicatedNodes="2",
+        taskSlotsPerNode="4",
+        enableInterNodeCommunication="True",
+        startTask={"commandLine": "x", "maxTaskRetryCount": "-1", "waitForSuccess": "false"},
+    )
+    pool = models.parse_pool_create(body)
+    assert (pool["targetDedicatedNodes"], pool["taskSlotsPerNode"], pool["enableInterNodeCommunication"]) == (
+        2,
+        4,
+        True,
+    )
+    assert (pool["startTask"]["maxTaskRetryCount"], pool["startTask"]["waitForSuccess"]) == (-1, False)
+    resize = models.parse_pool_resize({"targetDedicatedNodes": "3", "targetLowPriorityNodes": "0"})
+    assert (resize["targetDedicatedNodes"], resize["targetLowPriorityNodes"]) == (3, 0)
+    job = models.parse_job_create(job_body(priority="10", constraints={"maxTaskRetryCount": "1"}))
+    assert (job["priority"], job["constraints"]["maxTaskRetryCount"]) == (10, 1)
+    # The range rules apply to the number read.
+    invalid("targetDedicatedNodes", models.parse_pool_resize, {"targetDedicatedNodes": "-1"})
+    invalid("priority", models.parse_job_create, job_body(priority="1001"))
+
+
+@pytest.mark.parametrize("given", ["yes", "1", "0", "", "t", 1, 0])
+def test_boolean_forms_that_net_refuses(given: Any) -> None:
+    invalid(
+        "jobManagerTask.runExclusive",
+        models.parse_job_create,
+        job_body(jobManagerTask={"id": "jm", "commandLine": "x", "runExclusive": given}),
+    )
+
+
+def test_run_elevated_alias_reads_boolean_strings() -> None:
+    task = models.parse_task_create(task_body(runElevated=" TRUE "))
+    assert task["userIdentity"]["autoUser"]["elevationLevel"] == "admin"
+    invalid("runElevated", models.parse_task_create, task_body(runElevated="1"))
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "2030-01-01T00:00:00Z",
+        "2030-01-01T00:00:00.1234567+01:00",
+        "2030-01-01",
+        "2030-01-01 10:00",
+        " 2030-01-01T00:00:00z ",
+    ],
+)
+def test_date_times_net_reads(given: str) -> None:
+    user = models.parse_node_user_create({"name": "u", "expiryTime": given})
+    assert user["expiryTime"] == given.strip()
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "2030-W01-1",
+        "20300101T000000Z",
+        "2030-01-01T00Z",
+        "2030-01-01T00:00:00+0100",
+        "tomorrow",
+        "",
+        "0001-01-01T00:00:00+01:00",
+    ],
+)
+def test_date_times_net_refuses(given: str) -> None:
+    invalid("expiryTime", models.parse_node_user_create, {"name": "u", "expiryTime": given})
 
 
 def test_canonical_durations_and_date_times() -> None:
@@ -712,9 +792,13 @@ def test_autoscale_rules() -> None:
             "autoScaleEvaluationInterval": "P8D",
         },
     )
-    # The contract: "If enableAutoScale is set to false, then you must set either targetDedicatedNodes,
-    # targetLowPriorityNodes, or both."
-    missing("targetDedicatedNodes", models.parse_pool_create, no_targets)
+    # The contract says a fixed-size pool must set a target; Azure creates one without with targets of 0.
+    pool = models.parse_pool_create(no_targets)
+    assert (pool["targetDedicatedNodes"], pool["targetLowPriorityNodes"], pool["enableAutoScale"]) == (0, 0, False)
+    auto = models.parse_job_create(
+        job_body(poolInfo={"autoPoolSpecification": {"poolLifetimeOption": "job", "pool": no_targets}})
+    )
+    assert auto["poolInfo"]["autoPoolSpecification"]["pool"]["targetDedicatedNodes"] == 0
     assert models.parse_pool_create({**no_targets, "targetLowPriorityNodes": 2})["targetDedicatedNodes"] == 0
     invalid("targetDedicatedNodes", models.parse_pool_create, pool_body(targetDedicatedNodes=-1))
 

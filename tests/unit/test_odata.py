@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from batchyard.service.documents import TaskDocument
 from batchyard.service.errors import BatchError
 from batchyard.service.models import schema
 from batchyard.service.odata import LISTS, parse_filter, to_predicate
@@ -87,7 +88,7 @@ def db() -> sqlite3.Connection:
     # Through the real store, so the columns and indexes are the service's own.
     store = SqliteStore(Path(":memory:"))
     with store.transaction():
-        store.insert_tasks("j", [(t["id"].lower(), i, t["state"], t) for i, t in enumerate(TASKS)])
+        store.insert_tasks("j", [(t["id"].lower(), i, t["state"], TaskDocument(t)) for i, t in enumerate(TASKS)])
     return store._db
 
 
@@ -487,7 +488,9 @@ def test_store_list_tasks_takes_the_sql(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "db.sqlite")
     try:
         with store.transaction():
-            store.insert_tasks("j", [(t["id"].lower(), i + 1, t["state"], t) for i, t in enumerate(TASKS)])
+            store.insert_tasks(
+                "j", [(t["id"].lower(), i + 1, t["state"], TaskDocument(t)) for i, t in enumerate(TASKS)]
+            )
         where = parse_filter("state eq 'completed' and executionInfo/exitCode ne 0", "tasks")
         page = store.list_tasks("j", 0, 1, where)
         assert [orjson.loads(doc)["id"] for _, doc in page] == ["merge"]
@@ -517,7 +520,7 @@ def _big_store(tmp_path: Path, count: int = 6000) -> SqliteStore:
                 "executionInfo": {"exitCode": 3},
                 "stateTransitionTime": "2024-06-01T00:00:00.000000Z",
             }
-        rows.append((doc["id"].lower(), i + 1, doc["state"], doc))
+        rows.append((doc["id"].lower(), i + 1, doc["state"], TaskDocument(doc)))
     with store.transaction():
         store.insert_tasks("j", rows)
     return store

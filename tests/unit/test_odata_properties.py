@@ -11,6 +11,7 @@ import orjson
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from batchyard.service.documents import TaskDocument
 from batchyard.service.errors import BatchError
 from batchyard.service.odata import LISTS, parse_filter, to_predicate
 from batchyard.service.odata.literals import canonical, fold
@@ -109,7 +110,7 @@ def task_db(docs: list[dict[str, Any]]) -> sqlite3.Connection:
     """The docs in the real store (its columns and indexes); the key is the folded id, as the service makes it."""
     store = SqliteStore(Path(":memory:"))
     with store.transaction():
-        store.insert_tasks("j", [(fold(doc["id"]), i, doc["state"], doc) for i, doc in enumerate(docs)])
+        store.insert_tasks("j", [(fold(doc["id"]), i, doc["state"], TaskDocument(doc)) for i, doc in enumerate(docs)])
     return store._db
 
 

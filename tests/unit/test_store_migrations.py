@@ -7,6 +7,11 @@ from pathlib import Path
 
 import orjson
 
+from batchyard.providers.external import ExternalProvider
+from batchyard.providers.registry import ProviderRegistry
+from batchyard.service.config import Settings
+from batchyard.service.documents import TaskDocument, TaskPrivate
+from batchyard.service.engine.core import EngineCore
 from batchyard.service.persistence.sqlite import SqliteStore
 from batchyard.service.storage.applications import ApplicationRegistry
 
@@ -47,3 +52,95 @@ def test_the_application_registry_moves_from_meta_to_its_table(tmp_path: Path) -
         assert [(app["id"], app["displayName"]) for app in again.load_applications()] == [("Render", "New")]
     finally:
         again.close()
+
+
+def _old_database(path: Path) -> None:
+    """Tables as a service before the `private` column wrote them, private fields inside the documents."""
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """
+        CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+        CREATE TABLE pools (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, doc BLOB NOT NULL);
+        CREATE TABLE nodes (id TEXT PRIMARY KEY, pool_key TEXT NOT NULL, seq INTEGER NOT NULL, doc BLOB NOT NULL);
+        CREATE TABLE jobs (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, doc BLOB NOT NULL);
+        CREATE TABLE schedules (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, doc BLOB NOT NULL);
+        CREATE TABLE tasks (job_key TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, state TEXT NOT NULL,
+            node_id TEXT, doc BLOB NOT NULL, PRIMARY KEY (job_key, key));
+        CREATE TABLE certificates (key TEXT PRIMARY KEY, doc BLOB NOT NULL);
+        """
+    )
+    rows = {
+        "pools": (
+            "p",
+            1,
+            {"id": "p", "state": "active", "_seq": 1, "_asNext": "2026-01-01T00:00:00Z", "_keepAlive": 1},
+        ),
+        "jobs": ("j", 3, {"id": "j", "state": "active", "_seq": 3, "_schedule": "s", "_released": True}),
+        "schedules": ("s", 4, {"id": "s", "state": "active", "_seq": 4, "_jobs": 2, "_activeJob": "j"}),
+    }
+    for table, (key, seq, doc) in rows.items():
+        conn.execute(f"INSERT INTO {table} VALUES (?, ?, ?)", (key, seq, orjson.dumps(doc)))
+    node = {"id": "n1", "state": "idle", "_seq": 2, "_pool": "p", "_external": True, "_boot": "b1", "_users": {}}
+    conn.execute("INSERT INTO nodes VALUES ('n1', 'p', 2, ?)", (orjson.dumps(node),))
+    task = {"id": "t", "state": "running", "commandLine": 'echo "_aid"', "nodeInfo": {"nodeId": "n1"}, "_aid": "r1"}
+    task |= {"_jm": True, "_stats": {"x": 1}}
+    conn.execute("INSERT INTO tasks VALUES ('j', 't', 5, 'running', 'n1', ?)", (orjson.dumps(task),))
+    plain = {"id": "u", "state": "active", "commandLine": "true"}
+    conn.execute("INSERT INTO tasks VALUES ('j', 'u', 6, 'active', NULL, ?)", (orjson.dumps(plain),))
+    cert = {"thumbprint": "ab", "thumbprintAlgorithm": "sha1", "state": "active", "_pem": "PEM", "_key": None}
+    conn.execute("INSERT INTO certificates VALUES ('sha1-ab', ?)", (orjson.dumps(cert),))
+    conn.commit()
+    conn.close()
+
+
+def test_private_fields_move_out_of_an_older_services_documents(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    _old_database(path)
+    store = SqliteStore(path)
+    try:
+        [(seq, pool, pool_private)] = store.load_all("pools")
+        assert (seq, pool) == (1, {"id": "p", "state": "active"})
+        assert pool_private == {"autoscale_next": "2026-01-01T00:00:00Z", "keep_alive": 1}
+        [(pool_key, seq, node, node_private)] = store.load_nodes()
+        assert (pool_key, seq, node) == ("p", 2, {"id": "n1", "state": "idle"})
+        assert node_private == {"provider": "external", "boot": "b1", "users": {}}
+        [(_, job, job_private)] = store.load_all("jobs")
+        assert (job, job_private) == ({"id": "j", "state": "active"}, {"schedule": "s", "released": True})
+        [(_, schedule, schedule_private)] = store.load_all("schedules")
+        assert schedule_private == {"jobs_created": 2, "active_job": "j"} and "_jobs" not in schedule
+        task = store.get_task("j", "t")
+        assert task == {"id": "t", "state": "running", "commandLine": 'echo "_aid"', "nodeInfo": {"nodeId": "n1"}}
+        assert task is not None and task.private == TaskPrivate(run_id="r1", job_manager=True, run_stats={"x": 1})
+        assert store.get_task("j", "u") == {"id": "u", "state": "active", "commandLine": "true"}
+        [(_, raw)] = store.list_tasks("j", 0, 1)
+        assert orjson.loads(raw) == task  # lists read exactly the wire document
+        [(cert, cert_private)] = store.load_certificates()
+        assert "_pem" not in cert and cert_private == {"pem": "PEM", "key": None}
+    finally:
+        store.close()
+
+    core = EngineCore(
+        Settings(data_dir=tmp_path), SqliteStore(path), ProviderRegistry([ExternalProvider()], default="external")
+    )
+    try:  # the engine reads them back as typed fields
+        assert core.pools["p"].private.autoscale_next == "2026-01-01T00:00:00Z"
+        assert core.nodes["n1"].private.provider == "external" and core.nodes["n1"].private.boot == "b1"
+        assert core.jobs["j"].private.schedule == "s"
+        assert "r1" in core.nodes["n1"].runs
+    finally:
+        core.store.close()
+
+
+def test_new_documents_keep_private_fields_apart(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "new.sqlite")
+    try:
+        with store.transaction():
+            store.insert_tasks("j", [("t", 1, "active", TaskDocument({"id": "t"}, TaskPrivate(run_id="r")))])
+        conn = store._db
+        doc, private = conn.execute("SELECT doc, private FROM tasks").fetchone()
+        assert orjson.loads(doc) == {"id": "t"} and orjson.loads(private)["run_id"] == "r"
+        with store.transaction():
+            store.insert_tasks("j", [("u", 2, "active", TaskDocument({"id": "u"}))])
+        assert conn.execute("SELECT private FROM tasks WHERE key = 'u'").fetchone() == (None,)  # defaults: nothing
+    finally:
+        store.close()

@@ -1,8 +1,9 @@
 """One run on the node: directories, environment, resource files, the process, and its result.
 
 A task sees only the documented AZ_BATCH_* variables, its job's and its own settings, and a
-minimal PATH/HOME/LANG: never the agent's credentials or the service's keys. On an agent running as
-root it runs as the user its identity names (task_users.py), in a directory that user owns.
+minimal PATH/HOME/LANG (PATH ending with the image's commands the host lacks): never the agent's
+credentials or the service's keys. On an agent running as root it runs as the user its identity names
+(task_users.py), in a directory that user owns.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from batchyard.agent import image_commands
 from batchyard.agent.certificates import visible_to
 from batchyard.agent.certificates import write_into as write_certificates
 from batchyard.agent.output_files import upload_outputs
@@ -36,6 +38,7 @@ class NodeContext:
     blob_cache: BlobCache | None = None  # resource files many tasks of this node share
     certificates: list[dict[str, Any]] = field(default_factory=list)  # the pool's (agent/certificates.py)
     users: TaskUsers | None = None  # who runs run as (agent/task_users.py)
+    image_bin: Path | None = None  # the image's commands the host lacks (agent/image_commands.py)
 
     def __post_init__(self) -> None:
         self.blob_cache = self.blob_cache or BlobCache(self.root / ".batchyard" / "blobcache")
@@ -44,11 +47,12 @@ class NodeContext:
         self.values = dict(message)
         if self.users is not None:
             self.users.welcome(str(message.get("pool", "")), list(message.get("userAccounts") or []))
+        self.image_bin = image_commands.install(self.root, message.get("commands") or {}, BASE_PATH)
 
     def node_env(self) -> dict[str, str]:
         root = str(self.root)
         return {
-            "PATH": BASE_PATH,
+            "PATH": BASE_PATH if self.image_bin is None else f"{BASE_PATH}:{self.image_bin}",
             "LANG": "C.UTF-8",
             "AZ_BATCH_NODE_ROOT_DIR": root,
             "AZ_BATCH_NODE_SHARED_DIR": f"{root}/shared",

@@ -35,6 +35,7 @@ CLEANUP_WAIT = 30.0  # seconds a removal waits for the runs in the directory to 
 RECONNECT_DELAY = 0.5
 
 LEFTOVER_WAIT = 10.0  # seconds a starting agent waits for an earlier agent's processes to die
+LEASE_CHECK = 0.5  # seconds between checks of the lease while cut off from the service
 
 # The service takes WebSocket messages of up to 16 MiB (uvicorn's limit) and drops the connection, and
 # with it the node, on a bigger one: queued messages travel in frames of at most MAX_FRAME bytes, and a
@@ -72,6 +73,9 @@ class Agent:
         self._flush_scheduled = False
         self._stopping = asyncio.Event()
         self._disconnected_at = time.monotonic()
+        # Agents on other hosts (the welcome says): seconds cut off from the service before every run ends.
+        self.lease: float | None = None
+        self._fenced: set[str] = set()  # runs ended by the lease: the service requeues them, so no result
         # Heartbeats, SSH (on login_address), certificates.
         self.services = NodeServices(self.root, self.context, self._send, login_address, uids)
         self.metrics = MetricsReporter(self.root, self._send)  # resource use for autoscale
@@ -88,10 +92,12 @@ class Agent:
         connector = asyncio.create_task(self._connect_loop())
         heartbeat = asyncio.create_task(self.services.heartbeat_loop(self.runs))
         reporter = asyncio.create_task(self.metrics.run())
+        lease = asyncio.create_task(self._keep_lease())
         await self._stopping.wait()
         connector.cancel()
         heartbeat.cancel()
         reporter.cancel()
+        lease.cancel()
         await self._end_all_runs()
         await self.services.close()
         self.files.close_all()
@@ -104,13 +110,39 @@ class Agent:
             log.warning("ending %d processes an earlier agent of this node left running", len(leftovers))
             await proctree.kill_and_wait(leftovers, LEFTOVER_WAIT)
 
+    async def _keep_lease(self) -> None:
+        """Cut off from the service for the lease it gave, end every run: the service cannot reach this host
+        to end them, and requeues them once the lease has surely passed (protocol.messages.lease_expiry)."""
+        while True:
+            await asyncio.sleep(LEASE_CHECK)
+            if self.lease is None or self._ws is not None or not self.runs:
+                continue
+            if time.monotonic() - self._disconnected_at < self.lease:
+                continue
+            fenced = list(self.runs)
+            log.warning("cut off from the service for %.0f s: ending %d runs", self.lease, len(fenced))
+            self._fenced.update(fenced)
+            for execution in self.runs.values():
+                execution.kill()
+            await proctree.kill_and_wait(proctree.node_processes(str(self.root)), LEFTOVER_WAIT)
+            for aid in fenced:
+                self.runs.pop(aid, None)  # the next hello does not list them: the service knows them lost
+
     async def _connect_loop(self) -> None:
         url = self.service_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + messages.AGENT_PATH
         headers = {messages.NODE_HEADER: self.node_id, messages.TOKEN_HEADER: self.token}
         while not self._stopping.is_set():
             connected = False
             try:
-                async with websockets.connect(url, additional_headers=headers, max_size=None, compression=None) as ws:
+                async with websockets.connect(
+                    url,
+                    additional_headers=headers,
+                    max_size=None,
+                    compression=None,
+                    ping_interval=messages.AGENT_PING_INTERVAL,  # a silent cut is noticed, and the lease starts
+                    ping_timeout=messages.AGENT_PING_TIMEOUT,
+                    close_timeout=messages.AGENT_CLOSE_TIMEOUT,
+                ) as ws:
                     connected = True
                     self._ws = ws
                     hello: messages.Hello = {
@@ -184,6 +216,7 @@ class Agent:
         kind = message["t"]
         if kind == "welcome":
             self.context.welcome(message)
+            self.lease = message.get("lease")
             # Multi-instance tasks that ended while we were away (or before a service restart): their
             # `endtask` never came, so what their instances left running here ends now.
             for directory in set(self.lingering) - set(message.get("taskDirs") or []):
@@ -234,6 +267,9 @@ class Agent:
             log.exception("run %s failed", aid)
             result = execution.internal_failure(str(exc))
         self.runs.pop(aid, None)
+        if aid in self._fenced:
+            self._fenced.discard(aid)
+            return  # ended by the lease: lost, not finished
         if execution.process is not None and execution.process.lingering and not execution.killed:
             self.lingering.setdefault(execution.run_spec["dir"], []).append(execution.process)
         result["aid"] = aid

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -51,7 +52,7 @@ def blob_url(container_url: str, name: str) -> str:
     return f"{url}?{query}" if query else url
 
 
-def _open(request: urllib.request.Request | str) -> object:
+def _open(request: urllib.request.Request | str) -> http.client.HTTPResponse:
     try:
         return urllib.request.urlopen(request, timeout=TIMEOUT)
     except urllib.error.HTTPError as exc:
@@ -63,9 +64,9 @@ def _open(request: urllib.request.Request | str) -> object:
         raise TransferError(None, f"cannot reach {public(url)}: {exc.reason}") from None
 
 
-def _stream(response: object) -> Callable[[BinaryIO], None]:
+def _stream(response: http.client.HTTPResponse) -> Callable[[BinaryIO], None]:
     def fill(out: BinaryIO) -> None:
-        while chunk := response.read(CHUNK):  # type: ignore[attr-defined]
+        while chunk := response.read(CHUNK):
             out.write(chunk)
 
     return fill
@@ -129,9 +130,9 @@ class BlobCache:
             except urllib.error.HTTPError:  # 304: the cached copy is current
                 _copy(data, target, mode)
                 return
-            with response:  # type: ignore[attr-defined]
-                etag = response.headers.get("ETag")  # type: ignore[attr-defined]
-                modified = response.headers.get("Last-Modified")  # type: ignore[attr-defined]
+            with response:
+                etag = response.headers.get("ETag")
+                modified = response.headers.get("Last-Modified")
                 if not etag and not modified:
                     save(target, _stream(response), mode)  # nothing to revalidate with: do not cache
                     return
@@ -157,7 +158,7 @@ def download(url: str, target: Path, cache: BlobCache | None, mode: int | None =
     if cache is not None:
         cache.fetch(url, target, mode)
         return
-    with _open(url) as response:  # type: ignore[attr-defined]
+    with _open(url) as response:
         save(target, _stream(response), mode)
 
 
@@ -171,7 +172,7 @@ def list_blobs(container_url: str, prefix: str | None) -> Iterator[str]:
         if marker:
             params["marker"] = marker
         request = urllib.request.Request(with_query(container_url, **params), headers={"x-ms-version": API_VERSION})
-        with _open(request) as response:  # type: ignore[attr-defined]
+        with _open(request) as response:
             root = ET.fromstring(response.read())
         for blob in root.iter("Blob"):
             name = blob.findtext("Name")
@@ -216,5 +217,5 @@ def _blocklist_headers(headers: dict[str, str]) -> dict[str, str]:
 
 def _put(url: str, data: bytes, headers: dict[str, str]) -> None:
     request = urllib.request.Request(url, data=data, method="PUT", headers=headers)
-    with _open(request):  # type: ignore[attr-defined]
+    with _open(request):
         pass

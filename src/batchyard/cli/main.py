@@ -69,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds a restarted service waits for running agents to reconnect",
     )
     serve.add_argument(
+        "--agent-lease",
+        type=float,
+        default=Timing.agent_lease,
+        help="seconds an agent on another host may be cut off from the service before it ends its runs"
+        " (the service requeues them only after that)",
+    )
+    serve.add_argument(
         "--heartbeat-timeout",
         type=float,
         default=Timing.heartbeat_timeout,
@@ -168,6 +175,7 @@ def _serve(args: argparse.Namespace) -> int:
             node_lost_grace=args.node_lost_grace,
             adopt_grace=args.adopt_grace,
             heartbeat_timeout=args.heartbeat_timeout,
+            agent_lease=args.agent_lease,
         ),
         core_quota=args.core_quota,
         adjustable_clock=args.adjustable_clock,

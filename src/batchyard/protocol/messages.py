@@ -2,9 +2,11 @@
 
 service -> agent
   welcome   {node, pool, account, accountUrl, dedicated,        after a successful hello; taskDirs: the
-             taskDirs, userAccounts}                               multi-instance tasks still running on the node;
-                                                                  userAccounts: the pool's named accounts
-                                                                  [{name, admin, uid, gid, sshKey}]
+             taskDirs, userAccounts,                               multi-instance tasks still running on the node;
+             commands?, lease?}                                    userAccounts: the pool's named accounts
+                                                                  [{name, admin, uid, gid, sshKey}];
+                                                                  commands: {command: host command} the node's
+                                                                  image has (agent/image_commands.py)
   run       {runs: [Run]}                                         start tasks (batched)
   kill      {aids: [aid]}                                         end these runs (whole process tree)
   ack       {aids: [aid]}                                         results recorded; forget them
@@ -56,6 +58,10 @@ AGENT_REFUSED = 4426  # WebSocket close code: this agent's protocol version is n
 AGENT_PATH = "/_agent/connect"
 JOIN_PATH = "/_agent/join"
 NODE_HEADER = "x-batchyard-node"
+# The agent pings the service this often and counts the link as cut when a ping is not answered in time.
+AGENT_PING_INTERVAL = 2.0
+AGENT_PING_TIMEOUT = 4.0
+AGENT_CLOSE_TIMEOUT = 1.0  # and gives up on a closing handshake that a cut link cannot carry
 TOKEN_HEADER = "x-batchyard-token"
 
 
@@ -75,6 +81,14 @@ def decode_frame(data: str | bytes) -> list[dict[str, Any]]:
     if not all(isinstance(message, dict) and "t" in message for message in found):
         raise ValueError("not an agent message")
     return found
+
+
+def lease_expiry(lease: float) -> float:
+    """Seconds after the service loses an agent with this lease until the agent's runs have surely ended:
+    the agent may notice the cut only after a ping interval and timeout and a closing handshake's timeout,
+    then waits out the lease and kills its runs (a margin for that and for clocks that run at slightly
+    different rates)."""
+    return lease + AGENT_PING_INTERVAL + AGENT_PING_TIMEOUT + AGENT_CLOSE_TIMEOUT + 2.0 + lease * 0.01
 
 
 def node_token(secret: bytes, node_id: str) -> str:
@@ -139,6 +153,9 @@ class Welcome(TypedDict):
     dedicated: bool
     taskDirs: list[str]
     userAccounts: NotRequired[list[dict[str, Any]]]
+    commands: NotRequired[dict[str, str]]
+    # Agents on other hosts: end every run after this many seconds cut off from the service.
+    lease: NotRequired[float]
 
 
 class RunBatch(TypedDict):

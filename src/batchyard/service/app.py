@@ -91,14 +91,17 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
     """The service; `providers` replace the built-in ones (local, external) of the same names."""
     data_dir = Path(settings.data_dir)
     store = SqliteStore(data_dir / "batchyard.db")
-    builtin: list[NodeProvider] = [LocalProvider(data_dir / "nodes", settings.base_url), ExternalProvider()]
+    builtin: list[NodeProvider] = [
+        LocalProvider(data_dir / "nodes", settings.base_url),
+        ExternalProvider(messages.lease_expiry(settings.timing.agent_lease)),
+    ]
     chosen = {provider.name: provider for provider in [*builtin, *(providers or [])]}
     registry = ProviderRegistry(chosen.values(), default=LocalProvider.name)
     contract_rules.set_autoscale_min_interval(settings.autoscale.min_interval)
     clock = AdjustableClock() if settings.adjustable_clock else Clock()
     resources, application_registry = linked_resources(settings, store)
     engine = Engine(settings, store, registry, clock, resources)
-    registry.bind(engine)
+    registry.bind(engine.node_ops)
     service = BatchService(engine, application_registry)
 
     @contextlib.asynccontextmanager

@@ -41,6 +41,9 @@ class Timing:
     housekeeping_interval: float = 1.0
     # An agent that sends nothing (not even its 1 s heartbeat) this long counts as lost, like a dropped link.
     heartbeat_timeout: float = 10.0
+    # An agent on another host that is cut off from the service this long ends its runs; the service, which
+    # cannot end them there, requeues a lost external node's runs only once that has surely happened.
+    agent_lease: float = 30.0
 
 
 @dataclass(frozen=True)

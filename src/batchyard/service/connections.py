@@ -160,7 +160,8 @@ class GuardedH11Protocol(H11Protocol):
 
     guard: ConnectionGuard
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)  # a stream server's connections have one
         super().connection_made(transport)
         self._first_data = True
         if not self.guard.admit(self, len(self.connections)):

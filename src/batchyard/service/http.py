@@ -209,8 +209,8 @@ def json_response(body: dict[str, Any], headers: dict[str, str] | None = None, s
 
 
 def present(doc: dict[str, Any], url: str, select: set[str] | None = None) -> dict[str, Any]:
-    """The wire form of a stored document: private `_` keys dropped, `url` added, `$select` applied."""
-    out = {k: v for k, v in doc.items() if k[0] != "_"}
+    """The wire form of a stored document: `url` added, `$select` applied."""
+    out = dict(doc)
     out["url"] = url
     if select is not None:
         out = {k: v for k, v in out.items() if k in select}

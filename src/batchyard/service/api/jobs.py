@@ -106,7 +106,7 @@ async def preparation_and_release_status(request: Request) -> Response:
 
 
 def _status_view(status: dict[str, Any]) -> dict[str, Any]:
-    view = {k: v for k, v in status.items() if not k.startswith("_")}
+    view = dict(status)
     for part in ("jobPreparationTaskExecutionInfo", "jobReleaseTaskExecutionInfo"):
         if part in view and "taskRootDirectory" in view[part]:
             url = f"{view['nodeUrl']}/files/{view[part]['taskRootDirectory']}"

@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from batchyard.service import errors
 from batchyard.service.api.common import conditions, odata_element, parsed_filter, service_of, skip_token, url_for
+from batchyard.service.documents import TaskDocument
 from batchyard.service.engine.statistics import task_statistics
 from batchyard.service.errors import BatchError
 from batchyard.service.http import (
@@ -45,9 +46,13 @@ def _wants_stats(request: Request) -> bool:
     return True
 
 
-def _view(request: Request, job_id: str, doc: dict[str, Any], select: set[str] | None, stats: bool) -> dict[str, Any]:
+def _view(request: Request, job_id: str, doc: dict[str, Any], select: set[str] | None) -> dict[str, Any]:
+    return present(doc, _task_url(request, job_id, doc["id"]), select)
+
+
+def _view_with_stats(request: Request, job_id: str, doc: TaskDocument, select: set[str] | None) -> dict[str, Any]:
     url = _task_url(request, job_id, doc["id"])
-    if stats and (select is None or "stats" in select):
+    if select is None or "stats" in select:
         doc["stats"] = task_statistics(doc, url)
     return present(doc, url, select)
 
@@ -99,21 +104,21 @@ async def list_tasks(request: Request) -> Response:
         names = sorted(select)
         items = [{name: base + row["id"] if name == "url" else row[name] for name in names} for _, row in rows]
         return list_response(request, "tasks", items, token)
+    if stats:  # statistics are made of what the runs reported: the tasks' private fields
+        documents, token = service.task_document_page(job, where, after, size)
+        return list_response(
+            request, "tasks", [_view_with_stats(request, job_id, doc, select) for _, doc in documents], token
+        )
     docs, token = service.task_page(job, where, after, size)
     views = [
-        _raw_view(request, job_id, raw)
-        if select is None and not stats
-        else _view(request, job_id, orjson.loads(raw), select, stats)
+        _raw_view(request, job_id, raw) if select is None else _view(request, job_id, orjson.loads(raw), select)
         for _, raw in docs
     ]
     return list_response(request, "tasks", views, token)
 
 
 def _raw_view(request: Request, job_id: str, raw: bytes) -> Any:
-    """A whole task document as it is on the wire, spliced as JSON bytes when it has no private `_` keys."""
-    if b'"_' in raw:  # may hold a private key (or a value starting with "_"): take the exact path
-        doc = orjson.loads(raw)
-        return present(doc, _task_url(request, job_id, doc["id"]))
+    """A whole task document as it is on the wire (the store keeps nothing else in it), spliced as JSON bytes."""
     task_id = raw[7 : raw.index(b'"', 7)].decode() if raw.startswith(b'{"id":"') else orjson.loads(raw)["id"]
     url = orjson.dumps(_task_url(request, job_id, task_id))
     return orjson.Fragment(raw[:-1] + b',"url":' + url + b"}")
@@ -123,9 +128,13 @@ def _raw_view(request: Request, job_id: str, raw: bytes) -> Any:
 async def get_task(request: Request) -> Response:
     reading = conditions(request, reading=True)
     job, doc = service_of(request).task(request.path_params["jobId"], request.path_params["taskId"], reading)
-    body = odata_element(request, "tasks") | _view(
-        request, job.doc["id"], doc, parse_select(request), _wants_stats(request)
+    select = parse_select(request)
+    view = (
+        _view_with_stats(request, job.doc["id"], doc, select)
+        if _wants_stats(request)
+        else _view(request, job.doc["id"], doc, select)
     )
+    body = odata_element(request, "tasks") | view
     return json_response(body, entity_headers(doc))
 
 

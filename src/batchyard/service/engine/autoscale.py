@@ -20,7 +20,17 @@ from typing import Any
 from batchyard.service import autoscale, errors
 from batchyard.service.autoscale.variables import RESOURCE_METRICS
 from batchyard.service.clock import iso, parse_iso
-from batchyard.service.engine.events import NodeForgotten, NodeGreeted, PoolChanged, Tick, handles_message, reacts_to
+from batchyard.service.engine.core import Concern, EngineCore
+from batchyard.service.engine.events import (
+    NodeForgotten,
+    NodeGreeted,
+    PoolChanged,
+    PoolCreated,
+    Tick,
+    handles_message,
+    reacts_to,
+)
+from batchyard.service.engine.formulas import Formulas
 from batchyard.service.engine.pools import PoolOps
 from batchyard.service.engine.records import NodeRecord, PoolRecord
 from batchyard.service.errors import BatchError
@@ -47,27 +57,26 @@ class NodeReport:
     counted: dict[str, float] | None = None  # counters at the previous sample, for per-sample deltas
 
 
-class AutoscaleOps(PoolOps):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+class AutoscaleOps(Concern):
+    def __init__(self, core: EngineCore, pool_ops: PoolOps, formulas: Formulas) -> None:
+        super().__init__(core)
+        self.pool_ops = pool_ops
+        self.formulas = formulas
         self.histories: dict[str, dict[str, autoscale.MetricHistory]] = {}
         self.node_reports: dict[str, NodeReport] = {}
         self._next_sample = 0.0
-        self._programs: dict[str, Any] = {}  # formula -> parsed program
-        super().__init__(*args, **kwargs)
 
     # --- the API's operations -------------------------------------------------------------------
 
-    def create_pool(self, spec: dict[str, Any]) -> PoolRecord:
-        if spec.get("enableAutoScale"):
-            self.check_formula(spec["autoScaleFormula"])
-        pool = super().create_pool(spec)
+    @reacts_to(PoolCreated)
+    def _start_autoscale_of_new_pool(self, event: PoolCreated) -> None:
+        pool = event.pool
         if pool.doc.get("enableAutoScale"):
-            now = self.now()
+            now = self.core.now()
             self._run(pool, now)
-            pool.doc["_asNext"] = iso(now + self._interval(pool))
-            pool.doc["_asEnabled"] = iso(now)
-            self.save_pool(pool)
-        return pool
+            pool.private.autoscale_next = iso(now + self._interval(pool))
+            pool.private.autoscale_enabled_at = iso(now)
+            self.core.save_pool(pool)
 
     def enable_autoscale(self, pool: PoolRecord, spec: dict[str, Any]) -> None:
         """Enable autoscale: a formula is required to turn it on; once on, either or both may change."""
@@ -83,8 +92,8 @@ class AutoscaleOps(PoolOps):
             raise errors.conflict(
                 "PoolBeingResized", "Automatic scaling cannot be enabled while a resize operation is in progress."
             )
-        now = self.now()
-        last = pool.doc.get("_asEnabled")
+        now = self.core.now()
+        last = pool.private.autoscale_enabled_at
         cooldown = min(30.0, self.settings.autoscale.min_interval / 10)
         if last and now - parse_iso(last) < timedelta(seconds=cooldown):
             raise errors.conflict(
@@ -92,29 +101,30 @@ class AutoscaleOps(PoolOps):
                 f"Enable AutoScale requests for the same pool must be separated by at least {cooldown:g} seconds.",
             )
         if formula is not None:
-            self.check_formula(formula)
+            self.formulas.check(formula)
             pool.doc["autoScaleFormula"] = formula
         pool.doc["enableAutoScale"] = True
         if interval is not None:
             pool.doc["autoScaleEvaluationInterval"] = interval
         pool.doc.setdefault("autoScaleEvaluationInterval", defaults.AUTOSCALE_INTERVAL)
-        pool.doc["_asEnabled"] = iso(now)
+        pool.private.autoscale_enabled_at = iso(now)
         self._run(pool, now)
-        if not enabled or interval is not None or "_asNext" not in pool.doc:
-            pool.doc["_asNext"] = iso(now + self._interval(pool))  # a new schedule starts now
-        self.stamp(pool.doc, now)
-        self.save_pool(pool)
-        self.emit(PoolChanged(pool, now))
+        if not enabled or interval is not None or pool.private.autoscale_next is None:
+            pool.private.autoscale_next = iso(now + self._interval(pool))  # a new schedule starts now
+        self.core.stamp(pool.doc, now)
+        self.core.save_pool(pool)
+        self.core.emit(PoolChanged(pool, now))
 
     def disable_autoscale(self, pool: PoolRecord) -> None:
         self._not_deleting(pool)
-        now = self.now()
+        now = self.core.now()
         pool.doc["enableAutoScale"] = False
-        for key in ("autoScaleFormula", "autoScaleEvaluationInterval", "autoScaleRun", "_asNext", "_asEnabled"):
+        for key in ("autoScaleFormula", "autoScaleEvaluationInterval", "autoScaleRun"):
             pool.doc.pop(key, None)
-        self.stamp(pool.doc, now)
-        self.save_pool(pool)
-        self.emit(PoolChanged(pool, now))
+        pool.private.autoscale_next = pool.private.autoscale_enabled_at = None
+        self.core.stamp(pool.doc, now)
+        self.core.save_pool(pool)
+        self.core.emit(PoolChanged(pool, now))
 
     def evaluate_autoscale(self, pool: PoolRecord, formula: str) -> dict[str, Any]:
         """A dry run (the contract: only on a pool with autoscale enabled); nothing changes."""
@@ -122,34 +132,13 @@ class AutoscaleOps(PoolOps):
             raise errors.conflict(
                 "AutoScalingNotEnabled", "The specified pool does not have automatic scaling enabled."
             )
-        now = self.now()
+        now = self.core.now()
         return run_document(self.debug_evaluate(pool, formula, now), now)
 
     def debug_evaluate(self, pool: PoolRecord, formula: str, now: datetime | None = None) -> autoscale.Evaluation:
         """Evaluate against the pool's live samples, autoscale enabled or not (the debugging endpoint)."""
-        program = self.check_formula(formula)
-        return autoscale.evaluate(program, self.formula_context(pool, now or self.now()))
-
-    def resize_pool(self, pool: PoolRecord, spec: dict[str, Any]) -> None:
-        if pool.doc.get("enableAutoScale") and pool.doc["state"] != "deleting":
-            raise errors.conflict(
-                "AutoScalingEnabled", "The specified pool has auto-scaling enabled; resize is not allowed."
-            )
-        super().resize_pool(pool, spec)
-
-    def check_formula(self, formula: str) -> Any:
-        """The parsed formula, or a 400 naming the problem and where it is."""
-        program = self._programs.get(formula)
-        if program is not None:
-            return program
-        try:
-            program = autoscale.parse(formula)
-        except autoscale.FormulaError as exc:
-            raise BatchError(400, exc.code, exc.headline, {"Message": exc.message}) from None
-        if len(self._programs) > 256:
-            self._programs.clear()
-        self._programs[formula] = program
-        return program
+        program = self.formulas.check(formula)
+        return autoscale.evaluate(program, self.formula_context(pool, now or self.core.now()))
 
     def formula_context(self, pool: PoolRecord, now: datetime) -> autoscale.Context:
         nodes = [self.nodes[node_id] for node_id in pool.node_ids if node_id in self.nodes]
@@ -175,12 +164,12 @@ class AutoscaleOps(PoolOps):
 
     @reacts_to(Tick)
     def _evaluate_autoscale_when_due(self, event: Tick) -> None:
-        now = self.now()
+        now = self.core.now()
         self._sample_if_due(now)
         for pool in list(self.pools.values()):
             if not pool.doc.get("enableAutoScale") or pool.doc["state"] != "active":
                 continue
-            due = parse_iso(pool.doc["_asNext"]) if pool.doc.get("_asNext") else now
+            due = parse_iso(pool.private.autoscale_next) if pool.private.autoscale_next else now
             if now < due:
                 continue
             try:
@@ -189,12 +178,12 @@ class AutoscaleOps(PoolOps):
                 log.exception("autoscale run of pool %s failed", pool.doc["id"])
             interval = self._interval(pool)
             missed = max(1, math.ceil((now - due) / interval)) if now > due else 1
-            pool.doc["_asNext"] = iso(due + missed * interval)
-            self.save_pool(pool)
+            pool.private.autoscale_next = iso(due + missed * interval)
+            self.core.save_pool(pool)
 
     def _run(self, pool: PoolRecord, now: datetime) -> None:
         try:
-            program = self.check_formula(pool.doc["autoScaleFormula"])
+            program = self.formulas.check(pool.doc["autoScaleFormula"])
         except BatchError as exc:  # a stored formula that no longer parses (should not happen)
             pool.doc["autoScaleRun"] = {
                 "timestamp": iso(now),
@@ -205,8 +194,8 @@ class AutoscaleOps(PoolOps):
         pool.doc["autoScaleRun"] = run_document(result, now)
         if result.ok and pool.doc["allocationState"] != "stopping":
             self._apply(pool, result, now)
-        self.stamp(pool.doc, now)
-        self.save_pool(pool)
+        self.core.stamp(pool.doc, now)
+        self.core.save_pool(pool)
 
     def _apply(self, pool: PoolRecord, result: autoscale.Evaluation, now: datetime) -> None:
         doc = pool.doc
@@ -216,10 +205,10 @@ class AutoscaleOps(PoolOps):
         )
         doc["targetDedicatedNodes"] = result.target_dedicated
         doc["targetLowPriorityNodes"] = result.target_low_priority
-        doc["_dealloc"] = result.dealloc
-        staying = sum(1 for node_id in pool.node_ids if self.nodes[node_id].leaving is None)
+        pool.private.deallocation_option = result.dealloc
+        staying = sum(1 for node_id in pool.node_ids if self.nodes[node_id].private.leaving is None)
         if changed or staying != result.target_dedicated + result.target_low_priority:
-            self._begin_resize(pool, now)
+            self.pool_ops.begin_resize(pool, now)
 
     def _interval(self, pool: PoolRecord) -> timedelta:
         text = pool.doc.get("autoScaleEvaluationInterval") or defaults.AUTOSCALE_INTERVAL

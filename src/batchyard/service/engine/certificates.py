@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
@@ -17,10 +18,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from batchyard.service import errors
 from batchyard.service.clock import iso
+from batchyard.service.documents import dump_private, load_private
 from batchyard.service.engine import states
+from batchyard.service.engine.core import Concern, EngineCore
 from batchyard.service.engine.events import Tick, reacts_to
 from batchyard.service.engine.records import NodeRecord, PoolRecord
-from batchyard.service.engine.tasks import TaskOps
 
 MAX_DATA = 10 * 1024  # the contract: "The maximum size is 10KB"
 
@@ -29,12 +31,21 @@ def cert_key(algorithm: str, thumbprint: str) -> str:
     return f"{algorithm.lower()}-{thumbprint.replace(' ', '').lower()}"
 
 
-class CertificateOps(TaskOps):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.certificates: dict[str, dict[str, Any]] = {}
-        super().__init__(*args, **kwargs)
-        for doc in self.store.load_certificates():
-            self.certificates[cert_key(doc["thumbprintAlgorithm"], doc["thumbprint"])] = doc
+@dataclass(slots=True)
+class CertificatePrivate:
+    pem: str = ""  # the certificate, for the agents that install it
+    key: str | None = None  # its private key (PEM), when the certificate came with one
+
+
+class CertificateOps(Concern):
+    def __init__(self, core: EngineCore) -> None:
+        super().__init__(core)
+        self.certificates: dict[str, dict[str, Any]] = {}  # key -> wire document
+        self.key_material: dict[str, CertificatePrivate] = {}
+        for doc, private in self.store.load_certificates():
+            key = cert_key(doc["thumbprintAlgorithm"], doc["thumbprint"])
+            self.certificates[key] = doc
+            self.key_material[key] = load_private(CertificatePrivate, private)
 
     # --- operations -----------------------------------------------------------------------------
 
@@ -60,7 +71,7 @@ class CertificateOps(TaskOps):
                     "CertificateBeingDeleted", "The specified certificate has been marked for deletion."
                 )
             raise errors.conflict("CertificateExists", "The specified certificate already exists.")
-        now = self.now()
+        now = self.core.now()
         doc: dict[str, Any] = {
             "thumbprint": thumbprint,
             "thumbprintAlgorithm": "sha1",
@@ -68,11 +79,10 @@ class CertificateOps(TaskOps):
             "stateTransitionTime": iso(now),
             "publicData": base64.b64encode(cert.public_bytes(Encoding.DER)).decode(),
             "certificateFormat": fmt,
-            "_pem": cert.public_bytes(Encoding.PEM).decode(),
-            "_key": private_key,
         }
         self.certificates[key] = doc
-        self.store.put_certificate(key, doc)
+        self.key_material[key] = CertificatePrivate(cert.public_bytes(Encoding.PEM).decode(), private_key)
+        self._save_certificate(doc)
         return doc
 
     def get_certificate(self, algorithm: str, thumbprint: str) -> dict[str, Any]:
@@ -99,10 +109,11 @@ class CertificateOps(TaskOps):
         self._save_certificate(doc)
 
     def _move_certificate(self, doc: dict[str, Any], state: str) -> None:
-        states.move(doc, states.CERTIFICATE, state, self.now(), previous=True)
+        states.move(doc, states.CERTIFICATE, state, self.core.now(), previous=True)
 
     def _save_certificate(self, doc: dict[str, Any]) -> None:
-        self.store.put_certificate(cert_key(doc["thumbprintAlgorithm"], doc["thumbprint"]), doc)
+        key = cert_key(doc["thumbprintAlgorithm"], doc["thumbprint"])
+        self.store.put_certificate(key, doc, dump_private(self.key_material[key]))
 
     @reacts_to(Tick)
     def _finish_certificate_deletions(self, event: Tick) -> None:
@@ -110,7 +121,7 @@ class CertificateOps(TaskOps):
             if doc["state"] != "deleting":
                 continue
             pools = [pool.doc["id"] for pool in self.pools.values() if key in dict(_references(pool.doc))]
-            nodes = [node.id for node in self.nodes.values() if key in (node.doc.get("_certs") or [])]
+            nodes = [node.id for node in self.nodes.values() if key in (node.private.certificates)]
             if pools or nodes:
                 self._move_certificate(doc, "deletefailed")
                 doc["deleteCertificateError"] = {
@@ -122,6 +133,7 @@ class CertificateOps(TaskOps):
                 self._save_certificate(doc)
             else:
                 del self.certificates[key]
+                del self.key_material[key]
                 self.store.delete_certificate(key)
 
     # --- pools and nodes ------------------------------------------------------------------------
@@ -136,15 +148,6 @@ class CertificateOps(TaskOps):
                     "The certificate does not exist." if doc is None else "The certificate is being deleted.",
                 )
 
-    def create_pool(self, spec: dict[str, Any]) -> PoolRecord:
-        self.check_certificate_references(spec.get("certificateReferences"))
-        return super().create_pool(spec)
-
-    def update_pool(self, pool: PoolRecord, changes: dict[str, Any], replace: bool) -> None:
-        if "certificateReferences" in changes:
-            self.check_certificate_references(changes["certificateReferences"])
-        super().update_pool(pool, changes, replace)
-
     def send_certificates(self, node: NodeRecord, pool: PoolRecord | None) -> list[str]:
         """Send the pool's certificates to a booting node's agent; the keys of what it installs."""
         refs = {key: ref for key, ref in _references(pool.doc) if key in self.certificates} if pool else {}
@@ -154,8 +157,8 @@ class CertificateOps(TaskOps):
                 {
                     "thumbprint": self.certificates[key]["thumbprint"].lower(),
                     "algorithm": "sha1",
-                    "cert": self.certificates[key]["_pem"],
-                    "key": self.certificates[key].get("_key"),
+                    "cert": self.key_material[key].pem,
+                    "key": self.key_material[key].key,
                     # Who may read it: starttask, task, remoteuser; none listed means all of them.
                     "visibility": [str(v).lower() for v in ref.get("visibility") or []],
                 }

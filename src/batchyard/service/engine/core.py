@@ -1,8 +1,9 @@
-"""The engine's base: loaded state, persistence helpers, the scheduling round and housekeeping.
+"""The engine's core: the loaded records, persistence helpers, events, kicks and housekeeping.
 
-Operations on pools, nodes, jobs and tasks live in the sibling modules as mixins of `Engine`; all
-of them run on the event loop thread, so no locks are needed. Every state change is written to the
-store inside the caller's transaction before the caller answers.
+Every concern of the engine (the sibling modules: pools, nodes, jobs, tasks, ...) is a `Concern` that
+holds the core; `engine.py` composes them. All of them run on the event loop thread, so no locks are
+needed. Every state change is written to the store inside the caller's transaction before the caller
+answers.
 """
 
 from __future__ import annotations
@@ -12,38 +13,40 @@ import logging
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import orjson
-
-from batchyard.protocol.messages import Run
 from batchyard.providers.base import NodeProvider
 from batchyard.providers.registry import ProviderRegistry
 from batchyard.service.clock import Clock, iso
 from batchyard.service.config import Settings
+from batchyard.service.documents import TaskDocument, dump_private, load_private
 from batchyard.service.engine import states
 from batchyard.service.engine.dependencies import parent_keys
-from batchyard.service.engine.events import EngineStarted, Reactions, Tick
-from batchyard.service.engine.records import JobRecord, NodeRecord, NodeRun, PoolRecord, RunKind
-from batchyard.service.engine.scheduler import JobQueueView, NodeSlots, QueuedTask, schedule
+from batchyard.service.engine.events import EngineStarted, Reactions, RoundDue, Tick
+from batchyard.service.engine.records import (
+    JobPrivate,
+    JobRecord,
+    NodePrivate,
+    NodeRecord,
+    NodeRun,
+    PoolPrivate,
+    PoolRecord,
+    RunKind,
+)
+from batchyard.service.engine.scheduler import QueuedTask
 from batchyard.service.models.durations import duration_seconds
 from batchyard.service.ports import Store
 from batchyard.service.storage.runs import RunResources
 
 log = logging.getLogger("batchyard.engine")
 
-# Above any job priority (which is at most 1000): job managers that must run again.
-RESTART_PRIORITY = 1_000_000
 # .NET ticks at the Unix epoch: ETags look like the real service's ("0x8DC...").
 _EPOCH_TICKS = 621355968000000000
 
 
-class EngineBase:
-    # Places a task on a node and returns the runs to send it (preparation may come first): the task
-    # concern's (engine/task_runs.py). An engine without it has no tasks, so the round never calls it.
-    assign_task: Callable[[JobRecord, dict[str, Any], NodeRecord, int, datetime], list[Run]]
+class EngineCore:
+    """What every concern shares: the records, the store, the clock, the providers and the events."""
 
     def __init__(
         self,
@@ -53,7 +56,7 @@ class EngineBase:
         clock: Clock | None = None,
         resources: RunResources | None = None,
     ) -> None:
-        self.reactions = Reactions(self)
+        self.reactions = Reactions()  # filled by the composition (engine.py)
         self.settings = settings
         self.store = store
         self.providers = providers
@@ -78,19 +81,17 @@ class EngineBase:
     # --- loading ------------------------------------------------------------------------------
 
     def _load(self) -> None:
-        for doc in self.store.load_all("pools"):
-            pool = PoolRecord(doc["id"].lower(), doc["_seq"], doc)
+        for seq, doc, private in self.store.load_all("pools"):
+            pool = PoolRecord(doc["id"].lower(), seq, doc, load_private(PoolPrivate, private))
             self.pools[pool.key] = pool
         started = time.monotonic()
-        for doc in self.store.load_all("nodes"):
-            if doc.pop("_external", None):  # the way nodes of agents on other hosts were marked before
-                doc["_provider"] = "external"
-            node = NodeRecord(doc["id"], doc["_pool"], doc["_seq"], doc, lost_at=started, leaving=doc.get("_leaving"))
+        for pool_key, seq, doc, private in self.store.load_nodes():
+            node = NodeRecord(doc["id"], pool_key, seq, doc, load_private(NodePrivate, private), lost_at=started)
             self.nodes[node.id] = node
             if node.pool_key in self.pools:
                 self.pools[node.pool_key].node_ids.append(node.id)
-        for doc in self.store.load_all("jobs"):
-            job = JobRecord(doc["id"].lower(), doc["_seq"], doc)
+        for seq, doc, private in self.store.load_all("jobs"):
+            job = JobRecord(doc["id"].lower(), seq, doc, load_private(JobPrivate, private))
             self.jobs[job.key] = job
             if job.pool_key:
                 self.pool_jobs[job.pool_key].add(job.key)
@@ -112,8 +113,7 @@ class EngineBase:
 
     def _load_job_tasks(self, job: JobRecord) -> None:
         dependents: list[tuple[str, int, dict[str, Any]]] = []
-        for key, raw in self.store.task_keys_in_state(job.key, ("active", "running", "preparing", "completed")):
-            doc = orjson.loads(raw)
+        for key, doc in self.store.task_keys_in_state(job.key, ("active", "running", "preparing", "completed")):
             slots = int(doc.get("requiredSlots", 1))
             state = doc["state"]
             job.slot_counts[state] += slots
@@ -122,8 +122,8 @@ class EngineBase:
             elif state == "active":
                 job.queue.append(QueuedTask(job.key, key, slots))
             elif state == "completed":
-                if "_dep" in doc:
-                    job.graph.outcomes[key] = doc["_dep"]
+                if doc.private.dependency_action is not None:
+                    job.graph.outcomes[key] = doc.private.dependency_action
                 if (doc.get("executionInfo") or {}).get("result") == "success":
                     job.succeeded += 1
                     job.succeeded_slots += slots
@@ -132,9 +132,9 @@ class EngineBase:
                     job.failed_slots += slots
             else:
                 node = self.nodes.get((doc.get("nodeInfo") or {}).get("nodeId", ""))
-                if node is not None and doc.get("_aid"):
+                if node is not None and doc.private.run_id:
                     kind = RunKind.HELD if state == "preparing" else RunKind.TASK
-                    node.runs[doc["_aid"]] = NodeRun(job.key, key, slots, doc["_aid"], kind)
+                    node.runs[doc.private.run_id] = NodeRun(job.key, key, slots, doc.private.run_id, kind)
                     node.slots_used += slots
         for key, slots, depends_on in dependents:
             status = job.graph.add(key, parent_keys(depends_on))
@@ -144,7 +144,7 @@ class EngineBase:
                 job.dependent_slots[key] = slots
 
     def provider_of(self, node: NodeRecord) -> NodeProvider:
-        return self.providers.get(node.doc.get("_provider"))
+        return self.providers.get(node.private.provider)
 
     # --- time and stamps ------------------------------------------------------------------------
 
@@ -161,11 +161,11 @@ class EngineBase:
     # --- persistence ----------------------------------------------------------------------------
 
     def save_pool(self, pool: PoolRecord) -> None:
-        self.store.put_pool(pool.key, pool.seq, pool.doc)
+        self.store.put_pool(pool.key, pool.seq, pool.doc, dump_private(pool.private))
 
     def save_node(self, node: NodeRecord) -> None:
         node.dirty = False
-        self.store.put_node(node.id, node.pool_key, node.seq, node.doc)
+        self.store.put_node(node.id, node.pool_key, node.seq, node.doc, dump_private(node.private))
 
     def set_node_state(self, node: NodeRecord, state: str, now: datetime) -> None:
         if states.move(node.doc, states.NODE, state, now, previous=False, owner=node.pool_key):
@@ -176,9 +176,9 @@ class EngineBase:
             self.set_node_state(node, "running", now)
 
     def save_job(self, job: JobRecord) -> None:
-        self.store.put_job(job.key, job.seq, job.doc)
+        self.store.put_job(job.key, job.seq, job.doc, dump_private(job.private))
 
-    def save_task(self, job_key: str, doc: dict[str, Any]) -> None:
+    def save_task(self, job_key: str, doc: TaskDocument) -> None:
         node_id = (doc.get("nodeInfo") or {}).get("nodeId") if doc["state"] in ("running", "preparing") else None
         self.store.update_task(job_key, doc["id"].lower(), doc["state"], node_id, doc)
 
@@ -208,94 +208,11 @@ class EngineBase:
             return  # already run by run_pending_round
         self._round_scheduled = False
         with self.store.transaction():
-            for pool in list(self.pools.values()):
-                if pool.doc["state"] != "active":
-                    continue
-                try:
-                    self._schedule_pool(pool)
-                except Exception:
-                    # One pool's fault must not stop every other pool from getting work.
-                    log.exception("scheduling pool %s failed", pool.doc["id"])
+            self.emit(RoundDue(self.now()))
 
     def run_pending_round(self) -> None:
         """Run a kicked round now, inside the caller's transaction: one commit instead of two."""
         self._schedule_round()
-
-    def _schedule_pool(self, pool: PoolRecord) -> None:
-        per_node = pool.slots_per_node
-        nodes = [
-            NodeSlots(node.id, per_node - node.slots_used, node.seq)
-            for node in (self.nodes[node_id] for node_id in pool.node_ids)
-            if node.schedulable and node.slots_used < per_node
-        ]
-        if not nodes:
-            return
-        jobs = [job for job in (self.jobs[key] for key in self.pool_jobs.get(pool.key, ())) if job.schedulable]
-        views = [
-            JobQueueView(job.priority, job.seq, job.queue, self.excluded_nodes(job), self.gang_sizes(job))
-            for job in jobs
-            if job.queue
-        ]
-        # A job manager that must run again goes before every job's tasks (Azure Batch docs, job manager task).
-        views += [
-            JobQueueView(RESTART_PRIORITY, job.seq, job.restarts, self.excluded_nodes(job))
-            for job in jobs
-            if job.restarts
-        ]
-        if not views:
-            return
-        # What a waiting gang may reserve for: only looked at when a gang is queued.
-        gangs_queued = any(view.gangs for view in views)
-        schedulable = [n for n in pool.node_ids if self.nodes[n].schedulable] if gangs_queued else []
-        assignments = schedule(views, nodes, pool.fill_type, schedulable)
-        if not assignments:
-            return
-        by_job: dict[str, list[tuple[QueuedTask, str]]] = defaultdict(list)
-        gangs: dict[tuple[str, str], tuple[str, ...]] = {}  # multi-instance tasks: their subtask nodes
-        for assignment in assignments:
-            by_job[assignment.task.job_key].append((assignment.task, assignment.node_id))
-            if assignment.others:
-                gangs[(assignment.task.job_key, assignment.task.task_key)] = assignment.others
-        runs_by_node: dict[str, list[Run]] = defaultdict(list)
-        now = self.now()
-        for job_key, picked in by_job.items():
-            job = self.jobs[job_key]
-            _take_from_queue(job, {task.task_key for task, _ in picked})
-            docs = self.store.get_tasks(job_key, [task.task_key for task, _ in picked])
-            for task, node_id in picked:
-                doc = docs.get(task.task_key)
-                if doc is None or doc["state"] != "active":
-                    continue
-                others = gangs.get((job_key, task.task_key))
-                if others:
-                    for gang_node, gang_runs in self.assign_gang(job, doc, [node_id, *others], now).items():
-                        runs_by_node[gang_node].extend(gang_runs)
-                    continue
-                runs = self.assign_task(job, doc, self.nodes[node_id], task.slots, now)
-                runs_by_node[node_id].extend(runs)
-        for node_id, runs in runs_by_node.items():
-            node = self.nodes[node_id]
-            self.mark_node_busy(node, now)
-            if node.session is not None and runs:
-                node.session.send({"t": "run", "runs": runs})
-
-    def excluded_nodes(self, job: JobRecord) -> frozenset[str]:
-        """Nodes a job's tasks may not be placed on."""
-        return frozenset()
-
-    def multi_instance_dirs(self, node: NodeRecord) -> list[str]:
-        """Task directories of the multi-instance tasks running on the node (engine/multi_instance.py)."""
-        return []
-
-    def gang_sizes(self, job: JobRecord) -> dict[str, int]:
-        """Queued multi-instance tasks of a job: task key -> instances (engine/multi_instance.py)."""
-        return {}
-
-    def assign_gang(
-        self, job: JobRecord, doc: dict[str, Any], node_ids: list[str], now: datetime
-    ) -> dict[str, list[Any]]:
-        """Place a multi-instance task on its nodes (master first); returns the runs per node."""
-        raise RuntimeError("multi-instance tasks are placed by MultiInstanceOps (engine/multi_instance.py)")
 
     # --- housekeeping ---------------------------------------------------------------------------
 
@@ -339,14 +256,16 @@ def limit_seconds(duration: str | None) -> float | None:
     return duration_seconds(duration) if duration else None
 
 
-def _take_from_queue(job: JobRecord, keys: set[str]) -> None:
-    """Remove assigned tasks from the front part of a job's queues, keeping skipped ones in order."""
-    for queue in (job.restarts, job.queue):
-        kept: list[QueuedTask] = []
-        while keys and queue:
-            task = queue.popleft()
-            if task.task_key in keys:
-                keys.discard(task.task_key)
-            else:
-                kept.append(task)
-        queue.extendleft(reversed(kept))
+class Concern:
+    """One part of the engine (pools, nodes, tasks, ...): it holds the core, and the records every concern
+    reads under their own names."""
+
+    def __init__(self, core: EngineCore) -> None:
+        self.core = core
+        self.pools = core.pools
+        self.nodes = core.nodes
+        self.jobs = core.jobs
+        self.pool_jobs = core.pool_jobs
+        self.store = core.store
+        self.settings = core.settings
+        self.resources = core.resources

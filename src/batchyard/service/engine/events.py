@@ -2,8 +2,8 @@
 
 A concern (nodes, pools, tasks, preparation, autoscale, ...) marks each method that reacts to an event
 with `@reacts_to(EventType)`; the engine collects the marked methods once, when it is built, and
-`emit` calls them in a fixed order: by `order` (lower first), then base concerns before the ones built
-on them. `Reactions.describe()` lists who reacts to what, so "what happens when a node is freed?" has
+`emit` calls them in a fixed order: by `order` (lower first), then in the order the engine composes its
+concerns (engine.py). `Reactions.describe()` lists who reacts to what, so "what happens when a node is freed?" has
 one answer in one place.
 
 Events are facts (past tense), raised by the concern that owns the change, inside the caller's unit
@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    from batchyard.service.documents import TaskDocument
     from batchyard.service.engine.records import JobRecord, NodeRecord, NodeRun, PoolRecord
 
 
@@ -29,6 +30,13 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class Tick:
     """Housekeeping: timers, limits, retention and lost nodes are checked (every second by default)."""
+
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RoundDue:
+    """A scheduling round was asked for (`EngineCore.kick`): free slots get queued tasks."""
 
     now: datetime
 
@@ -117,6 +125,14 @@ class PoolChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolCreated:
+    """A pool was created (by the API or as a job's auto pool)."""
+
+    pool: PoolRecord
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class JobPoolChanged:
     """A job now runs on another pool (poolInfo updated)."""
 
@@ -128,6 +144,59 @@ class TaskEnded:
     """A task of the job completed, or went back to the queue: the job's counters changed."""
 
     job: JobRecord
+
+
+@dataclass(frozen=True, slots=True)
+class TasksAdded:
+    """Tasks were added to the job (their documents, as stored)."""
+
+    job: JobRecord
+    docs: list[TaskDocument]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCompleted:
+    """A task completed (after `TaskEnded`)."""
+
+    job: JobRecord
+    doc: TaskDocument
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TaskBackInQueue:
+    """A task left its node for the queue: a retry, a requeue, or a held task whose node failed (after
+    `TaskEnded`)."""
+
+    job: JobRecord
+    doc: TaskDocument
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDeleted:
+    """A task was deleted (its document is gone from the store)."""
+
+    job: JobRecord
+    doc: TaskDocument
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GangEndRequested:
+    """A user or the job asked to end a multi-instance task's runs (the `reason`: terminate or requeue)."""
+
+    doc: TaskDocument
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PreparationRunEnded:
+    """A run of a job's preparation task ended on a node (its status says whether it runs again)."""
+
+    job: JobRecord
+    node: NodeRecord
+    now: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,39 +281,44 @@ def loses_runs(kind: Hashable) -> Callable[[F], F]:
 
 
 class Reactions:
-    """The reactions of one engine, collected from its concerns' marked methods."""
+    """The reactions of one engine, collected from its concerns' marked methods as they are added."""
 
-    def __init__(self, owner: object) -> None:
-        # name -> (position in the base-first MRO, defining class, marks); a subclass's definition wins.
-        marked: dict[str, tuple[int, type, list[tuple[type, int]]]] = {}
+    def __init__(self) -> None:
+        self._found: dict[type, list[tuple[int, int, str, Reaction]]] = defaultdict(list)
+        self._handlers: dict[type, list[tuple[str, Reaction]]] = {}
         self._messages: dict[str, Callable[..., None]] = {}
         self._finishers: dict[Hashable, Callable[..., None]] = {}
         self._losers: dict[Hashable, Callable[..., bool]] = {}
-        for position, cls in enumerate(reversed(type(owner).__mro__)):
+        self._concerns = 0
+
+    def add(self, concern: object) -> None:
+        """Collect a concern's marked methods; concerns added earlier react earlier at the same `order`."""
+        position = self._concerns
+        self._concerns += 1
+        seen: set[str] = set()
+        for cls in type(concern).__mro__:  # the most derived definition of a name wins
             for name, method in vars(cls).items():
-                if not inspect.isfunction(method):
+                if not inspect.isfunction(method) or name in seen:
                     continue
-                marks = _REACTIONS.get(method)
-                if marks:
-                    marked[name] = (marked[name][0] if name in marked else position, cls, marks)
+                seen.add(name)
+                bound = getattr(concern, name)
+                label = f"{type(concern).__name__}.{name}"
+                for event, order in _REACTIONS.get(method, ()):
+                    self._found[event].append((order, position, label, bound))
                 kind = _MESSAGE_HANDLERS.get(method)
                 if kind is not None:
-                    if kind in self._messages and self._messages[kind].__name__ != name:
+                    if kind in self._messages:
                         raise TypeError(f"two handlers of agent message {kind!r}")
-                    self._messages[kind] = getattr(owner, name)
+                    self._messages[kind] = bound
                 for table, registry in ((self._finishers, _RUN_FINISHERS), (self._losers, _RUN_LOSERS)):
                     run_kind = registry.get(method)
                     if run_kind is not None:
-                        if run_kind in table and table[run_kind].__name__ != name:
+                        if run_kind in table:
                             raise TypeError(f"two handlers of {run_kind!r} runs")
-                        table[run_kind] = getattr(owner, name)
-        found: dict[type, list[tuple[int, int, str, Reaction]]] = defaultdict(list)
-        for name, (position, cls, marks) in marked.items():
-            for event, order in marks:
-                found[event].append((order, position, f"{cls.__name__}.{name}", getattr(owner, name)))
-        self._handlers: dict[type, list[tuple[str, Reaction]]] = {
+                        table[run_kind] = bound
+        self._handlers = {
             event: [(label, handler) for _, _, label, handler in sorted(entries, key=lambda e: (e[0], e[1]))]
-            for event, entries in found.items()
+            for event, entries in self._found.items()
         }
 
     def emit(self, event: object) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine import states
-from batchyard.service.engine.core import limit_seconds
+from batchyard.service.engine.core import Concern, EngineCore, limit_seconds
 from batchyard.service.engine.events import (
     EngineStarted,
     JobActionRequested,
@@ -20,13 +20,32 @@ from batchyard.service.engine.events import (
     Tick,
     reacts_to,
 )
+from batchyard.service.engine.nodes import NodeOps
+from batchyard.service.engine.pools import PoolOps
 from batchyard.service.engine.preparation import PreparationOps
 from batchyard.service.engine.records import JobRecord
 from batchyard.service.engine.scheduler import QueuedTask
-from batchyard.service.engine.task_runs import TASK_ENDED
+from batchyard.service.engine.task_runs import TASK_ENDED, TaskRunOps
+from batchyard.service.engine.tasks import TaskOps
 
 
-class JobOps(PreparationOps):
+class JobOps(Concern):
+    def __init__(
+        self,
+        core: EngineCore,
+        node_ops: NodeOps,
+        pool_ops: PoolOps,
+        task_runs: TaskRunOps,
+        task_ops: TaskOps,
+        preparation: PreparationOps,
+    ) -> None:
+        super().__init__(core)
+        self.node_ops = node_ops
+        self.pool_ops = pool_ops
+        self.task_runs = task_runs
+        self.task_ops = task_ops
+        self.preparation = preparation
+
     def get_job(self, job_id: str) -> JobRecord:
         job = self.jobs.get(job_id.lower())
         if job is None:
@@ -41,27 +60,26 @@ class JobOps(PreparationOps):
                     "JobBeingDeleted", "The specified job has been marked for deletion and is being deleted."
                 )
             raise errors.conflict("JobExists", "The specified job already exists.")
-        now = self.now()
+        now = self.core.now()
         doc = dict(spec)
         pool_info = doc["poolInfo"]
         pool_id = pool_info.get("poolId")
         if pool_info.get("autoPoolSpecification"):
-            pool_id = self._create_auto_pool(spec["id"], pool_info["autoPoolSpecification"])
+            pool_id = self.create_auto_pool(spec["id"], pool_info["autoPoolSpecification"])
         doc.update(
             {
                 "creationTime": iso(now),
                 "state": "active",
                 "stateTransitionTime": iso(now),
                 "executionInfo": {"startTime": iso(now), "poolId": pool_id},
-                "_seq": self.store.next_seq(),
             }
         )
-        self.stamp(doc, now)
-        job = JobRecord(key, doc["_seq"], doc)
+        self.core.stamp(doc, now)
+        job = JobRecord(key, self.store.next_seq(), doc)
         self.jobs[key] = job
         if job.pool_key:
             self.pool_jobs[job.pool_key].add(key)
-        self.save_job(job)
+        self.core.save_job(job)
         if doc.get("jobManagerTask"):
             self._add_job_manager(job, doc["jobManagerTask"])
         self.after_task_completed(job)
@@ -70,11 +88,11 @@ class JobOps(PreparationOps):
     def _add_job_manager(self, job: JobRecord, manager: dict[str, Any]) -> None:
         """The job manager is the job's first task; runExclusive makes it take a whole node."""
         spec = {key: value for key, value in manager.items() if key in _TASK_FIELDS}
-        (result,) = self.add_tasks(job, [spec])
+        (result,) = self.task_ops.add_tasks(job, [spec])
         if isinstance(result, errors.BatchError):
             raise result
-        result["_jm"] = True
-        self.save_task(job.key, result)
+        result.private.job_manager = True
+        self.core.save_task(job.key, result)
         pool = self.pools.get(job.pool_key or "")
         if manager.get("runExclusive", True) and pool is not None and job.queue:
             queued = job.queue.popleft()
@@ -89,16 +107,16 @@ class JobOps(PreparationOps):
             if job.doc["state"] in ("active", "disabling", "disabled", "enabling"):
                 self.terminate_job(job, "JMComplete")
 
-    def _create_auto_pool(self, job_id: str, spec: dict[str, Any]) -> str:
+    def create_auto_pool(self, job_id: str, spec: dict[str, Any]) -> str:
         prefix = spec.get("autoPoolIdPrefix") or ""
         pool_id = f"{prefix}_{uuid.uuid4()}" if prefix else str(uuid.uuid4())
         pool_spec = dict(spec.get("pool") or {})
         pool_spec["id"] = pool_id[:64]
-        pool = self.create_pool(pool_spec)
-        pool.doc["_autoFor"] = job_id.lower()
-        pool.doc["_autoLifetime"] = spec.get("poolLifetimeOption", "job")
-        pool.doc["_keepAlive"] = bool(spec.get("keepAlive", False))
-        self.save_pool(pool)
+        pool = self.pool_ops.create_pool(pool_spec)
+        pool.private.auto_pool_for = job_id.lower()
+        pool.private.auto_pool_lifetime = spec.get("poolLifetimeOption", "job")
+        pool.private.keep_alive = bool(spec.get("keepAlive", False))
+        self.core.save_pool(pool)
         return pool.doc["id"]
 
     # --- updates --------------------------------------------------------------------------------
@@ -114,7 +132,7 @@ class JobOps(PreparationOps):
             )
         if "poolInfo" in changes and state != "disabled":
             raise errors.conflict("JobNotDisabled", "The pool of a job can only be changed while it is disabled.")
-        now = self.now()
+        now = self.core.now()
         if replace:
             for key, default in (
                 ("priority", 0),
@@ -133,12 +151,12 @@ class JobOps(PreparationOps):
                 self.pool_jobs[old_pool].discard(job.key)
             if job.pool_key:
                 self.pool_jobs[job.pool_key].add(job.key)
-        self.stamp(job.doc, now)
-        self.save_job(job)
+        self.core.stamp(job.doc, now)
+        self.core.save_job(job)
         self.after_task_completed(job)
-        self.kick()
+        self.core.kick()
         if "poolInfo" in changes:
-            self.emit(JobPoolChanged(job))
+            self.core.emit(JobPoolChanged(job))
 
     def disable_job(self, job: JobRecord, option: str) -> None:
         if job.doc["state"] in ("disabling", "disabled"):
@@ -148,7 +166,7 @@ class JobOps(PreparationOps):
                 "JobNotActive" if job.doc["state"] != "disabled" else "JobDisabled",
                 "The specified job is not in the active state.",
             )
-        now = self.now()
+        now = self.core.now()
         self._move(job, "disabling", now)
         if option in ("requeue", "terminate"):
             for node in list(self.nodes.values()):
@@ -156,25 +174,25 @@ class JobOps(PreparationOps):
                 for run in runs:
                     doc = self.store.get_task(job.key, run.task_key)
                     if doc is not None:
-                        self.kill_run(doc, option)
-                        self.save_task(job.key, doc)
+                        self.task_runs.kill_run(doc, option)
+                        self.core.save_task(job.key, doc)
         # Disabling until its running tasks have been dealt with (killed, or finished for "wait").
-        self.save_job(job)
+        self.core.save_job(job)
         self._maybe_finish_disabling(job)
 
     def _maybe_finish_disabling(self, job: JobRecord) -> None:
         if job.doc["state"] == "disabling" and job.counts["running"] + job.counts["preparing"] == 0:
-            self._move(job, "disabled", self.now())
-            self.save_job(job)
+            self._move(job, "disabled", self.core.now())
+            self.core.save_job(job)
 
     def enable_job(self, job: JobRecord) -> None:
         if job.doc["state"] != "disabled":
             raise errors.conflict("JobNotDisabled", "The specified job is not in the disabled state.")
-        now = self.now()
+        now = self.core.now()
         self._move(job, "enabling", now)
         self._move(job, "active", now)
-        self.save_job(job)
-        self.kick()
+        self.core.save_job(job)
+        self.core.kick()
 
     def terminate_job(self, job: JobRecord, reason: str | None) -> None:
         state = job.doc["state"]
@@ -186,18 +204,18 @@ class JobOps(PreparationOps):
             )
         if state == "terminating":
             return
-        now = self.now()
+        now = self.core.now()
         job.doc["executionInfo"]["terminateReason"] = reason or "UserTerminate"
         self._move(job, "terminating", now)
-        self.save_job(job)
+        self.core.save_job(job)
         self._end_running_tasks(job)
-        self.start_releases(job)
+        self.preparation.start_releases(job)
         self._maybe_complete_job(job)
 
     def delete_job(self, job: JobRecord) -> None:
         if job.doc["state"] == "deleting":
             return
-        now = self.now()
+        now = self.core.now()
         self._move(job, "deleting", now)
         for node in list(self.nodes.values()):
             for run_id, run in list(node.runs.items()):
@@ -206,10 +224,10 @@ class JobOps(PreparationOps):
                     node.slots_used -= run.slots
                     if node.session is not None:
                         node.session.send({"t": "kill", "aids": [run_id]})
-                    self.mark_node_free(node, now)
-        self.start_releases(job)
-        if self.releases_pending(job):
-            self.save_job(job)  # gone once the release tasks are done
+                    self.node_ops.mark_node_free(node, now)
+        self.preparation.start_releases(job)
+        if self.preparation.releases_pending(job):
+            self.core.save_job(job)  # gone once the release tasks are done
             return
         self._finish_delete(job)
 
@@ -222,7 +240,7 @@ class JobOps(PreparationOps):
             self.pool_jobs[job.pool_key].discard(job.key)
         self.store.delete_job(job.key)
         self._release_auto_pool(job)
-        self.kick()
+        self.core.kick()
 
     @reacts_to(ReleasesFinished)
     def _on_releases_finished(self, event: ReleasesFinished) -> None:
@@ -237,7 +255,7 @@ class JobOps(PreparationOps):
     @reacts_to(EngineStarted)
     def _finish_deletions_of_the_previous_process(self, event: EngineStarted) -> None:
         for job in list(self.jobs.values()):
-            if job.doc["state"] == "deleting" and not self.releases_pending(job):
+            if job.doc["state"] == "deleting" and not self.preparation.releases_pending(job):
                 self._finish_delete(job)
 
     @reacts_to(JobActionRequested)
@@ -266,8 +284,8 @@ class JobOps(PreparationOps):
             self._maybe_finish_disabling(job)
         elif state == "active" and job.doc.get("onAllTasksComplete") == "terminatejob" and job.unfinished == 0:
             job.doc["executionInfo"]["terminateReason"] = "AllTasksComplete"
-            self._move(job, "terminating", self.now())
-            self.save_job(job)
+            self._move(job, "terminating", self.core.now())
+            self.core.save_job(job)
             self._maybe_complete_job(job)
 
     def _end_running_tasks(self, job: JobRecord) -> None:
@@ -279,36 +297,36 @@ class JobOps(PreparationOps):
                 if node.session is None:
                     node.runs.pop(run.run_id)
                     node.slots_used -= run.slots
-                    self._complete(job, doc, run.slots, TASK_ENDED, self.now(), from_state=doc["state"])
+                    self.task_runs.complete(job, doc, run.slots, TASK_ENDED, self.core.now(), from_state=doc["state"])
                 else:
-                    self.kill_run(doc, "terminate")
-                    self.save_task(job.key, doc)
+                    self.task_runs.kill_run(doc, "terminate")
+                    self.core.save_task(job.key, doc)
 
     def _maybe_complete_job(self, job: JobRecord) -> None:
         if job.doc["state"] != "terminating" or job.counts["running"] + job.counts["preparing"] > 0:
             return
-        if self.releases_pending(job):
+        if self.preparation.releases_pending(job):
             return  # completed once its release tasks are done
-        now = self.now()
+        now = self.core.now()
         job.doc["executionInfo"]["endTime"] = iso(now)
         self._move(job, "completed", now)
-        self.save_job(job)
+        self.core.save_job(job)
         self._release_auto_pool(job)
 
     def _release_auto_pool(self, job: JobRecord) -> None:
         pool_key = job.pool_key
         pool = self.pools.get(pool_key) if pool_key else None
-        if pool is not None and pool.doc.get("_autoFor") == job.key and pool.doc.get("_autoLifetime") == "job":
-            if not pool.doc.get("_keepAlive"):
-                self.delete_pool(pool)
+        if pool is not None and pool.private.auto_pool_for == job.key and pool.private.auto_pool_lifetime == "job":
+            if not pool.private.keep_alive:
+                self.pool_ops.delete_pool(pool)
 
     def _move(self, job: JobRecord, state: str, now: datetime) -> None:
         states.move(job.doc, states.JOB, state, now, previous=True)
-        self.stamp(job.doc, now)
+        self.core.stamp(job.doc, now)
 
     @reacts_to(Tick)
     def _enforce_job_limits(self, event: Tick) -> None:
-        now = self.now()
+        now = self.core.now()
         for job in list(self.jobs.values()):
             if job.doc["state"] not in ("active", "disabled"):
                 continue

@@ -28,38 +28,50 @@ from datetime import datetime
 from typing import Any
 
 from batchyard.service.clock import iso
+from batchyard.service.documents import TaskDocument
 from batchyard.service.engine import states
-from batchyard.service.engine.core import limit_seconds
+from batchyard.service.engine.core import Concern, EngineCore, limit_seconds
 from batchyard.service.engine.events import (
     EngineStarted,
+    GangEndRequested,
     JobPoolChanged,
     NodeFreed,
     PoolChanged,
+    PreparationRunEnded,
+    TaskBackInQueue,
+    TaskCompleted,
+    TaskDeleted,
+    TasksAdded,
     finishes_runs,
     loses_runs,
     reacts_to,
 )
 from batchyard.service.engine.gangs import MASTER_PORT, MI_PREFIX, NEVER, Gang, coordination_run, mi_status
-from batchyard.service.engine.nodes import failure_of
+from batchyard.service.engine.nodes import NodeOps, failure_of
 from batchyard.service.engine.preparation import PreparationOps, _prep_state
 from batchyard.service.engine.records import JobRecord, NodeRecord, NodeRun, PoolRecord, RunKind
-from batchyard.service.engine.task_runs import TASK_ENDED, task_dir
+from batchyard.service.engine.task_runs import TASK_ENDED, TaskRunOps, task_dir
+from batchyard.service.engine.tasks import TaskOps
 
 
-class MultiInstanceOps(PreparationOps):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+class MultiInstanceOps(Concern):
+    def __init__(
+        self, core: EngineCore, node_ops: NodeOps, task_runs: TaskRunOps, task_ops: TaskOps, preparation: PreparationOps
+    ) -> None:
+        super().__init__(core)
+        self.node_ops = node_ops
+        self.task_runs = task_runs
+        self.task_ops = task_ops
+        self.preparation = preparation
         self.gangs: dict[str, Gang] = {}  # primary aid -> gang
         self.gang_by_task: dict[tuple[str, str], str] = {}  # (job key, task key) -> primary aid
         self.mi_sizes: dict[str, dict[str, int]] = {}  # job key -> unfinished multi-instance task -> instances
-        super().__init__(*args, **kwargs)
+        for job in self.jobs.values():
+            sizes = self.store.multi_instance_sizes(job.key)
+            if sizes:
+                self.mi_sizes[job.key] = sizes
 
     # --- adding and loading -------------------------------------------------------------------------
-
-    def _load_job_tasks(self, job: JobRecord) -> None:
-        super()._load_job_tasks(job)
-        sizes = self.store.multi_instance_sizes(job.key)
-        if sizes:
-            self.mi_sizes[job.key] = sizes
 
     @reacts_to(EngineStarted, order=-1)  # before anything looks at the nodes' runs
     def _requeue_gangs_of_the_previous_process(self, event: EngineStarted) -> None:
@@ -72,16 +84,17 @@ class MultiInstanceOps(PreparationOps):
                 if job is None or doc["state"] not in ("running", "preparing"):
                     continue
                 for node in self.nodes.values():
-                    run = node.runs.pop(doc.get("_aid", ""), None)
+                    run = node.runs.pop((doc.private.run_id or ""), None)
                     if run is not None:
                         node.slots_used -= run.slots
-                self._requeue_doc(job, doc, 1, now)
+                self.task_runs.requeue_doc(job, doc, 1, now)
 
-    def add_tasks(self, job: JobRecord, specs: list[dict[str, Any]]) -> list[Any]:
-        results = super().add_tasks(job, specs)
+    @reacts_to(TasksAdded)
+    def _note_added_gangs(self, event: TasksAdded) -> None:
+        job = event.job
         pool = self.pools.get(job.pool_key or "")
-        for doc in results:
-            if not isinstance(doc, dict) or "multiInstanceSettings" not in doc:
+        for doc in event.docs:
+            if "multiInstanceSettings" not in doc:
                 continue
             instances = int(doc["multiInstanceSettings"].get("numberOfInstances", 1))
             self.mi_sizes.setdefault(job.key, {})[doc["id"].lower()] = instances
@@ -91,12 +104,8 @@ class MultiInstanceOps(PreparationOps):
                 if status is not None:
                     doc["multiInstanceStatus"] = status
                 if retention:
-                    doc["_miRetention"] = retention  # subtasks keep the retention of creation, as on Azure
-                self.save_task(job.key, doc)
-        return results
-
-    def multi_instance_dirs(self, node: NodeRecord) -> list[str]:
-        return [gang.directory for gang in self.gangs.values() if node.id in gang.nodes]
+                    doc.private.subtask_retention = retention  # subtasks keep the retention of creation, as on Azure
+                self.core.save_task(job.key, doc)
 
     def gang_sizes(self, job: JobRecord) -> dict[str, int]:
         sizes = self.mi_sizes.get(job.key)
@@ -110,13 +119,13 @@ class MultiInstanceOps(PreparationOps):
     # --- placing ---------------------------------------------------------------------------------
 
     def assign_gang(
-        self, job: JobRecord, doc: dict[str, Any], node_ids: list[str], now: datetime
+        self, job: JobRecord, doc: TaskDocument, node_ids: list[str], now: datetime
     ) -> dict[str, list[Any]]:
         nodes = [self.nodes[node_id] for node_id in node_ids]
         doc.pop("multiInstanceStatus", None)
-        app_run = self.start_task_run(job, doc, nodes[0], 1, now)
+        app_run = self.task_runs.start_task_run(job, doc, nodes[0], 1, now)
         if job.doc.get("jobPreparationTask"):
-            self._with_prep_dir(job, app_run)
+            self.preparation.with_prep_dir(job, app_run)
         addresses = [str(node.doc.get("ipAddress", "127.0.0.1")) for node in nodes]
         app_run["env"].update(
             {
@@ -141,6 +150,8 @@ class MultiInstanceOps(PreparationOps):
             limit=app_run["wall"],  # sent with what is left of it (Gang.wall_left)
         )
         self.gangs[gang.run_id] = gang
+        for node in nodes:
+            node.gang_dirs.add(directory)
         self.gang_by_task[(job.key, gang.task_key)] = gang.run_id
         self.store.delete_subtasks(job.key, gang.task_key)  # a retry starts afresh
         settings = doc["multiInstanceSettings"]
@@ -150,7 +161,7 @@ class MultiInstanceOps(PreparationOps):
             run_id = gang.sub_run_id(index)
             node.runs[run_id] = NodeRun(job.key, gang.task_key, 0 if index == 0 else 1, run_id, RunKind.INSTANCE)
             coordination = coordination_run(gang, index, settings, shared)
-            prep_runs, wait = self.prepare_node(job, node, now)
+            prep_runs, wait = self.preparation.prepare_node(job, node, now)
             if wait:
                 gang.held[index] = coordination  # sent once the node's preparation task succeeded
             else:
@@ -161,7 +172,7 @@ class MultiInstanceOps(PreparationOps):
         return runs
 
     def _start_subtask(
-        self, job: JobRecord, doc: dict[str, Any], gang: Gang, index: int, node: NodeRecord, state: str, now: datetime
+        self, job: JobRecord, doc: TaskDocument, gang: Gang, index: int, node: NodeRecord, state: str, now: datetime
     ) -> None:
         node.slots_used += 1
         node.doc["totalTasksRun"] = int(node.doc.get("totalTasksRun", 0)) + 1
@@ -200,11 +211,9 @@ class MultiInstanceOps(PreparationOps):
 
     # --- job preparation first -------------------------------------------------------------------
 
-    def _prep_done(self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime) -> None:
-        super()._prep_done(node, run, result, now)
-        job = self.jobs.get(run.job_key)
-        if job is None:
-            return
+    @reacts_to(PreparationRunEnded)
+    def _send_or_end_held_instances(self, event: PreparationRunEnded) -> None:
+        job, node, now = event.job, event.node, event.now
         state = _prep_state(job.prep.get(node.id))
         if state == "running":
             return  # retried
@@ -283,7 +292,7 @@ class MultiInstanceOps(PreparationOps):
             self._release(gang, now)
             return True
         master.slots_used -= primary.slots
-        self.requeue_run(master, primary, now)  # the whole task runs again
+        self.task_runs.requeue_run(master, primary, now)  # the whole task runs again
         return True
 
     def _abort(self, gang: Gang, result: dict[str, Any], now: datetime) -> None:
@@ -294,7 +303,7 @@ class MultiInstanceOps(PreparationOps):
             self._release(gang, now)
             return
         master.slots_used -= primary.slots
-        self.finish_run(master, primary, result, now)
+        self.task_runs.finish_run(master, primary, result, now)
         self._release(gang, now)  # when finish_run did not (the task was gone)
 
     def _record_subtask(self, gang: Gang, index: int, result: dict[str, Any], failure: dict[str, Any] | None) -> None:
@@ -313,22 +322,15 @@ class MultiInstanceOps(PreparationOps):
 
     # --- the end of a gang: whenever its task leaves `running` ---------------------------------
 
-    def _complete(
-        self,
-        job: JobRecord,
-        doc: dict[str, Any],
-        slots: int,
-        failure: dict[str, Any] | None,
-        now: datetime,
-        from_state: str,
-    ) -> None:
-        super()._complete(job, doc, slots, failure, now, from_state)
+    @reacts_to(TaskCompleted)
+    def _release_completed(self, event: TaskCompleted) -> None:
+        job, doc = event.job, event.doc
         self.mi_sizes.get(job.key, {}).pop(doc["id"].lower(), None)
-        self._release_task(job.key, doc["id"].lower(), now, retention=doc.get("_miRetention"))
+        self._release_task(job.key, doc["id"].lower(), event.now, retention=doc.private.subtask_retention)
 
-    def _back_to_active(self, job: JobRecord, doc: dict[str, Any], slots: int, now: datetime, front: bool) -> None:
-        super()._back_to_active(job, doc, slots, now, front)
-        self._release_task(job.key, doc["id"].lower(), now)
+    @reacts_to(TaskBackInQueue)
+    def _release_requeued(self, event: TaskBackInQueue) -> None:
+        self._release_task(event.job.key, event.doc["id"].lower(), event.now)
 
     def _release_task(self, job_key: str, task_key: str, now: datetime, retention: str | None = None) -> None:
         run_id = self.gang_by_task.get((job_key, task_key))
@@ -346,6 +348,7 @@ class MultiInstanceOps(PreparationOps):
             node = self.nodes.get(node_id)
             if node is None:
                 continue
+            node.gang_dirs.discard(gang.directory)
             run = node.runs.pop(gang.sub_run_id(index), None)
             if run is not None:
                 node.slots_used -= run.slots
@@ -367,9 +370,9 @@ class MultiInstanceOps(PreparationOps):
                 self._update_subtask_recent(node, gang, index, doc)
                 if keep is not None:
                     self.store.retain(now.timestamp() + keep, node_id, doc["nodeInfo"]["taskRootDirectory"])
-            self.mark_node_free(node, now)
-            self.emit(NodeFreed(node, now))
-        self.kick()
+            self.node_ops.mark_node_free(node, now)
+            self.core.emit(NodeFreed(node, now))
+        self.core.kick()
 
     def _update_subtask_recent(self, node: NodeRecord, gang: Gang, index: int, doc: dict[str, Any]) -> None:
         for item in node.recent:
@@ -381,44 +384,46 @@ class MultiInstanceOps(PreparationOps):
 
     # --- user operations -------------------------------------------------------------------------
 
-    def kill_run(self, doc: dict[str, Any], reason: str) -> None:
-        if "multiInstanceSettings" in doc and doc["state"] not in ("running", "preparing"):
+    @reacts_to(GangEndRequested)
+    def _end_gang(self, event: GangEndRequested) -> None:
+        doc, reason = event.doc, event.reason
+        if doc["state"] not in ("running", "preparing"):
             return  # ended already: callers come once per node of the gang
-        gang = self.gangs.get(doc.get("_aid", ""))
+        gang = self.gangs.get(doc.private.run_id or "")
         if gang is None or gang.started:
-            super().kill_run(doc, reason)
+            self.task_runs.end_run(doc, reason)
             return
         # Before the application: no result to wait for (coordination runs may be held); it ends now.
-        self._end_early(gang, doc, reason, self.now())
+        self._end_early(gang, doc, reason, self.core.now())
 
-    def _end_early(self, gang: Gang, doc: dict[str, Any] | None, how: str, now: datetime) -> None:
+    def _end_early(self, gang: Gang, doc: TaskDocument | None, how: str, now: datetime) -> None:
         """End a gang before its application runs: the task completes as ended ("terminate"), is
         requeued ("requeue"), or returns to the queue uncounted ("unhold": a failed job preparation)."""
         job = self.jobs.get(gang.job_key)
         master = self.nodes.get(gang.nodes[0])
         primary = master.runs.pop(gang.run_id, None) if master is not None else None
-        if job is None or doc is None or master is None or primary is None or doc.get("_aid") != gang.run_id:
+        if job is None or doc is None or master is None or primary is None or doc.private.run_id != gang.run_id:
             self._release(gang, now)
             return
         master.slots_used -= primary.slots
-        doc.pop("_ending", None)
+        doc.private.ending = None
         if how == "terminate":
             doc["executionInfo"]["endTime"] = iso(now)
-            self._complete(job, doc, primary.slots, TASK_ENDED, now, from_state="running")
-            self._update_recent(master, doc)
+            self.task_runs.complete(job, doc, primary.slots, TASK_ENDED, now, from_state="running")
+            self.task_runs.update_recent(master, doc)
         elif how == "requeue":
-            self._requeue_doc(job, doc, primary.slots, now)
+            self.task_runs.requeue_doc(job, doc, primary.slots, now)
         else:
-            self._back_to_active(job, doc, primary.slots, now, front=True)
+            self.task_runs.back_to_active(job, doc, primary.slots, now, front=True)
 
-    def delete_task(self, job: JobRecord, doc: dict[str, Any]) -> None:
+    @reacts_to(TaskDeleted)
+    def _forget_deleted(self, event: TaskDeleted) -> None:
+        job, doc = event.job, event.doc
         key = doc["id"].lower()
         ran_on = {sub["nodeInfo"]["nodeId"] for sub in self.store.list_subtasks(job.key, key)}
-        run_id = self.gang_by_task.get((job.key, key))
-        gang = self.gangs.get(run_id or "")
-        super().delete_task(job, doc)
+        gang = self.gangs.get(self.gang_by_task.get((job.key, key)) or "")
         if gang is not None:
-            self._release(gang, self.now())
+            self._release(gang, event.now)
         self.mi_sizes.get(job.key, {}).pop(key, None)
         self.store.delete_subtasks(job.key, key)
         for node_id in ran_on:
@@ -427,7 +432,7 @@ class MultiInstanceOps(PreparationOps):
                 node.session.send({"t": "cleanup", "paths": [task_dir(job.doc["id"], doc["id"])]})
 
     def list_subtasks(self, job: JobRecord, task_id: str) -> list[dict[str, Any]]:
-        doc = self.get_task(job, task_id)
+        doc = self.task_ops.get_task(job, task_id)
         return self.store.list_subtasks(job.key, doc["id"].lower())
 
     # --- the waitingfornodes marker follows the pool ------------------------------------------------
@@ -449,7 +454,7 @@ class MultiInstanceOps(PreparationOps):
         sizes = self.mi_sizes.get(job_key)
         if not sizes:
             return
-        now = self.now()
+        now = self.core.now()
         for key, doc in self.store.get_tasks(job_key, list(sizes)).items():
             status = mi_status(pool, sizes[key])
             if doc["state"] != "active" or doc.get("multiInstanceStatus") == status:
@@ -458,5 +463,5 @@ class MultiInstanceOps(PreparationOps):
                 doc.pop("multiInstanceStatus", None)
             else:
                 doc["multiInstanceStatus"] = status
-            self.stamp(doc, now)
-            self.save_task(job_key, doc)
+            self.core.stamp(doc, now)
+            self.core.save_task(job_key, doc)

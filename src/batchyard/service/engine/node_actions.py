@@ -23,8 +23,12 @@ from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine import states
 from batchyard.service.engine.certificates import CertificateOps
+from batchyard.service.engine.core import Concern, EngineCore
 from batchyard.service.engine.events import NodeBooting, NodeFreed, NodeGreeted, Tick, handles_message, reacts_to
+from batchyard.service.engine.node_sessions import AgentSessionOps
+from batchyard.service.engine.nodes import NodeOps
 from batchyard.service.engine.records import NodeRecord
+from batchyard.service.engine.task_runs import TaskRunOps
 from batchyard.service.ports import AgentChannel, AgentGone
 
 # A node whose restarted agent has not said hello by then becomes unusable.
@@ -65,101 +69,112 @@ def hash_password(password: str, salt: bytes | None = None) -> dict[str, str]:
     return {"salt": salt.hex(), "hash": digest.hex()}
 
 
-class NodeActionOps(CertificateOps):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+class NodeActionOps(Concern):
+    def __init__(
+        self,
+        core: EngineCore,
+        node_ops: NodeOps,
+        sessions: AgentSessionOps,
+        task_runs: TaskRunOps,
+        certificate_ops: CertificateOps,
+    ) -> None:
+        super().__init__(core)
+        self.node_ops = node_ops
+        self.sessions = sessions
+        self.task_runs = task_runs
+        self.certificate_ops = certificate_ops
         self._restarting: dict[str, float] = {}  # node id -> monotonic deadline of its agent restart
-        super().__init__(*args, **kwargs)
 
     # --- reboot, reimage ------------------------------------------------------------------------
 
     def restart_node(self, node: NodeRecord, kind: str, option: str) -> None:
         """Reboot (kind "reboot") or reimage ("reimage") a node once its tasks allow (the option)."""
-        if not self.provider_of(node).starts_agents and node.session is None:
+        if not self.core.provider_of(node).starts_agents and node.session is None:
             raise errors.conflict(
                 "OperationNotValidOnNode", "The node's agent runs on another host and is not connected now."
             )
-        if node.leaving is not None or node.doc["state"] not in (
+        if node.private.leaving is not None or node.doc["state"] not in (
             *_TASKS_RUN_STATES,
             "starttaskfailed",
             "unusable",
             "unknown",
         ):
             raise _state_conflict(node)
-        now = self.now()
-        node.doc["_action"] = {"kind": kind, "option": option}
+        now = self.core.now()
+        node.private.action = {"kind": kind, "option": option}
         target = "rebooting" if kind == "reboot" else "reimaging"
         states.move(node.doc, states.NODE, target, now, previous=False, owner=node.pool_key)
         if option in ("requeue", "terminate"):
-            self.end_node_runs(node, requeue=option == "requeue", now=now)
-        self.save_node(node)
+            self.task_runs.end_node_runs(node, requeue=option == "requeue", now=now)
+        self.core.save_node(node)
         self._maybe_restart(node)
 
     def _maybe_restart(self, node: NodeRecord) -> None:
-        action = node.doc.get("_action") or {}
+        action = node.private.action or {}
         if action.get("kind") not in ("reboot", "reimage", "deallocate") or node.id in self._restarting:
             return
         if any(run.occupies_node for run in node.runs.values()):
             return  # taskcompletion/retaineddata: after the last task
-        if action["option"] == "retaineddata" and self.store.retained_until(node.id) > self.now().timestamp():
+        if action["option"] == "retaineddata" and self.store.retained_until(node.id) > self.core.now().timestamp():
             return  # housekeeping looks again
         self._restarting[node.id] = time.monotonic() + RESTART_DEADLINE
         if action["kind"] == "deallocate":
-            self.spawn(self._deallocate(node))
+            self.core.spawn(self._deallocate(node))
         else:
-            self.spawn(self._restart_agent(node, wipe=action["kind"] == "reimage"))
+            self.core.spawn(self._restart_agent(node, wipe=action["kind"] == "reimage"))
 
     async def _restart_agent(self, node: NodeRecord, wipe: bool) -> None:
-        provider = self.provider_of(node)
+        provider = self.core.provider_of(node)
         if provider.starts_agents:
             await provider.stop_node(node.id, wipe=wipe)
         with self.store.transaction():
-            node.doc.pop("_action", None)
-            node.doc.pop("_certs", None)
+            node.private.action = None
+            node.private.certificates = []
             if wipe:
-                node.doc.pop("_users", None)  # a new OS disk has none of the old accounts
+                node.private.users = {}  # a new OS disk has none of the old accounts
                 self.store.forget_retained(node.id)  # nor the old task directories
-            self.save_node(node)
+            self.core.save_node(node)
         if not provider.starts_agents:  # its agent starts itself again (agent/main.py), wiping its root for a reimage
             if node.session is not None:
                 node.session.send({"t": "restart", "wipe": wipe})
             return
-        await provider.start_node(self.node_launch(node))
+        await provider.start_node(self.node_ops.node_launch(node))
         # Until the new agent says hello (`_boot_node`), `_restarting` keeps the node from counting as lost.
 
     # --- deallocate, start ----------------------------------------------------------------------
 
     def deallocate_node(self, node: NodeRecord, option: str) -> None:
-        if not self.provider_of(node).starts_agents:
+        if not self.core.provider_of(node).starts_agents:
             # Nothing here could start its agent again.
             raise errors.conflict("OperationNotValidOnNode", "Nodes on other hosts cannot be deallocated.")
-        if node.leaving is not None or node.doc["state"] not in _TASKS_RUN_STATES:
+        if node.private.leaving is not None or node.doc["state"] not in _TASKS_RUN_STATES:
             raise _state_conflict(node)
-        now = self.now()
-        node.doc["_action"] = {"kind": "deallocate", "option": option}
-        self.set_node_state(node, "deallocating", now)
+        now = self.core.now()
+        node.private.action = {"kind": "deallocate", "option": option}
+        self.core.set_node_state(node, "deallocating", now)
         if option in ("requeue", "terminate"):
-            self.end_node_runs(node, requeue=option == "requeue", now=now)
-        self.save_node(node)
+            self.task_runs.end_node_runs(node, requeue=option == "requeue", now=now)
+        self.core.save_node(node)
         self._maybe_restart(node)
 
     async def _deallocate(self, node: NodeRecord) -> None:
-        await self.provider_of(node).stop_node(node.id, wipe=False)
+        await self.core.provider_of(node).stop_node(node.id, wipe=False)
         with self.store.transaction():
             self._restarting.pop(node.id, None)
-            node.doc.pop("_action", None)
-            node.doc.pop("_certs", None)
+            node.private.action = None
+            node.private.certificates = []
             node.lost_at = None  # no agent, on purpose
             if node.id in self.nodes and node.doc["state"] == "deallocating":
-                self.set_node_state(node, "deallocated", self.now())
-            self.save_node(node)
+                self.core.set_node_state(node, "deallocated", self.core.now())
+            self.core.save_node(node)
 
     def start_node(self, node: NodeRecord) -> None:
         if node.doc["state"] != "deallocated":
             raise errors.conflict("OperationInvalidForCurrentState", "Only a deallocated node can be started.")
-        now = self.now()
-        self.set_node_state(node, "starting", now)
+        now = self.core.now()
+        self.core.set_node_state(node, "starting", now)
         self._restarting[node.id] = time.monotonic() + RESTART_DEADLINE
-        self.spawn(self.launch_agent(node))
+        self.core.spawn(self.node_ops.launch_agent(node))
 
     # --- scheduling -----------------------------------------------------------------------------
 
@@ -168,14 +183,14 @@ class NodeActionOps(CertificateOps):
             raise errors.conflict(
                 "NodeAlreadyInTargetSchedulingState", "The specified node is already in the target scheduling state."
             )
-        if node.leaving is not None or node.doc["state"] in ("leavingpool", "deallocating", "deallocated"):
+        if node.private.leaving is not None or node.doc["state"] in ("leavingpool", "deallocating", "deallocated"):
             raise _state_conflict(node)
-        now = self.now()
+        now = self.core.now()
         node.doc["schedulingState"] = "disabled"
         if option in ("requeue", "terminate"):
-            self.end_node_runs(node, requeue=option == "requeue", now=now)
-        self.mark_node_free(node, now)
-        self.save_node(node)
+            self.task_runs.end_node_runs(node, requeue=option == "requeue", now=now)
+        self.node_ops.mark_node_free(node, now)
+        self.core.save_node(node)
 
     def enable_scheduling(self, node: NodeRecord) -> None:
         if node.doc.get("schedulingState", "enabled") == "enabled":
@@ -184,9 +199,9 @@ class NodeActionOps(CertificateOps):
             )
         node.doc["schedulingState"] = "enabled"
         if node.doc["state"] == "offline":
-            self.set_node_state(node, "idle", self.now())
-        self.save_node(node)
-        self.kick()
+            self.core.set_node_state(node, "idle", self.core.now())
+        self.core.save_node(node)
+        self.core.kick()
 
     # --- reactions to the node lifecycle -------------------------------------------------------------
 
@@ -199,10 +214,10 @@ class NodeActionOps(CertificateOps):
         """A fresh boot: certificates first (the agent handles messages in order), then the start task."""
         node = event.node
         self._restarting.pop(node.id, None)
-        node.doc.pop("_action", None)
+        node.private.action = None
         if node.session is not None and node.doc["state"] != "leavingpool":
-            installed = self.send_certificates(node, event.pool)
-            node.doc["_certs"] = installed
+            installed = self.certificate_ops.send_certificates(node, event.pool)
+            node.private.certificates = installed
 
     @reacts_to(NodeGreeted)
     def _configure_greeted_node(self, event: NodeGreeted) -> None:
@@ -214,7 +229,7 @@ class NodeActionOps(CertificateOps):
                 node.doc["errors"] = kept
             else:
                 node.doc.pop("errors", None)
-            self.save_node(node)
+            self.core.save_node(node)
         self._send_node_config(node)
         self._send_users(node)
 
@@ -231,7 +246,7 @@ class NodeActionOps(CertificateOps):
                 node.doc["errors"] = new
             else:
                 node.doc.pop("errors", None)
-            self.save_node(node)
+            self.core.save_node(node)
 
     def _send_node_config(self, node: NodeRecord) -> None:
         pool = self.pools.get(node.pool_key)
@@ -260,12 +275,12 @@ class NodeActionOps(CertificateOps):
                 node.session = None
                 node.lost_at = mono
                 session.close()
-                self._node_lost(node)
+                self.sessions.node_lost(node)
 
     @reacts_to(Tick)
     def _restart_when_retained_data_may_go(self, event: Tick) -> None:
         for node in list(self.nodes.values()):
-            action = node.doc.get("_action") or {}
+            action = node.private.action or {}
             if action.get("option") == "retaineddata":
                 self._maybe_restart(node)
 
@@ -279,32 +294,32 @@ class NodeActionOps(CertificateOps):
     def add_user(self, node: NodeRecord, spec: dict[str, Any]) -> None:
         self._require_ready(node)
         name = spec["name"]
-        users = node.doc.setdefault("_users", {})
+        users = node.private.users
         if name.lower() in {existing.lower() for existing in users}:
             raise errors.conflict("NodeUserExists", "The specified node user already exists.")
         users[name] = self._user_record(spec, name)
-        self.save_node(node)
+        self.core.save_node(node)
         self._send_users(node)
 
     def replace_user(self, node: NodeRecord, name: str, spec: dict[str, Any]) -> None:
         self._require_ready(node)
-        users = node.doc.get("_users") or {}
+        users = node.private.users
         found = next((existing for existing in users if existing.lower() == name.lower()), None)
         if found is None:
             raise errors.not_found("NodeUserNotFound", "The specified node user does not exist.")
         record = self._user_record({**spec, "isAdmin": users[found].get("isAdmin", False)}, found)
         users[found] = record
-        self.save_node(node)
+        self.core.save_node(node)
         self._send_users(node)
 
     def delete_user(self, node: NodeRecord, name: str) -> None:
         self._require_ready(node)
-        users = node.doc.get("_users") or {}
+        users = node.private.users
         found = next((existing for existing in users if existing.lower() == name.lower()), None)
         if found is None:
             raise errors.not_found("NodeUserNotFound", "The specified node user does not exist.")
         del users[found]
-        self.save_node(node)
+        self.core.save_node(node)
         self._send_users(node)
 
     def _user_record(self, spec: dict[str, Any], name: str) -> dict[str, Any]:
@@ -315,7 +330,7 @@ class NodeActionOps(CertificateOps):
             raise errors.missing_property("password")  # a Linux node user needs a password or a key
         if key:
             _check_public_key(key)
-        now = self.now()
+        now = self.core.now()
         expiry = parse_iso(spec["expiryTime"]) if spec.get("expiryTime") else now + timedelta(days=1)
         if expiry <= now:
             raise errors.invalid_property("expiryTime", spec["expiryTime"], "The expiry time is in the past.")
@@ -330,7 +345,7 @@ class NodeActionOps(CertificateOps):
         """The node's accounts, with time left rather than a date (the service's clock decides)."""
         if node.session is None:
             return
-        now = self.now()
+        now = self.core.now()
         users = [
             {
                 "name": name,
@@ -339,7 +354,7 @@ class NodeActionOps(CertificateOps):
                 "pw": record.get("pw"),
                 "key": record.get("key"),
             }
-            for name, record in (node.doc.get("_users") or {}).items()
+            for name, record in (node.private.users).items()
         ]
         node.session.send({"t": "users", "users": users})
 

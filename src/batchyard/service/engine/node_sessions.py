@@ -9,6 +9,7 @@ from typing import Any
 
 from batchyard.protocol import messages
 from batchyard.service.clock import iso
+from batchyard.service.engine.core import Concern, EngineCore
 from batchyard.service.engine.events import (
     NodeBooting,
     NodeFreed,
@@ -22,12 +23,17 @@ from batchyard.service.engine.nodes import START_TASK_RUN_ID, NodeOps, failure_o
 from batchyard.service.engine.packages import packages_failed, send_pool_packages
 from batchyard.service.engine.records import NodeRecord, NodeRun, PoolRecord, RunKind
 from batchyard.service.engine.run_builder import build_run, merge_environment, pool_accounts
+from batchyard.service.models import catalog
 from batchyard.service.ports import AgentChannel
 
 log = logging.getLogger("batchyard.nodes")
 
 
-class AgentSessionOps(NodeOps):
+class AgentSessionOps(Concern):
+    def __init__(self, core: EngineCore, node_ops: NodeOps) -> None:
+        super().__init__(core)
+        self.node_ops = node_ops
+
     # --- agent sessions -------------------------------------------------------------------------
 
     async def agent_session(self, session: AgentChannel) -> None:
@@ -49,24 +55,24 @@ class AgentSessionOps(NodeOps):
                 node.lost_at = time.monotonic()
                 if node.id in self.nodes and node.doc["state"] not in ("leavingpool",):
                     with self.store.transaction():
-                        self._node_lost(node)
+                        self.node_lost(node)
 
-    def _node_lost(self, node: NodeRecord) -> None:
+    def node_lost(self, node: NodeRecord) -> None:
         """The connection dropped: `unknown` until it comes back or the grace time runs out."""
         if node.doc["state"] in ("idle", "running", "waitingforstarttask", "starting", "offline"):
-            self.set_node_state(node, "unknown", self.now())
+            self.core.set_node_state(node, "unknown", self.core.now())
 
     def _on_agent_message(self, session: AgentChannel, message: dict[str, Any]) -> None:
         node = self.nodes.get(session.node_id)
         if node is None or node.session is not session:
             return
         node.heard_at = time.monotonic()  # any message, heartbeats too, shows the agent is alive
-        handler = self.reactions.message_handler(message["t"])
+        handler = self.core.reactions.message_handler(message["t"])
         if handler is None:
             return
         with self.store.transaction():
             handler(node, message)
-            self.run_pending_round()
+            self.core.run_pending_round()
 
     @handles_message("hello")
     def _hello_message(self, node: NodeRecord, message: dict[str, Any]) -> None:
@@ -94,23 +100,28 @@ class AgentSessionOps(NodeOps):
             node.greeting = False
 
     def _greet(self, node: NodeRecord, message: dict[str, Any]) -> None:
-        now = self.now()
+        now = self.core.now()
         pool = self.pools.get(node.pool_key)
         session = node.session
         assert session is not None
-        session.send(
-            {
-                "t": "welcome",
-                "node": node.id,
-                "pool": pool.doc["id"] if pool else node.pool_key,
-                "account": self.settings.account_name,
-                "accountUrl": self.settings.base_url,
-                "dedicated": True,
-                "taskDirs": self.multi_instance_dirs(node),  # the agent ends what other ones left behind
-                "userAccounts": pool_accounts(pool.doc if pool else None),
-            }
-        )
-        self.provider_of(node).agent_connected(node.id, message)
+        provider = self.core.provider_of(node)
+        welcome: messages.Welcome = {
+            "t": "welcome",
+            "node": node.id,
+            "pool": pool.doc["id"] if pool else node.pool_key,
+            "account": self.settings.account_name,
+            "accountUrl": self.settings.base_url,
+            "dedicated": True,
+            "taskDirs": sorted(node.gang_dirs),  # the agent ends what other ones left behind
+            "userAccounts": pool_accounts(pool.doc if pool else None),
+            "commands": catalog.image_commands(
+                ((pool.doc.get("virtualMachineConfiguration") or {}) if pool else {}).get("nodeAgentSKUId")
+            ),
+        }
+        if not provider.starts_agents:  # out of the service's reach: it ends its runs when cut off
+            welcome["lease"] = self.settings.timing.agent_lease
+        session.send(welcome)
+        provider.agent_connected(node.id, message)
         self._on_results(node, message.get("done", []))
         agent_running = set(message.get("running", []))
         # Runs the agent no longer has (it restarted) go back to the queue; runs we do not know end.
@@ -119,34 +130,34 @@ class AgentSessionOps(NodeOps):
                 node.runs.pop(run_id)
                 node.slots_used -= run.slots
                 if run.occupies_node:
-                    self.emit(RunLost(node, run, now))
+                    self.core.emit(RunLost(node, run, now))
         unknown = [run_id for run_id in agent_running if run_id not in node.runs]
         if unknown:
             session.send({"t": "kill", "aids": unknown})
-        fresh_boot = message.get("boot") != node.doc.get("_boot")
+        fresh_boot = message.get("boot") != node.private.boot
         if fresh_boot:
-            node.doc["_boot"] = message.get("boot")
+            node.private.boot = message.get("boot")
             node.doc["lastBootTime"] = iso(now)
             node.doc.pop("startTaskInfo", None)
             node.doc.pop("errors", None)
-            self.emit(NodeBooting(node, pool, now))
+            self.core.emit(NodeBooting(node, pool, now))
             self._boot_node(node, pool, now)
         else:
             self._resume_node(node, now)
         node.greeted = True
-        self.save_node(node)
-        self.kick()
-        self.emit(NodeGreeted(node, message, fresh_boot))
+        self.core.save_node(node)
+        self.core.kick()
+        self.core.emit(NodeGreeted(node, message, fresh_boot))
 
     def _boot_node(self, node: NodeRecord, pool: PoolRecord | None, now: datetime) -> None:
         if node.doc["state"] == "leavingpool":
             return
         if node.doc["state"] != "starting":
-            self.set_node_state(node, "starting", now)
+            self.core.set_node_state(node, "starting", now)
         if send_pool_packages(self.resources, node, pool):
             return  # the start task follows in _on_packages_done
         self._start_node(node, pool, now)
-        self.maybe_offline(node, now)
+        self.node_ops.maybe_offline(node, now)
 
     @finishes_runs(RunKind.PACKAGES)
     def _packages_finished(self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime) -> None:
@@ -157,13 +168,13 @@ class AgentSessionOps(NodeOps):
         self._on_start_task_done(node, result)
 
     def _on_packages_done(self, node: NodeRecord, result: dict[str, Any]) -> None:
-        now = self.now()
+        now = self.core.now()
         if packages_failed(node, result):
-            self.set_node_state(node, "unusable", now)
+            self.core.set_node_state(node, "unusable", now)
         elif node.doc["state"] == "starting":
             self._start_node(node, self.pools.get(node.pool_key), now)
-            self.kick()
-        self.save_node(node)
+            self.core.kick()
+        self.core.save_node(node)
 
     def _start_node(self, node: NodeRecord, pool: PoolRecord | None, now: datetime) -> None:
         start_task = (pool.doc.get("startTask") if pool else None) or None
@@ -171,9 +182,9 @@ class AgentSessionOps(NodeOps):
             node.doc["startTask"] = start_task
             self._run_start_task(node, start_task, retry=0, now=now)
             wait = start_task.get("waitForSuccess", True)
-            self.set_node_state(node, "waitingforstarttask" if wait else "idle", now)
+            self.core.set_node_state(node, "waitingforstarttask" if wait else "idle", now)
         else:
-            self.set_node_state(node, "idle", now)
+            self.core.set_node_state(node, "idle", now)
 
     def _resume_node(self, node: NodeRecord, now: datetime) -> None:
         """A known agent reconnected (network blip or service restart): pick up where it was."""
@@ -188,7 +199,7 @@ class AgentSessionOps(NodeOps):
                 target = "offline"
             else:
                 target = "running" if any(run.occupies_node for run in node.runs.values()) else "idle"
-            self.set_node_state(node, target, now)
+            self.core.set_node_state(node, target, now)
 
     # --- start task -----------------------------------------------------------------------------
 
@@ -215,7 +226,7 @@ class AgentSessionOps(NodeOps):
         node.session.send({"t": "run", "runs": [run]})
 
     def _on_start_task_done(self, node: NodeRecord, result: dict[str, Any]) -> None:
-        now = self.now()
+        now = self.core.now()
         start_task = node.doc.get("startTask") or {}
         info = node.doc.setdefault("startTaskInfo", {"retryCount": 0, "startTime": iso(now)})
         info["state"] = "completed"
@@ -244,33 +255,33 @@ class AgentSessionOps(NodeOps):
                         + [{"name": "Message", "value": failure.get("message", "")}],
                     }
                 ]
-                self.set_node_state(node, "starttaskfailed", now)
+                self.core.set_node_state(node, "starttaskfailed", now)
         elif node.doc["state"] == "waitingforstarttask":
-            self.set_node_state(node, "idle", now)
-            self.kick()
-        self.maybe_offline(node, now)
-        self.save_node(node)
+            self.core.set_node_state(node, "idle", now)
+            self.core.kick()
+        self.node_ops.maybe_offline(node, now)
+        self.core.save_node(node)
 
     # --- results --------------------------------------------------------------------------------
 
     def _on_results(self, node: NodeRecord, results: list[dict[str, Any]]) -> None:
         if not results:
             return
-        now = self.now()
+        now = self.core.now()
         for result in results:
             run_id = str(result.get("aid"))
             run = node.runs.pop(run_id, None)
             if run is None:
                 continue
             node.slots_used -= run.slots
-            finisher = self.reactions.run_finisher(run.kind)
+            finisher = self.core.reactions.run_finisher(run.kind)
             if finisher is not None:
                 finisher(node, run, result, now)
             else:
-                self.emit(TaskRunFinished(node, run, result, now))
-        self.mark_node_free(node, now)
+                self.core.emit(TaskRunFinished(node, run, result, now))
+        self.node_ops.mark_node_free(node, now)
         node.dirty = True  # its counters changed; saved by housekeeping or the next state change
         if node.session is not None:
             node.session.send({"t": "ack", "aids": [str(result.get("aid")) for result in results]})
-        self.emit(NodeFreed(node, now))
-        self.kick()
+        self.core.emit(NodeFreed(node, now))
+        self.core.kick()

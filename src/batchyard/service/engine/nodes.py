@@ -13,14 +13,14 @@ from typing import Any
 from batchyard.protocol import messages
 from batchyard.providers.base import NodeLaunch
 from batchyard.service.clock import iso
-from batchyard.service.engine.core import EngineBase
+from batchyard.service.engine.core import Concern, EngineCore
 from batchyard.service.engine.events import (
     NodeFreed,
     RunLost,
     Tick,
     reacts_to,
 )
-from batchyard.service.engine.records import NodeRecord, PoolRecord
+from batchyard.service.engine.records import NodePrivate, NodeRecord, PoolRecord
 
 AGENT_VERSION = "1.0.0-batchyard"
 START_TASK_RUN_ID = "start"
@@ -30,7 +30,10 @@ def new_node_id() -> str:
     return f"tvmps_{secrets.token_hex(16)}_d"
 
 
-class NodeOps(EngineBase):
+class NodeOps(Concern):
+    def __init__(self, core: EngineCore) -> None:
+        super().__init__(core)
+
     # --- allocation -----------------------------------------------------------------------------
 
     def allocate_node(self, pool: PoolRecord, now: datetime) -> NodeRecord:
@@ -50,18 +53,15 @@ class NodeOps(EngineBase):
             "virtualMachineInfo": {
                 "imageReference": (pool.doc.get("virtualMachineConfiguration") or {}).get("imageReference", {})
             },
-            "_pool": pool.key,
-            "_seq": self.store.next_seq(),
         }
-        provider = self.providers.get(self.providers.name_for_pool(pool.doc))
-        doc["_provider"] = provider.name
+        provider = self.core.providers.get(self.core.providers.name_for_pool(pool.doc))
         doc["ipAddress"] = provider.node_address(node_id, {str(n.doc.get("ipAddress")) for n in self.nodes.values()})
-        node = NodeRecord(node_id, pool.key, doc["_seq"], doc)
+        node = NodeRecord(node_id, pool.key, self.store.next_seq(), doc, NodePrivate(provider=provider.name))
         self.nodes[node_id] = node
         pool.node_ids.append(node_id)
-        self.save_node(node)
+        self.core.save_node(node)
         if provider.starts_agents:
-            self.spawn(self.launch_agent(node))
+            self.core.spawn(self.launch_agent(node))
         return node
 
     def node_launch(self, node: NodeRecord) -> NodeLaunch:
@@ -75,13 +75,13 @@ class NodeOps(EngineBase):
         return NodeLaunch(
             node_id=node.id,
             pool_id=pool_doc.get("id", node.pool_key),
-            token=messages.node_token(self.node_secret, node.id),
+            token=messages.node_token(self.core.node_secret, node.id),
             vm_size=str(node.doc.get("vmSize", "")),
             settings=settings,
         )
 
     async def launch_agent(self, node: NodeRecord) -> None:
-        await self.provider_of(node).start_node(self.node_launch(node))
+        await self.core.provider_of(node).start_node(self.node_launch(node))
 
     # --- what providers report (providers.base.NodeEvents) ----------------------------------------
 
@@ -89,25 +89,25 @@ class NodeOps(EngineBase):
         node = self.nodes.get(node_id)
         if node is not None and node.doc["state"] == "creating":
             with self.store.transaction():
-                self.set_node_state(node, "starting", self.now())
+                self.core.set_node_state(node, "starting", self.core.now())
 
     def allocation_lost(self, node_id: str, preempted: bool) -> None:
         node = self.nodes.get(node_id)
-        if node is None or node.leaving is not None or node.removing:
+        if node is None or node.private.leaving is not None or node.removing:
             return
         if node.session is not None:
             node.session.close()
         with self.store.transaction():
             if preempted:
-                self._leave_with_runs_requeued(node, "preempted", None, self.now())
+                self._leave_with_runs_requeued(node, "preempted", None, self.core.now())
             else:
-                self._make_unusable(node, self.now(), "NodeAllocationLost", "The node's allocation ended.")
+                self._make_unusable(node, self.core.now(), "NodeAllocationLost", "The node's allocation ended.")
 
     def node_token_ok(self, node_id: str, token: str) -> bool:
-        return node_id in self.nodes and hmac.compare_digest(messages.node_token(self.node_secret, node_id), token)
+        return node_id in self.nodes and hmac.compare_digest(messages.node_token(self.core.node_secret, node_id), token)
 
     def join_token(self, pool_id: str) -> str:
-        return messages.join_token(self.node_secret, pool_id)
+        return messages.join_token(self.core.node_secret, pool_id)
 
     def claim_node(self, pool_id: str, token: str) -> tuple[str, str] | None:
         """Give an agent that presents the pool's join token one of the pool's unclaimed external nodes."""
@@ -116,18 +116,22 @@ class NodeOps(EngineBase):
             return None
         for node_id in pool.node_ids:
             node = self.nodes[node_id]
-            if not self.provider_of(node).starts_agents and not node.doc.get("_claimed") and node.leaving is None:
-                node.doc["_claimed"] = True
+            if (
+                not self.core.provider_of(node).starts_agents
+                and not node.private.claimed
+                and node.private.leaving is None
+            ):
+                node.private.claimed = True
                 with self.store.transaction():
-                    self.save_node(node)
-                return node_id, messages.node_token(self.node_secret, node_id)
+                    self.core.save_node(node)
+                return node_id, messages.node_token(self.core.node_secret, node_id)
         return None
 
     # --- state helpers --------------------------------------------------------------------------
 
     def mark_node_free(self, node: NodeRecord, now: datetime) -> None:
         if node.doc["state"] == "running" and not any(run.occupies_node for run in node.runs.values()):
-            self.set_node_state(node, "idle", now)
+            self.core.set_node_state(node, "idle", now)
         self.maybe_offline(node, now)
 
     def maybe_offline(self, node: NodeRecord, now: datetime) -> None:
@@ -137,7 +141,7 @@ class NodeOps(EngineBase):
             and node.doc["state"] in ("idle", "running")
             and not any(run.occupies_node for run in node.runs.values())
         ):
-            self.set_node_state(node, "offline", now)
+            self.core.set_node_state(node, "offline", now)
 
     # --- loss -----------------------------------------------------------------------------------
 
@@ -145,7 +149,7 @@ class NodeOps(EngineBase):
     def _check_lost_nodes(self, event: Tick) -> None:
         for node in self.nodes.values():
             if node.dirty:
-                self.save_node(node)
+                self.core.save_node(node)
         grace = self.settings.timing.node_lost_grace
         adopt = self.settings.timing.adopt_grace
         mono = time.monotonic()
@@ -155,28 +159,28 @@ class NodeOps(EngineBase):
             if node.doc["state"] == "creating":
                 continue
             lost_for = mono - node.lost_at
-            provider = self.provider_of(node)
+            provider = self.core.provider_of(node)
             if node.doc["state"] not in ("unusable", "preempted") and lost_for >= grace and not node.fencing:
                 node.fencing = True
-                self.spawn(self._fence_and_make_unusable(node))
+                self.core.spawn(self._fence_and_make_unusable(node))
             if not provider.starts_agents:
                 continue  # nothing to restart here: its agent runs elsewhere and reconnects by itself
             if lost_for >= adopt and provider.is_alive(node.id) is False and node.doc["state"] != "leavingpool":
                 # A node whose agent is gone for good gets a fresh agent (it boots again).
                 node.lost_at = mono + 3600.0
-                self.spawn(self.launch_agent(node))
+                self.core.spawn(self.launch_agent(node))
 
     async def _fence_and_make_unusable(self, node: NodeRecord) -> None:
         """End what the lost node still runs, then requeue its runs: never two copies of a task at once."""
         try:
-            await self.provider_of(node).fence(node.id)
+            await self.core.provider_of(node).fence(node.id)
         finally:
             node.fencing = False
         lost = node.doc["state"] in ("unusable", "preempted")
         if self.nodes.get(node.id) is node and node.session is None and not lost:
             with self.store.transaction():
                 self._make_unusable(
-                    node, self.now(), "NodeAgentUnreachable", "The node agent stopped answering the Batch service."
+                    node, self.core.now(), "NodeAgentUnreachable", "The node agent stopped answering the Batch service."
                 )
 
     def _make_unusable(self, node: NodeRecord, now: datetime, code: str, message: str) -> None:
@@ -190,13 +194,13 @@ class NodeOps(EngineBase):
             node.runs.pop(run_id)
             node.slots_used -= run.slots
             if run.occupies_node:
-                self.emit(RunLost(node, run, now))
+                self.core.emit(RunLost(node, run, now))
         if error is not None:
             node.doc["errors"] = [error]
-        self.set_node_state(node, state, now)
-        self.save_node(node)
-        self.emit(NodeFreed(node, now))
-        self.kick()
+        self.core.set_node_state(node, state, now)
+        self.core.save_node(node)
+        self.core.emit(NodeFreed(node, now))
+        self.core.kick()
 
 
 def failure_of(result: dict[str, Any]) -> dict[str, Any] | None:

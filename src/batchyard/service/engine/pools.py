@@ -8,17 +8,20 @@ from typing import Any
 from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine import states
-from batchyard.service.engine.core import limit_seconds
+from batchyard.service.engine.certificates import CertificateOps
+from batchyard.service.engine.core import Concern, EngineCore, limit_seconds
 from batchyard.service.engine.events import (
     EngineStarted,
     NodeForgotten,
     NodeFreed,
     NodeLeaving,
     PoolChanged,
+    PoolCreated,
     Tick,
     reacts_to,
 )
-from batchyard.service.engine.node_sessions import AgentSessionOps
+from batchyard.service.engine.formulas import Formulas
+from batchyard.service.engine.nodes import NodeOps
 from batchyard.service.engine.records import NodeRecord, PoolRecord
 from batchyard.service.models import catalog
 
@@ -36,7 +39,15 @@ _REMOVAL_ORDER = {
 }
 
 
-class PoolOps(AgentSessionOps):
+class PoolOps(Concern):
+    def __init__(
+        self, core: EngineCore, node_ops: NodeOps, certificate_ops: CertificateOps, formulas: Formulas
+    ) -> None:
+        super().__init__(core)
+        self.node_ops = node_ops
+        self.certificate_ops = certificate_ops  # a pool may only reference active certificates
+        self.formulas = formulas  # an autoscale formula is checked before the pool exists
+
     def get_pool(self, pool_id: str) -> PoolRecord:
         pool = self.pools.get(pool_id.lower())
         if pool is None:
@@ -44,6 +55,9 @@ class PoolOps(AgentSessionOps):
         return pool
 
     def create_pool(self, spec: dict[str, Any]) -> PoolRecord:
+        if spec.get("enableAutoScale"):
+            self.formulas.check(spec["autoScaleFormula"])
+        self.certificate_ops.check_certificate_references(spec.get("certificateReferences"))
         key = spec["id"].lower()
         if key in self.pools:
             if self.pools[key].doc["state"] == "deleting":
@@ -51,7 +65,7 @@ class PoolOps(AgentSessionOps):
                     "PoolBeingDeleted", "The specified pool has been marked for deletion and is being reclaimed."
                 )
             raise errors.conflict("PoolExists", "The specified pool already exists.")
-        now = self.now()
+        now = self.core.now()
         doc = dict(spec)
         doc.update(
             {
@@ -63,47 +77,47 @@ class PoolOps(AgentSessionOps):
                 "currentDedicatedNodes": 0,
                 "currentLowPriorityNodes": 0,
                 "currentNodeCommunicationMode": "default",
-                "_seq": self.store.next_seq(),
             }
         )
-        self.stamp(doc, now)
-        pool = PoolRecord(key, doc["_seq"], doc)
+        self.core.stamp(doc, now)
+        pool = PoolRecord(key, self.store.next_seq(), doc)
         self.pools[key] = pool
-        self._begin_resize(pool, now)
-        self.save_pool(pool)
-        self.kick()
+        self.begin_resize(pool, now)
+        self.core.save_pool(pool)
+        self.core.kick()
+        self.core.emit(PoolCreated(pool, now))
         return pool
 
     # --- resizing -------------------------------------------------------------------------------
 
     def resize_pool(self, pool: PoolRecord, spec: dict[str, Any]) -> None:
-        self._require_steady_active(pool)
-        if pool.doc.get("enableAutoScale"):
+        if pool.doc.get("enableAutoScale") and pool.doc["state"] != "deleting":
             raise errors.conflict(
                 "AutoScalingEnabled", "The specified pool has auto-scaling enabled; resize is not allowed."
             )
-        now = self.now()
+        self._require_steady_active(pool)
+        now = self.core.now()
         pool.doc["targetDedicatedNodes"] = spec.get("targetDedicatedNodes", pool.doc.get("targetDedicatedNodes", 0))
         pool.doc["targetLowPriorityNodes"] = spec.get("targetLowPriorityNodes", 0)
         if "resizeTimeout" in spec:
             pool.doc["resizeTimeout"] = spec["resizeTimeout"]
-        pool.doc["_dealloc"] = spec.get("nodeDeallocationOption", "requeue")
-        self._begin_resize(pool, now)
-        self.stamp(pool.doc, now)
-        self.save_pool(pool)
+        pool.private.deallocation_option = spec.get("nodeDeallocationOption", "requeue")
+        self.begin_resize(pool, now)
+        self.core.stamp(pool.doc, now)
+        self.core.save_pool(pool)
 
     def stop_resize(self, pool: PoolRecord) -> None:
         if pool.doc["state"] == "deleting":
             raise _being_deleted()
         if pool.doc["allocationState"] != "resizing":
             return
-        now = self.now()
-        staying = [node_id for node_id in pool.node_ids if self.nodes[node_id].leaving is None]
+        now = self.core.now()
+        staying = [node_id for node_id in pool.node_ids if self.nodes[node_id].private.leaving is None]
         pool.doc["targetDedicatedNodes"] = len(staying)
         self._set_allocation(pool, "stopping", now)
         self._check_allocation(pool, now)
-        self.stamp(pool.doc, now)
-        self.save_pool(pool)
+        self.core.stamp(pool.doc, now)
+        self.core.save_pool(pool)
 
     def remove_nodes(self, pool: PoolRecord, spec: dict[str, Any]) -> None:
         self._require_steady_active(pool)
@@ -114,7 +128,7 @@ class PoolOps(AgentSessionOps):
             if node is None or node.pool_key != pool.key:
                 raise errors.not_found("NodeNotFound", f"The node {node_id} does not exist in the pool.")
             wanted.append(node)
-        now = self.now()
+        now = self.core.now()
         option = spec.get("nodeDeallocationOption", "requeue")
         pool.doc["targetDedicatedNodes"] = max(0, int(pool.doc.get("targetDedicatedNodes", 0)) - len(wanted))
         if "resizeTimeout" in spec:
@@ -123,8 +137,8 @@ class PoolOps(AgentSessionOps):
         for node in wanted:
             self._start_leaving(node, option, now)
         self._check_allocation(pool, now)
-        self.stamp(pool.doc, now)
-        self.save_pool(pool)
+        self.core.stamp(pool.doc, now)
+        self.core.save_pool(pool)
 
     def _require_steady_active(self, pool: PoolRecord) -> None:
         if pool.doc["state"] == "deleting":
@@ -134,22 +148,22 @@ class PoolOps(AgentSessionOps):
                 "PoolNotSteady", "The specified pool is not in a steady allocation state; wait until it is steady."
             )
 
-    def _begin_resize(self, pool: PoolRecord, now: datetime) -> None:
+    def begin_resize(self, pool: PoolRecord, now: datetime) -> None:
         pool.doc["resizeErrors"] = []
         pool.doc.pop("resizeErrors")
         self._set_allocation(pool, "resizing", now)
-        pool.doc["_resizeStarted"] = iso(now)
+        pool.private.resize_started = iso(now)
         self._reconcile(pool, now)
 
     def _reconcile(self, pool: PoolRecord, now: datetime) -> None:
         """Move the pool's node set toward its target."""
         target = int(pool.doc.get("targetDedicatedNodes", 0)) + int(pool.doc.get("targetLowPriorityNodes", 0))
-        staying = [self.nodes[node_id] for node_id in pool.node_ids if self.nodes[node_id].leaving is None]
+        staying = [self.nodes[node_id] for node_id in pool.node_ids if self.nodes[node_id].private.leaving is None]
         if len(staying) < target:
             wanted = target - len(staying)
             allowed = self._nodes_within_quota(pool, wanted)
             for _ in range(allowed):
-                self.allocate_node(pool, now)
+                self.node_ops.allocate_node(pool, now)
             if allowed < wanted:
                 pool.doc["resizeErrors"] = [
                     {
@@ -159,7 +173,7 @@ class PoolOps(AgentSessionOps):
                     }
                 ]
         elif len(staying) > target:
-            option = pool.doc.get("_dealloc", "requeue")
+            option = pool.private.deallocation_option
             victims = sorted(
                 staying,
                 key=lambda n: (self._hosts_job_manager(n), _REMOVAL_ORDER.get(n.doc["state"], 5), n.slots_used, -n.seq),
@@ -194,21 +208,20 @@ class PoolOps(AgentSessionOps):
         """Every change of a pool's target or nodes passes here."""
         pool.doc["currentDedicatedNodes"] = len(pool.node_ids)
         if pool.doc["allocationState"] in ("resizing", "stopping"):
-            if not any(self.nodes[node_id].leaving for node_id in pool.node_ids):
+            if not any(self.nodes[node_id].private.leaving for node_id in pool.node_ids):
                 self._set_allocation(pool, "steady", now)
-                pool.doc.pop("_resizeStarted", None)
-        self.emit(PoolChanged(pool, now))
+                pool.private.resize_started = None
+        self.core.emit(PoolChanged(pool, now))
 
     # --- node removal ---------------------------------------------------------------------------
 
     def _start_leaving(self, node: NodeRecord, option: str, now: datetime) -> None:
-        if node.leaving is not None:
+        if node.private.leaving is not None:
             return
-        node.leaving = option
-        node.doc["_leaving"] = option
+        node.private.leaving = option
         states.move(node.doc, states.NODE, "leavingpool", now, previous=False, owner=node.pool_key)
-        self.emit(NodeLeaving(node, option, now))
-        self.save_node(node)
+        self.core.emit(NodeLeaving(node, option, now))
+        self.core.save_node(node)
         self._maybe_finish_leaving(node)
 
     @reacts_to(EngineStarted)
@@ -221,11 +234,11 @@ class PoolOps(AgentSessionOps):
         self._maybe_finish_leaving(event.node)
 
     def _maybe_finish_leaving(self, node: NodeRecord) -> None:
-        if node.leaving is None:
+        if node.private.leaving is None:
             return
         if any(run.occupies_node for run in node.runs.values()):
             return
-        if node.leaving == "retaineddata" and self.store.retained_until(node.id) > self.now().timestamp():
+        if node.private.leaving == "retaineddata" and self.store.retained_until(node.id) > self.core.now().timestamp():
             return  # housekeeping looks again once the task data may go
         self._remove_node(node)
 
@@ -236,16 +249,16 @@ class PoolOps(AgentSessionOps):
         node.removing = True
         if node.session is not None:
             node.session.send({"t": "shutdown"})
-        self.spawn(self._stop_and_forget(node))
+        self.core.spawn(self._stop_and_forget(node))
 
     async def _stop_and_forget(self, node: NodeRecord) -> None:
-        await self.provider_of(node).stop_node(node.id, wipe=True)
+        await self.core.provider_of(node).stop_node(node.id, wipe=True)
         with self.store.transaction():
             self._forget_node(node)
 
     def _forget_node(self, node: NodeRecord) -> None:
-        self.emit(NodeForgotten(node))
-        now = self.now()
+        self.core.emit(NodeForgotten(node))
+        now = self.core.now()
         self.nodes.pop(node.id, None)
         self.store.delete_node(node.id)
         pool = self.pools.get(node.pool_key)
@@ -258,18 +271,18 @@ class PoolOps(AgentSessionOps):
             self.store.delete_pool(pool.key)
             return
         self._check_allocation(pool, now)
-        self.stamp(pool.doc, now)
-        self.save_pool(pool)
+        self.core.stamp(pool.doc, now)
+        self.core.save_pool(pool)
 
     # --- deletion and updates -------------------------------------------------------------------
 
     def delete_pool(self, pool: PoolRecord) -> None:
         if pool.doc["state"] == "deleting":
             return
-        now = self.now()
+        now = self.core.now()
         states.move(pool.doc, states.POOL, "deleting", now, previous=False)
-        self.stamp(pool.doc, now)
-        self.save_pool(pool)
+        self.core.stamp(pool.doc, now)
+        self.core.save_pool(pool)
         if not pool.node_ids:
             self.pools.pop(pool.key, None)
             self.store.delete_pool(pool.key)
@@ -277,13 +290,15 @@ class PoolOps(AgentSessionOps):
         for node_id in list(pool.node_ids):
             node = self.nodes.get(node_id)
             if node is not None:
-                node.leaving = None
+                node.private.leaving = None
                 self._start_leaving(node, "requeue", now)
 
     def update_pool(self, pool: PoolRecord, changes: dict[str, Any], replace: bool) -> None:
+        if "certificateReferences" in changes:
+            self.certificate_ops.check_certificate_references(changes["certificateReferences"])
         if pool.doc["state"] == "deleting":
             raise _being_deleted()
-        now = self.now()
+        now = self.core.now()
         if replace:
             # updateproperties replaces these wholesale; absent startTask removes it.
             for key in (
@@ -295,17 +310,17 @@ class PoolOps(AgentSessionOps):
             ):
                 pool.doc.pop(key, None)
         pool.doc.update(changes)
-        self.stamp(pool.doc, now)
-        self.save_pool(pool)
+        self.core.stamp(pool.doc, now)
+        self.core.save_pool(pool)
 
     @reacts_to(Tick)
     def _check_leaving_nodes_and_resize_timeouts(self, event: Tick) -> None:
-        now = self.now()
+        now = self.core.now()
         for node in list(self.nodes.values()):
-            if node.leaving == "retaineddata":
+            if node.private.leaving == "retaineddata":
                 self._maybe_finish_leaving(node)
         for pool in list(self.pools.values()):
-            started = pool.doc.get("_resizeStarted")
+            started = pool.private.resize_started
             if pool.doc["allocationState"] != "resizing" or not started:
                 continue
             timeout = limit_seconds(pool.doc.get("resizeTimeout")) or 900.0
@@ -317,9 +332,9 @@ class PoolOps(AgentSessionOps):
                     }
                 ]
                 self._set_allocation(pool, "steady", now)
-                pool.doc.pop("_resizeStarted", None)
-                self.stamp(pool.doc, now)
-                self.save_pool(pool)
+                pool.private.resize_started = None
+                self.core.stamp(pool.doc, now)
+                self.core.save_pool(pool)
 
 
 def _cores(vm_size: str) -> int:

@@ -15,14 +15,22 @@ from typing import Any
 
 from batchyard.protocol.messages import Run
 from batchyard.service.clock import iso
+from batchyard.service.documents import TaskDocument
 from batchyard.service.engine import states
-from batchyard.service.engine.core import limit_seconds
-from batchyard.service.engine.events import NodeBooting, ReleasesFinished, finishes_runs, loses_runs, reacts_to
+from batchyard.service.engine.core import Concern, EngineCore, limit_seconds
+from batchyard.service.engine.events import (
+    NodeBooting,
+    PreparationRunEnded,
+    ReleasesFinished,
+    finishes_runs,
+    loses_runs,
+    reacts_to,
+)
 from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.records import JobRecord, NodeRecord, NodeRun, RunKind
 from batchyard.service.engine.run_builder import build_run, merge_environment
 from batchyard.service.engine.scheduler import QueuedTask
-from batchyard.service.engine.tasks import TaskOps
+from batchyard.service.engine.task_runs import TaskRunOps
 
 PREP_DIR = "jobpreparation"
 RELEASE_DIR = "jobrelease"
@@ -36,25 +44,28 @@ def release_run_id(job_key: str) -> str:
     return f"release:{job_key}"
 
 
-class PreparationOps(TaskOps):
+class PreparationOps(Concern):
+    def __init__(self, core: EngineCore, task_runs: TaskRunOps) -> None:
+        super().__init__(core)
+        self.task_runs = task_runs
+
     # --- placing a task on a node ---------------------------------------------------------------
 
-    def assign_task(
-        self, job: JobRecord, doc: dict[str, Any], node: NodeRecord, slots: int, now: datetime
-    ) -> list[Run]:
+    def assign_task(self, job: JobRecord, doc: TaskDocument, node: NodeRecord, slots: int, now: datetime) -> list[Run]:
+        """Place a task on a node; the runs to send it (its job's preparation task may come first)."""
         if not job.doc.get("jobPreparationTask"):
-            return super().assign_task(job, doc, node, slots, now)
+            return [self.task_runs.start_task_run(job, doc, node, slots, now)]
         runs, wait = self.prepare_node(job, node, now)
         if not wait:
-            return runs + [self._with_prep_dir(job, self.start_task_run(job, doc, node, slots, now))]
+            return runs + [self.with_prep_dir(job, self.task_runs.start_task_run(job, doc, node, slots, now))]
         # Hold the task on this node in `preparing` until the preparation task succeeds.
         states.move(doc, states.TASK, "preparing", now, previous=True, owner=job.doc["id"])
         doc["nodeInfo"] = {"poolId": self.pools[node.pool_key].doc["id"], "nodeId": node.id}
         run_id = f"held:{doc['id'].lower()}"
-        doc["_aid"] = run_id
-        self.stamp(doc, now)
-        self.save_task(job.key, doc)
-        self._count(job, "active", "preparing", slots)
+        doc.private.run_id = run_id
+        self.core.stamp(doc, now)
+        self.core.save_task(job.key, doc)
+        self.task_runs.count(job, "active", "preparing", slots)
         node.runs[run_id] = NodeRun(job.key, doc["id"].lower(), slots, run_id, RunKind.HELD)
         node.slots_used += slots
         return runs
@@ -69,7 +80,7 @@ class PreparationOps(TaskOps):
         runs = [self._start_prep(job, node, prep, retry=0, now=now)] if state is None else []
         return runs, bool(prep.get("waitForSuccess", True)) and state != "succeeded"
 
-    def _with_prep_dir(self, job: JobRecord, run: Run) -> Run:
+    def with_prep_dir(self, job: JobRecord, run: Run) -> Run:
         run["prepDir"] = f"workitems/{job.doc['id']}/job-1/{PREP_DIR}"
         return run
 
@@ -117,6 +128,9 @@ class PreparationOps(TaskOps):
     @finishes_runs(RunKind.PREPARATION)
     def _preparation_finished(self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime) -> None:
         self._prep_done(node, run, result, now)
+        job = self.jobs.get(run.job_key)
+        if job is not None:
+            self.core.emit(PreparationRunEnded(job, node, now))
 
     @finishes_runs(RunKind.RELEASE)
     def _release_finished(self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime) -> None:
@@ -150,19 +164,21 @@ class PreparationOps(TaskOps):
                 # Not on this node: the task goes back to the queue; the node keeps serving other jobs.
                 self._unhold(job, doc, waiting.slots, now)
             else:
-                self._count(job, "preparing", "active", waiting.slots)  # start_task_run counts active -> running
-                runs.append(self._with_prep_dir(job, self.start_task_run(job, doc, node, waiting.slots, now)))
+                self.task_runs.count(
+                    job, "preparing", "active", waiting.slots
+                )  # start_task_run counts active -> running
+                runs.append(self.with_prep_dir(job, self.task_runs.start_task_run(job, doc, node, waiting.slots, now)))
         if runs and node.session is not None:
             node.session.send({"t": "run", "runs": runs})
-        self.kick()
+        self.core.kick()
 
-    def _unhold(self, job: JobRecord, doc: dict[str, Any], slots: int, now: datetime) -> None:
+    def _unhold(self, job: JobRecord, doc: TaskDocument, slots: int, now: datetime) -> None:
         states.move(doc, states.TASK, "active", now, previous=True, owner=job.doc["id"])
-        doc.pop("_aid", None)
+        doc.private.run_id = None
         doc.pop("nodeInfo", None)
-        self.stamp(doc, now)
-        self.save_task(job.key, doc)
-        self._count(job, "preparing", "active", slots)
+        self.core.stamp(doc, now)
+        self.core.save_task(job.key, doc)
+        self.task_runs.count(job, "preparing", "active", slots)
         job.queue.appendleft(QueuedTask(job.key, doc["id"].lower(), slots))
 
     def excluded_nodes(self, job: JobRecord) -> frozenset[str]:
@@ -176,10 +192,10 @@ class PreparationOps(TaskOps):
     def start_releases(self, job: JobRecord) -> None:
         """Run the release task on every node that ran the preparation task (once per job)."""
         release = job.doc.get("jobReleaseTask")
-        if not release or job.doc.get("_released"):
+        if not release or job.private.released:
             return
-        job.doc["_released"] = True
-        now = self.now()
+        job.private.released = True
+        now = self.core.now()
         for node_id, status in job.prep.items():
             node = self.nodes.get(node_id)
             if node is None or node.session is None or "jobPreparationTaskExecutionInfo" not in status:
@@ -209,7 +225,7 @@ class PreparationOps(TaskOps):
         _finish_info(info, result, failure_of(result), now)
         self.store.put_prep_status(job.key, node.id, status)
         if not self.releases_pending(job):
-            self.emit(ReleasesFinished(job))
+            self.core.emit(ReleasesFinished(job))
 
     @loses_runs(RunKind.PREPARATION)
     def _preparation_lost(self, node: NodeRecord, run: NodeRun, now: datetime) -> bool:
@@ -227,7 +243,7 @@ class PreparationOps(TaskOps):
             _finish_info(info, {}, lost, now)
             self.store.put_prep_status(job.key, node.id, job.prep[node.id])
             if not self.releases_pending(job):
-                self.emit(ReleasesFinished(job))
+                self.core.emit(ReleasesFinished(job))
         return True
 
     # --- reboots ------------------------------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""The engine's in-memory records (pool, node, job, a run on a node), kept beside the stored documents."""
+"""The engine's in-memory records (pool, node, job, a run on a node), kept beside the stored documents.
+
+A record's `doc` is its wire document; what only the engine uses is in its typed `private` fields,
+which the store keeps apart from the document (service/documents.py).
+"""
 
 from __future__ import annotations
 
@@ -14,11 +18,23 @@ if TYPE_CHECKING:
     from batchyard.service.ports import AgentChannel
 
 
+@dataclass(slots=True)
+class PoolPrivate:
+    deallocation_option: str = "requeue"  # for the nodes the current resize removes
+    resize_started: str | None = None  # when the current resize began (its resizeTimeout counts from it)
+    autoscale_next: str | None = None  # when the autoscale formula is next evaluated
+    autoscale_enabled_at: str | None = None  # the last enable (enable requests are rate-limited)
+    auto_pool_for: str | None = None  # the job (key) or schedule whose auto pool this is
+    auto_pool_lifetime: str | None = None  # poolLifetimeOption: "job" or "jobschedule"
+    keep_alive: bool = False  # an auto pool that stays after its job or schedule
+
+
 @dataclass(eq=False)
 class PoolRecord:
     key: str
     seq: int
     doc: dict[str, Any]
+    private: PoolPrivate = field(default_factory=PoolPrivate)
     node_ids: list[str] = field(default_factory=list)
 
     @property
@@ -56,18 +72,29 @@ class NodeRun:
         return self.kind is not RunKind.START
 
 
+@dataclass(slots=True)
+class NodePrivate:
+    provider: str | None = None  # where the node comes from (providers/registry.py); None: the default
+    leaving: str | None = None  # the deallocation option while it leaves its pool
+    claimed: bool = False  # an external node an agent has joined as
+    action: dict[str, Any] | None = None  # a restart or deallocation in progress: {"kind", "option"}
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)  # node user accounts (password hashes)
+    certificates: list[str] = field(default_factory=list)  # keys of the certificates installed on it
+    boot: str | None = None  # the agent's boot id: a new one is a fresh boot
+
+
 @dataclass(eq=False)
 class NodeRecord:
     id: str
     pool_key: str
     seq: int
     doc: dict[str, Any]
+    private: NodePrivate = field(default_factory=NodePrivate)
     session: AgentChannel | None = None
     # aid -> run on this node (tasks and the start task)
     runs: dict[str, NodeRun] = field(default_factory=dict)
     slots_used: int = 0
     lost_at: float | None = None  # monotonic time the agent connection was lost
-    leaving: str | None = None  # deallocation option while leaving the pool
     removing: bool = False  # its agent is being stopped; then it is gone
     dirty: bool = False  # counters changed since the document was last saved
     greeted: bool = False  # the current session's hello was handled
@@ -75,16 +102,24 @@ class NodeRecord:
     greeting: bool = False  # its agent's hello is being handled (its runs are matched with the agent's)
     heard_at: float = 0.0  # monotonic time of the agent's last message
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=10))
+    # Directories of the multi-instance tasks with an instance here: a new agent ends what others left there.
+    gang_dirs: set[str] = field(default_factory=set)
 
     @property
     def schedulable(self) -> bool:
         return (
             self.session is not None
             and self.greeted
-            and self.leaving is None
+            and self.private.leaving is None
             and self.doc["state"] in ("idle", "running")
             and self.doc.get("schedulingState", "enabled") == "enabled"
         )
+
+
+@dataclass(slots=True)
+class JobPrivate:
+    schedule: str | None = None  # the job schedule (key) that made it
+    released: bool = False  # its job release tasks were started
 
 
 @dataclass(eq=False)
@@ -92,6 +127,7 @@ class JobRecord:
     key: str
     seq: int
     doc: dict[str, Any]
+    private: JobPrivate = field(default_factory=JobPrivate)
     counts: Counter[str] = field(default_factory=Counter)  # tasks by state
     slot_counts: Counter[str] = field(default_factory=Counter)
     succeeded: int = 0

@@ -8,15 +8,17 @@ is first) and is then lost. Housekeeping drives it, so an adjusted clock moves s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
-from batchyard.service.engine.core import limit_seconds
+from batchyard.service.documents import dump_private, load_private
+from batchyard.service.engine.core import Concern, EngineCore, limit_seconds
 from batchyard.service.engine.events import Tick, reacts_to
 from batchyard.service.engine.jobs import JobOps
+from batchyard.service.engine.pools import PoolOps
 from batchyard.service.engine.records import JobRecord
 
 SCHEDULE = {
@@ -29,21 +31,29 @@ SCHEDULE = {
 _OPEN_JOB_STATES = ("active", "disabling", "disabled", "enabling", "terminating")
 
 
+@dataclass(slots=True)
+class SchedulePrivate:
+    jobs_created: int = 0  # its jobs are named "<schedule id>:job-<n>"
+    active_job: str | None = None  # the key of its current job
+    auto_pool: str | None = None  # the id of its auto pool (poolLifetimeOption "jobschedule")
+
+
 @dataclass(eq=False)
 class ScheduleRecord:
     key: str
     seq: int
     doc: dict[str, Any]
+    private: SchedulePrivate = field(default_factory=SchedulePrivate)
 
 
-class ScheduleOps(JobOps):
-    schedules: dict[str, ScheduleRecord]
-
-    def _load(self) -> None:
-        super()._load()
-        self.schedules = {}
-        for doc in self.store.load_all("schedules"):
-            schedule = ScheduleRecord(doc["id"].lower(), doc["_seq"], doc)
+class ScheduleOps(Concern):
+    def __init__(self, core: EngineCore, pool_ops: PoolOps, job_ops: JobOps) -> None:
+        super().__init__(core)
+        self.pool_ops = pool_ops
+        self.job_ops = job_ops
+        self.schedules: dict[str, ScheduleRecord] = {}
+        for seq, doc, private in self.store.load_all("schedules"):
+            schedule = ScheduleRecord(doc["id"].lower(), seq, doc, load_private(SchedulePrivate, private))
             self.schedules[schedule.key] = schedule
 
     def get_schedule(self, schedule_id: str) -> ScheduleRecord:
@@ -53,7 +63,7 @@ class ScheduleOps(JobOps):
         return schedule
 
     def save_schedule(self, schedule: ScheduleRecord) -> None:
-        self.store.put_schedule(schedule.key, schedule.seq, schedule.doc)
+        self.store.put_schedule(schedule.key, schedule.seq, schedule.doc, dump_private(schedule.private))
 
     # --- quota ----------------------------------------------------------------------------------
 
@@ -74,7 +84,7 @@ class ScheduleOps(JobOps):
         if key in self.schedules:
             raise errors.conflict("JobScheduleExists", "The specified job schedule already exists.")
         self.check_job_quota()
-        now = self.now()
+        now = self.core.now()
         doc = dict(spec)
         doc.update(
             {
@@ -82,15 +92,13 @@ class ScheduleOps(JobOps):
                 "state": "active",
                 "stateTransitionTime": iso(now),
                 "executionInfo": {},
-                "_seq": self.store.next_seq(),
-                "_jobs": 0,
             }
         )
         timing = doc.setdefault("schedule", {})
         first = parse_iso(timing["doNotRunUntil"]) if timing.get("doNotRunUntil") else now
         doc["executionInfo"]["nextRunTime"] = iso(max(first, now))
-        self.stamp(doc, now)
-        schedule = ScheduleRecord(key, doc["_seq"], doc)
+        self.core.stamp(doc, now)
+        schedule = ScheduleRecord(key, self.store.next_seq(), doc)
         self.schedules[key] = schedule
         self.save_schedule(schedule)
         self._run_schedule(schedule, now)
@@ -98,7 +106,7 @@ class ScheduleOps(JobOps):
 
     def update_schedule(self, schedule: ScheduleRecord, changes: dict[str, Any], replace: bool) -> None:
         self._require_open(schedule)
-        now = self.now()
+        now = self.core.now()
         if replace:
             schedule.doc["metadata"] = []
         schedule.doc.update(changes)
@@ -119,7 +127,7 @@ class ScheduleOps(JobOps):
         self._require_open(schedule)
         if schedule.doc["state"] == "disabled":
             self._move_schedule(schedule, "active")
-            self._run_schedule(schedule, self.now())
+            self._run_schedule(schedule, self.core.now())
 
     def terminate_schedule(self, schedule: ScheduleRecord) -> None:
         if schedule.doc["state"] in ("completed", "deleting"):
@@ -129,27 +137,27 @@ class ScheduleOps(JobOps):
         self._move_schedule(schedule, "terminating")
         job = self._active_job(schedule)
         if job is not None and job.doc["state"] != "terminating":
-            self.terminate_job(job, "UserTerminate")
-        self._run_schedule(schedule, self.now())
+            self.job_ops.terminate_job(job, "UserTerminate")
+        self._run_schedule(schedule, self.core.now())
 
     def delete_schedule(self, schedule: ScheduleRecord) -> None:
         if schedule.doc["state"] == "deleting":
             return
         self._move_schedule(schedule, "deleting")
         for job in self.jobs_of_schedule(schedule):
-            self.delete_job(job)
+            self.job_ops.delete_job(job)
         self._release_schedule_pool(schedule)
         self.schedules.pop(schedule.key, None)
         self.store.delete_schedule(schedule.key)
 
     def jobs_of_schedule(self, schedule: ScheduleRecord) -> list[JobRecord]:
-        return [job for job in self.jobs.values() if job.doc.get("_schedule") == schedule.key]
+        return [job for job in self.jobs.values() if job.private.schedule == schedule.key]
 
     # --- the clock ------------------------------------------------------------------------------
 
     @reacts_to(Tick)
     def _run_due_schedules(self, event: Tick) -> None:
-        now = self.now()
+        now = self.core.now()
         for schedule in list(self.schedules.values()):
             self._run_schedule(schedule, now)
 
@@ -201,21 +209,21 @@ class ScheduleOps(JobOps):
         return iso(due + timedelta(seconds=recurrence)) if recurrence is not None else None
 
     def _active_job(self, schedule: ScheduleRecord) -> JobRecord | None:
-        job = self.jobs.get(schedule.doc.get("_activeJob") or "")
+        job = self.jobs.get(schedule.private.active_job or "")
         return job if job is not None and job.doc["state"] in _OPEN_JOB_STATES else None
 
     def _create_scheduled_job(self, schedule: ScheduleRecord, now: datetime) -> JobRecord:
         doc = schedule.doc
-        doc["_jobs"] = int(doc.get("_jobs", 0)) + 1
+        schedule.private.jobs_created += 1
         spec = dict(doc["jobSpecification"])
-        spec["id"] = f"{doc['id']}:job-{doc['_jobs']}"
+        spec["id"] = f"{doc['id']}:job-{schedule.private.jobs_created}"
         auto = (spec.get("poolInfo") or {}).get("autoPoolSpecification")
         if auto and auto.get("poolLifetimeOption") == "jobschedule":
             spec["poolInfo"] = {"poolId": self._auto_pool_for_schedule(schedule, auto)}
-        job = self.create_job(spec)
-        job.doc["_schedule"] = schedule.key
-        self.save_job(job)
-        doc["_activeJob"] = job.key
+        job = self.job_ops.create_job(spec)
+        job.private.schedule = schedule.key
+        self.core.save_job(job)
+        schedule.private.active_job = job.key
         url = f"{self.settings.base_url}/jobs/{job.doc['id']}"
         doc["executionInfo"]["recentJob"] = {"id": job.doc["id"], "url": url}
         self._stamp_and_save(schedule, now)
@@ -223,17 +231,17 @@ class ScheduleOps(JobOps):
 
     def _auto_pool_for_schedule(self, schedule: ScheduleRecord, auto: dict[str, Any]) -> str:
         """One auto pool for all of a schedule's jobs (poolLifetimeOption jobschedule)."""
-        pool_id = schedule.doc.get("_autoPool")
+        pool_id = schedule.private.auto_pool
         if pool_id and pool_id.lower() in self.pools:
             return str(pool_id)
-        pool_id = self._create_auto_pool(schedule.doc["id"], auto)
-        schedule.doc["_autoPool"] = pool_id
+        pool_id = self.job_ops.create_auto_pool(schedule.doc["id"], auto)
+        schedule.private.auto_pool = pool_id
         return pool_id
 
     def _release_schedule_pool(self, schedule: ScheduleRecord) -> None:
-        pool = self.pools.get((schedule.doc.get("_autoPool") or "").lower())
-        if pool is not None and not pool.doc.get("_keepAlive"):
-            self.delete_pool(pool)
+        pool = self.pools.get((schedule.private.auto_pool or "").lower())
+        if pool is not None and not pool.private.keep_alive:
+            self.pool_ops.delete_pool(pool)
 
     def _complete_schedule(self, schedule: ScheduleRecord, now: datetime) -> None:
         schedule.doc["executionInfo"]["endTime"] = iso(now)
@@ -256,10 +264,10 @@ class ScheduleOps(JobOps):
     def _move_schedule(self, schedule: ScheduleRecord, state: str) -> None:
         from batchyard.service.engine import states
 
-        now = self.now()
+        now = self.core.now()
         states.move(schedule.doc, SCHEDULE, state, now, previous=True)
         self._stamp_and_save(schedule, now)
 
     def _stamp_and_save(self, schedule: ScheduleRecord, now: datetime) -> None:
-        self.stamp(schedule.doc, now)
+        self.core.stamp(schedule.doc, now)
         self.save_schedule(schedule)

@@ -6,15 +6,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from batchyard.service.clock import iso, parse_iso
+from batchyard.service.documents import TaskDocument
 from batchyard.service.models.durations import format_duration
 
 _GIB = 1024**3
 
 
-def task_statistics(doc: dict[str, Any], url: str) -> dict[str, Any]:
+def task_statistics(doc: TaskDocument, url: str) -> dict[str, Any]:
     """BatchTaskStatistics for a task: zeros until a run has reported."""
     info = doc.get("executionInfo") or {}
-    measured = doc.get("_stats") or {}
+    measured = doc.private.run_stats or {}
     start = info.get("startTime") or doc.get("creationTime")
     end = info.get("endTime") or doc.get("lastModified") or start
     wall = parse_iso(end) - parse_iso(start) if start and end else timedelta(0)

@@ -8,20 +8,23 @@ from typing import Any
 
 from batchyard.protocol.messages import Run
 from batchyard.service.clock import iso
+from batchyard.service.documents import TaskDocument
 from batchyard.service.engine import states
-from batchyard.service.engine.core import limit_seconds
+from batchyard.service.engine.core import Concern, EngineCore, limit_seconds
 from batchyard.service.engine.events import (
+    GangEndRequested,
     JobActionRequested,
     JobManagerCompleted,
     NodeLeaving,
     RunLost,
+    TaskBackInQueue,
+    TaskCompleted,
     TaskEnded,
     TaskRunFinished,
     reacts_to,
 )
 from batchyard.service.engine.exit_conditions import ExitOutcome, exit_outcome
 from batchyard.service.engine.nodes import failure_of
-from batchyard.service.engine.pools import PoolOps
 from batchyard.service.engine.records import JobRecord, NodeRecord, NodeRun, RunKind
 from batchyard.service.engine.run_builder import build_run, merge_environment
 from batchyard.service.engine.scheduler import QueuedTask
@@ -39,19 +42,17 @@ def task_dir(job_id: str, task_id: str) -> str:
     return f"workitems/{job_id}/job-1/{task_id}"
 
 
-class TaskRunOps(PoolOps):
+class TaskRunOps(Concern):
+    def __init__(self, core: EngineCore) -> None:
+        super().__init__(core)
+
     # --- runs -----------------------------------------------------------------------------------
 
-    def assign_task(
-        self, job: JobRecord, doc: dict[str, Any], node: NodeRecord, slots: int, now: datetime
-    ) -> list[Run]:
-        return [self.start_task_run(job, doc, node, slots, now)]
-
-    def start_task_run(self, job: JobRecord, doc: dict[str, Any], node: NodeRecord, slots: int, now: datetime) -> Run:
+    def start_task_run(self, job: JobRecord, doc: TaskDocument, node: NodeRecord, slots: int, now: datetime) -> Run:
         run_id = secrets.token_hex(8)
         pool = self.pools[node.pool_key]
         states.move(doc, states.TASK, "running", now, previous=True, owner=job.doc["id"])
-        doc["_aid"] = run_id
+        doc.private.run_id = run_id
         directory = task_dir(job.doc["id"], doc["id"])
         node_url = f"{self.settings.base_url}/pools/{pool.doc['id']}/nodes/{node.id}"
         doc["nodeInfo"] = {
@@ -66,9 +67,9 @@ class TaskRunOps(PoolOps):
         info["startTime"] = iso(now)
         for key in ("endTime", "exitCode", "result", "failureInfo"):
             info.pop(key, None)
-        self.stamp(doc, now)
-        self.save_task(job.key, doc)
-        self._count(job, "active", "running", slots)
+        self.core.stamp(doc, now)
+        self.core.save_task(job.key, doc)
+        self.count(job, "active", "running", slots)
         node.runs[run_id] = NodeRun(job.key, doc["id"].lower(), slots, run_id)
         node.slots_used += slots
         node.doc["totalTasksRun"] = int(node.doc.get("totalTasksRun", 0)) + 1
@@ -88,7 +89,7 @@ class TaskRunOps(PoolOps):
         )
         env = merge_environment(job.doc.get("commonEnvironmentSettings"), doc.get("environmentSettings"))
         if "job" in ((doc.get("authenticationTokenSettings") or {}).get("access") or []):
-            env["AZ_BATCH_AUTHENTICATION_TOKEN"] = issue_job_token(self.node_secret, job.doc["id"], job.seq)
+            env["AZ_BATCH_AUTHENTICATION_TOKEN"] = issue_job_token(self.core.node_secret, job.doc["id"], job.seq)
         return build_run(
             RunKind.TASK,
             run_id,
@@ -112,7 +113,7 @@ class TaskRunOps(PoolOps):
         if job is None:
             return
         doc = self.store.get_task(run.job_key, run.task_key)
-        if doc is None or doc.get("_aid") != run.run_id or doc["state"] != "running":
+        if doc is None or doc.private.run_id != run.run_id or doc["state"] != "running":
             return
         info = doc["executionInfo"]
         if result.get("start"):
@@ -121,11 +122,11 @@ class TaskRunOps(PoolOps):
         if result.get("exit") is not None:
             info["exitCode"] = result["exit"]
         if result.get("stats"):
-            doc["_stats"] = result["stats"]
-        ended_by = doc.pop("_ending", None)
+            doc.private.run_stats = result["stats"]
+        ended_by, doc.private.ending = doc.private.ending, None
         failure = TASK_ENDED if ended_by == "terminate" else failure_of(result)
         if ended_by == "requeue":
-            self._requeue_doc(job, doc, run.slots, now)
+            self.requeue_doc(job, doc, run.slots, now)
             return
         limit = int((doc.get("constraints") or {}).get("maxTaskRetryCount", 0))
         retries = int(info.get("retryCount", 0))
@@ -139,15 +140,15 @@ class TaskRunOps(PoolOps):
             info["lastRetryTime"] = iso(now)
             info["failureInfo"] = failure
             info["result"] = "failure"
-            self._back_to_active(job, doc, run.slots, now, front=False)
+            self.back_to_active(job, doc, run.slots, now, front=False)
         else:
-            self._complete(job, doc, run.slots, failure, now, from_state="running")
-        self._update_recent(node, doc)
+            self.complete(job, doc, run.slots, failure, now, from_state="running")
+        self.update_recent(node, doc)
 
-    def _complete(
+    def complete(
         self,
         job: JobRecord,
-        doc: dict[str, Any],
+        doc: TaskDocument,
         slots: int,
         failure: dict[str, Any] | None,
         now: datetime,
@@ -160,13 +161,15 @@ class TaskRunOps(PoolOps):
         else:
             info.pop("failureInfo", None)
         states.move(doc, states.TASK, "completed", now, previous=True, owner=job.doc["id"])
-        doc.pop("_aid", None)
+        doc.private.run_id = None
         outcome = exit_outcome(doc.get("exitConditions"), info.get("exitCode"), failure)
         if job.doc.get("usesTaskDependencies"):
-            doc["_dep"] = outcome.dependency_action  # children added later (or after a restart) need it
-        self.stamp(doc, now)
-        self.save_task(job.key, doc)
-        self._count(job, from_state, "completed", slots)
+            doc.private.dependency_action = (
+                outcome.dependency_action
+            )  # children added later (or after a restart) need it
+        self.core.stamp(doc, now)
+        self.core.save_task(job.key, doc)
+        self.count(job, from_state, "completed", slots)
         if failure:
             job.failed += 1
             job.failed_slots += slots
@@ -174,16 +177,17 @@ class TaskRunOps(PoolOps):
             job.succeeded += 1
             job.succeeded_slots += slots
         self._apply_exit_outcome(job, doc["id"].lower(), outcome, user_ended=failure is TASK_ENDED)
-        if doc.get("_jm"):
-            self.emit(JobManagerCompleted(job))
-        node = self._node_of(doc)
+        if doc.private.job_manager:
+            self.core.emit(JobManagerCompleted(job))
+        node = self.node_of(doc)
         if node is not None and from_state == "running":
             if not failure:
                 node.doc["totalTasksSucceeded"] = int(node.doc.get("totalTasksSucceeded", 0)) + 1
             retention = limit_seconds((doc.get("constraints") or {}).get("retentionTime"))
             if retention is not None:
                 self.store.retain(now.timestamp() + retention, node.id, doc["nodeInfo"]["taskRootDirectory"])
-        self.emit(TaskEnded(job))
+        self.core.emit(TaskEnded(job))
+        self.core.emit(TaskCompleted(job, doc, now))
 
     def _apply_exit_outcome(self, job: JobRecord, key: str, outcome: ExitOutcome, user_ended: bool) -> None:
         """Dependent tasks and the job react to how the task ended (its exitConditions)."""
@@ -192,47 +196,48 @@ class TaskRunOps(PoolOps):
             for child in ready:
                 job.queue.append(QueuedTask(job.key, child, job.dependent_slots.pop(child, 1)))
             if ready:
-                self.kick()
+                self.core.kick()
             if blocked:
                 self._mark_blocked(job, blocked)
         if user_ended:
             return  # a task ended by a user triggers no job action
         if job.doc.get("onTaskFailure") == "performexitoptionsjobaction" and outcome.job_action != "none":
-            self.emit(JobActionRequested(job, outcome.job_action))
+            self.core.emit(JobActionRequested(job, outcome.job_action))
 
     def _mark_blocked(self, job: JobRecord, keys: list[str]) -> None:
-        now = self.now()
+        now = self.core.now()
         docs = self.store.get_tasks(job.key, keys)
         for key in keys:
             job.dependent_slots.pop(key, None)
             doc = docs.get(key)
             if doc is not None:
                 doc["dependencyStatus"] = blocked_status(job, key)
-                self.stamp(doc, now)
-                self.save_task(job.key, doc)
+                self.core.stamp(doc, now)
+                self.core.save_task(job.key, doc)
 
-    def _back_to_active(self, job: JobRecord, doc: dict[str, Any], slots: int, now: datetime, front: bool) -> None:
+    def back_to_active(self, job: JobRecord, doc: TaskDocument, slots: int, now: datetime, front: bool) -> None:
         states.move(doc, states.TASK, "active", now, previous=True, owner=job.doc["id"])
-        doc.pop("_aid", None)
+        doc.private.run_id = None
         doc.pop("nodeInfo", None)
-        self._count(job, doc["previousState"], "active", slots)
-        self.stamp(doc, now)
-        self.save_task(job.key, doc)
+        self.count(job, doc["previousState"], "active", slots)
+        self.core.stamp(doc, now)
+        self.core.save_task(job.key, doc)
         task = QueuedTask(job.key, doc["id"].lower(), slots)
-        if doc.get("_jm"):
+        if doc.private.job_manager:
             job.restarts.append(task)  # a job manager's restart comes before all other tasks of the pool
         elif front:
             job.queue.appendleft(task)
         else:
             job.queue.append(task)
-        self.emit(TaskEnded(job))  # a run ended: a disabling job may be done
-        self.kick()
+        self.core.emit(TaskEnded(job))  # a run ended: a disabling job may be done
+        self.core.kick()
+        self.core.emit(TaskBackInQueue(job, doc, now))
 
-    def _requeue_doc(self, job: JobRecord, doc: dict[str, Any], slots: int, now: datetime) -> None:
+    def requeue_doc(self, job: JobRecord, doc: TaskDocument, slots: int, now: datetime) -> None:
         info = doc["executionInfo"]
         info["requeueCount"] = int(info.get("requeueCount", 0)) + 1
         info["lastRequeueTime"] = iso(now)
-        self._back_to_active(job, doc, slots, now, front=True)
+        self.back_to_active(job, doc, slots, now, front=True)
 
     @reacts_to(RunLost)
     def _requeue_lost_run(self, event: RunLost) -> None:
@@ -240,18 +245,23 @@ class TaskRunOps(PoolOps):
 
     def requeue_run(self, node: NodeRecord, run: NodeRun, now: datetime) -> None:
         """The node lost a running task (agent died, node removed): run it again elsewhere."""
-        loser = self.reactions.run_loser(run.kind)
+        loser = self.core.reactions.run_loser(run.kind)
         if loser is not None and loser(node, run, now):
             return
         job = self.jobs.get(run.job_key)
         doc = self.store.get_task(run.job_key, run.task_key)
-        if job is None or doc is None or doc.get("_aid") != run.run_id or doc["state"] not in ("running", "preparing"):
+        if (
+            job is None
+            or doc is None
+            or doc.private.run_id != run.run_id
+            or doc["state"] not in ("running", "preparing")
+        ):
             return
-        doc.pop("_ending", None)
+        doc.private.ending = None
         if job.doc["state"] in ("terminating", "completed"):
-            self._complete(job, doc, run.slots, TASK_ENDED, now, from_state=doc["state"])
+            self.complete(job, doc, run.slots, TASK_ENDED, now, from_state=doc["state"])
         else:
-            self._requeue_doc(job, doc, run.slots, now)
+            self.requeue_doc(job, doc, run.slots, now)
 
     @reacts_to(NodeLeaving)
     def _end_runs_of_leaving_node(self, event: NodeLeaving) -> None:
@@ -266,46 +276,53 @@ class TaskRunOps(PoolOps):
         for run_id in run_ids:
             run = node.runs.pop(run_id)
             node.slots_used -= run.slots
-            loser = self.reactions.run_loser(run.kind)
+            loser = self.core.reactions.run_loser(run.kind)
             if loser is not None and loser(node, run, now):
                 continue
             job = self.jobs.get(run.job_key)
             doc = self.store.get_task(run.job_key, run.task_key)
-            if job is None or doc is None or doc.get("_aid") != run_id:
+            if job is None or doc is None or doc.private.run_id != run_id:
                 continue
             if requeue:
-                self._requeue_doc(job, doc, run.slots, now)
+                self.requeue_doc(job, doc, run.slots, now)
             else:
-                self._complete(job, doc, run.slots, TASK_ENDED, now, from_state=doc["state"])
+                self.complete(job, doc, run.slots, TASK_ENDED, now, from_state=doc["state"])
 
-    def kill_run(self, doc: dict[str, Any], reason: str) -> None:
+    def kill_run(self, doc: TaskDocument, reason: str) -> None:
         """Ask the node to end a running task; its result completes (or requeues) it."""
-        node = self._node_of(doc)
-        run_id = doc.get("_aid", "")
+        if "multiInstanceSettings" in doc:
+            self.core.emit(GangEndRequested(doc, reason))  # a gang has a run on every node of it
+            return
+        self.end_run(doc, reason)
+
+    def end_run(self, doc: TaskDocument, reason: str) -> None:
+        """End the task's one run: a held run here and now, a process through its node."""
+        node = self.node_of(doc)
+        run_id = doc.private.run_id or ""
         if node is not None and run_id in node.runs and node.runs[run_id].kind is RunKind.HELD:
             # Waiting for its node's preparation task: no process to end, so it ends here.
             run = node.runs.pop(run_id)
             node.slots_used -= run.slots
             job = self.jobs[run.job_key]
             if reason == "requeue":
-                self._requeue_doc(job, doc, run.slots, self.now())
+                self.requeue_doc(job, doc, run.slots, self.core.now())
             else:
-                self._complete(job, doc, run.slots, TASK_ENDED, self.now(), from_state="preparing")
+                self.complete(job, doc, run.slots, TASK_ENDED, self.core.now(), from_state="preparing")
             return
-        doc["_ending"] = reason
-        if node is not None and node.session is not None and doc.get("_aid") in node.runs:
-            node.session.send({"t": "kill", "aids": [doc["_aid"]]})
+        doc.private.ending = reason
+        if node is not None and node.session is not None and doc.private.run_id in node.runs:
+            node.session.send({"t": "kill", "aids": [doc.private.run_id]})
 
-    def _node_of(self, doc: dict[str, Any]) -> NodeRecord | None:
+    def node_of(self, doc: TaskDocument) -> NodeRecord | None:
         return self.nodes.get((doc.get("nodeInfo") or {}).get("nodeId", ""))
 
-    def _count(self, job: JobRecord, old: str, new: str, slots: int) -> None:
+    def count(self, job: JobRecord, old: str, new: str, slots: int) -> None:
         job.counts[old] -= 1
         job.counts[new] += 1
         job.slot_counts[old] -= slots
         job.slot_counts[new] += slots
 
-    def _update_recent(self, node: NodeRecord, doc: dict[str, Any]) -> None:
+    def update_recent(self, node: NodeRecord, doc: TaskDocument) -> None:
         for item in node.recent:
             if item["taskId"] == doc["id"] and item["taskState"] == "running":
                 item["taskState"] = doc["state"]

@@ -7,22 +7,26 @@ from typing import Any
 
 from batchyard.service import errors
 from batchyard.service.clock import iso
+from batchyard.service.documents import TaskDocument
 from batchyard.service.engine import states
+from batchyard.service.engine.core import Concern, EngineCore
 from batchyard.service.engine.dependencies import parent_keys
-from batchyard.service.engine.events import (
-    TaskEnded,
-    Tick,
-    reacts_to,
-)
+from batchyard.service.engine.events import TaskDeleted, TaskEnded, TasksAdded, Tick, reacts_to
+from batchyard.service.engine.nodes import NodeOps
 from batchyard.service.engine.records import JobRecord
 from batchyard.service.engine.scheduler import QueuedTask
 from batchyard.service.engine.task_runs import TASK_ENDED, TaskRunOps, blocked_status, task_dir
 
 
-class TaskOps(TaskRunOps):
+class TaskOps(Concern):
+    def __init__(self, core: EngineCore, node_ops: NodeOps, task_runs: TaskRunOps) -> None:
+        super().__init__(core)
+        self.node_ops = node_ops
+        self.task_runs = task_runs
+
     # --- lookups --------------------------------------------------------------------------------
 
-    def get_task(self, job: JobRecord, task_id: str) -> dict[str, Any]:
+    def get_task(self, job: JobRecord, task_id: str) -> TaskDocument:
         doc = self.store.get_task(job.key, task_id.lower())
         if doc is None:
             raise errors.not_found("TaskNotFound", "The specified task does not exist.")
@@ -41,15 +45,15 @@ class TaskOps(TaskRunOps):
                 "JobBeingDeleted", "The specified job has been marked for deletion and is being deleted."
             )
 
-    def add_tasks(self, job: JobRecord, specs: list[dict[str, Any]]) -> list[dict[str, Any] | errors.BatchError]:
+    def add_tasks(self, job: JobRecord, specs: list[dict[str, Any]]) -> list[TaskDocument | errors.BatchError]:
         """Add tasks to a job; one result per spec (the doc, or the error for that task)."""
         self.check_job_accepts_tasks(job)
-        now = self.now()
+        now = self.core.now()
         keys = [spec["id"].lower() for spec in specs]
         existing = self.store.existing_task_keys(job.key, keys)
         seen: set[str] = set()
-        results: list[dict[str, Any] | errors.BatchError] = []
-        rows = []
+        results: list[TaskDocument | errors.BatchError] = []
+        rows: list[tuple[str, int, str, TaskDocument]] = []
         default_retries = int((job.doc.get("constraints") or {}).get("maxTaskRetryCount", 0))
         stamp = iso(now)
         for spec, key in zip(specs, keys, strict=True):
@@ -61,7 +65,7 @@ class TaskOps(TaskRunOps):
                 results.append(dependency)
                 continue
             seen.add(key)
-            doc = dict(spec)
+            doc = TaskDocument(spec)
             if dependency == "blocked":
                 doc["dependencyStatus"] = blocked_status(job, key)
             constraints = dict(doc.get("constraints") or {})
@@ -75,7 +79,7 @@ class TaskOps(TaskRunOps):
                     "executionInfo": {"retryCount": 0, "requeueCount": 0},
                 }
             )
-            self.stamp(doc, now)
+            self.core.stamp(doc, now)
             rows.append((key, self.store.next_seq(), "active", doc))
             results.append(doc)
         if rows:
@@ -88,7 +92,8 @@ class TaskOps(TaskRunOps):
                     job.dependent_slots[key] = slots  # queued when its parents are satisfied
                 else:
                     job.queue.append(QueuedTask(job.key, key, slots))
-            self.kick()
+            self.core.kick()
+            self.core.emit(TasksAdded(job, [doc for _, _, _, doc in rows]))
         return results
 
     def _dependency_check(self, job: JobRecord, key: str, spec: dict[str, Any]) -> str | errors.BatchError:
@@ -112,10 +117,10 @@ class TaskOps(TaskRunOps):
 
     # --- user operations ------------------------------------------------------------------------
 
-    def terminate_task(self, job: JobRecord, doc: dict[str, Any]) -> None:
+    def terminate_task(self, job: JobRecord, doc: TaskDocument) -> None:
         if job.doc["state"] == "completed":
             raise errors.conflict("JobCompleted", "The specified job is already in a completed state.")
-        now = self.now()
+        now = self.core.now()
         if doc["state"] == "completed":
             return
         slots = int(doc.get("requiredSlots", 1))
@@ -123,39 +128,39 @@ class TaskOps(TaskRunOps):
             _drop_from_queue(job, doc["id"].lower())
             job.graph.forget(doc["id"].lower())
             job.dependent_slots.pop(doc["id"].lower(), None)
-            self._complete(job, doc, slots, TASK_ENDED, now, from_state="active")
+            self.task_runs.complete(job, doc, slots, TASK_ENDED, now, from_state="active")
             return
-        self.kill_run(doc, "terminate")
+        self.task_runs.kill_run(doc, "terminate")
         if doc["state"] == "completed":
             return  # ended at once: nothing was running that could report
-        self.stamp(doc, now)
-        self.save_task(job.key, doc)
-        node = self._node_of(doc)
+        self.core.stamp(doc, now)
+        self.core.save_task(job.key, doc)
+        node = self.task_runs.node_of(doc)
         if node is None or node.session is None:
             # Nobody will report for it: complete now.
-            run = node.runs.pop(doc["_aid"], None) if node else None
+            run = node.runs.pop(doc.private.run_id or "", None) if node else None
             if node is not None and run is not None:
                 node.slots_used -= run.slots
-            doc.pop("_ending", None)
-            self._complete(job, doc, slots, TASK_ENDED, now, from_state=doc["state"])
+            doc.private.ending = None
+            self.task_runs.complete(job, doc, slots, TASK_ENDED, now, from_state=doc["state"])
 
-    def delete_task(self, job: JobRecord, doc: dict[str, Any]) -> None:
+    def delete_task(self, job: JobRecord, doc: TaskDocument) -> None:
         key = doc["id"].lower()
         slots = int(doc.get("requiredSlots", 1))
         state = doc["state"]
-        node = self._node_of(doc)
+        node = self.task_runs.node_of(doc)
         if state == "active":
             _drop_from_queue(job, key)
             job.graph.forget(key)
             job.dependent_slots.pop(key, None)
         elif state in ("running", "preparing") and node is not None:
-            run = node.runs.pop(doc.get("_aid", ""), None)
+            run = node.runs.pop((doc.private.run_id or ""), None)
             if run is not None:
                 node.slots_used -= run.slots
                 if node.session is not None:
                     node.session.send({"t": "kill", "aids": [run.run_id]})
-                self.mark_node_free(node, self.now())
-                self.kick()
+                self.node_ops.mark_node_free(node, self.core.now())
+                self.core.kick()
         elif state == "completed":
             if (doc.get("executionInfo") or {}).get("result") == "success":
                 job.succeeded -= 1
@@ -168,9 +173,10 @@ class TaskOps(TaskRunOps):
         self.store.delete_task(job.key, key)
         if node is not None and node.session is not None:
             node.session.send({"t": "cleanup", "paths": [task_dir(job.doc["id"], doc["id"])]})
-        self.emit(TaskEnded(job))
+        self.core.emit(TaskEnded(job))
+        self.core.emit(TaskDeleted(job, doc, self.core.now()))
 
-    def reactivate_task(self, job: JobRecord, doc: dict[str, Any]) -> None:
+    def reactivate_task(self, job: JobRecord, doc: TaskDocument) -> None:
         self.check_job_accepts_tasks(job)
         info = doc["executionInfo"]
         if doc["state"] != "completed" or info.get("result") != "failure":
@@ -178,7 +184,7 @@ class TaskOps(TaskRunOps):
                 "TaskNotFailed" if doc["state"] == "completed" else "TaskNotCompleted",
                 "Only a task that completed with a failure can be reactivated.",
             )
-        now = self.now()
+        now = self.core.now()
         slots = int(doc.get("requiredSlots", 1))
         job.failed -= 1
         job.failed_slots -= slots
@@ -187,25 +193,25 @@ class TaskOps(TaskRunOps):
             info.pop(key, None)
         states.move(doc, states.TASK, "active", now, previous=True, owner=job.doc["id"])
         doc.pop("nodeInfo", None)
-        self.stamp(doc, now)
-        self.save_task(job.key, doc)
-        self._count(job, "completed", "active", slots)
+        self.core.stamp(doc, now)
+        self.core.save_task(job.key, doc)
+        self.task_runs.count(job, "completed", "active", slots)
         job.queue.append(QueuedTask(job.key, doc["id"].lower(), slots))
-        self.kick()
+        self.core.kick()
 
-    def update_task(self, job: JobRecord, doc: dict[str, Any], changes: dict[str, Any]) -> None:
+    def update_task(self, job: JobRecord, doc: TaskDocument, changes: dict[str, Any]) -> None:
         if doc["state"] == "completed":
             raise errors.conflict("TaskCompleted", "The specified task is already completed.")
-        now = self.now()
+        now = self.core.now()
         constraints = dict(doc.get("constraints") or {})
         constraints.update(changes.get("constraints") or {})
         doc["constraints"] = constraints
-        self.stamp(doc, now)
-        self.save_task(job.key, doc)
+        self.core.stamp(doc, now)
+        self.core.save_task(job.key, doc)
 
     @reacts_to(Tick)
     def _enforce_task_limits_and_retention(self, event: Tick) -> None:
-        for node_id, path in self.store.take_expired(self.now().timestamp()):
+        for node_id, path in self.store.take_expired(self.core.now().timestamp()):
             node = self.nodes.get(node_id)
             if node is not None and node.session is not None:
                 node.session.send({"t": "cleanup", "paths": [path]})

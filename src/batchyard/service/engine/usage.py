@@ -18,24 +18,29 @@ from datetime import datetime
 from typing import Any
 
 from batchyard.service.clock import parse_iso
+from batchyard.service.documents import TaskDocument
+from batchyard.service.engine.autoscale import AutoscaleOps, NodeReport
+from batchyard.service.engine.core import Concern, EngineCore
 from batchyard.service.engine.events import TaskRunFinished, Tick, reacts_to
-from batchyard.service.engine.pools import PoolOps
 from batchyard.service.engine.records import JobRecord, PoolRecord
+from batchyard.service.engine.schedules import ScheduleOps
 from batchyard.service.models import catalog
 
 INTERVAL = 1800.0  # seconds in one aggregation interval of the pool usage metrics
 _COUNTERS = ("rb", "wb", "rops", "wops", "nin", "nout")
 
 
-class UsageOps(PoolOps):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+class UsageOps(Concern):
+    def __init__(self, core: EngineCore, schedule_ops: ScheduleOps, autoscale: AutoscaleOps) -> None:
+        super().__init__(core)
+        self.schedule_ops = schedule_ops  # a job's usage also counts for its schedule
+        self.autoscale = autoscale  # the nodes' resource reports
         self.usage: dict[tuple[str, str], dict[str, float]] = {}
         self._usage_at: float | None = None  # clock time of the last pool accounting
         self._usage_counters: dict[str, dict[str, float]] = {}  # node id -> counters at the last tick
-        super().__init__(*args, **kwargs)
         for scope, key, doc in self.store.load_usage():
             self.usage[(scope, key)] = doc
-        self._usage_at = self.now().timestamp()  # time while the service was down is not counted
+        self._usage_at = self.core.now().timestamp()  # time while the service was down is not counted
 
     # --- task runs ------------------------------------------------------------------------------
 
@@ -44,10 +49,10 @@ class UsageOps(PoolOps):
         run = event.run
         job = self.jobs.get(run.job_key)
         doc = self.store.get_task(run.job_key, run.task_key) if job is not None else None
-        if job is not None and doc is not None and doc.get("_aid") == run.run_id:
+        if job is not None and doc is not None and doc.private.run_id == run.run_id:
             self._record_run(job, doc, event.result, event.now)
 
-    def _record_run(self, job: JobRecord, doc: dict[str, Any], result: dict[str, Any], now: datetime) -> None:
+    def _record_run(self, job: JobRecord, doc: TaskDocument, result: dict[str, Any], now: datetime) -> None:
         stats = result.get("stats") or {}
         info = doc.get("executionInfo") or {}
         start = result.get("start") or info.get("startTime")
@@ -67,7 +72,7 @@ class UsageOps(PoolOps):
             "waitTime": max(0.0, wait),
         }
         scopes = [("job", job_usage_key(job))]
-        schedule = getattr(self, "schedules", {}).get(job.doc.get("_schedule") or "")
+        schedule = self.schedule_ops.schedules.get(job.private.schedule or "")
         if schedule is not None:
             scopes.append(("schedule", f"{schedule.key}#{schedule.seq}"))
         for scope in scopes:
@@ -84,16 +89,17 @@ class UsageOps(PoolOps):
 
     @reacts_to(Tick)
     def _record_usage(self, event: Tick) -> None:
-        now = self.now()
+        now = self.core.now()
         t = now.timestamp()
         last, self._usage_at = self._usage_at, t
         if last is None or t <= last:
             return
-        reports: dict[str, Any] = getattr(self, "node_reports", {})
         for pool in list(self.pools.values()):
-            self._account_pool(pool, last, t, reports, now)
+            self._account_pool(pool, last, t, self.autoscale.node_reports, now)
 
-    def _account_pool(self, pool: PoolRecord, last: float, t: float, reports: dict[str, Any], now: datetime) -> None:
+    def _account_pool(
+        self, pool: PoolRecord, last: float, t: float, reports: dict[str, NodeReport], now: datetime
+    ) -> None:
         size = catalog.lookup_vm_size(pool.doc.get("vmSize", ""))
         cores = size.cores if size is not None else 1
         nodes = [self.nodes[node_id] for node_id in pool.node_ids if node_id in self.nodes]
@@ -106,7 +112,7 @@ class UsageOps(PoolOps):
             report = reports.get(node.id)
             if report is None:
                 continue
-            values: dict[str, float] = report.values
+            values = report.values
             delta["samples"] = delta.get("samples", 0.0) + 1
             for name in ("cpu", "mem", "disk"):
                 delta[name] = delta.get(name, 0.0) + values.get(name, 0.0)

@@ -226,6 +226,26 @@ def supported_images() -> list[dict[str, Any]]:
     return copy.deepcopy(list(SUPPORTED_IMAGES))
 
 
+# Commands the nodes of an image have that this host may lack, by node agent SKU family: command -> the host
+# command that provides it. Debian and Ubuntu hosts ship `python3` only, but Batch's Linux nodes run
+# `python ...` start tasks (Azure-Samples' `python simple_task.py`), so every Linux image's nodes have
+# `python`. Nodes get these as a directory last on their PATH (agent/image_commands.py): where the host has
+# the command itself, the host's comes first.
+_IMAGE_COMMANDS: dict[str, dict[str, str]] = {
+    "batch.node.ubuntu": {"python": "python3"},
+    "batch.node.debian": {"python": "python3"},
+    "batch.node.el": {"python": "python3"},
+    "batch.node.centos": {"python": "python3"},
+}
+
+
+def image_commands(node_agent_sku_id: str | None) -> dict[str, str]:
+    """The commands the nodes of an image (by its node agent SKU) have: command -> host command providing it."""
+    name = " ".join((node_agent_sku_id or "").strip().lower().split())
+    family = name.split(" ", 1)[0]
+    return dict(_IMAGE_COMMANDS.get(family, {}))
+
+
 def node_agent_skus() -> list[dict[str, Any]]:
     """The same data in the `GET /nodeagentskus` shape of older API versions (id, verifiedImageReferences, osType)."""
     by_sku: dict[str, dict[str, Any]] = {}

@@ -23,12 +23,14 @@ def parse_job_create(body: Any) -> dict[str, Any]:
 def parse_job_update(body: Any) -> dict[str, Any]:
     """PATCH /jobs/{id} (BatchJobUpdateOptions): only the properties present.
 
-    A present `constraints` replaces the job's constraints whole, so its defaults are filled. The caller
+    A present `constraints` or `poolInfo` replaces the job's whole, so its defaults are filled. The caller
     enforces the state rules (poolInfo only while disabled, no terminatejob -> noaction).
     """
     update = validate("BatchJobUpdateOptions", body)
     if "constraints" in update:
         update["constraints"] = defaults.job_constraints(update["constraints"])
+    if "poolInfo" in update:
+        defaults.pool_info(update["poolInfo"])
     return update
 
 

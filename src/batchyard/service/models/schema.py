@@ -9,6 +9,8 @@ returns a new normalized dict:
   on the contract's `username`);
 * enum values are matched case-insensitively and rewritten in the contract's casing;
 * durations are rewritten in the service's canonical form ("PT900S" -> "PT15M");
+* integers, booleans and date-times are read as Azure's .NET deserializer reads them (`scalars.py`):
+  `"2"` is the integer 2 and `"true"` the boolean true, as azure-cli sends them;
 * a nested `XUpdate` object of a PATCH body is checked as `X` (it replaces the stored object whole);
 * per-definition contract rules (`contract_rules/`) rename aliases from older API versions
   (`targetDedicated`, `maxTasksPerNode`, `runElevated`, ...) before, and apply semantic rules after, the
@@ -25,14 +27,13 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from batchyard.service.errors import BatchError, invalid_body, invalid_property, missing_property
 
-from . import contract_rules, durations
+from . import contract_rules, durations, scalars
 from .contract_rules import show
 
 Validator = Callable[[Any, str], Any]
@@ -155,7 +156,7 @@ def _schema(schema: dict[str, Any], prop: str = "") -> Validator:
     if kind == "number":
         return _number
     if kind == "boolean":
-        return _boolean
+        return scalars.boolean
     return _anything
 
 
@@ -270,25 +271,9 @@ def _duration(value: str, path: str) -> str:
     return durations.format_ticks(ticks)
 
 
-def _date_time(value: str, path: str) -> str:
-    try:
-        moment = datetime.fromisoformat(value)
-        if moment.tzinfo is not None:
-            moment.astimezone(UTC)  # the service works in UTC: 0001-01-01T00:00:00+01:00 is before year 1 there
-    except (ValueError, OverflowError):
-        raise invalid_property(
-            path, value, "The value must be an ISO 8601 date-time (years 1 to 9999 in UTC)."
-        ) from None
-    return value
-
-
 def _int64_string(value: str, path: str) -> str:
-    try:
-        number = int(value)
-    except ValueError:
-        raise invalid_property(path, value, "The value must be a 64-bit integer.") from None
-    if not INT64_MIN <= number <= INT64_MAX:
-        raise invalid_property(path, value, "The value must be a 64-bit integer.")
+    """A string of format int64 (the contract's way to carry 64-bit integers): the same rule as an integer."""
+    scalars.integer(value, path, INT64_MIN, INT64_MAX, "64-bit")
     return value
 
 
@@ -302,41 +287,23 @@ def _base64(value: str, path: str) -> str:
 
 _FORMATS: dict[str, Callable[[str, str], str]] = {
     "duration": _duration,
-    "date-time": _date_time,
+    "date-time": scalars.date_time,
     "int64": _int64_string,
     "byte": _base64,
 }
 
 
-def _integer(value: Any, path: str, low: int, high: int, what: str) -> int:
-    if type(value) is not int:
-        # JSON 3.0 is an integer too; strings and booleans are not (the contract says integer).
-        if type(value) is float and value.is_integer():
-            value = int(value)
-        else:
-            raise _type_error(path, value, f"a {what} integer")
-    if not low <= value <= high:
-        raise invalid_property(path, show(value), f"The value must be a {what} integer.")
-    return value
-
-
 def _int32(value: Any, path: str) -> int:
     if type(value) is int and INT32_MIN <= value <= INT32_MAX:
         return value  # fast path
-    return _integer(value, path, INT32_MIN, INT32_MAX, "32-bit")
+    return scalars.integer(value, path, INT32_MIN, INT32_MAX, "32-bit")
 
 
 def _int64(value: Any, path: str) -> int:
-    return _integer(value, path, INT64_MIN, INT64_MAX, "64-bit")
+    return scalars.integer(value, path, INT64_MIN, INT64_MAX, "64-bit")
 
 
 def _number(value: Any, path: str) -> float | int:
     if type(value) not in (int, float):
         raise _type_error(path, value, "a number")
-    return value
-
-
-def _boolean(value: Any, path: str) -> bool:
-    if type(value) is not bool:
-        raise _type_error(path, value, "a boolean (true or false)")
     return value

@@ -17,44 +17,44 @@ class AccountOperations(OperationsBase):
     # --- certificates ---------------------------------------------------------------------------
 
     def certificates(self) -> list[dict[str, Any]]:
-        return list(self.engine.certificates.values())
+        return list(self.engine.certificate_ops.certificates.values())
 
     def certificate(self, algorithm: str, thumbprint: str) -> dict[str, Any]:
         """The certificate, or CertificateNotFound."""
-        return self.engine.get_certificate(algorithm, thumbprint)
+        return self.engine.certificate_ops.get_certificate(algorithm, thumbprint)
 
     def add_certificate(self, spec: dict[str, Any]) -> dict[str, Any]:
         with self.store.transaction():
-            return self.engine.add_certificate(spec)
+            return self.engine.certificate_ops.add_certificate(spec)
 
     def delete_certificate(self, algorithm: str, thumbprint: str) -> None:
-        doc = self.engine.get_certificate(algorithm, thumbprint)
+        doc = self.engine.certificate_ops.get_certificate(algorithm, thumbprint)
         with self.store.transaction():
-            self.engine.delete_certificate(doc)
+            self.engine.certificate_ops.delete_certificate(doc)
 
     def cancel_certificate_deletion(self, algorithm: str, thumbprint: str) -> dict[str, Any]:
-        doc = self.engine.get_certificate(algorithm, thumbprint)
+        doc = self.engine.certificate_ops.get_certificate(algorithm, thumbprint)
         with self.store.transaction():
-            self.engine.cancel_certificate_deletion(doc)
+            self.engine.certificate_ops.cancel_certificate_deletion(doc)
         return doc
 
     # --- statistics (`$expand=stats`) -------------------------------------------------------------
 
     def job_stats(self, job: JobRecord, url: str) -> dict[str, Any]:
         engine = self.engine
-        totals = engine.usage.get(("job", job_usage_key(job)), {})
-        return job_statistics(totals, url, job.doc["creationTime"], job.succeeded, job.failed, engine.now())
+        totals = engine.usage_ops.usage.get(("job", job_usage_key(job)), {})
+        return job_statistics(totals, url, job.doc["creationTime"], job.succeeded, job.failed, engine.core.now())
 
     def pool_stats(self, pool: PoolRecord, url: str) -> dict[str, Any]:
-        totals = self.engine.usage.get(("pool", pool_usage_key(pool)), {})
-        return pool_statistics(totals, url, pool.doc["creationTime"], self.engine.now())
+        totals = self.engine.usage_ops.usage.get(("pool", pool_usage_key(pool)), {})
+        return pool_statistics(totals, url, pool.doc["creationTime"], self.engine.core.now())
 
     def schedule_stats(self, schedule: ScheduleRecord, url: str) -> dict[str, Any]:
         engine = self.engine
-        totals = engine.usage.get(("schedule", f"{schedule.key}#{schedule.seq}"), {})
-        jobs = engine.jobs_of_schedule(schedule)
+        totals = engine.usage_ops.usage.get(("schedule", f"{schedule.key}#{schedule.seq}"), {})
+        jobs = engine.schedule_ops.jobs_of_schedule(schedule)
         succeeded, failed = sum(job.succeeded for job in jobs), sum(job.failed for job in jobs)
-        return job_statistics(totals, url, schedule.doc["creationTime"], succeeded, failed, engine.now())
+        return job_statistics(totals, url, schedule.doc["creationTime"], succeeded, failed, engine.core.now())
 
     # --- pool usage metrics -----------------------------------------------------------------------
 
@@ -64,7 +64,7 @@ class AccountOperations(OperationsBase):
         Without start/end only the last finished interval; with them, the intervals that start at or
         after `start` (rounded down to an interval) and end by `end` (Unix times).
         """
-        now = self.engine.now().timestamp()
+        now = self.engine.core.now().timestamp()
         last_start = (now // INTERVAL) * INTERVAL - INTERVAL  # the last interval that has ended
         first = last_start if start is None else (start // INTERVAL) * INTERVAL
         final = last_start if end is None else min(last_start, end - INTERVAL)

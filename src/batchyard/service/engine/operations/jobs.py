@@ -10,13 +10,13 @@ from batchyard.service.engine.records import JobRecord
 
 
 def _same_pool(given: dict[str, Any], current: dict[str, Any]) -> bool:
-    """A poolInfo naming the job's current pool (PUT must send one; only a change needs a disabled job)."""
+    """A poolInfo naming the job's current pool or repeating its auto-pool specification (PUT must send one;
+    only a change needs a disabled job). Both are parsed with the same defaults, so equal means unchanged."""
+    auto = given.get("autoPoolSpecification")
+    if auto is not None:
+        return "poolId" not in given and auto == current.get("autoPoolSpecification")
     pool_id = str(given.get("poolId") or "")
-    return (
-        bool(pool_id)
-        and "autoPoolSpecification" not in given
-        and pool_id.lower() == str(current.get("poolId") or "").lower()
-    )
+    return bool(pool_id) and pool_id.lower() == str(current.get("poolId") or "").lower()
 
 
 class JobOperations(OperationsBase):
@@ -27,11 +27,11 @@ class JobOperations(OperationsBase):
 
     def job(self, job_id: str) -> JobRecord:
         """The job, or JobNotFound."""
-        return self.engine.get_job(job_id)
+        return self.engine.job_ops.get_job(job_id)
 
     def task_counts(self, job_id: str) -> dict[str, dict[str, int]]:
         """The job's taskCounts and taskSlotCounts (preparing tasks count as running)."""
-        job = self.engine.get_job(job_id)
+        job = self.engine.job_ops.get_job(job_id)
         counts, slots = job.counts, job.slot_counts
         return {
             "taskCounts": {
@@ -52,7 +52,7 @@ class JobOperations(OperationsBase):
 
     def preparation_statuses(self, job_id: str) -> list[dict[str, Any]]:
         """The job's preparation and release task status per node (a conflict when it has neither task)."""
-        job = self.engine.get_job(job_id)
+        job = self.engine.job_ops.get_job(job_id)
         if not job.doc.get("jobPreparationTask") and not job.doc.get("jobReleaseTask"):
             raise errors.conflict(
                 "JobPreparationTaskOrReleaseTaskNotSpecified", "The job has no job preparation or release task."
@@ -62,19 +62,19 @@ class JobOperations(OperationsBase):
     # --- changes --------------------------------------------------------------------------------
 
     def create_job(self, spec: dict[str, Any]) -> JobRecord:
-        self.engine.check_job_quota()
+        self.engine.schedule_ops.check_job_quota()
         with self.store.transaction():
-            return self.engine.create_job(spec)
+            return self.engine.job_ops.create_job(spec)
 
     def delete_job(self, job_id: str, check: Check = no_check) -> None:
-        job = self.engine.get_job(job_id)
+        job = self.engine.job_ops.get_job(job_id)
         check(job.doc)
         with self.store.transaction():
-            self.engine.delete_job(job)
+            self.engine.job_ops.delete_job(job)
 
     def update_job(self, job_id: str, changes: dict[str, Any], replace: bool, check: Check = no_check) -> JobRecord:
         """Patch (replace=False) or replace the job's updatable properties."""
-        job = self.engine.get_job(job_id)
+        job = self.engine.job_ops.get_job(job_id)
         check(job.doc)
         if "poolInfo" in changes and _same_pool(changes["poolInfo"], job.doc.get("poolInfo") or {}):
             changes = {k: v for k, v in changes.items() if k != "poolInfo"}
@@ -87,26 +87,26 @@ class JobOperations(OperationsBase):
                 "onAllTasksComplete", "noaction", "The value cannot be changed from terminatejob to noaction."
             )
         with self.store.transaction():
-            self.engine.update_job(job, changes, replace=replace)
+            self.engine.job_ops.update_job(job, changes, replace=replace)
         return job
 
     def disable_job(self, job_id: str, disable_tasks: str, check: Check = no_check) -> JobRecord:
-        job = self.engine.get_job(job_id)
+        job = self.engine.job_ops.get_job(job_id)
         check(job.doc)
         with self.store.transaction():
-            self.engine.disable_job(job, disable_tasks)
+            self.engine.job_ops.disable_job(job, disable_tasks)
         return job
 
     def enable_job(self, job_id: str, check: Check = no_check) -> JobRecord:
-        job = self.engine.get_job(job_id)
+        job = self.engine.job_ops.get_job(job_id)
         check(job.doc)
         with self.store.transaction():
-            self.engine.enable_job(job)
+            self.engine.job_ops.enable_job(job)
         return job
 
     def terminate_job(self, job_id: str, reason: str | None, check: Check = no_check) -> JobRecord:
-        job = self.engine.get_job(job_id)
+        job = self.engine.job_ops.get_job(job_id)
         check(job.doc)
         with self.store.transaction():
-            self.engine.terminate_job(job, reason)
+            self.engine.job_ops.terminate_job(job, reason)
         return job

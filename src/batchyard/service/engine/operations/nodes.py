@@ -15,7 +15,7 @@ class NodeOperations(OperationsBase):
 
     def node(self, pool_id: str, node_id: str) -> NodeRecord:
         """The node of that pool, or PoolNotFound / NodeNotFound."""
-        pool = self.engine.get_pool(pool_id)
+        pool = self.engine.pool_ops.get_pool(pool_id)
         node = self.engine.nodes.get(node_id)
         if node is None or node.pool_key != pool.key:
             raise errors.not_found("NodeNotFound", "The specified node does not exist.")
@@ -25,7 +25,7 @@ class NodeOperations(OperationsBase):
         return self.engine.nodes.get(node_id)
 
     def pool_nodes(self, pool_id: str) -> list[NodeRecord]:
-        pool = self.engine.get_pool(pool_id)
+        pool = self.engine.pool_ops.get_pool(pool_id)
         return [self.engine.nodes[node_id] for node_id in pool.node_ids]
 
     def node_document(self, node: NodeRecord) -> dict[str, Any]:
@@ -47,45 +47,45 @@ class NodeOperations(OperationsBase):
         """Reboot (kind "reboot") or reimage ("reimage") a node; option says what happens to its tasks."""
         node = self.node(pool_id, node_id)
         with self.store.transaction():
-            self.engine.restart_node(node, kind, option)
+            self.engine.node_actions.restart_node(node, kind, option)
 
     def disable_node_scheduling(self, pool_id: str, node_id: str, option: str) -> None:
         node = self.node(pool_id, node_id)
         with self.store.transaction():
-            self.engine.disable_scheduling(node, option)
+            self.engine.node_actions.disable_scheduling(node, option)
 
     def enable_node_scheduling(self, pool_id: str, node_id: str) -> None:
         node = self.node(pool_id, node_id)
         with self.store.transaction():
-            self.engine.enable_scheduling(node)
+            self.engine.node_actions.enable_scheduling(node)
 
     def deallocate_node(self, pool_id: str, node_id: str, option: str) -> None:
         node = self.node(pool_id, node_id)
         with self.store.transaction():
-            self.engine.deallocate_node(node, option)
+            self.engine.node_actions.deallocate_node(node, option)
 
     def start_node(self, pool_id: str, node_id: str) -> None:
         node = self.node(pool_id, node_id)
         with self.store.transaction():
-            self.engine.start_node(node)
+            self.engine.node_actions.start_node(node)
 
     def add_node_user(self, pool_id: str, node_id: str, spec: dict[str, Any]) -> None:
         node = self.node(pool_id, node_id)
         with self.store.transaction():
-            self.engine.add_user(node, spec)
+            self.engine.node_actions.add_user(node, spec)
 
     def replace_node_user(self, pool_id: str, node_id: str, name: str, spec: dict[str, Any]) -> None:
         node = self.node(pool_id, node_id)
         with self.store.transaction():
-            self.engine.replace_user(node, name, spec)
+            self.engine.node_actions.replace_user(node, name, spec)
 
     def delete_node_user(self, pool_id: str, node_id: str, name: str) -> None:
         node = self.node(pool_id, node_id)
         with self.store.transaction():
-            self.engine.delete_user(node, name)
+            self.engine.node_actions.delete_user(node, name)
 
     async def remote_login_settings(self, pool_id: str, node_id: str) -> dict[str, Any]:
-        return await self.engine.remote_login_settings(self.node(pool_id, node_id))
+        return await self.engine.node_actions.remote_login_settings(self.node(pool_id, node_id))
 
     async def upload_node_logs(self, pool_id: str, node_id: str, spec: dict[str, Any]) -> dict[str, Any]:
-        return await self.engine.upload_logs(self.node(pool_id, node_id), spec)
+        return await self.engine.node_actions.upload_logs(self.node(pool_id, node_id), spec)

@@ -48,7 +48,7 @@ class PoolOperations(OperationsBase):
 
     def pool(self, pool_id: str) -> PoolRecord:
         """The pool, or PoolNotFound."""
-        return self.engine.get_pool(pool_id)
+        return self.engine.pool_ops.get_pool(pool_id)
 
     def find_pool(self, pool_id: str) -> PoolRecord | None:
         return self.engine.pools.get(pool_id.lower())
@@ -61,16 +61,16 @@ class PoolOperations(OperationsBase):
     def create_pool(self, spec: dict[str, Any]) -> PoolRecord:
         _check_size_and_slots(spec, spec["vmSize"])
         with self.store.transaction():
-            return self.engine.create_pool(spec)
+            return self.engine.pool_ops.create_pool(spec)
 
     def delete_pool(self, pool_id: str, check: Check = no_check) -> None:
-        pool = self.engine.get_pool(pool_id)
+        pool = self.engine.pool_ops.get_pool(pool_id)
         check(pool.doc)
         with self.store.transaction():
-            self.engine.delete_pool(pool)
+            self.engine.pool_ops.delete_pool(pool)
 
     def patch_pool(self, pool_id: str, changes: dict[str, Any], check: Check = no_check) -> PoolRecord:
-        pool = self.engine.get_pool(pool_id)
+        pool = self.engine.pool_ops.get_pool(pool_id)
         check(pool.doc)
         if "vmSize" in changes or "taskSlotsPerNode" in changes:
             _check_size_and_slots(changes, changes.get("vmSize", pool.doc["vmSize"]))
@@ -80,62 +80,62 @@ class PoolOperations(OperationsBase):
                 f"{restricted[0]} can be updated only when the pool is empty (steady, with no compute nodes)."
             )
         with self.store.transaction():
-            self.engine.update_pool(pool, changes, replace=False)
+            self.engine.pool_ops.update_pool(pool, changes, replace=False)
         return pool
 
     def replace_pool_properties(self, pool_id: str, changes: dict[str, Any]) -> PoolRecord:
-        pool = self.engine.get_pool(pool_id)
+        pool = self.engine.pool_ops.get_pool(pool_id)
         with self.store.transaction():
-            self.engine.update_pool(pool, changes, replace=True)
+            self.engine.pool_ops.update_pool(pool, changes, replace=True)
         return pool
 
     def resize_pool(self, pool_id: str, spec: dict[str, Any], check: Check = no_check) -> PoolRecord:
-        pool = self.engine.get_pool(pool_id)
+        pool = self.engine.pool_ops.get_pool(pool_id)
         check(pool.doc)
         with self.store.transaction():
-            self.engine.resize_pool(pool, spec)
+            self.engine.pool_ops.resize_pool(pool, spec)
         return pool
 
     def stop_resize_pool(self, pool_id: str, check: Check = no_check) -> PoolRecord:
-        pool = self.engine.get_pool(pool_id)
+        pool = self.engine.pool_ops.get_pool(pool_id)
         check(pool.doc)
         with self.store.transaction():
-            self.engine.stop_resize(pool)
+            self.engine.pool_ops.stop_resize(pool)
         return pool
 
     def remove_nodes(self, pool_id: str, spec: dict[str, Any], check: Check = no_check) -> PoolRecord:
-        pool = self.engine.get_pool(pool_id)
+        pool = self.engine.pool_ops.get_pool(pool_id)
         check(pool.doc)
         with self.store.transaction():
-            self.engine.remove_nodes(pool, spec)
+            self.engine.pool_ops.remove_nodes(pool, spec)
         return pool
 
     # --- autoscale ------------------------------------------------------------------------------
 
     def enable_autoscale(self, pool_id: str, spec: dict[str, Any], check: Check = no_check) -> PoolRecord:
-        pool = self.engine.get_pool(pool_id)
+        pool = self.engine.pool_ops.get_pool(pool_id)
         check(pool.doc)
         with self.store.transaction():
-            self.engine.enable_autoscale(pool, spec)
+            self.engine.autoscale.enable_autoscale(pool, spec)
         return pool
 
     def disable_autoscale(self, pool_id: str) -> PoolRecord:
-        pool = self.engine.get_pool(pool_id)
+        pool = self.engine.pool_ops.get_pool(pool_id)
         with self.store.transaction():
-            self.engine.disable_autoscale(pool)
+            self.engine.autoscale.disable_autoscale(pool)
         return pool
 
     def evaluate_autoscale(self, pool_id: str, formula: str) -> tuple[PoolRecord, dict[str, Any]]:
         """The pool and the AutoScaleRun of the formula against it (nothing changes)."""
-        pool = self.engine.get_pool(pool_id)
-        return pool, self.engine.evaluate_autoscale(pool, formula)
+        pool = self.engine.pool_ops.get_pool(pool_id)
+        return pool, self.engine.autoscale.evaluate_autoscale(pool, formula)
 
     def debug_autoscale(self, pool_id: str, formula: str) -> dict[str, Any]:
         """The formula's run with its targets, every variable, each statement's value and the samples."""
         engine = self.engine
-        pool = engine.get_pool(pool_id)
-        now = engine.now()
-        result = engine.debug_evaluate(pool, formula, now)
+        pool = engine.pool_ops.get_pool(pool_id)
+        now = engine.core.now()
+        result = engine.autoscale.debug_evaluate(pool, formula, now)
         body: dict[str, Any] = run_document(result, now)
         body["targets"] = {
             "targetDedicatedNodes": result.target_dedicated,
@@ -158,6 +158,6 @@ class PoolOperations(OperationsBase):
                 "readable": sum(1 for when, _ in history.samples if when <= readable_before),
                 "latest": history.samples[-1][1] if len(history) else None,
             }
-            for name, history in sorted(engine.histories.get(pool.key, {}).items())
+            for name, history in sorted(engine.autoscale.histories.get(pool.key, {}).items())
         ]
         return body

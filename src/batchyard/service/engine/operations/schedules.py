@@ -13,26 +13,26 @@ class ScheduleOperations(OperationsBase):
     # --- reads ----------------------------------------------------------------------------------
 
     def schedules(self) -> list[ScheduleRecord]:
-        return list(self.engine.schedules.values())
+        return list(self.engine.schedule_ops.schedules.values())
 
     def schedule(self, schedule_id: str, check: Check = no_check) -> ScheduleRecord:
         """The job schedule, or JobScheduleNotFound."""
-        schedule = self.engine.get_schedule(schedule_id)
+        schedule = self.engine.schedule_ops.get_schedule(schedule_id)
         check(schedule.doc)
         return schedule
 
     def find_schedule(self, schedule_id: str) -> ScheduleRecord | None:
-        return self.engine.schedules.get(schedule_id.lower())
+        return self.engine.schedule_ops.schedules.get(schedule_id.lower())
 
     def schedule_jobs(self, schedule_id: str) -> list[JobRecord]:
         """The jobs the schedule has made that still exist."""
-        return self.engine.jobs_of_schedule(self.engine.get_schedule(schedule_id))
+        return self.engine.schedule_ops.jobs_of_schedule(self.engine.schedule_ops.get_schedule(schedule_id))
 
     # --- changes --------------------------------------------------------------------------------
 
     def create_schedule(self, spec: dict[str, Any]) -> ScheduleRecord:
         with self.store.transaction():
-            return self.engine.create_schedule(spec)
+            return self.engine.schedule_ops.create_schedule(spec)
 
     def update_schedule(
         self, schedule_id: str, changes: dict[str, Any], replace: bool, check: Check = no_check
@@ -40,28 +40,28 @@ class ScheduleOperations(OperationsBase):
         """Patch (replace=False) or replace the schedule's updatable properties."""
         schedule = self.schedule(schedule_id, check)
         with self.store.transaction():
-            self.engine.update_schedule(schedule, changes, replace=replace)
+            self.engine.schedule_ops.update_schedule(schedule, changes, replace=replace)
         return schedule
 
     def disable_schedule(self, schedule_id: str, check: Check = no_check) -> ScheduleRecord:
         schedule = self.schedule(schedule_id, check)
         with self.store.transaction():
-            self.engine.disable_schedule(schedule)
+            self.engine.schedule_ops.disable_schedule(schedule)
         return schedule
 
     def enable_schedule(self, schedule_id: str, check: Check = no_check) -> ScheduleRecord:
         schedule = self.schedule(schedule_id, check)
         with self.store.transaction():
-            self.engine.enable_schedule(schedule)
+            self.engine.schedule_ops.enable_schedule(schedule)
         return schedule
 
     def terminate_schedule(self, schedule_id: str, check: Check = no_check) -> ScheduleRecord:
         schedule = self.schedule(schedule_id, check)
         with self.store.transaction():
-            self.engine.terminate_schedule(schedule)
+            self.engine.schedule_ops.terminate_schedule(schedule)
         return schedule
 
     def delete_schedule(self, schedule_id: str, check: Check = no_check) -> None:
         schedule = self.schedule(schedule_id, check)
         with self.store.transaction():
-            self.engine.delete_schedule(schedule)
+            self.engine.schedule_ops.delete_schedule(schedule)

@@ -18,29 +18,29 @@ class ServiceOperations(OperationsBase):
         await self.engine.stop()
 
     def now(self) -> datetime:
-        return self.engine.now()
+        return self.engine.core.now()
 
     # --- agents ---------------------------------------------------------------------------------
 
     @property
     def node_secret(self) -> bytes:
         """The secret node tokens, join tokens and task authentication tokens are derived from."""
-        return self.engine.node_secret
+        return self.engine.core.node_secret
 
     def node_token_ok(self, node_id: str, token: str) -> bool:
-        return self.engine.node_token_ok(node_id, token)
+        return self.engine.node_ops.node_token_ok(node_id, token)
 
     async def agent_session(self, session: AgentChannel) -> None:
         """Serve one connected agent until it goes away."""
-        await self.engine.agent_session(session)
+        await self.engine.sessions.agent_session(session)
 
     def claim_node(self, pool_id: str, token: str) -> tuple[str, str] | None:
         """(node id, node token) of a node of the pool for an agent presenting the pool's join token."""
-        return self.engine.claim_node(pool_id, token)
+        return self.engine.node_ops.claim_node(pool_id, token)
 
     def join_token(self, pool_id: str) -> str:
         """The credential agents on other hosts present to join the pool (the pool need not exist yet)."""
-        return self.engine.join_token(pool_id)
+        return self.engine.node_ops.join_token(pool_id)
 
     # --- tests ----------------------------------------------------------------------------------
 

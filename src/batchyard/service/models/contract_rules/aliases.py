@@ -13,6 +13,7 @@ from typing import Any
 
 from batchyard.service.errors import invalid_property
 
+from ..scalars import boolean
 from .checks import join, show
 
 Alias = Callable[[dict[str, Any], str], dict[str, Any]]
@@ -56,9 +57,7 @@ def _run_elevated(body: dict[str, Any], path: str) -> dict[str, Any]:
     value = body.pop(key)
     if value is None:
         return body
-    if type(value) is not bool:
-        raise invalid_property(join(path, "runElevated"), show(value), "The value must be a boolean (true or false).")
-    if value and not _has(body, "userIdentity"):
+    if boolean(value, join(path, "runElevated")) and not _has(body, "userIdentity"):
         body["userIdentity"] = {"autoUser": {"scope": "pool", "elevationLevel": "admin"}}
     return body
 

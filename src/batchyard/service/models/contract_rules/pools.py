@@ -24,7 +24,11 @@ def set_autoscale_min_interval(seconds: float) -> None:
 
 
 def _pool_sizing(pool: dict[str, Any], path: str) -> None:
-    """enableAutoScale / autoScaleFormula / target node rules from the contract text."""
+    """enableAutoScale / autoScaleFormula / target node rules from the contract text.
+
+    The contract says a fixed-size pool "must set either targetDedicatedNodes, targetLowPriorityNodes, or
+    both", but Azure creates one without either with targets of 0 (`defaults.pool_spec`), so it is not refused.
+    """
     if pool.get("enableAutoScale"):
         if not pool.get("autoScaleFormula"):
             raise missing_property(join(path, "autoScaleFormula"))
@@ -49,8 +53,6 @@ def _pool_sizing(pool: dict[str, Any], path: str) -> None:
                 pool["autoScaleFormula"],
                 "autoScaleFormula must not be specified when enableAutoScale is false.",
             )
-        if "targetDedicatedNodes" not in pool and "targetLowPriorityNodes" not in pool:
-            raise missing_property(join(path, "targetDedicatedNodes"))
     at_least(pool, path, "targetDedicatedNodes", 0)
     at_least(pool, path, "targetLowPriorityNodes", 0)
 

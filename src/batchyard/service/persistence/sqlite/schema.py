@@ -1,7 +1,8 @@
 """The SQLite database's tables and indexes, and the migrations an existing database gets when opened.
 
-Every entity is its wire-shaped JSON document (`doc`) plus the columns queries need; migrations are
-additive, so an older service's data opens unchanged.
+Every entity is its wire document (`doc`, JSON), the fields only the service uses (`private`, JSON;
+service/documents.py), and the columns queries need; migrations are additive, so an older service's data
+opens unchanged.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ import orjson
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS pools (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS pools (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, doc BLOB NOT NULL, private BLOB);
 CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, pool_key TEXT NOT NULL, seq INTEGER NOT NULL,
-    doc BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS jobs (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, doc BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS schedules (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, doc BLOB NOT NULL);
+    doc BLOB NOT NULL, private BLOB);
+CREATE TABLE IF NOT EXISTS jobs (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, doc BLOB NOT NULL, private BLOB);
+CREATE TABLE IF NOT EXISTS schedules (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, doc BLOB NOT NULL,
+    private BLOB);
 CREATE TABLE IF NOT EXISTS tasks (
     job_key TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, state TEXT NOT NULL,
-    node_id TEXT, doc BLOB NOT NULL, PRIMARY KEY (job_key, key));
+    node_id TEXT, doc BLOB NOT NULL, private BLOB, PRIMARY KEY (job_key, key));
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_seq ON tasks (job_key, seq);
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (job_key, state, seq);
 CREATE INDEX IF NOT EXISTS tasks_by_node ON tasks (node_id) WHERE node_id IS NOT NULL;
@@ -29,7 +31,7 @@ CREATE TABLE IF NOT EXISTS prep_status (job_key TEXT NOT NULL, node_id TEXT NOT 
     PRIMARY KEY (job_key, node_id));
 CREATE TABLE IF NOT EXISTS retention (expiry REAL NOT NULL, node_id TEXT NOT NULL, path TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS retention_by_expiry ON retention (expiry);
-CREATE TABLE IF NOT EXISTS certificates (key TEXT PRIMARY KEY, doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS certificates (key TEXT PRIMARY KEY, doc BLOB NOT NULL, private BLOB);
 CREATE TABLE IF NOT EXISTS subtasks (job_key TEXT NOT NULL, task_key TEXT NOT NULL, id INTEGER NOT NULL,
     doc BLOB NOT NULL, PRIMARY KEY (job_key, task_key, id));
 CREATE TABLE IF NOT EXISTS usage_totals (scope TEXT NOT NULL, key TEXT NOT NULL, doc BLOB NOT NULL,
@@ -53,6 +55,38 @@ CREATE INDEX IF NOT EXISTS tasks_by_exit_code ON tasks (job_key, exit_code) WHER
 CREATE INDEX IF NOT EXISTS tasks_by_transition ON tasks (job_key, transition);
 """
 
+# Older services kept private fields in the documents, under names starting with "_": where each went.
+_LEGACY_PRIVATE: dict[str, dict[str, str]] = {
+    "pools": {
+        "_dealloc": "deallocation_option",
+        "_resizeStarted": "resize_started",
+        "_asNext": "autoscale_next",
+        "_asEnabled": "autoscale_enabled_at",
+        "_autoFor": "auto_pool_for",
+        "_autoLifetime": "auto_pool_lifetime",
+        "_keepAlive": "keep_alive",
+    },
+    "nodes": {
+        "_provider": "provider",
+        "_leaving": "leaving",
+        "_claimed": "claimed",
+        "_action": "action",
+        "_users": "users",
+        "_certs": "certificates",
+        "_boot": "boot",
+    },
+    "jobs": {"_schedule": "schedule", "_released": "released"},
+    "schedules": {"_jobs": "jobs_created", "_activeJob": "active_job", "_autoPool": "auto_pool"},
+    "tasks": {
+        "_aid": "run_id",
+        "_dep": "dependency_action",
+        "_jm": "job_manager",
+        "_ending": "ending",
+        "_stats": "run_stats",
+        "_miRetention": "subtask_retention",
+    },
+    "certificates": {"_pem": "pem", "_key": "key"},
+}
 # Where older services kept the application registry: one JSON document in `meta`.
 _APPLICATIONS_META_KEY = "applications"
 
@@ -67,6 +101,7 @@ def open_database(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA foreign_keys=OFF")
     db.executescript(SCHEMA)
     _add_task_columns(db)
+    _move_private_fields_out_of_documents(db)
     _move_applications_out_of_meta(db)
     return db
 
@@ -111,3 +146,25 @@ def _move_applications_out_of_meta(db: sqlite3.Connection) -> None:
     )
     db.execute("DELETE FROM meta WHERE k = ?", (_APPLICATIONS_META_KEY,))
     db.execute("COMMIT")
+
+
+def _move_private_fields_out_of_documents(db: sqlite3.Connection) -> None:
+    """Migration: an older service's "_" fields leave the documents for the `private` column."""
+    for table, names in _LEGACY_PRIVATE.items():
+        if "private" in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+            continue
+        db.execute("BEGIN")
+        db.execute(f"ALTER TABLE {table} ADD COLUMN private BLOB")
+        rows = db.execute(f"SELECT rowid, doc FROM {table} WHERE instr(doc, '\"_') > 0").fetchall()
+        for rowid, raw in rows:
+            doc = orjson.loads(raw)
+            private = {names[key]: doc.pop(key) for key in list(doc) if key in names}
+            if table == "nodes" and doc.pop("_external", None):  # the first way of marking agents on other hosts
+                private.setdefault("provider", "external")
+            for key in [key for key in doc if key.startswith("_")]:
+                del doc[key]  # kept in columns (`_seq`, `_pool`) or no longer used
+            db.execute(
+                f"UPDATE {table} SET doc = ?, private = ? WHERE rowid = ?",
+                (orjson.dumps(doc), orjson.dumps(private), rowid),
+            )
+        db.execute("COMMIT")

@@ -1,5 +1,8 @@
-"""SQLite persistence (the `Store` port): every entity is its wire-shaped JSON document plus the indexed
-columns queries need (see schema.py).
+"""SQLite persistence (the `Store` port): every entity is its wire document, its private fields, and the
+indexed columns queries need (see schema.py).
+
+(Over 400 lines on purpose: one class implementing the whole `Store` port, its statements grouped by
+entity; the schema and migrations are in schema.py, `$filter` to SQL in filters.py.)
 
 One connection, used only from the event loop thread. WAL with synchronous=NORMAL survives a killed
 process (only an OS crash can lose the last commits). Callers group writes with `transaction()`.
@@ -14,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from batchyard.service.documents import Private, TaskDocument, TaskPrivate, dump_private, load_private
 from batchyard.service.odata import Filter
 from batchyard.service.persistence.sqlite.filters import IndexHint, to_index_hint, to_sql
 from batchyard.service.persistence.sqlite.schema import open_database
@@ -83,28 +87,45 @@ class SqliteStore:
 
     # --- pools, nodes, jobs (small tables, loaded whole at start) ----------------------------
 
-    def load_all(self, table: str) -> list[dict[str, Any]]:
-        assert table in ("pools", "nodes", "jobs", "schedules")
-        return [_loads(row[0]) for row in self._db.execute(f"SELECT doc FROM {table} ORDER BY seq")]
+    def load_all(self, table: str) -> list[tuple[int, dict[str, Any], Private]]:
+        """(seq, doc, private) of every pool, job or schedule, in creation order."""
+        assert table in ("pools", "jobs", "schedules")
+        return [
+            (seq, _loads(doc), _loads(private) if private else {})
+            for seq, doc, private in self._db.execute(f"SELECT seq, doc, private FROM {table} ORDER BY seq")
+        ]
 
-    def put_pool(self, key: str, seq: int, doc: dict[str, Any]) -> None:
-        self._db.execute("INSERT OR REPLACE INTO pools (key, seq, doc) VALUES (?, ?, ?)", (key, seq, _dumps(doc)))
+    def put_pool(self, key: str, seq: int, doc: dict[str, Any], private: Private) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO pools (key, seq, doc, private) VALUES (?, ?, ?, ?)",
+            (key, seq, _dumps(doc), _dumps(private)),
+        )
 
     def delete_pool(self, key: str) -> None:
         self._db.execute("DELETE FROM pools WHERE key = ?", (key,))
 
-    def put_node(self, node_id: str, pool_key: str, seq: int, doc: dict[str, Any]) -> None:
+    def load_nodes(self) -> list[tuple[str, int, dict[str, Any], Private]]:
+        """(pool key, seq, doc, private) of every node, in creation order."""
+        rows = self._db.execute("SELECT pool_key, seq, doc, private FROM nodes ORDER BY seq")
+        return [
+            (pool_key, seq, _loads(doc), _loads(private) if private else {}) for pool_key, seq, doc, private in rows
+        ]
+
+    def put_node(self, node_id: str, pool_key: str, seq: int, doc: dict[str, Any], private: Private) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO nodes (id, pool_key, seq, doc) VALUES (?, ?, ?, ?)",
-            (node_id, pool_key, seq, _dumps(doc)),
+            "INSERT OR REPLACE INTO nodes (id, pool_key, seq, doc, private) VALUES (?, ?, ?, ?, ?)",
+            (node_id, pool_key, seq, _dumps(doc), _dumps(private)),
         )
 
     def delete_node(self, node_id: str) -> None:
         self._db.execute("DELETE FROM nodes WHERE id = ?", (node_id,))
         self.forget_retained(node_id)
 
-    def put_job(self, key: str, seq: int, doc: dict[str, Any]) -> None:
-        self._db.execute("INSERT OR REPLACE INTO jobs (key, seq, doc) VALUES (?, ?, ?)", (key, seq, _dumps(doc)))
+    def put_job(self, key: str, seq: int, doc: dict[str, Any], private: Private) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO jobs (key, seq, doc, private) VALUES (?, ?, ?, ?)",
+            (key, seq, _dumps(doc), _dumps(private)),
+        )
 
     def delete_job(self, key: str) -> None:
         self._db.execute("DELETE FROM jobs WHERE key = ?", (key,))
@@ -112,45 +133,69 @@ class SqliteStore:
         self._db.execute("DELETE FROM prep_status WHERE job_key = ?", (key,))
         self._db.execute("DELETE FROM subtasks WHERE job_key = ?", (key,))
 
-    def put_schedule(self, key: str, seq: int, doc: dict[str, Any]) -> None:
-        self._db.execute("INSERT OR REPLACE INTO schedules (key, seq, doc) VALUES (?, ?, ?)", (key, seq, _dumps(doc)))
+    def put_schedule(self, key: str, seq: int, doc: dict[str, Any], private: Private) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO schedules (key, seq, doc, private) VALUES (?, ?, ?, ?)",
+            (key, seq, _dumps(doc), _dumps(private)),
+        )
 
     def delete_schedule(self, key: str) -> None:
         self._db.execute("DELETE FROM schedules WHERE key = ?", (key,))
 
     # --- tasks (large: never loaded whole) ---------------------------------------------------
 
-    def insert_tasks(self, job_key: str, rows: Iterable[tuple[str, int, str, dict[str, Any]]]) -> None:
+    def insert_tasks(self, job_key: str, rows: Iterable[tuple[str, int, str, TaskDocument]]) -> None:
         """rows: (task key, seq, state, doc)."""
         self._db.executemany(
-            "INSERT INTO tasks (job_key, key, seq, state, node_id, doc, id, exit_code, transition)"
-            " VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?)",
+            "INSERT INTO tasks (job_key, key, seq, state, node_id, doc, private, id, exit_code, transition)"
+            " VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
             [
-                (job_key, key, seq, state, _dumps(doc), doc["id"], _exit_code(doc), doc.get("stateTransitionTime"))
+                (
+                    job_key,
+                    key,
+                    seq,
+                    state,
+                    _dumps(doc),
+                    _dump_task_private(doc.private),
+                    doc["id"],
+                    _exit_code(doc),
+                    doc.get("stateTransitionTime"),
+                )
                 for key, seq, state, doc in rows
             ],
         )
 
-    def update_task(self, job_key: str, key: str, state: str, node_id: str | None, doc: dict[str, Any]) -> None:
+    def update_task(self, job_key: str, key: str, state: str, node_id: str | None, doc: TaskDocument) -> None:
         self._db.execute(
-            "UPDATE tasks SET state = ?, node_id = ?, doc = ?, exit_code = ?, transition = ?"
+            "UPDATE tasks SET state = ?, node_id = ?, doc = ?, private = ?, exit_code = ?, transition = ?"
             " WHERE job_key = ? AND key = ?",
-            (state, node_id, _dumps(doc), _exit_code(doc), doc.get("stateTransitionTime"), job_key, key),
+            (
+                state,
+                node_id,
+                _dumps(doc),
+                _dump_task_private(doc.private),
+                _exit_code(doc),
+                doc.get("stateTransitionTime"),
+                job_key,
+                key,
+            ),
         )
 
-    def get_task(self, job_key: str, key: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT doc FROM tasks WHERE job_key = ? AND key = ?", (job_key, key)).fetchone()
-        return _loads(row[0]) if row else None
+    def get_task(self, job_key: str, key: str) -> TaskDocument | None:
+        row = self._db.execute(
+            "SELECT doc, private FROM tasks WHERE job_key = ? AND key = ?", (job_key, key)
+        ).fetchone()
+        return _task_document(*row) if row else None
 
-    def get_tasks(self, job_key: str, keys: list[str]) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
+    def get_tasks(self, job_key: str, keys: list[str]) -> dict[str, TaskDocument]:
+        found: dict[str, TaskDocument] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for key, doc in self._db.execute(
-                f"SELECT key, doc FROM tasks WHERE job_key = ? AND key IN ({marks})", (job_key, *chunk)
+            for key, doc, private in self._db.execute(
+                f"SELECT key, doc, private FROM tasks WHERE job_key = ? AND key IN ({marks})", (job_key, *chunk)
             ):
-                found[key] = _loads(doc)
+                found[key] = _task_document(doc, private)
         return found
 
     def existing_task_keys(self, job_key: str, keys: list[str]) -> set[str]:
@@ -174,6 +219,13 @@ class SqliteStore:
     ) -> list[tuple[int, bytes]]:
         """A page of (seq, raw doc) in insertion order, of the tasks matching `where` (a validated task filter)."""
         return self._task_page("doc", job_key, after_seq, limit, where)
+
+    def list_task_documents(
+        self, job_key: str, after_seq: int, limit: int, where: Filter | None = None
+    ) -> list[tuple[int, TaskDocument]]:
+        """Like list_tasks, with each task's private fields (what its statistics are made of)."""
+        rows = self._task_page("doc, private", job_key, after_seq, limit, where)
+        return [(seq, _task_document(doc, private)) for seq, doc, private in rows]
 
     def list_task_fields(
         self, job_key: str, after_seq: int, limit: int, fields: Collection[str], where: Filter | None = None
@@ -216,26 +268,32 @@ class SqliteStore:
         sql, args = self._task_page_sql("doc", job_key, 0, 1000, where)
         return [str(row[-1]) for row in self._db.execute("EXPLAIN QUERY PLAN " + sql, args)]
 
-    def task_keys_in_state(self, job_key: str, states: tuple[str, ...]) -> list[tuple[str, bytes]]:
+    def task_keys_in_state(self, job_key: str, states: tuple[str, ...]) -> list[tuple[str, TaskDocument]]:
         marks = ",".join("?" * len(states))
-        return self._db.execute(
-            f"SELECT key, doc FROM tasks WHERE job_key = ? AND state IN ({marks}) ORDER BY seq",
+        rows = self._db.execute(
+            f"SELECT key, doc, private FROM tasks WHERE job_key = ? AND state IN ({marks}) ORDER BY seq",
             (job_key, *states),
-        ).fetchall()
+        )
+        return [(key, _task_document(doc, private)) for key, doc, private in rows]
 
-    def tasks_on_node(self, node_id: str) -> list[tuple[str, str, bytes]]:
-        return self._db.execute(
-            "SELECT job_key, key, doc FROM tasks WHERE node_id = ? AND state IN ('running', 'preparing')",
+    def tasks_on_node(self, node_id: str) -> list[tuple[str, str, TaskDocument]]:
+        rows = self._db.execute(
+            "SELECT job_key, key, doc, private FROM tasks WHERE node_id = ? AND state IN ('running', 'preparing')",
             (node_id,),
-        ).fetchall()
+        )
+        return [(job_key, key, _task_document(doc, private)) for job_key, key, doc, private in rows]
 
     # --- certificates (few and small: loaded whole at start) --------------------------------
 
-    def load_certificates(self) -> list[dict[str, Any]]:
-        return [_loads(row[0]) for row in self._db.execute("SELECT doc FROM certificates ORDER BY key")]
+    def load_certificates(self) -> list[tuple[dict[str, Any], Private]]:
+        rows = self._db.execute("SELECT doc, private FROM certificates ORDER BY key")
+        return [(_loads(doc), _loads(private) if private else {}) for doc, private in rows]
 
-    def put_certificate(self, key: str, doc: dict[str, Any]) -> None:
-        self._db.execute("INSERT OR REPLACE INTO certificates (key, doc) VALUES (?, ?)", (key, _dumps(doc)))
+    def put_certificate(self, key: str, doc: dict[str, Any], private: Private) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO certificates (key, doc, private) VALUES (?, ?, ?)",
+            (key, _dumps(doc), _dumps(private)),
+        )
 
     def delete_certificate(self, key: str) -> None:
         self._db.execute("DELETE FROM certificates WHERE key = ?", (key,))
@@ -358,3 +416,16 @@ class SqliteStore:
 def _exit_code(doc: dict[str, Any]) -> int | None:
     code = (doc.get("executionInfo") or {}).get("exitCode")
     return code if isinstance(code, int) and not isinstance(code, bool) else None
+
+
+_DEFAULT_TASK_PRIVATE = _dumps(dump_private(TaskPrivate()))
+
+
+def _dump_task_private(private: TaskPrivate) -> bytes | None:
+    """None for the defaults (most tasks while queued): no bytes stored, nothing to parse when read."""
+    raw = _dumps(dump_private(private))
+    return None if raw == _DEFAULT_TASK_PRIVATE else raw
+
+
+def _task_document(doc: bytes, private: bytes | None) -> TaskDocument:
+    return TaskDocument(_loads(doc), load_private(TaskPrivate, _loads(private)) if private else None)
