@@ -9,7 +9,9 @@ On an agent running as root, runs are other users (task_users.py), so the modes 
     workitems/       0755  job directories (0755) and task directories (0700, their users' own)
     users/           0755  homes of the pool's auto-user and named accounts (0700 each), nss_wrapper files
     home/            0755  node users' homes (accounts.py)
-    .batchyard/      0700  the agent's own: the blob cache
+    .batchyard/      0711  the agent's own; tasks pass through to image-bin/ (0755: the image's commands,
+                           agent/image_commands.py) but list nothing
+      blobcache/     0700  downloaded resource files, for the agent only
     agent.log        0600  (the local provider makes it)
 """
 
@@ -20,7 +22,14 @@ from pathlib import Path
 
 from batchyard.agent.accounts import TASKS_GID, isolating, unreachable_parent
 
-MODES = {"shared": 0o1775, "startup": 0o755, "workitems": 0o755, "users": 0o755, ".batchyard": 0o700}
+MODES = {
+    "shared": 0o1775,
+    "startup": 0o755,
+    "workitems": 0o755,
+    "users": 0o755,
+    ".batchyard": 0o711,
+    ".batchyard/blobcache": 0o700,
+}
 
 
 def make(root: Path) -> None:

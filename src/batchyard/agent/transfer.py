@@ -117,7 +117,7 @@ class BlobCache:
         key = hashlib.sha256(public(url).encode()).hexdigest()
         data, meta_path = self.directory / key, self.directory / f"{key}.json"
         with self._lock(key):
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # for the agent only (node_layout.py)
             headers = {}
             if data.exists() and meta_path.exists():
                 meta = json.loads(meta_path.read_text())
