@@ -910,6 +910,7 @@ def main(argv: list[str] | None = None) -> int:
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="batchyard-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    work.chmod(0o711)  # task users (a root service) pass through to the node roots
     machine = machine_info()
     load_start = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     monitor = Monitor()

@@ -119,6 +119,7 @@ def main() -> int:
     parser.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="batchyard-deps-") as work:
+        Path(work).chmod(0o711)  # task users (a root service) pass through to the node roots
         service = start_service(Path(work) / "svc")
         try:
             client = make_client(service.url)

@@ -265,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info()
     tmp = None if args.data_dir else tempfile.TemporaryDirectory(prefix="bench-lists-")
     data_dir = args.data_dir or Path(tmp.name)  # type: ignore[union-attr]
+    data_dir.chmod(0o711)  # task users (a root service) pass through to the node roots
     service = start_service(data_dir)
     monitor = Monitor()
     try:

@@ -49,6 +49,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the service (and its node) on the way out
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="batchyard-fuzz-"))
+    data_dir.chmod(0o711)  # task users (a root service) pass through to the node roots
     service = start_service(data_dir, *cf.SERVICE_ARGS)
     started = time.monotonic()
     deadline = started + args.minutes * 60 if args.minutes else None

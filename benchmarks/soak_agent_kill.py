@@ -31,6 +31,7 @@ def main() -> None:
     for trial in range(args.trials):
         mode = modes[trial % len(modes)]
         with tempfile.TemporaryDirectory(prefix="batchyard-soak-") as workdir:
+            Path(workdir).chmod(0o711)  # task users (a root service) pass through to the node roots
             outcome = kill_agent_during_tasks(Path(workdir), mode)
         twice += outcome.runs_twice()
         survivors += len(outcome.survivors)
