@@ -10,7 +10,7 @@ wire document.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -42,8 +42,8 @@ class TaskDocument(dict[str, Any]):
 
 
 def dump_private(private: DataclassInstance) -> Private:
-    """A private-fields dataclass as the store keeps it."""
-    return asdict(private)
+    """A private-fields dataclass as the store keeps it (a shallow copy: the fields are JSON values)."""
+    return {name: getattr(private, name) for name in _field_names(type(private))}
 
 
 P = TypeVar("P", bound="DataclassInstance")

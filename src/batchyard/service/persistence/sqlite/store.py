@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from batchyard.service.documents import Private, TaskDocument, TaskPrivate, dump_private, load_private
+from batchyard.service.documents import Private, TaskDocument, TaskPrivate, load_private
 from batchyard.service.odata import Filter
 from batchyard.service.persistence.sqlite.filters import IndexHint, to_index_hint, to_sql
 from batchyard.service.persistence.sqlite.schema import open_database
@@ -418,13 +418,12 @@ def _exit_code(doc: dict[str, Any]) -> int | None:
     return code if isinstance(code, int) and not isinstance(code, bool) else None
 
 
-_DEFAULT_TASK_PRIVATE = _dumps(dump_private(TaskPrivate()))
+_DEFAULT_TASK_PRIVATE = TaskPrivate()
 
 
 def _dump_task_private(private: TaskPrivate) -> bytes | None:
     """None for the defaults (most tasks while queued): no bytes stored, nothing to parse when read."""
-    raw = _dumps(dump_private(private))
-    return None if raw == _DEFAULT_TASK_PRIVATE else raw
+    return None if private == _DEFAULT_TASK_PRIVATE else _dumps(private)  # orjson writes dataclasses itself
 
 
 def _task_document(doc: bytes, private: bytes | None) -> TaskDocument:
