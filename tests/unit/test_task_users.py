@@ -1,15 +1,18 @@
-"""Whom runs run as, without processes: the wire form of userIdentity and the agent's mapping of it."""
+"""Whom runs run as: the wire form of userIdentity, the agent's mapping of it, and how a process starts as
+its account."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from batchyard.agent import accounts, task_users
-from batchyard.agent.accounts import UidAllocator, unreachable_parent
+from batchyard.agent.accounts import SETPRIV, Launch, OsAccount, UidAllocator, unreachable_parent
 from batchyard.agent.task_users import TaskUsers, UnknownUser
 from batchyard.service.config import SettingsError, read_key_file
 from batchyard.service.engine.run_builder import pool_accounts, user_of
@@ -92,3 +95,59 @@ def test_the_key_file_gives_its_first_line(tmp_path: Path) -> None:
     assert read_key_file(key_file) == "c2VjcmV0"
     with pytest.raises(SettingsError):
         read_key_file(tmp_path / "missing")
+
+
+# --- starting processes as an account without forking the agent ---------------------------------------------
+
+
+def test_a_task_users_start_goes_through_setpriv_and_keeps_its_argv(tmp_path: Path) -> None:
+    account = OsAccount(uid=0x40001234, home=tmp_path, lookup_env={}, gid=0x40001235, groups=(0x50000000,))
+    launch = account.launch(["true", "a b"], "/usr/bin:/bin", str(tmp_path))
+    if SETPRIV is None:
+        assert (launch.argv, launch.user, launch.group) == (["true", "a b"], 0x40001234, 0x40001235)
+        return
+    assert launch.argv == [
+        SETPRIV,
+        f"--reuid={0x40001234}",
+        f"--regid={0x40001235}",
+        f"--groups={0x50000000}",
+        "--",
+        "true",
+        "a b",
+    ]
+    assert (launch.user, launch.group, launch.extra_groups, launch.umask) == (None, None, None, account.umask)
+    assert OsAccount(uid=None, home=tmp_path, lookup_env={}).launch(["true"], "/bin", "/") == Launch(["true"])
+
+
+def test_a_program_that_is_missing_or_not_executable_fails_the_start_as_exec_would(tmp_path: Path) -> None:
+    account = OsAccount(uid=0x40001234, home=tmp_path, lookup_env={})
+    if SETPRIV is None:
+        pytest.skip("without setpriv the start is subprocess's own (user=), which reports these itself")
+    with pytest.raises(FileNotFoundError):
+        account.launch(["no-such-program"], f"{tmp_path}:/usr/bin", str(tmp_path))
+    with pytest.raises(FileNotFoundError):
+        account.launch(["./missing"], "/usr/bin", str(tmp_path))
+    plain = tmp_path / "plain"
+    plain.write_text("#!/bin/sh\n")
+    plain.chmod(0o644)
+    with pytest.raises(PermissionError):
+        account.launch(["./plain"], "/usr/bin", str(tmp_path))
+    assert account.launch(["sh", "-c", "true"], "/usr/bin:/bin", str(tmp_path)).argv[-3:] == ["sh", "-c", "true"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another uid needs root")
+def test_through_setpriv_the_process_runs_with_the_accounts_ids(tmp_path: Path) -> None:
+    account = OsAccount(uid=0x40001234, home=tmp_path, lookup_env={}, gid=0x40001235, groups=(0x50000000,))
+    launch = account.launch(["id"], "/usr/bin:/bin", "/")
+    out = subprocess.run(
+        launch.argv,
+        env={"PATH": "/usr/bin:/bin"},
+        user=launch.user,
+        group=launch.group,
+        extra_groups=launch.extra_groups,
+        umask=launch.umask,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"uid={0x40001234}" in out and f"gid={0x40001235}" in out and str(0x50000000) in out

@@ -277,8 +277,9 @@ async def start_process(spec: ProcessSpec, *, kill_grace: float = DEFAULT_KILL_G
         argv = shlex.split(spec.command_line)
         if not argv:
             raise ValueError("empty command line")
+        launch = spec.account.launch(argv, spec.env.get("PATH", os.defpath), str(spec.cwd)) if spec.account else None
         popen = subprocess.Popen(
-            argv,
+            launch.argv if launch else argv,
             cwd=spec.cwd,
             env=spec.env,
             stdin=subprocess.DEVNULL,
@@ -286,7 +287,10 @@ async def start_process(spec: ProcessSpec, *, kill_grace: float = DEFAULT_KILL_G
             stderr=fds[1],
             close_fds=True,
             start_new_session=True,  # own session and process group, so the whole tree can be killed
-            **(spec.account.spawn_options() if spec.account is not None else {}),
+            user=launch.user if launch else None,
+            group=launch.group if launch else None,
+            extra_groups=launch.extra_groups if launch else None,
+            umask=launch.umask if launch else -1,
         )
     except OSError as exc:
         proc = RunningProcess(0, start_time, kill_grace)
