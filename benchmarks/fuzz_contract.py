@@ -108,7 +108,8 @@ def main() -> int:
         service.stop()
     elapsed = time.monotonic() - started
     log = service.log()
-    tracebacks = log.count("Traceback")
+    # A traceback's own first line; the access log may quote "Traceback" from a generated request.
+    tracebacks = sum(1 for line in log.splitlines() if line.startswith("Traceback (most recent call last)"))
 
     print()
     print(f"requests sent:        {sent} in {elapsed / 60:.1f} min ({sent / elapsed:.0f}/s); {unsent} not sendable")
