@@ -6,27 +6,41 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh test || exit 1
 # The storage tests run Azurite (npm package, pinned in .azurite/package.json): install it once, up front.
 .venv/bin/batchyard install-azurite >/dev/null || exit 1
+# Components the tests need are installed here; where the machine can install them (root, Debian), a
+# failure stops the run rather than letting their tests skip unnoticed.
+can_install=0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then can_install=1; fi
 # The MPI tests (tests/api/test_multi_instance_mpi.py): MPICH from Debian, mpi4py built against it.
-if ! command -v mpicc >/dev/null && command -v apt-get >/dev/null; then
+if ! command -v mpicc >/dev/null && [ $can_install = 1 ]; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        mpich libmpich-dev python3-dev >/dev/null) || echo "MPICH not installed: the MPI tests will be skipped" >&2
+        mpich libmpich-dev python3-dev >/dev/null) || { echo "MPICH could not be installed" >&2; exit 1; }
 fi
 if command -v mpicc >/dev/null && ! .venv/bin/python -c "from mpi4py import MPI" 2>/dev/null; then
     # From source: the PyPI wheel looks for libmpi.so.12, which Debian's MPICH names libmpich.so.12.
     .venv/bin/python -m pip install -q --disable-pip-version-check --no-binary mpi4py --force-reinstall mpi4py \
-        || echo "mpi4py not installed: the MPI tests will be skipped" >&2
+        || { echo "mpi4py could not be installed" >&2; exit 1; }
+fi
+# Tasks as their users (tests/api/test_task_users.py) name them through nss_wrapper (scripts/setup.sh
+# installs it as root) and start them through util-linux's setpriv.
+if [ $can_install = 1 ] && ! ls /usr/lib/*/libnss_wrapper.so >/dev/null 2>&1; then
+    echo "libnss-wrapper is missing after scripts/setup.sh" >&2
+    exit 1
+fi
+if [ $can_install = 1 ] && ! command -v setpriv >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux >/dev/null \
+        || { echo "util-linux (setpriv) could not be installed" >&2; exit 1; }
 fi
 if [ ! -x .venv-legacy/bin/python ]; then
     python3 -m venv .venv-legacy || exit 1
 fi
 .venv-legacy/bin/python -m pip install -q --disable-pip-version-check "azure-batch==14.2.0" pytest httpx -e . || exit 1
 # azure-cli for tests/api/test_azure_cli.py: large, and it pins its own azure-batch, so in an environment of
-# its own, installed once and kept (like .venv-legacy). Without it the az tests are skipped, saying why.
+# its own, installed once and kept (like .venv-legacy). A failed install stops the run.
 AZURE_CLI_VERSION=2.91.0
 if ! .venv-az/bin/python -m pip show azure-cli 2>/dev/null | grep -qx "Version: $AZURE_CLI_VERSION"; then
     (python3 -m venv .venv-az \
         && .venv-az/bin/python -m pip install -q --disable-pip-version-check "azure-cli==$AZURE_CLI_VERSION") \
-        || { rm -rf .venv-az; echo "azure-cli not installed: the az tests will be skipped" >&2; }
+        || { rm -rf .venv-az; echo "azure-cli $AZURE_CLI_VERSION could not be installed" >&2; exit 1; }
 fi
 
 status=0

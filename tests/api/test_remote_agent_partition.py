@@ -9,7 +9,7 @@ from pathlib import Path
 from azure.batch import models as m
 
 from batchyard.agent import proctree
-from tests.api.helpers import completed, create_job
+from tests.api.helpers import completed, create_job, create_pool
 from tests.api.tcp_proxy import TcpProxy
 from tests.api.test_remote_agent import _join_token, _start_agent
 from tests.conftest import make_client, start_service, wait_for
@@ -26,20 +26,8 @@ def test_a_partitioned_agent_ends_its_runs_before_they_run_elsewhere(tmp_path: P
     marker = tmp_path / "marker"
     agents = []
     try:
-        client.create_pool(
-            m.BatchPoolCreateOptions(
-                id="p",
-                vm_size="standard_d2s_v3",
-                virtual_machine_configuration=m.VirtualMachineConfiguration(
-                    image_reference=m.BatchVmImageReference(
-                        publisher="canonical", offer="0001-com-ubuntu-server-jammy", sku="22_04-lts", version="latest"
-                    ),
-                    node_agent_sku_id="batch.node.ubuntu 22.04",
-                ),
-                target_dedicated_nodes=2,  # the second waits for an agent until the task runs on the first
-                metadata=EXTERNAL,
-            )
-        )
+        # The second node waits for an agent until the task runs on the first.
+        create_pool(client, "p", nodes=2, metadata=EXTERNAL)
         token = _join_token(service, "p")
         # The first agent's link to the service goes through the proxy.
         agents.append(_start_agent(f"http://127.0.0.1:{proxy.port}", tmp_path / "a", "p", token))

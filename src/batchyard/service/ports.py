@@ -105,10 +105,6 @@ class Store(Protocol):
 
     def task_keys_in_state(self, job_key: str, states: tuple[str, ...]) -> list[tuple[str, TaskDocument]]: ...
 
-    def tasks_on_node(self, node_id: str) -> list[tuple[str, str, TaskDocument]]:
-        """(job key, task key, document) of the running and preparing tasks on a node."""
-        ...
-
     def count_task_states(self) -> list[tuple[str, str, int]]: ...
 
     def task_results(self, job_key: str) -> tuple[int, int]:

@@ -276,13 +276,6 @@ class SqliteStore:
         )
         return [(key, _task_document(doc, private)) for key, doc, private in rows]
 
-    def tasks_on_node(self, node_id: str) -> list[tuple[str, str, TaskDocument]]:
-        rows = self._db.execute(
-            "SELECT job_key, key, doc, private FROM tasks WHERE node_id = ? AND state IN ('running', 'preparing')",
-            (node_id,),
-        )
-        return [(job_key, key, _task_document(doc, private)) for job_key, key, doc, private in rows]
-
     # --- certificates (few and small: loaded whole at start) --------------------------------
 
     def load_certificates(self) -> list[tuple[dict[str, Any], Private]]:
