@@ -150,7 +150,12 @@ def test_node_files(client: Any, pool: str, node_id: str, job: str, service: Ser
     top = {f.name: f for f in client.list_node_files(pool, node_id)}
     assert {"startup", "shared", "workitems"} <= set(top)
     assert all(top[name].is_directory for name in ("startup", "shared", "workitems"))
+    assert not {".batchyard", "agent.log", "users", "home"} & set(top)  # the agent's own: not the node's
     everything = {f.name for f in client.list_node_files(pool, node_id, recursive=True)}
+    assert not [name for name in everything if name.split("/")[0] in (".batchyard", "agent.log", "users", "home")]
+    with pytest.raises(ResourceNotFoundError) as info:
+        b"".join(client.download_node_file(pool, node_id, "agent.log"))
+    assert error_code(info.value) == "FileNotFound"
     assert {
         "startup/stdout.txt",
         "startup/stderr.txt",
