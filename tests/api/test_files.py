@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -105,6 +106,9 @@ def test_task_file_properties(client: Any, job: str, service: Service) -> None:
     assert head.headers["content-length"] == "10"
     assert head.headers["ocp-batch-file-isdirectory"] == "false"
     assert head.headers["last-modified"]
+    assert re.fullmatch(r"0x[0-9A-F]{15,16}", head.headers["etag"])  # the contract's ETag, as Batch writes one
+    got = signed_request(service.url, "GET", f"/jobs/{job}/tasks/writer/files/wd/out/deep/digits.txt")
+    assert got.headers["etag"] == head.headers["etag"]
     assert head.content == b""
     folder = signed_request(service.url, "HEAD", f"/jobs/{job}/tasks/writer/files/wd/out")
     assert folder.headers["ocp-batch-file-isdirectory"] == "true"
