@@ -75,6 +75,7 @@ class PreemptionOps(Concern):
         self.chance = chance or random.Random()
         self._exposed_since: dict[str, datetime] = {}  # node id -> clock time of its last draw
         self._evicting: set[str] = set()  # nodes whose processes are being ended
+        self._started = core.now()
 
     # --- eviction -------------------------------------------------------------------------------
 
@@ -158,8 +159,10 @@ class PreemptionOps(Concern):
             self._exposed_since.pop(node.id, None)
             return
         since = self._exposed_since.get(node.id)
+        if since is None:  # exposed since it entered this state (but not while the service was down)
+            since = max(parse_iso(node.doc["stateTransitionTime"]), self._started)
         self._exposed_since[node.id] = now
-        if since is None or rate <= 0:
+        if rate <= 0:
             return
         hours = max(0.0, (now - since).total_seconds() / 3600.0)
         if self.chance.random() < -math.expm1(-rate * hours):
