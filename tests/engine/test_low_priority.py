@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from batchyard.protocol.messages import AGENT_REFUSED
+from batchyard.providers.registry import ProviderRegistry
+from batchyard.service.engine.engine import Engine
 from batchyard.service.errors import BatchError
 from batchyard.service.models import pools as pool_models
 from tests.engine.test_lifecycles import play
-from tests.engine.world import FakeAgent, World
+from tests.engine.world import FakeAgent, FakeProvider, World
 
 
 async def mixed_pool(world: World, dedicated: int = 1, low: int = 2, **extra: object) -> tuple[list[str], list[str]]:
@@ -64,6 +66,36 @@ def test_a_preempted_node_requeues_its_task_without_using_a_retry(tmp_path: Path
         assert back.closed and back.close_code == AGENT_REFUSED
 
     play(scenario, tmp_path)
+
+
+class StuckFence(FakeProvider):
+    """A provider that never finishes ending a node's processes: the service stops in the middle."""
+
+    async def fence(self, node_id: str) -> None:
+        self.calls.append(("fence", node_id))
+        await asyncio.Event().wait()
+
+
+def test_an_eviction_the_service_did_not_finish_is_finished_when_it_starts_again(tmp_path: Path) -> None:
+    async def scenario(world: World) -> None:
+        _, (node,) = await mixed_pool(world, dedicated=0, low=1)
+        world.create_job("j", "p")
+        await world.add_task("j", "t")
+        preempt(world, node)
+        await world.settle()
+        assert world.task("j", "t")["state"] == "running"  # its processes are not known to be gone yet
+        provider = FakeProvider()
+        registry = ProviderRegistry([provider], default=provider.name)
+        again = Engine(world.settings, world.store, registry, world.clock)
+        registry.bind(again.node_ops)
+        await again.start()
+        await world.settle()
+        assert provider.asked("fence") == [node]
+        task = again.task_ops.get_task(again.job_ops.get_job("j"), "t")
+        assert task["state"] == "active" and task["executionInfo"]["requeueCount"] == 1
+        await again.stop()
+
+    play(scenario, tmp_path, provider=StuckFence())
 
 
 def test_only_low_priority_nodes_that_are_up_can_be_preempted(tmp_path: Path) -> None:

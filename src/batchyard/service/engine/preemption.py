@@ -29,7 +29,7 @@ from batchyard.service import errors
 from batchyard.service.clock import parse_iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import Concern, EngineCore
-from batchyard.service.engine.events import NodeForgotten, Tick, reacts_to
+from batchyard.service.engine.events import EngineStarted, NodeForgotten, Tick, reacts_to
 from batchyard.service.engine.nodes import NodeOps
 from batchyard.service.engine.records import NodeRecord
 
@@ -119,6 +119,14 @@ class PreemptionOps(Concern):
             node.private.certificates = []
             self.store.forget_retained(node.id)  # nor the old task directories
             self.node_ops.leave_with_runs_requeued(node, "preempted", None, self.core.now())
+
+    @reacts_to(EngineStarted)
+    def _finish_evictions_of_the_previous_process(self, event: EngineStarted) -> None:
+        """A preempted node that still has runs was being evicted when the service stopped: finish it."""
+        for node in list(self.nodes.values()):
+            if node.doc["state"] == "preempted" and node.runs and node.id not in self._evicting:
+                self._evicting.add(node.id)
+                self.core.spawn(self._end_processes(node))
 
     # --- reallocation and random evictions ----------------------------------------------------
 
