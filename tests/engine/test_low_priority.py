@@ -176,3 +176,24 @@ def test_preemption_settings_must_be_numbers(tmp_path: Path) -> None:
 
 def _item(setting: str, value: str) -> dict[str, str]:
     return {"name": f"batchyard-preemption-{setting}", "value": value}
+
+
+def test_a_job_manager_that_allows_no_low_priority_node_waits_for_a_dedicated_one(tmp_path: Path) -> None:
+    async def scenario(world: World) -> None:
+        _, low = await mixed_pool(world, dedicated=0, low=2)
+        manager = {"id": "jm", "commandLine": "/bin/true", "allowLowPriorityNode": False, "runExclusive": False}
+        world.create_job("j", "p", jobManagerTask=manager)
+        await world.add_task("j", "t")
+        await world.settle()
+        assert world.task("j", "jm")["state"] == "active"  # only low-priority nodes so far
+        assert world.task("j", "t")["nodeInfo"]["nodeId"] in low  # the job's other tasks may use them
+        pool = world.engine.pools["p"]
+        resize = pool_models.parse_pool_resize({"targetDedicatedNodes": 1, "targetLowPriorityNodes": 2})
+        world.unit(world.engine.pool_ops.resize_pool, pool, resize)
+        await world.settle()
+        (dedicated,) = [node for node in world.node_ids("p") if node not in low]
+        await world.connect(dedicated)
+        jm = world.task("j", "jm")
+        assert jm["state"] == "running" and jm["nodeInfo"]["nodeId"] == dedicated
+
+    play(scenario, tmp_path)
