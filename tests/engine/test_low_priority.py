@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -69,12 +70,39 @@ def test_a_preempted_node_requeues_its_task_without_using_a_retry(tmp_path: Path
     play(scenario, tmp_path)
 
 
-class StuckFence(FakeProvider):
-    """A provider that never finishes ending a node's processes: the service stops in the middle."""
+@dataclass
+class HeldFence(FakeProvider):
+    """A provider that ends a node's processes only when the test says they are gone."""
+
+    released: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def fence(self, node_id: str) -> None:
         self.calls.append(("fence", node_id))
-        await asyncio.Event().wait()
+        await self.released.wait()
+
+
+def test_a_task_is_requeued_only_once_its_preempted_nodes_processes_are_gone(tmp_path: Path) -> None:
+    async def scenario(world: World) -> None:
+        assert isinstance(world.provider, HeldFence)
+        _, low = await mixed_pool(world, dedicated=0, low=2)
+        world.create_job("j", "p")
+        await world.add_task("j", "t")
+        victim = world.task("j", "t")["nodeInfo"]["nodeId"]
+        preempt(world, victim)
+        pool = world.engine.pools["p"]
+        shrink = pool_models.parse_pool_resize({"targetLowPriorityNodes": 1})
+        world.unit(world.engine.pool_ops.resize_pool, pool, shrink)  # the preempted node leaves at once
+        await world.settle()
+        assert victim not in world.node_ids("p")
+        assert world.task("j", "t")["nodeInfo"]["nodeId"] == victim  # its process may still be running
+        world.provider.released.set()
+        await world.settle()
+        (survivor,) = world.node_ids("p")
+        task = world.task("j", "t")
+        assert task["state"] == "running" and task["nodeInfo"]["nodeId"] == survivor
+        assert task["executionInfo"]["requeueCount"] == 1
+
+    play(scenario, tmp_path, provider=HeldFence())
 
 
 def test_an_eviction_the_service_did_not_finish_is_finished_when_it_starts_again(tmp_path: Path) -> None:
@@ -96,7 +124,7 @@ def test_an_eviction_the_service_did_not_finish_is_finished_when_it_starts_again
         assert task["state"] == "active" and task["executionInfo"]["requeueCount"] == 1
         await again.stop()
 
-    play(scenario, tmp_path, provider=StuckFence())
+    play(scenario, tmp_path, provider=HeldFence())  # never released: the service stops in the middle
 
 
 def test_only_low_priority_nodes_that_are_up_can_be_preempted(tmp_path: Path) -> None:

@@ -100,7 +100,7 @@ class NodeOps(Concern):
             node.session.close()
         with self.store.transaction():
             if preempted:
-                self.leave_with_runs_requeued(node, "preempted", None, self.core.now())
+                self._leave_with_runs_requeued(node, "preempted", None, self.core.now())
             else:
                 self._make_unusable(node, self.core.now(), "NodeAllocationLost", "The node's allocation ended.")
 
@@ -185,9 +185,9 @@ class NodeOps(Concern):
                 )
 
     def _make_unusable(self, node: NodeRecord, now: datetime, code: str, message: str) -> None:
-        self.leave_with_runs_requeued(node, "unusable", {"code": code, "message": message}, now)
+        self._leave_with_runs_requeued(node, "unusable", {"code": code, "message": message}, now)
 
-    def leave_with_runs_requeued(
+    def _leave_with_runs_requeued(
         self, node: NodeRecord, state: str, error: dict[str, str] | None, now: datetime
     ) -> None:
         """The node can run nothing now (`unusable` or `preempted`): its runs go back to their queues."""

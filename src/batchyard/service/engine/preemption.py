@@ -29,9 +29,9 @@ from batchyard.service import errors
 from batchyard.service.clock import parse_iso
 from batchyard.service.engine import states
 from batchyard.service.engine.core import Concern, EngineCore
-from batchyard.service.engine.events import EngineStarted, NodeForgotten, Tick, reacts_to
+from batchyard.service.engine.events import EngineStarted, NodeForgotten, NodeFreed, RunLost, Tick, reacts_to
 from batchyard.service.engine.nodes import NodeOps
-from batchyard.service.engine.records import NodeRecord
+from batchyard.service.engine.records import NodeRecord, NodeRun
 
 RATE_KEY = "batchyard-preemption-rate"
 RECOVERY_KEY = "batchyard-preemption-recovery-seconds"
@@ -71,10 +71,10 @@ def _non_negative(text: object) -> float | None:
 class PreemptionOps(Concern):
     def __init__(self, core: EngineCore, node_ops: NodeOps, chance: random.Random | None = None) -> None:
         super().__init__(core)
-        self.node_ops = node_ops  # requeues a preempted node's runs
+        self.node_ops = node_ops  # starts a reallocated node's agent
         self.chance = chance or random.Random()
         self._exposed_since: dict[str, datetime] = {}  # node id -> clock time of its last draw
-        self._evicting: set[str] = set()  # nodes whose processes are being ended
+        self._ending: dict[str, list[NodeRun]] = {}  # node id -> its runs, while its processes are ended
         self._started = core.now()
 
     # --- eviction -------------------------------------------------------------------------------
@@ -102,7 +102,17 @@ class PreemptionOps(Concern):
         node.private.action = None
         self._exposed_since.pop(node.id, None)
         self.core.set_node_state(node, "preempted", now)
-        self._evicting.add(node.id)
+        self._end_runs(node, now)
+
+    def _end_runs(self, node: NodeRecord, now: datetime) -> None:
+        """The node's runs leave it now (it may leave its pool at once); they are requeued only once its
+        processes are surely gone, so a task never runs twice at once."""
+        runs = [run for run in node.runs.values() if run.occupies_node]
+        node.runs.clear()
+        node.slots_used = 0
+        self._ending[node.id] = runs
+        self.core.save_node(node)
+        self.core.emit(NodeFreed(node, now))
         self.core.spawn(self._end_processes(node))
 
     async def _end_processes(self, node: NodeRecord) -> None:
@@ -111,22 +121,24 @@ class PreemptionOps(Concern):
             await provider.fence(node.id)  # the tasks first, at once, as a VM that is taken away
             await provider.stop_node(node.id, wipe=True)
         finally:
-            self._evicting.discard(node.id)
-        if self.nodes.get(node.id) is not node:
-            return
+            runs = self._ending.pop(node.id, [])
         with self.store.transaction():
-            node.private.users = {}  # the next allocation is a new VM: none of the old accounts,
-            node.private.certificates = []
-            self.store.forget_retained(node.id)  # nor the old task directories
-            self.node_ops.leave_with_runs_requeued(node, "preempted", None, self.core.now())
+            now = self.core.now()
+            for run in runs:
+                self.core.emit(RunLost(node, run, now))  # back to their queues, retry count untouched
+            if self.nodes.get(node.id) is node:
+                node.private.users = {}  # the next allocation is a new VM: none of the old accounts,
+                node.private.certificates = []
+                self.store.forget_retained(node.id)  # nor the old task directories
+                self.core.save_node(node)
+            self.core.kick()
 
     @reacts_to(EngineStarted)
     def _finish_evictions_of_the_previous_process(self, event: EngineStarted) -> None:
         """A preempted node that still has runs was being evicted when the service stopped: finish it."""
         for node in list(self.nodes.values()):
-            if node.doc["state"] == "preempted" and node.runs and node.id not in self._evicting:
-                self._evicting.add(node.id)
-                self.core.spawn(self._end_processes(node))
+            if node.doc["state"] == "preempted" and node.runs and node.id not in self._ending:
+                self._end_runs(node, event.now)
 
     # --- reallocation and random evictions ----------------------------------------------------
 
@@ -146,15 +158,15 @@ class PreemptionOps(Concern):
             recovery = _setting(pool.doc, RECOVERY_KEY, DEFAULT_RECOVERY)
             for node_id in list(pool.node_ids):
                 node = self.nodes[node_id]
-                if node.dedicated or node.private.leaving is not None or node.removing:
+                if node.private.leaving is not None or node.removing:
                     continue
-                if node.doc["state"] == "preempted":
+                if node.doc["state"] == "preempted":  # a provider may preempt a dedicated node too
                     self._maybe_reallocate(node, recovery, now)
-                else:
+                elif not node.dedicated:
                     self._maybe_preempt_at_random(node, rate, now)
 
     def _maybe_reallocate(self, node: NodeRecord, recovery: float, now: datetime) -> None:
-        if node.id in self._evicting:
+        if node.id in self._ending:
             return
         if (now - parse_iso(node.doc["stateTransitionTime"])).total_seconds() < recovery:
             return
