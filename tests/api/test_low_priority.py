@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from azure.batch import models as m
 from azure.core.exceptions import HttpResponseError
@@ -115,6 +116,16 @@ def test_a_preempted_nodes_running_task_finishes_elsewhere_exactly_once(
     assert dedicated.returncode == 1 and "OperationNotValidOnNode" in dedicated.stderr
     listing = nodes_cli(service, "list", pool_id)
     assert f"{node_p.id}  preempted" in listing.stdout and "dedicated=false" in listing.stdout
+    client.begin_delete_pool(pool_id)
+
+
+def test_preempt_needs_a_signed_request_and_an_existing_node(service: Service, client: Any, unique: Any) -> None:
+    pool_id = unique("preemptauth")
+    create_pool(client, pool_id, nodes=0)
+    url = f"{service.url}/_batchyard/pools/{pool_id}/nodes/tvmps_nope_p/preempt?api-version=2025-06-01"
+    assert httpx.post(url).status_code == 403  # unsigned
+    missing = nodes_cli(service, "preempt", pool_id, "tvmps_nope_p")
+    assert missing.returncode == 1 and "HTTP 404" in missing.stderr and "NodeNotFound" in missing.stderr
     client.begin_delete_pool(pool_id)
 
 
