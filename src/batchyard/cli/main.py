@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--job-quota", type=int, default=300, help="active jobs and job schedules together")
     serve.add_argument("--core-quota", type=int, default=500, help="dedicated cores all pools may hold")
     serve.add_argument(
+        "--low-priority-core-quota", type=int, default=100, help="Spot/low-priority cores all pools may hold"
+    )
+    serve.add_argument(
         "--node-lost-grace",
         type=float,
         default=Timing.node_lost_grace,
@@ -190,6 +193,7 @@ def _serve(args: argparse.Namespace) -> int:
             agent_lease=args.agent_lease,
         ),
         core_quota=args.core_quota,
+        low_priority_core_quota=args.low_priority_core_quota,
         adjustable_clock=args.adjustable_clock,
         job_quota=args.job_quota,
         autoscale=autoscale_timing(args),

@@ -78,6 +78,8 @@ class Settings:
     job_quota: int = 300
     # Dedicated cores all pools together may hold (the vmSize catalog gives each node's cores).
     core_quota: int = 500
+    # Spot/low-priority cores all pools together may hold (a quota of its own, as on Azure).
+    low_priority_core_quota: int = 100
     autoscale: AutoscaleTiming = field(default_factory=AutoscaleTiming)
     # The linked ("auto-storage") account, as a connection string (see README, Storage); None: no account.
     storage_connection_string: str | None = None

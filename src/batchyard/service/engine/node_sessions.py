@@ -41,6 +41,9 @@ class AgentSessionOps(Concern):
         node = self.nodes.get(session.node_id)
         if node is None:
             return
+        if node.doc["state"] == "preempted":  # its VM is gone (engine/preemption.py): this agent must end
+            session.close(messages.AGENT_REFUSED, "the node was preempted")
+            return
         if node.session is not None:
             node.session.close()
         node.session = session
@@ -111,7 +114,7 @@ class AgentSessionOps(Concern):
             "pool": pool.doc["id"] if pool else node.pool_key,
             "account": self.settings.account_name,
             "accountUrl": self.settings.base_url,
-            "dedicated": True,
+            "dedicated": node.dedicated,
             "taskDirs": sorted(node.gang_dirs),  # the agent ends what other ones left behind
             "userAccounts": pool_accounts(pool.doc if pool else None),
             "commands": catalog.image_commands(
