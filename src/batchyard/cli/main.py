@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import logging
 import socket
+import ssl
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from batchyard.agent.command import AGENT_HELP, add_agent_arguments, run_agent_c
 from batchyard.cli.applications import add_application_commands, run_application_command
 from batchyard.cli.autoscale import add_autoscale_commands, add_autoscale_options, autoscale_timing
 from batchyard.cli.client import CommandError, add_connection_options, call
+from batchyard.cli.https import add_https_options
 from batchyard.cli.nodes import add_node_commands, run_node_command
 from batchyard.service.config import (
     DEFAULT_HEADER_TIMEOUT,
@@ -105,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds an idle keep-alive connection stays open after an answer",
     )
 
+    add_https_options(serve)
     add_storage_options(serve)
     add_autoscale_options(serve)
     commands.add_parser("install-azurite", help="install the Azure Storage emulator (npm) that --azurite starts")
@@ -231,6 +234,7 @@ def _install_azurite() -> int:
 def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: tuple[str, ...]) -> int:
     import uvicorn
 
+    from batchyard.cli.https import bind_https_socket, certificate_files, https_port
     from batchyard.service.access_log import AccessLog
     from batchyard.service.app import build_app
     from batchyard.service.connections import (
@@ -239,6 +243,7 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
         guarded_protocol,
         raise_open_file_limit,
     )
+    from batchyard.service.tls import TlsError, server_context
 
     if args.max_connections < 1 or args.header_timeout <= 0 or args.keep_alive_timeout < 1:
         print("batchyard: --max-connections, --header-timeout, --keep-alive-timeout must be positive", file=sys.stderr)
@@ -252,6 +257,19 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
             args.max_connections,
             open_files,
         )
+    https: tuple[ssl.SSLContext, socket.socket] | None = None
+    ready = [f"batchyard: Batch service listening on {settings.base_url} (account {name})"]
+    port = https_port(args)
+    if port is not None:
+        try:
+            files = certificate_files(args, settings.data_dir)
+            https = server_context(files), bind_https_socket(args.host, port)
+        except (TlsError, OSError) as exc:
+            print(f"batchyard: HTTPS on port {port}: {exc}", file=sys.stderr)
+            return 2
+        settings = dataclasses.replace(settings, https_port=https[1].getsockname()[1])
+        trust = f"clients trust the CA {files.ca}" if files.ca else f"certificate {files.cert}"
+        ready.append(f"batchyard: HTTPS on {settings.https_url} ({trust})")
     app = build_app(settings)
     if settings.uses_dev_account:
         print(f"batchyard: using the well-known development account {name} with key {keys[0]}", flush=True)
@@ -269,7 +287,7 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
         ws="websockets",
         ws_per_message_deflate=False,  # agents are on a local or trusted link; compression costs CPU per task
     )
-    server = _server_class()(config, f"batchyard: Batch service listening on {settings.base_url} (account {name})")
+    server = _server_class()(config, "\n".join(ready), https, args.header_timeout)
     server.run()
     return 0
 
@@ -277,18 +295,30 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
 def _server_class() -> type:
     import uvicorn
 
+    from batchyard.cli.https import start_https_listener
     from batchyard.service.connections import widen_listen_queue
 
     class Server(uvicorn.Server):
-        """Prints the endpoint when ready; a stop by SIGTERM/SIGINT is a clean exit (status 0)."""
+        """Prints the endpoints when ready, HTTPS beside HTTP; a stop by SIGTERM/SIGINT is a clean exit (0)."""
 
-        def __init__(self, config: uvicorn.Config, ready_message: str) -> None:
+        def __init__(
+            self,
+            config: uvicorn.Config,
+            ready_message: str,
+            https: tuple[ssl.SSLContext, socket.socket] | None,
+            handshake_timeout: float,
+        ) -> None:
             super().__init__(config)
             self.ready_message = ready_message
+            self.https = https
+            self.handshake_timeout = handshake_timeout
 
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
             if not self.should_exit:
+                if self.https is not None:
+                    context, listening = self.https
+                    self.servers.append(await start_https_listener(self, context, listening, self.handshake_timeout))
                 widen_listen_queue(self.servers)  # config.backlog is how many are accepted in one go
                 print(self.ready_message, flush=True)
 

@@ -6,6 +6,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 # The well-known development account, like Azurite's devstoreaccount1. It is public, so the
 # service refuses to use it on anything but a loopback address.
@@ -71,6 +72,8 @@ class Settings:
     account_keys: tuple[str, ...] = (DEV_ACCOUNT_KEY, DEV_ACCOUNT_SECONDARY_KEY)
     # Public base URL of the service (what AZ_BATCH_ACCOUNT_URL and `url` fields show).
     public_url: str | None = None
+    # The HTTPS listener's port beside HTTP (None: HTTP only); bearer tokens are issued and accepted there.
+    https_port: int | None = None
     timing: Timing = field(default_factory=Timing)
     # Tests only: the engine's clock can be moved forward with POST /_batchyard/clock.
     adjustable_clock: bool = False
@@ -97,6 +100,16 @@ class Settings:
             return self.public_url.rstrip("/")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def https_url(self) -> str | None:
+        """The HTTPS base URL (the identity provider's authority too): the public URL's host, or the listening one."""
+        if self.https_port is None:
+            return None
+        host = urlsplit(self.public_url).hostname if self.public_url else None
+        host = host or self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"https://{host}:{self.https_port}"
 
 
 class SettingsError(Exception):

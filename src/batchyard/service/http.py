@@ -103,7 +103,12 @@ def _job_instance(service: Any) -> Callable[[str], int | None]:
 
 
 def base_url(request: Request) -> str:
-    return str(request.app.state.settings.base_url)
+    """The service's URL as this request reached it: the HTTPS one for a request over HTTPS, so that links
+    (`odata.nextLink`) keep a client on HTTPS, where bearer tokens may go."""
+    settings = request.app.state.settings
+    if request.url.scheme == "https" and settings.https_url:
+        return str(settings.https_url)
+    return str(settings.base_url)
 
 
 def error_response(error: BatchError, base: str) -> Response:
