@@ -16,6 +16,8 @@ from typing import Any
 
 from batchyard.service.tls import TlsError, TlsFiles, local_certificates, server_names
 
+SHUTDOWN_TIMEOUT = 1.0  # seconds a closing TLS connection waits for the peer's close_notify
+
 
 def add_https_options(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
@@ -76,5 +78,12 @@ async def start_https_listener(
         return protocol
 
     return await asyncio.get_running_loop().create_server(
-        create_protocol, sock=listening, ssl=context, backlog=config.backlog, ssl_handshake_timeout=handshake_timeout
+        create_protocol,
+        sock=listening,
+        ssl=context,
+        backlog=config.backlog,
+        ssl_handshake_timeout=handshake_timeout,
+        # Closing a TLS connection waits for the peer's close_notify, 30 s by default: an idle client in a
+        # connection pool never sends it, and a stopping service waits for its connections to close.
+        ssl_shutdown_timeout=SHUTDOWN_TIMEOUT,
     )

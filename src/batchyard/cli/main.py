@@ -16,6 +16,7 @@ from batchyard.cli.autoscale import add_autoscale_commands, add_autoscale_option
 from batchyard.cli.client import CommandError, add_connection_options, call
 from batchyard.cli.https import add_https_options
 from batchyard.cli.nodes import add_node_commands, run_node_command
+from batchyard.cli.principals import add_principal_commands, run_principal_command
 from batchyard.service.config import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_KEEP_ALIVE_TIMEOUT,
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     add_application_commands(commands)
     add_autoscale_commands(commands)
     add_node_commands(commands)
+    add_principal_commands(commands)
 
     add_agent_arguments(commands.add_parser("agent", help=AGENT_HELP))
 
@@ -131,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         return _install_azurite()
     if args.command == "nodes":
         return run_node_command(args)
+    if args.command == "principals":
+        return run_principal_command(args)
     if args.command == "applications":
         return run_application_command(args)
     if args.command == "autoscale":

@@ -29,6 +29,7 @@ from batchyard.service.api import (
     node_extensions,
     nodes,
     pools,
+    principals,
     schedules,
     tasks,
     usage,
@@ -41,6 +42,8 @@ from batchyard.service.engine.facade import BatchService
 from batchyard.service.errors import BatchError
 from batchyard.service.gateway import AgentSession
 from batchyard.service.http import base_url, error_response
+from batchyard.service.identity import endpoints as identity_endpoints
+from batchyard.service.identity.provider import IdentityProvider
 from batchyard.service.metrics import RequestMetrics, ServiceMetrics, metrics_endpoint
 from batchyard.service.models import contract_rules
 from batchyard.service.persistence.sqlite import SqliteStore
@@ -143,6 +146,8 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
         *files.routes,
         *applications.routes,
         *usage.routes,
+        *principals.routes,
+        *identity_endpoints.routes,  # last: its paths start with a tenant id where Batch's start with a word
     ]
     app = Starlette(
         routes=routes,
@@ -157,4 +162,5 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
     app.state.service = service
     app.state.metrics = metrics
     app.state.account = SharedKeyAccount(settings.account_name, settings.account_keys)
+    app.state.identity = IdentityProvider.open(data_dir, settings.https_url) if settings.https_url else None
     return app

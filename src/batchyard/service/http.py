@@ -23,6 +23,7 @@ from batchyard.service.api_versions import check_api_version
 from batchyard.service.auth import HEADERS_TO_SIGN, SharedKeyAccount, verify_request
 from batchyard.service.clock import parse_iso, rfc1123
 from batchyard.service.errors import BatchError
+from batchyard.service.identity.bearer import authorize_bearer, is_access_token
 from batchyard.service.tokens import verify_job_token
 
 log = logging.getLogger("batchyard.http")
@@ -57,7 +58,11 @@ def endpoint(handler: Handler) -> Handler:
             account: SharedKeyAccount = request.app.state.account
             raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
             authorization = request.headers.get("authorization", "")
-            if authorization.startswith("Bearer "):
+            if authorization.startswith("Bearer ") and is_access_token(token := authorization[7:].strip()):
+                authorize_bearer(
+                    request.app.state.identity, token, request.url.scheme, request.method, raw_path, account.name
+                )
+            elif authorization.startswith("Bearer "):
                 service = request.app.state.service
                 verify_job_token(service.node_secret, authorization[7:].strip(), raw_path, _job_instance(service))
             else:
