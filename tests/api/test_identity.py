@@ -295,6 +295,8 @@ def test_admin_api_makes_principals_and_takes_the_account_key_only(service: Serv
     assert refused.status_code == 403 and "takes the account's Shared Key" in detail(refused)
     bad = signed_request(service.url, "POST", "/_batchyard/principals", body={"name": "x", "role": "owner"})
     assert bad.status_code == 400 and bad.json()["code"] == "InvalidPropertyValue"
+    not_pem = signed_request(service.url, "POST", "/_batchyard/principals", body={"name": "x", "certificate": "no"})
+    assert not_pem.status_code == 400 and {"key": "PropertyName", "value": "certificate"} in not_pem.json()["values"]
     no_name = signed_request(service.url, "POST", "/_batchyard/principals", body={"role": "reader"})
     assert no_name.status_code == 400 and no_name.json()["code"] == "MissingRequiredProperty"
     gone = signed_request(service.url, "DELETE", f"/_batchyard/principals/{created['clientId']}")
@@ -314,3 +316,69 @@ def test_tenant_key_and_tokens_survive_a_restart(tmp_path: Path) -> None:
         assert jwt.get_unverified_header(again)["kid"] == jwt.get_unverified_header(token)["kid"]
     finally:
         svc.stop()
+
+
+def certificate_pem(path: Path) -> tuple[str, str]:
+    """A self-signed RSA certificate and its key, written together to `path` (what CertificateCredential reads)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "batchyard test client")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    path.write_text(key_pem + cert_pem)
+    return key_pem, cert_pem
+
+
+def test_certificate_credential(service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from azure.identity import CertificateCredential
+
+    key_pem, cert_pem = certificate_pem(tmp_path / "client.pem")
+    principal = create_principal(service, "--name", "with-cert", "--certificate", str(tmp_path / "client.pem"))
+    assert len(principal["certificateThumbprint"]) == 40
+    assert "PRIVATE KEY" not in (service.data_dir / "identity" / "principals.json").read_text()
+
+    def certificate_credential(path: Path) -> CertificateCredential:
+        return CertificateCredential(
+            principal["tenantId"],
+            principal["clientId"],
+            certificate_path=str(path),
+            authority=principal["authority"],
+            disable_instance_discovery=True,
+            connection_verify=principal["caCertificate"],
+        )
+
+    client = BatchClient(
+        service.https_url, certificate_credential(tmp_path / "client.pem"), connection_verify=str(service.ca)
+    )
+    assert isinstance(list(client.list_pools()), list)
+    # MSAL's other form: the certificate itself given, so a PS256 assertion with the SHA-256 thumbprint
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", principal["caCertificate"])
+    app = msal.ConfidentialClientApplication(
+        principal["clientId"],
+        client_credential={"private_key": key_pem, "public_certificate": cert_pem},
+        authority=f"{principal['authority']}/{principal['tenantId']}",
+        instance_discovery=False,
+    )
+    assert "access_token" in app.acquire_token_for_client(scopes=["https://batch.core.windows.net/.default"])
+    # a certificate that is not the principal's
+    certificate_pem(tmp_path / "other.pem")
+    with pytest.raises(ClientAuthenticationError, match="AADSTS700027: The client assertion names a certificate"):
+        certificate_credential(tmp_path / "other.pem").get_token(BATCH_SCOPE)

@@ -27,6 +27,12 @@ def add_principal_commands(commands: Any) -> None:
         default=os.environ.get("BATCHYARD_ACCOUNT_NAME", DEV_ACCOUNT_NAME),
         help="the Batch account the role is on (default: BATCHYARD_ACCOUNT_NAME or the development account)",
     )
+    create.add_argument(
+        "--certificate",
+        type=Path,
+        help="PEM file with the principal's certificate (RSA): it may then authenticate with assertions signed by "
+        "the certificate's key (azure-identity's CertificateCredential); a private key in the file is not read",
+    )
     listing = actions.add_parser("list", help="the principals (never their secrets) as JSON")
     delete = actions.add_parser("delete", help="remove a principal: its tokens stop working at once")
     delete.add_argument("--client-id", required=True)
@@ -44,7 +50,8 @@ def run_principal_command(args: argparse.Namespace) -> int:
     try:
         directory = Directory(args.data_dir.resolve())
         if args.principal_action == "create":
-            principal, secret = directory.create(args.name, args.role, args.account)
+            certificate = args.certificate.read_text() if args.certificate else None
+            principal, secret = directory.create(args.name, args.role, args.account, certificate)
             authority = directory.authority or f"https://127.0.0.1:{DEFAULT_PORT + 1}"
             print(json.dumps(credentials(directory, principal, secret, authority), indent=2))
         elif args.principal_action == "list":

@@ -3,7 +3,8 @@
 Shared Key signed only (a bearer token is refused on `/_batchyard/`, see identity/bearer.py).
 
 GET    /_batchyard/principals              {"value": [principal, ...]} (never a secret)
-POST   /_batchyard/principals              {name, role?: contributor|reader, account?: this account}
+POST   /_batchyard/principals              {name, role?: contributor|reader, account?: this account,
+                                            certificate?: PEM (for client assertions)}
                                            -> 201 {tenantId, clientId, clientSecret, authority, ...}
 GET    /_batchyard/principals/{clientId}   the principal
 DELETE /_batchyard/principals/{clientId}   its tokens stop working at once
@@ -51,14 +52,17 @@ async def create_principal(request: Request) -> Response:
     body = await read_json(request)
     if not isinstance(body, dict):
         raise errors.invalid_property("body", body, "A JSON object {name, role, account} is required.")
-    for name in ("name", "role", "account"):
+    for name in ("name", "role", "account", "certificate"):
         if name in body and not isinstance(body[name], str):
             raise errors.invalid_property(name, body[name], "A string is required.")
     if "name" not in body:
         raise errors.missing_property("name")
     try:
         principal, secret = provider.directory.create(
-            body["name"], body.get("role", "contributor"), body.get("account", request.app.state.account.name)
+            body["name"],
+            body.get("role", "contributor"),
+            body.get("account", request.app.state.account.name),
+            body.get("certificate"),
         )
     except DirectoryError as exc:
         raise errors.invalid_property(exc.field, body.get(exc.field), str(exc)) from None

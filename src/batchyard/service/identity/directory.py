@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from cryptography.hazmat.primitives import serialization
 
+from batchyard.service.identity.certificates import load_certificate, thumbprint
 from batchyard.service.private_files import write_private
 
 IDENTITY_DIR = "identity"
@@ -54,10 +56,11 @@ class Principal:
     account: str
     secret_hash: str
     created: str
+    certificate: str | None = None  # PEM: the client may authenticate with an assertion signed by its key
 
     def public(self) -> dict[str, str]:
         """What the admin API and the CLI show of it (never the secret's hash)."""
-        return {
+        shown = {
             "clientId": self.client_id,
             "objectId": self.object_id,
             "name": self.name,
@@ -65,6 +68,9 @@ class Principal:
             "account": self.account,
             "created": self.created,
         }
+        if self.certificate is not None:
+            shown["certificateThumbprint"] = thumbprint(load_certificate(self.certificate))
+        return shown
 
 
 class Directory:
@@ -98,8 +104,14 @@ class Directory:
 
     # --- principals -----------------------------------------------------------------------------------------
 
-    def create(self, name: str, role: str, account: str) -> tuple[Principal, str]:
-        """A new principal and its client secret (shown once: only its hash is kept)."""
+    def create(self, name: str, role: str, account: str, certificate: str | None = None) -> tuple[Principal, str]:
+        """A new principal and its client secret (shown once: only its hash is kept); with a PEM `certificate`,
+        it may also authenticate with client assertions signed by the certificate's key."""
+        if certificate is not None:
+            try:
+                certificate = load_certificate(certificate).public_bytes(serialization.Encoding.PEM).decode()
+            except ValueError as exc:
+                raise DirectoryError("certificate", str(exc)) from None
         if role not in ROLES:
             raise DirectoryError("role", f"role must be one of {', '.join(ROLES)}, not '{role}'")
         for what, value in (("name", name), ("account", account)):
@@ -114,6 +126,7 @@ class Directory:
             account=account,
             secret_hash=_hash_secret(secret),
             created=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            certificate=certificate,
         )
         with self._locked():
             principals = self._load()

@@ -3,7 +3,8 @@
 GET  /common/discovery/instance                       instance discovery (MSAL's `instance_discovery=<url>`)
 GET  /{tenant}/v2.0/.well-known/openid-configuration  OpenID configuration (MSAL's tenant discovery)
 GET  /{tenant}/discovery/v2.0/keys                    the JWKS that verifies tokens
-POST /{tenant}/oauth2/v2.0/token                      client credentials grant (client secret, post or basic)
+POST /{tenant}/oauth2/v2.0/token                      client credentials grant: a client secret (form or Basic
+                                                      header) or a client assertion (a principal's certificate)
 
 They answer over HTTPS only: a client secret must not cross the network in clear, and MSAL takes https
 authorities only anyway. Errors have the token endpoint's shape (`error`, `error_description` starting with
@@ -25,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from batchyard.service.identity.assertions import JWT_BEARER, AssertionRejected, check_assertion
 from batchyard.service.identity.directory import Directory
 from batchyard.service.identity.provider import IdentityProvider, OAuthError
 
@@ -82,24 +84,31 @@ async def token(request: Request, provider: IdentityProvider) -> Response:
             400, "unsupported_grant_type", 70003, f"The grant type '{grant}' is not supported: use client_credentials."
         )
     client_id, secret = _client_credentials(request, form)
+    principal = provider.client(client_id)
     if "client_assertion" in form:
-        raise OAuthError(
-            401,
-            "invalid_client",
-            700027,
-            "Client assertions (certificate credentials) are not supported: use a secret.",
-        )
-    if not secret:
+        if form.get("client_assertion_type") != JWT_BEARER:
+            raise OAuthError(400, "invalid_request", 50027, f"client_assertion_type must be {JWT_BEARER}.")
+        try:
+            check_assertion(principal, form["client_assertion"], provider.token_endpoint)
+        except AssertionRejected as exc:
+            raise OAuthError(401, "invalid_client", 700027, str(exc)) from None
+    elif not secret:
         raise OAuthError(
             401,
             "invalid_client",
             7000218,
             "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
         )
-    principal = provider.client(client_id)
     # scrypt takes a few tens of milliseconds: off the event loop
-    matches = await run_in_threadpool(Directory.secret_matches, principal, secret)
-    issued = provider.token(principal, matches, form.get("scope", ""))
+    elif not await run_in_threadpool(Directory.secret_matches, principal, secret):
+        raise OAuthError(
+            401,
+            "invalid_client",
+            7000215,
+            f"Invalid client secret provided. Ensure the secret being sent in the request is the client "
+            f"secret value for app '{principal.client_id}'.",
+        )
+    issued = provider.token(principal, form.get("scope", ""))
     body = {
         "token_type": "Bearer",
         "expires_in": issued.expires_in,

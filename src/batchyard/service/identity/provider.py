@@ -60,10 +60,11 @@ class IdentityProvider:
         base = f"{self.authority}/{self.tenant_id}"
         return {
             "issuer": self.issuer,
-            "token_endpoint": f"{base}/oauth2/v2.0/token",
+            "token_endpoint": self.token_endpoint,
             "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",  # MSAL needs it named; not served
             "jwks_uri": f"{base}/discovery/v2.0/keys",
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic", "private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256"],
             "grant_types_supported": ["client_credentials"],
             "response_types_supported": ["token"],
             "subject_types_supported": ["pairwise"],
@@ -96,16 +97,12 @@ class IdentityProvider:
             )
         return principal
 
-    def token(self, principal: Principal, secret_ok: bool, scope: str) -> tokens.Issued:
-        """An access token for `principal`, whose client secret was checked (`secret_ok`), for `scope`."""
-        if not secret_ok:
-            raise OAuthError(
-                401,
-                "invalid_client",
-                7000215,
-                f"Invalid client secret provided. Ensure the secret being sent in the request is the client "
-                f"secret value for app '{principal.client_id}'.",
-            )
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.authority}/{self.tenant_id}/oauth2/v2.0/token"
+
+    def token(self, principal: Principal, scope: str) -> tokens.Issued:
+        """An access token for `principal` (authenticated by the caller) for `scope`."""
         try:
             audience = tokens.audience_for(scope)
         except tokens.ScopeError as exc:
