@@ -13,6 +13,7 @@ import socket
 import ssl
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from batchyard.service.tls import TlsError, TlsFiles, local_certificates, server_names
 
@@ -47,12 +48,14 @@ def https_port(args: argparse.Namespace) -> int | None:
 
 
 def certificate_files(args: argparse.Namespace, data_dir: Path) -> TlsFiles:
-    """The user's certificate and key, or the local CA's certificate for the names asked for (made if need be)."""
+    """The user's certificate and key, or the local CA's certificate (made if need be) for the names asked for
+    and the host of --public-url (which the HTTPS URL takes)."""
     if (args.tls_cert is None) != (args.tls_key is None):
         raise TlsError("--tls-cert and --tls-key go together")
     if args.tls_cert is not None:
         return TlsFiles(cert=args.tls_cert.resolve(), key=args.tls_key.resolve(), ca=None)
-    return local_certificates(data_dir, server_names(args.host, args.tls_name))
+    public_host = urlsplit(args.public_url).hostname if args.public_url else None
+    return local_certificates(data_dir, server_names(args.host, [*args.tls_name, *filter(None, [public_host])]))
 
 
 def bind_https_socket(host: str, port: int) -> socket.socket:
