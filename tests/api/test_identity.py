@@ -382,3 +382,26 @@ def test_certificate_credential(service: Service, tmp_path: Path, monkeypatch: p
     certificate_pem(tmp_path / "other.pem")
     with pytest.raises(ClientAuthenticationError, match="AADSTS700027: The client assertion names a certificate"):
         certificate_credential(tmp_path / "other.pem").get_token(BATCH_SCOPE)
+
+
+def test_an_account_that_allows_tokens_only(tmp_path: Path) -> None:
+    svc = start_service(tmp_path / "svc", "--authentication-modes", "AAD")
+    try:
+        with pytest.raises(HttpResponseError) as refused:
+            list(https_client(svc).list_pools())
+        assert refused.value.status_code == 403 and error_code(refused.value) == "AuthenticationFailed"
+        assert "does not allow SharedKey authentication" in str(refused.value.response.json())
+        # the account key still administers the service: here, it makes the principal
+        answer = signed_request(svc.url, "POST", "/_batchyard/principals", body={"name": "only-tokens"})
+        assert answer.status_code == 201
+        assert list(bearer_client(svc, answer.json()).list_pools()) == []
+    finally:
+        svc.stop()
+    bad = subprocess.run(
+        [sys.executable, "-m", "batchyard.cli.main", "serve", "--authentication-modes", "Kerberos"]
+        + ["--data-dir", str(tmp_path / "bad")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode == 2 and "--authentication-modes takes one or more of SharedKey" in bad.stderr

@@ -18,6 +18,7 @@ from batchyard.cli.https import add_https_options
 from batchyard.cli.nodes import add_node_commands, run_node_command
 from batchyard.cli.principals import add_principal_commands, run_principal_command
 from batchyard.service.config import (
+    AUTHENTICATION_MODES,
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_KEEP_ALIVE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
@@ -26,6 +27,7 @@ from batchyard.service.config import (
     SettingsError,
     Timing,
     account_from_environment,
+    parse_authentication_modes,
 )
 from batchyard.service.data_dir import prepare as prepare_data_dir
 from batchyard.service.storage.options import add_storage_options
@@ -108,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds an idle keep-alive connection stays open after an answer",
     )
 
+    serve.add_argument(
+        "--authentication-modes",
+        default=",".join(AUTHENTICATION_MODES),
+        help="the account's allowedAuthenticationModes, comma-separated: SharedKey, AAD (bearer tokens), "
+        "TaskAuthenticationToken (default: all; /_batchyard/ routes take the account key whatever they are)",
+    )
     add_https_options(serve)
     add_storage_options(serve)
     add_autoscale_options(serve)
@@ -166,6 +174,7 @@ def _serve(args: argparse.Namespace) -> int:
         handler.addFilter(RepeatedMessageFilter())
     try:
         name, keys = account_from_environment(args.account_name, args.account_key, args.host, args.account_key_file)
+        modes = parse_authentication_modes(args.authentication_modes)
     except SettingsError as exc:
         print(f"batchyard: {exc}", file=sys.stderr)
         return 2
@@ -201,6 +210,7 @@ def _serve(args: argparse.Namespace) -> int:
         job_quota=args.job_quota,
         autoscale=autoscale_timing(args),
         metrics_token=metrics_token,
+        authentication_modes=modes,
     )
     from batchyard.service.storage.azurite import AzuriteError
     from batchyard.service.storage.linked import StorageConfigError
