@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ Handler = Callable[[Request, IdentityProvider], Awaitable[Response]]
 def identity_endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """HTTPS only, the provider present, OAuthError answered in Azure AD's shape."""
 
+    @functools.wraps(handler)  # its name is the operation's (metrics)
     async def wrapped(request: Request) -> Response:
         provider: IdentityProvider | None = request.app.state.identity
         try:
@@ -71,12 +73,12 @@ async def openid_configuration(request: Request, provider: IdentityProvider) -> 
 
 
 @identity_endpoint
-async def keys(request: Request, provider: IdentityProvider) -> Response:
+async def jwks(request: Request, provider: IdentityProvider) -> Response:
     return JSONResponse(provider.jwks())
 
 
 @identity_endpoint
-async def token(request: Request, provider: IdentityProvider) -> Response:
+async def issue_token(request: Request, provider: IdentityProvider) -> Response:
     form = await _form(request)
     grant = form.get("grant_type", "")
     if grant != "client_credentials":
@@ -175,6 +177,6 @@ def _error_response(error: OAuthError, correlation_id: str | None) -> Response:
 routes = [
     Route("/common/discovery/instance", instance_discovery, methods=["GET"]),
     Route("/{tenant}/v2.0/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
-    Route("/{tenant}/discovery/v2.0/keys", keys, methods=["GET"]),
-    Route("/{tenant}/oauth2/v2.0/token", token, methods=["POST"]),
+    Route("/{tenant}/discovery/v2.0/keys", jwks, methods=["GET"]),
+    Route("/{tenant}/oauth2/v2.0/token", issue_token, methods=["POST"]),
 ]
