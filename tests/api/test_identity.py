@@ -28,9 +28,10 @@ from azure.identity import ClientSecretCredential
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.api.helpers import API_VERSION, create_job, error_code, run_task, signed_request, temp_pool
+from tests.api.helpers import API_VERSION, completed, create_job, error_code, run_task, signed_request, temp_pool
 from tests.api.test_https import https_client
-from tests.conftest import Service, start_service
+from tests.api.test_job_manager import manager
+from tests.conftest import Service, start_service, wait_for
 
 BATCH_SCOPE = "https://batch.core.windows.net//.default"  # what azure-batch asks for
 
@@ -405,3 +406,23 @@ def test_an_account_that_allows_tokens_only(tmp_path: Path) -> None:
         timeout=30,
     )
     assert bad.returncode == 2 and "--authentication-modes takes one or more of SharedKey" in bad.stderr
+
+
+def test_an_account_that_allows_shared_key_only(tmp_path: Path, unique: Any) -> None:
+    svc = start_service(tmp_path / "svc", "--authentication-modes", "SharedKey")
+    try:
+        client = https_client(svc)
+        token = credential(create_principal(svc, "--name", "no-tokens")).get_token(BATCH_SCOPE).token
+        refused = raw_get(svc, token)
+        assert refused.status_code == 403 and "does not allow AAD authentication" in detail(refused)
+        pool_id, job_id = unique("sk-pool"), unique("sk-job")
+        with temp_pool(client, pool_id):
+            command = "/bin/bash -c 'echo $AZ_BATCH_AUTHENTICATION_TOKEN'"
+            create_job(client, job_id, pool_id, job_manager_task=manager(command, kill_job_on_completion=False))
+            wait_for(lambda: completed(client, job_id, "manager"), timeout=60, what="the manager")
+            task_token = b"".join(client.download_task_file(job_id, "manager", "stdout.txt")).decode().strip()
+            refused = raw_get(svc, task_token, f"/jobs/{job_id}")
+            assert refused.status_code == 403
+            assert "does not allow TaskAuthenticationToken authentication" in detail(refused)
+    finally:
+        svc.stop()
