@@ -283,8 +283,15 @@ def test_tokens_verify_against_the_published_jwks(service: Service) -> None:
     assert httpx.get(f"{service.url}/{principal['tenantId']}/discovery/v2.0/keys").status_code == 400
 
 
+def create_through_api(service: Service, body: dict[str, Any]) -> httpx.Response:
+    """POST /_batchyard/principals, Shared Key signed, over HTTPS."""
+    return signed_request(service.https_url, "POST", "/_batchyard/principals", ca=service.ca, body=body)
+
+
 def test_admin_api_makes_principals_and_takes_the_account_key_only(service: Service) -> None:
-    answer = signed_request(service.url, "POST", "/_batchyard/principals", body={"name": "api", "role": "reader"})
+    plain = signed_request(service.url, "POST", "/_batchyard/principals", body={"name": "api", "role": "reader"})
+    assert plain.status_code == 400 and "created over HTTPS only" in plain.json()["message"]["value"]
+    answer = create_through_api(service, {"name": "api", "role": "reader"})
     assert answer.status_code == 201
     created = answer.json()
     assert created["authority"] == service.https_url and created["role"] == "reader"
@@ -294,11 +301,11 @@ def test_admin_api_makes_principals_and_takes_the_account_key_only(service: Serv
     assert created["clientId"] in [p["clientId"] for p in listed]
     refused = raw_get(service, token, "/_batchyard/principals")
     assert refused.status_code == 403 and "takes the account's Shared Key" in detail(refused)
-    bad = signed_request(service.url, "POST", "/_batchyard/principals", body={"name": "x", "role": "owner"})
+    bad = create_through_api(service, {"name": "x", "role": "owner"})
     assert bad.status_code == 400 and bad.json()["code"] == "InvalidPropertyValue"
-    not_pem = signed_request(service.url, "POST", "/_batchyard/principals", body={"name": "x", "certificate": "no"})
+    not_pem = create_through_api(service, {"name": "x", "certificate": "no"})
     assert not_pem.status_code == 400 and {"key": "PropertyName", "value": "certificate"} in not_pem.json()["values"]
-    no_name = signed_request(service.url, "POST", "/_batchyard/principals", body={"role": "reader"})
+    no_name = create_through_api(service, {"role": "reader"})
     assert no_name.status_code == 400 and no_name.json()["code"] == "MissingRequiredProperty"
     gone = signed_request(service.url, "DELETE", f"/_batchyard/principals/{created['clientId']}")
     assert gone.status_code == 200
@@ -393,7 +400,7 @@ def test_an_account_that_allows_tokens_only(tmp_path: Path) -> None:
         assert refused.value.status_code == 403 and error_code(refused.value) == "AuthenticationFailed"
         assert "does not allow SharedKey authentication" in str(refused.value.response.json())
         # the account key still administers the service: here, it makes the principal
-        answer = signed_request(svc.url, "POST", "/_batchyard/principals", body={"name": "only-tokens"})
+        answer = create_through_api(svc, {"name": "only-tokens"})
         assert answer.status_code == 201
         assert list(bearer_client(svc, answer.json()).list_pools()) == []
     finally:

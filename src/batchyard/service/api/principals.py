@@ -4,7 +4,7 @@ Shared Key signed only (a bearer token is refused on `/_batchyard/`, see identit
 
 GET    /_batchyard/principals              {"value": [principal, ...]} (never a secret)
 POST   /_batchyard/principals              {name, role?: contributor|reader, account?: this account,
-                                            certificate?: PEM (for client assertions)}
+                                            certificate?: PEM (for client assertions)}; over HTTPS only
                                            -> 201 {tenantId, clientId, clientSecret, authority, ...}
 GET    /_batchyard/principals/{clientId}   the principal
 DELETE /_batchyard/principals/{clientId}   its tokens stop working at once
@@ -49,6 +49,13 @@ async def list_principals(request: Request) -> Response:
 @endpoint
 async def create_principal(request: Request) -> Response:
     provider = _provider(request)
+    if request.url.scheme != "https":
+        # the answer holds the client secret, which must not cross the network in clear
+        raise BatchError(
+            400,
+            "HttpsRequired",
+            f"Service principals are created over HTTPS only (the answer holds the secret): use {provider.authority}.",
+        )
     body = await read_json(request)
     if not isinstance(body, dict):
         raise errors.invalid_property("body", body, "A JSON object {name, role, account} is required.")
