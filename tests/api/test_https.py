@@ -3,6 +3,7 @@ certificate; Shared Key clients (azure-batch 15.x) over HTTPS, trusting the CA."
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import subprocess
@@ -142,3 +143,15 @@ def test_no_https(tmp_path: Path) -> None:
         assert "HTTPS on" not in svc.log()
     finally:
         svc.stop()
+
+
+def test_the_batchyard_commands_reach_the_service_over_https(service: Service) -> None:
+    def nodes_list(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "batchyard.cli.main", "nodes", "--endpoint", service.https_url]
+        return subprocess.run([*command, "list", "no-such-pool"], capture_output=True, text=True, env=env, timeout=60)
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BATCHYARD_")}
+    trusted = nodes_list(clean | {"SSL_CERT_FILE": str(service.ca)})
+    assert "HTTP 404: PoolNotFound" in trusted.stderr  # signed, answered: the request went through
+    untrusted = nodes_list(clean | {"SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt"})
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
