@@ -7,7 +7,7 @@ URLs follow Azure AD's, below the service's HTTPS URL (the *authority host* clie
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +27,22 @@ class OAuthError(Exception):
         self.description = description
 
 
-@dataclass(frozen=True)
 class IdentityProvider:
-    directory: Directory
-    key: SigningKey
-    authority: str  # the service's HTTPS URL
+    def __init__(self, directory: Directory, authority: str) -> None:
+        self.directory = directory
+        self.authority = authority  # the service's HTTPS URL
 
     @classmethod
     def open(cls, data_dir: Path, authority: str) -> IdentityProvider:
         directory = Directory(data_dir)
         directory.set_authority(authority)
-        return cls(directory, SigningKey.load_or_create(directory.path), authority)
+        return cls(directory, authority)
+
+    @functools.cached_property
+    def key(self) -> SigningKey:
+        """Made on first use (a 2048-bit RSA key takes up to a few tenths of a second): a service that is never
+        asked for a token or shown one does not pay for it."""
+        return SigningKey.load_or_create(self.directory.path)
 
     @property
     def tenant_id(self) -> str:

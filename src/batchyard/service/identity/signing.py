@@ -35,7 +35,10 @@ class SigningKey:
     def load_or_create(cls, directory: Path) -> SigningKey:
         path = directory / KEY_FILE
         if path.exists():
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            # the service's own key, written by it (0600): the RSA consistency checks (~80 ms a start) add nothing
+            key = serialization.load_pem_private_key(
+                path.read_bytes(), password=None, unsafe_skip_rsa_key_validation=True
+            )
             if not isinstance(key, rsa.RSAPrivateKey):
                 raise ValueError(f"{path} is not an RSA private key")
             return cls(key)
