@@ -200,6 +200,13 @@ def test_bearer_tokens_are_refused_over_plain_http(service: Service) -> None:
     )
     assert answer.status_code == 401
     assert f"over HTTPS only: use {service.https_url}" in detail(answer)
+    # a local client cannot claim HTTPS with a proxy's header
+    forwarded = httpx.get(
+        f"{service.url}/pools",
+        params={"api-version": API_VERSION},
+        headers={"Authorization": f"Bearer {token}", "X-Forwarded-Proto": "https", "X-Forwarded-For": "10.0.0.1"},
+    )
+    assert forwarded.status_code == 401 and "over HTTPS only" in detail(forwarded)
 
 
 def test_a_deleted_principal_loses_access_at_once(service: Service) -> None:

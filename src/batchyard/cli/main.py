@@ -304,6 +304,9 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
         backlog=backlog,
         ws="websockets",
         ws_per_message_deflate=False,  # agents are on a local or trusted link; compression costs CPU per task
+        # X-Forwarded-* headers are not trusted (uvicorn trusts them from 127.0.0.1): a local client could
+        # otherwise make a plain-HTTP request count as HTTPS, where bearer tokens are taken.
+        proxy_headers=False,
     )
     server = _server_class()(config, "\n".join(ready), https, args.header_timeout)
     server.run()
