@@ -22,7 +22,13 @@ from batchyard.service.engine.events import (
 from batchyard.service.engine.nodes import START_TASK_RUN_ID, NodeOps, failure_of
 from batchyard.service.engine.packages import packages_failed, send_pool_packages
 from batchyard.service.engine.records import NodeRecord, NodeRun, PoolRecord, RunKind
-from batchyard.service.engine.run_builder import build_run, merge_environment, pool_accounts
+from batchyard.service.engine.run_builder import (
+    build_run,
+    container_of,
+    container_prefail,
+    merge_environment,
+    pool_accounts,
+)
 from batchyard.service.models import catalog
 from batchyard.service.ports import AgentChannel
 
@@ -213,6 +219,9 @@ class AgentSessionOps(Concern):
         node.doc["startTaskInfo"] = info
         node.runs[START_TASK_RUN_ID] = NodeRun("", "", 0, START_TASK_RUN_ID, RunKind.START)
         assert node.session is not None
+        pool = self.pools.get(node.pool_key)
+        settings = start_task.get("containerSettings")
+        prefail = container_prefail(settings, pool.doc if pool else None, required=False)
         run = build_run(
             RunKind.START,
             START_TASK_RUN_ID,
@@ -222,7 +231,10 @@ class AgentSessionOps(Concern):
             files=self.resources.resolve_files(start_task.get("resourceFiles")),
             retry=retry,
             identity=start_task.get("userIdentity"),
+            container=container_of(settings, pool.doc if pool else None),
         )
+        if prefail is not None:
+            run["prefail"] = prefail
         node.session.send({"t": "run", "runs": [run]})
 
     def _on_start_task_done(self, node: NodeRecord, result: dict[str, Any]) -> None:
