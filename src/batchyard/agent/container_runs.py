@@ -138,8 +138,17 @@ class ContainerRun:
         """The task process: podman attached to the container, its exit code the container's."""
         return shlex.join([self.podman.ready(), "start", "--attach", self.name])
 
-    async def start_error(self) -> str:
-        return await self.podman.start_error(self.name)
+    async def start_error(self, stderr_path: Path) -> str | None:
+        """Why the container's command could not start (podman's message, which it wrote to the run's
+        stderr), or None when it ran."""
+        if not await self.podman.never_started(self.name):
+            return None
+        try:
+            text = stderr_path.read_text(errors="replace")
+        except OSError:
+            text = ""
+        errors = [line for line in text.splitlines() if line.startswith("Error: ")]
+        return errors[-1].removeprefix("Error: ") if errors else "the container's command could not be started"
 
     async def stop(self, grace: float) -> None:
         await self.podman.stop(self.name, grace)

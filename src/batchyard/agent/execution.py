@@ -223,7 +223,7 @@ class Execution:
             self.process.terminate()
         outcome = await self.process.wait()
         if self.container is not None:
-            outcome = await self._container_ended(outcome)
+            outcome = await self._container_ended(outcome, process_spec.stderr_path)
         result = self._result(outcome)
         if self.run_spec.get("outputs") and not self.killed:
             await self._upload_outputs(result, env)
@@ -261,13 +261,13 @@ class Execution:
         if self._stopping is None:
             self._stopping = asyncio.ensure_future(self.container.stop(DEFAULT_KILL_GRACE))
 
-    async def _container_ended(self, outcome: ProcessResult) -> ProcessResult:
+    async def _container_ended(self, outcome: ProcessResult, stderr_path: Path) -> ProcessResult:
         """Podman's own failures to start the command (exit 125) as start errors; the container removed."""
         assert self.container is not None
         if self._stopping is not None:
             await self._stopping
         if outcome.exit_code == PODMAN_FAILED and not (outcome.timed_out or outcome.terminated):
-            if error := await self.container.start_error():
+            if error := await self.container.start_error(stderr_path):
                 outcome = dataclasses.replace(outcome, exit_code=None, start_error=error)
         await self.container.remove()
         return outcome

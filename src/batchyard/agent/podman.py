@@ -92,10 +92,10 @@ class Podman:
         in the container, ignores a SIGTERM it has no handler for)."""
         await self.run("stop", "--ignore", "--time", str(max(0, round(grace))), container)
 
-    async def start_error(self, container: str) -> str:
-        """Why the runtime could not start the container's command, as podman recorded it ('' if none)."""
-        outcome = await self.run("inspect", "--format", "{{.State.Error}}", container)
-        return outcome.out.strip() if outcome.code == 0 else ""
+    async def never_started(self, container: str) -> bool:
+        """True when the container's command never ran (the runtime could not start it)."""
+        outcome = await self.run("inspect", "--format", "{{.State.Status}}", container)
+        return outcome.code == 0 and outcome.out.strip() == "created"
 
     async def remove_leftovers(self, root: Path) -> int:
         """Remove every container an earlier agent of this node root made; how many there were."""
