@@ -13,9 +13,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+from azure.batch import models as m
 
+from tests.api.helpers import vm_config
 from tests.conftest import free_port
 
 BUSYBOX = "/bin/busybox"
@@ -106,3 +109,30 @@ def start_registry(work: Path) -> Iterator[Registry]:
         yield registry
     finally:
         registry.stop()
+
+
+# --- SDK builders ---------------------------------------------------------------------------------------
+
+
+def container_config(images: list[str], registries: list[m.ContainerRegistryReference] | None = None) -> Any:
+    return m.BatchContainerConfiguration(
+        type=m.ContainerType.DOCKER_COMPATIBLE, container_image_names=images, container_registries=registries
+    )
+
+
+def create_container_pool(client: Any, pool_id: str, config: Any, **kwargs: Any) -> None:
+    vm = vm_config()
+    vm.container_configuration = config
+    client.create_pool(
+        m.BatchPoolCreateOptions(
+            id=pool_id, vm_size="standard_d2s_v3", virtual_machine_configuration=vm, target_dedicated_nodes=1, **kwargs
+        )
+    )
+
+
+def settings(image: str, **kwargs: Any) -> m.BatchTaskContainerSettings:
+    return m.BatchTaskContainerSettings(image_name=image, **kwargs)
+
+
+def sh(script: str) -> str:
+    return f"/bin/sh -c '{script}'"

@@ -22,9 +22,13 @@ from azure.core.exceptions import HttpResponseError
 
 from tests.api.container_support import (
     IMAGE_MARKER,
+    container_config,
     containers_of,
+    create_container_pool,
     import_busybox_image,
     remove_image,
+    settings,
+    sh,
 )
 from tests.api.helpers import (
     create_job,
@@ -53,24 +57,6 @@ def image() -> Iterator[str]:
     shutil.rmtree(work, ignore_errors=True)
 
 
-def container_config(images: list[str], registries: list[m.ContainerRegistryReference] | None = None) -> Any:
-    return m.BatchContainerConfiguration(
-        type=m.ContainerType.DOCKER_COMPATIBLE, container_image_names=images, container_registries=registries
-    )
-
-
-def create_container_pool(client: Any, pool_id: str, config: Any, **kwargs: Any) -> None:
-    from tests.api.helpers import vm_config
-
-    vm = vm_config()
-    vm.container_configuration = config
-    client.create_pool(
-        m.BatchPoolCreateOptions(
-            id=pool_id, vm_size="standard_d2s_v3", virtual_machine_configuration=vm, target_dedicated_nodes=1, **kwargs
-        )
-    )
-
-
 @pytest.fixture(scope="module")
 def pool(client: Any, image: str) -> Iterator[str]:
     pool_id = f"containers-{RUN_ID}"
@@ -80,14 +66,6 @@ def pool(client: Any, image: str) -> Iterator[str]:
     yield pool_id
     client.begin_delete_job(f"containers-job-{RUN_ID}", polling_interval=0.2)
     delete_pool_quietly(client, pool_id)
-
-
-def settings(image: str, **kwargs: Any) -> m.BatchTaskContainerSettings:
-    return m.BatchTaskContainerSettings(image_name=image, **kwargs)
-
-
-def sh(script: str) -> str:
-    return f"/bin/sh -c '{script}'"
 
 
 def test_a_task_runs_in_its_image_with_the_batch_directories_and_variables(client: Any, pool: str, image: str) -> None:
