@@ -31,6 +31,7 @@ from tests.api.container_support import (
     sh,
 )
 from tests.api.helpers import (
+    completed,
     create_job,
     create_pool,
     delete_pool_quietly,
@@ -87,6 +88,8 @@ def test_a_task_runs_in_its_image_with_the_batch_directories_and_variables(clien
     assert read_task_file(client, job_id, "inside", "stderr.txt") == "to-stderr\n"
     assert read_task_file(client, job_id, "inside", "wd/out.txt") == "made-inside\n"
     assert task.execution_info.exit_code == 3 and task.execution_info.result == "failure"
+    container = task.execution_info.container_info
+    assert len(container.container_id) == 64 and container.state == "exited" and not container.error
     assert containers_of(name_part=task.node_info.node_id) == []  # removed once it ended
 
 
@@ -166,6 +169,7 @@ def test_retries_and_a_command_the_image_lacks(client: Any, pool: str, image: st
     missing = run_task(client, job_id, "missing", "no-such-program", container_settings=settings(image))
     assert missing.execution_info.failure_info.code == "CommandProgramNotFound"
     assert missing.execution_info.result == "failure"
+    assert "no-such-program" in missing.execution_info.container_info.error
 
 
 def test_the_start_task_and_job_preparation_and_release_run_in_containers(client: Any, image: str) -> None:
@@ -181,6 +185,7 @@ def test_the_start_task_and_job_preparation_and_release_run_in_containers(client
         nodes = wait_for(lambda: idle_nodes(client, pool_id, 1), timeout=60, what="pool with start task idle")
         node = client.get_node(pool_id, nodes[0].id)
         assert node.start_task_info.exit_code == 0
+        assert node.start_task_info.container_info.state == "exited"
         shared = b"".join(client.download_node_file(pool_id, node.id, "shared/start.txt")).decode()
         assert shared == "inside the image\n"
         job_id = f"containers-prep-{RUN_ID}"
@@ -217,6 +222,25 @@ def test_the_start_task_and_job_preparation_and_release_run_in_containers(client
         client.begin_delete_job(job_id, polling_interval=0.2)
     finally:
         delete_pool_quietly(client, pool_id)
+
+
+def test_a_job_manager_runs_in_its_container(client: Any, pool: str, image: str) -> None:
+    job_id = f"containers-jm-{RUN_ID}"
+    manager = m.BatchJobManagerTask(
+        id="manager",
+        command_line=sh("cat " + IMAGE_MARKER + "; echo job=$AZ_BATCH_JOB_ID"),
+        container_settings=settings(image),
+        kill_job_on_completion=False,
+    )
+    client.create_job(
+        m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool), job_manager_task=manager)
+    )
+    try:
+        task = wait_for(lambda: completed(client, job_id, "manager"), timeout=30, what="job manager completion")
+        assert task.execution_info.exit_code == 0
+        assert read_task_file(client, job_id, "manager", "stdout.txt") == f"inside the image\njob={job_id}\n"
+    finally:
+        client.begin_delete_job(job_id, polling_interval=0.2)
 
 
 def test_container_settings_must_match_the_pool(client: Any, pool: str, image: str) -> None:

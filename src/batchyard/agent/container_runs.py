@@ -117,6 +117,8 @@ class ContainerRun:
         self.name = f"batchyard-{safe}-{secrets.token_hex(4)}"
         self.image = str(settings["image"])
         self.created = False
+        self.id = ""  # podman's container id, once created
+        self.error = ""  # why its command could not start, if it could not
 
     async def pull(self) -> None:
         """The image, pulled when the node does not have it (ImageFailure otherwise)."""
@@ -133,6 +135,7 @@ class ContainerRun:
             lines = [line for line in outcome.err.splitlines() if line.strip()]
             raise ContainerFailure((lines[-1] if lines else "podman create failed").removeprefix("Error: "))
         self.created = True
+        self.id = outcome.out.strip()
 
     def start_command(self) -> str:
         """The task process: podman attached to the container, its exit code the container's."""
@@ -148,7 +151,15 @@ class ContainerRun:
         except OSError:
             text = ""
         errors = [line for line in text.splitlines() if line.startswith("Error: ")]
-        return errors[-1].removeprefix("Error: ") if errors else "the container's command could not be started"
+        self.error = errors[-1].removeprefix("Error: ") if errors else "the container's command could not be started"
+        return self.error
+
+    def info(self) -> dict[str, str]:
+        """The run's containerInfo (BatchTaskContainerExecutionInfo) once the container has ended."""
+        info = {"containerId": self.id, "state": "created" if self.error else "exited"}
+        if self.error:
+            info["error"] = self.error
+        return info
 
     async def stop(self, grace: float) -> None:
         await self.podman.stop(self.name, grace)

@@ -225,6 +225,8 @@ class Execution:
         if self.container is not None:
             outcome = await self._container_ended(outcome, process_spec.stderr_path)
         result = self._result(outcome)
+        if self.container is not None:
+            result["container"] = self.container.info()
         if self.run_spec.get("outputs") and not self.killed:
             await self._upload_outputs(result, env)
         return result

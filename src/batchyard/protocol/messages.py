@@ -40,7 +40,7 @@ Run:  {aid, kind: "task"|"start"|"prep"|"release"|"packages", job, task, dir, cm
       options, workdir, mounts} (agent/container_runs.py)
       multi-instance runs add: mi, sharedFiles, session ("linger": coordination, "end": application),
       stdout/stderr (file names in the task directory when not stdout.txt/stderr.txt)
-Done: {aid, exit, start, end, failure|null, stats}
+Done: {aid, exit, start, end, failure|null, stats, container?}   (container: the run's containerInfo)
 """
 
 from __future__ import annotations
@@ -143,6 +143,7 @@ class Done(TypedDict):
     end: NotRequired[str]
     failure: NotRequired[dict[str, Any] | None]
     stats: NotRequired[dict[str, Any] | None]
+    container: NotRequired[dict[str, str]]  # a run in a container: its containerInfo {containerId, state, error?}
 
 
 # service -> agent

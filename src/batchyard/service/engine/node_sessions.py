@@ -212,7 +212,7 @@ class AgentSessionOps(Concern):
     def _run_start_task(self, node: NodeRecord, start_task: dict[str, Any], retry: int, now: datetime) -> None:
         info = node.doc.get("startTaskInfo") or {}
         info.update({"state": "running", "startTime": iso(now), "retryCount": retry})
-        for key in ("endTime", "exitCode", "result", "failureInfo"):
+        for key in ("endTime", "exitCode", "result", "failureInfo", "containerInfo"):
             info.pop(key, None)
         if retry:
             info["lastRetryTime"] = iso(now)
@@ -246,6 +246,8 @@ class AgentSessionOps(Concern):
         info["endTime"] = result.get("end") or iso(now)
         if result.get("exit") is not None:
             info["exitCode"] = result["exit"]
+        if result.get("container"):
+            info["containerInfo"] = result["container"]
         failure = failure_of(result)
         info["result"] = "failure" if failure else "success"
         if failure:

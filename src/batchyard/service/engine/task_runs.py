@@ -65,7 +65,7 @@ class TaskRunOps(Concern):
         }
         info = doc["executionInfo"]
         info["startTime"] = iso(now)
-        for key in ("endTime", "exitCode", "result", "failureInfo"):
+        for key in ("endTime", "exitCode", "result", "failureInfo", "containerInfo"):
             info.pop(key, None)
         self.core.stamp(doc, now)
         self.core.save_task(job.key, doc)
@@ -126,6 +126,8 @@ class TaskRunOps(Concern):
         info["endTime"] = result.get("end") or iso(now)
         if result.get("exit") is not None:
             info["exitCode"] = result["exit"]
+        if result.get("container"):
+            info["containerInfo"] = result["container"]
         if result.get("stats"):
             doc.private.run_stats = result["stats"]
         ended_by, doc.private.ending = doc.private.ending, None
