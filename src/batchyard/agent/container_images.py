@@ -70,8 +70,11 @@ def credentials_for(image: str, registries: list[dict[str, Any]]) -> dict[str, A
 
 
 def on_loopback(server: str) -> bool:
-    host = server.rsplit(":", 1)[0] if server.count(":") == 1 else server
-    host = host.strip("[]")
+    """Whether a registry `host[:port]` (`[v6]:port`) is on this machine's loopback."""
+    if server.startswith("["):
+        host = server[1:].split("]", 1)[0]
+    else:
+        host = server.rsplit(":", 1)[0] if server.count(":") == 1 else server
     if host == "localhost":
         return True
     try:
