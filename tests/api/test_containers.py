@@ -40,7 +40,6 @@ from tests.api.helpers import (
     idle_nodes,
     read_task_file,
     run_task,
-    task_state,
 )
 from tests.conftest import wait_for
 
@@ -135,7 +134,7 @@ def test_terminate_and_the_wall_clock_limit_stop_the_container(client: Any, pool
     client.create_task(
         job_id, m.BatchTaskCreateOptions(id="long", command_line="sleep 300", container_settings=settings(image))
     )
-    wait_for(lambda: task_state(client, job_id, "long") != "active", timeout=30, what="long task started")
+    wait_for(lambda: client.get_task(job_id, "long").state != "active", timeout=30, what="long task started")
     started = client.get_task(job_id, "long")
     assert started.state == "running", started.as_dict()
     node_id = client.get_task(job_id, "long").node_info.node_id
@@ -152,6 +151,25 @@ def test_terminate_and_the_wall_clock_limit_stop_the_container(client: Any, pool
     assert task.execution_info.failure_info.code == "TaskEnded"
     assert "wall clock" in task.execution_info.failure_info.message
     assert containers_of(name_part=node_id) == []
+
+
+def test_deleting_a_running_task_or_its_pool_removes_the_container(client: Any, image: str) -> None:
+    pool_id, job_id = f"containers-delete-{RUN_ID}", f"containers-delete-job-{RUN_ID}"
+    create_container_pool(client, pool_id, container_config([image]), task_slots_per_node=2)
+    wait_for(lambda: idle_nodes(client, pool_id, 1), timeout=60, what="pool idle")
+    create_job(client, job_id, pool_id)
+    for task_id in ("deleted", "with-pool"):
+        client.create_task(
+            job_id, m.BatchTaskCreateOptions(id=task_id, command_line="sleep 300", container_settings=settings(image))
+        )
+    wait_for(lambda: client.get_task(job_id, "with-pool").state == "running", timeout=30, what="tasks running")
+    node_id = client.get_task(job_id, "with-pool").node_info.node_id
+    wait_for(lambda: len(containers_of(name_part=node_id)) == 2, timeout=30, what="two containers")
+    client.delete_task(job_id, "deleted")
+    wait_for(lambda: len(containers_of(name_part=node_id)) == 1, timeout=30, what="the deleted task's container gone")
+    client.begin_delete_pool(pool_id, polling_interval=0.2).result(timeout=60)
+    wait_for(lambda: containers_of(name_part=node_id) == [], timeout=30, what="the pool's containers gone")
+    client.begin_delete_job(job_id, polling_interval=0.2)
 
 
 def test_retries_and_a_command_the_image_lacks(client: Any, pool: str, image: str) -> None:
