@@ -282,7 +282,7 @@ def test_container_settings_must_match_the_pool(client: Any, pool: str, image: s
     assert task.execution_info.failure_info.code == "ContainerTaskSettingsNotFound"
 
 
-def test_a_registry_identity_reference_is_refused(client: Any, image: str) -> None:
+def test_a_registry_identity_reference_is_refused(client: Any, pool: str, image: str) -> None:
     identity = m.BatchNodeIdentityReference(resource_id="/subscriptions/x/identity")
     registry = m.ContainerRegistryReference(registry_server="example.azurecr.io", identity_reference=identity)
     with pytest.raises(HttpResponseError) as refused:
@@ -290,3 +290,12 @@ def test_a_registry_identity_reference_is_refused(client: Any, image: str) -> No
     assert refused.value.status_code == 400
     assert error_code(refused.value) == "InvalidPropertyValue"
     assert error_values(refused.value)["PropertyName"].endswith("containerRegistries[0].identityReference")
+    with pytest.raises(HttpResponseError) as refused:
+        client.create_task(
+            f"containers-job-{RUN_ID}",
+            m.BatchTaskCreateOptions(
+                id="identity", command_line="true", container_settings=settings(image, registry=registry)
+            ),
+        )
+    assert refused.value.status_code == 400
+    assert error_values(refused.value)["PropertyName"] == "containerSettings.registry.identityReference"
