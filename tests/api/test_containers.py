@@ -188,6 +188,16 @@ def test_retries_and_a_command_the_image_lacks(client: Any, pool: str, image: st
     assert missing.execution_info.failure_info.code == "CommandProgramNotFound"
     assert missing.execution_info.result == "failure"
     assert "no-such-program" in missing.execution_info.container_info.error
+    bad_options = run_task(
+        client,
+        job_id,
+        "bad-options",
+        "true",
+        container_settings=settings(image, container_run_options="--no-such-flag"),
+    )
+    failure = bad_options.execution_info.failure_info
+    assert failure.code == "ContainerInvalidSettings", failure.as_dict()
+    assert "no-such-flag" in failure.details[0].value
 
 
 def test_the_start_task_and_job_preparation_and_release_run_in_containers(client: Any, image: str) -> None:

@@ -20,7 +20,7 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
-from batchyard.agent.podman import PULL_TIMEOUT, Podman, RuntimeMissing
+from batchyard.agent.podman import PULL_TIMEOUT, Podman, RuntimeMissing, error_message
 
 DOCKER_HUB = "docker.io"
 _HUB_ALIASES = {"index.docker.io", "registry-1.docker.io", "registry.hub.docker.com", DOCKER_HUB}
@@ -108,7 +108,7 @@ async def ensure_image(podman: Podman, image: str, registries: list[dict[str, An
         if auth_file is not None:
             auth_file.unlink(missing_ok=True)
     if outcome.code != 0:
-        raise ImageFailure(image, _last_error(outcome.err) or f"podman pull exited with {outcome.code}")
+        raise ImageFailure(image, error_message(outcome.err) or f"podman pull exited with {outcome.code}")
     return reference
 
 
@@ -121,10 +121,3 @@ def _auth_file(root: Path, registry: dict[str, Any]) -> Path:
     with os.fdopen(descriptor, "w") as file:
         json.dump({"auths": {server: {"auth": token}}}, file)
     return path
-
-
-def _last_error(stderr: str) -> str:
-    """Podman's final `Error: ...` line (earlier lines are retry warnings)."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("Error:")]
-    return (errors or lines or [""])[-1].removeprefix("Error:").strip()

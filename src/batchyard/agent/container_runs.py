@@ -24,7 +24,7 @@ from typing import Any
 from batchyard.agent.accounts import TASKS_GID, OsAccount
 from batchyard.agent.container_images import ImageFailure, ensure_image
 from batchyard.agent.packages import APPLICATIONS_DIR
-from batchyard.agent.podman import NODE_LABEL, Podman, RuntimeMissing
+from batchyard.agent.podman import NODE_LABEL, Podman, RuntimeMissing, error_message
 
 _PODMAN_NAMES = ("PATH", "HOME", "LANG", "TMPDIR", "TZ")
 _PODMAN_PREFIXES = ("CONTAINERS_", "CONTAINER_", "REGISTRY_", "XDG_", "BUILDAH_", "STORAGE_", "DOCKER_", "LD_")
@@ -132,8 +132,7 @@ class ContainerRun:
         except RuntimeMissing as missing:
             raise ContainerFailure(str(missing)) from None
         if outcome.code != 0:
-            lines = [line for line in outcome.err.splitlines() if line.strip()]
-            raise ContainerFailure((lines[-1] if lines else "podman create failed").removeprefix("Error: "))
+            raise ContainerFailure(error_message(outcome.err) or "podman create failed")
         self.created = True
         self.id = outcome.out.strip()
 
@@ -150,8 +149,7 @@ class ContainerRun:
             text = stderr_path.read_text(errors="replace")
         except OSError:
             text = ""
-        errors = [line for line in text.splitlines() if line.startswith("Error: ")]
-        self.error = errors[-1].removeprefix("Error: ") if errors else "the container's command could not be started"
+        self.error = error_message(text) or "the container's command could not be started"
         return self.error
 
     def info(self) -> dict[str, str]:

@@ -31,6 +31,13 @@ class Outcome:
     err: str
 
 
+def error_message(stderr: str) -> str:
+    """Podman's final `Error: ...` line (earlier lines are warnings, later ones hints), else its last line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("Error:")]
+    return (errors or lines or [""])[-1].removeprefix("Error:").strip()
+
+
 class RuntimeMissing(Exception):
     """Podman is not installed on this host."""
 
