@@ -10,7 +10,8 @@ process (only an OS crash can lose the last commits). Callers group writes with 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ _loads = orjson.loads
 
 class SqliteStore:
     task_fields = frozenset(TASK_FIELD_COLUMNS)
+    transaction_observer: Callable[[float], None] | None = None
 
     def __init__(self, path: Path) -> None:
         self._db = open_database(path)
@@ -51,6 +53,7 @@ class SqliteStore:
         """Nested use joins the outer transaction; the outermost commits or rolls back."""
         if self._depth == 0:
             self._db.execute("BEGIN")
+            self._began = time.perf_counter()
         self._depth += 1
         try:
             yield
@@ -66,6 +69,8 @@ class SqliteStore:
                 self._db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('seq', ?)", (str(self._seq),))
                 self._saved_seq = self._seq
             self._db.execute("COMMIT")
+            if self.transaction_observer is not None:
+                self.transaction_observer(time.perf_counter() - self._began)
 
     def next_seq(self) -> int:
         self._seq += 1
@@ -156,7 +161,7 @@ class SqliteStore:
                     seq,
                     state,
                     _dumps(doc),
-                    _dump_task_private(doc.private),
+                    _dump_task_private(doc.kept_private),
                     doc["id"],
                     _exit_code(doc),
                     doc.get("stateTransitionTime"),
@@ -173,7 +178,7 @@ class SqliteStore:
                 state,
                 node_id,
                 _dumps(doc),
-                _dump_task_private(doc.private),
+                _dump_task_private(doc.kept_private),
                 _exit_code(doc),
                 doc.get("stateTransitionTime"),
                 job_key,
@@ -414,10 +419,11 @@ def _exit_code(doc: dict[str, Any]) -> int | None:
 _DEFAULT_TASK_PRIVATE = TaskPrivate()
 
 
-def _dump_task_private(private: TaskPrivate) -> bytes | None:
-    """None for the defaults (most tasks while queued): no bytes stored, nothing to parse when read."""
-    return None if private == _DEFAULT_TASK_PRIVATE else _dumps(private)  # orjson writes dataclasses itself
+def _dump_task_private(private: TaskPrivate | None) -> bytes | None:
+    """None for the defaults (most tasks while queued): no bytes stored, nothing to parse when read.
+    (orjson writes the dataclass itself.)"""
+    return None if private is None or private == _DEFAULT_TASK_PRIVATE else _dumps(private)
 
 
 def _task_document(doc: bytes, private: bytes | None) -> TaskDocument:
-    return TaskDocument(_loads(doc), load_private(TaskPrivate, _loads(private)) if private else None)
+    return TaskDocument.with_private(_loads(doc), load_private(TaskPrivate, _loads(private)) if private else None)
