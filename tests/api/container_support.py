@@ -120,12 +120,16 @@ def container_config(images: list[str], registries: list[m.ContainerRegistryRefe
     )
 
 
-def create_container_pool(client: Any, pool_id: str, config: Any, **kwargs: Any) -> None:
+def create_container_pool(client: Any, pool_id: str, config: Any, nodes: int = 1, **kwargs: Any) -> None:
     vm = vm_config()
     vm.container_configuration = config
     client.create_pool(
         m.BatchPoolCreateOptions(
-            id=pool_id, vm_size="standard_d2s_v3", virtual_machine_configuration=vm, target_dedicated_nodes=1, **kwargs
+            id=pool_id,
+            vm_size="standard_d2s_v3",
+            virtual_machine_configuration=vm,
+            target_dedicated_nodes=nodes,
+            **kwargs,
         )
     )
 
