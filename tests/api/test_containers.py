@@ -287,6 +287,20 @@ def test_container_settings_must_match_the_pool(client: Any, pool: str, image: s
     finally:
         client.begin_delete_job(f"containers-hostjob-{RUN_ID}", polling_interval=0.2)
         delete_pool_quietly(client, host_pool)
+    with pytest.raises(HttpResponseError) as refused:
+        client.create_task(
+            f"containers-job-{RUN_ID}",
+            m.BatchTaskCreateOptions(
+                id="mpi",
+                command_line="true",
+                container_settings=settings(image),
+                multi_instance_settings=m.MultiInstanceSettings(
+                    number_of_instances=2, coordination_command_line="true"
+                ),
+            ),
+        )
+    assert refused.value.status_code == 400
+    assert "Multi-instance" in error_values(refused.value)["Reason"]
     # On a container pool a task without containerSettings fails as on Azure Batch.
     task = run_task(client, f"containers-job-{RUN_ID}", "plain", "true")
     assert task.execution_info.failure_info.code == "ContainerTaskSettingsNotFound"

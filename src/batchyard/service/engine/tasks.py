@@ -107,6 +107,12 @@ class TaskOps(Concern):
         settings = spec.get("containerSettings")
         if not settings:
             return None
+        if spec.get("multiInstanceSettings"):  # its coordination and MPI launcher would run outside the image
+            return errors.invalid_property(
+                "containerSettings",
+                settings.get("imageName"),
+                "Multi-instance tasks in containers are not supported by this service yet.",
+            )
         pool = self.pools.get(job.pool_key or "")
         pool_doc = (
             pool.doc if pool else ((job.doc.get("poolInfo") or {}).get("autoPoolSpecification") or {}).get("pool")
