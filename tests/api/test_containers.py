@@ -284,6 +284,19 @@ def test_container_settings_must_match_the_pool(client: Any, pool: str, image: s
         assert refused.value.status_code == 400
         assert error_code(refused.value) == "InvalidPropertyValue"
         assert error_values(refused.value)["PropertyName"] == "containerSettings"
+        # A job manager in a container on that pool: the job is refused, and not made.
+        manager = m.BatchJobManagerTask(id="jm", command_line="true", container_settings=settings(image))
+        with pytest.raises(HttpResponseError) as refused:
+            client.create_job(
+                m.BatchJobCreateOptions(
+                    id=f"containers-jmjob-{RUN_ID}",
+                    pool_info=m.BatchPoolInfo(pool_id=host_pool),
+                    job_manager_task=manager,
+                )
+            )
+        assert refused.value.status_code == 400
+        assert error_values(refused.value)["PropertyName"] == "jobManagerTask.containerSettings"
+        assert f"containers-jmjob-{RUN_ID}" not in [job.id for job in client.list_jobs()]
     finally:
         client.begin_delete_job(f"containers-hostjob-{RUN_ID}", polling_interval=0.2)
         delete_pool_quietly(client, host_pool)

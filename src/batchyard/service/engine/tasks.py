@@ -9,12 +9,12 @@ from batchyard.service import errors
 from batchyard.service.clock import iso
 from batchyard.service.documents import TaskDocument
 from batchyard.service.engine import states
+from batchyard.service.engine.container_rules import container_refusal, job_pool_doc
 from batchyard.service.engine.core import Concern, EngineCore
 from batchyard.service.engine.dependencies import parent_keys
 from batchyard.service.engine.events import TaskDeleted, TaskEnded, TasksAdded, Tick, reacts_to
 from batchyard.service.engine.nodes import NodeOps
 from batchyard.service.engine.records import JobRecord
-from batchyard.service.engine.run_builder import container_config
 from batchyard.service.engine.scheduler import QueuedTask
 from batchyard.service.engine.task_runs import TASK_ENDED, TaskRunOps, blocked_status, task_dir
 
@@ -61,7 +61,7 @@ class TaskOps(Concern):
             if key in existing or key in seen:
                 results.append(errors.conflict("TaskExists", "The specified task already exists."))
                 continue
-            refused = self._container_check(job, spec)
+            refused = container_refusal(spec, job_pool_doc(self.pools, job.doc["poolInfo"]), "containerSettings")
             if refused is not None:
                 results.append(refused)
                 continue
@@ -100,30 +100,6 @@ class TaskOps(Concern):
             self.core.kick()
             self.core.emit(TasksAdded(job, [doc for _, _, _, doc in rows]))
         return results
-
-    def _container_check(self, job: JobRecord, spec: dict[str, Any]) -> errors.BatchError | None:
-        """containerSettings are refused when the job's pool (or auto pool) has no container configuration;
-        a pool that does not exist yet is checked when the task runs (run_builder.container_prefail)."""
-        settings = spec.get("containerSettings")
-        if not settings:
-            return None
-        if spec.get("multiInstanceSettings"):  # its coordination and MPI launcher would run outside the image
-            return errors.invalid_property(
-                "containerSettings",
-                settings.get("imageName"),
-                "Multi-instance tasks in containers are not supported by this service yet.",
-            )
-        pool = self.pools.get(job.pool_key or "")
-        pool_doc = (
-            pool.doc if pool else ((job.doc.get("poolInfo") or {}).get("autoPoolSpecification") or {}).get("pool")
-        )
-        if pool_doc is None or container_config(pool_doc) is not None:
-            return None
-        return errors.invalid_property(
-            "containerSettings",
-            settings.get("imageName"),
-            "The job's pool has no containerConfiguration: its tasks cannot run in containers.",
-        )
 
     def _dependency_check(self, job: JobRecord, key: str, spec: dict[str, Any]) -> str | errors.BatchError:
         """Register a new task's parents: "ready", "waiting", "blocked", or the error that refuses it."""
