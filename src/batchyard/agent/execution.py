@@ -3,7 +3,8 @@
 A task sees only the documented AZ_BATCH_* variables, its job's and its own settings, and a
 minimal PATH/HOME/LANG (PATH ending with the image's commands the host lacks): never the agent's
 credentials or the service's keys. On an agent running as root it runs as the user its identity names
-(task_users.py), in a directory that user owns.
+(task_users.py), in a directory that user owns. A run with `container` runs in a podman container
+(container_runs.py): the task process is then `podman start --attach`, and killing it stops the container.
 """
 
 from __future__ import annotations
