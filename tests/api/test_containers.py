@@ -200,6 +200,21 @@ def test_retries_and_a_command_the_image_lacks(client: Any, pool: str, image: st
     assert "no-such-flag" in failure.details[0].value
 
 
+def test_a_cri_compatible_pool_without_prefetched_images(client: Any, image: str) -> None:
+    pool_id, job_id = f"containers-cri-{RUN_ID}", f"containers-cri-job-{RUN_ID}"
+    config = m.BatchContainerConfiguration(type=m.ContainerType.CRI_COMPATIBLE)
+    create_container_pool(client, pool_id, config)
+    try:
+        wait_for(lambda: idle_nodes(client, pool_id, 1), timeout=60, what="cri pool idle")
+        assert client.get_pool(pool_id).virtual_machine_configuration.container_configuration.type == "criCompatible"
+        create_job(client, job_id, pool_id)
+        task = run_task(client, job_id, "t", sh("cat " + IMAGE_MARKER), container_settings=settings(image))
+        assert read_task_file(client, job_id, "t", "stdout.txt") == "inside the image\n", task.execution_info
+        client.begin_delete_job(job_id, polling_interval=0.2)
+    finally:
+        delete_pool_quietly(client, pool_id)
+
+
 def test_the_start_task_and_job_preparation_and_release_run_in_containers(client: Any, image: str) -> None:
     pool_id = f"containers-start-{RUN_ID}"
     start = m.BatchStartTask(
