@@ -654,3 +654,20 @@ def test_enum_values_come_back_as_azure_writes_them(client: Any) -> None:
         assert security.security_type == m.SecurityTypes.CONFIDENTIAL_VM == "confidentialvm"
     finally:
         delete_pool_quietly(client, pool_id)
+
+
+def test_a_subnet_is_refused_as_azure_refuses_one_that_does_not_exist(client: Any) -> None:
+    subnet = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/default"
+    with pytest.raises(HttpResponseError) as refused:
+        client.create_pool(
+            m.BatchPoolCreateOptions(
+                id="with-subnet",
+                vm_size="standard_d2s_v3",
+                virtual_machine_configuration=vm_config(),
+                target_dedicated_nodes=0,
+                network_configuration=m.NetworkConfiguration(subnet_id=subnet),
+            )
+        )
+    assert error_code(refused.value) == "InvalidPropertyValue"
+    assert error_values(refused.value)["PropertyName"] == "networkConfiguration.subnetId"
+    assert not pool_exists(client, "with-subnet")
