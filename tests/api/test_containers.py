@@ -262,6 +262,16 @@ def test_the_start_task_and_job_preparation_and_release_run_in_containers(client
             return "shared/release.txt" in files
 
         wait_for(released, timeout=30, what="release task output")
+        [status] = list(client.list_job_preparation_and_release_task_status(job_id))
+        assert status.job_preparation_task_execution_info.container_info.state == "exited"
+
+        def release_done() -> Any:
+            [status] = list(client.list_job_preparation_and_release_task_status(job_id))
+            info = status.job_release_task_execution_info
+            return info if info is not None and info.state == "completed" else None
+
+        release_info = wait_for(release_done, timeout=30, what="release task completed")
+        assert release_info.container_info.state == "exited"
         client.begin_delete_job(job_id, polling_interval=0.2)
     finally:
         delete_pool_quietly(client, pool_id)

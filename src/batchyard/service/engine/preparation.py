@@ -289,6 +289,8 @@ def _finish_info(info: dict[str, Any], result: dict[str, Any], failure: dict[str
     info["endTime"] = result.get("end") or iso(now)
     if result.get("exit") is not None:
         info["exitCode"] = result["exit"]
+    if result.get("container"):
+        info["containerInfo"] = result["container"]
     info["result"] = "failure" if failure else "success"
     if failure:
         info["failureInfo"] = failure
