@@ -104,6 +104,15 @@ def test_a_pool_pulls_its_images_with_its_registry_credentials(
             timeout=60,
         )
         assert task.execution_info.exit_code == 0, task.execution_info.as_dict()
+        # The registries' passwords were used, and are never answered (the contract's x-ms-secret)
+        (registered,) = client.get_pool(
+            pool_id
+        ).virtual_machine_configuration.container_configuration.container_registries
+        assert registered.username == registry.username and registered.password is None
+        assert client.get_task(job_id, "task-registry").container_settings.registry.password is None
+        listed = {t.id: t for t in client.list_tasks(job_id)}
+        assert listed["task-registry"].container_settings.registry.username == registry.username
+        assert listed["task-registry"].container_settings.registry.password is None
         missing = run_task(
             client,
             job_id,

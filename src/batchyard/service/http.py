@@ -23,6 +23,7 @@ from batchyard.service.api_versions import check_api_version
 from batchyard.service.auth import HEADERS_TO_SIGN
 from batchyard.service.clock import parse_iso, rfc1123
 from batchyard.service.errors import BatchError
+from batchyard.service.redaction import without_secrets
 from batchyard.service.request_auth import authenticate
 
 log = logging.getLogger("batchyard.http")
@@ -191,8 +192,8 @@ def json_response(body: dict[str, Any], headers: dict[str, str] | None = None, s
 
 
 def present(doc: dict[str, Any], url: str, select: set[str] | None = None) -> dict[str, Any]:
-    """The wire form of a stored document: `url` added, `$select` applied."""
-    out = dict(doc)
+    """The wire form of a stored document: secrets left out (redaction.py), `url` added, `$select` applied."""
+    out = dict(without_secrets(doc))
     out["url"] = url
     if select is not None:
         out = {k: v for k, v in out.items() if k in select}

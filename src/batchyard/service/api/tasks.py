@@ -120,6 +120,8 @@ async def list_tasks(request: Request) -> Response:
 
 def _raw_view(request: Request, job_id: str, raw: bytes) -> Any:
     """A whole task document as it is on the wire (the store keeps nothing else in it), spliced as JSON bytes."""
+    if b'"password"' in raw:  # a container registry's: never answered (redaction.py)
+        return _view(request, job_id, orjson.loads(raw), None)
     task_id = raw[7 : raw.index(b'"', 7)].decode() if raw.startswith(b'{"id":"') else orjson.loads(raw)["id"]
     url = orjson.dumps(_task_url(request, job_id, task_id))
     return orjson.Fragment(raw[:-1] + b',"url":' + url + b"}")
