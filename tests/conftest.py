@@ -19,11 +19,42 @@ import httpx
 import pytest
 
 from batchyard.service.config import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
+from tests.postgres_cluster import PostgresCluster, server_binaries
 
 T = TypeVar("T")
 
 
 _own_temp_root: Path | None = None
+# The store the services started by the tests keep their state in (--store): "sqlite" or "postgresql".
+_store = "sqlite"
+_cluster: PostgresCluster | None = None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store",
+        choices=("sqlite", "postgresql"),
+        default=os.environ.get("BATCHYARD_TEST_STORE", "sqlite"),
+        help="the store of every service the tests start: postgresql gives each a fresh database in a"
+        " PostgreSQL cluster the tests start (or BATCHYARD_TEST_STORE)",
+    )
+
+
+def postgres_cluster() -> PostgresCluster:
+    """The tests' PostgreSQL cluster, started on first use and stopped when pytest ends."""
+    global _cluster
+    if _cluster is None:
+        bindir = server_binaries()
+        if bindir is None:
+            pytest.fail("PostgreSQL is not installed: scripts/test.sh installs Debian's postgresql package")
+        _cluster = PostgresCluster(bindir)
+    return _cluster
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """A fresh database in the tests' PostgreSQL cluster."""
+    return postgres_cluster().new_database("unit")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -32,13 +63,16 @@ def pytest_configure(config: pytest.Config) -> None:
     (see passable_for_task_users). Every pytest that starts on the host makes the shared
     /tmp/pytest-of-root 0700 again, shutting out the tasks of a run under way, so a run as root keeps
     its temporary directories in a directory of its own (removed at the end)."""
-    global _own_temp_root
+    global _own_temp_root, _store
+    _store = config.getoption("--store")
     if os.geteuid() == 0 and config.option.basetemp is None:
         _own_temp_root = Path(tempfile.mkdtemp(prefix="batchyard-tests-"))
         config.option.basetemp = _own_temp_root / "tmp"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if _cluster is not None:
+        _cluster.stop()
     if _own_temp_root is not None:
         shutil.rmtree(_own_temp_root, ignore_errors=True)
 
@@ -113,6 +147,9 @@ def _tmp_path_for_task_users(request: pytest.FixtureRequest) -> None:
 
 
 def start_service(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Service:
+    """A service on a free port; with --store postgresql, in a fresh database (kept over restarts)."""
+    if _store == "postgresql" and "--database" not in extra:
+        extra = (*extra, "--database", postgres_cluster().new_database("service"))
     port = free_port()
     args = [
         sys.executable,

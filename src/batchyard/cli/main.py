@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import socket
 import sys
 from pathlib import Path
@@ -36,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--data-dir", type=Path, default=Path("./batchyard-data"))
+    serve.add_argument(
+        "--database",
+        default=os.environ.get("BATCHYARD_DATABASE"),
+        help="keep the service's state in PostgreSQL at this postgresql:// URL (or BATCHYARD_DATABASE, which"
+        " other local users cannot read as they can a command line) instead of SQLite in the data directory",
+    )
     serve.add_argument("--account-name", help="account name (or BATCHYARD_ACCOUNT_NAME)")
     serve.add_argument(
         "--account-key",
@@ -168,6 +175,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         data_dir=args.data_dir.resolve(),
+        database=args.database or None,
         account_name=name,
         account_keys=keys,
         public_url=args.public_url,
@@ -226,6 +234,7 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
         guarded_protocol,
         raise_open_file_limit,
     )
+    from batchyard.service.persistence.schema import StoreError
 
     if args.max_connections < 1 or args.header_timeout <= 0 or args.keep_alive_timeout < 1:
         print("batchyard: --max-connections, --header-timeout, --keep-alive-timeout must be positive", file=sys.stderr)
@@ -239,7 +248,11 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
             args.max_connections,
             open_files,
         )
-    app = build_app(settings)
+    try:
+        app = build_app(settings)
+    except StoreError as exc:
+        print(f"batchyard: {exc}", file=sys.stderr)
+        return 2
     if settings.uses_dev_account:
         print(f"batchyard: using the well-known development account {name} with key {keys[0]}", flush=True)
     config = uvicorn.Config(

@@ -5,9 +5,10 @@ service/documents.py), and the columns queries need. A database records the sche
 to (`schema_version` in `meta`); opening one applies the migrations above its version, in order, and
 refuses one a newer service wrote (its tables may mean things this service does not know).
 
-Version 1 is the schema both stores had when versions began. (SQLite files from before then are brought to
-it by sqlite/schema.py, which looks at what they have.) A later change adds a `Migration` with its statements
-for each database and raises SCHEMA_VERSION.
+TABLES and INDEXES are version 1, the schema both stores had when versions began, and stay so: a later
+change is a `Migration` (its statements for each database) that raises SCHEMA_VERSION, applied to new
+databases too, after the version 1 tables. (SQLite files from before versions are brought to version 1
+by sqlite/schema.py, which looks at what they have.)
 """
 
 from __future__ import annotations
@@ -143,7 +144,11 @@ def index_ddl() -> list[str]:
     return statements
 
 
-class SchemaTooNew(Exception):
+class StoreError(Exception):
+    """The store cannot be opened (the message says why, for the operator)."""
+
+
+class SchemaTooNew(StoreError):
     """The database was written by a newer service: refused rather than misread."""
 
     def __init__(self, where: str, found: int) -> None:
