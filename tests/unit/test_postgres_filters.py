@@ -87,3 +87,41 @@ def test_every_filterable_property_compiles_to_sql_the_server_runs(store: Postgr
                 assert typed <= {bytes(row[0]) for row in rows}, text
                 checked += 1
     assert checked > 100
+
+
+# --- indexes: filtered pages cost what they return -----------------------------------------------------------
+
+
+def test_selective_filters_are_answered_from_their_index(store: PostgresStore) -> None:
+    count = 20000
+    rows = []
+    for i in range(count):
+        doc: dict[str, Any] = {
+            "id": f"T{i:05d}",
+            "state": "active",
+            "stateTransitionTime": f"2024-01-01T00:00:{i % 60:02d}.000000Z",
+        }
+        if i % 1000 == 7:
+            doc |= {
+                "state": "completed",
+                "executionInfo": {"exitCode": 3},
+                "stateTransitionTime": "2024-06-01T00:00:00.000000Z",
+            }
+        rows.append((doc["id"].lower(), i + 1, doc["state"], TaskDocument(doc)))
+    with store.transaction():
+        store.insert_tasks("big", rows)
+    store._db.execute("ANALYZE tasks")  # as autovacuum does after a large insert
+    for text, index, matches in (
+        ("executionInfo/exitCode gt 0", "tasks_by_exit_code", 20),
+        ("stateTransitionTime gt DateTime'2024-05-01T00:00:00Z'", "tasks_by_transition", 20),
+        ("startswith(id, 't0100')", "tasks_pkey", 10),
+        ("state eq 'completed' and executionInfo/exitCode eq 3", "tasks_by", 20),
+    ):
+        parsed = parse_filter(text, "tasks")
+        plan = " ".join(store.explain_task_list("big", parsed))
+        assert index in plan and "Seq Scan" not in plan, (text, plan)
+        assert len(store.list_tasks("big", 0, 1000, parsed)) == matches
+    # Many matches: walk the job in seq order, stopping at the page's end.
+    parsed = parse_filter("stateTransitionTime lt DateTime'2024-05-01T00:00:00Z'", "tasks")
+    plan = " ".join(store.explain_task_list("big", parsed))
+    assert "tasks_by_seq" in plan and "Sort" not in plan, plan

@@ -1,0 +1,59 @@
+"""`serve --database postgresql://...`: the state lives in the database, not in the data directory, and a
+database the service cannot use stops it with a message. (With --store postgresql every API test runs on
+PostgreSQL; these run on it always.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from azure.batch import models as m
+
+from tests.conftest import make_client, postgres_cluster, start_service
+
+
+def test_a_service_on_another_data_directory_finds_the_state_in_the_database(tmp_path: Path) -> None:
+    url = postgres_cluster().new_database("moved")
+    first = start_service(tmp_path / "first", "--database", url)
+    try:
+        client = make_client(first.url)
+        client.create_job(m.BatchJobCreateOptions(id="kept", pool_info=m.BatchPoolInfo(pool_id="nowhere")))
+        client.create_task_collection(
+            "kept",
+            m.BatchTaskGroup(
+                task_values=[m.BatchTaskCreateOptions(id=f"t{i}", command_line="true") for i in range(100)]
+            ),
+        )
+    finally:
+        first.stop()
+    second = start_service(tmp_path / "second", "--database", url)
+    try:
+        client = make_client(second.url)
+        assert client.get_job("kept").pool_info.pool_id == "nowhere"
+        assert [t.id for t in client.list_tasks("kept")] == [f"t{i}" for i in range(100)]
+        assert [t.id for t in client.list_tasks("kept", filter="startswith(id, 'T9')")] == [
+            "t9",
+            *(f"t9{i}" for i in range(10)),
+        ]
+    finally:
+        second.stop()
+    assert not list(tmp_path.glob("*/batchyard.db*"))  # nothing of it was kept in SQLite
+
+
+def _serve(tmp_path: Path, database: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "batchyard.cli.main", "serve", "--port", "0", "--data-dir", str(tmp_path / "d")]
+    return subprocess.run(
+        [*command, "--database", database], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
+
+
+def test_a_database_the_service_cannot_use_stops_it_with_a_message(tmp_path: Path) -> None:
+    not_postgres = _serve(tmp_path, "mysql://localhost/batch")
+    assert not_postgres.returncode == 2 and "--database takes a PostgreSQL URL" in not_postgres.stderr
+    cluster = postgres_cluster()
+    missing = cluster.url("no_such_database").replace("batchyard@", "batchyard:secret@")
+    unreachable = _serve(tmp_path, missing)
+    assert unreachable.returncode == 2 and "cannot connect to" in unreachable.stderr, unreachable.stderr
+    assert "no_such_database" in unreachable.stderr and "secret" not in unreachable.stderr
+    assert "Traceback" not in not_postgres.stderr + unreachable.stderr
