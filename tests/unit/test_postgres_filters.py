@@ -18,7 +18,7 @@ from batchyard.service.odata.literals import fold
 from batchyard.service.odata.validate import enum_values
 from batchyard.service.persistence.postgres import PostgresStore
 from batchyard.service.persistence.postgres.filters import to_sql
-from tests.conftest import postgres_cluster
+from tests.conftest import postgres_cluster, wait_for
 from tests.unit.test_odata_properties import FAST, task_docs, task_filters, unique_ids
 
 
@@ -125,3 +125,23 @@ def test_selective_filters_are_answered_from_their_index(store: PostgresStore) -
     parsed = parse_filter("stateTransitionTime lt DateTime'2024-05-01T00:00:00Z'", "tasks")
     plan = " ".join(store.explain_task_list("big", parsed))
     assert "tasks_by_seq" in plan and "Sort" not in plan, plan
+
+
+def test_a_large_add_gets_statistics_so_pages_walk_the_index() -> None:
+    store = PostgresStore(postgres_cluster().new_database("analyze"))
+    try:
+        for start in range(0, 6000, 100):  # as task collections come in: 100 a transaction
+            with store.transaction():
+                store.insert_tasks(
+                    "j", [(f"t{i}", i + 1, "active", TaskDocument({"id": f"t{i}"})) for i in range(start, start + 100)]
+                )
+
+        def analyzed() -> bool:
+            row = store._db.execute("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'tasks'").fetchone()
+            return row is not None and row[0] is not None
+
+        wait_for(analyzed, timeout=30, what="ANALYZE of the tasks table")
+        plan = " ".join(store.explain_task_list("j"))
+        assert "tasks_by_seq" in plan and "Sort" not in plan, plan
+    finally:
+        store.close()

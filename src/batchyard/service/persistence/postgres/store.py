@@ -19,6 +19,7 @@ import orjson
 
 from batchyard.service.documents import Private, TaskDocument, TaskPrivate, load_private
 from batchyard.service.odata import Filter
+from batchyard.service.persistence.postgres.analyzer import Analyzer
 from batchyard.service.persistence.postgres.filters import to_sql
 from batchyard.service.persistence.postgres.schema import open_database
 
@@ -61,8 +62,12 @@ class PostgresStore:
         self._depth = 0
         self._seq = int(self.get_meta("seq") or 0)
         self._saved_seq = self._seq
+        self._inserted = 0  # tasks inserted in the open transaction
+        row = self._db.execute("SELECT reltuples FROM pg_class WHERE relname = 'tasks'").fetchone()
+        self._analyzer = Analyzer(url, max(int(row[0]), 0) if row else 0)
 
     def close(self) -> None:
+        self._analyzer.close()
         self._db.close()
 
     # --- transactions -------------------------------------------------------------------------
@@ -88,7 +93,9 @@ class PostgresStore:
             raise
         finally:
             self._depth = 0
+            inserted, self._inserted = self._inserted, 0
         self._saved_seq = self._seq
+        self._analyzer.added(inserted)
 
     def next_seq(self) -> int:
         self._seq += 1
@@ -171,6 +178,10 @@ class PostgresStore:
                     for key, seq, state, doc in rows
                 ],
             )
+            self._inserted += cursor.rowcount
+        if not self._depth:  # committed already
+            self._analyzer.added(self._inserted)
+            self._inserted = 0
 
     def update_task(self, job_key: str, key: str, state: str, node_id: str | None, doc: TaskDocument) -> None:
         self._db.execute(
