@@ -147,7 +147,8 @@ def _tmp_path_for_task_users(request: pytest.FixtureRequest) -> None:
 
 
 def start_service(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Service:
-    """A service on a free port; with --store postgresql, in a fresh database (kept over restarts)."""
+    """A service on a free port; with --store postgresql, in a fresh database (kept over restarts) unless
+    `extra` names a --database (`--database ""`: SQLite in the data directory, whatever --store says)."""
     if _store == "postgresql" and "--database" not in extra:
         extra = (*extra, "--database", postgres_cluster().new_database("service"))
     port = free_port()

@@ -15,6 +15,7 @@ from batchyard.cli.applications import add_application_commands, run_application
 from batchyard.cli.autoscale import add_autoscale_commands, add_autoscale_options, autoscale_timing
 from batchyard.cli.client import CommandError, add_connection_options, call
 from batchyard.cli.nodes import add_node_commands, run_node_command
+from batchyard.cli.store import add_store_commands, run_store_command
 from batchyard.service.config import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_KEEP_ALIVE_TIMEOUT,
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     add_application_commands(commands)
     add_autoscale_commands(commands)
     add_node_commands(commands)
+    add_store_commands(commands)
 
     add_agent_arguments(commands.add_parser("agent", help=AGENT_HELP))
 
@@ -132,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_node_command(args)
     if args.command == "applications":
         return run_application_command(args)
+    if args.command == "store":
+        return run_store_command(args)
     if args.command == "autoscale":
         from batchyard.cli.autoscale import run_autoscale_command
 
