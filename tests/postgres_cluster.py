@@ -15,8 +15,6 @@ import tempfile
 from itertools import count
 from pathlib import Path
 
-import psycopg
-
 _SUPERUSER = "batchyard"
 
 
@@ -55,6 +53,8 @@ class PostgresCluster:
 
     def new_database(self, prefix: str = "db") -> str:
         """A fresh, empty database's URL."""
+        import psycopg  # here: the legacy SDK's environment (tests/legacy) has no PostgreSQL driver
+
         name = f"{prefix}_{os.getpid()}_{next(self._names)}"
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
