@@ -101,8 +101,10 @@ def test_tasks_list_in_creation_order_by_page_and_filter_and_keep_their_private_
     with store.transaction():
         store.insert_tasks("j", [_task(i) for i in range(1, 8)])
         store.insert_tasks("other", [_task(1)])
-    done = TaskDocument({"id": "T3", "state": "completed", "executionInfo": {"exitCode": 2, "result": "failure"}})
-    done.private = TaskPrivate(run_id="r", run_stats={"cpu": 1})
+    done = TaskDocument.with_private(
+        {"id": "T3", "state": "completed", "executionInfo": {"exitCode": 2, "result": "failure"}},
+        TaskPrivate(run_id="r", run_stats={"cpu": 1}),
+    )
     store.update_task("j", "t3", "completed", "n1", done)
     ok = TaskDocument({"id": "T5", "state": "completed", "executionInfo": {"exitCode": 0, "result": "success"}})
     store.update_task("j", "t5", "completed", None, ok)

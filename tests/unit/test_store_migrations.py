@@ -147,7 +147,9 @@ def test_new_documents_keep_private_fields_apart(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "new.sqlite")
     try:
         with store.transaction():
-            store.insert_tasks("j", [("t", 1, "active", TaskDocument({"id": "t"}, TaskPrivate(run_id="r")))])
+            store.insert_tasks(
+                "j", [("t", 1, "active", TaskDocument.with_private({"id": "t"}, TaskPrivate(run_id="r")))]
+            )
         conn = store._db
         doc, private = conn.execute("SELECT doc, private FROM tasks").fetchone()
         assert orjson.loads(doc) == {"id": "t"} and orjson.loads(private)["run_id"] == "r"

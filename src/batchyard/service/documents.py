@@ -32,13 +32,28 @@ class TaskPrivate:
 
 
 class TaskDocument(dict[str, Any]):
-    """A task's wire document, with its private fields beside it (serialised as a plain dict)."""
+    """A task's wire document, with its private fields beside it (serialised as a plain dict).
 
-    __slots__ = ("private",)
+    `TaskDocument(doc)` is dict's own constructor (no Python frame: tasks are made in hundreds of thousands)
+    and keeps no private fields until one is read or set through `private`."""
 
-    def __init__(self, doc: dict[str, Any], private: TaskPrivate | None = None) -> None:
-        super().__init__(doc)
-        self.private = private or TaskPrivate()
+    # The class default; an instance gets its own only when its private fields are first used (most tasks
+    # are added and stored before any is).
+    kept_private: TaskPrivate | None = None
+
+    @classmethod
+    def with_private(cls, doc: dict[str, Any], private: TaskPrivate | None) -> TaskDocument:
+        document = cls(doc)
+        if private is not None:
+            document.kept_private = private
+        return document
+
+    @property
+    def private(self) -> TaskPrivate:
+        private = self.kept_private
+        if private is None:
+            private = self.kept_private = TaskPrivate()
+        return private
 
 
 def dump_private(private: DataclassInstance) -> Private:

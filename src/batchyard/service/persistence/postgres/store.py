@@ -170,7 +170,7 @@ class PostgresStore:
                         seq,
                         state,
                         _json(doc),
-                        _dump_task_private(doc.private),
+                        _dump_task_private(doc.kept_private),
                         doc["id"],
                         _exit_code(doc),
                         doc.get("stateTransitionTime"),
@@ -191,7 +191,7 @@ class PostgresStore:
                 state,
                 node_id,
                 _json(doc),
-                _dump_task_private(doc.private),
+                _dump_task_private(doc.kept_private),
                 _exit_code(doc),
                 doc.get("stateTransitionTime"),
                 job_key,
@@ -386,10 +386,10 @@ def _exit_code(doc: dict[str, Any]) -> int | None:
 _DEFAULT_TASK_PRIVATE = TaskPrivate()
 
 
-def _dump_task_private(private: TaskPrivate) -> bytes | None:
+def _dump_task_private(private: TaskPrivate | None) -> bytes | None:
     """None for the defaults (most tasks while queued): no bytes stored, nothing to parse when read."""
-    return None if private == _DEFAULT_TASK_PRIVATE else orjson.dumps(private)
+    return None if private is None or private == _DEFAULT_TASK_PRIVATE else orjson.dumps(private)
 
 
 def _task_document(doc: bytes, private: bytes | None) -> TaskDocument:
-    return TaskDocument(_loads(doc), load_private(TaskPrivate, _loads(private)) if private else None)
+    return TaskDocument.with_private(_loads(doc), load_private(TaskPrivate, _loads(private)) if private else None)

@@ -156,7 +156,7 @@ class SqliteStore:
                     seq,
                     state,
                     _dumps(doc),
-                    _dump_task_private(doc.private),
+                    _dump_task_private(doc.kept_private),
                     doc["id"],
                     _exit_code(doc),
                     doc.get("stateTransitionTime"),
@@ -173,7 +173,7 @@ class SqliteStore:
                 state,
                 node_id,
                 _dumps(doc),
-                _dump_task_private(doc.private),
+                _dump_task_private(doc.kept_private),
                 _exit_code(doc),
                 doc.get("stateTransitionTime"),
                 job_key,
@@ -414,10 +414,11 @@ def _exit_code(doc: dict[str, Any]) -> int | None:
 _DEFAULT_TASK_PRIVATE = TaskPrivate()
 
 
-def _dump_task_private(private: TaskPrivate) -> bytes | None:
-    """None for the defaults (most tasks while queued): no bytes stored, nothing to parse when read."""
-    return None if private == _DEFAULT_TASK_PRIVATE else _dumps(private)  # orjson writes dataclasses itself
+def _dump_task_private(private: TaskPrivate | None) -> bytes | None:
+    """None for the defaults (most tasks while queued): no bytes stored, nothing to parse when read.
+    (orjson writes the dataclass itself.)"""
+    return None if private is None or private == _DEFAULT_TASK_PRIVATE else _dumps(private)
 
 
 def _task_document(doc: bytes, private: bytes | None) -> TaskDocument:
-    return TaskDocument(_loads(doc), load_private(TaskPrivate, _loads(private)) if private else None)
+    return TaskDocument.with_private(_loads(doc), load_private(TaskPrivate, _loads(private)) if private else None)
