@@ -51,12 +51,6 @@ def postgres_cluster() -> PostgresCluster:
     return _cluster
 
 
-@pytest.fixture
-def postgres_url() -> str:
-    """A fresh database in the tests' PostgreSQL cluster."""
-    return postgres_cluster().new_database("unit")
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     """As root, tasks run as users of their own, who must pass the directories above each test's data
