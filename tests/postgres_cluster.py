@@ -41,8 +41,8 @@ class PostgresCluster:
             entry = pwd.getpwnam("postgres")
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
         self._run("initdb", "-D", str(self.data), "-U", _SUPERUSER, "-A", "trust", "-E", "UTF8", "--locale=C")
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c max_connections=200"
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options, "-w", "start")
+        self._options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c max_connections=200"
+        self._pg_ctl("start")
 
     @property
     def data(self) -> Path:
@@ -60,11 +60,19 @@ class PostgresCluster:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def restart(self) -> None:
+        """Stop the server (its clients' connections end) and start it again on the same port."""
+        self._pg_ctl("restart", "-m", "fast")
+
     def stop(self) -> None:
         try:
-            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+            self._pg_ctl("stop", "-m", "fast")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+    def _pg_ctl(self, action: str, *args: str) -> None:
+        log = str(self.root / "server.log")
+        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", self._options, "-w", action, *args)
 
     def log(self) -> str:
         path = self.root / "server.log"

@@ -11,6 +11,7 @@ from pathlib import Path
 from azure.batch import models as m
 
 from tests.conftest import make_client, postgres_cluster, start_service
+from tests.postgres_cluster import PostgresCluster
 
 
 def test_a_service_on_another_data_directory_finds_the_state_in_the_database(tmp_path: Path) -> None:
@@ -57,3 +58,24 @@ def test_a_database_the_service_cannot_use_stops_it_with_a_message(tmp_path: Pat
     assert unreachable.returncode == 2 and "cannot connect to" in unreachable.stderr, unreachable.stderr
     assert "no_such_database" in unreachable.stderr and "secret" not in unreachable.stderr
     assert "Traceback" not in not_postgres.stderr + unreachable.stderr
+
+
+def test_the_service_connects_again_after_the_database_server_restarts(tmp_path: Path) -> None:
+    cluster = PostgresCluster(postgres_cluster().bindir)  # one of its own: the others' connections stay
+    try:
+        service = start_service(tmp_path / "svc", "--database", cluster.new_database("restarted"))
+        try:
+            client = make_client(service.url)
+            client.create_job(m.BatchJobCreateOptions(id="before", pool_info=m.BatchPoolInfo(pool_id="nowhere")))
+            cluster.restart()
+            # The request that finds the connection gone fails with a 500, which the SDK retries.
+            client.create_job(m.BatchJobCreateOptions(id="after", pool_info=m.BatchPoolInfo(pool_id="nowhere")))
+            assert sorted(job.id for job in client.list_jobs()) == ["after", "before"]
+            assert "connecting again" in service.log()
+            service.stop()
+            service.restart()  # both were committed
+            assert sorted(job.id for job in client.list_jobs()) == ["after", "before"]
+        finally:
+            service.stop()
+    finally:
+        cluster.stop()

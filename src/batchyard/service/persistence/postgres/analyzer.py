@@ -47,13 +47,13 @@ class Analyzer:
             self._thread.join(timeout=30)
 
     def _run(self) -> None:
-        try:
-            with connect(self._url) as conn:
-                while True:
-                    self._wake.wait()
-                    self._wake.clear()
-                    if self._closing:
-                        return
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._closing:
+                return
+            try:  # a connection for each (rare) ANALYZE: nothing to lose when the server restarts
+                with connect(self._url) as conn:
                     conn.execute("ANALYZE tasks")
-        except Exception:  # statistics are an optimisation: the store works on without them
-            log.exception("gathering statistics for the tasks table failed")
+            except Exception:  # statistics are an optimisation: the store works on without them
+                log.exception("gathering statistics for the tasks table failed")

@@ -11,17 +11,20 @@ acknowledges is committed (synchronous_commit, PostgreSQL's default, makes that 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import orjson
+import psycopg
+from psycopg.rows import TupleRow
 
 from batchyard.service.documents import Private, TaskDocument, TaskPrivate, load_private
 from batchyard.service.odata import Filter
 from batchyard.service.persistence.postgres.analyzer import Analyzer
 from batchyard.service.persistence.postgres.filters import to_sql
-from batchyard.service.persistence.postgres.schema import open_database
+from batchyard.service.persistence.postgres.schema import connect, open_database
 
 # Top-level task properties (wire names) held in columns of the tasks table: pages of only these read
 # no document.
@@ -47,6 +50,7 @@ _PUT_PREP_STATUS = _upsert("prep_status", ("job_key", "node_id"), ("doc",))
 _PUT_USAGE = _upsert("usage_totals", ("scope", "key"), ("doc",))
 
 _loads = orjson.loads
+log = logging.getLogger(__name__)
 
 
 def _json(doc: Any) -> str:
@@ -58,7 +62,8 @@ class PostgresStore:
     task_fields = frozenset(TASK_FIELD_COLUMNS)
 
     def __init__(self, url: str) -> None:
-        self._db = open_database(url)
+        self._url = url
+        self._conn = open_database(url)
         self._depth = 0
         self._seq = int(self.get_meta("seq") or 0)
         self._saved_seq = self._seq
@@ -68,7 +73,21 @@ class PostgresStore:
 
     def close(self) -> None:
         self._analyzer.close()
-        self._db.close()
+        self._conn.close()
+
+    @property
+    def _db(self) -> psycopg.Connection[TupleRow]:
+        """The connection; a new one when the last was lost (the server restarted, the network dropped),
+        outside a transaction. The statement that found it lost failed, as its request did (a 500 the
+        client retries); what was committed before is in the database."""
+        if self._conn.broken and not self._depth:
+            log.warning("the connection to the database was lost: connecting again")
+            self._conn.close()
+            self._conn = connect(self._url)
+            # A commit cut off with the connection may have happened: go on from the number it saved.
+            row = self._conn.execute("SELECT v FROM meta WHERE k = 'seq'").fetchone()
+            self._seq = self._saved_seq = max(self._saved_seq, int(row[0]) if row else 0)
+        return self._conn
 
     # --- transactions -------------------------------------------------------------------------
 
@@ -82,9 +101,10 @@ class PostgresStore:
             finally:
                 self._depth -= 1
             return
+        conn = self._db  # (a new connection if the last was lost)
         self._depth = 1
         try:
-            with self._db.transaction():
+            with conn.transaction():
                 yield
                 if self._seq != self._saved_seq:
                     self.set_meta("seq", str(self._seq))
