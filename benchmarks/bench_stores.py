@@ -13,6 +13,9 @@ Debian's server binaries, as the tests do: tests/postgres_cluster.py), and the s
 3. end to end: `--e2e-tasks` `/bin/true` tasks on one node with nproc slots, from the first add until the
    job's task counts show them all completed.
 
+`--rounds` times (default 3) the stores take turns (a fresh service and database each time); the medians
+are reported.
+
 PostgreSQL runs twice: with its defaults (every commit flushed to disk before the answer) and with
 `synchronous_commit=off` set for the service's connection (in the URL), which answers before the flush: a
 crash of the database server (not of the service) can then lose the last fraction of a second of commits.
@@ -26,6 +29,7 @@ import concurrent.futures
 import contextlib
 import os
 import shlex
+import statistics
 import sys
 import tempfile
 import time
@@ -141,6 +145,19 @@ def run_store(
     return results
 
 
+def medians(label: str, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per measurement, the median of each figure over the rounds."""
+    merged: dict[str, Any] = {"label": label}
+    for name in results[0]:
+        if name == "label":
+            continue
+        merged[name] = {
+            key: None if results[0][name][key] is None else statistics.median(r[name][key] for r in results)
+            for key in results[0][name]
+        }
+    return merged
+
+
 def render(
     runs: list[dict[str, Any]], args: argparse.Namespace, command: str, machine: dict[str, str], load: tuple[str, str]
 ) -> str:
@@ -162,7 +179,8 @@ def render(
         f"Versions: batchyard {machine['batchyard']}, azure-batch {machine['azure-batch']}.",
         "",
         f"{args.tasks:,} tasks added and listed, {args.e2e_tasks:,} `/bin/true` tasks end to end on one node with "
-        f"{NPROC} slots. Each cell: wall time (rate), then the service's CPU s / the PostgreSQL server's CPU s.",
+        f"{NPROC} slots; medians of {args.rounds} rounds in which the stores take turns. Each cell: wall time"
+        " (rate), then the service's CPU s / the PostgreSQL server's CPU s (and both together per task).",
         "",
         "| measurement | " + " | ".join(run["label"] for run in runs) + " |",
         "|---|" + "---|" * len(runs),
@@ -173,7 +191,11 @@ def render(
             figures = run[name]
             rate = f" ({rates[name] / figures['seconds']:,.0f} tasks/s)" if name in rates else ""
             server = f" / {figures['server_cpu']:.1f}" if figures["server_cpu"] is not None else ""
-            cells.append(f"{figures['seconds']:.2f} s{rate}; CPU {figures['service_cpu']:.1f}{server}")
+            per_task = ""
+            if name in rates:  # CPU per task: the figure a loaded machine moves least
+                cpu = figures["service_cpu"] + (figures["server_cpu"] or 0.0)
+                per_task = f" = {cpu / rates[name] * 1e6:,.0f} µs a task"
+            cells.append(f"{figures['seconds']:.2f} s{rate}; CPU {figures['service_cpu']:.1f}{server}{per_task}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
     return "\n".join(lines)
@@ -181,8 +203,9 @@ def render(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", type=int, default=50_000, help="tasks added and listed")
-    parser.add_argument("--e2e-tasks", type=int, default=2_000, help="/bin/true tasks end to end")
+    parser.add_argument("--tasks", type=int, default=30_000, help="tasks added and listed")
+    parser.add_argument("--e2e-tasks", type=int, default=1_000, help="/bin/true tasks end to end")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (medians reported)")
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
@@ -195,17 +218,20 @@ def main(argv: list[str] | None = None) -> int:
     cluster = PostgresCluster(bindir)
     monitor = Monitor()
     try:
-        runs = [
-            run_store("SQLite", [], None, args, monitor),
-            run_store("PostgreSQL", ["--database", cluster.new_database("bench")], cluster, args, monitor),
-            run_store(
+        stores: list[tuple[str, Callable[[], list[str]], PostgresCluster | None]] = [
+            ("SQLite", lambda: [], None),
+            ("PostgreSQL", lambda: ["--database", cluster.new_database("bench")], cluster),
+            (
                 "PostgreSQL, synchronous_commit=off",
-                ["--database", cluster.new_database("bench") + "?options=-c%20synchronous_commit%3Doff"],
+                lambda: ["--database", cluster.new_database("bench") + "?options=-c%20synchronous_commit%3Doff"],
                 cluster,
-                args,
-                monitor,
             ),
         ]
+        rounds: dict[str, list[dict[str, Any]]] = {}
+        for _ in range(args.rounds):  # the stores take turns, so each sees the machine's load alike
+            for label, extra, server in stores:
+                rounds.setdefault(label, []).append(run_store(label, extra(), server, args, monitor))
+        runs = [medians(label, results) for label, results in rounds.items()]
     finally:
         monitor.close()
         cluster.stop()
