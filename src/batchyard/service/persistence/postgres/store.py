@@ -68,7 +68,7 @@ class PostgresStore:
         self._seq = int(self.get_meta("seq") or 0)
         self._saved_seq = self._seq
         self._inserted = 0  # tasks inserted in the open transaction
-        row = self._db.execute("SELECT reltuples FROM pg_class WHERE relname = 'tasks'").fetchone()
+        row = self._db.execute("SELECT reltuples FROM pg_class WHERE oid = 'tasks'::regclass").fetchone()
         self._analyzer = Analyzer(url, max(int(row[0]), 0) if row else 0)
 
     def close(self) -> None:
