@@ -172,3 +172,16 @@ def test_deleting_a_node_forgets_what_was_retained_on_it(open_store: Opener) -> 
     store.retain(10.0, "n", "/a")
     store.delete_node("n")
     assert store.load_nodes() == [] and store.retained_until("n") == 0.0
+
+
+def test_a_nul_in_a_document_is_kept_and_breaks_no_query_on_its_job(open_store: Opener) -> None:
+    store = open_store()
+    odd = {"id": "T1", "state": "completed", "commandLine": "echo a\x00b", "executionInfo": {"result": "success"}}
+    store.insert_tasks("j", [_task(0), ("t1", 1, "completed", TaskDocument(odd))])
+    store.insert_tasks("j", [_task(2, multiInstanceSettings={"numberOfInstances": 2})])
+    assert store.get_task("j", "t1") == odd
+    assert orjson.loads(store.list_tasks("j", -1, 10)[1][1]) == odd  # listed exactly as stored
+    succeeded = parse_filter("executionInfo/result eq 'success'", "tasks")
+    assert [seq for seq, _ in store.list_tasks("j", -1, 10, succeeded)] == [1]
+    assert store.task_results("j") == (1, 0)
+    assert store.multi_instance_sizes("j") == {"t2": 2}

@@ -16,7 +16,22 @@ from batchyard.service.odata.validate import Filter
 from batchyard.service.persistence import sql_filters
 
 
-def _json_value(doc: str, path: tuple[str, ...], kind: PropType) -> str:
+def readable(doc: str) -> str:
+    """A `json` column as PostgreSQL's JSON functions can read it.
+
+    The column keeps a document's text as written, `\\u0000` escapes too, but the functions that read into
+    it refuse a document with one anywhere ("unsupported Unicode escape sequence"): a task whose command
+    line or environment held a NUL would fail every query on its job's documents. Such a document is read
+    with U+FFFD in its place (a string in it compares as if the NUL were that character); the stored and
+    listed document is unchanged.
+    """
+    nul, replacement = "'\\u0000'", "'\\ufffd'"  # JSON escapes, as SQL strings
+    cleaned = f"replace({doc}::text, {nul}, {replacement})::json"
+    return f"(CASE WHEN strpos({doc}::text, {nul}) = 0 THEN {doc} ELSE {cleaned} END)"
+
+
+def _json_value(column: str, path: tuple[str, ...], kind: PropType) -> str:
+    doc = readable(column)
     where = "'{" + ",".join(path) + "}'"  # property paths come from the contract's tables: plain names
     if kind == "int":
         return f"(CASE WHEN json_typeof({doc} #> {where}) = 'number' THEN ({doc} #>> {where})::numeric END)"

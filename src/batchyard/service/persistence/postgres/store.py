@@ -23,7 +23,7 @@ from psycopg.rows import TupleRow
 from batchyard.service.documents import Private, TaskDocument, TaskPrivate, load_private
 from batchyard.service.odata import Filter
 from batchyard.service.persistence.postgres.analyzer import Analyzer
-from batchyard.service.persistence.postgres.filters import to_sql
+from batchyard.service.persistence.postgres.filters import readable, to_sql
 from batchyard.service.persistence.postgres.schema import connect, open_database
 
 # Top-level task properties (wire names) held in columns of the tasks table: pages of only these read
@@ -51,6 +51,7 @@ _PUT_USAGE = _upsert("usage_totals", ("scope", "key"), ("doc",))
 
 _loads = orjson.loads
 log = logging.getLogger(__name__)
+_DOC = readable("doc")  # the document as JSON functions read it
 
 
 def _json(doc: Any) -> str:
@@ -282,8 +283,8 @@ class PostgresStore:
     def task_results(self, job_key: str) -> tuple[int, int]:
         """(succeeded, failed) among completed tasks of a job."""
         row = self._db.execute(
-            "SELECT count(*) FILTER (WHERE doc #>> '{executionInfo,result}' = 'success'),"
-            " count(*) FILTER (WHERE doc #>> '{executionInfo,result}' = 'failure')"
+            f"SELECT count(*) FILTER (WHERE {_DOC} #>> '{{executionInfo,result}}' = 'success'),"
+            f" count(*) FILTER (WHERE {_DOC} #>> '{{executionInfo,result}}' = 'failure')"
             " FROM tasks WHERE job_key = %s AND state = 'completed'",
             (job_key,),
         ).fetchone()
@@ -292,8 +293,8 @@ class PostgresStore:
     def multi_instance_sizes(self, job_key: str) -> dict[str, int]:
         """Unfinished multi-instance tasks of a job: task key -> numberOfInstances."""
         rows = self._db.execute(
-            "SELECT key, doc #>> '{multiInstanceSettings,numberOfInstances}' FROM tasks"
-            " WHERE job_key = %s AND state <> 'completed' AND json_typeof(doc -> 'multiInstanceSettings') = 'object'",
+            f"SELECT key, {_DOC} #>> '{{multiInstanceSettings,numberOfInstances}}' FROM tasks WHERE job_key = %s"
+            f" AND state <> 'completed' AND json_typeof({_DOC} -> 'multiInstanceSettings') = 'object'",
             (job_key,),
         )
         return {key: int(count or 1) for key, count in rows}
