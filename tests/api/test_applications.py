@@ -230,3 +230,28 @@ def test_zip_slip_fails_the_task_and_makes_a_pool_node_unusable(linked: Service,
     assert node.errors[0].code == "ApplicationPackageDeploymentFailed" and app in node.errors[0].message
     for pool in (pool_id, bad_pool):
         batch.begin_delete_pool(pool, polling_interval=0.2)
+
+
+def test_a_package_that_is_no_zip_activates_and_fails_where_it_is_deployed(
+    linked: Service, batch: Any, tmp_path: Path
+) -> None:
+    app = app_id()
+    not_a_zip = tmp_path / "package.tar"
+    not_a_zip.write_bytes(b"this is not a zip archive\n")
+    add_package(linked, app, "1.0", not_a_zip)  # uploaded and activated, as on Azure
+    listed = {p.id: p for p in batch.list_applications()}
+    assert "1.0" in listed[app].versions
+
+    pool_id, job_id = f"nozip-{uuid.uuid4().hex[:6]}", f"nozip-job-{uuid.uuid4().hex[:6]}"
+    create_pool(batch, pool_id, nodes=1)
+    try:
+        create_job(batch, job_id, pool_id)
+        ref = [m.BatchApplicationPackageReference(application_id=app, version="1.0")]
+        batch.create_task(
+            job_id, m.BatchTaskCreateOptions(id="t", command_line="/bin/true", application_package_references=ref)
+        )
+        task = wait_for(lambda: _completed(batch, job_id, "t"), timeout=60, what="the task")
+        failure = task.execution_info.failure_info
+        assert failure.code == "ApplicationPackageDeploymentFailed" and "not a valid zip file" in failure.message
+    finally:
+        batch.begin_delete_pool(pool_id, polling_interval=0.2)

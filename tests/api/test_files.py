@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -105,6 +106,9 @@ def test_task_file_properties(client: Any, job: str, service: Service) -> None:
     assert head.headers["content-length"] == "10"
     assert head.headers["ocp-batch-file-isdirectory"] == "false"
     assert head.headers["last-modified"]
+    assert re.fullmatch(r"0x[0-9A-F]{15,16}", head.headers["etag"])  # the contract's ETag, as Batch writes one
+    got = signed_request(service.url, "GET", f"/jobs/{job}/tasks/writer/files/wd/out/deep/digits.txt")
+    assert got.headers["etag"] == head.headers["etag"]
     assert head.content == b""
     folder = signed_request(service.url, "HEAD", f"/jobs/{job}/tasks/writer/files/wd/out")
     assert folder.headers["ocp-batch-file-isdirectory"] == "true"
@@ -150,7 +154,12 @@ def test_node_files(client: Any, pool: str, node_id: str, job: str, service: Ser
     top = {f.name: f for f in client.list_node_files(pool, node_id)}
     assert {"startup", "shared", "workitems"} <= set(top)
     assert all(top[name].is_directory for name in ("startup", "shared", "workitems"))
+    assert not {".batchyard", "agent.log", "users", "home"} & set(top)  # the agent's own: not the node's
     everything = {f.name for f in client.list_node_files(pool, node_id, recursive=True)}
+    assert not [name for name in everything if name.split("/")[0] in (".batchyard", "agent.log", "users", "home")]
+    with pytest.raises(ResourceNotFoundError) as info:
+        b"".join(client.download_node_file(pool, node_id, "agent.log"))
+    assert error_code(info.value) == "FileNotFound"
     assert {
         "startup/stdout.txt",
         "startup/stderr.txt",

@@ -15,6 +15,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from tests.api.helpers import (
     completed,
     create_job,
+    delete_pool_quietly,
     error_code,
     idle_nodes,
     read_task_file,
@@ -22,6 +23,7 @@ from tests.api.helpers import (
     serve_directory,
     temp_pool,
     unique_sleep,
+    vm_config,
 )
 from tests.conftest import Service, wait_for
 
@@ -303,3 +305,46 @@ def test_failing_start_task_makes_the_node_unusable_for_tasks(client: Any, uniqu
         assert {client.get_task(job_id, f"t{i}").node_info.node_id for i in range(4)} == {good.id}
         assert client.get_node(pool_id, bad.id).total_tasks_run == 0
         assert client.get_node(pool_id, bad.id).state == "starttaskfailed"
+
+
+def test_a_nodes_extensions_are_its_pools(client: Any, unique: Unique) -> None:
+    pool_id = unique("ext-pool")
+    monitor = m.VMExtension(
+        name="monitor",
+        publisher="Microsoft.Azure.Monitor",
+        type="AzureMonitorLinuxAgent",
+        type_handler_version="1.0",
+        auto_upgrade_minor_version=True,
+        settings={"level": "info"},
+        protected_settings={"workspaceKey": "never-shown"},
+    )
+    config = vm_config()
+    client.create_pool(
+        m.BatchPoolCreateOptions(
+            id=pool_id,
+            vm_size="standard_d2s_v3",
+            virtual_machine_configuration=m.VirtualMachineConfiguration(
+                image_reference=config.image_reference, node_agent_sku_id=config.node_agent_sku_id, extensions=[monitor]
+            ),
+            target_dedicated_nodes=1,
+        )
+    )
+    try:
+        (node,) = wait_for(lambda: idle_nodes(client, pool_id, 1), timeout=60, what="an idle node")
+        (listed,) = list(client.list_node_extensions(pool_id, node.id))
+        assert listed.provisioning_state == "Succeeded"
+        assert listed.vm_extension.name == "monitor" and listed.vm_extension.type == "AzureMonitorLinuxAgent"
+        assert listed.vm_extension.settings == {"level": "info"}
+        assert listed.vm_extension.protected_settings is None  # a secret: never answered
+        assert listed.instance_view.name == "monitor"
+        assert listed.instance_view.statuses[0].code == "ProvisioningState/succeeded"
+        got = client.get_node_extension(pool_id, node.id, "monitor")
+        assert got.vm_extension.publisher == "Microsoft.Azure.Monitor"
+        with pytest.raises(ResourceNotFoundError) as missing:
+            client.get_node_extension(pool_id, node.id, "no-such-extension")
+        assert error_code(missing.value) == "NodeExtensionNotFound"
+        with pytest.raises(ResourceNotFoundError) as no_node:
+            list(client.list_node_extensions(pool_id, "tvmps_nope_d"))
+        assert error_code(no_node.value) == "NodeNotFound"
+    finally:
+        delete_pool_quietly(client, pool_id)

@@ -621,3 +621,53 @@ def test_pool_node_counts(client: Any, unique: Unique) -> None:
         assert mine.dedicated.total == 2
         assert mine.dedicated.running == 0
         assert mine.low_priority.total == 0
+
+
+def test_enum_values_come_back_as_azure_writes_them(client: Any) -> None:
+    """Where the contract's casing differs from the real service's (and the SDK's enums), Azure's wins: a
+    client's comparison with its own enum member holds."""
+    pool_id = "enum-spellings"
+    client.create_pool(
+        m.BatchPoolCreateOptions(
+            id=pool_id,
+            vm_size="standard_d2s_v3",
+            virtual_machine_configuration=m.VirtualMachineConfiguration(
+                image_reference=vm_config().image_reference,
+                node_agent_sku_id=vm_config().node_agent_sku_id,
+                security_profile=m.SecurityProfile(
+                    security_type=m.SecurityTypes.CONFIDENTIAL_VM,
+                    encryption_at_host=True,
+                    uefi_settings=m.BatchUefiSettings(secure_boot_enabled=True, vtpm_enabled=True),
+                ),
+            ),
+            target_dedicated_nodes=0,
+            task_scheduling_policy=m.BatchTaskSchedulingPolicy(
+                node_fill_type=m.BatchNodeFillType.PACK, job_default_order=m.BatchJobDefaultOrder.CREATION_TIME
+            ),
+        )
+    )
+    try:
+        pool = client.get_pool(pool_id)
+        assert pool.task_scheduling_policy.job_default_order == m.BatchJobDefaultOrder.CREATION_TIME
+        assert pool.task_scheduling_policy.job_default_order == "creationtime"
+        security = pool.virtual_machine_configuration.security_profile
+        assert security.security_type == m.SecurityTypes.CONFIDENTIAL_VM == "confidentialvm"
+    finally:
+        delete_pool_quietly(client, pool_id)
+
+
+def test_a_subnet_is_refused_as_azure_refuses_one_that_does_not_exist(client: Any) -> None:
+    subnet = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/default"
+    with pytest.raises(HttpResponseError) as refused:
+        client.create_pool(
+            m.BatchPoolCreateOptions(
+                id="with-subnet",
+                vm_size="standard_d2s_v3",
+                virtual_machine_configuration=vm_config(),
+                target_dedicated_nodes=0,
+                network_configuration=m.NetworkConfiguration(subnet_id=subnet),
+            )
+        )
+    assert error_code(refused.value) == "InvalidPropertyValue"
+    assert error_values(refused.value)["PropertyName"] == "networkConfiguration.subnetId"
+    assert not pool_exists(client, "with-subnet")

@@ -41,12 +41,30 @@ def test_links_out_of_the_scope_are_not_followed(node: NodeFiles) -> None:
     for path in ("wd/other", "wd/node/agent.log"):
         for op in ("stat", "read", "open"):
             assert node.handle({"op": op, "base": TASK, "path": f"{TASK}/{path}"})["code"] == "FileNotFound"
-        reply = node.handle({"op": "read", "base": "", "path": f"{TASK}/{path}"})  # the node scope: fine
-        assert reply["ok"] and base64.b64decode(reply["data"]) in (b"private", b"log")
+    reply = node.handle({"op": "read", "base": "", "path": f"{TASK}/wd/other"})  # the node scope: fine
+    assert reply["ok"] and base64.b64decode(reply["data"]) == b"private"
+    # ... but not into the agent's own entries of the node root, whatever the way there
+    assert node.handle({"op": "read", "base": "", "path": f"{TASK}/wd/node/agent.log"})["code"] == "FileNotFound"
     # A scope that is itself a link is refused.
     (node.root / "workitems" / "j3").symlink_to(node.root / "workitems" / "j2")
     reply = node.handle({"op": "stat", "base": "workitems/j3/job-1/t2", "path": "workitems/j3/job-1/t2/wd/secret.txt"})
     assert reply["code"] == "FileNotFound"
+
+
+def test_the_agents_own_entries_of_the_node_root_are_absent(node: NodeFiles) -> None:
+    for name in (".batchyard/blobcache", "users/_azbatch", "home/alice"):
+        (node.root / name).mkdir(parents=True)
+        (node.root / name / "f.txt").write_text("internal")
+    top = {entry["name"] for entry in node.handle({"op": "list", "base": "", "path": ""})["files"]}
+    assert top == {"workitems"}
+    everything = node.handle({"op": "list", "base": "", "path": "", "recursive": True})["files"]
+    assert everything and all(entry["name"].startswith("workitems") for entry in everything)
+    for path in ("agent.log", ".batchyard", ".batchyard/blobcache/f.txt", "users/_azbatch/f.txt", "home/alice"):
+        for op in ("stat", "read", "open", "list"):
+            assert node.handle({"op": op, "base": "", "path": path})["code"] == "FileNotFound", (op, path)
+        assert node.handle({"op": "delete", "base": "", "path": path, "recursive": True})["code"] == "FileNotFound"
+    assert (node.root / "agent.log").read_text() == "log"
+    assert (node.root / ".batchyard/blobcache/f.txt").read_text() == "internal"
 
 
 def test_delete_removes_links_not_their_targets(node: NodeFiles) -> None:

@@ -399,9 +399,10 @@ def test_unknown_readonly_and_null_properties_are_dropped() -> None:
 
 def test_enums_are_case_insensitive_and_canonical() -> None:
     pool = models.parse_pool_create(
-        pool_body(taskSchedulingPolicy={"nodeFillType": "Pack", "jobDefaultOrder": "creationtime"})
+        pool_body(taskSchedulingPolicy={"nodeFillType": "Pack", "jobDefaultOrder": "CreationTime"})
     )
-    assert pool["taskSchedulingPolicy"] == {"nodeFillType": "pack", "jobDefaultOrder": "creationTime"}
+    # "creationtime": as Azure (and the SDKs' enums) spell it, where the contract writes "creationTime"
+    assert pool["taskSchedulingPolicy"] == {"nodeFillType": "pack", "jobDefaultOrder": "creationtime"}
     job = models.parse_job_create(
         job_body(onAllTasksComplete="terminateJob", onTaskFailure="PerformExitOptionsJobAction")
     )

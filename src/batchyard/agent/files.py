@@ -32,6 +32,12 @@ LISTING_REUSE = 30.0  # seconds the names of a listing serve its next pages (one
 HANDLE_IDLE = 60.0  # seconds an open download may go unread before its descriptor is closed
 MAX_HANDLES = 256  # open downloads at once
 
+# Entries of the node root that are the agent's, not the node's: its state and caches, its log, the homes
+# of the node's users (on Azure they live outside the node root). Azure's node root shows only its own
+# directories (shared, startup, workitems, ...), so these are absent to every request, listing included;
+# the agent's log reaches users through uploadbatchservicelogs, as on Azure.
+INTERNAL = frozenset({".batchyard", "agent.log", "users", "home"})
+
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # NONBLOCK: a FIFO never hangs us
 
 
@@ -124,8 +130,8 @@ class NodeFiles:
         if op == "delete":
             return self._delete(base, str(message.get("path", "")), bool(message.get("recursive")))
         target = resolve(self.root, str(message.get("path", "")))
-        if target != base and base not in target.parents:
-            raise PathError(target)  # a link that leads out of the scope
+        if target != base and base not in target.parents or self._internal(target):
+            raise PathError(target)  # a link that leads out of the scope, or into the agent's own
         if op == "list":
             return self._list(target, bool(message.get("recursive")), message.get("after"), message.get("max"))
         if op == "stat":
@@ -140,6 +146,10 @@ class NodeFiles:
                 os.close(fd)
             return {"ok": True, "data": base64.b64encode(data).decode()}
         return {"ok": False, "code": "InvalidOperation", "message": f"unknown file operation {op}"}
+
+    def _internal(self, path: Path) -> bool:
+        """Whether a resolved path is one of the agent's entries of the node root (INTERNAL) or under one."""
+        return path != self.root and path.relative_to(self.root).parts[0] in INTERNAL
 
     def _base(self, relative: str) -> Path:
         """The scope's directory; its own path may hold no link (a task cannot move its scope elsewhere)."""
@@ -178,7 +188,8 @@ class NodeFiles:
             last = self._listing
         if continued and last is not None and last[:2] == (target, recursive) and now - last[2] < LISTING_REUSE:
             return last[3]
-        names = sorted(_walk(target) if recursive else os.listdir(target))
+        hidden = INTERNAL if target == self.root else frozenset()
+        names = sorted(_walk(target, hidden) if recursive else set(os.listdir(target)) - hidden)
         with self._guard:
             self._listing = (target, recursive, now, names)
         return names
@@ -233,7 +244,7 @@ class NodeFiles:
         if target == base:
             what = "node root" if base == self.root else "task directory"
             return {"ok": False, "code": "InvalidPath", "message": f"The {what} cannot be deleted."}
-        if base not in target.parents:
+        if base not in target.parents or self._internal(target):
             raise PathError(relative)
         info = os.lstat(target)
         if stat_module.S_ISDIR(info.st_mode):
@@ -262,11 +273,15 @@ def _open_file(target: Path) -> int:
     raise Refused("FileNotRegular", "The specified path is not a regular file.")
 
 
-def _walk(target: Path) -> list[str]:
-    """Paths relative to target of everything under it; links are listed, not walked into."""
+def _walk(target: Path, hidden: frozenset[str]) -> list[str]:
+    """Paths relative to target of everything under it but its `hidden` entries; links are listed, not
+    walked into."""
     found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(target):
         prefix = os.path.relpath(dirpath, target)
+        if prefix == ".":
+            dirnames[:] = [name for name in dirnames if name not in hidden]  # not walked into either
+            filenames = [name for name in filenames if name not in hidden]
         prefix = "" if prefix == "." else prefix + "/"
         found.extend(prefix + name for name in dirnames)
         found.extend(prefix + name for name in filenames)

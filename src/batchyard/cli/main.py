@@ -77,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds a restarted service waits for running agents to reconnect",
     )
     serve.add_argument(
+        "--metrics-token-file",
+        type=Path,
+        help="a file whose first line is the bearer token GET /metrics asks for (without it, /metrics is open)",
+    )
+    serve.add_argument(
         "--agent-lease",
         type=float,
         default=Timing.agent_lease,
@@ -175,6 +180,13 @@ def _serve(args: argparse.Namespace) -> int:
     if problem := prepare_data_dir(args.data_dir):
         print(f"batchyard: {problem}", file=sys.stderr)
         return 2
+    from batchyard.service.metrics import read_token
+
+    try:
+        metrics_token = read_token(args.metrics_token_file)
+    except (OSError, ValueError) as exc:
+        print(f"batchyard: --metrics-token-file: {exc}", file=sys.stderr)
+        return 2
     settings = Settings(
         host=args.host,
         port=args.port,
@@ -193,6 +205,7 @@ def _serve(args: argparse.Namespace) -> int:
         adjustable_clock=args.adjustable_clock,
         job_quota=args.job_quota,
         autoscale=autoscale_timing(args),
+        metrics_token=metrics_token,
     )
     from batchyard.service.storage.azurite import AzuriteError
     from batchyard.service.storage.linked import StorageConfigError

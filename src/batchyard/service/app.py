@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -25,6 +26,7 @@ from batchyard.service.api import (
     files,
     jobs,
     node_actions,
+    node_extensions,
     nodes,
     pools,
     schedules,
@@ -39,6 +41,7 @@ from batchyard.service.engine.facade import BatchService
 from batchyard.service.errors import BatchError
 from batchyard.service.gateway import AgentSession
 from batchyard.service.http import error_response
+from batchyard.service.metrics import RequestMetrics, ServiceMetrics, metrics_endpoint
 from batchyard.service.models import contract_rules
 from batchyard.service.persistence.open import open_store
 from batchyard.service.storage.runs import linked_resources
@@ -105,6 +108,8 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
     engine = Engine(settings, store, registry, clock, resources)
     registry.bind(engine.node_ops)
     service = BatchService(engine, application_registry)
+    metrics = ServiceMetrics(engine)
+    store.transaction_observer = metrics.transaction_seconds.observe
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -117,6 +122,7 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
 
     routes = [
         Route("/", readiness, methods=["GET"]),
+        Route("/metrics", metrics_endpoint(settings.metrics_token), methods=["GET"]),
         WebSocketRoute(messages.AGENT_PATH, agent_endpoint),
         Route(messages.JOIN_PATH, join_endpoint, methods=["POST"]),
         *admin.routes,
@@ -124,6 +130,7 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
         *autoscale.routes,
         *nodes.routes,
         *node_actions.routes,
+        *node_extensions.routes,
         *certificates.routes,
         *jobs.routes,
         *schedules.routes,
@@ -136,11 +143,13 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
         routes=routes,
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: method_not_allowed},
+        middleware=[Middleware(RequestMetrics, metrics=metrics)],
     )
     # A path with a trailing slash is another path (404 InvalidUri), not a redirect to the one without: a Batch
     # client does not follow redirects, and `.../files/` names no file.
     app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.service = service
+    app.state.metrics = metrics
     app.state.account = SharedKeyAccount(settings.account_name, settings.account_keys)
     return app

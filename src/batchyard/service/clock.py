@@ -27,6 +27,14 @@ class AdjustableClock(Clock):
         return self.now()
 
 
+_EPOCH_TICKS = 621355968000000000  # .NET ticks (100 ns since 0001-01-01) at the Unix epoch
+
+
+def ticks(dt: datetime) -> int:
+    """A moment in .NET ticks, what Batch's ETags (`0x8D...`) are made of."""
+    return _EPOCH_TICKS + int(dt.timestamp() * 10_000_000)
+
+
 _last_iso: tuple[datetime | None, str] = (None, "")
 
 

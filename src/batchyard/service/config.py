@@ -86,6 +86,8 @@ class Settings:
     # Application package quotas (Azure's defaults).
     application_quota: int = 20
     package_quota: int = 40
+    # GET /metrics answers only `Authorization: Bearer <this>` when set; None: open (see README, Metrics).
+    metrics_token: str | None = None
 
     @property
     def uses_dev_account(self) -> bool:

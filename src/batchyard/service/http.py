@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import logging
@@ -47,6 +48,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 def endpoint(handler: Handler) -> Handler:
     """Version check, Shared Key authentication, Batch errors, and the standard response headers."""
 
+    @functools.wraps(handler)  # its name is the operation's (metrics)
     async def wrapped(request: Request) -> Response:
         request_id = str(uuid.uuid4())
         try:

@@ -31,6 +31,9 @@ class Store(Protocol):
 
     # --- units of work and ordering ----------------------------------------------------------
 
+    # Told the seconds of each outermost transaction that committed, begin to commit (the metrics).
+    transaction_observer: Callable[[float], None] | None
+
     def transaction(self) -> AbstractContextManager[None]:
         """All writes inside commit together or not at all; nested use joins the outer transaction."""
         ...

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from batchyard.service import errors
 from batchyard.service.api.common import list_filter, service_of, url_for
 from batchyard.service.api.nodes import find_node
-from batchyard.service.clock import parse_iso, rfc1123
+from batchyard.service.clock import parse_iso, rfc1123, ticks
 from batchyard.service.engine.records import NodeRecord
 from batchyard.service.http import endpoint, list_response, parse_max_results
 from batchyard.service.ports import AgentGone
@@ -137,8 +137,10 @@ async def _list(request: Request, scope: FileScope, kind: str) -> Response:
 
 
 def _file_headers(scope: FileScope, name: str, stat: dict[str, Any]) -> dict[str, str]:
+    modified = parse_iso(stat["mtime"])
     headers = {
-        "Last-Modified": rfc1123(parse_iso(stat["mtime"])),
+        "ETag": f"0x{ticks(modified):X}",  # changes when the file is written
+        "Last-Modified": rfc1123(modified),
         "ocp-batch-file-isdirectory": "true" if stat["isDirectory"] else "false",
         "ocp-batch-file-url": f"{scope.url_prefix}/{quote(name)}",
         "ocp-batch-file-mode": stat.get("mode", "0o100644"),

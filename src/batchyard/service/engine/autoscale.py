@@ -22,6 +22,7 @@ from batchyard.service.autoscale.variables import RESOURCE_METRICS
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine.core import Concern, EngineCore
 from batchyard.service.engine.events import (
+    AutoscaleEvaluated,
     NodeForgotten,
     NodeGreeted,
     PoolChanged,
@@ -189,9 +190,11 @@ class AutoscaleOps(Concern):
                 "timestamp": iso(now),
                 "error": {"code": exc.code, "message": exc.message, "values": _pairs(exc.values)},
             }
+            self.core.emit(AutoscaleEvaluated(pool, False, now))
             return
         result = autoscale.evaluate(program, self.formula_context(pool, now))
         pool.doc["autoScaleRun"] = run_document(result, now)
+        self.core.emit(AutoscaleEvaluated(pool, result.ok, now))
         if result.ok and pool.doc["allocationState"] != "stopping":
             self._apply(pool, result, now)
         self.core.stamp(pool.doc, now)

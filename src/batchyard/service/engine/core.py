@@ -18,7 +18,7 @@ from typing import Any
 
 from batchyard.providers.base import NodeProvider
 from batchyard.providers.registry import ProviderRegistry
-from batchyard.service.clock import Clock, iso
+from batchyard.service.clock import Clock, iso, ticks
 from batchyard.service.config import Settings
 from batchyard.service.documents import TaskDocument, dump_private, load_private
 from batchyard.service.engine import states
@@ -40,9 +40,6 @@ from batchyard.service.ports import Store
 from batchyard.service.storage.runs import RunResources
 
 log = logging.getLogger("batchyard.engine")
-
-# .NET ticks at the Unix epoch: ETags look like the real service's ("0x8DC...").
-_EPOCH_TICKS = 621355968000000000
 
 
 class EngineCore:
@@ -153,8 +150,7 @@ class EngineCore:
 
     def stamp(self, doc: dict[str, Any], now: datetime) -> None:
         """A new ETag and Last-Modified for a changed entity (ETags strictly increase)."""
-        ticks = _EPOCH_TICKS + int(now.timestamp() * 10_000_000)
-        self._last_tick = max(ticks, self._last_tick + 1)
+        self._last_tick = max(ticks(now), self._last_tick + 1)
         doc["eTag"] = f"0x{self._last_tick:X}"
         doc["lastModified"] = iso(now)
 

@@ -155,6 +155,24 @@ class TasksAdded:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskStarted:
+    """A run of the task was sent to a node: the task is `running` (its document, as stored)."""
+
+    job: JobRecord
+    doc: TaskDocument
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AutoscaleEvaluated:
+    """A pool's automatic scaling run (when enabled, then on its interval) evaluated its formula (`ok`: no error)."""
+
+    pool: PoolRecord
+    ok: bool
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class TaskCompleted:
     """A task completed (after `TaskEnded`)."""
 

@@ -21,6 +21,7 @@ from batchyard.service.engine.events import (
     TaskCompleted,
     TaskEnded,
     TaskRunFinished,
+    TaskStarted,
     reacts_to,
 )
 from batchyard.service.engine.exit_conditions import ExitOutcome, exit_outcome
@@ -87,6 +88,7 @@ class TaskRunOps(Concern):
                 },
             }
         )
+        self.core.emit(TaskStarted(job, doc, now))
         env = merge_environment(job.doc.get("commonEnvironmentSettings"), doc.get("environmentSettings"))
         if "job" in ((doc.get("authenticationTokenSettings") or {}).get("access") or []):
             env["AZ_BATCH_AUTHENTICATION_TOKEN"] = issue_job_token(self.core.node_secret, job.doc["id"], job.seq)

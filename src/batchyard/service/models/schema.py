@@ -7,7 +7,8 @@ returns a new normalized dict:
   send read-only ones back), as is any property whose value is JSON null (.NET reads it as "not given");
 * property names are matched case-insensitively like the .NET service does (so an old `userName` lands
   on the contract's `username`);
-* enum values are matched case-insensitively and rewritten in the contract's casing;
+* enum values are matched case-insensitively and rewritten in the contract's casing (or Azure's, where
+  the two differ: `_WIRE_SPELLINGS`);
 * durations are rewritten in the service's canonical form ("PT900S" -> "PT15M");
 * integers, booleans and date-times are read as Azure's .NET deserializer reads them (`scalars.py`):
   `"2"` is the integer 2 and `"true"` the boolean true, as azure-cli sends them;
@@ -43,6 +44,13 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 # Enum values the azure-batch 15.1.0 SDK sends that this contract version does not list.
 _EXTRA_ENUM_VALUES: dict[str, tuple[str, ...]] = {"HostEndpointSettingsModeTypes": ("Audit", "Enforce")}
+# Enum values the real service writes in another casing than the contract's, and the SDKs' enums with it
+# (azure-batch's `BatchJobDefaultOrder.CREATION_TIME` is "creationtime"): answered as Azure answers them, so
+# a client's `is`/`==` comparison with its own enum holds.
+_WIRE_SPELLINGS: dict[str, dict[str, str]] = {
+    "BatchJobDefaultOrder": {"creationTime": "creationtime"},
+    "SecurityTypes": {"confidentialVM": "confidentialvm"},
+}
 
 # Contract slips: the auto-pool specs type resourceTags as a string where every other pool type (and
 # the service) has a string map.
@@ -111,7 +119,8 @@ def _compile_definition(name: str) -> Validator:
         _compiled[name] = fn
         return fn
     if "enum" in schema:
-        fn = _enum(name, schema["enum"] + list(_EXTRA_ENUM_VALUES.get(name, ())))
+        spelled = _WIRE_SPELLINGS.get(name, {})
+        fn = _enum(name, [spelled.get(v, v) for v in schema["enum"]] + list(_EXTRA_ENUM_VALUES.get(name, ())))
     elif "properties" in schema:
         return _object(name, schema)  # registers itself first, so recursive refs resolve
     else:

@@ -208,6 +208,14 @@ def _blobfuse(out: dict[str, Any], path: str) -> None:
     _exactly_one(out, path, ("accountKey", "sasKey", "identityReference"))
 
 
+def _network(config: dict[str, Any], path: str) -> None:
+    # No virtual network exists here (none can be made without the management plane), so every subnet is
+    # one that does not exist, which Azure refuses.
+    subnet = config.get("subnetId")
+    if subnet is not None:
+        raise invalid_property(join(path, "subnetId"), subnet, "The specified subnet does not exist.")
+
+
 def _data_disk(out: dict[str, Any], path: str) -> None:
     in_range(out, path, "lun", 0, 63)
 
@@ -233,6 +241,7 @@ POOL_RULES: dict[str, Rule] = {
     "MountConfiguration": _mount,
     "AzureBlobFileSystemConfiguration": _blobfuse,
     "DataDisk": _data_disk,
+    "NetworkConfiguration": _network,
     "BatchVmImageReference": _image_reference,
     "BatchPoolResizeOptions": _resize,
     "BatchNodeRemoveOptions": _remove_nodes,

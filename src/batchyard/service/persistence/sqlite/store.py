@@ -10,7 +10,8 @@ process (only an OS crash can lose the last commits). Callers group writes with 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ _loads = orjson.loads
 
 class SqliteStore:
     task_fields = frozenset(TASK_FIELD_COLUMNS)
+    transaction_observer: Callable[[float], None] | None = None
 
     def __init__(self, path: Path) -> None:
         self._db = open_database(path)
@@ -51,6 +53,7 @@ class SqliteStore:
         """Nested use joins the outer transaction; the outermost commits or rolls back."""
         if self._depth == 0:
             self._db.execute("BEGIN")
+            self._began = time.perf_counter()
         self._depth += 1
         try:
             yield
@@ -66,6 +69,8 @@ class SqliteStore:
                 self._db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('seq', ?)", (str(self._seq),))
                 self._saved_seq = self._seq
             self._db.execute("COMMIT")
+            if self.transaction_observer is not None:
+                self.transaction_observer(time.perf_counter() - self._began)
 
     def next_seq(self) -> int:
         self._seq += 1
