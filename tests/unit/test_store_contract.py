@@ -185,3 +185,14 @@ def test_a_nul_in_a_document_is_kept_and_breaks_no_query_on_its_job(open_store: 
     assert [seq for seq, _ in store.list_tasks("j", -1, 10, succeeded)] == [1]
     assert store.task_results("j") == (1, 0)
     assert store.multi_instance_sizes("j") == {"t2": 2}
+
+
+def test_each_outermost_transaction_is_reported_once(open_store: Opener) -> None:
+    store = open_store()
+    seen: list[float] = []
+    store.transaction_observer = seen.append
+    with store.transaction(), store.transaction():
+        store.put_job("j", store.next_seq(), {"id": "j"}, {})
+    with pytest.raises(RuntimeError), store.transaction():
+        raise RuntimeError("rolled back: not a commit")
+    assert len(seen) == 1 and seen[0] >= 0

@@ -1,7 +1,7 @@
 """PostgreSQL persistence (the `Store` port), the same tables and semantics as the SQLite store: every entity
 is its wire document, its private fields, and the indexed columns queries need (persistence/schema.py).
 
-(Near 400 lines on purpose: one class implementing the whole `Store` port, its statements grouped by
+(Over 400 lines on purpose: one class implementing the whole `Store` port, its statements grouped by
 entity, as in sqlite/store.py; opening and migrating the database is in schema.py, `$filter` in filters.py.)
 
 One connection in autocommit mode, used only from the event loop thread: a write outside `transaction()`
@@ -12,7 +12,8 @@ acknowledges is committed (synchronous_commit, PostgreSQL's default, makes that 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Iterator
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -61,6 +62,8 @@ def _json(doc: Any) -> str:
 
 class PostgresStore:
     task_fields = frozenset(TASK_FIELD_COLUMNS)
+    # Told how long each outermost transaction took, begin to commit (the service's metrics).
+    transaction_observer: Callable[[float], None] | None = None
 
     def __init__(self, url: str) -> None:
         self._url = url
@@ -104,6 +107,7 @@ class PostgresStore:
             return
         conn = self._db  # (a new connection if the last was lost)
         self._depth = 1
+        began = time.perf_counter()
         try:
             with conn.transaction():
                 yield
@@ -116,6 +120,8 @@ class PostgresStore:
             self._depth = 0
             inserted, self._inserted = self._inserted, 0
         self._saved_seq = self._seq
+        if self.transaction_observer is not None:
+            self.transaction_observer(time.perf_counter() - began)
         self._analyzer.added(inserted)
 
     def next_seq(self) -> int:
