@@ -19,15 +19,12 @@ import httpx
 import pytest
 
 from batchyard.service.config import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
-from tests.postgres_cluster import PostgresCluster, server_binaries
+from tests.postgres_cluster import PostgresCluster, choose_store, chosen_store, shared_cluster, stop_shared_cluster
 
 T = TypeVar("T")
 
 
 _own_temp_root: Path | None = None
-# The store the services started by the tests keep their state in (--store): "sqlite" or "postgresql".
-_store = "sqlite"
-_cluster: PostgresCluster | None = None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,13 +39,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def postgres_cluster() -> PostgresCluster:
     """The tests' PostgreSQL cluster, started on first use and stopped when pytest ends."""
-    global _cluster
-    if _cluster is None:
-        bindir = server_binaries()
-        if bindir is None:
-            pytest.fail("PostgreSQL is not installed: scripts/test.sh installs Debian's postgresql package")
-        _cluster = PostgresCluster(bindir)
-    return _cluster
+    return shared_cluster()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -57,16 +48,15 @@ def pytest_configure(config: pytest.Config) -> None:
     (see passable_for_task_users). Every pytest that starts on the host makes the shared
     /tmp/pytest-of-root 0700 again, shutting out the tasks of a run under way, so a run as root keeps
     its temporary directories in a directory of its own (removed at the end)."""
-    global _own_temp_root, _store
-    _store = config.getoption("--store")
+    global _own_temp_root
+    choose_store(config.getoption("--store"))
     if os.geteuid() == 0 and config.option.basetemp is None:
         _own_temp_root = Path(tempfile.mkdtemp(prefix="batchyard-tests-"))
         config.option.basetemp = _own_temp_root / "tmp"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if _cluster is not None:
-        _cluster.stop()
+    stop_shared_cluster()
     if _own_temp_root is not None:
         shutil.rmtree(_own_temp_root, ignore_errors=True)
 
@@ -143,7 +133,7 @@ def _tmp_path_for_task_users(request: pytest.FixtureRequest) -> None:
 def start_service(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Service:
     """A service on a free port; with --store postgresql, in a fresh database (kept over restarts) unless
     `extra` names a --database (`--database ""`: SQLite in the data directory, whatever --store says)."""
-    if _store == "postgresql" and "--database" not in extra:
+    if chosen_store() == "postgresql" and "--database" not in extra:
         extra = (*extra, "--database", postgres_cluster().new_database("service"))
     port = free_port()
     args = [

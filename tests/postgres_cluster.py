@@ -2,6 +2,10 @@
 a cluster made by initdb in a temporary directory, listening on a free loopback port, stopped at the end.
 
 As root the server runs as the `postgres` user (it refuses to run as root).
+
+The tests' choice of store (`--store`) and their one shared cluster live here, not in conftest.py: pytest
+loads tests/conftest.py as `conftest` while test modules import it as `tests.conftest`, two modules with
+globals of their own; this module is imported once, under one name, by both.
 """
 
 from __future__ import annotations
@@ -16,6 +20,37 @@ from itertools import count
 from pathlib import Path
 
 _SUPERUSER = "batchyard"
+
+
+class _Shared:
+    store = "sqlite"  # what the services the tests start keep their state in: "sqlite" or "postgresql"
+    cluster: PostgresCluster | None = None
+
+
+def choose_store(store: str) -> None:
+    _Shared.store = store
+
+
+def chosen_store() -> str:
+    return _Shared.store
+
+
+def shared_cluster() -> PostgresCluster:
+    """The tests' PostgreSQL cluster, started on first use (stop_shared_cluster ends it)."""
+    if _Shared.cluster is None:
+        bindir = server_binaries()
+        if bindir is None:
+            import pytest
+
+            pytest.fail("PostgreSQL is not installed: scripts/test.sh installs Debian's postgresql package")
+        _Shared.cluster = PostgresCluster(bindir)
+    return _Shared.cluster
+
+
+def stop_shared_cluster() -> None:
+    if _Shared.cluster is not None:
+        _Shared.cluster.stop()
+        _Shared.cluster = None
 
 
 def server_binaries() -> Path | None:

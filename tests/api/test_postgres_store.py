@@ -11,7 +11,7 @@ from pathlib import Path
 from azure.batch import models as m
 
 from tests.conftest import make_client, postgres_cluster, start_service
-from tests.postgres_cluster import PostgresCluster
+from tests.postgres_cluster import PostgresCluster, chosen_store
 
 
 def test_a_service_on_another_data_directory_finds_the_state_in_the_database(tmp_path: Path) -> None:
@@ -79,3 +79,17 @@ def test_the_service_connects_again_after_the_database_server_restarts(tmp_path:
             service.stop()
     finally:
         cluster.stop()
+
+
+def test_a_service_a_test_starts_keeps_its_state_in_the_store_the_run_chose(tmp_path: Path) -> None:
+    """Test modules import tests.conftest, a module apart from the conftest pytest loads: the choice of
+    --store must reach the services they start themselves (as test_durability.py's do)."""
+    service = start_service(tmp_path / "svc")
+    try:
+        client = make_client(service.url)
+        client.create_job(m.BatchJobCreateOptions(id="here", pool_info=m.BatchPoolInfo(pool_id="nowhere")))
+    finally:
+        service.stop()
+    on_postgres = "--database" in service.args
+    assert on_postgres == (chosen_store() == "postgresql")
+    assert (tmp_path / "svc" / "batchyard.db").exists() != on_postgres
