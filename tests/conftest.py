@@ -19,11 +19,27 @@ import httpx
 import pytest
 
 from batchyard.service.config import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
+from tests.postgres_cluster import PostgresCluster, choose_store, chosen_store, shared_cluster, stop_shared_cluster
 
 T = TypeVar("T")
 
 
 _own_temp_root: Path | None = None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store",
+        choices=("sqlite", "postgresql"),
+        default=os.environ.get("BATCHYARD_TEST_STORE", "sqlite"),
+        help="the store of every service the tests start: postgresql gives each a fresh database in a"
+        " PostgreSQL cluster the tests start (or BATCHYARD_TEST_STORE)",
+    )
+
+
+def postgres_cluster() -> PostgresCluster:
+    """The tests' PostgreSQL cluster, started on first use and stopped when pytest ends."""
+    return shared_cluster()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -33,12 +49,14 @@ def pytest_configure(config: pytest.Config) -> None:
     /tmp/pytest-of-root 0700 again, shutting out the tasks of a run under way, so a run as root keeps
     its temporary directories in a directory of its own (removed at the end)."""
     global _own_temp_root
+    choose_store(config.getoption("--store"))
     if os.geteuid() == 0 and config.option.basetemp is None:
         _own_temp_root = Path(tempfile.mkdtemp(prefix="batchyard-tests-"))
         config.option.basetemp = _own_temp_root / "tmp"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    stop_shared_cluster()
     if _own_temp_root is not None:
         shutil.rmtree(_own_temp_root, ignore_errors=True)
 
@@ -118,6 +136,10 @@ def _tmp_path_for_task_users(request: pytest.FixtureRequest) -> None:
 
 
 def start_service(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Service:
+    """A service on a free port; with --store postgresql, in a fresh database (kept over restarts) unless
+    `extra` names a --database (`--database ""`: SQLite in the data directory, whatever --store says)."""
+    if chosen_store() == "postgresql" and "--database" not in extra:
+        extra = (*extra, "--database", postgres_cluster().new_database("service"))
     port = free_port()
     https_port = free_port()  # not the default (port + 1), which another process may hold
     args = [

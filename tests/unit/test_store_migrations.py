@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
+import pytest
 
 from batchyard.providers.external import ExternalProvider
 from batchyard.providers.registry import ProviderRegistry
 from batchyard.service.config import Settings
 from batchyard.service.documents import TaskDocument, TaskPrivate
 from batchyard.service.engine.core import EngineCore
+from batchyard.service.persistence import schema
+from batchyard.service.persistence.postgres import PostgresStore
+from batchyard.service.persistence.postgres import schema as postgres_schema
+from batchyard.service.persistence.schema import SCHEMA_VERSION, VERSION_KEY, SchemaTooNew
 from batchyard.service.persistence.sqlite import SqliteStore
+from batchyard.service.persistence.sqlite import schema as sqlite_schema
+from batchyard.service.ports import Store
 from batchyard.service.storage.applications import ApplicationRegistry
+from tests.conftest import postgres_cluster
 
 
 def test_the_application_registry_moves_from_meta_to_its_table(tmp_path: Path) -> None:
@@ -146,3 +158,83 @@ def test_new_documents_keep_private_fields_apart(tmp_path: Path) -> None:
         assert conn.execute("SELECT private FROM tasks WHERE key = 'u'").fetchone() == (None,)  # defaults: nothing
     finally:
         store.close()
+
+
+# --- schema versions, for both stores ----------------------------------------------------------------------
+
+
+def _where(kind: str, tmp_path: Path) -> str | Path:
+    return tmp_path / "batchyard.db" if kind == "sqlite" else postgres_cluster().new_database("migrations")
+
+
+def _open(where: str | Path) -> Store:
+    return SqliteStore(where) if isinstance(where, Path) else PostgresStore(where)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_new_database_records_the_schema_version(kind: str, tmp_path: Path) -> None:
+    store = _open(_where(kind, tmp_path))
+    try:
+        assert store.get_meta(VERSION_KEY) == str(SCHEMA_VERSION)
+    finally:
+        store.close()
+
+
+def test_an_older_sqlite_file_is_brought_to_the_current_version(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    _old_database(path)
+    store = SqliteStore(path)
+    try:
+        assert store.get_meta(VERSION_KEY) == str(SCHEMA_VERSION)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_database_from_a_newer_service_is_refused_untouched(kind: str, tmp_path: Path) -> None:
+    where = _where(kind, tmp_path)
+    store = _open(where)
+    store.put_job("j", 1, {"id": "j"}, {})
+    store.set_meta(VERSION_KEY, str(SCHEMA_VERSION + 1))
+    store.close()
+    with pytest.raises(SchemaTooNew, match=f"schema version {SCHEMA_VERSION + 1}, written by a newer batchyard"):
+        _open(where)
+    # The service says so and stops, instead of starting on data it may misread.
+    data_dir = tmp_path / "data"
+    command = [sys.executable, "-m", "batchyard.cli.main", "serve", "--port", "0", "--data-dir", str(data_dir)]
+    if isinstance(where, Path):
+        data_dir.mkdir()
+        shutil.copy(where, data_dir / "batchyard.db")
+    else:
+        command += ["--database", where]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2, done.stderr
+    assert "written by a newer batchyard" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_later_migrations_run_once_in_order_on_an_existing_database(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    where = _where(kind, tmp_path)
+    store = _open(where)
+    store.put_job("j", 1, {"id": "j"}, {})
+    store.close()
+    add_column = "ALTER TABLE jobs ADD COLUMN priority INTEGER"
+    fill = "UPDATE jobs SET priority = 7"
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(
+        schema,
+        "MIGRATIONS",
+        (schema.Migration(2, (add_column,), (add_column,)), schema.Migration(3, (fill,), (fill,))),
+    )
+    for module in (sqlite_schema, postgres_schema):
+        monkeypatch.setattr(module, "SCHEMA_VERSION", 3)
+    for _ in range(2):  # the second opening finds version 3 and runs nothing (the ALTER would fail)
+        store = _open(where)
+        try:
+            assert store.get_meta(VERSION_KEY) == "3"
+            db: Any = store._db
+            assert db.execute("SELECT priority FROM jobs").fetchall() == [(7,)]
+        finally:
+            store.close()

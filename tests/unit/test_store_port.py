@@ -1,11 +1,16 @@
-"""The SQLite store implements the `Store` port exactly: every method, with the same parameters."""
+"""Both stores implement the `Store` port exactly: every method, with the same parameters."""
 
 from __future__ import annotations
 
 import inspect
 
+import pytest
+
+from batchyard.service.persistence.postgres import PostgresStore
 from batchyard.service.persistence.sqlite import SqliteStore
 from batchyard.service.ports import Store
+
+STORES = [SqliteStore, PostgresStore]
 
 
 def _port_methods() -> dict[str, inspect.Signature]:
@@ -16,11 +21,12 @@ def _port_methods() -> dict[str, inspect.Signature]:
     }
 
 
-def test_every_method_of_the_port_is_implemented_with_its_parameters() -> None:
+@pytest.mark.parametrize("store_class", STORES, ids=lambda cls: cls.__name__)
+def test_every_method_of_the_port_is_implemented_with_its_parameters(store_class: type) -> None:
     methods = _port_methods()
     assert "transaction" in methods and "list_tasks" in methods
     for name, wanted in methods.items():
-        implemented = getattr(SqliteStore, name, None)
+        implemented = getattr(store_class, name, None)
         assert callable(implemented), name
         have = inspect.signature(implemented)
         assert list(have.parameters) == list(wanted.parameters), name
@@ -28,6 +34,7 @@ def test_every_method_of_the_port_is_implemented_with_its_parameters() -> None:
         assert defaults == {p.name: p.default for p in wanted.parameters.values()}, name
 
 
-def test_the_task_fields_are_top_level_properties() -> None:
-    assert SqliteStore.task_fields == {"id", "state", "stateTransitionTime"}
-    assert all("/" not in name for name in SqliteStore.task_fields)
+@pytest.mark.parametrize("store_class", STORES, ids=lambda cls: cls.__name__)
+def test_the_task_fields_are_top_level_properties(store_class: type) -> None:
+    assert store_class.task_fields == {"id", "state", "stateTransitionTime"}
+    assert all("/" not in name for name in store_class.task_fields)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import socket
 import ssl
 import sys
@@ -17,6 +18,7 @@ from batchyard.cli.client import CommandError, add_connection_options, call
 from batchyard.cli.https import add_https_options
 from batchyard.cli.nodes import add_node_commands, run_node_command
 from batchyard.cli.principals import add_principal_commands, run_principal_command
+from batchyard.cli.store import add_store_commands, run_store_command
 from batchyard.service.config import (
     AUTHENTICATION_MODES,
     DEFAULT_HEADER_TIMEOUT,
@@ -41,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--data-dir", type=Path, default=Path("./batchyard-data"))
+    serve.add_argument(
+        "--database",
+        default=os.environ.get("BATCHYARD_DATABASE"),
+        help="keep the service's state in PostgreSQL at this postgresql:// URL (or BATCHYARD_DATABASE, which"
+        " other local users cannot read as they can a command line) instead of SQLite in the data directory",
+    )
     serve.add_argument("--account-name", help="account name (or BATCHYARD_ACCOUNT_NAME)")
     serve.add_argument(
         "--account-key",
@@ -127,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     add_autoscale_commands(commands)
     add_node_commands(commands)
     add_principal_commands(commands)
+    add_store_commands(commands)
 
     add_agent_arguments(commands.add_parser("agent", help=AGENT_HELP))
 
@@ -148,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_principal_command(args)
     if args.command == "applications":
         return run_application_command(args)
+    if args.command == "store":
+        return run_store_command(args)
     if args.command == "autoscale":
         from batchyard.cli.autoscale import run_autoscale_command
 
@@ -199,6 +210,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         data_dir=args.data_dir.resolve(),
+        database=args.database or None,
         account_name=name,
         account_keys=keys,
         public_url=args.public_url,
@@ -261,6 +273,7 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
         guarded_protocol,
         raise_open_file_limit,
     )
+    from batchyard.service.persistence.schema import StoreError
     from batchyard.service.tls import TlsError, server_context
 
     if args.max_connections < 1 or args.header_timeout <= 0 or args.keep_alive_timeout < 1:
@@ -288,7 +301,11 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
         settings = dataclasses.replace(settings, https_port=https[1].getsockname()[1])
         trust = f"clients trust the CA {files.ca}" if files.ca else f"certificate {files.cert}"
         ready.append(f"batchyard: HTTPS on {settings.https_url} ({trust})")
-    app = build_app(settings)
+    try:
+        app = build_app(settings)
+    except StoreError as exc:
+        print(f"batchyard: {exc}", file=sys.stderr)
+        return 2
     if settings.uses_dev_account:
         print(f"batchyard: using the well-known development account {name} with key {keys[0]}", flush=True)
     config = uvicorn.Config(

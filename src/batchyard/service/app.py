@@ -46,7 +46,7 @@ from batchyard.service.identity import endpoints as identity_endpoints
 from batchyard.service.identity.provider import IdentityProvider
 from batchyard.service.metrics import RequestMetrics, ServiceMetrics, metrics_endpoint
 from batchyard.service.models import contract_rules
-from batchyard.service.persistence.sqlite import SqliteStore
+from batchyard.service.persistence.open import open_store
 from batchyard.service.storage.runs import linked_resources
 
 
@@ -101,9 +101,11 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
 
 
 def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -> Starlette:
-    """The service; `providers` replace the built-in ones (local, external) of the same names."""
+    """The service; `providers` replace the built-in ones (local, external) of the same names.
+
+    StoreError when the store cannot be opened (an unreachable database, one from a newer service)."""
     data_dir = Path(settings.data_dir)
-    store = SqliteStore(data_dir / "batchyard.db")
+    store = open_store(data_dir, settings.database)
     builtin: list[NodeProvider] = [
         LocalProvider(data_dir / "nodes", settings.base_url),
         ExternalProvider(messages.lease_expiry(settings.timing.agent_lease)),

@@ -71,6 +71,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     data_dir: Path = Path("./batchyard-data")
+    # Where the service keeps its state: None for SQLite in the data directory, or a postgresql:// URL.
+    database: str | None = None
     account_name: str = DEV_ACCOUNT_NAME
     account_keys: tuple[str, ...] = (DEV_ACCOUNT_KEY, DEV_ACCOUNT_SECONDARY_KEY)
     # Public base URL of the service (what AZ_BATCH_ACCOUNT_URL and `url` fields show).

@@ -5,7 +5,7 @@
 
 `parse_filter` raises only `BatchError` (400 InvalidQueryParameterValue, naming `$filter`) for bad input.
 The filterable properties and operators per list kind are in `properties.LISTS`. Nothing here knows SQL:
-the store compiles a `Filter` for its own database (persistence/sqlite/filters.py).
+the store compiles a `Filter` for its own database (persistence/sql_filters.py).
 """
 
 from batchyard.service.odata.predicate import Predicate, to_predicate

@@ -1,6 +1,6 @@
 """Turn a validated filter into a Python predicate over wire-shaped dicts (lists kept in memory).
 
-Semantics (the store's SQL form, persistence/sqlite/filters.py, agrees; tests/unit/test_odata.py checks it):
+Semantics (the store's SQL form, persistence/sql_filters.py, agrees; tests/unit/test_odata.py checks it):
 
 * A property that is absent (or JSON null) is OData null: `eq`, `gt`/`ge`/`lt`/`le` and `startswith`
   on it are false, `ne` is true (null ne 'x'). `not` is not part of the Batch grammar, so null never

@@ -1,8 +1,6 @@
-"""The SQLite database's tables and indexes, and the migrations an existing database gets when opened.
-
-Every entity is its wire document (`doc`, JSON), the fields only the service uses (`private`, JSON;
-service/documents.py), and the columns queries need; migrations are additive, so an older service's data
-opens unchanged.
+"""Opening the SQLite database: the tables and indexes (persistence/schema.py), what a file from before
+schema versions needs (found by looking at its tables: these migrations are additive, so an older
+service's data opens unchanged), then the versioned migrations.
 """
 
 from __future__ import annotations
@@ -13,33 +11,7 @@ from pathlib import Path
 
 import orjson
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS pools (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, doc BLOB NOT NULL, private BLOB);
-CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, pool_key TEXT NOT NULL, seq INTEGER NOT NULL,
-    doc BLOB NOT NULL, private BLOB);
-CREATE TABLE IF NOT EXISTS jobs (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, doc BLOB NOT NULL, private BLOB);
-CREATE TABLE IF NOT EXISTS schedules (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, doc BLOB NOT NULL,
-    private BLOB);
-CREATE TABLE IF NOT EXISTS tasks (
-    job_key TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, state TEXT NOT NULL,
-    node_id TEXT, doc BLOB NOT NULL, private BLOB, PRIMARY KEY (job_key, key));
-CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_seq ON tasks (job_key, seq);
-CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (job_key, state, seq);
-CREATE INDEX IF NOT EXISTS tasks_by_node ON tasks (node_id) WHERE node_id IS NOT NULL;
-CREATE TABLE IF NOT EXISTS prep_status (job_key TEXT NOT NULL, node_id TEXT NOT NULL, doc BLOB NOT NULL,
-    PRIMARY KEY (job_key, node_id));
-CREATE TABLE IF NOT EXISTS retention (expiry REAL NOT NULL, node_id TEXT NOT NULL, path TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS retention_by_expiry ON retention (expiry);
-CREATE TABLE IF NOT EXISTS certificates (key TEXT PRIMARY KEY, doc BLOB NOT NULL, private BLOB);
-CREATE TABLE IF NOT EXISTS subtasks (job_key TEXT NOT NULL, task_key TEXT NOT NULL, id INTEGER NOT NULL,
-    doc BLOB NOT NULL, PRIMARY KEY (job_key, task_key, id));
-CREATE TABLE IF NOT EXISTS usage_totals (scope TEXT NOT NULL, key TEXT NOT NULL, doc BLOB NOT NULL,
-    PRIMARY KEY (scope, key));
-CREATE TABLE IF NOT EXISTS pool_usage (start REAL NOT NULL, pool_id TEXT NOT NULL, vm_size TEXT NOT NULL,
-    core_seconds REAL NOT NULL, PRIMARY KEY (start, pool_id));
-CREATE TABLE IF NOT EXISTS applications (key TEXT PRIMARY KEY, doc BLOB NOT NULL);
-"""
+from batchyard.service.persistence.schema import SCHEMA_VERSION, VERSION_KEY, index_ddl, pending, table_ddl
 
 # Task columns added after the first schema, so list queries read them instead of parsing documents:
 # (name, type, how to fill it from an existing row's document).
@@ -48,12 +20,6 @@ _TASK_COLUMNS = (
     ("exit_code", "INTEGER", "json_extract(doc, '$.executionInfo.exitCode')"),
     ("transition", "TEXT", "json_extract(doc, '$.stateTransitionTime')"),
 )
-# For `$filter` on executionInfo/exitCode and stateTransitionTime (a change feed) in time proportional
-# to what matches.
-_TASK_INDEXES = """
-CREATE INDEX IF NOT EXISTS tasks_by_exit_code ON tasks (job_key, exit_code) WHERE exit_code IS NOT NULL;
-CREATE INDEX IF NOT EXISTS tasks_by_transition ON tasks (job_key, transition);
-"""
 
 # Older services kept private fields in the documents, under names starting with "_": where each went.
 _LEGACY_PRIVATE: dict[str, dict[str, str]] = {
@@ -112,11 +78,29 @@ def open_database(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=OFF")
-    db.executescript(SCHEMA)
+    for statement in table_ddl("sqlite"):
+        db.execute(statement)
     _add_task_columns(db)
+    for statement in index_ddl():
+        db.execute(statement)
     _move_private_fields_out_of_documents(db)
     _move_applications_out_of_meta(db)
+    _migrate(db, str(path))
     return db
+
+
+def _migrate(db: sqlite3.Connection, where: str) -> None:
+    """The versioned migrations above the file's version, in one transaction with the version they reach."""
+    row = db.execute("SELECT v FROM meta WHERE k = ?", (VERSION_KEY,)).fetchone()
+    found = int(row[0]) if row else None
+    statements = pending(where, found, "sqlite")
+    if found == SCHEMA_VERSION:
+        return
+    db.execute("BEGIN")
+    for statement in statements:
+        db.execute(statement)
+    db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", (VERSION_KEY, str(SCHEMA_VERSION)))
+    db.execute("COMMIT")
 
 
 def _private(path: Path) -> None:
@@ -143,7 +127,6 @@ def _add_task_columns(db: sqlite3.Connection) -> None:
         sets = ", ".join(f"{name} = {fill}" for name, _, fill in missing)
         db.execute(f"UPDATE tasks SET {sets}")
         db.execute("COMMIT")
-    db.executescript(_TASK_INDEXES)
 
 
 def _move_applications_out_of_meta(db: sqlite3.Connection) -> None:
