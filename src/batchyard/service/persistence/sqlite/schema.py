@@ -91,6 +91,11 @@ _LEGACY_PRIVATE: dict[str, dict[str, str]] = {
 _APPLICATIONS_META_KEY = "applications"
 
 
+# The diagnostic log outbox (service/diagnostics): AUTOINCREMENT, so a number is never used twice, even
+# after the rows before it were shipped and deleted (the shipper's block ids and marks rely on it).
+_OUTBOX = "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, record BLOB NOT NULL);"
+
+
 def _null(value: None) -> None:
     return value
 
@@ -116,6 +121,7 @@ def open_database(path: Path) -> sqlite3.Connection:
     _add_task_columns(db)
     _move_private_fields_out_of_documents(db)
     _move_applications_out_of_meta(db)
+    _add_outbox(db)
     return db
 
 
@@ -144,6 +150,11 @@ def _add_task_columns(db: sqlite3.Connection) -> None:
         db.execute(f"UPDATE tasks SET {sets}")
         db.execute("COMMIT")
     db.executescript(_TASK_INDEXES)
+
+
+def _add_outbox(db: sqlite3.Connection) -> None:
+    """Additive migration: the outbox table, empty, in a database made before it existed."""
+    db.execute(_OUTBOX)
 
 
 def _move_applications_out_of_meta(db: sqlite3.Connection) -> None:
