@@ -4,9 +4,14 @@ SDK drives."""
 
 from __future__ import annotations
 
+import signal
+import sqlite3
+import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -14,8 +19,8 @@ import pytest
 from azure.batch import models as m
 
 from batchyard.service.storage.linked import LinkedStorage
-from tests.api.diagnostics_support import ENVELOPE, LogTarget, of
-from tests.api.helpers import create_job, create_pool, idle_nodes, pool_exists, run_task
+from tests.api.diagnostics_support import ENVELOPE, LogTarget, event_stream, of
+from tests.api.helpers import create_job, create_pool, idle_nodes, pool_exists, run_task, signed_request
 from tests.api.storage_support import shared_azurite
 from tests.conftest import Service, make_client, start_service, wait_for
 
@@ -286,3 +291,119 @@ def test_special_tasks_start_task_job_preparation_and_release(records: list[dict
     (failed_prep,) = [s for s in ours if s.get("jobId") == blocked_job and s["taskType"] == "JobPrep"]
     assert (failed_prep["executionInfo"]["exitCode"], failed_prep["executionInfo"]["result"]) == (1, "failure")
     assert failed_prep["executionInfo"]["schedulingError"]["category"] == "UserError"
+
+
+# --- exactly once across kill -9 ----------------------------------------------------------------------
+
+
+def test_no_record_is_lost_or_written_twice_across_kill_9(tmp_path: Path, storage: LinkedStorage) -> None:
+    target = LogTarget(storage)
+    svc = start_service(tmp_path / "killed", *target.serve_args())
+    try:
+        client = make_client(svc.url)
+        create_pool(client, "p", nodes=1, slots=4)
+        wait_for(lambda: idle_nodes(client, "p", 1), timeout=60, what="an idle node")
+        create_job(client, "j", "p")
+        task_ids = [f"t{n:02d}" for n in range(24)]
+        client.create_task_collection(
+            "j",
+            m.BatchTaskGroup(
+                task_values=[m.BatchTaskCreateOptions(id=task_id, command_line="sleep 0.3") for task_id in task_ids]
+            ),
+        )
+        for shipped_before_kill in (4, 12, 20):  # killed three times, each time while tasks run and records ship
+            wait_for(
+                lambda n=shipped_before_kill: len(of(target.records(), "TaskCompleteEvent")) >= n,
+                timeout=60,
+                what=f"{shipped_before_kill} task complete records",
+            )
+            svc.stop(signal.SIGKILL)
+            svc.restart()
+        client = make_client(svc.url)
+        wait_for(
+            lambda: client.get_job_task_counts("j").task_counts.completed == len(task_ids),
+            timeout=120,
+            what="every task completed",
+        )
+        wait_for(
+            lambda: len(of(target.records(), "TaskCompleteEvent")) >= len(task_ids),
+            timeout=30,
+            what="every task complete record",
+        )
+        time.sleep(2)  # a duplicate would be shipped by now
+        lines = [line for _, line in target.lines()]
+        assert len(lines) == len(set(lines)), "a record was written twice"
+        records = [orjson.loads(line) for line in lines]
+        completes = Counter(body["id"] for body in of(records, "TaskCompleteEvent", jobId="j"))
+        assert completes == Counter(task_ids)  # each task's completion, exactly once
+        assert len(of(records, "PoolCreateEvent", id="p")) == 1
+        started = {body["id"] for body in of(records, "TaskStartEvent", jobId="j")}
+        assert started == set(task_ids)
+        assert svc.stop() == 0
+        with sqlite3.connect(svc.data_dir / "batchyard.db") as db:
+            (written,) = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+            (shipped,) = db.execute("SELECT v FROM meta WHERE k = 'diagnostic_logs_shipped'").fetchone()
+        # Every record the service ever wrote is in the blobs once: the blobs hold as many lines as the
+        # outbox numbered, and the store noted the last one shipped.
+        assert len(of_lines(target)) == written == int(shipped)
+    finally:
+        svc.stop()
+
+
+def of_lines(target: LogTarget) -> list[bytes]:
+    return [line for _, line in target.lines()]
+
+
+# --- the live stream ---------------------------------------------------------------------------------
+
+
+def test_the_stream_shows_records_as_they_happen_and_resumes_after_last_event_id(
+    logged: Service, target: LogTarget
+) -> None:
+    client = make_client(logged.url)
+    pool_id = f"live-{uuid.uuid4().hex[:6]}"
+    with event_stream(logged.url) as events:  # from now on
+        create_pool(client, pool_id, nodes=0)
+        first = next(events)
+        assert (first.name, first.record["properties"]["id"]) == ("PoolCreateEvent", pool_id)
+        second = next(events)
+        assert (second.name, second.id) == ("PoolResizeStartEvent", first.id + 1)
+        assert first.record == of_line(target, "PoolCreateEvent", pool_id)  # what the blob gets
+    with event_stream(logged.url, last_event_id=first.id) as events:  # an EventSource reconnecting
+        again = next(events)
+        assert (again.id, again.name) == (second.id, "PoolResizeStartEvent")
+    with event_stream(logged.url, **{"from": "0"}) as events:  # every record kept
+        assert next(events).id == 1
+    client.begin_delete_pool(pool_id, polling_interval=POLL)
+
+
+def of_line(target: LogTarget, operation: str, resource: str) -> dict[str, Any]:
+    found = wait_for(
+        lambda: [r for r in target.records() if r["operationName"] == operation and r["properties"]["id"] == resource],
+        what=f"the {operation} record of {resource} in the blob",
+    )
+    return found[0]
+
+
+def test_the_stream_refuses_bad_positions(logged: Service) -> None:
+    answer = signed_request(logged.url, "GET", "/_batchyard/events", headers={"last-event-id": "x"})
+    assert answer.status_code == 400 and answer.json()["code"] == "InvalidHeaderValue"
+    answer = signed_request(logged.url, "GET", "/_batchyard/events", params={"from": "-1"})
+    assert answer.status_code == 400 and answer.json()["code"] == "InvalidQueryParameterValue"
+    answer = signed_request(logged.url, "GET", "/_batchyard/events", key="d3Jvbmcga2V5")
+    assert answer.status_code == 403 and answer.json()["code"] == "AuthenticationFailed"
+
+
+# --- off by default -----------------------------------------------------------------------------------
+
+
+def test_off_by_default_no_record_is_kept_and_the_stream_says_so(service: Service, client: Any) -> None:
+    pool_id = f"quiet-{uuid.uuid4().hex[:6]}"
+    create_pool(client, pool_id, nodes=0)
+    client.begin_delete_pool(pool_id, polling_interval=POLL)
+    with sqlite3.connect(service.data_dir / "batchyard.db") as db:
+        assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
+    answer = signed_request(service.url, "GET", "/_batchyard/events")
+    assert answer.status_code == 409
+    assert answer.json()["code"] == "OperationInvalidForCurrentState"
+    assert "--diagnostic-logs" in answer.json()["message"]["value"]
