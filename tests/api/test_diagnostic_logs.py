@@ -4,8 +4,11 @@ SDK drives."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -407,3 +410,23 @@ def test_off_by_default_no_record_is_kept_and_the_stream_says_so(service: Servic
     assert answer.status_code == 409
     assert answer.json()["code"] == "OperationInvalidForCurrentState"
     assert "--diagnostic-logs" in answer.json()["message"]["value"]
+
+
+@pytest.mark.parametrize(
+    ("destination", "problem"),
+    [
+        ("linked", "--diagnostic-logs linked needs a linked storage account"),
+        ("AccountName=x", "the connection string needs AccountName and AccountKey"),
+    ],
+)
+def test_serve_refuses_a_destination_it_cannot_write_to(tmp_path: Path, destination: str, problem: str) -> None:
+    answer = subprocess.run(
+        [sys.executable, "-m", "batchyard.cli.main", "serve", "--data-dir", str(tmp_path), "--port", "0"]
+        + ["--diagnostic-logs", destination],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("BATCHYARD_")},
+    )
+    assert answer.returncode == 2
+    assert problem in answer.stderr
