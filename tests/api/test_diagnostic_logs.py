@@ -430,3 +430,23 @@ def test_serve_refuses_a_destination_it_cannot_write_to(tmp_path: Path, destinat
     )
     assert answer.returncode == 2
     assert problem in answer.stderr
+
+
+def test_stream_only_keeps_records_for_the_stream_and_writes_no_blob(tmp_path: Path, storage: LinkedStorage) -> None:
+    target = LogTarget(storage)  # linked, but the records go nowhere but the stream
+    args = target.serve_args()
+    args[args.index("linked")] = "stream"
+    svc = start_service(tmp_path / "stream-only", *args)
+    try:
+        client = make_client(svc.url)
+        with event_stream(svc.url, **{"from": "0"}) as events:
+            create_pool(client, "only", nodes=0)
+            assert [next(events).name for _ in range(3)] == [
+                "PoolCreateEvent",
+                "PoolResizeStartEvent",
+                "PoolResizeCompleteEvent",
+            ]
+        time.sleep(1.5)  # a shipper with an account would have written by now
+        assert target.blobs() == {}
+    finally:
+        svc.stop()
