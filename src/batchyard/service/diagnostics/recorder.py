@@ -9,8 +9,11 @@ at all: after a crash, no change lacks its record and no record lacks its change
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from batchyard.service.clock import iso
 from batchyard.service.diagnostics import bodies
@@ -30,6 +33,23 @@ from batchyard.service.engine.events import (
     reacts_to,
 )
 from batchyard.service.engine.records import NodeRecord, PoolRecord
+
+log = logging.getLogger(__name__)
+E = TypeVar("E")
+
+
+def _never_fails(reaction: Callable[[DiagnosticRecorder, E], None]) -> Callable[[DiagnosticRecorder, E], None]:
+    """A record that cannot be built (a document of an unforeseen shape) is logged and left out: the
+    change it tells goes on (a log must not refuse a task's completion)."""
+
+    @functools.wraps(reaction)
+    def guarded(self: DiagnosticRecorder, event: E) -> None:
+        try:
+            reaction(self, event)
+        except Exception:
+            log.exception("diagnostic logs: no record for %s", type(event).__name__)
+
+    return guarded
 
 
 class Wakeup:
@@ -65,15 +85,18 @@ class DiagnosticRecorder:
     # --- pools -----------------------------------------------------------------------------------
 
     @reacts_to(PoolAdded)
+    @_never_fails
     def _pool_added(self, event: PoolAdded) -> None:
         self._write("PoolCreateEvent", bodies.pool_create(event.pool.doc, _is_auto(event.pool)), event.now)
 
     @reacts_to(PoolResizeStarted)
+    @_never_fails
     def _resize_started(self, event: PoolResizeStarted) -> None:
         body = bodies.pool_resize_start(event.pool.doc, event.option, _is_auto(event.pool))
         self._write("PoolResizeStartEvent", body, event.now)
 
     @reacts_to(PoolResizeEnded)
+    @_never_fails
     def _resize_ended(self, event: PoolResizeEnded) -> None:
         pool = event.pool
         ended = iso(event.now)
@@ -83,26 +106,31 @@ class DiagnosticRecorder:
         self._write("PoolResizeCompleteEvent", body, event.now)
 
     @reacts_to(PoolDeleting)
+    @_never_fails
     def _pool_deleting(self, event: PoolDeleting) -> None:
         self._write("PoolDeleteStartEvent", bodies.pool_delete_start(event.pool.doc), event.now)
 
     @reacts_to(PoolDeleted)
+    @_never_fails
     def _pool_deleted(self, event: PoolDeleted) -> None:
         body = bodies.pool_delete_complete(event.pool.doc, event.started, iso(event.now))
         self._write("PoolDeleteCompleteEvent", body, event.now)
 
     @reacts_to(AutoscaleEvaluated)
+    @_never_fails
     def _autoscale_evaluated(self, event: AutoscaleEvaluated) -> None:
         self._write("PoolAutoScaleEvent", bodies.pool_autoscale(event.pool.doc), event.now)
 
     # --- tasks -----------------------------------------------------------------------------------
 
     @reacts_to(TaskStarted)
+    @_never_fails
     def _task_started(self, event: TaskStarted) -> None:
         body = bodies.task_start(event.job.doc["id"], event.doc, event.doc.private.job_manager)
         self._write("TaskStartEvent", body, event.now)
 
     @reacts_to(TaskCompleted)
+    @_never_fails
     def _task_completed(self, event: TaskCompleted) -> None:
         body = bodies.task_complete(event.job.doc["id"], event.doc, event.doc.private.job_manager)
         self._write("TaskCompleteEvent", body, event.now)
@@ -110,6 +138,7 @@ class DiagnosticRecorder:
             self._write("TaskFailEvent", body, event.now)
 
     @reacts_to(TaskScheduleFailed)
+    @_never_fails
     def _task_schedule_failed(self, event: TaskScheduleFailed) -> None:
         body = bodies.task_schedule_fail(
             event.job.doc["id"],
@@ -122,6 +151,7 @@ class DiagnosticRecorder:
         self._write("TaskScheduleFailEvent", body, event.now)
 
     @reacts_to(SpecialTaskEnded)
+    @_never_fails
     def _special_task_ended(self, event: SpecialTaskEnded) -> None:
         job_id = event.job.doc["id"] if event.job is not None else None
         body = bodies.special_task(
