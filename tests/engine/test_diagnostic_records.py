@@ -71,3 +71,31 @@ def test_without_the_recorder_nothing_is_written(tmp_path: Path) -> None:
             assert operations(world) == []
 
     asyncio.run(main())
+
+
+def test_deleting_a_pool_stops_its_resize_with_a_complete_record(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with recorded(tmp_path) as world:
+            nodes = await world.create_pool("p", nodes=2)
+            for node in nodes:
+                await world.connect(node)
+            pool = world.engine.pools["p"]
+            world.unit(
+                world.engine.pool_ops.resize_pool,
+                pool,
+                {"targetDedicatedNodes": 0, "nodeDeallocationOption": "taskcompletion"},
+            )
+            world.unit(world.engine.pool_ops.delete_pool, pool)
+            await world.settle()
+            records = [orjson.loads(record) for _, record in world.store.outbox_records(0, 1000)]
+            tail = [(r["operationName"], r["properties"].get("resultCode")) for r in records][-4:]
+            assert tail[:3] == [
+                ("PoolResizeStartEvent", None),
+                ("PoolDeleteStartEvent", None),
+                ("PoolResizeCompleteEvent", "ResizeStopped"),
+            ]
+            starts = sum(r["operationName"] == "PoolResizeStartEvent" for r in records)
+            completes = sum(r["operationName"] == "PoolResizeCompleteEvent" for r in records)
+            assert starts == completes == 2
+
+    asyncio.run(main())

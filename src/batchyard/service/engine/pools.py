@@ -30,6 +30,9 @@ from batchyard.service.engine.nodes import NodeOps
 from batchyard.service.engine.records import NodeRecord, PoolRecord
 from batchyard.service.models import catalog
 
+# How a resize under way ends when its pool is deleted (the Service Log's pool resize complete event).
+_RESIZE_STOPPED = {"code": "ResizeStopped", "message": "The resize was stopped: the pool is being deleted."}
+
 # Nodes that are not doing work leave first when a pool shrinks.
 _REMOVAL_ORDER = {
     "unusable": 0,
@@ -304,6 +307,9 @@ class PoolOps(Concern):
         self.core.stamp(pool.doc, now)
         self.core.save_pool(pool)
         self.core.emit(PoolDeleting(pool, now))
+        if pool.private.resize_started:  # deleting a pool stops its resize (Pool - Delete)
+            started, pool.private.resize_started = pool.private.resize_started, None
+            self.core.emit(PoolResizeEnded(pool, started, _RESIZE_STOPPED, now))
         if not pool.node_ids:
             self._drop_deleted(pool, now)
             return
