@@ -103,13 +103,15 @@ class Service:
                 self.process.wait()
 
 
-def start_service(data_dir: Path) -> Service:
-    """Like tests/conftest.py: `batchyard serve` on a free loopback port with the development account."""
+def start_service(data_dir: Path, *extra: str) -> Service:
+    """Like tests/conftest.py: `batchyard serve` on a free loopback port with the development account
+    (`extra`: more serve options)."""
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "service.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHYARD_")}
     args = [sys.executable, "-m", "batchyard.cli.main", "serve", "--port", str(port), "--data-dir", str(data_dir)]
+    args += extra
     with open(log_path, "ab") as log:
         process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
