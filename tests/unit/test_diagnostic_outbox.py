@@ -134,3 +134,22 @@ def test_records_go_to_the_blob_of_their_hour_and_shipped_ones_are_trimmed(
     assert store.get_meta(SHIPPED_META_KEY) == str(last)
     assert [seq for seq, _ in store.outbox_records(0, 1)] == [last - KEEP + 1]  # the newest KEEP stay
     store.close()
+
+
+def test_a_deleted_container_is_made_again_and_nothing_waiting_is_lost(
+    tmp_path: Path, storage: LinkedStorage, resource: AccountResource
+) -> None:
+    store = SqliteStore(tmp_path / "db")
+    # A container of its own: the shared Azurite's log container stays for the other tests.
+    container = storage.client().get_container_client(f"logs-{uuid.uuid4().hex[:8]}")
+    shipper = LogShipper(store, BlobAppender(container, resource), Wakeup())
+    add(store, resource, ["a"])
+    assert asyncio.run(shipper.ship_once())
+    container.delete_container()
+    add(store, resource, ["b"])
+    while not asyncio.run(shipper.ship_once()):  # fails while Azurite still removes the container
+        assert shipper.failures < 5
+    lines = container.get_blob_client(resource.blob_name(TEN)).download_blob().readall().splitlines()
+    assert [orjson.loads(line)["properties"]["id"] for line in lines] == ["b"]
+    container.delete_container()
+    store.close()

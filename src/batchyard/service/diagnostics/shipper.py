@@ -28,7 +28,10 @@ log = logging.getLogger(__name__)
 
 SHIPPED_META_KEY = "diagnostic_logs_shipped"  # the highest outbox number in the storage account
 KEEP = 10_000  # shipped records kept for the live stream
-BATCH = 2_000  # records per shipment (a blob holds at most 50,000 blocks: one per shipment)
+BATCH = 2_000  # records per shipment at most
+# Shipments are at least this far apart: a blob holds at most 50,000 blocks (one per shipment), so an hour's
+# blob takes 7,200 at most, and a busy service ships many records per request, not one.
+SHIP_INTERVAL = 0.5
 _IDLE_WAIT = 5.0  # seconds between looks at an outbox nothing wakes
 _RETRY_WAIT = (1.0, 2.0, 5.0, 10.0, 30.0)  # after failed shipments: the storage account may be away
 
@@ -53,18 +56,25 @@ class BlobAppender:
 
     container: ContainerClient
     resource: AccountResource
+    container_made: bool = False
 
     def append(self, rows: Rows) -> None:
-        try:
-            self.container.create_container()
-        except ResourceExistsError:
-            pass
+        if not self.container_made:
+            try:
+                self.container.create_container()
+            except ResourceExistsError:
+                pass
+            self.container_made = True
         by_blob: dict[str, Rows] = {}
         for seq, record in rows:
             when = parse_iso(orjson.loads(record)["time"])
             by_blob.setdefault(self.resource.blob_name(when), []).append((seq, record))
-        for name, records in by_blob.items():
-            self._append_to(name, records)
+        try:
+            for name, records in by_blob.items():
+                self._append_to(name, records)
+        except ResourceNotFoundError:
+            self.container_made = False  # someone deleted the container: the next shipment makes it again
+            raise
 
     def _append_to(self, name: str, records: Rows) -> None:
         blob = self.container.get_blob_client(name)
@@ -96,7 +106,9 @@ class LogShipper:
 
     async def run(self) -> None:
         while True:
-            if not await self.ship_once():
+            if await self.ship_once():
+                await asyncio.sleep(SHIP_INTERVAL)
+            else:
                 await self.wakeup.wait(_IDLE_WAIT)
 
     async def ship_once(self) -> bool:
