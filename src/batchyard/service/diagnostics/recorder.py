@@ -2,7 +2,8 @@
 
 An outside observer of the engine (`engine.reactions.add`), added only when diagnostic logs are on.
 Reactions run inside the unit of work that made the change, so a record commits with its change or not
-at all: after a crash, no change lacks its record and no record lacks its change. The shipper
+at all: after a crash, no change lacks its record (unless its record could not be built: that is logged,
+see `_never_fails`) and no record lacks its change. The shipper
 (shipper.py) and the live stream (stream.py) read the outbox after the commit; `committed` wakes them.
 """
 
