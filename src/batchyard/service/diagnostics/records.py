@@ -13,9 +13,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import orjson
+
+from batchyard.service.clock import iso
 
 CONTAINER = "insights-logs-servicelogs"
 CATEGORY = "ServiceLog"
@@ -30,7 +33,7 @@ class AccountResource:
     subscription_id: str
     resource_group: str
 
-    @property
+    @cached_property  # every record carries it
     def resource_id(self) -> str:
         """Upper case, as Azure Monitor writes it in records and blob paths."""
         return (
@@ -38,7 +41,7 @@ class AccountResource:
             f"/PROVIDERS/MICROSOFT.BATCH/BATCHACCOUNTS/{self.account_name}"
         ).upper()
 
-    @property
+    @cached_property
     def tenant(self) -> str:
         """A stable id in the shape of Azure's (32 hex digits), from the account and its resource."""
         return uuid.uuid5(uuid.NAMESPACE_URL, self.resource_id).hex
@@ -67,6 +70,5 @@ class AccountResource:
 
 
 def record_time(when: datetime) -> str:
-    """Azure Monitor's record time: UTC with seven fractional digits."""
-    utc = when.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond:06d}0Z"
+    """Azure Monitor's record time: UTC with seven fractional digits (the wire form has six)."""
+    return iso(when)[:-1] + "0Z"
