@@ -23,7 +23,15 @@ from azure.batch import models as m
 
 from batchyard.service.storage.linked import LinkedStorage
 from tests.api.diagnostics_support import ENVELOPE, LogTarget, event_stream, of
-from tests.api.helpers import create_job, create_pool, idle_nodes, pool_exists, run_task, signed_request
+from tests.api.helpers import (
+    create_job,
+    create_pool,
+    idle_nodes,
+    pool_exists,
+    run_task,
+    signed_request,
+    vm_config,
+)
 from tests.api.storage_support import shared_azurite
 from tests.conftest import Service, make_client, start_service, wait_for
 
@@ -294,6 +302,28 @@ def test_special_tasks_start_task_job_preparation_and_release(records: list[dict
     (failed_prep,) = [s for s in ours if s.get("jobId") == blocked_job and s["taskType"] == "JobPrep"]
     assert (failed_prep["executionInfo"]["exitCode"], failed_prep["executionInfo"]["result"]) == (1, "failure")
     assert failed_prep["executionInfo"]["schedulingError"]["category"] == "UserError"
+
+
+def test_an_auto_pool_is_logged_as_one(logged: Service, target: LogTarget) -> None:
+    client = make_client(logged.url)
+    job_id = f"auto-{uuid.uuid4().hex[:6]}"
+    spec = m.BatchPoolSpecification(
+        vm_size="standard_d2s_v3", virtual_machine_configuration=vm_config(), target_dedicated_nodes=0
+    )
+    client.create_job(
+        m.BatchJobCreateOptions(
+            id=job_id,
+            pool_info=m.BatchPoolInfo(
+                auto_pool_specification=m.BatchAutoPoolSpecification(pool_lifetime_option="job", pool=spec)
+            ),
+        )
+    )
+    pool_id = client.get_job(job_id).execution_info.pool_id
+    (created,) = wait_for(lambda: of(target.records(), "PoolCreateEvent", id=pool_id), what="the auto pool's record")
+    assert created["isAutoPool"] is True
+    (resize,) = of(target.records(), "PoolResizeStartEvent", id=pool_id)
+    assert resize["isAutoPool"] is True
+    client.begin_delete_job(job_id, polling_interval=POLL).result(timeout=60)
 
 
 # --- exactly once across kill -9 ----------------------------------------------------------------------
