@@ -104,7 +104,8 @@ class Service:
 
 
 def start_service(data_dir: Path, *extra: str) -> Service:
-    """Like tests/conftest.py: `batchyard serve` on a free loopback port with the development account."""
+    """Like tests/conftest.py: `batchyard serve` on a free loopback port with the development account
+    (`extra`: more serve options)."""
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "service.log"

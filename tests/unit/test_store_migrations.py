@@ -222,18 +222,19 @@ def test_later_migrations_run_once_in_order_on_an_existing_database(
     store.close()
     add_column = "ALTER TABLE jobs ADD COLUMN priority INTEGER"
     fill = "UPDATE jobs SET priority = 7"
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 3)
-    monkeypatch.setattr(
-        schema,
-        "MIGRATIONS",
-        (schema.Migration(2, (add_column,), (add_column,)), schema.Migration(3, (fill,), (fill,))),
+    current = schema.SCHEMA_VERSION
+    later = (
+        schema.Migration(current + 1, (add_column,), (add_column,)),
+        schema.Migration(current + 2, (fill,), (fill,)),
     )
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", current + 2)
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, *later))
     for module in (sqlite_schema, postgres_schema):
-        monkeypatch.setattr(module, "SCHEMA_VERSION", 3)
-    for _ in range(2):  # the second opening finds version 3 and runs nothing (the ALTER would fail)
+        monkeypatch.setattr(module, "SCHEMA_VERSION", current + 2)
+    for _ in range(2):  # the second opening finds the last version and runs nothing (the ALTER would fail)
         store = _open(where)
         try:
-            assert store.get_meta(VERSION_KEY) == "3"
+            assert store.get_meta(VERSION_KEY) == str(current + 2)
             db: Any = store._db
             assert db.execute("SELECT priority FROM jobs").fetchall() == [(7,)]
         finally:

@@ -32,6 +32,7 @@ from batchyard.service.config import (
     parse_authentication_modes,
 )
 from batchyard.service.data_dir import prepare as prepare_data_dir
+from batchyard.service.diagnostics.options import add_diagnostic_options
 from batchyard.service.storage.options import add_storage_options
 
 
@@ -129,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_https_options(serve)
     add_storage_options(serve)
+    add_diagnostic_options(serve)
     add_autoscale_options(serve)
     commands.add_parser("install-azurite", help="install the Azure Storage emulator (npm) that --azurite starts")
     add_application_commands(commands)
@@ -183,6 +185,8 @@ def _serve(args: argparse.Namespace) -> int:
     from batchyard.service.log_filter import RepeatedMessageFilter
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The storage SDK logs each request at INFO (the diagnostic log shipper sends some every second).
+    logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
     for handler in logging.getLogger().handlers:
         # a flood of one error (say "Too many open files" on every accept) must not fill the disk
         handler.addFilter(RepeatedMessageFilter())
@@ -237,9 +241,19 @@ def _serve(args: argparse.Namespace) -> int:
     except (StorageConfigError, AzuriteError) as exc:
         print(f"batchyard: {exc}", file=sys.stderr)
         return 2
+    from batchyard.service.diagnostics.options import diagnostic_logs
+
+    try:
+        diagnostics = diagnostic_logs(args, storage.connection_string if storage else None)
+    except ValueError as exc:
+        print(f"batchyard: {exc}", file=sys.stderr)
+        if azurite is not None:
+            azurite.stop()
+        return 2
     settings = dataclasses.replace(
         settings,
         storage_connection_string=storage.connection_string if storage else None,
+        diagnostic_logs=diagnostics,
         application_quota=args.application_quota,
         package_quota=args.package_quota,
     )

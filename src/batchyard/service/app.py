@@ -37,6 +37,8 @@ from batchyard.service.api import (
 from batchyard.service.auth import SharedKeyAccount
 from batchyard.service.clock import AdjustableClock, Clock
 from batchyard.service.config import Settings
+from batchyard.service.diagnostics import stream as diagnostic_stream
+from batchyard.service.diagnostics.service import DiagnosticLogService
 from batchyard.service.engine.engine import Engine
 from batchyard.service.engine.facade import BatchService
 from batchyard.service.errors import BatchError
@@ -120,14 +122,23 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
     service = BatchService(engine, application_registry)
     metrics = ServiceMetrics(engine)
     store.transaction_observer = metrics.transaction_seconds.observe
+    diagnostics = (
+        DiagnosticLogService(engine, settings.account_name, settings.diagnostic_logs)
+        if settings.diagnostic_logs
+        else None
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await service.start()
+        if diagnostics is not None:
+            diagnostics.start()
         try:
             yield
         finally:
             await service.stop()
+            if diagnostics is not None:
+                await diagnostics.stop()
             store.close()
 
     routes = [
@@ -136,6 +147,7 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
         WebSocketRoute(messages.AGENT_PATH, agent_endpoint),
         Route(messages.JOIN_PATH, join_endpoint, methods=["POST"]),
         *admin.routes,
+        *diagnostic_stream.routes,
         *pools.routes,
         *autoscale.routes,
         *nodes.routes,
@@ -163,6 +175,7 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
     app.state.settings = settings
     app.state.service = service
     app.state.metrics = metrics
+    app.state.event_feed = diagnostics.feed if diagnostics is not None else None
     app.state.account = SharedKeyAccount(settings.account_name, settings.account_keys)
     app.state.identity = IdentityProvider.open(data_dir, settings.https_url) if settings.https_url else None
     return app

@@ -67,6 +67,19 @@ class AutoscaleTiming:
 
 
 @dataclass(frozen=True)
+class DiagnosticLogs:
+    """Service Logs are on (README, Diagnostic logs): where they go, and the account's Azure resource id."""
+
+    # The storage account the records are written to (a connection string); None: kept for the live
+    # stream (`GET /_batchyard/events`) only.
+    storage_connection_string: str | None = None
+    # A diagnostic setting belongs to the account's Azure resource; without a management plane, these
+    # name it (the records' resourceId and the blobs' folder).
+    subscription_id: str = "00000000-0000-0000-0000-000000000000"
+    resource_group: str = "batchyard"
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
@@ -98,6 +111,8 @@ class Settings:
     package_quota: int = 40
     # GET /metrics answers only `Authorization: Bearer <this>` when set; None: open (see README, Metrics).
     metrics_token: str | None = None
+    # Service Logs; None: off (no record is written).
+    diagnostic_logs: DiagnosticLogs | None = None
 
     @property
     def uses_dev_account(self) -> bool:

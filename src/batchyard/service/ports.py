@@ -154,6 +154,23 @@ class Store(Protocol):
         """(interval start, pool id, vm size, core seconds) for intervals starting in [first, last]."""
         ...
 
+    # --- the outbox: diagnostic log records saved with the change that raised them ------------------
+    # (service/diagnostics). Written only when diagnostic logs are on; read and trimmed by the shipper
+    # and the live event stream.
+
+    def add_outbox_records(self, records: Iterable[bytes]) -> None:
+        """Append records (JSON lines, without the newline) in the caller's transaction. Each gets the next
+        sequence number; numbers ascend in commit order and are never reused, even after a delete."""
+        ...
+
+    def outbox_records(self, after_seq: int, limit: int) -> list[tuple[int, bytes]]:
+        """Up to `limit` (seq, record) after `after_seq`, in sequence order."""
+        ...
+
+    def delete_outbox_records(self, through_seq: int) -> None:
+        """Forget the records numbered up to `through_seq`."""
+        ...
+
 
 class AgentGone(Exception):
     """The node's agent is not connected (or went away during a request)."""

@@ -8,6 +8,8 @@ one answer in one place.
 
 Events are facts (past tense), raised by the concern that owns the change, inside the caller's unit
 of work; reactions run synchronously in it.
+
+(Over 400 lines on purpose: the engine's one catalogue of events, so every fact it tells is found here.)
 """
 
 from __future__ import annotations
@@ -129,6 +131,75 @@ class PoolCreated:
     """A pool was created (by the API or as a job's auto pool)."""
 
     pool: PoolRecord
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PoolAdded:
+    """A pool was added to the account, before its first resize starts (`PoolCreated` follows)."""
+
+    pool: PoolRecord
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PoolResizeStarted:
+    """A pool's resize began (`option`: how shrinking nodes leave; None when it grows)."""
+
+    pool: PoolRecord
+    option: str | None
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PoolResizeEnded:
+    """A pool's resize that began at `started` is over: steady, or stopped by `error` (a resize error)."""
+
+    pool: PoolRecord
+    started: str | None
+    error: dict[str, Any] | None
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PoolDeleting:
+    """A pool's deletion began (its state is `deleting`)."""
+
+    pool: PoolRecord
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PoolDeleted:
+    """A pool whose deletion began at `started` is gone, with its last node."""
+
+    pool: PoolRecord
+    started: str
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SpecialTaskEnded:
+    """A run of a start task, job preparation or job release task ended on a node (`info`: its
+    execution information; `job` None for a start task)."""
+
+    kind: str  # records.RunKind value: "start", "prep" or "release"
+    task_id: str
+    job: JobRecord | None
+    node: NodeRecord
+    info: dict[str, Any]
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TaskScheduleFailed:
+    """A task placed on a node could not run there (`error`: why, e.g. the job preparation failed) and
+    went back to the queue."""
+
+    job: JobRecord
+    doc: TaskDocument
+    node: NodeRecord
+    error: dict[str, Any]
     now: datetime
 
 

@@ -117,8 +117,7 @@ class JobOps(Concern):
         pool_id = f"{prefix}_{uuid.uuid4()}" if prefix else str(uuid.uuid4())
         pool_spec = dict(spec.get("pool") or {})
         pool_spec["id"] = pool_id[:64]
-        pool = self.pool_ops.create_pool(pool_spec)
-        pool.private.auto_pool_for = job_id.lower()
+        pool = self.pool_ops.create_pool(pool_spec, auto_pool_for=job_id.lower())
         pool.private.auto_pool_lifetime = spec.get("poolLifetimeOption", "job")
         pool.private.keep_alive = bool(spec.get("keepAlive", False))
         self.core.save_pool(pool)

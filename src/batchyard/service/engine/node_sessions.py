@@ -15,6 +15,7 @@ from batchyard.service.engine.events import (
     NodeFreed,
     NodeGreeted,
     RunLost,
+    SpecialTaskEnded,
     TaskRunFinished,
     finishes_runs,
     handles_message,
@@ -257,6 +258,7 @@ class AgentSessionOps(Concern):
             info["failureInfo"] = failure
         else:
             info.pop("failureInfo", None)
+        self.core.emit(SpecialTaskEnded("start", "starttask", None, node, dict(info), now))
         wait = start_task.get("waitForSuccess", True)
         if failure:
             limit = int(start_task.get("maxTaskRetryCount", 0))

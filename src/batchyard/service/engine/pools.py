@@ -15,8 +15,13 @@ from batchyard.service.engine.events import (
     NodeForgotten,
     NodeFreed,
     NodeLeaving,
+    PoolAdded,
     PoolChanged,
     PoolCreated,
+    PoolDeleted,
+    PoolDeleting,
+    PoolResizeEnded,
+    PoolResizeStarted,
     Tick,
     reacts_to,
 )
@@ -25,6 +30,9 @@ from batchyard.service.engine.nodes import NodeOps
 from batchyard.service.engine.preemption import check_preemption_settings
 from batchyard.service.engine.records import NodeRecord, PoolRecord
 from batchyard.service.models import catalog
+
+# How a resize under way ends when its pool is deleted (the Service Log's pool resize complete event).
+_RESIZE_STOPPED = {"code": "ResizeStopped", "message": "The resize was stopped: the pool is being deleted."}
 
 # Nodes that are not doing work leave first when a pool shrinks.
 _REMOVAL_ORDER = {
@@ -60,7 +68,8 @@ class PoolOps(Concern):
             raise errors.not_found("PoolNotFound", "The specified pool does not exist.")
         return pool
 
-    def create_pool(self, spec: dict[str, Any]) -> PoolRecord:
+    def create_pool(self, spec: dict[str, Any], auto_pool_for: str | None = None) -> PoolRecord:
+        """A new pool (`auto_pool_for`: the job or schedule key whose auto pool it is)."""
         if spec.get("enableAutoScale"):
             self.formulas.check(spec["autoScaleFormula"])
         self.certificate_ops.check_certificate_references(spec.get("certificateReferences"))
@@ -88,7 +97,9 @@ class PoolOps(Concern):
         )
         self.core.stamp(doc, now)
         pool = PoolRecord(key, self.store.next_seq(), doc)
+        pool.private.auto_pool_for = auto_pool_for
         self.pools[key] = pool
+        self.core.emit(PoolAdded(pool, now))
         self.begin_resize(pool, now)
         self.core.save_pool(pool)
         self.core.kick()
@@ -144,6 +155,8 @@ class PoolOps(Concern):
         if "resizeTimeout" in spec:
             pool.doc["resizeTimeout"] = spec["resizeTimeout"]
         self._set_allocation(pool, "resizing", now)
+        pool.private.resize_started = iso(now)
+        self.core.emit(PoolResizeStarted(pool, option, now))
         for node in wanted:
             self._start_leaving(node, option, now)
         self._check_allocation(pool, now)
@@ -161,8 +174,14 @@ class PoolOps(Concern):
     def begin_resize(self, pool: PoolRecord, now: datetime) -> None:
         pool.doc["resizeErrors"] = []
         pool.doc.pop("resizeErrors")
+        if pool.doc["allocationState"] == "resizing" and pool.private.resize_started:
+            self._end_resize(pool, now)  # a new target replaces the resize under way
         self._set_allocation(pool, "resizing", now)
         pool.private.resize_started = iso(now)
+        staying = sum(1 for node_id in pool.node_ids if self.nodes[node_id].private.leaving is None)
+        target = int(pool.doc.get("targetDedicatedNodes", 0)) + int(pool.doc.get("targetLowPriorityNodes", 0))
+        option = pool.private.deallocation_option if target < staying else None
+        self.core.emit(PoolResizeStarted(pool, option, now))
         self._reconcile(pool, now)
 
     def _reconcile(self, pool: PoolRecord, now: datetime) -> None:
@@ -248,9 +267,14 @@ class PoolOps(Concern):
         pool.doc["currentLowPriorityNodes"] = len(pool.node_ids) - dedicated
         if pool.doc["allocationState"] in ("resizing", "stopping"):
             if not any(self.nodes[node_id].private.leaving for node_id in pool.node_ids):
-                self._set_allocation(pool, "steady", now)
-                pool.private.resize_started = None
+                self._end_resize(pool, now)
         self.core.emit(PoolChanged(pool, now))
+
+    def _end_resize(self, pool: PoolRecord, now: datetime) -> None:
+        started, pool.private.resize_started = pool.private.resize_started, None
+        self._set_allocation(pool, "steady", now)
+        errors_now = pool.doc.get("resizeErrors") or [None]
+        self.core.emit(PoolResizeEnded(pool, started, errors_now[0], now))
 
     # --- node removal ---------------------------------------------------------------------------
 
@@ -306,8 +330,7 @@ class PoolOps(Concern):
         if node.id in pool.node_ids:
             pool.node_ids.remove(node.id)
         if pool.doc["state"] == "deleting" and not pool.node_ids:
-            self.pools.pop(pool.key, None)
-            self.store.delete_pool(pool.key)
+            self._drop_deleted(pool, now)
             return
         self._check_allocation(pool, now)
         self.core.stamp(pool.doc, now)
@@ -322,15 +345,23 @@ class PoolOps(Concern):
         states.move(pool.doc, states.POOL, "deleting", now, previous=False)
         self.core.stamp(pool.doc, now)
         self.core.save_pool(pool)
+        self.core.emit(PoolDeleting(pool, now))
+        if pool.private.resize_started:  # deleting a pool stops its resize (Pool - Delete)
+            started, pool.private.resize_started = pool.private.resize_started, None
+            self.core.emit(PoolResizeEnded(pool, started, _RESIZE_STOPPED, now))
         if not pool.node_ids:
-            self.pools.pop(pool.key, None)
-            self.store.delete_pool(pool.key)
+            self._drop_deleted(pool, now)
             return
         for node_id in list(pool.node_ids):
             node = self.nodes.get(node_id)
             if node is not None:
                 node.private.leaving = None
                 self._start_leaving(node, "requeue", now)
+
+    def _drop_deleted(self, pool: PoolRecord, now: datetime) -> None:
+        self.pools.pop(pool.key, None)
+        self.store.delete_pool(pool.key)
+        self.core.emit(PoolDeleted(pool, pool.doc["stateTransitionTime"], now))
 
     def update_pool(self, pool: PoolRecord, changes: dict[str, Any], replace: bool) -> None:
         if "certificateReferences" in changes:
@@ -371,8 +402,7 @@ class PoolOps(Concern):
                         "message": "Desired number of nodes could not be allocated within the resize timeout",
                     }
                 ]
-                self._set_allocation(pool, "steady", now)
-                pool.private.resize_started = None
+                self._end_resize(pool, now)
                 self.core.stamp(pool.doc, now)
                 self.core.save_pool(pool)
 

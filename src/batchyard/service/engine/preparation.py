@@ -22,6 +22,8 @@ from batchyard.service.engine.events import (
     NodeBooting,
     PreparationRunEnded,
     ReleasesFinished,
+    SpecialTaskEnded,
+    TaskScheduleFailed,
     finishes_runs,
     loses_runs,
     reacts_to,
@@ -34,6 +36,13 @@ from batchyard.service.engine.task_runs import TaskRunOps
 
 PREP_DIR = "jobpreparation"
 RELEASE_DIR = "jobrelease"
+# Why a task placed on a node whose job preparation task failed goes back to the queue (the Service Log's
+# task schedule fail event).
+_PREP_FAILED = {
+    "category": "UserError",
+    "code": "JobPreparationTaskFailed",
+    "message": "Task cannot run because the job preparation task failed on node",
+}
 
 
 def prep_run_id(job_key: str) -> str:
@@ -154,6 +163,7 @@ class PreparationOps(Concern):
         info = status["jobPreparationTaskExecutionInfo"]
         failure = failure_of(result)
         _finish_info(info, result, failure, now)
+        self.core.emit(SpecialTaskEnded("prep", prep.get("id") or PREP_DIR, job, node, dict(info), now))
         if failure:
             limit = int((prep.get("constraints") or {}).get("maxTaskRetryCount", 0))
             retry = int(info.get("retryCount", 0))
@@ -172,6 +182,7 @@ class PreparationOps(Concern):
             if failure:
                 # Not on this node: the task goes back to the queue; the node keeps serving other jobs.
                 self._unhold(job, doc, waiting.slots, now)
+                self.core.emit(TaskScheduleFailed(job, doc, node, _PREP_FAILED, now))
             else:
                 self.task_runs.count(
                     job, "preparing", "active", waiting.slots
@@ -232,6 +243,8 @@ class PreparationOps(Concern):
         status = job.prep[node.id]
         info = status.setdefault("jobReleaseTaskExecutionInfo", {"startTime": iso(now)})
         _finish_info(info, result, failure_of(result), now)
+        release_id = (job.doc.get("jobReleaseTask") or {}).get("id") or RELEASE_DIR
+        self.core.emit(SpecialTaskEnded("release", release_id, job, node, dict(info), now))
         self.store.put_prep_status(job.key, node.id, status)
         if not self.releases_pending(job):
             self.core.emit(ReleasesFinished(job))

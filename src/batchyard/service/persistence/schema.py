@@ -18,7 +18,7 @@ from typing import Literal
 
 ColumnType = Literal["text", "integer", "real", "json", "blob"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 VERSION_KEY = "schema_version"
 
 
@@ -103,8 +103,17 @@ INDEXES = (
     Index("tasks_by_transition", "tasks", ("job_key", "transition")),
     Index("retention_by_expiry", "retention", ("expiry",)),
 )
-# Migrations after version 1, in order (none yet).
-MIGRATIONS: tuple[Migration, ...] = ()
+# Migrations after version 1, in order.
+MIGRATIONS: tuple[Migration, ...] = (
+    # 2: the diagnostic log outbox (service/diagnostics). Its numbers are never used twice, even after the
+    # rows before them were shipped and deleted (the shipper's block ids and marks rely on it): SQLite's
+    # AUTOINCREMENT, PostgreSQL's sequence.
+    Migration(
+        2,
+        sqlite=("CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, record BLOB NOT NULL)",),
+        postgres=("CREATE TABLE IF NOT EXISTS outbox (seq BIGSERIAL PRIMARY KEY, record BYTEA NOT NULL)",),
+    ),
+)
 
 # Column types in each database. PostgreSQL: text in code point order ("C", as SQLite's binary collation,
 # which `$filter` comparisons and prefix bounds rely on); documents as `json`, which keeps their text as

@@ -25,6 +25,7 @@ from batchyard.service.documents import Private, TaskDocument, TaskPrivate, load
 from batchyard.service.odata import Filter
 from batchyard.service.persistence.postgres.analyzer import Analyzer
 from batchyard.service.persistence.postgres.filters import readable, to_sql
+from batchyard.service.persistence.postgres.outbox import OutboxStatements
 from batchyard.service.persistence.postgres.schema import connect, open_database
 
 # Top-level task properties (wire names) held in columns of the tasks table: pages of only these read
@@ -61,7 +62,7 @@ def _json(doc: Any) -> str:
     return orjson.dumps(doc).decode()
 
 
-class PostgresStore:
+class PostgresStore(OutboxStatements):
     task_fields = frozenset(TASK_FIELD_COLUMNS)
     # Told how long each outermost transaction took, begin to commit (the service's metrics).
     transaction_observer: Callable[[float], None] | None = None

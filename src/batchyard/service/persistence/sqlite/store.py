@@ -21,6 +21,7 @@ import orjson
 from batchyard.service.documents import Private, TaskDocument, TaskPrivate, load_private
 from batchyard.service.odata import Filter
 from batchyard.service.persistence.sqlite.filters import IndexHint, to_index_hint, to_sql
+from batchyard.service.persistence.sqlite.outbox import OutboxStatements
 from batchyard.service.persistence.sqlite.schema import open_database
 
 # Filtered task pages go through a hinted index when fewer rows than this match its condition.
@@ -33,7 +34,7 @@ _dumps = orjson.dumps
 _loads = orjson.loads
 
 
-class SqliteStore:
+class SqliteStore(OutboxStatements):
     task_fields = frozenset(TASK_FIELD_COLUMNS)
     transaction_observer: Callable[[float], None] | None = None
 
