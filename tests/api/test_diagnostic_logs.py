@@ -435,12 +435,26 @@ def test_off_by_default_no_record_is_kept_and_the_stream_says_so(service: Servic
     pool_id = f"quiet-{uuid.uuid4().hex[:6]}"
     create_pool(client, pool_id, nodes=0)
     client.begin_delete_pool(pool_id, polling_interval=POLL)
-    with sqlite3.connect(service.data_dir / "batchyard.db") as db:
-        assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
+    assert _outbox_count(service) == 0
     answer = signed_request(service.url, "GET", "/_batchyard/events")
     assert answer.status_code == 409
     assert answer.json()["code"] == "OperationInvalidForCurrentState"
     assert "--diagnostic-logs" in answer.json()["message"]["value"]
+
+
+def _outbox_count(service: Service) -> int:
+    """Rows in the service's outbox, in whichever database it keeps its state (tests may run on PostgreSQL)."""
+    url = service.args[service.args.index("--database") + 1] if "--database" in service.args else ""
+    if url:
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT count(*) FROM outbox").fetchone()
+    else:
+        with sqlite3.connect(service.data_dir / "batchyard.db") as db:
+            row = db.execute("SELECT count(*) FROM outbox").fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 @pytest.mark.parametrize(
