@@ -35,7 +35,7 @@ fi
 # and Debian's docker-registry with apache2-utils' htpasswd for a registry on the loopback. Nothing is
 # pulled from the internet.
 if [ $can_install = 1 ] && ! { command -v podman && command -v runc && command -v docker-registry \
-        && command -v htpasswd && dpkg-query -W -f='${Status}' busybox-static | grep -q " installed"; } >/dev/null 2>&1; then
+        && command -v htpasswd && dpkg-query -W -f='${Status}' busybox-static | grep " installed"; } >/dev/null 2>&1; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         podman runc busybox-static docker-registry apache2-utils >/dev/null) \
         || { echo "podman, runc, busybox-static, docker-registry or apache2-utils could not be installed" >&2; exit 1; }
@@ -58,7 +58,9 @@ fi
 # azure-cli for tests/api/test_azure_cli.py: large, and it pins its own azure-batch, so in an environment of
 # its own, installed once and kept (like .venv-legacy). A failed install stops the run.
 AZURE_CLI_VERSION=2.91.0
-if ! .venv-az/bin/python -m pip show azure-cli 2>/dev/null | grep -qx "Version: $AZURE_CLI_VERSION"; then
+# (sed reads pip's whole answer: `grep -q` would stop reading at the match, and under pipefail pip's
+# SIGPIPE made an installed azure-cli look missing)
+if [ "$(.venv-az/bin/python -m pip show azure-cli 2>/dev/null | sed -n 's/^Version: //p')" != "$AZURE_CLI_VERSION" ]; then
     (python3 -m venv .venv-az \
         && .venv-az/bin/python -m pip install -q --disable-pip-version-check "azure-cli==$AZURE_CLI_VERSION") \
         || { rm -rf .venv-az; echo "azure-cli $AZURE_CLI_VERSION could not be installed" >&2; exit 1; }
