@@ -190,12 +190,12 @@ class SlurmCluster:
         self.conf.write_text("\n".join(lines) + "\n")
 
 
-@pytest.fixture(scope="module")
-def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+def running_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+    """For a fixture: a started cluster, stopped (its jobs cancelled) afterwards; a skip with the reason
+    where none can run (not root, or Slurm not installed where scripts/test.sh could not install it)."""
     reason = unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
-    # Not under pytest's 0700 temporary directories: slurmd checks the paths it is given.
     cluster = SlurmCluster(Path(tmp_path_factory.mktemp("slurm")))
     try:
         cluster.start()

@@ -14,6 +14,7 @@ from batchyard.cli.applications import add_application_commands, run_application
 from batchyard.cli.autoscale import add_autoscale_commands, add_autoscale_options, autoscale_timing
 from batchyard.cli.client import CommandError, add_connection_options, call
 from batchyard.cli.nodes import add_node_commands, run_node_command
+from batchyard.cli.slurm import add_slurm_options, slurm_options
 from batchyard.service.config import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_KEEP_ALIVE_TIMEOUT,
@@ -107,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     add_storage_options(serve)
     add_autoscale_options(serve)
+    add_slurm_options(serve)
     commands.add_parser("install-azurite", help="install the Azure Storage emulator (npm) that --azurite starts")
     add_application_commands(commands)
     add_autoscale_commands(commands)
@@ -194,6 +196,7 @@ def _serve(args: argparse.Namespace) -> int:
         job_quota=args.job_quota,
         autoscale=autoscale_timing(args),
         metrics_token=metrics_token,
+        slurm=slurm_options(args),
     )
     from batchyard.service.storage.azurite import AzuriteError
     from batchyard.service.storage.linked import StorageConfigError

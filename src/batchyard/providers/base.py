@@ -24,6 +24,9 @@ class NodeLaunch:
     pool_id: str
     token: str  # the node's own credential, presented by its agent when it connects
     vm_size: str = ""
+    # The vmSize's cores and memory (0: a size the catalog does not know), for providers that reserve them.
+    cores: int = 0
+    memory_mb: int = 0
     # The pool's metadata, for provider settings (partition, image, ...): `batchyard-*` names.
     settings: Mapping[str, str] = field(default_factory=dict)
 

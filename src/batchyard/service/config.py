@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batchyard.providers.slurm_job import SlurmOptions
+
 # The well-known development account, like Azurite's devstoreaccount1. It is public, so the
 # service refuses to use it on anything but a loopback address.
 DEV_ACCOUNT_NAME = "devbatchaccount1"
@@ -86,6 +88,8 @@ class Settings:
     package_quota: int = 40
     # GET /metrics answers only `Authorization: Bearer <this>` when set; None: open (see README, Metrics).
     metrics_token: str | None = None
+    # Defaults for pools whose nodes are Slurm jobs (providers/slurm.py).
+    slurm: SlurmOptions = field(default_factory=SlurmOptions)
 
     @property
     def uses_dev_account(self) -> bool:

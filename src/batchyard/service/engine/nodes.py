@@ -21,6 +21,7 @@ from batchyard.service.engine.events import (
     reacts_to,
 )
 from batchyard.service.engine.records import NodePrivate, NodeRecord, PoolRecord
+from batchyard.service.models import catalog
 
 AGENT_VERSION = "1.0.0-batchyard"
 START_TASK_RUN_ID = "start"
@@ -72,11 +73,14 @@ class NodeOps(Concern):
             for item in pool_doc.get("metadata") or []
             if str(item.get("name", "")).startswith("batchyard-")
         }
+        size = catalog.lookup_vm_size(str(node.doc.get("vmSize", "")))
         return NodeLaunch(
             node_id=node.id,
             pool_id=pool_doc.get("id", node.pool_key),
             token=messages.node_token(self.core.node_secret, node.id),
             vm_size=str(node.doc.get("vmSize", "")),
+            cores=size.cores if size else 0,
+            memory_mb=size.memory_mb if size else 0,
             settings=settings,
         )
 
@@ -97,6 +101,8 @@ class NodeOps(Concern):
             return
         if node.session is not None:
             node.session.close()
+        if node.lost_at is None:
+            node.lost_at = time.monotonic()  # one whose agent never connected is started again as well
         with self.store.transaction():
             if preempted:
                 self._leave_with_runs_requeued(node, "preempted", None, self.core.now())

@@ -1,0 +1,197 @@
+"""Pools whose nodes are Slurm jobs (providers/slurm.py), through the official SDK against the real
+service and a real single-host Slurm cluster (tests/slurm_cluster.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.batch import models as m
+
+from tests.api.helpers import completed, create_job, pool_exists, vm_config
+from tests.conftest import Service, make_client, start_service, wait_for
+from tests.slurm_cluster import SlurmCluster, running_cluster
+
+Unique = Callable[[str], str]
+VM_SIZE = "standard_d2s_v3"  # 2 cores, 8 GiB: four such nodes fill the test cluster's 8 CPUs
+JOB_PREFIX = "batchyard-devbatchaccount1-"
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+    yield from running_cluster(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def slurm_service(slurm: SlurmCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    data_dir = tmp_path_factory.mktemp("slurm-service")
+    node_dir = data_dir / "slurm-nodes"
+    service = start_service(
+        data_dir,
+        "--slurm-node-dir",
+        str(node_dir),
+        "--slurm-poll-interval",
+        "0.5",
+        env=slurm.env,
+    )
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def client(slurm_service: Service) -> Any:
+    return make_client(slurm_service.url)
+
+
+def create_slurm_pool(client: Any, pool_id: str, nodes: int, **metadata: str) -> None:
+    settings = {"batchyard-provider": "slurm", "batchyard-slurm-partition": "batch", **metadata}
+    client.create_pool(
+        m.BatchPoolCreateOptions(
+            id=pool_id,
+            vm_size=VM_SIZE,
+            virtual_machine_configuration=vm_config(),
+            target_dedicated_nodes=nodes,
+            metadata=[m.BatchMetadataItem(name=name, value=value) for name, value in settings.items()],
+        )
+    )
+
+
+def node_states(client: Any, pool_id: str) -> dict[str, str]:
+    return {node.id: node.state for node in client.list_nodes(pool_id)}
+
+
+def all_idle(client: Any, pool_id: str, count: int) -> dict[str, str] | None:
+    states = node_states(client, pool_id)
+    return states if len(states) == count and set(states.values()) == {"idle"} else None
+
+
+def active_jobs(slurm: SlurmCluster) -> dict[str, dict[str, str]]:
+    """The Slurm jobs of Batch nodes that still wait or run: node id -> job id, state, CPUs, memory."""
+    out = slurm.command("squeue", "--noheader", "--format=%i|%j|%T|%C|%m")
+    jobs = {}
+    for line in out.splitlines():
+        job_id, name, state, cpus, memory = line.strip().split("|")
+        if name.startswith(JOB_PREFIX):
+            jobs[name.removeprefix(JOB_PREFIX)] = {"id": job_id, "state": state, "cpus": cpus, "memory": memory}
+    return jobs
+
+
+def delete_and_wait(client: Any, slurm: SlurmCluster, pool_id: str) -> None:
+    client.begin_delete_pool(pool_id)
+    wait_for(lambda: not pool_exists(client, pool_id), timeout=90, what="the pool to be deleted")
+
+
+def test_pool_of_slurm_nodes_becomes_idle_runs_tasks_and_leaves_no_job(
+    client: Any, slurm: SlurmCluster, unique: Unique
+) -> None:
+    pool_id, job_id = unique("slurmpool"), unique("slurmjob")
+    create_slurm_pool(client, pool_id, 3, **{"batchyard-slurm-time-limit": "30"})
+    nodes = wait_for(lambda: all_idle(client, pool_id, 3), timeout=90, what="3 idle Slurm nodes")
+    jobs = active_jobs(slurm)
+    # One running job per node, with the cores and memory of standard_d2s_v3 (2 cores, 8 GiB).
+    assert set(jobs) == set(nodes)
+    assert {(job["state"], job["cpus"], job["memory"]) for job in jobs.values()} == {("RUNNING", "2", "8G")}
+    time_limits = slurm.command(
+        "squeue", "--noheader", "--format=%l", "--jobs", ",".join(j["id"] for j in jobs.values())
+    )
+    assert set(time_limits.split()) == {"30:00"}
+
+    create_job(client, job_id, pool_id)
+    task_ids = [f"t{i}" for i in range(6)]
+    client.create_tasks(
+        job_id,
+        [
+            m.BatchTaskCreateOptions(id=task_id, command_line="/bin/bash -c 'echo ran on $AZ_BATCH_NODE_ID'")
+            for task_id in task_ids
+        ],
+    )
+    done = [
+        wait_for(lambda t=task_id: completed(client, job_id, t), timeout=60, what=f"task {task_id}")
+        for task_id in task_ids
+    ]
+    assert {task.execution_info.exit_code for task in done} == {0}
+    assert {task.node_info.node_id for task in done} <= set(nodes)
+
+    delete_and_wait(client, slurm, pool_id)
+    assert not active_jobs(slurm)
+
+
+def test_node_stays_creating_while_its_job_pends_and_resize_down_cancels_the_released_jobs(
+    client: Any, slurm: SlurmCluster, unique: Unique
+) -> None:
+    pool_id = unique("slurmresize")
+    create_slurm_pool(client, pool_id, 3)
+    first = wait_for(lambda: all_idle(client, pool_id, 3), timeout=90, what="3 idle Slurm nodes")
+    first_jobs = {node_id: job["id"] for node_id, job in active_jobs(slurm).items()}
+    # Five nodes of 2 cores do not fit on 8 CPUs: the fifth node's job pends, and the node is `creating`.
+    client.begin_resize_pool(pool_id, m.BatchPoolResizeOptions(target_dedicated_nodes=5))
+    states = wait_for(
+        lambda: (s := node_states(client, pool_id)) and len(s) == 5 and sorted(s.values()).count("idle") == 4 and s,
+        timeout=90,
+        what="4 idle nodes of 5",
+    )
+    (waiting,) = [node_id for node_id, state in states.items() if state != "idle"]
+    assert states[waiting] == "creating"
+    assert active_jobs(slurm)[waiting]["state"] == "PENDING"
+
+    client.begin_resize_pool(pool_id, m.BatchPoolResizeOptions(target_dedicated_nodes=3))
+    wait_for(lambda: len(node_states(client, pool_id)) == 3, timeout=90, what="the pool back at 3 nodes")
+    staying = set(node_states(client, pool_id))
+    jobs = active_jobs(slurm)
+    # Exactly the released nodes' jobs were cancelled; the staying nodes keep theirs.
+    assert set(jobs) == staying
+    assert waiting not in staying
+    for node_id in staying & set(first):
+        assert jobs[node_id]["id"] == first_jobs[node_id]
+    delete_and_wait(client, slurm, pool_id)
+    assert not active_jobs(slurm)
+
+
+def test_scancel_of_a_nodes_job_requeues_its_task_and_the_node_comes_back(
+    client: Any, slurm: SlurmCluster, unique: Unique, tmp_path: Path
+) -> None:
+    pool_id, job_id = unique("slurmlost"), unique("slurmlostjob")
+    create_slurm_pool(client, pool_id, 3)
+    wait_for(lambda: all_idle(client, pool_id, 3), timeout=90, what="3 idle Slurm nodes")
+    create_job(client, job_id, pool_id)
+    marks = tmp_path / "marks.txt"
+    marks.touch()
+    marks.chmod(0o666)
+    command = f"/bin/bash -c 'echo start $AZ_BATCH_NODE_ID >> {marks}; sleep 6; echo end $AZ_BATCH_NODE_ID >> {marks}'"
+    client.create_task(job_id, m.BatchTaskCreateOptions(id="long", command_line=command))
+    running = wait_for(
+        lambda: (t := client.get_task(job_id, "long")).state == "running" and marks.read_text() and t,
+        timeout=60,
+        what="the task to run",
+    )
+    lost_node = running.node_info.node_id
+    lost_job = active_jobs(slurm)[lost_node]["id"]
+    slurm.command("scancel", lost_job)
+
+    task = wait_for(lambda: completed(client, job_id, "long"), timeout=90, what="the requeued task to complete")
+    assert task.execution_info.exit_code == 0
+    assert task.node_info.node_id != lost_node
+    lines = marks.read_text().splitlines()
+    assert lines.count(f"start {lost_node}") == 1
+    assert [line for line in lines if line.startswith("end")] == [f"end {task.node_info.node_id}"]
+
+    # The pool's target still asks for 3 nodes: the lost node gets a new job and is idle again.
+    wait_for(lambda: all_idle(client, pool_id, 3), timeout=90, what="the lost node back")
+    jobs = active_jobs(slurm)
+    assert jobs[lost_node]["id"] != lost_job and jobs[lost_node]["state"] == "RUNNING"
+    assert len(jobs) == 3
+    delete_and_wait(client, slurm, pool_id)
+    assert not active_jobs(slurm)
+
+
+def test_a_job_slurm_refuses_makes_the_node_unusable(client: Any, slurm: SlurmCluster, unique: Unique) -> None:
+    pool_id = unique("slurmbad")
+    create_slurm_pool(client, pool_id, 1, **{"batchyard-slurm-partition": "nosuchpartition"})
+    (node,) = wait_for(
+        lambda: [n for n in client.list_nodes(pool_id) if n.state == "unusable"], timeout=30, what="an unusable node"
+    )
+    assert node.errors and node.errors[0].code == "NodeAllocationLost"
+    assert not active_jobs(slurm)
+    delete_and_wait(client, slurm, pool_id)
