@@ -3,6 +3,7 @@ service and a real single-host Slurm cluster (tests/slurm_cluster.py)."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,10 @@ def client(slurm_service: Service) -> Any:
     return make_client(slurm_service.url)
 
 
-def create_slurm_pool(client: Any, pool_id: str, nodes: int, **metadata: str) -> None:
-    settings = {"batchyard-provider": "slurm", "batchyard-slurm-partition": "batch", **metadata}
+def create_slurm_pool(
+    client: Any, pool_id: str, nodes: int, metadata: dict[str, str] | None = None, **kwargs: Any
+) -> None:
+    settings = {"batchyard-provider": "slurm", "batchyard-slurm-partition": "batch", **(metadata or {})}
     client.create_pool(
         m.BatchPoolCreateOptions(
             id=pool_id,
@@ -54,6 +57,7 @@ def create_slurm_pool(client: Any, pool_id: str, nodes: int, **metadata: str) ->
             virtual_machine_configuration=vm_config(),
             target_dedicated_nodes=nodes,
             metadata=[m.BatchMetadataItem(name=name, value=value) for name, value in settings.items()],
+            **kwargs,
         )
     )
 
@@ -87,7 +91,7 @@ def test_pool_of_slurm_nodes_becomes_idle_runs_tasks_and_leaves_no_job(
     client: Any, slurm: SlurmCluster, unique: Unique
 ) -> None:
     pool_id, job_id = unique("slurmpool"), unique("slurmjob")
-    create_slurm_pool(client, pool_id, 3, **{"batchyard-slurm-time-limit": "30"})
+    create_slurm_pool(client, pool_id, 3, {"batchyard-slurm-time-limit": "30"})
     nodes = wait_for(lambda: all_idle(client, pool_id, 3), timeout=90, what="3 idle Slurm nodes")
     jobs = active_jobs(slurm)
     # One running job per node, with the cores and memory of standard_d2s_v3 (2 cores, 8 GiB).
@@ -188,10 +192,44 @@ def test_scancel_of_a_nodes_job_requeues_its_task_and_the_node_comes_back(
 
 def test_a_job_slurm_refuses_makes_the_node_unusable(client: Any, slurm: SlurmCluster, unique: Unique) -> None:
     pool_id = unique("slurmbad")
-    create_slurm_pool(client, pool_id, 1, **{"batchyard-slurm-partition": "nosuchpartition"})
+    create_slurm_pool(client, pool_id, 1, {"batchyard-slurm-partition": "nosuchpartition"})
     (node,) = wait_for(
         lambda: [n for n in client.list_nodes(pool_id) if n.state == "unusable"], timeout=30, what="an unusable node"
     )
     assert node.errors and node.errors[0].code == "NodeAllocationLost"
     assert not active_jobs(slurm)
     delete_and_wait(client, slurm, pool_id)
+
+
+def test_multi_instance_task_across_slurm_nodes(
+    client: Any, slurm: SlurmCluster, unique: Unique, tmp_path: Path
+) -> None:
+    pool_id, job_id = unique("slurmmi"), unique("slurmmijob")
+    create_slurm_pool(client, pool_id, 3, enable_inter_node_communication=True)
+    nodes = wait_for(lambda: all_idle(client, pool_id, 3), timeout=90, what="3 idle Slurm nodes")
+    # A node's ipAddress is the address of the Slurm node its job runs on (here: this host, 3 times).
+    host = socket.gethostbyname(socket.gethostname())
+    assert {node.ip_address for node in client.list_nodes(pool_id)} == {host}
+    create_job(client, job_id, pool_id)
+    marks = tmp_path / "coordination.txt"
+    marks.touch()
+    marks.chmod(0o666)
+    client.create_task(
+        job_id,
+        m.BatchTaskCreateOptions(
+            id="mi",
+            command_line="/bin/bash -c 'echo hosts=$AZ_BATCH_HOST_LIST'",
+            multi_instance_settings=m.MultiInstanceSettings(
+                number_of_instances=3, coordination_command_line=f"/bin/bash -c 'echo $AZ_BATCH_NODE_ID >> {marks}'"
+            ),
+        ),
+    )
+    task = wait_for(lambda: completed(client, job_id, "mi"), timeout=60, what="the multi-instance task")
+    assert task.execution_info.exit_code == 0
+    assert sorted(marks.read_text().split()) == sorted(nodes)  # one instance on each Slurm node
+    subtasks = list(client.list_subtasks(job_id, "mi"))
+    assert {s.state for s in subtasks} == {"completed"} and {s.exit_code for s in subtasks} == {0}
+    stdout = b"".join(client.download_task_file(job_id, "mi", "stdout.txt")).decode()
+    assert stdout.strip() == "hosts=" + ",".join([host] * 3)
+    delete_and_wait(client, slurm, pool_id)
+    assert not active_jobs(slurm)

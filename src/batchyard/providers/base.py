@@ -34,8 +34,9 @@ class NodeLaunch:
 class NodeEvents(Protocol):
     """What a provider tells the engine about allocations (the engine implements it)."""
 
-    def allocation_granted(self, node_id: str) -> None:
-        """The node's resources are there and its agent is starting: `creating` -> `starting`."""
+    def allocation_granted(self, node_id: str, address: str | None = None) -> None:
+        """The node's resources are there and its agent is starting: `creating` -> `starting`. `address`:
+        where the node turned out to be (its `ipAddress`), for providers that learn it only now."""
 
     def allocation_lost(self, node_id: str, preempted: bool) -> None:
         """The allocation ended under the node (its processes are gone): the node leaves as on Azure,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -94,7 +95,8 @@ class SlurmProvider:
         return node_id in self._jobs
 
     async def stop_all(self) -> None:
-        """Nodes outlive the service: their agents reconnect to the next one, which finds their jobs."""
+        """The jobs stay: a clean stop has told the agents to shut down (their jobs end with them); after a
+        crash the agents reconnect to the next service, which finds their jobs by name."""
         if self._watcher is not None:
             self._watcher.cancel()
             self._watcher = None
@@ -165,9 +167,10 @@ class SlurmProvider:
             if row is not None and row.active:
                 if row.running and job_id not in self._granted:
                     self._granted.add(job_id)
-                    log.info("node %s: Slurm job %s runs", node_id, job_id)
+                    address = await host_address(row.host)
+                    log.info("node %s: Slurm job %s runs on %s (%s)", node_id, job_id, row.host, address)
                     if self._events is not None:
-                        self._events.allocation_granted(node_id)
+                        self._events.allocation_granted(node_id, address)
                 continue
             self._forget(node_id, job_id)
             if job_id in self._ours_ending:
@@ -194,3 +197,14 @@ class SlurmProvider:
             del self._jobs[node_id]
         self._granted.discard(job_id)
         self._submitted_in.pop(job_id, None)
+
+
+async def host_address(host: str) -> str | None:
+    """The IPv4 address of the Slurm node a job runs on (its node's `ipAddress`), None when it has none."""
+    if not host:
+        return None
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(host, None, family=socket.AF_INET)
+    except OSError:
+        return None
+    return str(found[0][4][0]) if found else None

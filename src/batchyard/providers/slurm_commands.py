@@ -25,6 +25,7 @@ class JobRow:
     job_id: str
     name: str
     state: str
+    host: str = ""  # the Slurm node the job runs on (one: nodes' jobs ask for --nodes=1)
 
     @property
     def active(self) -> bool:
@@ -72,12 +73,12 @@ async def submit(script: str, options: list[str]) -> str:
 async def list_jobs(name_prefix: str) -> dict[str, JobRow]:
     """The jobs of the service's user whose names start with the prefix, recently ended ones too
     (Slurm keeps those for its MinJobAge): job id -> row."""
-    out = await run("squeue", "--noheader", "--me", "--states=all", "--format=%i|%j|%T")
+    out = await run("squeue", "--noheader", "--me", "--states=all", "--format=%i|%j|%T|%N")
     rows: dict[str, JobRow] = {}
     for line in out.splitlines():
         parts = line.strip().split("|")
-        if len(parts) == 3 and parts[1].startswith(name_prefix):
-            rows[parts[0]] = JobRow(parts[0], parts[1], parts[2])
+        if len(parts) == 4 and parts[1].startswith(name_prefix):
+            rows[parts[0]] = JobRow(parts[0], parts[1], parts[2], parts[3])
     return rows
 
 

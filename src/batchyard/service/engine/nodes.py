@@ -89,10 +89,15 @@ class NodeOps(Concern):
 
     # --- what providers report (providers.base.NodeEvents) ----------------------------------------
 
-    def allocation_granted(self, node_id: str) -> None:
+    def allocation_granted(self, node_id: str, address: str | None = None) -> None:
         node = self.nodes.get(node_id)
-        if node is not None and node.doc["state"] == "creating":
-            with self.store.transaction():
+        if node is None:
+            return
+        with self.store.transaction():
+            if address:
+                node.doc["ipAddress"] = address
+                self.core.save_node(node)
+            if node.doc["state"] == "creating":
                 self.core.set_node_state(node, "starting", self.core.now())
 
     def allocation_lost(self, node_id: str, preempted: bool) -> None:
