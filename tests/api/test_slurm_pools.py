@@ -35,6 +35,11 @@ def slurm_service(slurm: SlurmCluster, tmp_path_factory: pytest.TempPathFactory)
         str(node_dir),
         "--slurm-poll-interval",
         "0.5",
+        # Autoscale on a short clock (test_autoscale_follows_pending_tasks_with_slurm_jobs).
+        "--autoscale-sample-period",
+        "1",
+        "--autoscale-min-interval",
+        "2",
         env=slurm.env,
     )
     yield service
@@ -233,3 +238,40 @@ def test_multi_instance_task_across_slurm_nodes(
     assert stdout.strip() == "hosts=" + ",".join([host] * 3)
     delete_and_wait(client, slurm, pool_id)
     assert not active_jobs(slurm)
+
+
+def test_autoscale_follows_pending_tasks_with_slurm_jobs(
+    client: Any, slurm: SlurmCluster, unique: Unique, tmp_path: Path
+) -> None:
+    pool_id, job_id = unique("slurmauto"), unique("slurmautojob")
+    formula = "$TargetDedicatedNodes = min(3, max(0, $PendingTasks.GetSample(1)));"
+    client.create_pool(
+        m.BatchPoolCreateOptions(
+            id=pool_id,
+            vm_size=VM_SIZE,
+            virtual_machine_configuration=vm_config(),
+            enable_auto_scale=True,
+            auto_scale_formula=formula,
+            auto_scale_evaluation_interval="PT2S",
+            metadata=[m.BatchMetadataItem(name="batchyard-provider", value="slurm")],
+        )
+    )
+    create_job(client, job_id, pool_id)
+    release = tmp_path / "release"
+    wait = f"/bin/bash -c 'while [ ! -f {release} ]; do sleep 0.1; done'"
+    client.create_tasks(job_id, [m.BatchTaskCreateOptions(id=f"t{i}", command_line=wait) for i in range(2)])
+    # Two pending tasks: two nodes, each a running Slurm job, each running one of the tasks.
+    running = wait_for(
+        lambda: (ts := list(client.list_tasks(job_id))) and all(t.state == "running" for t in ts) and ts,
+        timeout=90,
+        what="both tasks running on new Slurm nodes",
+    )
+    nodes = {task.node_info.node_id for task in running}
+    assert client.get_pool(pool_id).target_dedicated_nodes == 2
+    assert set(active_jobs(slurm)) == nodes and len(nodes) == 2
+
+    release.write_text("go")
+    # Nothing pending: the formula asks for no node, and their Slurm jobs are cancelled.
+    wait_for(lambda: not list(client.list_nodes(pool_id)), timeout=90, what="the pool to shrink to 0")
+    assert not active_jobs(slurm)
+    delete_and_wait(client, slurm, pool_id)
