@@ -185,7 +185,11 @@ class SlurmCluster:
             "SlurmctldTimeout=30",
             "SlurmdTimeout=30",
             f"NodeName={host} NodeAddr=127.0.0.1 CPUs={CPUS} RealMemory={MEMORY_MB} State=UNKNOWN",
-            f"PartitionName=batch Nodes={host} Default=YES MaxTime=INFINITE State=UP",
+            # Jobs of `urgent` preempt (cancel) those of `batch`, as a site's preemptible partition would.
+            "PreemptType=preempt/partition_prio",
+            "PreemptMode=CANCEL",
+            f"PartitionName=batch Nodes={host} Default=YES MaxTime=INFINITE State=UP PriorityTier=1",
+            f"PartitionName=urgent Nodes={host} MaxTime=INFINITE State=UP PriorityTier=2",
         ]
         self.conf.write_text("\n".join(lines) + "\n")
 

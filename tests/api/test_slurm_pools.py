@@ -168,7 +168,9 @@ def test_scancel_of_a_nodes_job_requeues_its_task_and_the_node_comes_back(
     marks = tmp_path / "marks.txt"
     marks.touch()
     marks.chmod(0o666)
-    command = f"/bin/bash -c 'echo start $AZ_BATCH_NODE_ID >> {marks}; sleep 6; echo end $AZ_BATCH_NODE_ID >> {marks}'"
+    command = (
+        f"/bin/bash -c 'echo start $AZ_BATCH_NODE_ID >> {marks}; sleep 6 && echo end $AZ_BATCH_NODE_ID >> {marks}'"
+    )
     client.create_task(job_id, m.BatchTaskCreateOptions(id="long", command_line=command))
     running = wait_for(
         lambda: (t := client.get_task(job_id, "long")).state == "running" and marks.read_text() and t,
@@ -177,10 +179,13 @@ def test_scancel_of_a_nodes_job_requeues_its_task_and_the_node_comes_back(
     )
     lost_node = running.node_info.node_id
     lost_job = active_jobs(slurm)[lost_node]["id"]
+    # Slurm signals every process of the job: the task's `sleep` dies, so its run ends by the signal (not
+    # by `echo end`) and is lost with the node rather than finished.
     slurm.command("scancel", lost_job)
 
     task = wait_for(lambda: completed(client, job_id, "long"), timeout=90, what="the requeued task to complete")
     assert task.execution_info.exit_code == 0
+    assert (task.execution_info.requeue_count, task.execution_info.retry_count) == (1, 0)
     assert task.node_info.node_id != lost_node
     lines = marks.read_text().splitlines()
     assert lines.count(f"start {lost_node}") == 1
@@ -275,3 +280,28 @@ def test_autoscale_follows_pending_tasks_with_slurm_jobs(
     wait_for(lambda: not list(client.list_nodes(pool_id)), timeout=90, what="the pool to shrink to 0")
     assert not active_jobs(slurm)
     delete_and_wait(client, slurm, pool_id)
+
+
+def test_slurm_preemption_is_batch_preemption(client: Any, slurm: SlurmCluster, unique: Unique, tmp_path: Path) -> None:
+    pool_id, job_id = unique("slurmpre"), unique("slurmprejob")
+    create_slurm_pool(client, pool_id, 1)
+    (node_id,) = wait_for(lambda: all_idle(client, pool_id, 1), timeout=90, what="an idle Slurm node")
+    create_job(client, job_id, pool_id)
+    marks = tmp_path / "marks.txt"
+    marks.touch()
+    marks.chmod(0o666)
+    command = f"/bin/bash -c 'echo start >> {marks}; sleep 4 && echo end >> {marks}'"
+    client.create_task(job_id, m.BatchTaskCreateOptions(id="t", command_line=command))
+    wait_for(lambda: marks.read_text(), timeout=60, what="the task to start")
+    # A job of the higher-tier partition wants the whole Slurm node: Slurm preempts the Batch node's job.
+    urgent = slurm.command("sbatch", "--parsable", "--partition=urgent", "--cpus-per-task=8", "--wrap", "sleep 5")
+    wait_for(lambda: client.get_node(pool_id, node_id).state == "preempted", timeout=30, what="the node preempted")
+    # Once the urgent job is done, the node's new job runs, and the requeued task runs there to the end.
+    task = wait_for(lambda: completed(client, job_id, "t"), timeout=90, what="the requeued task to complete")
+    assert task.execution_info.exit_code == 0
+    assert (task.execution_info.requeue_count, task.execution_info.retry_count) == (1, 0)
+    assert marks.read_text().split() == ["start", "start", "end"]
+    assert urgent.strip() not in {job["id"] for job in active_jobs(slurm).values()}
+    assert client.get_node(pool_id, node_id).state == "idle"
+    delete_and_wait(client, slurm, pool_id)
+    assert not active_jobs(slurm)
