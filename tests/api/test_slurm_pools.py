@@ -3,6 +3,9 @@ service and a real single-host Slurm cluster (tests/slurm_cluster.py)."""
 
 from __future__ import annotations
 
+import os
+import random
+import signal
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,7 +14,7 @@ from typing import Any
 import pytest
 from azure.batch import models as m
 
-from tests.api.helpers import completed, create_job, pool_exists, vm_config
+from tests.api.helpers import completed, create_job, pool_exists, processes_with, vm_config
 from tests.conftest import Service, make_client, start_service, wait_for
 from tests.slurm_cluster import SlurmCluster, running_cluster
 
@@ -35,6 +38,8 @@ def slurm_service(slurm: SlurmCluster, tmp_path_factory: pytest.TempPathFactory)
         str(node_dir),
         "--slurm-poll-interval",
         "0.5",
+        "--heartbeat-timeout",
+        "3",
         # Autoscale on a short clock (test_autoscale_follows_pending_tasks_with_slurm_jobs).
         "--autoscale-sample-period",
         "1",
@@ -305,3 +310,50 @@ def test_slurm_preemption_is_batch_preemption(client: Any, slurm: SlurmCluster, 
     assert client.get_node(pool_id, node_id).state == "idle"
     delete_and_wait(client, slurm, pool_id)
     assert not active_jobs(slurm)
+
+
+def test_a_node_cut_off_has_its_job_cancelled_before_its_task_runs_again(
+    client: Any, slurm: SlurmCluster, unique: Unique, tmp_path: Path
+) -> None:
+    pool_id, job_id = unique("slurmcut"), unique("slurmcutjob")
+    create_slurm_pool(client, pool_id, 2)
+    wait_for(lambda: all_idle(client, pool_id, 2), timeout=90, what="2 idle Slurm nodes")
+    create_job(client, job_id, pool_id)
+    marker = f"6.{random.randrange(10**8, 10**9)}"  # the sleep's argument finds its processes
+    marks = tmp_path / "marks.txt"
+    marks.touch()
+    marks.chmod(0o666)
+    command = f"/bin/bash -c '/bin/sleep {marker} && echo end $AZ_BATCH_NODE_ID >> {marks}'"
+    client.create_task(job_id, m.BatchTaskCreateOptions(id="t", command_line=command))
+    running = wait_for(
+        lambda: (t := client.get_task(job_id, "t")).state == "running" and processes_with(f"sleep {marker}") and t,
+        timeout=60,
+        what="the task's process",
+    )
+    cut_node = running.node_info.node_id
+    cut_job = active_jobs(slurm)[cut_node]["id"]
+    # The node's agent stops answering (frozen), its task still running: the service cannot tell the
+    # agent to end it, so it cancels the node's Slurm job and waits for its end before requeueing.
+    (agent,) = [pid for pid in processes_with(f"--node-id {cut_node}") if "batchyard.agent" in _cmdline(pid)]
+    os.kill(agent, signal.SIGSTOP)
+    again = wait_for(
+        lambda: (t := client.get_task(job_id, "t")).state == "running" and t.node_info.node_id != cut_node and t,
+        timeout=60,
+        what="the task running again on the other node",
+    )
+    sleeps = [pid for pid in processes_with(f"sleep {marker}") if _cmdline(pid).startswith("/bin/sleep")]
+    assert len(sleeps) == 1  # the first run's process is gone: never two at once
+    assert cut_job not in {job["id"] for job in active_jobs(slurm).values()}
+    task = wait_for(lambda: completed(client, job_id, "t"), timeout=60, what="the task to complete")
+    assert task.execution_info.exit_code == 0 and task.execution_info.requeue_count == 1
+    assert marks.read_text().split() == ["end", again.node_info.node_id]
+    wait_for(lambda: all_idle(client, pool_id, 2), timeout=90, what="the cut-off node back with a new job")
+    delete_and_wait(client, slurm, pool_id)
+    assert not active_jobs(slurm)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
