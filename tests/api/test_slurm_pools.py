@@ -299,7 +299,9 @@ def test_slurm_preemption_is_batch_preemption(client: Any, slurm: SlurmCluster, 
     client.create_task(job_id, m.BatchTaskCreateOptions(id="t", command_line=command))
     wait_for(lambda: marks.read_text(), timeout=60, what="the task to start")
     # A job of the higher-tier partition wants the whole Slurm node: Slurm preempts the Batch node's job.
-    urgent = slurm.command("sbatch", "--parsable", "--partition=urgent", "--cpus-per-task=8", "--wrap", "sleep 5")
+    urgent = slurm.command(
+        "sbatch", "--parsable", "--partition=urgent", "--cpus-per-task=8", "--output=/dev/null", "--wrap", "sleep 5"
+    )
     wait_for(lambda: client.get_node(pool_id, node_id).state == "preempted", timeout=30, what="the node preempted")
     # Once the urgent job is done, the node's new job runs, and the requeued task runs there to the end.
     task = wait_for(lambda: completed(client, job_id, "t"), timeout=90, what="the requeued task to complete")
@@ -357,3 +359,37 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def test_a_restarted_service_finds_its_nodes_jobs(
+    slurm: SlurmCluster, unique: Unique, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    data_dir = tmp_path_factory.mktemp("slurm-restart")
+    options = ["--slurm-node-dir", str(data_dir / "slurm-nodes"), "--slurm-poll-interval", "0.5"]
+    service = start_service(data_dir, *options, env=slurm.env)
+    try:
+        client = make_client(service.url)
+        # 6 of the 8 CPUs taken: one node's job runs, the other's pends.
+        blocker = slurm.command(
+            "sbatch", "--parsable", "--cpus-per-task=6", "--mem=1G", "--output=/dev/null", "--wrap", "sleep 300"
+        )
+        pool_id = unique("slurmrestart")
+        create_slurm_pool(client, pool_id, 2)
+        states = wait_for(
+            lambda: sorted((s := node_states(client, pool_id)).values()) == ["creating", "idle"] and s,
+            timeout=90,
+            what="one idle node and one waiting for its job",
+        )
+        before = {node_id: job["id"] for node_id, job in active_jobs(slurm).items()}
+        assert set(before) == set(states)
+
+        service.stop(signal.SIGKILL)  # the agents and their jobs stay
+        service.restart()
+        slurm.command("scancel", blocker.strip())
+        wait_for(lambda: all_idle(client, pool_id, 2), timeout=90, what="both nodes idle after the restart")
+        # The same jobs: the running one's agent came back, the pending one ran; nothing was resubmitted.
+        assert {node_id: job["id"] for node_id, job in active_jobs(slurm).items()} == before
+        delete_and_wait(client, slurm, pool_id)
+        assert not active_jobs(slurm)
+    finally:
+        service.stop()
