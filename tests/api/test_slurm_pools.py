@@ -361,7 +361,7 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def test_a_restarted_service_finds_its_nodes_jobs(
+def test_a_restarted_service_finds_its_nodes_jobs_and_resubmits_a_vanished_one(
     slurm: SlurmCluster, unique: Unique, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     data_dir = tmp_path_factory.mktemp("slurm-restart")
@@ -383,12 +383,19 @@ def test_a_restarted_service_finds_its_nodes_jobs(
         before = {node_id: job["id"] for node_id, job in active_jobs(slurm).items()}
         assert set(before) == set(states)
 
+        (waiting,) = [node_id for node_id, state in states.items() if state == "creating"]
+        (running,) = set(states) - {waiting}
+
         service.stop(signal.SIGKILL)  # the agents and their jobs stay
+        slurm.command("scancel", before[waiting])  # while the service is down, the waiting node's job goes
         service.restart()
         slurm.command("scancel", blocker.strip())
         wait_for(lambda: all_idle(client, pool_id, 2), timeout=90, what="both nodes idle after the restart")
-        # The same jobs: the running one's agent came back, the pending one ran; nothing was resubmitted.
-        assert {node_id: job["id"] for node_id, job in active_jobs(slurm).items()} == before
+        after = {node_id: job["id"] for node_id, job in active_jobs(slurm).items()}
+        # The running node kept its job (its agent came back); the waiting one got a new job.
+        assert after[running] == before[running]
+        assert after[waiting] != before[waiting]
+        assert set(after) == set(before)
         delete_and_wait(client, slurm, pool_id)
         assert not active_jobs(slurm)
     finally:

@@ -167,10 +167,15 @@ class NodeOps(Concern):
         for node in list(self.nodes.values()):
             if node.session is not None or node.lost_at is None:
                 continue
-            if node.doc["state"] == "creating":
-                continue
             lost_for = mono - node.lost_at
             provider = self.core.provider_of(node)
+            if node.doc["state"] == "creating":
+                # Only after a service restart (fresh nodes have no lost_at): a node still waiting for its
+                # allocation is started again when its provider has none for it (a batch job that ended).
+                if provider.starts_agents and lost_for >= adopt and provider.is_alive(node.id) is False:
+                    node.lost_at = mono + 3600.0
+                    self.core.spawn(self.launch_agent(node))
+                continue
             if node.doc["state"] not in ("unusable", "preempted") and lost_for >= grace and not node.fencing:
                 node.fencing = True
                 self.core.spawn(self._fence_and_make_unusable(node))
