@@ -400,3 +400,26 @@ def test_a_restarted_service_finds_its_nodes_jobs_and_resubmits_a_vanished_one(
         assert not active_jobs(slurm)
     finally:
         service.stop()
+
+
+def test_a_clean_stop_ends_the_nodes_jobs_and_the_nodes_get_new_ones_after_it(
+    slurm: SlurmCluster, unique: Unique, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    data_dir = tmp_path_factory.mktemp("slurm-clean-stop")
+    options = ["--slurm-node-dir", str(data_dir / "slurm-nodes"), "--slurm-poll-interval", "0.5"]
+    service = start_service(data_dir, *options, env=slurm.env)
+    try:
+        client = make_client(service.url)
+        pool_id = unique("slurmstop")
+        create_slurm_pool(client, pool_id, 1)
+        (node_id,) = wait_for(lambda: all_idle(client, pool_id, 1), timeout=90, what="an idle Slurm node")
+        before = active_jobs(slurm)[node_id]["id"]
+        service.stop()  # a clean stop cancels the nodes' jobs
+        wait_for(lambda: not active_jobs(slurm), timeout=60, what="the node's job to end")
+        service.restart()
+        wait_for(lambda: all_idle(client, pool_id, 1), timeout=90, what="the node idle again")
+        assert active_jobs(slurm)[node_id]["id"] != before
+        delete_and_wait(client, slurm, pool_id)
+        assert not active_jobs(slurm)
+    finally:
+        service.stop()

@@ -95,11 +95,18 @@ class SlurmProvider:
         return node_id in self._jobs
 
     async def stop_all(self) -> None:
-        """The jobs stay: a clean stop has told the agents to shut down (their jobs end with them); after a
-        crash the agents reconnect to the next service, which finds their jobs by name."""
+        """A clean stop ends the nodes' jobs, as it ends local agents (a killed service leaves them running:
+        the agents reconnect to the next service, which finds their jobs by name)."""
         if self._watcher is not None:
             self._watcher.cancel()
             self._watcher = None
+        jobs = list(self._jobs.values())
+        self._jobs.clear()
+        if jobs:
+            try:
+                await slurm.run("scancel", *jobs)
+            except slurm.SlurmCommandError as exc:
+                log.warning("the nodes' Slurm jobs could not be cancelled: %s", exc)
 
     # --- jobs -----------------------------------------------------------------------------------
 
