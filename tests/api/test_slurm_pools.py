@@ -10,6 +10,10 @@ from typing import Any
 
 import pytest
 from azure.batch import models as m
+from azure.batch.models._models import (  # azure-batch 15.1.0 does not export these option models
+    BatchNodeDeallocateOptions,
+    BatchNodeRebootOptions,
+)
 
 from tests.api.helpers import completed, create_job, vm_config
 from tests.api.slurm_support import (
@@ -188,3 +192,33 @@ def test_autoscale_follows_pending_tasks_with_slurm_jobs(
     wait_for(lambda: not list(client.list_nodes(pool_id)), timeout=90, what="the pool to shrink to 0")
     assert not active_jobs(slurm)
     delete_and_wait(client, slurm, pool_id)
+
+
+def test_reboot_deallocate_and_start_of_a_slurm_node_resubmit_or_cancel_its_job(
+    client: Any, slurm: SlurmCluster, unique: Unique
+) -> None:
+    pool_id = unique("slurmactions")
+    create_slurm_pool(client, pool_id, 1)
+    (node_id,) = wait_for(lambda: all_idle(client, pool_id, 1), timeout=90, what="an idle Slurm node")
+    first = active_jobs(slurm)[node_id]["id"]
+    booted = client.get_node(pool_id, node_id).last_boot_time
+
+    # Reboot: the node's job is cancelled and a new one submitted; the node boots again in it.
+    client.begin_reboot_node(pool_id, node_id, BatchNodeRebootOptions(node_reboot_kind="requeue")).wait(0)
+    wait_for(
+        lambda: (n := client.get_node(pool_id, node_id)).state == "idle" and n.last_boot_time > booted,
+        timeout=90,
+        what="the node booted again",
+    )
+    second = active_jobs(slurm)[node_id]["id"]
+    assert second != first
+
+    # Deallocate: the job is cancelled and none runs while the node is deallocated; start submits one.
+    client.begin_deallocate_node(pool_id, node_id, BatchNodeDeallocateOptions(node_deallocate_option="requeue"))
+    wait_for(lambda: client.get_node(pool_id, node_id).state == "deallocated", timeout=60, what="deallocated")
+    assert not active_jobs(slurm)
+    client.begin_start_node(pool_id, node_id)
+    wait_for(lambda: all_idle(client, pool_id, 1), timeout=90, what="the node started again")
+    assert active_jobs(slurm)[node_id]["id"] not in (first, second)
+    delete_and_wait(client, slurm, pool_id)
+    assert not active_jobs(slurm)
