@@ -119,6 +119,8 @@ def test_a_job_slurm_refuses_makes_the_node_unusable(client: Any, slurm: SlurmCl
         lambda: [n for n in client.list_nodes(pool_id) if n.state == "unusable"], timeout=30, what="an unusable node"
     )
     assert node.errors and node.errors[0].code == "NodeAllocationLost"
+    # Slurm's own words: sbatch: error: Batch job submission failed: Invalid partition name specified
+    assert "its Slurm job was refused" in node.errors[0].message and "partition" in node.errors[0].message
     assert not active_jobs(slurm)
     delete_and_wait(client, slurm, pool_id)
 

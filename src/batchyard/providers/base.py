@@ -38,9 +38,10 @@ class NodeEvents(Protocol):
         """The node's resources are there and its agent is starting: `creating` -> `starting`. `address`:
         where the node turned out to be (its `ipAddress`), for providers that learn it only now."""
 
-    def allocation_lost(self, node_id: str, preempted: bool) -> None:
+    def allocation_lost(self, node_id: str, preempted: bool, reason: str | None = None) -> None:
         """The allocation ended under the node (its processes are gone): the node leaves as on Azure,
-        `preempted` for a preemption, `unusable` otherwise, and its running tasks are requeued."""
+        `preempted` for a preemption, `unusable` otherwise (`reason` in its error), and its running tasks
+        are requeued."""
 
 
 class NodeProvider(Protocol):

@@ -68,7 +68,7 @@ class SlurmProvider:
         except slurm.SlurmCommandError as exc:
             log.warning("node %s: its Slurm job could not be submitted: %s", launch.node_id, exc)
             if self._events is not None:
-                self._events.allocation_lost(launch.node_id, preempted=False)
+                self._events.allocation_lost(launch.node_id, False, f"its Slurm job was refused ({exc})")
             return
         log.info("node %s: Slurm job %s submitted", launch.node_id, job_id)
         self._submitted_in[job_id] = self._listings
@@ -185,7 +185,8 @@ class SlurmProvider:
             state = row.state if row is not None else "gone"
             log.warning("node %s: its Slurm job %s ended (%s)", node_id, job_id, state)
             if self._events is not None:
-                self._events.allocation_lost(node_id, preempted=state == slurm.PREEMPTED_STATE)
+                reason = f"its Slurm job {job_id} ended ({state})"
+                self._events.allocation_lost(node_id, state == slurm.PREEMPTED_STATE, reason)
         # Jobs cancelled here are remembered until Slurm forgets them (MinJobAge).
         self._ours_ending &= set(rows)
 

@@ -100,7 +100,7 @@ class NodeOps(Concern):
             if node.doc["state"] == "creating":
                 self.core.set_node_state(node, "starting", self.core.now())
 
-    def allocation_lost(self, node_id: str, preempted: bool) -> None:
+    def allocation_lost(self, node_id: str, preempted: bool, reason: str | None = None) -> None:
         node = self.nodes.get(node_id)
         if node is None or node.private.leaving is not None or node.removing:
             return
@@ -112,7 +112,8 @@ class NodeOps(Concern):
             if preempted:
                 self._leave_with_runs_requeued(node, "preempted", None, self.core.now())
             else:
-                self._make_unusable(node, self.core.now(), "NodeAllocationLost", "The node's allocation ended.")
+                message = f"The node's allocation ended: {reason}" if reason else "The node's allocation ended."
+                self._make_unusable(node, self.core.now(), "NodeAllocationLost", message)
 
     def node_token_ok(self, node_id: str, token: str) -> bool:
         return node_id in self.nodes and hmac.compare_digest(messages.node_token(self.core.node_secret, node_id), token)
