@@ -116,7 +116,7 @@ class SlurmProvider:
             return
         if ours:
             self._ours_ending.add(job_id)
-            self._jobs.pop(node_id, None)
+            self._forget(node_id, job_id)
         try:
             await slurm.cancel(job_id)
         except slurm.SlurmCommandError as exc:
