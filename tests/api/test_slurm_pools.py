@@ -47,7 +47,7 @@ def client(slurm_service: Service) -> Any:
 
 
 def test_pool_of_slurm_nodes_becomes_idle_runs_tasks_and_leaves_no_job(
-    client: Any, slurm: SlurmCluster, unique: Unique
+    client: Any, slurm: SlurmCluster, slurm_service: Service, unique: Unique
 ) -> None:
     pool_id, job_id = unique("slurmpool"), unique("slurmjob")
     create_slurm_pool(client, pool_id, 3, {"batchyard-slurm-time-limit": "30"})
@@ -79,6 +79,9 @@ def test_pool_of_slurm_nodes_becomes_idle_runs_tasks_and_leaves_no_job(
 
     delete_and_wait(client, slurm, pool_id)
     assert not active_jobs(slurm)
+    # Each job removed its node's root, and the agent's log with it (the agent ended cleanly).
+    left = [path.name for path in (slurm_service.data_dir / "slurm-nodes").iterdir()]
+    assert not [name for name in left if name.removesuffix(".log") in nodes]
 
 
 def test_node_stays_creating_while_its_job_pends_and_resize_down_cancels_the_released_jobs(

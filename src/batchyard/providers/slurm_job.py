@@ -101,10 +101,15 @@ exec >>{shlex.quote(log)} 2>&1
 {launch.token}
 BATCHYARD_NODE_TOKEN
 agent=$!
-trap 'kill -TERM $agent 2>/dev/null' TERM
-status=0
-while kill -0 $agent 2>/dev/null; do wait $agent; status=$?; done
+# Slurm signals every process of the job, the agent too: the script only outlives it to remove its root
+# (a trapped signal interrupts `wait`; the last one gives the agent's own exit status).
+trap : TERM
+while kill -0 $agent 2>/dev/null; do wait $agent; done
+wait $agent
+status=$?
+echo "batchyard: the agent exited with status $status"
 rm -rf {shlex.quote(root)}
-if [ $status = 0 ]; then rm -f {shlex.quote(log)}; fi
+# Ended cleanly, or by Slurm's SIGTERM (which may come while it is already shutting down): no log to keep.
+if [ $status = 0 ] || [ $status = 143 ]; then rm -f {shlex.quote(log)}; fi
 exit $status
 """
