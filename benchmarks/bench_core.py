@@ -110,6 +110,7 @@ def start_service(data_dir: Path) -> Service:
     log_path = data_dir / "service.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHYARD_")}
     args = [sys.executable, "-m", "batchyard.cli.main", "serve", "--port", str(port), "--data-dir", str(data_dir)]
+    args.append("--no-https")  # measured over HTTP, as the results were; and port + 1 may be taken
     with open(log_path, "ab") as log:
         process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

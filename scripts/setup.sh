@@ -28,3 +28,13 @@ if [ ! -x /usr/lib/openssh/sftp-server ] || ! ls /usr/lib/*/libnss_wrapper.so >/
         echo "note: install openssh-sftp-server and libnss-wrapper for SFTP on the nodes' SSH servers" >&2
     fi
 fi
+# Container pools (README, Container workloads): the local nodes run their containers with rootful podman
+# and runc (the agents write their own containers.conf). Installed only where we can (root).
+if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            podman runc >/dev/null) || echo "podman not installed: container pools' nodes will be unusable" >&2
+    else
+        echo "note: install podman and runc (as root) for pools with a containerConfiguration" >&2
+    fi
+fi

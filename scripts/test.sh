@@ -36,6 +36,16 @@ if [ $can_install = 1 ] && ! { command -v slurmctld && command -v slurmd && comm
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         slurm-wlm munge >/dev/null) || { echo "slurm-wlm and munge could not be installed" >&2; exit 1; }
 fi
+# Container workloads (tests/api/test_containers.py, test_container_registry.py): rootful podman with runc
+# (the agents write their own containers.conf: runc, no default ulimits), busybox-static for the test image,
+# and Debian's docker-registry with apache2-utils' htpasswd for a registry on the loopback. Nothing is
+# pulled from the internet.
+if [ $can_install = 1 ] && ! { command -v podman && command -v runc && command -v docker-registry \
+        && command -v htpasswd && dpkg-query -W -f='${Status}' busybox-static | grep -q " installed"; } >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        podman runc busybox-static docker-registry apache2-utils >/dev/null) \
+        || { echo "podman, runc, busybox-static, docker-registry or apache2-utils could not be installed" >&2; exit 1; }
+fi
 if [ ! -x .venv-legacy/bin/python ]; then
     python3 -m venv .venv-legacy || exit 1
 fi

@@ -57,6 +57,11 @@ class Service:
     log_path: Path
     args: list[str]
     env: dict[str, str]
+    https_url: str = ""  # the HTTPS listener (beside `url`), whose certificate `ca` trusts
+
+    @property
+    def ca(self) -> Path:
+        return self.data_dir / "tls" / "ca.pem"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -114,6 +119,7 @@ def _tmp_path_for_task_users(request: pytest.FixtureRequest) -> None:
 
 def start_service(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Service:
     port = free_port()
+    https_port = free_port()  # not the default (port + 1), which another process may hold
     args = [
         sys.executable,
         "-m",
@@ -121,6 +127,8 @@ def start_service(data_dir: Path, *extra: str, env: dict[str, str] | None = None
         "serve",
         "--port",
         str(port),
+        "--https-port",
+        str(https_port),
         "--data-dir",
         str(data_dir),
         "--node-lost-grace",
@@ -136,7 +144,7 @@ def start_service(data_dir: Path, *extra: str, env: dict[str, str] | None = None
     process = _launch(args, full_env, log_path)
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, process, log_path)
-    return Service(url, data_dir, process, log_path, args, full_env)
+    return Service(url, data_dir, process, log_path, args, full_env, f"https://127.0.0.1:{https_port}")
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import os
 import resource
 import selectors
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -46,7 +47,8 @@ def start_limited_service(data_dir: Path, open_files: int | None, *extra: str) -
 
     port = free_port()
     args = [sys.executable, "-m", "batchyard.cli.main", "serve", "--port", str(port), "--data-dir", str(data_dir)]
-    args += ["--node-lost-grace", "2", *extra]
+    https_port = free_port()
+    args += ["--https-port", str(https_port), "--node-lost-grace", "2", *extra]
     env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHYARD_")}
     data_dir.mkdir(parents=True, exist_ok=True)
     passable_for_task_users(data_dir)
@@ -57,7 +59,7 @@ def start_limited_service(data_dir: Path, open_files: int | None, *extra: str) -
         )
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, process, log_path)
-    return Service(url, data_dir, process, log_path, args, env)
+    return Service(url, data_dir, process, log_path, args, env, f"https://127.0.0.1:{https_port}")
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +152,25 @@ def test_connections_that_stop_between_requests_are_closed(limited: Service) -> 
         assert time.monotonic() - started < HEADER_TIMEOUT + 3
     finally:
         close_all([idle, trickling])
+
+
+def test_https_connections_that_never_handshake_or_never_send_headers_are_closed(limited: Service) -> None:
+    host, port = limited.https_url.removeprefix("https://").rsplit(":", 1)
+    silent = [socket.create_connection((host, int(port)), timeout=10) for _ in range(3)]
+    context = ssl.create_default_context(cafile=str(limited.ca))
+    slow = context.wrap_socket(socket.create_connection((host, int(port)), timeout=10), server_hostname=host)
+    slow.sendall(PARTIAL)
+    started = time.monotonic()
+    try:
+        assert not wait_closed(silent, HEADER_TIMEOUT + 3), "a connection that never began TLS stayed open"
+        slow.settimeout(HEADER_TIMEOUT + 3)
+        try:
+            closed = slow.recv(65536) == b""
+        except (ConnectionError, ssl.SSLError):
+            closed = True
+        assert closed and time.monotonic() - started < HEADER_TIMEOUT + 3
+    finally:
+        close_all([*silent, slow])
 
 
 def test_agents_keep_their_websockets_through_idle_time_and_floods(limited: Service, tmp_path: Path) -> None:

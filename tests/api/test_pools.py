@@ -671,3 +671,30 @@ def test_a_subnet_is_refused_as_azure_refuses_one_that_does_not_exist(client: An
     assert error_code(refused.value) == "InvalidPropertyValue"
     assert error_values(refused.value)["PropertyName"] == "networkConfiguration.subnetId"
     assert not pool_exists(client, "with-subnet")
+
+
+def test_secrets_of_a_pool_are_kept_but_never_answered(client: Any) -> None:
+    pool_id = "secret-keeper"
+    client.create_pool(
+        m.BatchPoolCreateOptions(
+            id=pool_id,
+            vm_size="standard_d2s_v3",
+            virtual_machine_configuration=vm_config(),
+            target_dedicated_nodes=0,
+            user_accounts=[
+                m.UserAccount(
+                    name="svc",
+                    password="Pa55word-not-shown",
+                    linux_user_configuration=m.LinuxUserConfiguration(uid=4321, gid=4321, ssh_private_key="KEY"),
+                )
+            ],
+        )
+    )
+    try:
+        (account,) = client.get_pool(pool_id).user_accounts
+        assert account.name == "svc" and account.linux_user_configuration.uid == 4321
+        assert account.password is None and account.linux_user_configuration.ssh_private_key is None
+        (listed,) = [p for p in client.list_pools() if p.id == pool_id]
+        assert listed.user_accounts[0].password is None
+    finally:
+        delete_pool_quietly(client, pool_id)

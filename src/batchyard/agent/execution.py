@@ -3,12 +3,14 @@
 A task sees only the documented AZ_BATCH_* variables, its job's and its own settings, and a
 minimal PATH/HOME/LANG (PATH ending with the image's commands the host lacks): never the agent's
 credentials or the service's keys. On an agent running as root it runs as the user its identity names
-(task_users.py), in a directory that user owns.
+(task_users.py), in a directory that user owns. A run with `container` runs in a podman container
+(container_runs.py): the task process is then `podman start --attach`, and killing it stops the container.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass, field
@@ -19,13 +21,17 @@ from typing import Any
 from batchyard.agent import image_commands
 from batchyard.agent.certificates import visible_to
 from batchyard.agent.certificates import write_into as write_certificates
+from batchyard.agent.container_images import ensure_image
+from batchyard.agent.container_runs import ContainerFailure, ContainerRun, ImageFailure, create_args, volumes
 from batchyard.agent.output_files import upload_outputs
 from batchyard.agent.packages import PackageError, install_packages
+from batchyard.agent.podman import Podman, RuntimeMissing
 from batchyard.agent.resource_files import DownloadError, download_resource_files
-from batchyard.agent.runner import ProcessResult, ProcessSpec, RunningProcess, start_process
+from batchyard.agent.runner import DEFAULT_KILL_GRACE, ProcessResult, ProcessSpec, RunningProcess, start_process
 from batchyard.agent.task_users import OPEN_DIR, PRIVATE_DIR, TaskUser, TaskUsers, UnknownUser, hand_over, open_parents
 from batchyard.agent.transfer import BlobCache
 
+PODMAN_FAILED = 125  # podman's exit code when it could not run the container's command
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -39,9 +45,11 @@ class NodeContext:
     certificates: list[dict[str, Any]] = field(default_factory=list)  # the pool's (agent/certificates.py)
     users: TaskUsers | None = None  # who runs run as (agent/task_users.py)
     image_bin: Path | None = None  # the image's commands the host lacks (agent/image_commands.py)
+    podman: Podman = field(init=False)  # runs with containerSettings (agent/container_runs.py)
 
     def __post_init__(self) -> None:
         self.blob_cache = self.blob_cache or BlobCache(self.root / ".batchyard" / "blobcache")
+        self.podman = Podman(self.root)
 
     def welcome(self, message: dict[str, Any]) -> None:
         self.values = dict(message)
@@ -81,6 +89,12 @@ class Execution:
         self._preparing: asyncio.Future[None] | None = None
         self.package_env: dict[str, str] = {}
         self.user: TaskUser | None = None
+        self.container = (
+            ContainerRun(context.podman, run["container"], context.node_id, run["aid"])
+            if run.get("container")
+            else None
+        )
+        self._stopping: asyncio.Future[None] | None = None  # a container being stopped by kill()
 
     def environment(self) -> dict[str, str]:
         run = self.run_spec
@@ -96,8 +110,10 @@ class Execution:
                 "AZ_BATCH_TASK_USER_IDENTITY": self.user.identity if self.user else "PoolNonAdmin",
             }
         )
-        if self.user is not None:
+        if self.user is not None and self.container is None:
             env.update(self.user.account.lookup_env)  # `whoami` and the like find a user without passwd entry
+        if self.container is not None:
+            del env["PATH"]  # the host's: the image's own applies in the container, unless the task sets one
         if run.get("job"):  # tasks, and the job preparation and release tasks
             env["AZ_BATCH_JOB_ID"] = run["job"]
             env["AZ_BATCH_TASK_ID"] = run["task"]
@@ -122,7 +138,10 @@ class Execution:
             self._preparing.cancel()
 
     async def _prepare(self) -> None:
-        """Task application packages (reused when on the node already), then resource files."""
+        """The container image, task application packages (reused when on the node already), then resource
+        files."""
+        if self.container is not None:
+            await self.container.pull()
         if packages := self.run_spec.get("packages"):
             self.package_env = await install_packages(self.context.root, packages)
         files = self.run_spec.get("files") or []
@@ -132,10 +151,19 @@ class Execution:
             await download_resource_files(shared, self.task_dir, self.context.blob_cache)
 
     async def _deploy_pool_packages(self, started: datetime) -> dict[str, Any]:
+        """The pool's application packages, then its container images (`containerImageNames`)."""
         try:
             self.context.package_env = await install_packages(self.context.root, self.run_spec.get("packages") or [])
-        except PackageError as error:
+            if (images := self.run_spec.get("images")) is not None:
+                registries = list(images.get("registries") or [])
+                for image in images.get("names") or []:
+                    await ensure_image(self.context.podman, image, registries)
+                if not images.get("names"):
+                    self.context.podman.ready()  # a container pool's node needs the runtime even so
+        except (PackageError, ImageFailure) as error:
             return self._failed(started, error.failure)
+        except RuntimeMissing as missing:
+            return self._failed(started, ImageFailure("", str(missing)).failure)
         return {"exit": None, "start": _iso(started), "end": _iso(datetime.now(UTC)), "failure": None, "stats": None}
 
     async def run(self) -> dict[str, Any]:
@@ -153,11 +181,12 @@ class Execution:
         audience = "starttask" if self.run_spec["kind"] == "start" else "task"
         if certs := visible_to(self.context.certificates, audience):  # before the program starts
             write_certificates(self.task_dir / "certs", certs)
-        if self.run_spec.get("files") or self.run_spec.get("packages") or self.run_spec.get("sharedFiles"):
+        spec = self.run_spec
+        if spec.get("files") or spec.get("packages") or spec.get("sharedFiles") or self.container is not None:
             self._preparing = asyncio.ensure_future(self._prepare())
             try:
                 await self._preparing
-            except (DownloadError, PackageError) as error:
+            except (DownloadError, PackageError, ImageFailure) as error:
                 return self._failed(started, error.failure)
             except asyncio.CancelledError:
                 return self._ended(started)
@@ -170,10 +199,11 @@ class Execution:
             shared_dir = self.run_spec["kind"] in ("start", "prep")
             hand_over(self.task_dir, self.user.account, OPEN_DIR if shared_dir else PRIVATE_DIR)
         account = self.user.account if self.user is not None else None
-        spec = ProcessSpec(
+        env = self.environment()
+        process_spec = ProcessSpec(
             command_line=self.run_spec["cmd"],
             cwd=self.working_dir,
-            env=self.environment(),
+            env=env,
             # The primary's coordination command writes beside the application's output (README).
             stdout_path=self.task_dir / self.run_spec.get("stdout", "stdout.txt"),
             stderr_path=self.task_dir / self.run_spec.get("stderr", "stderr.txt"),
@@ -181,13 +211,69 @@ class Execution:
             session=self.run_spec.get("session", "default"),
             account=account,
         )
-        self.process = await start_process(spec)
+        if self.container is not None:
+            try:
+                process_spec = await self._in_container(process_spec)
+            except ContainerFailure as error:
+                return self._failed(started, error.failure)
+            if self.killed:
+                await self.container.remove()
+                return self._ended(started)
+        self.process = await start_process(process_spec)
         if self.killed:
             self.process.terminate()
-        result = self._result(await self.process.wait())
+        outcome = await self.process.wait()
+        if self.container is not None:
+            outcome = await self._container_ended(outcome, process_spec.stderr_path)
+        result = self._result(outcome)
+        if self.container is not None:
+            result["container"] = self.container.info()
         if self.run_spec.get("outputs") and not self.killed:
-            await self._upload_outputs(result, spec.env)
+            await self._upload_outputs(result, env)
         return result
+
+    async def _in_container(self, spec: ProcessSpec) -> ProcessSpec:
+        """The container made for the run, and the process that runs it: podman attached to it, as root
+        (the container has the run's user), with only podman's environment."""
+        assert self.container is not None
+        root = self.context.root
+        prep = root / self.run_spec["prepDir"] if self.run_spec.get("prepDir") else None
+        settings = self.run_spec["container"]
+        try:
+            args = create_args(
+                settings,
+                self.container.image,
+                self.container.name,
+                spec.command_line,
+                spec.env,
+                volumes(settings, root, self.task_dir, prep),
+                self.working_dir,
+                spec.account,
+                root,
+            )
+        except ValueError as error:  # a command line or run options that do not split
+            raise ContainerFailure(str(error)) from None
+        await self.container.create(args, spec.env)
+        command = self.container.start_command()
+        return dataclasses.replace(
+            spec, command_line=command, env=self.context.podman.env, account=None, on_kill=self._stop_container
+        )
+
+    def _stop_container(self) -> None:
+        assert self.container is not None
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self.container.stop(DEFAULT_KILL_GRACE))
+
+    async def _container_ended(self, outcome: ProcessResult, stderr_path: Path) -> ProcessResult:
+        """Podman's own failures to start the command (exit 125) as start errors; the container removed."""
+        assert self.container is not None
+        if self._stopping is not None:
+            await self._stopping
+        if outcome.exit_code == PODMAN_FAILED and not (outcome.timed_out or outcome.terminated):
+            if error := await self.container.start_error(stderr_path):
+                outcome = dataclasses.replace(outcome, exit_code=None, start_error=error)
+        await self.container.remove()
+        return outcome
 
     async def _upload_outputs(self, result: dict[str, Any], env: dict[str, str]) -> None:
         """Output files after the process exited; a failed upload fails an otherwise successful run."""
@@ -205,7 +291,7 @@ class Execution:
     def _result(self, outcome: ProcessResult) -> dict[str, Any]:
         failure = None
         if outcome.start_error is not None:
-            not_found = "No such file" in outcome.start_error
+            not_found = "No such file" in outcome.start_error or "not found" in outcome.start_error
             failure = {
                 "category": "usererror",
                 "code": "CommandProgramNotFound" if not_found else "CommandLaunchFailed",

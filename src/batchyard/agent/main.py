@@ -113,6 +113,8 @@ class Agent:
         if leftovers:
             log.warning("ending %d processes an earlier agent of this node left running", len(leftovers))
             await proctree.kill_and_wait(leftovers, LEFTOVER_WAIT)
+        if containers := await self.context.podman.remove_leftovers(self.root):
+            log.warning("removed %d containers an earlier agent of this node left", containers)
 
     async def _keep_lease(self) -> None:
         """Cut off from the service for the lease it gave, end every run: the service cannot reach this host

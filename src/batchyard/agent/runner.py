@@ -33,6 +33,7 @@ import shlex
 import signal
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +58,9 @@ class ProcessSpec:
     max_wall_clock: float | None = None  # seconds from start; None = unlimited
     session: Literal["default", "end", "linger"] = "default"  # what becomes of processes it leaves running
     account: OsAccount | None = None  # whom it runs as; None: the agent's own user
+    # Called once when the tree is being killed (terminate or wall clock): what the process started outside
+    # its process group, such as a container, is stopped by the caller.
+    on_kill: Callable[[], None] | None = None
 
 
 @dataclass
@@ -124,6 +128,7 @@ class RunningProcess:
         self._wall_timer: asyncio.TimerHandle | None = None
         self._kill_timer: asyncio.TimerHandle | None = None
         self._killing = False
+        self._on_kill: Callable[[], None] | None = None
         self._timed_out = False
         self._terminated = False
 
@@ -254,6 +259,8 @@ class RunningProcess:
 
     def _kill_tree(self) -> None:
         self._killing = True
+        if self._on_kill is not None:
+            self._on_kill()
         self._signal_group(signal.SIGTERM)
         self._kill_timer = self._loop.call_later(self._kill_grace, self._signal_group, signal.SIGKILL)
 
@@ -304,5 +311,6 @@ async def start_process(spec: ProcessSpec, *, kill_grace: float = DEFAULT_KILL_G
         for fd in fds:
             os.close(fd)  # the child has its own copies
     proc = RunningProcess(popen.pid, start_time, kill_grace, spec.session)
+    proc._on_kill = spec.on_kill
     proc._watch(popen, spec.max_wall_clock)
     return proc

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import logging
 import socket
+import ssl
 import sys
 from pathlib import Path
 
@@ -13,9 +14,12 @@ from batchyard.agent.command import AGENT_HELP, add_agent_arguments, run_agent_c
 from batchyard.cli.applications import add_application_commands, run_application_command
 from batchyard.cli.autoscale import add_autoscale_commands, add_autoscale_options, autoscale_timing
 from batchyard.cli.client import CommandError, add_connection_options, call
+from batchyard.cli.https import add_https_options
 from batchyard.cli.nodes import add_node_commands, run_node_command
+from batchyard.cli.principals import add_principal_commands, run_principal_command
 from batchyard.cli.slurm import add_slurm_options, slurm_options
 from batchyard.service.config import (
+    AUTHENTICATION_MODES,
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_KEEP_ALIVE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
@@ -24,6 +28,7 @@ from batchyard.service.config import (
     SettingsError,
     Timing,
     account_from_environment,
+    parse_authentication_modes,
 )
 from batchyard.service.data_dir import prepare as prepare_data_dir
 from batchyard.service.storage.options import add_storage_options
@@ -57,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--job-quota", type=int, default=300, help="active jobs and job schedules together")
     serve.add_argument("--core-quota", type=int, default=500, help="dedicated cores all pools may hold")
+    serve.add_argument(
+        "--low-priority-core-quota", type=int, default=100, help="Spot/low-priority cores all pools may hold"
+    )
     serve.add_argument(
         "--node-lost-grace",
         type=float,
@@ -106,6 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds an idle keep-alive connection stays open after an answer",
     )
 
+    serve.add_argument(
+        "--authentication-modes",
+        default=",".join(AUTHENTICATION_MODES),
+        help="the account's allowedAuthenticationModes, comma-separated: SharedKey, AAD (bearer tokens), "
+        "TaskAuthenticationToken (default: all; /_batchyard/ routes take the account key whatever they are)",
+    )
+    add_https_options(serve)
     add_storage_options(serve)
     add_autoscale_options(serve)
     add_slurm_options(serve)
@@ -113,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     add_application_commands(commands)
     add_autoscale_commands(commands)
     add_node_commands(commands)
+    add_principal_commands(commands)
 
     add_agent_arguments(commands.add_parser("agent", help=AGENT_HELP))
 
@@ -130,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         return _install_azurite()
     if args.command == "nodes":
         return run_node_command(args)
+    if args.command == "principals":
+        return run_principal_command(args)
     if args.command == "applications":
         return run_application_command(args)
     if args.command == "autoscale":
@@ -161,6 +179,7 @@ def _serve(args: argparse.Namespace) -> int:
         handler.addFilter(RepeatedMessageFilter())
     try:
         name, keys = account_from_environment(args.account_name, args.account_key, args.host, args.account_key_file)
+        modes = parse_authentication_modes(args.authentication_modes)
     except SettingsError as exc:
         print(f"batchyard: {exc}", file=sys.stderr)
         return 2
@@ -192,11 +211,13 @@ def _serve(args: argparse.Namespace) -> int:
             agent_lease=args.agent_lease,
         ),
         core_quota=args.core_quota,
+        low_priority_core_quota=args.low_priority_core_quota,
         adjustable_clock=args.adjustable_clock,
         job_quota=args.job_quota,
         autoscale=autoscale_timing(args),
         metrics_token=metrics_token,
         slurm=slurm_options(args),
+        authentication_modes=modes,
     )
     from batchyard.service.storage.azurite import AzuriteError
     from batchyard.service.storage.linked import StorageConfigError
@@ -234,6 +255,7 @@ def _install_azurite() -> int:
 def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: tuple[str, ...]) -> int:
     import uvicorn
 
+    from batchyard.cli.https import bind_https_socket, certificate_files, https_port
     from batchyard.service.access_log import AccessLog
     from batchyard.service.app import build_app
     from batchyard.service.connections import (
@@ -242,6 +264,7 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
         guarded_protocol,
         raise_open_file_limit,
     )
+    from batchyard.service.tls import TlsError, server_context
 
     if args.max_connections < 1 or args.header_timeout <= 0 or args.keep_alive_timeout < 1:
         print("batchyard: --max-connections, --header-timeout, --keep-alive-timeout must be positive", file=sys.stderr)
@@ -255,6 +278,19 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
             args.max_connections,
             open_files,
         )
+    https: tuple[ssl.SSLContext, socket.socket] | None = None
+    ready = [f"batchyard: Batch service listening on {settings.base_url} (account {name})"]
+    port = https_port(args)
+    if port is not None:
+        try:
+            files = certificate_files(args, settings.data_dir)
+            https = server_context(files), bind_https_socket(args.host, port)
+        except (TlsError, OSError) as exc:
+            print(f"batchyard: HTTPS on port {port}: {exc}", file=sys.stderr)
+            return 2
+        settings = dataclasses.replace(settings, https_port=https[1].getsockname()[1])
+        trust = f"clients trust the CA {files.ca}" if files.ca else f"certificate {files.cert}"
+        ready.append(f"batchyard: HTTPS on {settings.https_url} ({trust})")
     app = build_app(settings)
     if settings.uses_dev_account:
         print(f"batchyard: using the well-known development account {name} with key {keys[0]}", flush=True)
@@ -271,8 +307,11 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
         backlog=backlog,
         ws="websockets",
         ws_per_message_deflate=False,  # agents are on a local or trusted link; compression costs CPU per task
+        # X-Forwarded-* headers are not trusted (uvicorn trusts them from 127.0.0.1): a local client could
+        # otherwise make a plain-HTTP request count as HTTPS, where bearer tokens are taken.
+        proxy_headers=False,
     )
-    server = _server_class()(config, f"batchyard: Batch service listening on {settings.base_url} (account {name})")
+    server = _server_class()(config, "\n".join(ready), https, args.header_timeout)
     server.run()
     return 0
 
@@ -280,18 +319,30 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
 def _server_class() -> type:
     import uvicorn
 
+    from batchyard.cli.https import start_https_listener
     from batchyard.service.connections import widen_listen_queue
 
     class Server(uvicorn.Server):
-        """Prints the endpoint when ready; a stop by SIGTERM/SIGINT is a clean exit (status 0)."""
+        """Prints the endpoints when ready, HTTPS beside HTTP; a stop by SIGTERM/SIGINT is a clean exit (0)."""
 
-        def __init__(self, config: uvicorn.Config, ready_message: str) -> None:
+        def __init__(
+            self,
+            config: uvicorn.Config,
+            ready_message: str,
+            https: tuple[ssl.SSLContext, socket.socket] | None,
+            handshake_timeout: float,
+        ) -> None:
             super().__init__(config)
             self.ready_message = ready_message
+            self.https = https
+            self.handshake_timeout = handshake_timeout
 
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
             if not self.should_exit:
+                if self.https is not None:
+                    context, listening = self.https
+                    self.servers.append(await start_https_listener(self, context, listening, self.handshake_timeout))
                 widen_listen_queue(self.servers)  # config.backlog is how many are accepted in one go
                 print(self.ready_message, flush=True)
 

@@ -32,6 +32,11 @@ def add_node_commands(commands: Any) -> None:
         action.add_argument("node")
         if option:
             action.add_argument("--option", choices=choices, default="requeue", help="what happens to running tasks")
+    preempt = actions.add_parser(
+        "preempt", help="preempt a Spot/low-priority node now, as its cloud would (its running tasks requeue)"
+    )
+    preempt.add_argument("pool")
+    preempt.add_argument("node")
     remove = actions.add_parser("remove", help="remove nodes from their pool")
     remove.add_argument("pool")
     remove.add_argument("nodes", nargs="+")
@@ -48,9 +53,12 @@ def _run(args: argparse.Namespace) -> Any:
         for node in call(args, "GET", f"/pools/{pool}/nodes")["value"]:
             print(
                 f"{node['id']}  {node['state']}  scheduling={node.get('schedulingState', 'enabled')}"
+                f"  dedicated={str(node.get('isDedicated', True)).lower()}"
                 f"  running={node.get('runningTasksCount', 0)}"
             )
         return None
+    if args.node_action == "preempt":
+        return call(args, "POST", f"/_batchyard/pools/{pool}/nodes/{quote(args.node, safe='')}/preempt")
     if args.node_action == "remove":
         removal = {"nodeList": args.nodes, "nodeDeallocationOption": args.option}
         return call(args, "POST", f"/pools/{pool}/removenodes", removal)

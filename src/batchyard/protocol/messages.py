@@ -35,10 +35,12 @@ agent -> service  (frames of at most 8 MiB: the service drops the connection on 
 Run:  {aid, kind: "task"|"start"|"prep"|"release"|"packages", job, task, dir, cmd, env, files, wall, retry,
        user: {name} | {scope: "pool"|"task", admin}}   (whom it runs as: agent/task_users.py)
       built by service/engine/run_builder.py; tasks add outputs, packages or prefail; packages runs add
-      packages or prefail; runs of a job with a preparation task add prepDir
+      packages or prefail, and images {names, registries} on a container pool; runs of a job with a
+      preparation task add prepDir; runs with containerSettings add container {image, registries,
+      options, workdir, mounts} (agent/container_runs.py)
       multi-instance runs add: mi, sharedFiles, session ("linger": coordination, "end": application),
       stdout/stderr (file names in the task directory when not stdout.txt/stderr.txt)
-Done: {aid, exit, start, end, failure|null, stats}
+Done: {aid, exit, start, end, failure|null, stats, container?}   (container: the run's containerInfo)
 """
 
 from __future__ import annotations
@@ -122,6 +124,8 @@ class Run(TypedDict):
     packages: NotRequired[list[dict[str, Any]]]
     prefail: NotRequired[dict[str, Any]]
     prepDir: NotRequired[str]
+    container: NotRequired[dict[str, Any]]  # {image, registries, options, workdir, mounts}: run in a container
+    images: NotRequired[dict[str, Any]]  # packages runs of a container pool: {names, registries} to pull
     # multi-instance runs
     mi: NotRequired[bool]
     sharedFiles: NotRequired[list[dict[str, Any]]]
@@ -139,6 +143,7 @@ class Done(TypedDict):
     end: NotRequired[str]
     failure: NotRequired[dict[str, Any] | None]
     stats: NotRequired[dict[str, Any] | None]
+    container: NotRequired[dict[str, str]]  # a run in a container: its containerInfo {containerId, state, error?}
 
 
 # service -> agent

@@ -25,6 +25,7 @@ from typing import Any
 import psutil
 
 from batchyard.agent import proctree
+from batchyard.agent.podman import Podman
 from batchyard.providers.base import NodeEvents, NodeLaunch
 
 log = logging.getLogger("batchyard.local")
@@ -121,6 +122,7 @@ class LocalProvider:
         agent = self._agents.pop(node_id, None)
         if agent is not None:
             await agent.stop()
+        await self._remove_containers(node_id)  # of an agent that died before it could
         if wipe:
             await asyncio.to_thread(shutil.rmtree, self.node_root(node_id), True)
 
@@ -130,6 +132,13 @@ class LocalProvider:
         if pids:
             log.info("node %s lost: ending %d processes of its runs", node_id, len(pids))
             await proctree.kill_and_wait(pids, FENCE_WAIT)
+        await self._remove_containers(node_id)
+
+    async def _remove_containers(self, node_id: str) -> None:
+        """Remove the containers of the node's runs (none unless it ever ran one: no podman call then)."""
+        root = self.node_root(node_id).resolve()
+        if removed := await Podman(root).remove_leftovers(root):
+            log.info("node %s: removed %d containers of its runs", node_id, removed)
 
     def is_alive(self, node_id: str) -> bool:
         agent = self._agents.get(node_id)

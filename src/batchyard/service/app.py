@@ -30,6 +30,7 @@ from batchyard.service.api import (
     node_extensions,
     nodes,
     pools,
+    principals,
     schedules,
     tasks,
     usage,
@@ -41,7 +42,9 @@ from batchyard.service.engine.engine import Engine
 from batchyard.service.engine.facade import BatchService
 from batchyard.service.errors import BatchError
 from batchyard.service.gateway import AgentSession
-from batchyard.service.http import error_response
+from batchyard.service.http import base_url, error_response
+from batchyard.service.identity import endpoints as identity_endpoints
+from batchyard.service.identity.provider import IdentityProvider
 from batchyard.service.metrics import RequestMetrics, ServiceMetrics, metrics_endpoint
 from batchyard.service.models import contract_rules
 from batchyard.service.persistence.sqlite import SqliteStore
@@ -50,7 +53,14 @@ from batchyard.service.storage.runs import linked_resources
 
 async def readiness(request: Request) -> Response:
     settings: Settings = request.app.state.settings
-    return JSONResponse({"service": "batchyard", "account": settings.account_name, "url": settings.base_url})
+    return JSONResponse(
+        {
+            "service": "batchyard",
+            "account": settings.account_name,
+            "url": settings.base_url,
+            "httpsUrl": settings.https_url,
+        }
+    )
 
 
 async def agent_endpoint(websocket: WebSocket) -> None:
@@ -80,14 +90,14 @@ async def join_endpoint(request: Request) -> Response:
 async def not_found(request: Request, exc: Exception) -> Response:
     return error_response(
         BatchError(404, "InvalidUri", "The requested URI does not represent any resource on the server."),
-        request.app.state.settings.base_url,
+        base_url(request),
     )
 
 
 async def method_not_allowed(request: Request, exc: Exception) -> Response:
     return error_response(
         BatchError(405, "UnsupportedHttpVerb", "The resource doesn't support the specified HTTP verb."),
-        request.app.state.settings.base_url,
+        base_url(request),
     )
 
 
@@ -138,6 +148,8 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
         *files.routes,
         *applications.routes,
         *usage.routes,
+        *principals.routes,
+        *identity_endpoints.routes,  # last: its paths start with a tenant id where Batch's start with a word
     ]
     app = Starlette(
         routes=routes,
@@ -152,4 +164,5 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
     app.state.service = service
     app.state.metrics = metrics
     app.state.account = SharedKeyAccount(settings.account_name, settings.account_keys)
+    app.state.identity = IdentityProvider.open(data_dir, settings.https_url) if settings.https_url else None
     return app

@@ -6,6 +6,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from batchyard.providers.slurm_job import SlurmOptions
 
@@ -16,6 +17,9 @@ DEV_ACCOUNT_KEY = "YOKvuQHzuN66teD9WhjpOfdKqBFg1SAK7F3ql+BFSw/wa9fowELKd1p/shlyH
 DEV_ACCOUNT_SECONDARY_KEY = "y/2wOsex1yRQghmSy4tHt1rdTgdJ2yQkXSjcIMWsVeUmGh5DPotdFRb8uwIS7IEJM/oyDaAdNOHG/lTZAVngdw=="
 
 DEFAULT_PORT = 8650
+# An account's allowedAuthenticationModes, Azure's names (service/request_auth.py)
+SHARED_KEY, AAD, TASK_TOKEN = "SharedKey", "AAD", "TaskAuthenticationToken"
+AUTHENTICATION_MODES = (SHARED_KEY, AAD, TASK_TOKEN)
 # The HTTP server's connection limits (service/connections.py); each agent holds one WebSocket.
 DEFAULT_MAX_CONNECTIONS = 2048
 DEFAULT_HEADER_TIMEOUT = 10.0
@@ -73,6 +77,10 @@ class Settings:
     account_keys: tuple[str, ...] = (DEV_ACCOUNT_KEY, DEV_ACCOUNT_SECONDARY_KEY)
     # Public base URL of the service (what AZ_BATCH_ACCOUNT_URL and `url` fields show).
     public_url: str | None = None
+    # The HTTPS listener's port beside HTTP (None: HTTP only); bearer tokens are issued and accepted there.
+    https_port: int | None = None
+    # How the account's data plane may be called (allowedAuthenticationModes): all three by default.
+    authentication_modes: tuple[str, ...] = AUTHENTICATION_MODES
     timing: Timing = field(default_factory=Timing)
     # Tests only: the engine's clock can be moved forward with POST /_batchyard/clock.
     adjustable_clock: bool = False
@@ -80,6 +88,8 @@ class Settings:
     job_quota: int = 300
     # Dedicated cores all pools together may hold (the vmSize catalog gives each node's cores).
     core_quota: int = 500
+    # Spot/low-priority cores all pools together may hold (a quota of its own, as on Azure).
+    low_priority_core_quota: int = 100
     autoscale: AutoscaleTiming = field(default_factory=AutoscaleTiming)
     # The linked ("auto-storage") account, as a connection string (see README, Storage); None: no account.
     storage_connection_string: str | None = None
@@ -102,9 +112,31 @@ class Settings:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
+    @property
+    def https_url(self) -> str | None:
+        """The HTTPS base URL (the identity provider's authority too): the public URL's host, or the listening one."""
+        if self.https_port is None:
+            return None
+        host = urlsplit(self.public_url).hostname if self.public_url else None
+        host = host or self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"https://{host}:{self.https_port}"
+
 
 class SettingsError(Exception):
     pass
+
+
+def parse_authentication_modes(text: str) -> tuple[str, ...]:
+    """`SharedKey,AAD` -> the modes, in Azure's spelling (matched case-insensitively); at least one."""
+    spelled = {mode.lower(): mode for mode in AUTHENTICATION_MODES}
+    modes = [item.strip() for item in text.split(",") if item.strip()]
+    unknown = [mode for mode in modes if mode.lower() not in spelled]
+    if unknown or not modes:
+        raise SettingsError(
+            f"--authentication-modes takes one or more of {', '.join(AUTHENTICATION_MODES)}, not '{text}'"
+        )
+    return tuple(dict.fromkeys(spelled[mode.lower()] for mode in modes))
 
 
 def read_key_file(path: str | Path) -> str:

@@ -20,10 +20,11 @@ from starlette.responses import Response
 
 from batchyard.service import errors
 from batchyard.service.api_versions import check_api_version
-from batchyard.service.auth import HEADERS_TO_SIGN, SharedKeyAccount, verify_request
+from batchyard.service.auth import HEADERS_TO_SIGN
 from batchyard.service.clock import parse_iso, rfc1123
 from batchyard.service.errors import BatchError
-from batchyard.service.tokens import verify_job_token
+from batchyard.service.redaction import without_secrets
+from batchyard.service.request_auth import authenticate
 
 log = logging.getLogger("batchyard.http")
 
@@ -46,7 +47,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def endpoint(handler: Handler) -> Handler:
-    """Version check, Shared Key authentication, Batch errors, and the standard response headers."""
+    """Version check, authentication (service/request_auth.py), Batch errors, and the standard response headers."""
 
     @functools.wraps(handler)  # its name is the operation's (metrics)
     async def wrapped(request: Request) -> Response:
@@ -54,20 +55,7 @@ def endpoint(handler: Handler) -> Handler:
         try:
             refuse_repeated_names(request)
             check_api_version(request.query_params)
-            account: SharedKeyAccount = request.app.state.account
-            raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
-            authorization = request.headers.get("authorization", "")
-            if authorization.startswith("Bearer "):
-                service = request.app.state.service
-                verify_job_token(service.node_secret, authorization[7:].strip(), raw_path, _job_instance(service))
-            else:
-                verify_request(
-                    account,
-                    request.method,
-                    raw_path,
-                    request.scope.get("query_string", b"").decode("latin-1"),
-                    {k.lower(): v for k, v in request.headers.items()},
-                )
+            authenticate(request, request.scope.get("raw_path", b"").decode("latin-1") or request.url.path)
             if "content-md5" in request.headers:
                 await check_content_md5(request)
             response = await handler(request)
@@ -90,20 +78,13 @@ def endpoint(handler: Handler) -> Handler:
     return wrapped
 
 
-def _job_instance(service: Any) -> Callable[[str], int | None]:
-    """The current instance (sequence number) of a job id, None when no such job exists."""
-
-    def instance_of(job_id: str) -> int | None:
-        try:
-            return int(service.job(job_id).seq)
-        except BatchError:
-            return None
-
-    return instance_of
-
-
 def base_url(request: Request) -> str:
-    return str(request.app.state.settings.base_url)
+    """The service's URL as this request reached it: the HTTPS one for a request over HTTPS, so that links
+    (`odata.nextLink`) keep a client on HTTPS, where bearer tokens may go."""
+    settings = request.app.state.settings
+    if request.url.scheme == "https" and settings.https_url:
+        return str(settings.https_url)
+    return str(settings.base_url)
 
 
 def error_response(error: BatchError, base: str) -> Response:
@@ -211,8 +192,8 @@ def json_response(body: dict[str, Any], headers: dict[str, str] | None = None, s
 
 
 def present(doc: dict[str, Any], url: str, select: set[str] | None = None) -> dict[str, Any]:
-    """The wire form of a stored document: `url` added, `$select` applied."""
-    out = dict(doc)
+    """The wire form of a stored document: secrets left out (redaction.py), `url` added, `$select` applied."""
+    out = dict(without_secrets(doc))
     out["url"] = url
     if select is not None:
         out = {k: v for k, v in out.items() if k in select}

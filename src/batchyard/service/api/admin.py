@@ -2,6 +2,9 @@
 
 GET  /_batchyard/pools/{poolId}/jointoken   {poolId, joinToken}: what agents on other hosts present to
                                             join the pool (`batchyard join-token` prints it)
+POST /_batchyard/pools/{poolId}/nodes/{nodeId}/preempt
+                                            preempt a Spot/low-priority node now, as its cloud would
+                                            (`batchyard nodes preempt`; engine/preemption.py): 202
 POST /_batchyard/clock {advanceSeconds}     tests only (`--adjustable-clock`): move the clock forward
 """
 
@@ -12,16 +15,23 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from batchyard.service import errors
-from batchyard.service.api.common import service_of
+from batchyard.service.api.common import service_of, url_for
 from batchyard.service.clock import iso
 from batchyard.service.errors import BatchError
-from batchyard.service.http import endpoint, json_response, read_json
+from batchyard.service.http import accepted, endpoint, json_response, read_json
 
 
 @endpoint
 async def join_token(request: Request) -> Response:
     pool_id = request.path_params["poolId"]
     return json_response({"poolId": pool_id, "joinToken": service_of(request).join_token(pool_id)})
+
+
+@endpoint
+async def preempt_node(request: Request) -> Response:
+    pool_id, node_id = request.path_params["poolId"], request.path_params["nodeId"]
+    service_of(request).preempt_node(pool_id, node_id)
+    return accepted(202, url=url_for(request, f"/pools/{pool_id}/nodes/{node_id}"))
 
 
 @endpoint
@@ -39,5 +49,6 @@ async def advance_clock(request: Request) -> Response:
 
 routes = [
     Route("/_batchyard/pools/{poolId}/jointoken", join_token, methods=["GET"]),
+    Route("/_batchyard/pools/{poolId}/nodes/{nodeId}/preempt", preempt_node, methods=["POST"]),
     Route("/_batchyard/clock", advance_clock, methods=["POST"]),
 ]

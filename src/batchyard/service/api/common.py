@@ -10,7 +10,7 @@ from starlette.requests import Request
 from batchyard.service import errors
 from batchyard.service.engine.facade import BatchService
 from batchyard.service.engine.operations.base import Check
-from batchyard.service.http import check_conditions
+from batchyard.service.http import base_url, check_conditions
 from batchyard.service.odata import Filter, parse_filter, to_predicate
 
 T = TypeVar("T")
@@ -65,8 +65,8 @@ def _everything(item: dict[str, Any]) -> bool:
 
 
 def url_for(request: Request, path: str) -> str:
-    return f"{request.app.state.settings.base_url}{path}"
+    return f"{base_url(request)}{path}"
 
 
 def odata_element(request: Request, kind: str) -> dict[str, Any]:
-    return {"odata.metadata": f"{request.app.state.settings.base_url}/$metadata#{kind}/@Element"}
+    return {"odata.metadata": f"{base_url(request)}/$metadata#{kind}/@Element"}

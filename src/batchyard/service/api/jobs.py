@@ -13,6 +13,7 @@ from batchyard.service.api.documents import get_document, list_documents
 from batchyard.service.api.usage import job_stats
 from batchyard.service.http import (
     accepted,
+    base_url,
     created,
     endpoint,
     json_response,
@@ -92,7 +93,7 @@ async def terminate_job(request: Request) -> Response:
 @endpoint
 async def task_counts(request: Request) -> Response:
     counts = service_of(request).task_counts(request.path_params["jobId"])
-    metadata = f"{request.app.state.settings.base_url}/$metadata#taskcountsresult/@Element"
+    metadata = f"{base_url(request)}/$metadata#taskcountsresult/@Element"
     return json_response({"odata.metadata": metadata, **counts})
 
 

@@ -82,12 +82,15 @@ async def pool_node_counts(request: Request) -> Response:
     chosen, token = page(pools, lambda p: p.seq, skip_token(request), parse_max_results(request, 10, 10))
     items = []
     for pool in chosen:
-        counts = Counter(service.node_states(pool))
-        dedicated = {name: counts.get(state, 0) for state, name in _COUNT_NAMES.items()}
-        dedicated["total"] = len(pool.node_ids)
-        low = {name: 0 for name in _COUNT_NAMES.values()} | {"total": 0}
+        dedicated, low = (_state_counts(service.node_states(pool, kind)) for kind in (True, False))
         items.append({"poolId": pool.doc["id"], "dedicated": dedicated, "lowPriority": low})
     return list_response(request, "poolnodecounts", items, token)
+
+
+def _state_counts(states: list[str]) -> dict[str, int]:
+    """BatchNodeCounts: how many nodes are in each state, and in all."""
+    counts = Counter(states)
+    return {name: counts.get(state, 0) for state, name in _COUNT_NAMES.items()} | {"total": len(states)}
 
 
 @endpoint

@@ -20,6 +20,7 @@ from batchyard.service.engine.node_actions import NodeActionOps
 from batchyard.service.engine.node_sessions import AgentSessionOps
 from batchyard.service.engine.nodes import NodeOps
 from batchyard.service.engine.pools import PoolOps
+from batchyard.service.engine.preemption import PreemptionOps
 from batchyard.service.engine.preparation import PreparationOps
 from batchyard.service.engine.rounds import SchedulingRounds
 from batchyard.service.engine.schedules import ScheduleOps
@@ -54,6 +55,7 @@ class Engine(Concern):
         self.sessions = AgentSessionOps(core, self.node_ops)
         self.certificate_ops = CertificateOps(core)
         self.pool_ops = PoolOps(core, self.node_ops, self.certificate_ops, formulas)
+        self.preemption = PreemptionOps(core, self.node_ops)
         self.task_runs = TaskRunOps(core)
         self.task_ops = TaskOps(core, self.node_ops, self.task_runs)
         self.node_actions = NodeActionOps(core, self.node_ops, self.sessions, self.task_runs, self.certificate_ops)
@@ -73,6 +75,7 @@ class Engine(Concern):
             self.task_ops,
             self.certificate_ops,
             self.node_actions,
+            self.preemption,
             self.preparation,
             self.job_ops,
             self.schedule_ops,

@@ -9,6 +9,7 @@ from typing import Any
 from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine import states
+from batchyard.service.engine.container_rules import container_refusal, job_pool_doc
 from batchyard.service.engine.core import Concern, EngineCore, limit_seconds
 from batchyard.service.engine.events import (
     EngineStarted,
@@ -60,6 +61,10 @@ class JobOps(Concern):
                     "JobBeingDeleted", "The specified job has been marked for deletion and is being deleted."
                 )
             raise errors.conflict("JobExists", "The specified job already exists.")
+        manager = spec.get("jobManagerTask") or {}
+        pool_doc = job_pool_doc(self.pools, spec["poolInfo"])
+        if (refused := container_refusal(manager, pool_doc, "jobManagerTask.containerSettings")) is not None:
+            raise refused  # before anything is made (an auto pool)
         now = self.core.now()
         doc = dict(spec)
         pool_info = doc["poolInfo"]

@@ -22,7 +22,13 @@ from batchyard.service.engine.events import (
 from batchyard.service.engine.nodes import START_TASK_RUN_ID, NodeOps, failure_of
 from batchyard.service.engine.packages import packages_failed, send_pool_packages
 from batchyard.service.engine.records import NodeRecord, NodeRun, PoolRecord, RunKind
-from batchyard.service.engine.run_builder import build_run, merge_environment, pool_accounts
+from batchyard.service.engine.run_builder import (
+    build_run,
+    container_of,
+    container_prefail,
+    merge_environment,
+    pool_accounts,
+)
 from batchyard.service.models import catalog
 from batchyard.service.ports import AgentChannel
 
@@ -40,6 +46,9 @@ class AgentSessionOps(Concern):
         """Serve one connected agent until it goes away."""
         node = self.nodes.get(session.node_id)
         if node is None:
+            return
+        if node.doc["state"] == "preempted":  # its VM is gone (engine/preemption.py): this agent must end
+            session.close(messages.AGENT_REFUSED, "the node was preempted")
             return
         if node.session is not None:
             node.session.close()
@@ -111,7 +120,7 @@ class AgentSessionOps(Concern):
             "pool": pool.doc["id"] if pool else node.pool_key,
             "account": self.settings.account_name,
             "accountUrl": self.settings.base_url,
-            "dedicated": True,
+            "dedicated": node.dedicated,
             "taskDirs": sorted(node.gang_dirs),  # the agent ends what other ones left behind
             "userAccounts": pool_accounts(pool.doc if pool else None),
             "commands": catalog.image_commands(
@@ -206,13 +215,16 @@ class AgentSessionOps(Concern):
     def _run_start_task(self, node: NodeRecord, start_task: dict[str, Any], retry: int, now: datetime) -> None:
         info = node.doc.get("startTaskInfo") or {}
         info.update({"state": "running", "startTime": iso(now), "retryCount": retry})
-        for key in ("endTime", "exitCode", "result", "failureInfo"):
+        for key in ("endTime", "exitCode", "result", "failureInfo", "containerInfo"):
             info.pop(key, None)
         if retry:
             info["lastRetryTime"] = iso(now)
         node.doc["startTaskInfo"] = info
         node.runs[START_TASK_RUN_ID] = NodeRun("", "", 0, START_TASK_RUN_ID, RunKind.START)
         assert node.session is not None
+        pool = self.pools.get(node.pool_key)
+        settings = start_task.get("containerSettings")
+        prefail = container_prefail(settings, pool.doc if pool else None, required=False)
         run = build_run(
             RunKind.START,
             START_TASK_RUN_ID,
@@ -222,7 +234,10 @@ class AgentSessionOps(Concern):
             files=self.resources.resolve_files(start_task.get("resourceFiles")),
             retry=retry,
             identity=start_task.get("userIdentity"),
+            container=container_of(settings, pool.doc if pool else None),
         )
+        if prefail is not None:
+            run["prefail"] = prefail
         node.session.send({"t": "run", "runs": [run]})
 
     def _on_start_task_done(self, node: NodeRecord, result: dict[str, Any]) -> None:
@@ -234,6 +249,8 @@ class AgentSessionOps(Concern):
         info["endTime"] = result.get("end") or iso(now)
         if result.get("exit") is not None:
             info["exitCode"] = result["exit"]
+        if result.get("container"):
+            info["containerInfo"] = result["container"]
         failure = failure_of(result)
         info["result"] = "failure" if failure else "success"
         if failure:

@@ -27,8 +27,9 @@ AGENT_VERSION = "1.0.0-batchyard"
 START_TASK_RUN_ID = "start"
 
 
-def new_node_id() -> str:
-    return f"tvmps_{secrets.token_hex(16)}_d"
+def new_node_id(dedicated: bool = True) -> str:
+    """Azure's node ids end in `_d` for dedicated nodes and `_p` for Spot/low-priority ones."""
+    return f"tvmps_{secrets.token_hex(16)}_{'d' if dedicated else 'p'}"
 
 
 class NodeOps(Concern):
@@ -37,8 +38,8 @@ class NodeOps(Concern):
 
     # --- allocation -----------------------------------------------------------------------------
 
-    def allocate_node(self, pool: PoolRecord, now: datetime) -> NodeRecord:
-        node_id = new_node_id()
+    def allocate_node(self, pool: PoolRecord, now: datetime, dedicated: bool = True) -> NodeRecord:
+        node_id = new_node_id(dedicated)
         doc: dict[str, Any] = {
             "id": node_id,
             "state": "creating",
@@ -49,7 +50,7 @@ class NodeOps(Concern):
             "vmSize": pool.doc["vmSize"],
             "totalTasksRun": 0,
             "totalTasksSucceeded": 0,
-            "isDedicated": True,
+            "isDedicated": dedicated,
             "nodeAgentInfo": {"version": AGENT_VERSION, "lastUpdateTime": iso(now)},
             "virtualMachineInfo": {
                 "imageReference": (pool.doc.get("virtualMachineConfiguration") or {}).get("imageReference", {})

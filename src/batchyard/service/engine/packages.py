@@ -1,7 +1,10 @@
-"""Pool application packages on a booting node: installed before its start task, or it is unusable.
+"""Pool application packages and container images on a booting node: installed (pulled) before its
+start task, or it is unusable.
 
 The deployment travels as a run of kind "packages" (aid PACKAGES_AID), so it has the agent's result
-delivery and acknowledgement for free; the node stays `starting` until the result arrives.
+delivery and acknowledgement for free; the node stays `starting` until the result arrives. A pool with a
+`containerConfiguration` always sends one: its `containerImageNames` are pulled with its
+`containerRegistries`, and a node without a container runtime is unusable rather than idle.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from batchyard.service.engine.records import NodeRecord, NodeRun, PoolRecord, RunKind
-from batchyard.service.engine.run_builder import build_run
+from batchyard.service.engine.run_builder import build_run, container_config
 from batchyard.service.storage.runs import RunResources
 
 PACKAGES_RUN_ID = "packages"
@@ -18,10 +21,16 @@ PACKAGES_RUN_ID = "packages"
 def send_pool_packages(resources: RunResources, node: NodeRecord, pool: PoolRecord | None) -> bool:
     """Start deploying the pool's packages; False when it has none (boot goes on at once)."""
     refs = (pool.doc.get("applicationPackageReferences") if pool else None) or []
-    if not refs or node.session is None:
+    containers = container_config(pool.doc if pool else None)
+    if (not refs and containers is None) or node.session is None:
         return False
     resolved = resources.resolve_packages(refs)
     run = build_run(RunKind.PACKAGES, PACKAGES_RUN_ID, "startup", "", {})
+    if containers is not None:
+        run["images"] = {
+            "names": list(containers.get("containerImageNames") or []),
+            "registries": list(containers.get("containerRegistries") or []),
+        }
     if isinstance(resolved, dict):
         run["prefail"] = resolved  # the agent reports it back: one path for every failure
     else:
@@ -36,10 +45,14 @@ def packages_failed(node: NodeRecord, result: dict[str, Any]) -> bool:
     failure = result.get("failure")
     if not failure:
         return False
-    details = [{"name": "Message", "value": failure.get("message", "")}] + list(failure.get("details") or [])
+    if failure.get("code") == "ContainerInvalidImage":  # an image the pool names could not be pulled
+        code, details = failure["code"], list(failure.get("details") or [])
+    else:
+        code = "ApplicationPackageDeploymentFailed"
+        details = [{"name": "Message", "value": failure.get("message", "")}] + list(failure.get("details") or [])
     node.doc["errors"] = [
         {
-            "code": "ApplicationPackageDeploymentFailed",
+            "code": code,
             "message": failure.get("message", "An application package could not be deployed."),
             "errorDetails": details,
         }

@@ -22,11 +22,13 @@ from batchyard.service.engine.events import (
 )
 from batchyard.service.engine.formulas import Formulas
 from batchyard.service.engine.nodes import NodeOps
+from batchyard.service.engine.preemption import check_preemption_settings
 from batchyard.service.engine.records import NodeRecord, PoolRecord
 from batchyard.service.models import catalog
 
 # Nodes that are not doing work leave first when a pool shrinks.
 _REMOVAL_ORDER = {
+    "preempted": 0,
     "unusable": 0,
     "starttaskfailed": 0,
     "unknown": 1,
@@ -37,6 +39,10 @@ _REMOVAL_ORDER = {
     "idle": 3,
     "running": 4,
 }
+
+
+# A pool's target for its dedicated (True) and its Spot/low-priority (False) nodes.
+_TARGETS = {True: "targetDedicatedNodes", False: "targetLowPriorityNodes"}
 
 
 class PoolOps(Concern):
@@ -58,6 +64,7 @@ class PoolOps(Concern):
         if spec.get("enableAutoScale"):
             self.formulas.check(spec["autoScaleFormula"])
         self.certificate_ops.check_certificate_references(spec.get("certificateReferences"))
+        check_preemption_settings(spec.get("metadata"))
         key = spec["id"].lower()
         if key in self.pools:
             if self.pools[key].doc["state"] == "deleting":
@@ -112,8 +119,9 @@ class PoolOps(Concern):
         if pool.doc["allocationState"] != "resizing":
             return
         now = self.core.now()
-        staying = [node_id for node_id in pool.node_ids if self.nodes[node_id].private.leaving is None]
-        pool.doc["targetDedicatedNodes"] = len(staying)
+        staying = [self.nodes[node_id] for node_id in pool.node_ids if self.nodes[node_id].private.leaving is None]
+        for dedicated in (True, False):
+            pool.doc[_TARGETS[dedicated]] = sum(1 for node in staying if node.dedicated == dedicated)
         self._set_allocation(pool, "stopping", now)
         self._check_allocation(pool, now)
         self.core.stamp(pool.doc, now)
@@ -130,7 +138,9 @@ class PoolOps(Concern):
             wanted.append(node)
         now = self.core.now()
         option = spec.get("nodeDeallocationOption", "requeue")
-        pool.doc["targetDedicatedNodes"] = max(0, int(pool.doc.get("targetDedicatedNodes", 0)) - len(wanted))
+        for dedicated in (True, False):
+            leaving = sum(1 for node in wanted if node.dedicated == dedicated and node.private.leaving is None)
+            pool.doc[_TARGETS[dedicated]] = max(0, int(pool.doc.get(_TARGETS[dedicated], 0)) - leaving)
         if "resizeTimeout" in spec:
             pool.doc["resizeTimeout"] = spec["resizeTimeout"]
         self._set_allocation(pool, "resizing", now)
@@ -156,30 +166,37 @@ class PoolOps(Concern):
         self._reconcile(pool, now)
 
     def _reconcile(self, pool: PoolRecord, now: datetime) -> None:
-        """Move the pool's node set toward its target."""
-        target = int(pool.doc.get("targetDedicatedNodes", 0)) + int(pool.doc.get("targetLowPriorityNodes", 0))
-        staying = [self.nodes[node_id] for node_id in pool.node_ids if self.nodes[node_id].private.leaving is None]
-        if len(staying) < target:
-            wanted = target - len(staying)
-            allowed = self._nodes_within_quota(pool, wanted)
-            for _ in range(allowed):
-                self.node_ops.allocate_node(pool, now)
-            if allowed < wanted:
-                pool.doc["resizeErrors"] = [
-                    {
-                        "code": "AccountCoreQuotaReached",
-                        "message": "The specified account has reached its dedicated core quota.",
-                        "values": [{"name": "CoreQuota", "value": str(self.settings.core_quota)}],
-                    }
-                ]
-        elif len(staying) > target:
-            option = pool.private.deallocation_option
-            victims = sorted(
-                staying,
-                key=lambda n: (self._hosts_job_manager(n), _REMOVAL_ORDER.get(n.doc["state"], 5), n.slots_used, -n.seq),
-            )[: len(staying) - target]
-            for node in victims:
-                self._start_leaving(node, option, now)
+        """Move the pool's dedicated and its low-priority nodes toward their targets, each on its own quota."""
+        quota_errors = []
+        for dedicated in (True, False):
+            target = int(pool.doc.get(_TARGETS[dedicated], 0))
+            staying = [
+                node
+                for node in (self.nodes[node_id] for node_id in pool.node_ids)
+                if node.private.leaving is None and node.dedicated == dedicated
+            ]
+            if len(staying) < target:
+                wanted = target - len(staying)
+                allowed = self._nodes_within_quota(pool, wanted, dedicated)
+                for _ in range(allowed):
+                    self.node_ops.allocate_node(pool, now, dedicated)
+                if allowed < wanted:
+                    quota_errors.append(self._quota_error(dedicated))
+            elif len(staying) > target:
+                option = pool.private.deallocation_option
+                victims = sorted(
+                    staying,
+                    key=lambda n: (
+                        self._hosts_job_manager(n),
+                        _REMOVAL_ORDER.get(n.doc["state"], 5),
+                        n.slots_used,
+                        -n.seq,
+                    ),
+                )[: len(staying) - target]
+                for node in victims:
+                    self._start_leaving(node, option, now)
+        if quota_errors:
+            pool.doc["resizeErrors"] = quota_errors
         self._check_allocation(pool, now)
 
     def _hosts_job_manager(self, node: NodeRecord) -> bool:
@@ -190,14 +207,33 @@ class PoolOps(Concern):
                 return True
         return False
 
-    def _nodes_within_quota(self, pool: PoolRecord, wanted: int) -> int:
+    def _nodes_within_quota(self, pool: PoolRecord, wanted: int, dedicated: bool) -> int:
+        """Dedicated and low-priority cores have separate account quotas (preempted nodes hold theirs)."""
         used = sum(
             _cores(self.pools[node.pool_key].doc["vmSize"])
             for node in self.nodes.values()
-            if node.pool_key in self.pools
+            if node.pool_key in self.pools and node.dedicated == dedicated
         )
         per_node = _cores(pool.doc["vmSize"])
-        return max(0, min(wanted, (self.settings.core_quota - used) // per_node))
+        return max(0, min(wanted, (self._quota(dedicated) - used) // per_node))
+
+    def _quota(self, dedicated: bool) -> int:
+        return self.settings.core_quota if dedicated else self.settings.low_priority_core_quota
+
+    def _quota_error(self, dedicated: bool) -> dict[str, Any]:
+        if dedicated:
+            code, message, name = (
+                "AccountCoreQuotaReached",
+                "The specified account has reached its dedicated core quota.",
+                "CoreQuota",
+            )
+        else:
+            code, message, name = (
+                "AccountLowPriorityCoreQuotaReached",
+                "The specified account has reached its low-priority core quota.",
+                "LowPriorityCoreQuota",
+            )
+        return {"code": code, "message": message, "values": [{"name": name, "value": str(self._quota(dedicated))}]}
 
     def _set_allocation(self, pool: PoolRecord, state: str, now: datetime) -> None:
         if pool.doc.get("allocationState") != state:
@@ -206,7 +242,10 @@ class PoolOps(Concern):
 
     def _check_allocation(self, pool: PoolRecord, now: datetime) -> None:
         """Every change of a pool's target or nodes passes here."""
-        pool.doc["currentDedicatedNodes"] = len(pool.node_ids)
+        dedicated = sum(1 for node_id in pool.node_ids if self.nodes[node_id].dedicated)
+        # Preempted low-priority nodes count as current until they are reallocated (the contract says so).
+        pool.doc["currentDedicatedNodes"] = dedicated
+        pool.doc["currentLowPriorityNodes"] = len(pool.node_ids) - dedicated
         if pool.doc["allocationState"] in ("resizing", "stopping"):
             if not any(self.nodes[node_id].private.leaving for node_id in pool.node_ids):
                 self._set_allocation(pool, "steady", now)
@@ -296,6 +335,7 @@ class PoolOps(Concern):
     def update_pool(self, pool: PoolRecord, changes: dict[str, Any], replace: bool) -> None:
         if "certificateReferences" in changes:
             self.certificate_ops.check_certificate_references(changes["certificateReferences"])
+        check_preemption_settings(changes.get("metadata"))
         if pool.doc["state"] == "deleting":
             raise _being_deleted()
         now = self.core.now()

@@ -28,7 +28,7 @@ from batchyard.service.engine.events import (
 )
 from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.records import JobRecord, NodeRecord, NodeRun, RunKind
-from batchyard.service.engine.run_builder import build_run, merge_environment
+from batchyard.service.engine.run_builder import build_run, container_of, container_prefail, merge_environment
 from batchyard.service.engine.scheduler import QueuedTask
 from batchyard.service.engine.task_runs import TaskRunOps
 
@@ -98,10 +98,15 @@ class PreparationOps(Concern):
         status = job.prep.setdefault(node.id, self._new_status(node))
         status["jobPreparationTaskExecutionInfo"] = info
         self.store.put_prep_status(job.key, node.id, status)
-        return self._job_task_run(job, prep, run_id, PREP_DIR, retry)
+        return self._job_task_run(job, node, prep, run_id, PREP_DIR, retry)
 
-    def _job_task_run(self, job: JobRecord, spec: dict[str, Any], run_id: str, directory: str, retry: int) -> Run:
-        return build_run(
+    def _job_task_run(
+        self, job: JobRecord, node: NodeRecord, spec: dict[str, Any], run_id: str, directory: str, retry: int
+    ) -> Run:
+        pool = self.pools.get(node.pool_key)
+        settings = spec.get("containerSettings")
+        prefail = container_prefail(settings, pool.doc if pool else None, required=False)
+        run = build_run(
             RunKind.PREPARATION if directory == PREP_DIR else RunKind.RELEASE,
             run_id,
             f"workitems/{job.doc['id']}/job-1/{directory}",
@@ -113,7 +118,11 @@ class PreparationOps(Concern):
             wall=limit_seconds((spec.get("constraints") or {}).get("maxWallClockTime") or spec.get("maxWallClockTime")),
             retry=retry,
             identity=spec.get("userIdentity"),
+            container=container_of(settings, pool.doc if pool else None),
         )
+        if prefail is not None:
+            run["prefail"] = prefail
+        return run
 
     def _new_status(self, node: NodeRecord) -> dict[str, Any]:
         pool_id = self.pools[node.pool_key].doc["id"] if node.pool_key in self.pools else node.pool_key
@@ -210,7 +219,7 @@ class PreparationOps(Concern):
             self.store.put_prep_status(job.key, node_id, status)
             spec = dict(release)
             spec.setdefault("maxWallClockTime", "PT15M")
-            node.session.send({"t": "run", "runs": [self._job_task_run(job, spec, run_id, RELEASE_DIR, 0)]})
+            node.session.send({"t": "run", "runs": [self._job_task_run(job, node, spec, run_id, RELEASE_DIR, 0)]})
 
     def releases_pending(self, job: JobRecord) -> bool:
         run_id = release_run_id(job.key)
@@ -280,6 +289,8 @@ def _finish_info(info: dict[str, Any], result: dict[str, Any], failure: dict[str
     info["endTime"] = result.get("end") or iso(now)
     if result.get("exit") is not None:
         info["exitCode"] = result["exit"]
+    if result.get("container"):
+        info["containerInfo"] = result["container"]
     info["result"] = "failure" if failure else "success"
     if failure:
         info["failureInfo"] = failure

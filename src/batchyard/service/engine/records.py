@@ -106,6 +106,11 @@ class NodeRecord:
     gang_dirs: set[str] = field(default_factory=set)
 
     @property
+    def dedicated(self) -> bool:
+        """False for a Spot/low-priority node: one its provider (or a developer) may preempt."""
+        return bool(self.doc.get("isDedicated", True))
+
+    @property
     def schedulable(self) -> bool:
         return (
             self.session is not None

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
+from itertools import islice
 
 from batchyard.protocol.messages import Run
 from batchyard.service.engine.core import Concern, EngineCore
@@ -51,23 +53,21 @@ class SchedulingRounds(Concern):
         if not nodes:
             return
         jobs = [job for job in (self.jobs[key] for key in self.pool_jobs.get(pool.key, ())) if job.schedulable]
-        views = [
-            JobQueueView(
-                job.priority,
-                job.seq,
-                job.queue,
-                self.preparation.excluded_nodes(job),
-                self.multi_instance.gang_sizes(job),
-            )
-            for job in jobs
-            if job.queue
-        ]
-        # A job manager that must run again goes before every job's tasks (Azure Batch docs, job manager task).
-        views += [
-            JobQueueView(RESTART_PRIORITY, job.seq, job.restarts, self.preparation.excluded_nodes(job))
-            for job in jobs
-            if job.restarts
-        ]
+        low_priority = frozenset(node_id for node_id in pool.node_ids if not self.nodes[node_id].dedicated)
+        views: list[JobQueueView] = []
+        for job in jobs:
+            excluded = self.preparation.excluded_nodes(job)
+            manager_excluded = excluded | low_priority if _manager_needs_dedicated(job) else excluded
+            queue: Iterable[QueuedTask] = job.queue
+            if job.queue and manager_excluded != excluded and job.queue[0].task_key == _manager_key(job):
+                # The job manager, first in its queue, may not run on Spot/low-priority nodes.
+                views.append(JobQueueView(job.priority, job.seq, [job.queue[0]], manager_excluded))
+                queue = islice(job.queue, 1, None)
+            if job.queue:
+                views.append(JobQueueView(job.priority, job.seq, queue, excluded, self.multi_instance.gang_sizes(job)))
+            if job.restarts:
+                # A job manager that must run again goes before every job's tasks (Azure Batch docs, job manager task).
+                views.append(JobQueueView(RESTART_PRIORITY, job.seq, job.restarts, manager_excluded))
         if not views:
             return
         # What a waiting gang may reserve for: only looked at when a gang is queued.
@@ -106,6 +106,16 @@ class SchedulingRounds(Concern):
             self.core.mark_node_busy(node, now)
             if node.session is not None and runs:
                 node.session.send({"t": "run", "runs": runs})
+
+
+def _manager_key(job: JobRecord) -> str:
+    return str((job.doc.get("jobManagerTask") or {}).get("id", "")).lower()
+
+
+def _manager_needs_dedicated(job: JobRecord) -> bool:
+    """allowLowPriorityNode false: the job manager runs on dedicated nodes only."""
+    manager: dict[str, object] = job.doc.get("jobManagerTask") or {}
+    return manager.get("allowLowPriorityNode", True) is False
 
 
 def _take_from_queue(job: JobRecord, keys: set[str]) -> None:

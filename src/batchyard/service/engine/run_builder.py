@@ -68,11 +68,13 @@ def build_run(
     job_id: str | None = None,
     task_id: str | None = None,
     identity: dict[str, Any] | None = None,
+    container: dict[str, Any] | None = None,
     **extra: Any,
 ) -> Run:
     """A run message: `directory` is relative to the node root, `wall` the wall clock limit in seconds.
 
-    `identity` is the run's `userIdentity` (None: the default auto-user). `extra` carries the fields of
+    `identity` is the run's `userIdentity` (None: the default auto-user); `container` what `container_of`
+    makes of its `containerSettings` (None: it runs on the host). `extra` carries the fields of
     particular kinds (outputs, packages, prefail, prepDir, multi-instance fields); they are documented
     with the Run message.
     """
@@ -92,5 +94,56 @@ def build_run(
         run["job"] = job_id
     if task_id is not None:
         run["task"] = task_id
+    if container is not None:
+        run["container"] = container
     cast(dict[str, Any], run).update(extra)
     return run
+
+
+def container_config(pool_doc: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The pool's `virtualMachineConfiguration.containerConfiguration`, or None for a pool without one."""
+    config = ((pool_doc or {}).get("virtualMachineConfiguration") or {}).get("containerConfiguration")
+    return config or None
+
+
+def container_of(settings: dict[str, Any] | None, pool_doc: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A run's `container` on the wire, from its `containerSettings` (None: the run is on the host).
+
+    `registries` are the task's own `registry` first, then the pool's `containerRegistries`: the agent
+    uses the one whose server is the image's, to pull an image the node does not have yet.
+    """
+    if not settings:
+        return None
+    registries = [settings["registry"]] if settings.get("registry") else []
+    registries += list((container_config(pool_doc) or {}).get("containerRegistries") or [])
+    return {
+        "image": settings["imageName"],
+        "registries": registries,
+        "options": settings.get("containerRunOptions") or "",
+        "workdir": settings.get("workingDirectory") or "taskWorkingDirectory",
+        "mounts": settings.get("containerHostBatchBindMounts"),
+    }
+
+
+def container_prefail(
+    settings: dict[str, Any] | None, pool_doc: dict[str, Any] | None, *, required: bool
+) -> dict[str, Any] | None:
+    """Why a run cannot run on this pool as its container settings stand, or None.
+
+    Azure Batch requires containerSettings of tasks and job managers (`required`) on a pool with a
+    container configuration, and refuses them of every run on a pool without one (checked when the task
+    is added; a job's pool can change after that)."""
+    has_config = container_config(pool_doc) is not None
+    if has_config and required and not settings:
+        return {
+            "category": "usererror",
+            "code": "ContainerTaskSettingsNotFound",
+            "message": "Container-enabled compute node requires task container settings",
+        }
+    if settings and not has_config:
+        return {
+            "category": "usererror",
+            "code": "ContainerSettingsNotSupported",
+            "message": "The task has container settings but its pool has no container configuration",
+        }
+    return None

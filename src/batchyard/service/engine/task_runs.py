@@ -27,7 +27,7 @@ from batchyard.service.engine.events import (
 from batchyard.service.engine.exit_conditions import ExitOutcome, exit_outcome
 from batchyard.service.engine.nodes import failure_of
 from batchyard.service.engine.records import JobRecord, NodeRecord, NodeRun, RunKind
-from batchyard.service.engine.run_builder import build_run, merge_environment
+from batchyard.service.engine.run_builder import build_run, container_of, container_prefail, merge_environment
 from batchyard.service.engine.scheduler import QueuedTask
 from batchyard.service.tokens import issue_job_token
 
@@ -66,7 +66,7 @@ class TaskRunOps(Concern):
         }
         info = doc["executionInfo"]
         info["startTime"] = iso(now)
-        for key in ("endTime", "exitCode", "result", "failureInfo"):
+        for key in ("endTime", "exitCode", "result", "failureInfo", "containerInfo"):
             info.pop(key, None)
         self.core.stamp(doc, now)
         self.core.save_task(job.key, doc)
@@ -92,6 +92,10 @@ class TaskRunOps(Concern):
         env = merge_environment(job.doc.get("commonEnvironmentSettings"), doc.get("environmentSettings"))
         if "job" in ((doc.get("authenticationTokenSettings") or {}).get("access") or []):
             env["AZ_BATCH_AUTHENTICATION_TOKEN"] = issue_job_token(self.core.node_secret, job.doc["id"], job.seq)
+        fields = self.resources.storage_fields(doc)
+        settings = doc.get("containerSettings")
+        if (mismatch := container_prefail(settings, pool.doc, required=True)) is not None:
+            fields.setdefault("prefail", mismatch)
         return build_run(
             RunKind.TASK,
             run_id,
@@ -103,7 +107,8 @@ class TaskRunOps(Concern):
             wall=limit_seconds((doc.get("constraints") or {}).get("maxWallClockTime")),
             retry=info["retryCount"],
             identity=doc.get("userIdentity"),
-            **self.resources.storage_fields(doc),
+            container=container_of(settings, pool.doc),
+            **fields,
         )
 
     @reacts_to(TaskRunFinished)
@@ -123,6 +128,8 @@ class TaskRunOps(Concern):
         info["endTime"] = result.get("end") or iso(now)
         if result.get("exit") is not None:
             info["exitCode"] = result["exit"]
+        if result.get("container"):
+            info["containerInfo"] = result["container"]
         if result.get("stats"):
             doc.private.run_stats = result["stats"]
         ended_by, doc.private.ending = doc.private.ending, None

@@ -9,6 +9,7 @@ from batchyard.service import errors
 from batchyard.service.clock import iso
 from batchyard.service.documents import TaskDocument
 from batchyard.service.engine import states
+from batchyard.service.engine.container_rules import container_refusal, job_pool_doc
 from batchyard.service.engine.core import Concern, EngineCore
 from batchyard.service.engine.dependencies import parent_keys
 from batchyard.service.engine.events import TaskDeleted, TaskEnded, TasksAdded, Tick, reacts_to
@@ -59,6 +60,10 @@ class TaskOps(Concern):
         for spec, key in zip(specs, keys, strict=True):
             if key in existing or key in seen:
                 results.append(errors.conflict("TaskExists", "The specified task already exists."))
+                continue
+            refused = container_refusal(spec, job_pool_doc(self.pools, job.doc["poolInfo"]), "containerSettings")
+            if refused is not None:
+                results.append(refused)
                 continue
             dependency = self._dependency_check(job, key, spec)
             if isinstance(dependency, errors.BatchError):

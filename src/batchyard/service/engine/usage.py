@@ -3,7 +3,7 @@
 * Job and schedule totals grow when a task run ends, from the rusage and I/O counters the agent
   measured for that run (every run counts, retries included, as the contract's statistics say), so
   `$expand=stats` reads one record instead of scanning the job's tasks.
-* Pool totals grow on every housekeeping tick: the dedicated core time of the pool's nodes, and the
+* Pool totals grow on every housekeeping tick: the core time of the pool's dedicated nodes, and the
   resource use their agents report (the same reports autoscale samples).
 * Core time is also kept per pool per `INTERVAL` (30 minutes) for `/poolusagemetrics`.
 
@@ -103,11 +103,15 @@ class UsageOps(Concern):
         size = catalog.lookup_vm_size(pool.doc.get("vmSize", ""))
         cores = size.cores if size is not None else 1
         nodes = [self.nodes[node_id] for node_id in pool.node_ids if node_id in self.nodes]
-        core_seconds = cores * len(nodes) * (t - last)
+        # The pool's statistics count dedicated core time; the usage metrics every node's that holds a VM
+        # (a preempted low-priority node has none until it is reallocated).
+        dedicated_seconds = cores * sum(1 for node in nodes if node.dedicated) * (t - last)
+        held = sum(1 for node in nodes if node.dedicated or node.doc["state"] != "preempted")
+        core_seconds = cores * held * (t - last)
         vm_size = pool.doc.get("vmSize", "")
         for start, seconds in split_intervals(last, t):
             self.store.add_pool_usage(start, pool.doc["id"], vm_size, core_seconds * seconds / (t - last))
-        delta: dict[str, float] = {"coreSeconds": core_seconds}
+        delta: dict[str, float] = {"coreSeconds": dedicated_seconds}
         for node in nodes:
             report = reports.get(node.id)
             if report is None:

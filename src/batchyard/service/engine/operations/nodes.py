@@ -69,6 +69,12 @@ class NodeOperations(OperationsBase):
         with self.store.transaction():
             self.engine.node_actions.start_node(node)
 
+    def preempt_node(self, pool_id: str, node_id: str) -> None:
+        """Preempt a Spot/low-priority node as its cloud would (a developer's tool, not in the contract)."""
+        node = self.node(pool_id, node_id)
+        with self.store.transaction():
+            self.engine.preemption.preempt(node)
+
     def add_node_user(self, pool_id: str, node_id: str, spec: dict[str, Any]) -> None:
         node = self.node(pool_id, node_id)
         with self.store.transaction():

@@ -53,8 +53,10 @@ class PoolOperations(OperationsBase):
     def find_pool(self, pool_id: str) -> PoolRecord | None:
         return self.engine.pools.get(pool_id.lower())
 
-    def node_states(self, pool: PoolRecord) -> list[str]:
-        return [self.engine.nodes[node_id].doc["state"] for node_id in pool.node_ids]
+    def node_states(self, pool: PoolRecord, dedicated: bool) -> list[str]:
+        """The states of the pool's dedicated (or of its Spot/low-priority) nodes."""
+        nodes = (self.engine.nodes[node_id] for node_id in pool.node_ids)
+        return [node.doc["state"] for node in nodes if node.dedicated == dedicated]
 
     # --- changes --------------------------------------------------------------------------------
 

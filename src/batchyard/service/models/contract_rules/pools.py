@@ -231,7 +231,18 @@ def _node_user(out: dict[str, Any], path: str) -> None:
 
 
 #: Definition name -> its rule.
+def _container_registry(registry: dict[str, Any], path: str) -> None:
+    """Registries are reached with user name and password: there are no managed identities to use."""
+    if registry.get("identityReference"):
+        raise invalid_property(
+            join(path, "identityReference"),
+            show(registry["identityReference"]),
+            "Managed identities are not supported: give the registry's username and password instead.",
+        )
+
+
 POOL_RULES: dict[str, Rule] = {
+    "ContainerRegistryReference": _container_registry,
     "BatchPoolCreateOptions": _pool_create,
     "BatchPoolSpecification": _pool_spec,
     "BatchPoolUpdateOptions": _pool_update,
