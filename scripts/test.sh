@@ -30,6 +30,12 @@ if [ $can_install = 1 ] && ! command -v setpriv >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux >/dev/null \
         || { echo "util-linux (setpriv) could not be installed" >&2; exit 1; }
 fi
+# The Slurm provider's tests (tests/api/test_slurm_*.py) start a single-host Slurm cluster of their own
+# (tests/slurm_cluster.py) from Debian's slurm-wlm and munge.
+if [ $can_install = 1 ] && ! { command -v slurmctld && command -v slurmd && command -v munged; } >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        slurm-wlm munge >/dev/null) || { echo "slurm-wlm and munge could not be installed" >&2; exit 1; }
+fi
 # Container workloads (tests/api/test_containers.py, test_container_registry.py): rootful podman with runc
 # (the agents write their own containers.conf: runc, no default ulimits), busybox-static for the test image,
 # and Debian's docker-registry with apache2-utils' htpasswd for a registry on the loopback. Nothing is

@@ -36,6 +36,10 @@ RECONNECT_DELAY = 0.5
 
 LEFTOVER_WAIT = 10.0  # seconds a starting agent waits for an earlier agent's processes to die
 LEASE_CHECK = 0.5  # seconds between checks of the lease while cut off from the service
+# A batch system ends an allocation by signalling every process in it at once (Slurm sends SIGTERM to all of
+# a job's processes): a run that ended by a signal is reported this much later, so that the agent's own stop
+# comes first and the run is lost (requeued) rather than failed.
+SIGNALLED_RESULT_DELAY = 0.5
 
 # The service takes WebSocket messages of up to 16 MiB (uvicorn's limit) and drops the connection, and
 # with it the node, on a bigger one: queued messages travel in frames of at most MAX_FRAME bytes, and a
@@ -268,7 +272,11 @@ class Agent:
         except Exception as exc:  # a bug here must still report, or the task would hang
             log.exception("run %s failed", aid)
             result = execution.internal_failure(str(exc))
+        if _ended_by_signal(result.get("exit")) and not execution.killed and not self._stopping.is_set():
+            await asyncio.sleep(SIGNALLED_RESULT_DELAY)
         self.runs.pop(aid, None)
+        if self._stopping.is_set():
+            return  # the node is going away: the run is lost, not finished
         if aid in self._fenced:
             self._fenced.discard(aid)
             return  # ended by the lease: lost, not finished
@@ -336,6 +344,11 @@ class Agent:
         deadline = time.monotonic() + 10
         while (self.runs or self._endings) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+
+
+def _ended_by_signal(exit_code: object) -> bool:
+    """-N for a process killed by signal N, 128+N for a shell whose command was."""
+    return isinstance(exit_code, int) and (exit_code < 0 or 128 < exit_code < 160)
 
 
 def run_agent(

@@ -18,6 +18,7 @@ from batchyard.cli.client import CommandError, add_connection_options, call
 from batchyard.cli.https import add_https_options
 from batchyard.cli.nodes import add_node_commands, run_node_command
 from batchyard.cli.principals import add_principal_commands, run_principal_command
+from batchyard.cli.slurm import add_slurm_options, slurm_options
 from batchyard.cli.store import add_store_commands, run_store_command
 from batchyard.service.config import (
     AUTHENTICATION_MODES,
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     add_storage_options(serve)
     add_diagnostic_options(serve)
     add_autoscale_options(serve)
+    add_slurm_options(serve)
     commands.add_parser("install-azurite", help="install the Azure Storage emulator (npm) that --azurite starts")
     add_application_commands(commands)
     add_autoscale_commands(commands)
@@ -230,6 +232,7 @@ def _serve(args: argparse.Namespace) -> int:
         job_quota=args.job_quota,
         autoscale=autoscale_timing(args),
         metrics_token=metrics_token,
+        slurm=slurm_options(args),
         authentication_modes=modes,
     )
     from batchyard.service.storage.azurite import AzuriteError

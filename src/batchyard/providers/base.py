@@ -24,6 +24,9 @@ class NodeLaunch:
     pool_id: str
     token: str  # the node's own credential, presented by its agent when it connects
     vm_size: str = ""
+    # The vmSize's cores and memory (0: a size the catalog does not know), for providers that reserve them.
+    cores: int = 0
+    memory_mb: int = 0
     # The pool's metadata, for provider settings (partition, image, ...): `batchyard-*` names.
     settings: Mapping[str, str] = field(default_factory=dict)
 
@@ -31,12 +34,14 @@ class NodeLaunch:
 class NodeEvents(Protocol):
     """What a provider tells the engine about allocations (the engine implements it)."""
 
-    def allocation_granted(self, node_id: str) -> None:
-        """The node's resources are there and its agent is starting: `creating` -> `starting`."""
+    def allocation_granted(self, node_id: str, address: str | None = None) -> None:
+        """The node's resources are there and its agent is starting: `creating` -> `starting`. `address`:
+        where the node turned out to be (its `ipAddress`), for providers that learn it only now."""
 
-    def allocation_lost(self, node_id: str, preempted: bool) -> None:
+    def allocation_lost(self, node_id: str, preempted: bool, reason: str | None = None) -> None:
         """The allocation ended under the node (its processes are gone): the node leaves as on Azure,
-        `preempted` for a preemption, `unusable` otherwise, and its running tasks are requeued."""
+        `preempted` for a preemption, `unusable` otherwise (`reason` in its error), and its running tasks
+        are requeued."""
 
 
 class NodeProvider(Protocol):

@@ -18,6 +18,7 @@ from batchyard.providers.base import NodeProvider
 from batchyard.providers.external import ExternalProvider
 from batchyard.providers.local import LocalProvider
 from batchyard.providers.registry import ProviderRegistry
+from batchyard.providers.slurm import SlurmProvider
 from batchyard.service.api import (
     admin,
     applications,
@@ -103,7 +104,7 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
 
 
 def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -> Starlette:
-    """The service; `providers` replace the built-in ones (local, external) of the same names.
+    """The service; `providers` replace the built-in ones (local, external, slurm) of the same names.
 
     StoreError when the store cannot be opened (an unreachable database, one from a newer service)."""
     data_dir = Path(settings.data_dir)
@@ -111,6 +112,7 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
     builtin: list[NodeProvider] = [
         LocalProvider(data_dir / "nodes", settings.base_url),
         ExternalProvider(messages.lease_expiry(settings.timing.agent_lease)),
+        SlurmProvider(settings.slurm, settings.base_url, settings.account_name),
     ]
     chosen = {provider.name: provider for provider in [*builtin, *(providers or [])]}
     registry = ProviderRegistry(chosen.values(), default=LocalProvider.name)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from batchyard.providers.slurm_job import SlurmOptions
+
 # The well-known development account, like Azurite's devstoreaccount1. It is public, so the
 # service refuses to use it on anything but a loopback address.
 DEV_ACCOUNT_NAME = "devbatchaccount1"
@@ -113,6 +115,8 @@ class Settings:
     metrics_token: str | None = None
     # Service Logs; None: off (no record is written).
     diagnostic_logs: DiagnosticLogs | None = None
+    # Defaults for pools whose nodes are Slurm jobs (providers/slurm.py).
+    slurm: SlurmOptions = field(default_factory=SlurmOptions)
 
     @property
     def uses_dev_account(self) -> bool:

@@ -21,6 +21,7 @@ from batchyard.service.engine.events import (
     reacts_to,
 )
 from batchyard.service.engine.records import NodePrivate, NodeRecord, PoolRecord
+from batchyard.service.models import catalog
 
 AGENT_VERSION = "1.0.0-batchyard"
 START_TASK_RUN_ID = "start"
@@ -73,11 +74,14 @@ class NodeOps(Concern):
             for item in pool_doc.get("metadata") or []
             if str(item.get("name", "")).startswith("batchyard-")
         }
+        size = catalog.lookup_vm_size(str(node.doc.get("vmSize", "")))
         return NodeLaunch(
             node_id=node.id,
             pool_id=pool_doc.get("id", node.pool_key),
             token=messages.node_token(self.core.node_secret, node.id),
             vm_size=str(node.doc.get("vmSize", "")),
+            cores=size.cores if size else 0,
+            memory_mb=size.memory_mb if size else 0,
             settings=settings,
         )
 
@@ -86,23 +90,31 @@ class NodeOps(Concern):
 
     # --- what providers report (providers.base.NodeEvents) ----------------------------------------
 
-    def allocation_granted(self, node_id: str) -> None:
+    def allocation_granted(self, node_id: str, address: str | None = None) -> None:
         node = self.nodes.get(node_id)
-        if node is not None and node.doc["state"] == "creating":
-            with self.store.transaction():
+        if node is None:
+            return
+        with self.store.transaction():
+            if address:
+                node.doc["ipAddress"] = address
+                self.core.save_node(node)
+            if node.doc["state"] == "creating":
                 self.core.set_node_state(node, "starting", self.core.now())
 
-    def allocation_lost(self, node_id: str, preempted: bool) -> None:
+    def allocation_lost(self, node_id: str, preempted: bool, reason: str | None = None) -> None:
         node = self.nodes.get(node_id)
         if node is None or node.private.leaving is not None or node.removing:
             return
         if node.session is not None:
             node.session.close()
+        if node.lost_at is None:
+            node.lost_at = time.monotonic()  # one whose agent never connected is started again as well
         with self.store.transaction():
             if preempted:
                 self._leave_with_runs_requeued(node, "preempted", None, self.core.now())
             else:
-                self._make_unusable(node, self.core.now(), "NodeAllocationLost", "The node's allocation ended.")
+                message = f"The node's allocation ended: {reason}" if reason else "The node's allocation ended."
+                self._make_unusable(node, self.core.now(), "NodeAllocationLost", message)
 
     def node_token_ok(self, node_id: str, token: str) -> bool:
         return node_id in self.nodes and hmac.compare_digest(messages.node_token(self.core.node_secret, node_id), token)
@@ -157,10 +169,15 @@ class NodeOps(Concern):
         for node in list(self.nodes.values()):
             if node.session is not None or node.lost_at is None:
                 continue
-            if node.doc["state"] == "creating":
-                continue
             lost_for = mono - node.lost_at
             provider = self.core.provider_of(node)
+            if node.doc["state"] == "creating":
+                # Only after a service restart (fresh nodes have no lost_at): a node still waiting for its
+                # allocation is started again when its provider has none for it (a batch job that ended).
+                if provider.starts_agents and lost_for >= adopt and provider.is_alive(node.id) is False:
+                    node.lost_at = mono + 3600.0
+                    self.core.spawn(self.launch_agent(node))
+                continue
             if node.doc["state"] not in ("unusable", "preempted") and lost_for >= grace and not node.fencing:
                 node.fencing = True
                 self.core.spawn(self._fence_and_make_unusable(node))
