@@ -73,13 +73,20 @@ def all_idle(client: Any, pool_id: str, count: int) -> dict[str, str] | None:
 
 
 def active_jobs(slurm: SlurmCluster) -> dict[str, dict[str, str]]:
-    """The Slurm jobs of Batch nodes that still wait or run: node id -> job id, state, CPUs, memory."""
-    out = slurm.command("squeue", "--noheader", "--format=%i|%j|%T|%C|%m")
+    """The Slurm jobs of Batch nodes that still wait or run: node id -> job id, state, CPUs, memory,
+    partition."""
+    out = slurm.command("squeue", "--noheader", "--format=%i|%j|%T|%C|%m|%P")
     jobs = {}
     for line in out.splitlines():
-        job_id, name, state, cpus, memory = line.strip().split("|")
+        job_id, name, state, cpus, memory, partition = line.strip().split("|")
         if name.startswith(JOB_PREFIX):
-            jobs[name.removeprefix(JOB_PREFIX)] = {"id": job_id, "state": state, "cpus": cpus, "memory": memory}
+            jobs[name.removeprefix(JOB_PREFIX)] = {
+                "id": job_id,
+                "state": state,
+                "cpus": cpus,
+                "memory": memory,
+                "partition": partition,
+            }
     return jobs
 
 

@@ -113,6 +113,36 @@ def test_slurm_preemption_is_batch_preemption(client: Any, slurm: SlurmCluster, 
     assert not active_jobs(slurm)
 
 
+def test_low_priority_nodes_run_in_the_preemptible_partition_and_only_they_are_preempted(
+    client: Any, slurm: SlurmCluster, unique: Unique
+) -> None:
+    pool_id = unique("slurmspot")
+    # Dedicated nodes in `urgent`, Spot/low-priority ones in `batch`, which `urgent` preempts.
+    metadata = {"batchyard-slurm-partition": "urgent", "batchyard-slurm-low-priority-partition": "batch"}
+    create_slurm_pool(client, pool_id, 1, metadata, target_low_priority_nodes=1)
+    nodes = wait_for(lambda: all_idle(client, pool_id, 2), timeout=90, what="two idle Slurm nodes")
+    (spot,) = [node for node in nodes if node.endswith("_p")]
+    (dedicated,) = [node for node in nodes if node.endswith("_d")]
+    jobs = active_jobs(slurm)
+    assert (jobs[spot]["partition"], jobs[dedicated]["partition"]) == ("batch", "urgent")
+    # A job of `urgent` that needs the CPUs the Spot node holds: Slurm preempts that node's job only.
+    urgent = slurm.command(
+        "sbatch",
+        "--parsable",
+        "--partition=urgent",
+        "--cpus-per-task=6",
+        "--mem=1G",
+        "--output=/dev/null",
+        *("--wrap", "sleep 3"),
+    )
+    wait_for(lambda: client.get_node(pool_id, spot).state == "preempted", timeout=30, what="the Spot node preempted")
+    assert client.get_node(pool_id, dedicated).state == "idle"
+    assert not client.get_node(pool_id, spot).is_dedicated
+    wait_for(lambda: urgent.strip() not in {job["id"] for job in active_jobs(slurm).values()}, timeout=30)
+    delete_and_wait(client, slurm, pool_id)
+    assert not active_jobs(slurm)
+
+
 def test_a_node_cut_off_has_its_job_cancelled_before_its_task_runs_again(
     client: Any, slurm: SlurmCluster, unique: Unique, tmp_path: Path
 ) -> None:

@@ -25,6 +25,23 @@ def test_pool_metadata_wins_over_the_service_options_which_win_over_slurm_defaul
     assert not [arg for arg in bare if arg.split("=")[0] in ("--partition", "--account", "--qos", "--time")]
 
 
+def test_low_priority_nodes_take_the_preemptible_partition_and_qos_where_one_is_set() -> None:
+    options = SlurmOptions(partition="main", qos="normal", low_priority_qos="scavenger")
+    spot = NodeLaunch(
+        "tvmps_abc_p", "p", TOKEN, dedicated=False, settings={"batchyard-slurm-low-priority-partition": "spot"}
+    )
+    args = sbatch_options(options, spot, "n")
+    assert "--partition=spot" in args and "--qos=scavenger" in args
+    assert not [arg for arg in args if arg in ("--partition=main", "--qos=normal")]
+    # a dedicated node of the same pool keeps the ordinary ones; without low-priority settings, so do Spot nodes
+    dedicated = NodeLaunch("tvmps_abc_d", "p", TOKEN, settings={"batchyard-slurm-low-priority-partition": "spot"})
+    assert {"--partition=main", "--qos=normal"} <= set(sbatch_options(options, dedicated, "n"))
+    plain = NodeLaunch("tvmps_abc_p", "p", TOKEN, dedicated=False)
+    assert {"--partition=main", "--qos=normal"} <= set(
+        sbatch_options(SlurmOptions(partition="main", qos="normal"), plain, "n")
+    )
+
+
 def test_a_size_the_catalog_does_not_know_reserves_nothing() -> None:
     unknown = NodeLaunch("n", "p", TOKEN, "no_such_size")
     args = sbatch_options(SlurmOptions(), unknown, "n")

@@ -15,6 +15,17 @@ def add_slurm_options(serve: argparse.ArgumentParser) -> None:
     group.add_argument("--slurm-account", default="", help="Slurm account charged (pools: batchyard-slurm-account)")
     group.add_argument("--slurm-qos", default="", help="QOS of the nodes' jobs (pools: batchyard-slurm-qos)")
     group.add_argument(
+        "--slurm-low-priority-partition",
+        default="",
+        help="partition of Spot/low-priority nodes' jobs, a preemptible one"
+        " (pools: batchyard-slurm-low-priority-partition)",
+    )
+    group.add_argument(
+        "--slurm-low-priority-qos",
+        default="",
+        help="QOS of Spot/low-priority nodes' jobs (pools: batchyard-slurm-low-priority-qos)",
+    )
+    group.add_argument(
         "--slurm-time-limit",
         default="",
         help="time limit of a node's job, as sbatch --time (pools: batchyard-slurm-time-limit)",
@@ -40,6 +51,8 @@ def slurm_options(args: argparse.Namespace) -> SlurmOptions:
         account=args.slurm_account,
         qos=args.slurm_qos,
         time_limit=args.slurm_time_limit,
+        low_priority_partition=args.slurm_low_priority_partition,
+        low_priority_qos=args.slurm_low_priority_qos,
         node_dir=args.slurm_node_dir,
         agent_python=args.slurm_agent_python,
         poll_interval=max(0.2, args.slurm_poll_interval),

@@ -27,6 +27,8 @@ class NodeLaunch:
     # The vmSize's cores and memory (0: a size the catalog does not know), for providers that reserve them.
     cores: int = 0
     memory_mb: int = 0
+    # False for a Spot/low-priority node (providers that have preemptible capacity place it there).
+    dedicated: bool = True
     # The pool's metadata, for provider settings (partition, image, ...): `batchyard-*` names.
     settings: Mapping[str, str] = field(default_factory=dict)
 

@@ -18,6 +18,9 @@ from batchyard.providers.base import NodeLaunch
 SETTING_PREFIX = "batchyard-slurm-"
 # Pool metadata a pool may set (after `batchyard-slurm-`) and the sbatch option each becomes.
 POOL_SETTINGS = {"partition": "--partition", "account": "--account", "qos": "--qos", "time-limit": "--time"}
+# For Spot/low-priority nodes, these (when set) take the place of the partition and QOS: a preemptible
+# partition or QOS, so that Slurm preempts them first (and its preemption is the node's, README).
+LOW_PRIORITY_SETTINGS = {"partition": "low-priority-partition", "qos": "low-priority-qos"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,9 @@ class SlurmOptions:
     account: str = ""
     qos: str = ""
     time_limit: str = ""
+    # Spot/low-priority nodes' partition and QOS; empty: the same as dedicated nodes'.
+    low_priority_partition: str = ""
+    low_priority_qos: str = ""
     # Where on the compute hosts each node's root directory is made (one per node, removed at job end).
     node_dir: str = "/tmp/batchyard-slurm"
     # The Python that runs `-m batchyard.agent` on the compute hosts; the service's own by default.
@@ -54,6 +60,12 @@ def sbatch_options(options: SlurmOptions, launch: NodeLaunch, name: str) -> list
         value = launch.settings.get(SETTING_PREFIX + key, "").strip()
         if value:
             chosen[key] = value
+    if not launch.dedicated:
+        service_defaults = {"partition": options.low_priority_partition, "qos": options.low_priority_qos}
+        for key, setting in LOW_PRIORITY_SETTINGS.items():
+            value = launch.settings.get(SETTING_PREFIX + setting, "").strip() or service_defaults[key]
+            if value:
+                chosen[key] = value
     args = [
         f"--job-name={name}",
         "--nodes=1",

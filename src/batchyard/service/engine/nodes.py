@@ -82,6 +82,7 @@ class NodeOps(Concern):
             vm_size=str(node.doc.get("vmSize", "")),
             cores=size.cores if size else 0,
             memory_mb=size.memory_mb if size else 0,
+            dedicated=bool(node.doc.get("isDedicated", True)),
             settings=settings,
         )
 
