@@ -39,10 +39,6 @@ def idle_nodes(client: Any, pool_id: str, count: int) -> list[Any] | None:
     return ready if len(ready) >= count else None
 
 
-def task_state(client: Any, job_id: str, task_id: str) -> str:
-    return str(client.get_task(job_id, task_id).state)
-
-
 def completed(client: Any, job_id: str, task_id: str) -> Any:
     task = client.get_task(job_id, task_id)
     return task if task.state == "completed" else None
