@@ -25,7 +25,6 @@ from batchyard.service.documents import Private, TaskDocument, TaskPrivate, load
 from batchyard.service.odata import Filter
 from batchyard.service.persistence.postgres.analyzer import Analyzer
 from batchyard.service.persistence.postgres.filters import readable, to_sql
-from batchyard.service.persistence.postgres.outbox import OutboxStatements
 from batchyard.service.persistence.postgres.schema import connect, open_database
 
 # Top-level task properties (wire names) held in columns of the tasks table: pages of only these read
@@ -62,7 +61,7 @@ def _json(doc: Any) -> str:
     return orjson.dumps(doc).decode()
 
 
-class PostgresStore(OutboxStatements):
+class PostgresStore:
     task_fields = frozenset(TASK_FIELD_COLUMNS)
     # Told how long each outermost transaction took, begin to commit (the service's metrics).
     transaction_observer: Callable[[float], None] | None = None
@@ -143,6 +142,23 @@ class PostgresStore(OutboxStatements):
 
     def set_meta(self, key: str, value: str) -> None:
         self._db.execute(_PUT_META, (key, value))
+
+    # --- the outbox: diagnostic log records saved with the change that raised them -----------------
+    # (migration 2 of persistence/schema.py; one writer, the event loop, so the sequence's numbers ascend in
+    # commit order)
+
+    def add_outbox_records(self, records: Iterable[bytes]) -> None:
+        with self._db.cursor() as cursor:
+            cursor.executemany("INSERT INTO outbox (record) VALUES (%s)", [(record,) for record in records])
+
+    def outbox_records(self, after_seq: int, limit: int) -> list[tuple[int, bytes]]:
+        rows = self._db.execute(
+            "SELECT seq, record FROM outbox WHERE seq > %s ORDER BY seq LIMIT %s", (after_seq, limit)
+        ).fetchall()
+        return [(int(seq), bytes(record)) for seq, record in rows]
+
+    def delete_outbox_records(self, through_seq: int) -> None:
+        self._db.execute("DELETE FROM outbox WHERE seq <= %s", (through_seq,))
 
     # --- pools, nodes, jobs, schedules (small tables, loaded whole at start) ------------------
 
