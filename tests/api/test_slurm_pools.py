@@ -80,8 +80,10 @@ def test_pool_of_slurm_nodes_becomes_idle_runs_tasks_and_leaves_no_job(
     delete_and_wait(client, slurm, pool_id)
     assert not active_jobs(slurm)
     # Each job removed its node's root, and the agent's log with it (the agent ended cleanly).
-    left = [path.name for path in (slurm_service.data_dir / "slurm-nodes").iterdir()]
-    assert not [name for name in left if name.removesuffix(".log") in nodes]
+    left = [
+        path for path in (slurm_service.data_dir / "slurm-nodes").iterdir() if path.name.removesuffix(".log") in nodes
+    ]
+    assert not left, {path.name: path.read_text()[-3000:] if path.is_file() else "(directory)" for path in left}
 
 
 def test_node_stays_creating_while_its_job_pends_and_resize_down_cancels_the_released_jobs(

@@ -113,12 +113,15 @@ exec >>{shlex.quote(log)} 2>&1
 {launch.token}
 BATCHYARD_NODE_TOKEN
 agent=$!
-# Slurm signals every process of the job, the agent too: the script only outlives it to remove its root
-# (a trapped signal interrupts `wait`; the last one gives the agent's own exit status).
+# Slurm signals every process of the job, the agent too: the script only outlives it to remove its root.
+# A trapped signal interrupts `wait` (status 143) while the agent still runs: wait again. The status is
+# taken from the `wait` that saw the agent end (once reaped, a further `wait` may not know its status).
 trap : TERM
-while kill -0 $agent 2>/dev/null; do wait $agent; done
-wait $agent
-status=$?
+while :; do
+    wait $agent
+    status=$?
+    kill -0 $agent 2>/dev/null || break
+done
 echo "batchyard: the agent exited with status $status"
 rm -rf {shlex.quote(root)}
 # Ended cleanly, or by Slurm's SIGTERM (which may come while it is already shutting down): no log to keep.
