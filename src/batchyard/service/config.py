@@ -126,8 +126,7 @@ class Settings:
     def base_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"http://{_url_host(self.host)}:{self.port}"
 
     @property
     def https_url(self) -> str | None:
@@ -135,9 +134,16 @@ class Settings:
         if self.https_port is None:
             return None
         host = urlsplit(self.public_url).hostname if self.public_url else None
-        host = host or self.host
-        host = f"[{host}]" if ":" in host else host
-        return f"https://{host}:{self.https_port}"
+        return f"https://{_url_host(host or self.host)}:{self.https_port}"
+
+
+# A service listening on every address is reached (and its certificate is made for) the loopback's.
+_WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+
+
+def _url_host(host: str) -> str:
+    host = _WILDCARDS.get(host, host)
+    return f"[{host}]" if ":" in host else host
 
 
 class SettingsError(Exception):
