@@ -15,6 +15,8 @@ from batchyard.agent.command import AGENT_HELP, add_agent_arguments, run_agent_c
 from batchyard.cli.applications import add_application_commands, run_application_command
 from batchyard.cli.autoscale import add_autoscale_commands, add_autoscale_options, autoscale_timing
 from batchyard.cli.client import CommandError, add_connection_options, call
+from batchyard.cli.commands import register
+from batchyard.cli.resources import RESOURCE_COMMANDS
 from batchyard.cli.https import add_https_options
 from batchyard.cli.nodes import add_node_commands, run_node_command
 from batchyard.cli.principals import add_principal_commands, run_principal_command
@@ -38,13 +40,21 @@ from batchyard.service.storage.options import add_storage_options
 
 
 def main(argv: list[str] | None = None) -> int:
+    from importlib.metadata import version
+
     parser = argparse.ArgumentParser(prog="batchyard", description="A self-hostable Azure Batch service.")
+    parser.add_argument("--version", action="version", version=f"batchyard {version('batchyard')}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the Batch service")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
-    serve.add_argument("--data-dir", type=Path, default=Path("./batchyard-data"))
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default: {DEFAULT_PORT})")
+    serve.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("./batchyard-data"),
+        help="where the service keeps its state, nodes and files (default: ./batchyard-data)",
+    )
     serve.add_argument(
         "--database",
         default=os.environ.get("BATCHYARD_DATABASE"),
@@ -63,7 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         help="file whose first line is the base64 account key (or BATCHYARD_ACCOUNT_KEY_FILE)",
     )
     serve.add_argument("--public-url", help="URL clients and nodes use to reach the service")
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        type=str.lower,
+        choices=("debug", "info", "warning", "error", "critical"),
+        help="the service log's threshold (default: info)",
+    )
     serve.add_argument(
         "--adjustable-clock",
         action="store_true",
@@ -140,15 +156,20 @@ def main(argv: list[str] | None = None) -> int:
     add_node_commands(commands)
     add_principal_commands(commands)
     add_store_commands(commands)
+    register(commands, RESOURCE_COMMANDS)
 
     add_agent_arguments(commands.add_parser("agent", help=AGENT_HELP))
 
     join = commands.add_parser("join-token", help="print the token agents on other hosts use to join a pool")
     add_connection_options(join)
-    join.add_argument("--pool", required=True)
+    join.add_argument("--pool", required=True, help="the pool the agents join")
     join.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)  # older scripts pass it; the service answers
 
     args = parser.parse_args(argv)
+    if getattr(args, "resource_command", None) is not None:
+        from batchyard.cli.commands import run
+
+        return run(args)
     if args.command == "serve":
         return _serve(args)
     if args.command == "join-token":
@@ -336,7 +357,7 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
         http=guarded_protocol(ConnectionGuard(max_connections, args.header_timeout)),
         timeout_keep_alive=args.keep_alive_timeout,
         backlog=backlog,
-        ws="websockets",
+        ws="websockets-sansio",  # the legacy websockets implementation warns at every start
         ws_per_message_deflate=False,  # agents are on a local or trusted link; compression costs CPU per task
         # X-Forwarded-* headers are not trusted (uvicorn trusts them from 127.0.0.1): a local client could
         # otherwise make a plain-HTTP request count as HTTPS, where bearer tokens are taken.
