@@ -16,10 +16,10 @@ from batchyard.cli.applications import add_application_commands, run_application
 from batchyard.cli.autoscale import add_autoscale_commands, add_autoscale_options, autoscale_timing
 from batchyard.cli.client import CommandError, add_connection_options, call
 from batchyard.cli.commands import register
-from batchyard.cli.resources import RESOURCE_COMMANDS
 from batchyard.cli.https import add_https_options
 from batchyard.cli.nodes import add_node_commands, run_node_command
 from batchyard.cli.principals import add_principal_commands, run_principal_command
+from batchyard.cli.resources import RESOURCE_COMMANDS
 from batchyard.cli.slurm import add_slurm_options, slurm_options
 from batchyard.cli.store import add_store_commands, run_store_command
 from batchyard.service.config import (

@@ -151,9 +151,8 @@ def _enable_autoscale_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _enable_autoscale(args: argparse.Namespace) -> Done:
-    body = compact(
-        {"autoScaleFormula": args.auto_scale_formula, "autoScaleEvaluationInterval": args.auto_scale_evaluation_interval}
-    )
+    interval = args.auto_scale_evaluation_interval
+    body = compact({"autoScaleFormula": args.auto_scale_formula, "autoScaleEvaluationInterval": interval})
     call(args, "POST", f"/pools/{seg(args.pool_id)}/enableautoscale", body)
     return Done(f"Autoscale enabled on pool {args.pool_id}")
 
