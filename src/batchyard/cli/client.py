@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.client import HTTPResponse
 from typing import Any
 
@@ -105,15 +104,3 @@ def list_all(args: argparse.Namespace, path: str, query: dict[str, str] | None =
         params = dict(urllib.parse.parse_qsl(split.query))
         params.pop("api-version", None)
         page = call(args, "GET", split.path, query=params)
-
-
-def print_result(run: Callable[[], Any]) -> int:
-    """A command's exit status: its JSON answer printed (0), or the error on stderr (1)."""
-    try:
-        result = run()
-    except CommandError as exc:
-        print(f"batchyard: {exc}", file=sys.stderr)
-        return 1
-    if result is not None:
-        print(json.dumps(result, indent=2))
-    return 0

@@ -90,12 +90,18 @@ def register(subcommands: Any, commands: Iterable[Command]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     command: Command = args.resource_command
+    return finish(args, lambda: command.run(args), command.columns)
+
+
+def finish(args: argparse.Namespace, act: Callable[[], Any], columns: Sequence[Column] = ()) -> int:
+    """Run a command, print its answer (or what it did) and return its exit status."""
     try:
-        result = command.run(args)
+        result = act()
         if isinstance(result, Done):
-            print(result.message)
+            if getattr(args, "output", None) != "none":
+                print(result.message)
         else:
-            emit(args, result, command.columns)
+            emit(args, result, columns)
     except CommandError as exc:
         print(f"batchyard: {exc}", file=sys.stderr)
         for detail in (exc.body or {}).get("values", []) if isinstance(exc.body, dict) else []:

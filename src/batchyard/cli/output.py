@@ -1,4 +1,4 @@
-"""The one output style of the `batchyard` commands, as az's: `-o table|json|jsonc|tsv` and `--query`.
+"""The one output style of the `batchyard` commands, as az's: `-o table|json|jsonc|tsv|none`, `--query`.
 
 `--query` (JMESPath) applies first, to the JSON answer; then the format. A table shows a command's
 own columns (or, after a --query, the scalar fields of what it selected) and shrinks its widest
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-FORMATS = ("table", "json", "jsonc", "tsv")
+FORMATS = ("table", "json", "jsonc", "tsv", "none")
 
 
 @dataclass(frozen=True)
@@ -43,16 +43,26 @@ def add_output_options(parser: argparse.ArgumentParser, default: str = "json") -
     parser.add_argument("--query", help="a JMESPath query applied to the JSON answer before it is printed")
 
 
+@dataclass(frozen=True)
+class Answer:
+    """An answer with table columns of its own (other than its command's)."""
+
+    value: Any
+    columns: Sequence[Column]
+
+
 def emit(args: argparse.Namespace, result: Any, columns: Sequence[Column] = (), out: TextIO | None = None) -> None:
     """Print a command's answer in the chosen format; nothing for None."""
     out = out or sys.stdout
+    if isinstance(result, Answer):
+        result, columns = result.value, result.columns
     query = getattr(args, "query", None)
     if query:
         result = apply_query(query, result)
         columns = ()  # the columns are those of what the query selected
-    if result is None:
-        return
     fmt = getattr(args, "output", "json")
+    if result is None or fmt == "none":
+        return
     if fmt == "json":
         print(json.dumps(result, indent=2), file=out)
     elif fmt == "jsonc":
@@ -97,12 +107,15 @@ def render_table(items: list[Any], columns: Sequence[Column] = (), width: int | 
 
 
 def _fit(widths: list[int], minimums: list[int], total: int) -> None:
-    """Narrow the widest columns (never below their header, nor 6) until the row fits `total`."""
+    """Narrow the widest columns (never below their header, nor 6) until the row fits `total`; the
+    first column (the id, what a reader copies into the next command) only when nothing else can."""
+    floors = [max(6, min(m, 12)) for m in minimums]
     while sum(widths) + 2 * (len(widths) - 1) > total:
-        widest = max(range(len(widths)), key=lambda i: widths[i])
-        if widths[widest] <= max(6, min(minimums[widest], 12)):
+        others = [i for i in range(1, len(widths)) if widths[i] > floors[i]]
+        candidates = others or [i for i in range(len(widths)) if widths[i] > floors[i]]
+        if not candidates:
             return  # nothing left to narrow: the terminal wraps
-        widths[widest] -= 1
+        widths[max(candidates, key=lambda i: widths[i])] -= 1
 
 
 def _line(cells: list[str], widths: list[int]) -> str:
