@@ -54,6 +54,7 @@ def open_request(
     body: Any = None,
     query: dict[str, str] | None = None,
     timeout: float | None = 60,
+    headers: dict[str, str] | None = None,
 ) -> HTTPResponse:
     """Send a signed request; the open response (the caller reads and closes it), or CommandError."""
     from batchyard.service.auth import format_ocp_date, sign_request
@@ -61,7 +62,7 @@ def open_request(
     params = urllib.parse.urlencode({"api-version": API_VERSION, **(query or {})}, quote_via=urllib.parse.quote)
     url = f"{args.endpoint.rstrip('/')}{path}?{params}"
     data = json.dumps(body).encode() if body is not None else None
-    headers = {"ocp-date": format_ocp_date()}
+    headers = {"ocp-date": format_ocp_date(), **(headers or {})}
     if data is not None:
         headers.update({"content-type": "application/json; odata=minimalmetadata", "content-length": str(len(data))})
     headers["Authorization"] = sign_request(args.account_name, args.account_key, method, url, headers)

@@ -33,9 +33,10 @@ class UsageError(Exception):
 class WaitFailed(Exception):
     """A `wait` saw what it waited for end badly (its exit status is `status`)."""
 
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: int, answer: Any = None) -> None:
         super().__init__(message)
         self.status = status
+        self.answer = answer  # printed as a success's would be
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ def finish(args: argparse.Namespace, act: Callable[[], Any], columns: Sequence[C
         print(f"batchyard: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except WaitFailed as exc:
+        if exc.answer is not None:
+            emit(args, exc.answer, columns)
         print(f"batchyard: {exc}", file=sys.stderr)
         return exc.status
     except KeyboardInterrupt:
