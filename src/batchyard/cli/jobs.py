@@ -35,7 +35,6 @@ SCHEDULE_COLUMNS = (
     Column("Recurrence", "schedule.recurrenceInterval"),
     Column("Pool", "jobSpecification.poolInfo.poolId"),
     Column("Recent job", "executionInfo.recentJob.id"),
-    Column("Next run", "executionInfo.nextRunTime"),
 )
 TASK_COUNT_COLUMNS = (
     Column("Active", "taskCounts.active"),

@@ -39,7 +39,7 @@ from batchyard.service.diagnostics.options import add_diagnostic_options
 from batchyard.service.storage.options import add_storage_options
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     from importlib.metadata import version
 
     parser = argparse.ArgumentParser(prog="batchyard", description="A self-hostable Azure Batch service.")
@@ -165,7 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     join.add_argument("--pool", required=True, help="the pool the agents join")
     join.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)  # older scripts pass it; the service answers
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if getattr(args, "resource_command", None) is not None:
         from batchyard.cli.commands import run
 

@@ -27,9 +27,9 @@ COLUMNS = (
     Column("State", "state"),
     Column("Alloc", "allocationState"),
     Column("VM Size", "vmSize"),
-    Column("Dedicated", "join('/', [to_string(currentDedicatedNodes), to_string(targetDedicatedNodes)])"),
+    Column("Nodes", "join('/', [to_string(currentDedicatedNodes), to_string(targetDedicatedNodes)])"),
     Column("Spot", "join('/', [to_string(currentLowPriorityNodes), to_string(targetLowPriorityNodes)])"),
-    Column("Autoscale", "enableAutoScale"),
+    Column("Auto", "enableAutoScale"),
 )
 DEFAULT_IMAGE = "canonical:0001-com-ubuntu-server-jammy:22_04-lts:latest"
 DEFAULT_AGENT_SKU = "batch.node.ubuntu 22.04"

@@ -21,7 +21,9 @@ def add_principal_commands(commands: Any) -> None:
     actions = principals.add_subparsers(dest="principal_action", required=True)
     create = actions.add_parser("create", help="a new principal; prints its credentials as JSON (the secret once)")
     create.add_argument("--name", required=True, help="display name")
-    create.add_argument("--role", choices=("contributor", "reader"), default="contributor")
+    create.add_argument(
+        "--role", choices=("contributor", "reader"), default="contributor", help="reader: read-only requests"
+    )
     create.add_argument(
         "--account",
         default=os.environ.get("BATCHYARD_ACCOUNT_NAME", DEV_ACCOUNT_NAME),
@@ -35,7 +37,7 @@ def add_principal_commands(commands: Any) -> None:
     )
     listing = actions.add_parser("list", help="the principals (never their secrets) as JSON")
     delete = actions.add_parser("delete", help="remove a principal: its tokens stop working at once")
-    delete.add_argument("--client-id", required=True)
+    delete.add_argument("--client-id", required=True, help="the principal's client id")
     for action in (create, listing, delete):
         action.add_argument("--data-dir", type=Path, default=Path("./batchyard-data"), help="the service's data")
 
