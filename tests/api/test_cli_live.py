@@ -129,3 +129,8 @@ def test_pool_heatmap(live: tuple[Service, Any]) -> None:
     coloured = ok(service, "pool", "heatmap", "--pool-id", POOL, FORCE_COLOR="1")
     assert "\x1b[" in coloured
     assert as_json(service, "pool", "heatmap", "--pool-id", POOL)["nodes"] == 1
+
+
+def test_serve_starts_without_a_deprecation_warning(live: tuple[Service, Any]) -> None:
+    service, _ = live  # its agents reached it over the sansio WebSockets (the module's tasks ran)
+    assert "DeprecationWarning" not in service.log()
