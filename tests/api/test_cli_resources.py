@@ -162,7 +162,7 @@ def test_job_schedules(service: Service, pool: str, unique: Any) -> None:
 
 def test_node_commands_users_and_files(service: Service, pool: str, tmp_path: Path) -> None:
     rows = table_rows(ok(service, "node", "list", "--pool-id", pool))
-    assert rows[0] == ["Id", "State", "Scheduling", "Dedicated", "Running"]
+    assert rows[0] == ["Id", "State", "Sched", "Dedicated", "Tasks"]
     node = rows[1][0]
     assert len(node) > 30  # the id column is kept whole in 80 columns
     assert as_json(service, "node", "show", "--pool-id", pool, "--node-id", node)["id"] == node
@@ -222,7 +222,7 @@ def test_node_commands_users_and_files(service: Service, pool: str, tmp_path: Pa
 
 def test_older_nodes_commands_share_the_output_style(service: Service, pool: str) -> None:
     rows = table_rows(ok(service, "nodes", "list", pool))
-    assert rows[0] == ["Id", "State", "Scheduling", "Dedicated", "Running"] and len(rows) == 3
+    assert rows[0] == ["Id", "State", "Sched", "Dedicated", "Tasks"] and len(rows) == 3
     assert len(as_json(service, "nodes", "list", pool)) == 2
     node = rows[1][0]
     ok(service, "nodes", "disable-scheduling", pool, node)

@@ -24,9 +24,9 @@ from batchyard.cli.output import Column
 COLUMNS = (
     Column("Id", "id"),
     Column("State", "state"),
-    Column("Scheduling", "schedulingState"),
+    Column("Sched", "schedulingState"),
     Column("Dedicated", "isDedicated"),
-    Column("Running", "runningTasksCount"),
+    Column("Tasks", "runningTasksCount"),  # narrow headers: a node id takes 40 of 80 columns
 )
 _OPTIONS = ("requeue", "terminate", "taskcompletion", "retaineddata")
 # command -> (REST suffix, body option, its choices, what the message says)
