@@ -89,6 +89,16 @@ def test_pool_created_from_options_resized_autoscaled_and_deleted(service: Servi
     )
     assert enabled == f"Autoscale enabled on pool {pool_id}\n"
     assert as_json(service, "pool", "show", "--pool-id", pool_id)["enableAutoScale"] is True
+    evaluate = [
+        "pool",
+        "autoscale",
+        "evaluate",
+        "--pool-id",
+        pool_id,
+        "--auto-scale-formula",
+        "$TargetDedicatedNodes = 2;",
+    ]
+    assert "$TargetDedicatedNodes=2" in as_json(service, *evaluate)["results"]
     ok(service, "pool", "autoscale", "disable", "--pool-id", pool_id)
     assert as_json(service, "pool", "show", "--pool-id", pool_id)["enableAutoScale"] is False
     changed = as_json(service, "pool", "set", "--pool-id", pool_id, "--metadata", "c=d")

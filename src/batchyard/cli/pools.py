@@ -162,6 +162,17 @@ def _disable_autoscale(args: argparse.Namespace) -> Done:
     return Done(f"Autoscale disabled on pool {args.pool_id}")
 
 
+def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    _pool_id(parser)
+    parser.add_argument("--auto-scale-formula", required=True, help="the formula to evaluate")
+
+
+def _evaluate(args: argparse.Namespace) -> Any:
+    """az's evaluate (the pool must have autoscale on); `batchyard autoscale evaluate` shows more."""
+    body = {"autoScaleFormula": args.auto_scale_formula}
+    return call(args, "POST", f"/pools/{seg(args.pool_id)}/evaluateautoscale", body)
+
+
 def _delete(args: argparse.Namespace) -> Done:
     call(args, "DELETE", f"/pools/{seg(args.pool_id)}")
     return Done(f"Deleting pool {args.pool_id}")
@@ -176,6 +187,7 @@ def _show_arguments(parser: argparse.ArgumentParser) -> None:
     add_show_options(parser, expand=True)
 
 
+EVALUATION_COLUMNS = (Column("Timestamp", "timestamp"), Column("Results", "results"), Column("Error", "error.code"))
 NODE_COUNT_COLUMNS = (
     Column("Pool", "poolId"),
     Column("Idle", "dedicated.idle"),
@@ -213,6 +225,13 @@ COMMANDS = (
         _enable_autoscale_arguments,
     ),
     Command(("pool", "autoscale", "disable"), "stop scaling a pool by formula", _disable_autoscale, _pool_id),
+    Command(
+        ("pool", "autoscale", "evaluate"),
+        "evaluate a formula on a pool with autoscale on (its variables: `batchyard autoscale evaluate`)",
+        _evaluate,
+        _evaluate_arguments,
+        EVALUATION_COLUMNS,
+    ),
     Command(
         ("pool", "node-counts", "list"),
         "node counts by state, per pool",
