@@ -14,12 +14,12 @@ from pathlib import Path
 from batchyard.agent.command import AGENT_HELP, add_agent_arguments, run_agent_command
 from batchyard.cli.applications import add_application_commands, run_application_command
 from batchyard.cli.autoscale import add_autoscale_commands, add_autoscale_options, autoscale_timing
-from batchyard.cli.client import CommandError, add_connection_options, call
 from batchyard.cli.commands import register
 from batchyard.cli.https import add_https_options
 from batchyard.cli.nodes import add_node_commands, run_node_command
 from batchyard.cli.principals import add_principal_commands, run_principal_command
 from batchyard.cli.resources import RESOURCE_COMMANDS
+from batchyard.cli.setup_commands import add_setup_commands, install_azurite, join_token
 from batchyard.cli.slurm import add_slurm_options, slurm_options
 from batchyard.cli.store import add_store_commands, run_store_command
 from batchyard.service.config import (
@@ -150,7 +150,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_diagnostic_options(serve)
     add_autoscale_options(serve)
     add_slurm_options(serve)
-    commands.add_parser("install-azurite", help="install the Azure Storage emulator (npm) that --azurite starts")
     add_application_commands(commands)
     add_autoscale_commands(commands)
     add_node_commands(commands)
@@ -160,11 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_agent_arguments(commands.add_parser("agent", help=AGENT_HELP))
 
-    join = commands.add_parser("join-token", help="print the token agents on other hosts use to join a pool")
-    add_connection_options(join)
-    join.add_argument("--pool", required=True, help="the pool the agents join")
-    join.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)  # older scripts pass it; the service answers
-
+    add_setup_commands(commands)
     return parser
 
 
@@ -177,9 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(args)
     if args.command == "join-token":
-        return _join_token(args)
+        return join_token(args)
     if args.command == "install-azurite":
-        return _install_azurite()
+        return install_azurite()
     if args.command == "nodes":
         return run_node_command(args)
     if args.command == "principals":
@@ -193,19 +188,6 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_autoscale_command(args)
     return run_agent_command(args)
-
-
-def _join_token(args: argparse.Namespace) -> int:
-    """Ask the running service (signed with the account key) for the pool's join token."""
-    from urllib.parse import quote
-
-    try:
-        answer = call(args, "GET", f"/_batchyard/pools/{quote(args.pool, safe='')}/jointoken")
-    except CommandError as exc:
-        print(f"batchyard: {exc}", file=sys.stderr)
-        return 2
-    print(answer["joinToken"])
-    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -290,17 +272,6 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         if azurite is not None:
             azurite.stop()
-
-
-def _install_azurite() -> int:
-    from batchyard.service.storage.azurite import AzuriteError, ensure_installed
-
-    try:
-        print(ensure_installed())
-    except AzuriteError as exc:
-        print(f"batchyard: {exc}", file=sys.stderr)
-        return 2
-    return 0
 
 
 def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: tuple[str, ...]) -> int:
