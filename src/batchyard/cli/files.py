@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -13,6 +14,10 @@ from urllib.parse import quote
 from batchyard.cli.client import call, list_all, open_request
 from batchyard.cli.commands import Command, Done, add_list_options, list_query, seg
 from batchyard.cli.output import Column
+
+Base = Callable[[argparse.Namespace], str]  # the files URL of a task or a node
+Arguments = Callable[[argparse.ArgumentParser], None]
+Run = Callable[[argparse.Namespace], Any]
 
 COLUMNS = (
     Column("Name", "name"),
@@ -49,7 +54,7 @@ def _list_arguments(parser: argparse.ArgumentParser) -> None:
     add_list_options(parser)
 
 
-def _list(base: Any) -> Any:
+def _list(base: Base) -> Run:
     def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         recursive = {"recursive": "true"} if args.recursive else {}
         return list(list_all(args, base(args), {**list_query(args), **recursive}))
@@ -57,7 +62,7 @@ def _list(base: Any) -> Any:
     return run
 
 
-def _show(base: Any) -> Any:
+def _show(base: Base) -> Run:
     def run(args: argparse.Namespace) -> dict[str, Any]:
         with open_request(args, "HEAD", f"{base(args)}/{quote(args.file_path)}") as response:
             headers = response.headers
@@ -76,7 +81,7 @@ def _show(base: Any) -> Any:
     return run
 
 
-def _download_arguments(ids: Any) -> Any:
+def _download_arguments(ids: Arguments) -> Arguments:
     def arguments(parser: argparse.ArgumentParser) -> None:
         ids(parser)
         _file_path(parser)
@@ -87,7 +92,7 @@ def _download_arguments(ids: Any) -> Any:
     return arguments
 
 
-def _download(base: Any) -> Any:
+def _download(base: Base) -> Run:
     def run(args: argparse.Namespace) -> Done | None:
         with open_request(args, "GET", f"{base(args)}/{quote(args.file_path)}", timeout=None) as response:
             if str(args.destination) == "-":
@@ -101,7 +106,7 @@ def _download(base: Any) -> Any:
     return run
 
 
-def _delete_arguments(ids: Any) -> Any:
+def _delete_arguments(ids: Arguments) -> Arguments:
     def arguments(parser: argparse.ArgumentParser) -> None:
         ids(parser)
         _file_path(parser)
@@ -110,7 +115,7 @@ def _delete_arguments(ids: Any) -> Any:
     return arguments
 
 
-def _delete(base: Any) -> Any:
+def _delete(base: Base) -> Run:
     def run(args: argparse.Namespace) -> Done:
         path = f"{base(args)}/{quote(args.file_path)}"
         call(args, "DELETE", path, query={"recursive": "true"} if args.recursive else None)
@@ -119,7 +124,7 @@ def _delete(base: Any) -> Any:
     return run
 
 
-def _with(ids: Any, more: Any) -> Any:
+def _with(ids: Arguments, more: Arguments) -> Arguments:
     def arguments(parser: argparse.ArgumentParser) -> None:
         ids(parser)
         more(parser)
@@ -127,7 +132,7 @@ def _with(ids: Any, more: Any) -> Any:
     return arguments
 
 
-def _commands(owner: str, ids: Any, base: Any) -> tuple[Command, ...]:
+def _commands(owner: str, ids: Arguments, base: Base) -> tuple[Command, ...]:
     return (
         Command(
             (owner, "file", "list"),

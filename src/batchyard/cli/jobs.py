@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from batchyard.cli.client import call
@@ -148,7 +149,7 @@ def _stop(args: argparse.Namespace) -> Done:
     return Done(f"Terminating job {args.job_id}")
 
 
-def _simple(verb: str, suffix: str | None, method: str = "POST") -> Any:
+def _simple(verb: str, suffix: str | None, method: str = "POST") -> Callable[[argparse.Namespace], Done]:
     def run(args: argparse.Namespace) -> Done:
         path = f"/jobs/{seg(args.job_id)}" + (f"/{suffix}" if suffix else "")
         call(args, method, path)
@@ -181,7 +182,7 @@ def _schedule_show_arguments(parser: argparse.ArgumentParser) -> None:
     add_show_options(parser, expand=True)
 
 
-def _schedule_action(verb: str, suffix: str | None, method: str = "POST") -> Any:
+def _schedule_action(verb: str, suffix: str | None, method: str = "POST") -> Callable[[argparse.Namespace], Done]:
     def run(args: argparse.Namespace) -> Done:
         path = f"/jobschedules/{seg(args.job_schedule_id)}" + (f"/{suffix}" if suffix else "")
         call(args, method, path)

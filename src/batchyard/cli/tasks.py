@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from batchyard.cli.client import call
@@ -106,7 +107,7 @@ def _path(args: argparse.Namespace) -> str:
     return f"/jobs/{seg(args.job_id)}/tasks/{seg(args.task_id)}"
 
 
-def _action(verb: str, suffix: str | None, method: str = "POST") -> Any:
+def _action(verb: str, suffix: str | None, method: str = "POST") -> Callable[[argparse.Namespace], Done]:
     def run(args: argparse.Namespace) -> Done:
         call(args, method, _path(args) + (f"/{suffix}" if suffix else ""))
         return Done(f"{verb} task {args.task_id} of job {args.job_id}")
