@@ -15,6 +15,7 @@ import pytest
 from azure.batch import models as m
 from azure.core.exceptions import HttpResponseError
 
+from tests.api.cli_support import table_rows
 from tests.api.helpers import create_job, create_pool, vm_config
 from tests.conftest import Service, advance_clock, make_client, start_service, wait_for
 
@@ -115,7 +116,8 @@ def test_a_preempted_nodes_running_task_finishes_elsewhere_exactly_once(
     dedicated = nodes_cli(service, "preempt", pool_id, node_d.id)
     assert dedicated.returncode == 1 and "OperationNotValidOnNode" in dedicated.stderr
     listing = nodes_cli(service, "list", pool_id)
-    assert f"{node_p.id}  preempted" in listing.stdout and "dedicated=false" in listing.stdout
+    rows = {row[0]: row for row in table_rows(listing.stdout)[1:]}  # Id, State, Sched, Dedicated, Tasks
+    assert rows[node_p.id][1] == "preempted" and rows[node_p.id][3] == "false"
     client.begin_delete_pool(pool_id)
 
 

@@ -10,12 +10,14 @@ AGENT_HELP = "run a compute node agent"
 
 
 def add_agent_arguments(agent: argparse.ArgumentParser) -> None:
-    agent.add_argument("--service-url", required=True)
+    agent.add_argument("--service-url", required=True, help="the Batch service the agent connects to")
     agent.add_argument("--root", type=Path, required=True, help="the node's root directory")
     agent.add_argument("--node-id", help="(local provider) the node this agent serves")
     agent.add_argument("--pool", help="(another host) join this pool, with --join-token or BATCHYARD_JOIN_TOKEN")
     agent.add_argument("--join-token", help="the pool's join token (see `batchyard join-token`)")
-    agent.add_argument("--orphan-timeout", type=float, default=600.0)
+    agent.add_argument(
+        "--orphan-timeout", type=float, default=600.0, help="seconds without the service before the agent stops"
+    )
     agent.add_argument("--token-stdin", action="store_true", help="read the node token from standard input")
     agent.add_argument(
         "--remote-login-address",

@@ -55,7 +55,7 @@ def add_autoscale_commands(commands: Any) -> None:
     actions = command.add_subparsers(dest="autoscale_command", required=True)
     evaluate = actions.add_parser("evaluate", help="evaluate a formula against a pool's live samples")
     add_connection_options(evaluate)
-    evaluate.add_argument("--pool", required=True)
+    evaluate.add_argument("--pool", required=True, help="the pool whose samples the formula reads")
     source = evaluate.add_mutually_exclusive_group(required=True)
     source.add_argument("--formula", help="the formula text")
     source.add_argument("--file", type=Path, help="a file with the formula ('-' for standard input)")

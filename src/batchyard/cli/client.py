@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Iterator
+from http.client import HTTPResponse
 from typing import Any
 
 from batchyard.service.config import DEFAULT_PORT, DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
@@ -28,26 +29,46 @@ class CommandError(Exception):
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
     default_url = os.environ.get("BATCHYARD_ENDPOINT") or os.environ.get("BATCHYARD_URL")
     parser.add_argument(
-        "--endpoint", "--url", dest="endpoint", default=default_url or f"http://127.0.0.1:{DEFAULT_PORT}"
+        "--endpoint",
+        "--url",
+        dest="endpoint",
+        default=default_url or f"http://127.0.0.1:{DEFAULT_PORT}",
+        help="the service's URL (or BATCHYARD_ENDPOINT; default: the local development service)",
     )
-    parser.add_argument("--account-name", default=os.environ.get("BATCHYARD_ACCOUNT_NAME", DEV_ACCOUNT_NAME))
-    parser.add_argument("--account-key", default=os.environ.get("BATCHYARD_ACCOUNT_KEY", DEV_ACCOUNT_KEY))
+    parser.add_argument(
+        "--account-name",
+        default=os.environ.get("BATCHYARD_ACCOUNT_NAME", DEV_ACCOUNT_NAME),
+        help="the Batch account (or BATCHYARD_ACCOUNT_NAME; default: the development account)",
+    )
+    parser.add_argument(
+        "--account-key",
+        default=os.environ.get("BATCHYARD_ACCOUNT_KEY", DEV_ACCOUNT_KEY),
+        help="its base64 Shared Key (or BATCHYARD_ACCOUNT_KEY, which other local users cannot read)",
+    )
 
 
-def call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
-    """Send a signed request; the decoded JSON answer (None when empty), or CommandError."""
+def open_request(
+    args: argparse.Namespace,
+    method: str,
+    path: str,
+    body: Any = None,
+    query: dict[str, str] | None = None,
+    timeout: float | None = 60,
+    headers: dict[str, str] | None = None,
+) -> HTTPResponse:
+    """Send a signed request; the open response (the caller reads and closes it), or CommandError."""
     from batchyard.service.auth import format_ocp_date, sign_request
 
-    url = f"{args.endpoint.rstrip('/')}{path}?api-version={API_VERSION}"
+    params = urllib.parse.urlencode({"api-version": API_VERSION, **(query or {})}, quote_via=urllib.parse.quote)
+    url = f"{args.endpoint.rstrip('/')}{path}?{params}"
     data = json.dumps(body).encode() if body is not None else None
-    headers = {"ocp-date": format_ocp_date()}
+    headers = {"ocp-date": format_ocp_date(), **(headers or {})}
     if data is not None:
-        headers.update({"content-type": "application/json", "content-length": str(len(data))})
+        headers.update({"content-type": "application/json; odata=minimalmetadata", "content-length": str(len(data))})
     headers["Authorization"] = sign_request(args.account_name, args.account_key, method, url, headers)
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            raw = response.read()
+        response: HTTPResponse = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")
         error: Any = None
@@ -57,18 +78,30 @@ def call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> 
         except (ValueError, KeyError, TypeError):
             pass
         raise CommandError(f"{method} {path}: HTTP {exc.code}: {detail}", exc.code, error) from None
-    except urllib.error.URLError as exc:
-        raise CommandError(f"cannot reach the service at {args.endpoint}: {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CommandError(f"cannot reach the service at {args.endpoint}: {reason}") from None
+    return response
+
+
+def call(
+    args: argparse.Namespace, method: str, path: str, body: Any = None, query: dict[str, str] | None = None
+) -> Any:
+    """Send a signed request; the decoded JSON answer (None when empty), or CommandError."""
+    with open_request(args, method, path, body, query) as response:
+        raw = response.read()
     return json.loads(raw) if raw else None
 
 
-def print_result(run: Callable[[], Any]) -> int:
-    """A command's exit status: its JSON answer printed (0), or the error on stderr (1)."""
-    try:
-        result = run()
-    except CommandError as exc:
-        print(f"batchyard: {exc}", file=sys.stderr)
-        return 1
-    if result is not None:
-        print(json.dumps(result, indent=2))
-    return 0
+def list_all(args: argparse.Namespace, path: str, query: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    """Every item of a Batch list, following odata.nextLink from page to page."""
+    page = call(args, "GET", path, query=query)
+    while True:
+        yield from page.get("value", [])
+        next_link = page.get("odata.nextLink")
+        if not next_link:
+            return
+        split = urllib.parse.urlsplit(next_link)
+        params = dict(urllib.parse.parse_qsl(split.query))
+        params.pop("api-version", None)
+        page = call(args, "GET", split.path, query=params)

@@ -14,10 +14,12 @@ from pathlib import Path
 from batchyard.agent.command import AGENT_HELP, add_agent_arguments, run_agent_command
 from batchyard.cli.applications import add_application_commands, run_application_command
 from batchyard.cli.autoscale import add_autoscale_commands, add_autoscale_options, autoscale_timing
-from batchyard.cli.client import CommandError, add_connection_options, call
+from batchyard.cli.commands import register
 from batchyard.cli.https import add_https_options
 from batchyard.cli.nodes import add_node_commands, run_node_command
 from batchyard.cli.principals import add_principal_commands, run_principal_command
+from batchyard.cli.resources import RESOURCE_COMMANDS
+from batchyard.cli.setup_commands import add_setup_commands, install_azurite, join_token
 from batchyard.cli.slurm import add_slurm_options, slurm_options
 from batchyard.cli.store import add_store_commands, run_store_command
 from batchyard.service.config import (
@@ -37,14 +39,22 @@ from batchyard.service.diagnostics.options import add_diagnostic_options
 from batchyard.service.storage.options import add_storage_options
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    from importlib.metadata import version
+
     parser = argparse.ArgumentParser(prog="batchyard", description="A self-hostable Azure Batch service.")
+    parser.add_argument("--version", action="version", version=f"batchyard {version('batchyard')}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the Batch service")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
-    serve.add_argument("--data-dir", type=Path, default=Path("./batchyard-data"))
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default: {DEFAULT_PORT})")
+    serve.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("./batchyard-data"),
+        help="where the service keeps its state, nodes and files (default: ./batchyard-data)",
+    )
     serve.add_argument(
         "--database",
         default=os.environ.get("BATCHYARD_DATABASE"),
@@ -63,7 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         help="file whose first line is the base64 account key (or BATCHYARD_ACCOUNT_KEY_FILE)",
     )
     serve.add_argument("--public-url", help="URL clients and nodes use to reach the service")
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        type=str.lower,
+        choices=("debug", "info", "warning", "error", "critical"),
+        help="the service log's threshold (default: info)",
+    )
     serve.add_argument(
         "--adjustable-clock",
         action="store_true",
@@ -134,27 +150,31 @@ def main(argv: list[str] | None = None) -> int:
     add_diagnostic_options(serve)
     add_autoscale_options(serve)
     add_slurm_options(serve)
-    commands.add_parser("install-azurite", help="install the Azure Storage emulator (npm) that --azurite starts")
     add_application_commands(commands)
     add_autoscale_commands(commands)
     add_node_commands(commands)
     add_principal_commands(commands)
     add_store_commands(commands)
+    register(commands, RESOURCE_COMMANDS)
 
     add_agent_arguments(commands.add_parser("agent", help=AGENT_HELP))
 
-    join = commands.add_parser("join-token", help="print the token agents on other hosts use to join a pool")
-    add_connection_options(join)
-    join.add_argument("--pool", required=True)
-    join.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)  # older scripts pass it; the service answers
+    add_setup_commands(commands)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "resource_command", None) is not None:
+        from batchyard.cli.commands import run
+
+        return run(args)
     if args.command == "serve":
         return _serve(args)
     if args.command == "join-token":
-        return _join_token(args)
+        return join_token(args)
     if args.command == "install-azurite":
-        return _install_azurite()
+        return install_azurite()
     if args.command == "nodes":
         return run_node_command(args)
     if args.command == "principals":
@@ -168,19 +188,6 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_autoscale_command(args)
     return run_agent_command(args)
-
-
-def _join_token(args: argparse.Namespace) -> int:
-    """Ask the running service (signed with the account key) for the pool's join token."""
-    from urllib.parse import quote
-
-    try:
-        answer = call(args, "GET", f"/_batchyard/pools/{quote(args.pool, safe='')}/jointoken")
-    except CommandError as exc:
-        print(f"batchyard: {exc}", file=sys.stderr)
-        return 2
-    print(answer["joinToken"])
-    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -267,17 +274,6 @@ def _serve(args: argparse.Namespace) -> int:
             azurite.stop()
 
 
-def _install_azurite() -> int:
-    from batchyard.service.storage.azurite import AzuriteError, ensure_installed
-
-    try:
-        print(ensure_installed())
-    except AzuriteError as exc:
-        print(f"batchyard: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
 def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: tuple[str, ...]) -> int:
     import uvicorn
 
@@ -336,7 +332,7 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
         http=guarded_protocol(ConnectionGuard(max_connections, args.header_timeout)),
         timeout_keep_alive=args.keep_alive_timeout,
         backlog=backlog,
-        ws="websockets",
+        ws="websockets-sansio",  # the legacy websockets implementation warns at every start
         ws_per_message_deflate=False,  # agents are on a local or trusted link; compression costs CPU per task
         # X-Forwarded-* headers are not trusted (uvicorn trusts them from 127.0.0.1): a local client could
         # otherwise make a plain-HTTP request count as HTTPS, where bearer tokens are taken.

@@ -7,13 +7,20 @@ They work on `DATA_DIR/identity/` directly, whether the service runs or not (it 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from batchyard.cli.output import Column, OutputError, add_output_options, emit
 from batchyard.service.config import DEFAULT_PORT, DEV_ACCOUNT_NAME
+
+COLUMNS = (
+    Column("Client id", "clientId"),
+    Column("Name", "name"),
+    Column("Role", "role"),
+    Column("Account", "account"),
+)
 
 
 def add_principal_commands(commands: Any) -> None:
@@ -21,7 +28,9 @@ def add_principal_commands(commands: Any) -> None:
     actions = principals.add_subparsers(dest="principal_action", required=True)
     create = actions.add_parser("create", help="a new principal; prints its credentials as JSON (the secret once)")
     create.add_argument("--name", required=True, help="display name")
-    create.add_argument("--role", choices=("contributor", "reader"), default="contributor")
+    create.add_argument(
+        "--role", choices=("contributor", "reader"), default="contributor", help="reader: read-only requests"
+    )
     create.add_argument(
         "--account",
         default=os.environ.get("BATCHYARD_ACCOUNT_NAME", DEV_ACCOUNT_NAME),
@@ -35,9 +44,10 @@ def add_principal_commands(commands: Any) -> None:
     )
     listing = actions.add_parser("list", help="the principals (never their secrets) as JSON")
     delete = actions.add_parser("delete", help="remove a principal: its tokens stop working at once")
-    delete.add_argument("--client-id", required=True)
+    delete.add_argument("--client-id", required=True, help="the principal's client id")
     for action in (create, listing, delete):
         action.add_argument("--data-dir", type=Path, default=Path("./batchyard-data"), help="the service's data")
+        add_output_options(action, "table" if action is listing else "json")
 
 
 def run_principal_command(args: argparse.Namespace) -> int:
@@ -53,12 +63,12 @@ def run_principal_command(args: argparse.Namespace) -> int:
             certificate = args.certificate.read_text() if args.certificate else None
             principal, secret = directory.create(args.name, args.role, args.account, certificate)
             authority = directory.authority or f"https://127.0.0.1:{DEFAULT_PORT + 1}"
-            print(json.dumps(credentials(directory, principal, secret, authority), indent=2))
+            emit(args, credentials(directory, principal, secret, authority))
         elif args.principal_action == "list":
-            print(json.dumps([principal.public() for principal in directory.principals()], indent=2))
+            emit(args, [principal.public() for principal in directory.principals()], COLUMNS)
         else:
-            print(json.dumps(directory.delete(args.client_id).public(), indent=2))
-    except DirectoryError as exc:
+            emit(args, directory.delete(args.client_id).public())
+    except (DirectoryError, OutputError) as exc:
         print(f"batchyard: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -16,7 +16,9 @@ def add_store_commands(commands: Any) -> None:
         help="copy a stopped service's SQLite state (its data directory) into an empty PostgreSQL database;"
         " then run `serve --data-dir DIR --database URL`",
     )
-    migrate.add_argument("--data-dir", type=Path, default=Path("./batchyard-data"))
+    migrate.add_argument(
+        "--data-dir", type=Path, default=Path("./batchyard-data"), help="the data directory of the SQLite store"
+    )
     migrate.add_argument("--to", required=True, metavar="URL", help="the target database (postgresql://...)")
 
 
