@@ -116,7 +116,9 @@ class DashboardApiProxy:
         path = scope["path"][len(API_PREFIX) :]
         refusal = None
         if not sessions_of(request).valid(request.cookies.get(COOKIE)):
-            refusal = errors.auth_failed("Sign in to the dashboard first (the session is missing or has expired).")
+            refusal = BatchError(  # 401, not 403: the page then shows its sign-in form
+                401, "AuthenticationFailed", "Sign in to the dashboard first (the session is missing or has expired)."
+            )
         elif request.method not in ("GET", "HEAD") and request.headers.get(CSRF_HEADER) != "1":
             refusal = errors.auth_failed(f"A dashboard request that changes something needs {CSRF_HEADER}: 1.")
         elif path.startswith("/ui"):

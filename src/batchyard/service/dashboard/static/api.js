@@ -28,7 +28,9 @@ export function nextLinkUrl(nextLink) {
 }
 
 export async function call(url, { method = "GET", body, headers = {} } = {}) {
-  const init = { method, headers: { ...headers }, credentials: "same-origin" };
+  // no-store: a cached answer would be revalidated with If-Modified-Since, whose one-second granularity calls a
+  // task or file changed within the same second "not modified" (304), and the page would keep the stale one.
+  const init = { method, headers: { ...headers }, credentials: "same-origin", cache: "no-store" };
   if (method !== "GET" && method !== "HEAD") init.headers["x-batchyard-dashboard"] = "1";
   if (body !== undefined) {
     init.headers["content-type"] = "application/json; odata=minimalmetadata";

@@ -15,7 +15,7 @@ export function tail(filePath, following, id) {
   let stopped = false;
   let decoder = new TextDecoder();
 
-  const read = async () => {
+  const readOnce = async () => {
     let size;
     try {
       size = await fileSize(filePath);
@@ -42,15 +42,18 @@ export function tail(filePath, following, id) {
     }
     status.textContent = `${offset} bytes${following() ? ", following" : ""}.`;
   };
+  // One read at a time (the loop's and a poke's would both append the same new bytes).
+  let reading = Promise.resolve();
+  const read = () => (reading = reading.then(readOnce, readOnce));
 
   const loop = async () => {
-    while (!stopped && box.isConnected !== false) {
+    while (!stopped && box.isConnected) {
       const more = following();
       await read().catch((error) => (status.textContent = error.message));
       if (!more) break; // one read after the writer finished, then stop
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
   };
-  loop();
+  setTimeout(loop, 0); // once the caller has put the box in the page (a box taken out of it stops the loop)
   return { element: box, stop: () => (stopped = true), poke: () => read().catch(() => {}) };
 }

@@ -105,8 +105,12 @@ function autoscaleForm(path, pool, redraw) {
         h("pre", { class: "results" }, (run.results ?? "").split(";").join("\n")),
         h("h3", {}, "Variables"),
         table(["Variable", "Type", "Value"], (run.variables ?? []).map((v) =>
-          h("tr", {}, h("td", {}, v.name), h("td", {}, v.type), h("td", {}, typeof v.value === "string" ? v.value : JSON.stringify(v.value))),
+          h("tr", {}, h("td", {}, v.name), h("td", {}, v.type), h("td", {}, shown(v.value))),
         ), { class: "grid", id: "autoscale-variables" }),
+        h("h3", {}, "Statements"),
+        table(["Line", "Statement", "Value"], (run.statements ?? []).map((step) =>
+          h("tr", {}, h("td", { class: "num" }, step.line), h("td", {}, h("code", {}, step.text)), h("td", {}, shown(step.value))),
+        ), { class: "grid", id: "autoscale-statements" }),
       );
     } catch (error) {
       status.textContent = "";
@@ -150,4 +154,8 @@ async function act(status, action, done, redraw) {
     status.textContent = error.message;
     status.className = "error";
   }
+}
+
+function shown(value) {
+  return typeof value === "string" ? value : JSON.stringify(value);
 }
