@@ -1,12 +1,14 @@
 """The web dashboard (`/ui`) in a real browser: Debian's Chromium driven by Selenium through Debian's
 chromedriver, against a real service (with its live event stream) and a real pool of local nodes.
 
-Screenshots of each page are saved under the pytest temporary directory; the path is printed.
+Screenshots of each page are saved under the pytest temporary directory (removed at the end of a run as root),
+or in BATCHYARD_DASHBOARD_SCREENSHOTS when it names a directory to keep them in; the path is printed.
 """
 
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
@@ -74,7 +76,9 @@ def ui_client(ui_service: Service) -> Any:
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("dashboard-screenshots")
+    kept = os.environ.get("BATCHYARD_DASHBOARD_SCREENSHOTS")
+    folder = Path(kept) if kept else tmp_path_factory.mktemp("dashboard-screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
     print(f"\ndashboard screenshots: {folder}")
     return folder
 

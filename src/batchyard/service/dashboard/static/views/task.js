@@ -27,7 +27,7 @@ export async function render(container, jobId, taskId) {
     );
     const steps = [["created", task.creationTime]];
     if (task.previousState) steps.push([task.previousState, task.previousStateTransitionTime]);
-    if (info.startTime) steps.push(["started running", info.startTime]);
+    if (info.startTime && task.previousState !== "running") steps.push(["running", info.startTime]);
     if (info.endTime) steps.push(["ended", info.endTime]);
     steps.push([task.state, task.stateTransitionTime]);
     steps.sort((a, b) => String(a[1]).localeCompare(String(b[1])));
