@@ -316,3 +316,27 @@ def test_a_nodes_page_lists_its_files_and_recent_tasks(
     files[path].click()
     until(driver, lambda d: "on the node" in text(d, "#node-file"), "the file's content")
     driver.save_screenshot(str(shots / "node.png"))
+
+
+def test_the_sign_in_and_proxy_answer_bad_requests_with_batch_errors(ui_service: Service) -> None:
+    """Without a browser: what the page never sends still gets a Batch error, and sign-out ends the session."""
+    url = ui_service.url
+    page = httpx.get(f"{url}/ui")
+    assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
+    for body, code in [(b"not json", "InvalidRequestBody"), (b"{}", "InvalidPropertyValue")]:
+        answer = httpx.post(f"{url}/ui/session", content=body)
+        assert answer.status_code == 400 and answer.json()["code"] == code, answer.text
+    assert httpx.get(f"{url}/ui/static/nothing.js").json()["code"] == "InvalidUri"
+
+    with httpx.Client(base_url=url) as browser_like:
+        assert browser_like.post("/ui/session", json={"accountKey": ACCOUNT_KEY}).status_code == 204
+        # The proxied call is the API's own: its checks (here the api-version) and its errors.
+        answer = browser_like.get("/ui/api/pools")
+        assert answer.status_code == 400 and answer.json()["code"] == "MissingRequiredQueryParameter", answer.text
+        assert browser_like.get("/ui/api/pools?api-version=2025-06-01").status_code == 200
+        assert browser_like.get("/ui/api/ui/session?api-version=2025-06-01").status_code == 404
+        session = dict(browser_like.cookies)
+        assert browser_like.delete("/ui/session").status_code == 204
+    # The session is over in the service, not only forgotten by the client.
+    answer = httpx.get(f"{url}/ui/api/pools?api-version=2025-06-01", cookies=session)
+    assert answer.status_code == 401 and answer.json()["code"] == "AuthenticationFailed"
