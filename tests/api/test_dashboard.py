@@ -340,3 +340,28 @@ def test_the_sign_in_and_proxy_answer_bad_requests_with_batch_errors(ui_service:
     # The session is over in the service, not only forgotten by the client.
     answer = httpx.get(f"{url}/ui/api/pools?api-version=2025-06-01", cookies=session)
     assert answer.status_code == 401 and answer.json()["code"] == "AuthenticationFailed"
+
+
+def test_without_the_event_stream_the_page_polls_and_still_shows_a_completion(
+    browser: Any, service: Service, client: Any, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    """The session's shared service runs without diagnostic logs: the stream is refused and the page polls."""
+    from batchyard.service.config import DEV_ACCOUNT_KEY
+
+    pool_id, job_id, gate = unique("ui-poll"), unique("ui-poll"), tmp_path / "gate"
+    create_pool(client, pool_id, nodes=1)
+    create_job(client, job_id, pool_id)
+    client.create_task(job_id, m.BatchTaskCreateOptions(id="t", command_line=wait_for_file(gate)))
+    wait_for(lambda: state_of(client.get_task(job_id, "t").state) == "running", timeout=60, what="the task running")
+    try:
+        sign_in(browser, service, DEV_ACCOUNT_KEY)
+        until(browser, lambda d: css(d, "#live[data-mode=polling]"), "the polling mode")
+        go(browser, f"#/jobs/{job_id}/tasks/t")
+        until(browser, lambda d: text(d, "#task-state") == "running", "the running task")
+        mark_document(browser)
+        gate.touch()
+        until(browser, lambda d: text(d, "#task-state") == "completed", "the completion, polled")
+        assert not_reloaded(browser)
+    finally:
+        client.begin_delete_pool(pool_id, polling_interval=0.2)  # not waited for
+        browser.delete_all_cookies()  # cookies are per host, not per port: the other service's tests sign in again
