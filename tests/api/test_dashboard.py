@@ -365,3 +365,33 @@ def test_without_the_event_stream_the_page_polls_and_still_shows_a_completion(
     finally:
         client.begin_delete_pool(pool_id, polling_interval=0.2)  # not waited for
         browser.delete_all_cookies()  # cookies are per host, not per port: the other service's tests sign in again
+
+
+def test_an_open_event_stream_does_not_hold_up_the_service_when_it_stops(tmp_path: Path) -> None:
+    """A dashboard left open keeps its event stream open; stopping the service ends the stream, not waits on it."""
+    import threading
+    import time
+
+    from tests.api.diagnostics_support import event_stream
+
+    svc = start_service(tmp_path / "service", "--diagnostic-logs", "stream")
+    opened, ended = threading.Event(), threading.Event()
+
+    def follow() -> None:
+        with event_stream(svc.url) as events:
+            opened.set()
+            for _ in events:
+                pass
+        ended.set()
+
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
+    try:
+        assert opened.wait(10)
+        started = time.monotonic()
+        assert svc.stop(timeout=10) == 0
+        assert time.monotonic() - started < 5
+        assert ended.wait(5)
+    finally:
+        if svc.process.poll() is None:
+            svc.process.kill()
