@@ -38,6 +38,10 @@ class DashboardSessions:
         if session_id:
             self._expiry.pop(session_id, None)
 
+    def __len__(self) -> int:
+        """How many sessions are kept (expired ones until the next sign-in forgets them)."""
+        return len(self._expiry)
+
     def _forget_expired(self) -> None:
         now = self._clock()
         for session_id in [s for s, expiry in self._expiry.items() if expiry <= now]:
