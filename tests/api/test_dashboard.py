@@ -127,10 +127,11 @@ def text(driver: Any, selector: str) -> str:
 
 
 def sign_in(driver: Any, service: Service, key: str) -> None:
+    from selenium.webdriver.common.keys import Keys
+
     driver.get(f"{service.url}/ui")
     field = until(driver, lambda d: next(iter(css(d, "#account-key")), None), "the sign-in form")
-    field.send_keys(key)
-    css(driver, "#sign-in button[type=submit]")[0].click()
+    field.send_keys(key + Keys.ENTER)  # by keyboard: the form submits on Enter
 
 
 @pytest.fixture
@@ -226,6 +227,13 @@ def test_the_heat_map_shows_the_nodes_real_states_and_follows_them_live(
     statements = css(driver, "#autoscale-statements tbody tr")
     assert "$CurrentDedicatedNodes + 1" in statements[0].text and statements[0].text.endswith("3")
     driver.save_screenshot(str(shots / "pool-autoscale.png"))
+
+    # By keyboard: a tile is a link, Enter on it opens its node's page.
+    from selenium.webdriver.common.keys import Keys
+
+    node_id = sorted(real)[0]
+    css(driver, f".heatmap .tile[data-node='{node_id}']")[0].send_keys(Keys.ENTER)
+    until(driver, lambda d: text(d, "h1") == f"Node {node_id}", "the node's page, opened by keyboard")
 
 
 def wait_for_file(gate: Path) -> str:
