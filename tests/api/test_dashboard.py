@@ -286,6 +286,23 @@ def test_a_jobs_tasks_are_paged_and_filtered_by_the_service(
     ui_client.create_task_collection(job_id, m.BatchTaskGroup(task_values=tasks))
     wait_for(lambda: ui_client.get_job_task_counts(job_id).task_counts.completed == 30, timeout=60, what="30 done")
 
+    go(driver, "#/")
+    until(driver, lambda d: text(d, "h1") == f"Account {ACCOUNT}", "the account overview")
+    until(driver, lambda d: POOL in text(d, "main table"), "the pool in the overview's node counts")
+    go(driver, "#/jobs")
+    row = f"#/jobs/{job_id}"
+    until(
+        driver,
+        lambda d: (
+            "30 completed"
+            in d.execute_script(
+                "return document.querySelector(`a[href='${arguments[0]}']`)?.closest('tr')?.innerText ?? ''", row
+            )
+        ),
+        "the job's progress in the list of jobs",
+    )
+    driver.save_screenshot(str(shots / "jobs.png"))
+
     go(driver, f"#/jobs/{job_id}")
     until(driver, lambda d: "30 completed" in text(d, "#job-progress"), "the job's counts")
     until(driver, lambda d: len(css(d, "#task-table tbody tr[data-task]")) == 25, "a first page of 25")
