@@ -228,6 +228,17 @@ def test_the_heat_map_shows_the_nodes_real_states_and_follows_them_live(
     assert "$CurrentDedicatedNodes + 1" in statements[0].text and statements[0].text.endswith("3")
     driver.save_screenshot(str(shots / "pool-autoscale.png"))
 
+    # Resize from the form: a third node joins the heat map, then leaves it.
+    for target in (3, 2):
+        field = css(driver, "#resize-dedicated")[0]
+        field.clear()
+        field.send_keys(str(target))
+        field.submit()
+        until(driver, lambda d: "Resize started." in text(d, "#resize-status"), f"the resize to {target}")
+        assert ui_client.get_pool(POOL).target_dedicated_nodes == target
+        until(driver, lambda d, n=target: len(css(d, ".heatmap .tile[data-state=idle]")) == n, f"{target} idle tiles")
+    until(driver, lambda d: len(css(d, ".heatmap .tile")) == 2, "the third node gone from the heat map", timeout=60)
+
     # By keyboard: a tile is a link, Enter on it opens its node's page.
     from selenium.webdriver.common.keys import Keys
 

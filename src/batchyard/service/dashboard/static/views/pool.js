@@ -60,7 +60,7 @@ export async function render(container, poolId) {
 function resizeForm(path, pool, redraw) {
   const dedicated = h("input", { id: "resize-dedicated", type: "number", min: 0, value: pool.targetDedicatedNodes ?? 0 });
   const spot = h("input", { id: "resize-spot", type: "number", min: 0, value: pool.targetLowPriorityNodes ?? 0 });
-  const status = h("p", { role: "status" });
+  const status = h("p", { role: "status", id: "resize-status" });
   const form = h(
     "form",
     { class: "panel", "aria-labelledby": "resize-title" },
