@@ -431,3 +431,28 @@ def test_an_open_event_stream_does_not_hold_up_the_service_when_it_stops(tmp_pat
     finally:
         if svc.process.poll() is None:
             svc.process.kill()
+
+
+def test_an_access_token_signs_in_over_https_and_keeps_its_role(service: Service) -> None:
+    """A token session calls with its token: a reader reads and may not write, nor use the key-only routes."""
+    import ssl
+
+    from tests.api.test_identity import BATCH_SCOPE, create_principal, credential
+
+    reader = create_principal(service, "--name", "dashboard-reader", "--role", "reader")
+    token = credential(reader).get_token(BATCH_SCOPE).token
+    refused = httpx.post(f"{service.url}/ui/session", json={"accessToken": token})  # plain HTTP
+    assert refused.status_code == 401 and "HTTPS" in refused.text
+    verify = ssl.create_default_context(cafile=service.ca)
+    with httpx.Client(base_url=service.https_url, verify=verify) as browser_like:
+        assert browser_like.post("/ui/session", json={"accessToken": token + "x"}).status_code == 401
+        assert browser_like.post("/ui/session", json={"accessToken": token}).status_code == 204
+        assert token not in str(browser_like.cookies)
+        assert browser_like.get("/ui/api/pools?api-version=2025-06-01").status_code == 200
+        write = browser_like.post(
+            "/ui/api/pools/none/resize?api-version=2025-06-01", json={}, headers={"x-batchyard-dashboard": "1"}
+        )
+        assert write.status_code == 403 and "allows reading only" in write.text, write.text
+        events = browser_like.get("/ui/api/_batchyard/events?api-version=2025-06-01")
+        assert events.status_code == 403 and "Shared Key" in events.text, events.text
+    assert token not in service.log()

@@ -32,3 +32,12 @@ def test_a_key_matches_only_one_of_the_accounts_keys() -> None:
     keys = ("cHJpbWFyeQ==", "c2Vjb25kYXJ5")
     assert key_matches("cHJpbWFyeQ==", keys) and key_matches("c2Vjb25kYXJ5", keys)
     assert not key_matches("cHJpbWFyeQ", keys) and not key_matches("", keys)
+
+
+def test_a_token_session_keeps_its_token_and_a_key_session_none() -> None:
+    sessions = DashboardSessions()
+    by_token, by_key = sessions.open(bearer="header.claims.signature"), sessions.open()
+    assert sessions.bearer_of(by_token) == "header.claims.signature"
+    assert sessions.bearer_of(by_key) is None and sessions.valid(by_key)
+    sessions.close(by_token)
+    assert sessions.bearer_of(by_token) is None and not sessions.valid(by_token)

@@ -2,13 +2,16 @@
 
 GET    /ui                 the single page (its views are `#/...` fragments, so one document serves them all)
 GET    /ui/static/...      its modules and style sheet (package data, no build step)
-POST   /ui/session         {"accountKey": "..."}: 204 with an HttpOnly, SameSite=Strict session cookie, or
-                           403 AuthenticationFailed; the key travels in the body, never in a URL
+POST   /ui/session         {"accountKey": "..."} or {"accessToken": "<Azure AD access token>"}: 204 with an
+                           HttpOnly, SameSite=Strict session cookie, or the Batch error (403
+                           AuthenticationFailed, 401 for a token refused); the credential travels in the
+                           body, never in a URL
 DELETE /ui/session         sign out
 *      /ui/api/<path>      the Batch API (and `/_batchyard/...`) at `/<path>`, with the session's authority
 
-The proxy hands the request to the service's own routes in-process, marked in the ASGI scope (which no
-client can set) as authorised by a dashboard session; service/request_auth.py honours the mark. Requests
+The proxy hands the request to the service's own routes in-process. A key session's request is marked in the
+ASGI scope (which no client can set) as authorised by the session; service/request_auth.py honours the mark.
+A token session's request carries its token (`Authorization: Bearer`), checked as any bearer call is. Requests
 other than GET and HEAD must also carry `X-Batchyard-Dashboard: 1`, which a cross-site form cannot send.
 """
 
@@ -25,10 +28,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from batchyard.service import errors
-from batchyard.service.config import SHARED_KEY
+from batchyard.service.config import AAD, SHARED_KEY
 from batchyard.service.dashboard.sessions import COOKIE, LIFETIME_SECONDS, DashboardSessions, key_matches
 from batchyard.service.errors import BatchError
 from batchyard.service.http import base_url, error_response
+from batchyard.service.identity.bearer import authorize_bearer
 from batchyard.service.request_auth import DASHBOARD_SESSION
 
 STATIC = Path(__file__).parent / "static"
@@ -58,18 +62,27 @@ async def page(request: Request) -> Response:
 
 async def sign_in(request: Request) -> Response:
     try:
-        key = _offered_key(await _small_body(request))
-        settings = request.app.state.settings
-        if SHARED_KEY not in settings.authentication_modes:
-            raise errors.auth_failed("This account does not allow SharedKey authentication.")
-        if not key_matches(key, request.app.state.account.keys):
-            raise errors.auth_failed("The account key is not one of this account's keys.")
+        kind, credential = _offered_credential(await _small_body(request))
+        state = request.app.state
+        modes = state.settings.authentication_modes
+        bearer: str | None = None
+        if kind == "accessToken":
+            if AAD not in modes:
+                raise errors.auth_failed("This account does not allow AAD authentication.")
+            # A token that may read the account's pools may sign in; each call is then checked with it.
+            authorize_bearer(state.identity, credential, request.url.scheme, "GET", "/pools", state.account.name)
+            bearer = credential
+        else:
+            if SHARED_KEY not in modes:
+                raise errors.auth_failed("This account does not allow SharedKey authentication.")
+            if not key_matches(credential, state.account.keys):
+                raise errors.auth_failed("The account key is not one of this account's keys.")
     except BatchError as error:
         return error_response(error, base_url(request))
     response = Response(status_code=204)
     response.set_cookie(
         COOKIE,
-        sessions_of(request).open(),
+        sessions_of(request).open(bearer),
         max_age=LIFETIME_SECONDS,
         path="/ui",
         httponly=True,
@@ -95,15 +108,17 @@ async def _small_body(request: Request) -> bytes:
     return body
 
 
-def _offered_key(body: bytes) -> str:
+def _offered_credential(body: bytes) -> tuple[str, str]:
+    """("accountKey" or "accessToken", its value) from the sign-in body."""
     try:
         parsed: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise errors.invalid_body("The request body is not valid JSON.") from None
-    key = parsed.get("accountKey") if isinstance(parsed, dict) else None
-    if not isinstance(key, str) or not key:
-        raise errors.invalid_property("accountKey", key, "The account key (a string) is required.")
-    return key
+    for kind in ("accountKey", "accessToken"):
+        value = parsed.get(kind) if isinstance(parsed, dict) else None
+        if isinstance(value, str) and value:
+            return kind, value
+    raise errors.invalid_property("accountKey", None, "An account key or an access token (a string) is required.")
 
 
 class DashboardApiProxy:
@@ -127,13 +142,14 @@ class DashboardApiProxy:
             await error_response(refusal, base_url(request))(scope, receive, send)
             return
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-        inner = {
-            **scope,
-            "path": path,
-            "raw_path": raw_path[len(API_PREFIX) :],
-            "root_path": "",
-            DASHBOARD_SESSION: True,
-        }
+        # The page's own Authorization header, if any, never reaches the API: the session decides.
+        headers = [(name, value) for name, value in scope["headers"] if name != b"authorization"]
+        inner = {**scope, "path": path, "raw_path": raw_path[len(API_PREFIX) :], "root_path": "", "headers": headers}
+        bearer = sessions_of(request).bearer_of(request.cookies.get(COOKIE))
+        if bearer is None:
+            inner[DASHBOARD_SESSION] = True
+        else:
+            headers.append((b"authorization", b"Bearer " + bearer.encode("latin-1")))
         await scope["app"](inner, receive, send)
 
 

@@ -94,12 +94,14 @@ export async function fileSize(path) {
   return Number(response.headers.get("content-length") ?? 0);
 }
 
-export async function signIn(accountKey) {
+// An account key (base64) or an Azure AD access token (a JWT: three base64url parts joined by dots).
+export async function signIn(credential) {
+  const isToken = /^[\w-]+\.[\w-]+\.[\w-]*$/.test(credential.trim());
   const response = await fetch("/ui/session", {
     method: "POST",
     credentials: "same-origin",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ accountKey }),
+    body: JSON.stringify(isToken ? { accessToken: credential.trim() } : { accountKey: credential.trim() }),
   });
   if (response.status === 204) return;
   let detail = `HTTP ${response.status}`;

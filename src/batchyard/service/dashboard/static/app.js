@@ -55,9 +55,9 @@ function showSignIn(message) {
     "form",
     { class: "sign-in", id: "sign-in" },
     h("h1", {}, "Sign in"),
-    h("label", { for: "account-key" }, "Account key"),
+    h("label", { for: "account-key" }, "Account key or access token"),
     input,
-    h("p", { id: "sign-in-help", class: "muted" }, "One of the account's keys. It is checked once and not kept by the page."),
+    h("p", { id: "sign-in-help", class: "muted" }, "One of the account's keys, or an Azure AD access token over HTTPS. The page does not keep it."),
     h("button", { type: "submit" }, "Sign in"),
     status,
   );
