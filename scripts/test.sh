@@ -36,6 +36,12 @@ if [ $can_install = 1 ] && ! { command -v slurmctld && command -v slurmd && comm
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         slurm-wlm munge >/dev/null) || { echo "slurm-wlm and munge could not be installed" >&2; exit 1; }
 fi
+# The dashboard's browser tests (tests/api/test_dashboard.py) drive Debian's Chromium through Debian's
+# chromedriver (Selenium is given its path, so it never downloads a driver).
+if [ $can_install = 1 ] && ! { command -v chromium && command -v chromedriver; } >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        chromium chromium-driver >/dev/null) || { echo "chromium and chromium-driver could not be installed" >&2; exit 1; }
+fi
 # Container workloads (tests/api/test_containers.py, test_container_registry.py): rootful podman with runc
 # (the agents write their own containers.conf: runc, no default ulimits), busybox-static for the test image,
 # and Debian's docker-registry with apache2-utils' htpasswd for a registry on the loopback. Nothing is

@@ -9,6 +9,7 @@ import os
 import socket
 import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from batchyard.agent.command import AGENT_HELP, add_agent_arguments, run_agent_command
@@ -338,7 +339,8 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
         # otherwise make a plain-HTTP request count as HTTPS, where bearer tokens are taken.
         proxy_headers=False,
     )
-    server = _server_class()(config, "\n".join(ready), https, args.header_timeout)
+    feed = app.state.event_feed
+    server = _server_class()(config, "\n".join(ready), https, args.header_timeout, feed.close if feed else None)
     server.run()
     return 0
 
@@ -358,8 +360,10 @@ def _server_class() -> type:
             ready_message: str,
             https: tuple[ssl.SSLContext, socket.socket] | None,
             handshake_timeout: float,
+            before_shutdown: Callable[[], None] | None = None,
         ) -> None:
             super().__init__(config)
+            self.before_shutdown = before_shutdown
             self.ready_message = ready_message
             self.https = https
             self.handshake_timeout = handshake_timeout
@@ -374,6 +378,8 @@ def _server_class() -> type:
                 print(self.ready_message, flush=True)
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            if self.before_shutdown is not None:
+                self.before_shutdown()  # ends the event streams, which the shutdown would otherwise wait for
             await super().shutdown(sockets)
             self._captured_signals.clear()
 

@@ -38,6 +38,8 @@ from batchyard.service.api import (
 from batchyard.service.auth import SharedKeyAccount
 from batchyard.service.clock import AdjustableClock, Clock
 from batchyard.service.config import Settings
+from batchyard.service.dashboard import routes as dashboard
+from batchyard.service.dashboard.sessions import DashboardSessions
 from batchyard.service.diagnostics import stream as diagnostic_stream
 from batchyard.service.diagnostics.service import DiagnosticLogService
 from batchyard.service.engine.engine import Engine
@@ -163,6 +165,7 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
         *applications.routes,
         *usage.routes,
         *principals.routes,
+        *dashboard.routes,
         *identity_endpoints.routes,  # last: its paths start with a tenant id where Batch's start with a word
     ]
     app = Starlette(
@@ -178,6 +181,7 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
     app.state.service = service
     app.state.metrics = metrics
     app.state.event_feed = diagnostics.feed if diagnostics is not None else None
+    app.state.dashboard_sessions = DashboardSessions()
     app.state.account = SharedKeyAccount(settings.account_name, settings.account_keys)
     app.state.identity = IdentityProvider.open(data_dir, settings.https_url) if settings.https_url else None
     return app

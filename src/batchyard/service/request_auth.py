@@ -8,6 +8,10 @@
 `TaskAuthenticationToken`): a mode left out is refused with 403 AuthenticationFailed. The service's own
 routes (`/_batchyard/...`) take the account key whatever the modes: it is the service's administration
 credential, not a way into the account's data.
+
+A request the dashboard's proxy forwards (service/dashboard/routes.py) carries DASHBOARD_SESSION in its
+ASGI scope: its session was opened with the account key, so it has the key's authority. Only the
+service sets scope keys; no header or URL of a client can.
 """
 
 from __future__ import annotations
@@ -24,9 +28,13 @@ from batchyard.service.errors import BatchError
 from batchyard.service.identity.bearer import ADMIN_PREFIX, authorize_bearer, is_access_token
 from batchyard.service.tokens import verify_job_token
 
+DASHBOARD_SESSION = "batchyard.dashboard_session"
+
 
 def authenticate(request: Request, raw_path: str) -> None:
     """Return if the request is authentic and allowed; raise the BatchError to answer if not."""
+    if request.scope.get(DASHBOARD_SESSION) is True:
+        return
     state = request.app.state
     account: SharedKeyAccount = state.account
     modes: Collection[str] = state.settings.authentication_modes

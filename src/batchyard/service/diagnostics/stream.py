@@ -32,6 +32,12 @@ class EventFeed:
     def __init__(self, store: Store, wakeup: Wakeup) -> None:
         self.store = store
         self.wakeup = wakeup
+        self.closed = False
+
+    def close(self) -> None:
+        """End every stream: the server is stopping, and waits for open responses (a browser's never ends)."""
+        self.closed = True
+        self.wakeup.notify()
 
     def newest(self) -> int:
         """The number of the newest record (0 when there is none)."""
@@ -43,7 +49,7 @@ class EventFeed:
 
     async def follow(self, after: int, request: Request) -> AsyncIterator[bytes]:
         yield b": batchyard service log events\n\n"
-        while not await request.is_disconnected():
+        while not self.closed and not await request.is_disconnected():
             page = self.store.outbox_records(after, _PAGE)
             for seq, record in page:
                 name = orjson.loads(record).get("operationName", "message")
@@ -51,7 +57,7 @@ class EventFeed:
                 after = seq
             if not page:
                 await self.wakeup.wait(_HEARTBEAT)
-                if not self.store.outbox_records(after, 1):
+                if not self.closed and not self.store.outbox_records(after, 1):
                     yield b": keep-alive\n\n"
 
 

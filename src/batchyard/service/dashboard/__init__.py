@@ -1,0 +1,1 @@
+"""The web dashboard at `/ui`: sign-in sessions, the static page, and the session-authorised API proxy."""
