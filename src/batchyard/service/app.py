@@ -50,6 +50,7 @@ from batchyard.service.identity.provider import IdentityProvider
 from batchyard.service.metrics import RequestMetrics, ServiceMetrics, metrics_endpoint
 from batchyard.service.models import contract_rules
 from batchyard.service.persistence.open import open_store
+from batchyard.service.ports import Store
 from batchyard.service.storage.runs import linked_resources
 
 
@@ -103,14 +104,15 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
     )
 
 
-def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -> Starlette:
-    """The service; `providers` replace the built-in ones (local, external, slurm) of the same names.
+def build_app(settings: Settings, providers: list[NodeProvider] | None = None, store: Store | None = None) -> Starlette:
+    """The service; `providers` replace the built-in ones (local, external, slurm) of the same names; `store`
+    is one opened already (an instance that took the failover lease: service/failover.py).
 
     StoreError when the store cannot be opened (an unreachable database, one from a newer service)."""
     data_dir = Path(settings.data_dir)
-    store = open_store(data_dir, settings.database)
+    store = store or open_store(data_dir, settings.database)
     builtin: list[NodeProvider] = [
-        LocalProvider(data_dir / "nodes", settings.base_url),
+        LocalProvider(data_dir / "nodes", settings.service_urls),
         ExternalProvider(messages.lease_expiry(settings.timing.agent_lease)),
         SlurmProvider(settings.slurm, settings.base_url, settings.account_name),
     ]
@@ -142,6 +144,14 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
             if diagnostics is not None:
                 await diagnostics.stop()
             store.close()
+
+    async def abandon() -> None:
+        """Another instance took charge of the store (failover): stop this one's work, leaving the nodes and
+        their runs to the new active instance."""
+        await service.abandon()
+        if diagnostics is not None:
+            await diagnostics.stop()
+        store.close()
 
     routes = [
         Route("/", readiness, methods=["GET"]),
@@ -176,6 +186,7 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
     app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.service = service
+    app.state.abandon = abandon
     app.state.metrics = metrics
     app.state.event_feed = diagnostics.feed if diagnostics is not None else None
     app.state.account = SharedKeyAccount(settings.account_name, settings.account_keys)

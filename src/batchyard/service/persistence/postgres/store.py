@@ -7,6 +7,10 @@ entity, as in sqlite/store.py; opening and migrating the database is in schema.p
 One connection in autocommit mode, used only from the event loop thread: a write outside `transaction()`
 is committed when it returns, one inside when the outermost transaction ends, so every change the service
 acknowledges is committed (synchronous_commit, PostgreSQL's default, makes that durable) before its answer.
+
+Opened by the holder of the failover lease (lease.py) with `claim_epoch`, the store takes a new fencing epoch
+and every outermost transaction first checks it, holding the epoch row FOR SHARE to its commit: a newer
+holder's claim waits for that commit, and once made refuses the older holder's next transaction (Fenced).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from batchyard.service.documents import Private, TaskDocument, TaskPrivate, load
 from batchyard.service.odata import Filter
 from batchyard.service.persistence.postgres.analyzer import Analyzer
 from batchyard.service.persistence.postgres.filters import readable, to_sql
+from batchyard.service.persistence.postgres.lease import Fenced
 from batchyard.service.persistence.postgres.schema import connect, open_database
 
 # Top-level task properties (wire names) held in columns of the tasks table: pages of only these read
@@ -66,10 +71,14 @@ class PostgresStore:
     # Told how long each outermost transaction took, begin to commit (the service's metrics).
     transaction_observer: Callable[[float], None] | None = None
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, claim_epoch: bool = False) -> None:
         self._url = url
         self._conn = open_database(url)
         self._depth = 0
+        # The fencing epoch this store writes under (None: unfenced); claimed before anything is read, so a
+        # former holder's last commit is in what this one loads.
+        self._epoch = self._claim_epoch() if claim_epoch else None
+        self.fenced = False
         self._seq = int(self.get_meta("seq") or 0)
         self._saved_seq = self._seq
         self._inserted = 0  # tasks inserted in the open transaction
@@ -111,6 +120,8 @@ class PostgresStore:
         began = time.perf_counter()
         try:
             with conn.transaction():
+                if self._epoch is not None:
+                    self._check_epoch(conn)
                 yield
                 if self._seq != self._saved_seq:
                     self.set_meta("seq", str(self._seq))
@@ -124,6 +135,37 @@ class PostgresStore:
         if self.transaction_observer is not None:
             self.transaction_observer(time.perf_counter() - began)
         self._analyzer.added(inserted)
+
+    def _claim_epoch(self) -> int:
+        row = self._conn.execute(
+            "INSERT INTO meta (k, v) VALUES ('epoch', '1')"
+            " ON CONFLICT (k) DO UPDATE SET v = (meta.v::bigint + 1)::text RETURNING v"
+        ).fetchone()
+        assert row is not None
+        log.info("fencing epoch %s claimed", row[0])
+        return int(row[0])
+
+    @property
+    def epoch(self) -> int | None:
+        return self._epoch
+
+    def epoch_is_current(self) -> bool:
+        """Whether the database's fencing epoch is still the one this store claimed."""
+        row = self._db.execute("SELECT v FROM meta WHERE k = 'epoch'").fetchone()
+        return row is not None and int(row[0]) == self._epoch
+
+    def relinquish(self) -> None:
+        """This instance is no longer the active one: refuse every transaction from now on."""
+        self.fenced = True
+
+    def _check_epoch(self, conn: psycopg.Connection[TupleRow]) -> None:
+        if not self.fenced:
+            row = conn.execute("SELECT v FROM meta WHERE k = 'epoch' FOR SHARE").fetchone()
+            self.fenced = row is None or int(row[0]) != self._epoch
+            if self.fenced:
+                log.error("another instance took charge of the database (epoch %s, ours %s)", row, self._epoch)
+        if self.fenced:
+            raise Fenced("this instance is no longer the active one: another took charge of the database")
 
     def next_seq(self) -> int:
         self._seq += 1

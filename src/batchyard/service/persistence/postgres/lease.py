@@ -1,0 +1,81 @@
+"""Which of several service instances on one PostgreSQL database is the active one.
+
+The lease is a session-level advisory lock held on a connection of its own: PostgreSQL releases it when that
+session ends (the process died, its host was cut off and TCP keepalives gave up). Whoever takes the lock then
+claims a new fencing epoch (PostgresStore.claim_epoch), and every write transaction checks it, so an instance
+that lost the lock without noticing (cut off, paused) cannot write once another has taken over.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+from psycopg.rows import TupleRow
+
+log = logging.getLogger(__name__)
+
+# The advisory lock's key: "batchyar" read as a signed 64-bit integer (one lock per database).
+LEASE_KEY = int.from_bytes(b"batchyar", "big", signed=True)
+
+# A silent cut (no FIN, no RST) ends the lease's session on the server after about idle + interval * count
+# seconds, and the holder's client notices after as long or sooner: takeover within seconds, not the
+# kernel's default two hours.
+_LEASE_CONNECTION: dict[str, str | int] = {
+    "application_name": "batchyard-lease",
+    "connect_timeout": 3,
+    "keepalives": 1,
+    "keepalives_idle": 2,
+    "keepalives_interval": 1,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 5000,  # milliseconds unacknowledged data may wait
+    "options": "-c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1 -c tcp_keepalives_count=3",  # the server's
+}
+
+
+class Lease:
+    """The advisory lock on a dedicated connection. Blocking calls: run them off the event loop."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn: psycopg.Connection[TupleRow] | None = None
+        self.held = False
+
+    def try_acquire(self) -> bool:
+        """Take the lock if no live session holds it; False when another does or the database is unreachable."""
+        try:
+            if self._conn is None or self._conn.closed or self._conn.broken:
+                self._conn = psycopg.connect(make_conninfo(self._url, **_LEASE_CONNECTION), autocommit=True)
+            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (LEASE_KEY,)).fetchone()
+        except psycopg.Error as exc:
+            log.debug("the lease's database is unreachable: %s", exc)
+            self._drop()
+            return False
+        self.held = bool(row and row[0])
+        return self.held
+
+    def still_held(self) -> bool:
+        """Whether the lock's session is still alive (a round trip on its connection)."""
+        if not self.held or self._conn is None:
+            return False
+        try:
+            self._conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            log.warning("the lease's connection was lost: %s", exc)
+            self._drop()
+        return self.held
+
+    def release(self) -> None:
+        """End the lease's session: the lock is free for another instance at once."""
+        self._drop()
+
+    def _drop(self) -> None:
+        self.held = False
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class Fenced(Exception):
+    """A write of an instance whose fencing epoch is no longer the database's: another took charge."""
