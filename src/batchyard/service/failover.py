@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,10 @@ log = logging.getLogger("batchyard.failover")
 
 LEASE_POLL = 0.5  # seconds between a standby's attempts at the lease
 LEASE_CHECK = 0.5  # seconds between the active instance's checks that it still holds the lease
+# Seconds the active instance stays so while the database is unreachable (a server restart): no other
+# instance can take the lease meanwhile, and the epoch refuses its writes if one did. About when the server
+# ends a cut-off lease session (lease.py's keepalives), so it steps down before its agents could be adopted.
+LEASE_GRACE = 5.0
 RETRY_AFTER = 1  # seconds a refused client waits (azure-core honours Retry-After on 503)
 _BUSY = BatchError(
     503,
@@ -66,6 +71,7 @@ class FailoverApp:
         self._lease = Lease(url)
         self._active: _Active | None = None
         self._runner: asyncio.Task[None] | None = None
+        self._lease_lost_at: float | None = None  # (monotonic) when the active instance last lost the lease
 
     @property
     def role(self) -> str:
@@ -116,33 +122,48 @@ class FailoverApp:
 
     async def _run(self) -> None:
         while True:
-            if not await asyncio.to_thread(self._lease.try_acquire):
-                await asyncio.sleep(LEASE_POLL)
-                continue
             try:
-                await self._take_charge()
-            except Exception:
-                log.exception("taking charge of the database failed: standing by")
-                await asyncio.to_thread(self._lease.release)
+                await self._stand_by_then_serve()
+            except Exception:  # the role's loop outlives any one failure
+                log.exception("the failover loop failed: standing by")
+                await self._step_down()
                 await asyncio.sleep(LEASE_POLL)
-                continue
-            while self._serving() is not None and await self._still_in_charge():
-                await asyncio.sleep(LEASE_CHECK)
-            await self._step_down()
+
+    async def _stand_by_then_serve(self) -> None:
+        while not await asyncio.to_thread(self._lease.try_acquire):
+            await asyncio.sleep(LEASE_POLL)
+        try:
+            await self._take_charge()
+        except Exception:
+            log.exception("taking charge of the database failed: standing by")
+            await asyncio.to_thread(self._lease.release)
+            await asyncio.sleep(LEASE_POLL)
+            return
+        while self._serving() is not None and await self._still_in_charge():
+            await asyncio.sleep(LEASE_CHECK)
+        await self._step_down()
 
     async def _still_in_charge(self) -> bool:
         """Whether this instance holds the lease; a lost lease's connection (the database server restarted)
         is taken again when no other instance claimed the database in between."""
         if await asyncio.to_thread(self._lease.still_held):
             return True
+        now = time.monotonic()
+        lost_at = self._lease_lost_at = self._lease_lost_at or now
         active = self._active
-        if active is None or not await asyncio.to_thread(self._lease.try_acquire):
+        if active is None:
             return False
+        if not await asyncio.to_thread(self._lease.try_acquire):
+            return not self._lease.reachable and now - lost_at < LEASE_GRACE
         try:
-            return active.store.epoch_is_current()
-        except Exception:
-            log.exception("the fencing epoch could not be read")
-            return False
+            current = active.store.epoch_is_current()
+        except Exception as exc:  # the store's connection is made again on its next use: the next check
+            log.warning("the fencing epoch could not be read: %s", exc)
+            return now - lost_at < LEASE_GRACE
+        if current:
+            log.warning("the lease was taken again after %.1f s", now - lost_at)
+            self._lease_lost_at = None
+        return current
 
     async def _take_charge(self) -> None:
         # Loaded on the event loop: the store's connection is used from this thread only.
@@ -155,6 +176,7 @@ class FailoverApp:
         active = _Active(app, store)
         await active.lifespan.__aenter__()
         self._active = active
+        self._lease_lost_at = None
         log.warning("this instance is now the active one (fencing epoch %s)", store.epoch)
 
     async def _step_down(self) -> None:

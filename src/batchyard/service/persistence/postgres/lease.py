@@ -41,6 +41,7 @@ class Lease:
         self._url = url
         self._conn: psycopg.Connection[TupleRow] | None = None
         self.held = False
+        self.reachable = True  # whether the last attempt reached the database
 
     def try_acquire(self) -> bool:
         """Take the lock if no live session holds it; False when another does or the database is unreachable."""
@@ -51,7 +52,9 @@ class Lease:
         except psycopg.Error as exc:
             log.debug("the lease's database is unreachable: %s", exc)
             self._drop()
+            self.reachable = False
             return False
+        self.reachable = True
         self.held = bool(row and row[0])
         return self.held
 
