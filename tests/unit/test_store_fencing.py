@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 
+import psycopg
 import pytest
 
 from batchyard.service.persistence.postgres import PostgresStore
@@ -74,3 +75,24 @@ def test_a_claim_waits_for_the_former_holders_open_transaction() -> None:
         former.close()
         for store in claimed:
             store.close()
+
+
+def test_a_claim_ends_a_former_holder_that_keeps_its_transaction_open() -> None:
+    """A paused or cut-off former holder in the middle of a transaction: the claim does not wait for ever."""
+    url = postgres_cluster().new_database("stuck")
+    former = PostgresStore(url, claim_epoch=True)
+    newer: PostgresStore | None = None
+    try:
+        with pytest.raises(psycopg.OperationalError), former.transaction():
+            former.set_meta("last", "never committed")
+            began = time.monotonic()
+            newer = PostgresStore(url, claim_epoch=True)  # (the former "paused" in its transaction meanwhile)
+            assert 1.5 < time.monotonic() - began < 10
+        assert newer.get_meta("last") is None
+        with pytest.raises(Fenced), former.transaction():  # connected again, and refused
+            former.set_meta("last", "after the claim")
+        assert newer.get_meta("last") is None
+    finally:
+        former.close()
+        if newer is not None:
+            newer.close()

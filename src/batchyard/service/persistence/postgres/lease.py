@@ -2,8 +2,9 @@
 
 The lease is a session-level advisory lock held on a connection of its own: PostgreSQL releases it when that
 session ends (the process died, its host was cut off and TCP keepalives gave up). Whoever takes the lock then
-claims a new fencing epoch (PostgresStore.claim_epoch), and every write transaction checks it, so an instance
-that lost the lock without noticing (cut off, paused) cannot write once another has taken over.
+claims a new fencing epoch (new_epoch, through PostgresStore(claim_epoch=True)), and every write transaction
+checks it, so an instance that lost the lock without noticing (cut off, paused) cannot write once another has
+taken over.
 """
 
 from __future__ import annotations
@@ -78,6 +79,38 @@ class Lease:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+# How long a claim waits for a former holder's open transaction before ending that holder's sessions: a live
+# instance's transactions take milliseconds; one open longer is a paused or cut-off instance's.
+CLAIM_WAIT = "2s"
+_CLAIM = (
+    "INSERT INTO meta (k, v) VALUES ('epoch', '1')"
+    " ON CONFLICT (k) DO UPDATE SET v = (meta.v::bigint + 1)::text RETURNING v"
+)
+_END_FORMER_HOLDERS = (
+    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'relation' AND granted"
+    " AND relation = 'meta'::regclass AND pid <> pg_backend_pid()"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
+def new_epoch(conn: psycopg.Connection[TupleRow]) -> int:
+    """A new fencing epoch, one more than the last (the caller holds the lease). It waits for a former
+    holder's open transaction to commit (what it acknowledged is then in what the caller loads), and ends
+    the sessions of one that keeps it open past CLAIM_WAIT."""
+    while True:
+        try:
+            with conn.transaction():
+                conn.execute(f"SET LOCAL lock_timeout = '{CLAIM_WAIT}'")
+                row = conn.execute(_CLAIM).fetchone()
+        except psycopg.errors.LockNotAvailable:
+            ended = conn.execute(_END_FORMER_HOLDERS).fetchall()
+            log.warning("ended %d sessions of a former active instance that kept a transaction open", len(ended))
+            continue
+        assert row is not None
+        log.info("fencing epoch %s claimed", row[0])
+        return int(row[0])
 
 
 class Fenced(Exception):

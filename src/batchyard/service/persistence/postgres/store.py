@@ -29,7 +29,7 @@ from batchyard.service.documents import Private, TaskDocument, TaskPrivate, load
 from batchyard.service.odata import Filter
 from batchyard.service.persistence.postgres.analyzer import Analyzer
 from batchyard.service.persistence.postgres.filters import readable, to_sql
-from batchyard.service.persistence.postgres.lease import Fenced
+from batchyard.service.persistence.postgres.lease import Fenced, new_epoch
 from batchyard.service.persistence.postgres.schema import connect, open_database
 
 # Top-level task properties (wire names) held in columns of the tasks table: pages of only these read
@@ -72,12 +72,14 @@ class PostgresStore:
     transaction_observer: Callable[[float], None] | None = None
 
     def __init__(self, url: str, claim_epoch: bool = False) -> None:
+        """claim_epoch: the caller holds the failover lease (lease.py), and this store writes under a new
+        fencing epoch."""
         self._url = url
         self._conn = open_database(url)
         self._depth = 0
         # The fencing epoch this store writes under (None: unfenced); claimed before anything is read, so a
         # former holder's last commit is in what this one loads.
-        self._epoch = self._claim_epoch() if claim_epoch else None
+        self._epoch = new_epoch(self._conn) if claim_epoch else None
         self.fenced = False
         self._seq = int(self.get_meta("seq") or 0)
         self._saved_seq = self._seq
@@ -135,15 +137,6 @@ class PostgresStore:
         if self.transaction_observer is not None:
             self.transaction_observer(time.perf_counter() - began)
         self._analyzer.added(inserted)
-
-    def _claim_epoch(self) -> int:
-        row = self._conn.execute(
-            "INSERT INTO meta (k, v) VALUES ('epoch', '1')"
-            " ON CONFLICT (k) DO UPDATE SET v = (meta.v::bigint + 1)::text RETURNING v"
-        ).fetchone()
-        assert row is not None
-        log.info("fencing epoch %s claimed", row[0])
-        return int(row[0])
 
     @property
     def epoch(self) -> int | None:
