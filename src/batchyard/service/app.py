@@ -114,7 +114,7 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None, s
     builtin: list[NodeProvider] = [
         LocalProvider(data_dir / "nodes", settings.service_urls),
         ExternalProvider(messages.lease_expiry(settings.timing.agent_lease)),
-        SlurmProvider(settings.slurm, settings.base_url, settings.account_name),
+        SlurmProvider(settings.slurm, settings.service_urls, settings.account_name),
     ]
     chosen = {provider.name: provider for provider in [*builtin, *(providers or [])]}
     registry = ProviderRegistry(chosen.values(), default=LocalProvider.name)

@@ -73,10 +73,6 @@ class FailoverApp:
         self._runner: asyncio.Task[None] | None = None
         self._lease_lost_at: float | None = None  # (monotonic) when the active instance last lost the lease
 
-    @property
-    def role(self) -> str:
-        return "active" if self._serving() is not None else "standby"
-
     def _serving(self) -> _Active | None:
         active = self._active
         return active if active is not None and not active.store.fenced else None
