@@ -10,9 +10,12 @@ taken over.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 
 import psycopg
 from psycopg.conninfo import make_conninfo
+from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 
 log = logging.getLogger(__name__)
@@ -111,6 +114,34 @@ def new_epoch(conn: psycopg.Connection[TupleRow]) -> int:
         assert row is not None
         log.info("fencing epoch %s claimed", row[0])
         return int(row[0])
+
+
+# The check of every write transaction, sent with its BEGIN in one round trip (a query of several statements
+# without parameters): it costs the transaction no wait of its own. The row stays locked FOR SHARE to the
+# commit, so a claim (an UPDATE of it) waits for the transactions under the former epoch to end.
+_BEGIN_CHECKED = "BEGIN; SELECT v FROM meta WHERE k = 'epoch' FOR SHARE"
+
+
+@contextmanager
+def epoch_transaction(conn: psycopg.Connection[TupleRow], epoch: int) -> Iterator[None]:
+    """A transaction on an autocommit connection that commits only under `epoch`: Fenced (rolled back) when
+    another instance has claimed a newer one."""
+    cursor = conn.execute(_BEGIN_CHECKED)
+    try:
+        cursor.nextset()
+        row = cursor.fetchone()
+        if row is None or int(row[0]) != epoch:
+            found = row[0] if row else None
+            raise Fenced(f"another instance took charge of the database (epoch {found}, this one's {epoch})")
+        yield
+        if conn.info.transaction_status == TransactionStatus.INERROR:  # a COMMIT would only roll it back
+            raise psycopg.errors.InFailedSqlTransaction("a statement of the transaction failed")
+    except BaseException:
+        if not conn.broken:
+            with suppress(psycopg.Error):
+                conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 class Fenced(Exception):

@@ -9,8 +9,9 @@ is committed when it returns, one inside when the outermost transaction ends, so
 acknowledges is committed (synchronous_commit, PostgreSQL's default, makes that durable) before its answer.
 
 Opened by the holder of the failover lease (lease.py) with `claim_epoch`, the store takes a new fencing epoch
-and every outermost transaction first checks it, holding the epoch row FOR SHARE to its commit: a newer
-holder's claim waits for that commit, and once made refuses the older holder's next transaction (Fenced).
+and every outermost transaction first checks it (sent with its BEGIN), holding the epoch row FOR SHARE to its
+commit: a newer holder's claim waits for that commit, and once made refuses the older holder's next
+transaction (Fenced).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import orjson
@@ -29,7 +30,7 @@ from batchyard.service.documents import Private, TaskDocument, TaskPrivate, load
 from batchyard.service.odata import Filter
 from batchyard.service.persistence.postgres.analyzer import Analyzer
 from batchyard.service.persistence.postgres.filters import readable, to_sql
-from batchyard.service.persistence.postgres.lease import Fenced, new_epoch
+from batchyard.service.persistence.postgres.lease import Fenced, epoch_transaction, new_epoch
 from batchyard.service.persistence.postgres.schema import connect, open_database
 
 # Top-level task properties (wire names) held in columns of the tasks table: pages of only these read
@@ -121,14 +122,15 @@ class PostgresStore:
         self._depth = 1
         began = time.perf_counter()
         try:
-            with conn.transaction():
-                if self._epoch is not None:
-                    self._check_epoch(conn)
+            with self._outermost(conn):
                 yield
                 if self._seq != self._saved_seq:
                     self.set_meta("seq", str(self._seq))
-        except BaseException:
+        except BaseException as exc:
             self._seq = self._saved_seq
+            if isinstance(exc, Fenced) and not self.fenced:
+                self.fenced = True
+                log.error("%s: this instance stops writing", exc)
             raise
         finally:
             self._depth = 0
@@ -151,14 +153,13 @@ class PostgresStore:
         """This instance is no longer the active one: refuse every transaction from now on."""
         self.fenced = True
 
-    def _check_epoch(self, conn: psycopg.Connection[TupleRow]) -> None:
-        if not self.fenced:
-            row = conn.execute("SELECT v FROM meta WHERE k = 'epoch' FOR SHARE").fetchone()
-            self.fenced = row is None or int(row[0]) != self._epoch
-            if self.fenced:
-                log.error("another instance took charge of the database (epoch %s, ours %s)", row, self._epoch)
+    def _outermost(self, conn: psycopg.Connection[TupleRow]) -> AbstractContextManager[object]:
+        """An outermost transaction: checked against this store's fencing epoch when it claimed one."""
+        if self._epoch is None:
+            return conn.transaction()
         if self.fenced:
             raise Fenced("this instance is no longer the active one: another took charge of the database")
+        return epoch_transaction(conn, self._epoch)
 
     def next_seq(self) -> int:
         self._seq += 1
