@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import shutil
 import statistics
 import sys
 import tempfile
@@ -28,7 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from azure.batch import models as m  # noqa: E402
-from azure.core.exceptions import HttpResponseError, ServiceRequestError  # noqa: E402
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError  # noqa: E402
 
 from tests.api.failover_support import Instance, start_instances  # noqa: E402
 from tests.api.helpers import create_job, create_pool, error_code, idle_nodes  # noqa: E402
@@ -81,8 +82,9 @@ class AddStream:
                     return True
                 if exc.status_code not in (500, 503):
                     raise
-            except ServiceRequestError:
-                pass  # the instance is down: try the other
+            except (ServiceRequestError, ServiceResponseError):
+                # Down, or its answer lost with it (committed or not: a retry finding it counts it, above).
+                pass
             time.sleep(0.25)
         return False
 
@@ -117,6 +119,7 @@ def main() -> None:
         for instance in instances:
             instance.stop()
         cluster.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     print(result)
     sys.exit(1 if "lost 0," not in result or "run twice 0" not in result else 0)
 
