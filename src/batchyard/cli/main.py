@@ -10,7 +10,6 @@ import socket
 import ssl
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from batchyard.agent.command import AGENT_HELP, add_agent_arguments, run_agent_command
 from batchyard.cli.applications import add_application_commands, run_application_command
@@ -36,9 +35,6 @@ from batchyard.service.config import (
 from batchyard.service.data_dir import prepare as prepare_data_dir
 from batchyard.service.diagnostics.options import add_diagnostic_options
 from batchyard.service.storage.options import add_storage_options
-
-if TYPE_CHECKING:
-    from starlette.types import ASGIApp
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,6 +291,7 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
 
     from batchyard.cli.https import bind_https_socket, certificate_files, https_port
     from batchyard.service.access_log import AccessLog
+    from batchyard.service.app import build_service
     from batchyard.service.connections import (
         ConnectionGuard,
         connection_limits,
@@ -330,7 +327,7 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
         trust = f"clients trust the CA {files.ca}" if files.ca else f"certificate {files.cert}"
         ready.append(f"batchyard: HTTPS on {settings.https_url} ({trust})")
     try:
-        app = _service_app(settings)
+        app = build_service(settings)
     except StoreError as exc:
         print(f"batchyard: {exc}", file=sys.stderr)
         return 2
@@ -356,19 +353,6 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
     server = _server_class()(config, "\n".join(ready), https, args.header_timeout)
     server.run()
     return 0
-
-
-def _service_app(settings: Settings) -> ASGIApp:
-    """The service; on PostgreSQL, one of several instances of which the failover lease's holder is active."""
-    from batchyard.service.app import build_app
-    from batchyard.service.persistence.open import POSTGRES_SCHEMES
-
-    if not settings.database or not settings.database.startswith(POSTGRES_SCHEMES):
-        return build_app(settings)
-    from batchyard.service.failover import FailoverApp, check_database
-
-    check_database(settings.database)
-    return FailoverApp(settings.database, settings.base_url, lambda store: build_app(settings, store=store))
 
 
 def _server_class() -> type:

@@ -11,6 +11,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 
 from batchyard.protocol import messages
@@ -49,7 +50,7 @@ from batchyard.service.identity import endpoints as identity_endpoints
 from batchyard.service.identity.provider import IdentityProvider
 from batchyard.service.metrics import RequestMetrics, ServiceMetrics, metrics_endpoint
 from batchyard.service.models import contract_rules
-from batchyard.service.persistence.open import open_store
+from batchyard.service.persistence.open import POSTGRES_SCHEMES, open_store
 from batchyard.service.ports import Store
 from batchyard.service.storage.runs import linked_resources
 
@@ -192,3 +193,14 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None, s
     app.state.account = SharedKeyAccount(settings.account_name, settings.account_keys)
     app.state.identity = IdentityProvider.open(data_dir, settings.https_url) if settings.https_url else None
     return app
+
+
+def build_service(settings: Settings) -> ASGIApp:
+    """What `batchyard serve` runs: the service; on PostgreSQL, one of several instances of which the failover
+    lease's holder is active (service/failover.py). StoreError when the database cannot be used."""
+    if not settings.database or not settings.database.startswith(POSTGRES_SCHEMES):
+        return build_app(settings)
+    from batchyard.service.failover import FailoverApp, check_database  # (psycopg: the `postgres` extra)
+
+    check_database(settings.database)
+    return FailoverApp(settings.database, settings.base_url, lambda store: build_app(settings, store=store))
