@@ -16,7 +16,10 @@ from typing import Any
 
 import pytest
 from azure.batch import models as m
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
+from batchyard.protocol import messages
 from tests.api.failover_support import Instance, start_instances
 from tests.api.helpers import create_job, create_pool, idle_nodes, signed_request
 from tests.conftest import make_client, postgres_cluster, wait_for
@@ -52,6 +55,10 @@ def test_a_standby_refuses_with_a_retryable_batch_error(pair: list[Instance]) ->
     assert answer.headers["retry-after"] == "1"
     assert answer.json()["code"] == "ServerBusy" and "standby" in answer.json()["message"]["value"]
     assert signed_request(active.url, "GET", "/jobs").status_code == 200
+    # An agent's connection is refused before the handshake (it then tries its next service URL).
+    with pytest.raises(InvalidStatus) as refused:
+        connect(standby.url.replace("http://", "ws://") + messages.AGENT_PATH, open_timeout=5).close()
+    assert refused.value.response.status_code == 403
 
 
 def test_the_standby_takes_over_a_killed_active_instance_and_every_task_runs_once(
