@@ -84,6 +84,8 @@ status=0
 .venv/bin/mypy src || status=1  # settings in pyproject.toml: strict on the pure core
 .venv/bin/python -m pytest tests --ignore=tests/legacy -q "$@" || status=1
 # The same service on the PostgreSQL store: the API tests of what it keeps (609 tests, 80 s on a quiet machine).
+# (Failover, tests/api/test_failover.py, needs two instances on one database: it starts them on the cluster
+# whatever --store says, so it runs in the main pass above, as test_postgres_store.py does.)
 .venv/bin/python -m pytest -q --store postgresql tests/api/test_pools.py tests/api/test_jobs.py \
     tests/api/test_tasks.py tests/api/test_lists.py tests/api/test_dependencies.py tests/api/test_durability.py \
     "$@" || status=1

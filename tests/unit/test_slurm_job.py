@@ -58,3 +58,10 @@ def test_the_script_hands_the_token_on_standard_input_only() -> None:
     assert "--root /scratch/by/tvmps_abc_d" in agent and "--service-url http://service:8650" in agent
     assert "'pool 1'" in lines[1]  # the pool id is quoted, even in a comment
     assert subprocess.run(["bash", "-n"], input=script, text=True, check=False).returncode == 0
+
+
+def test_the_agent_is_given_every_service_instance_of_a_failover_set() -> None:
+    urls = ["http://a:8650", "http://b:8650"]
+    script = batch_script(SlurmOptions(node_dir="/scratch/by"), launch(), urls, "/usr/bin:/bin")
+    agent = next(line for line in script.splitlines() if "batchyard.agent" in line)
+    assert "--service-url http://a:8650 --service-url http://b:8650" in agent

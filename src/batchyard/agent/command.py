@@ -10,7 +10,12 @@ AGENT_HELP = "run a compute node agent"
 
 
 def add_agent_arguments(agent: argparse.ArgumentParser) -> None:
-    agent.add_argument("--service-url", required=True, help="the Batch service the agent connects to")
+    agent.add_argument(
+        "--service-url",
+        action="append",
+        required=True,
+        help="the service's URL; repeated for several instances on one database (failover): tried in turn",
+    )
     agent.add_argument("--root", type=Path, required=True, help="the node's root directory")
     agent.add_argument("--node-id", help="(local provider) the node this agent serves")
     agent.add_argument("--pool", help="(another host) join this pool, with --join-token or BATCHYARD_JOIN_TOKEN")

@@ -10,6 +10,7 @@ import json
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 from batchyard.agent import safe_files
@@ -47,3 +48,14 @@ def join(service_url: str, root: Path, pool: str, join_token: str | None) -> tup
     with os.fdopen(fd, "w") as out:
         json.dump({"nodeId": data["nodeId"], "nodeToken": data["nodeToken"]}, out)
     return data["nodeId"], data["nodeToken"]
+
+
+def join_any(service_urls: Sequence[str], root: Path, pool: str, join_token: str | None) -> tuple[str, str]:
+    """`join` through the first service instance that answers (failover: standby instances refuse)."""
+    problem = JoinError("no service URL")
+    for url in service_urls:
+        try:
+            return join(url, root, pool, join_token)
+        except JoinError as exc:
+            problem = exc
+    raise problem

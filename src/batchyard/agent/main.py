@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
@@ -50,14 +51,16 @@ MAX_FRAME = 8 * 1024 * 1024
 class Agent:
     def __init__(
         self,
-        service_url: str,
+        service_urls: Sequence[str],
         node_id: str,
         root: Path,
         token: str,
         orphan_timeout: float,
         login_address: str = "127.0.0.1",
     ) -> None:
-        self.service_url = service_url.rstrip("/")
+        # The service's instances (failover: one is active, the others refuse agents); tried in turn.
+        self.service_urls = [url.rstrip("/") for url in service_urls]
+        self._url_index = 0
         self.node_id = node_id
         self.root = root.resolve()
         self.token = token
@@ -134,11 +137,16 @@ class Agent:
             for aid in fenced:
                 self.runs.pop(aid, None)  # the next hello does not list them: the service knows them lost
 
+    def _next_url(self) -> str:
+        """The WebSocket URL of the service instance to try now (the next one after each failed attempt)."""
+        base = self.service_urls[self._url_index % len(self.service_urls)]
+        return base.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + messages.AGENT_PATH
+
     async def _connect_loop(self) -> None:
-        url = self.service_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + messages.AGENT_PATH
         headers = {messages.NODE_HEADER: self.node_id, messages.TOKEN_HEADER: self.token}
         while not self._stopping.is_set():
             connected = False
+            url = self._next_url()
             try:
                 async with websockets.connect(
                     url,
@@ -174,6 +182,8 @@ class Agent:
             except (OSError, websockets.WebSocketException) as exc:
                 log.debug("connection to the service failed: %s", exc)
             self._ws = None
+            # A lost or refused connection: the instance may have died or be a standby; try the next one.
+            self._url_index += 1
             if connected:
                 self._disconnected_at = time.monotonic()
             if time.monotonic() - self._disconnected_at > self.orphan_timeout:
@@ -352,7 +362,7 @@ def _ended_by_signal(exit_code: object) -> bool:
 
 
 def run_agent(
-    service_url: str,
+    service_urls: Sequence[str],
     root: Path,
     orphan_timeout: float,
     node_id: str | None = None,
@@ -372,11 +382,11 @@ def run_agent(
             log.error("an agent needs --node-id (local provider) or --pool with a join token")
             return 2
         try:
-            node_id, token = identity.join(service_url, root, pool, join_token)
+            node_id, token = identity.join_any(service_urls, root, pool, join_token)
         except identity.JoinError as exc:
             log.error("%s", exc)
             return 2
-    agent = Agent(service_url, node_id, root, token, orphan_timeout, login_address)
+    agent = Agent(service_urls, node_id, root, token, orphan_timeout, login_address)
     asyncio.run(agent.run())
     if agent.refused is not None:
         return 3

@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--public-url", help="URL clients and nodes use to reach the service")
     serve.add_argument(
+        "--peer-url",
+        action="append",
+        default=[],
+        help="(with --database) the URL of another service instance on the same database, repeated for each:"
+        " one instance is active, the others stand by; node agents try every URL in turn",
+    )
+    serve.add_argument(
         "--log-level",
         default="info",
         type=str.lower,
@@ -242,6 +249,7 @@ def _serve(args: argparse.Namespace) -> int:
         metrics_token=metrics_token,
         slurm=slurm_options(args),
         authentication_modes=modes,
+        peer_urls=tuple(args.peer_url),
     )
     from batchyard.service.storage.azurite import AzuriteError
     from batchyard.service.storage.linked import StorageConfigError
@@ -280,7 +288,7 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
 
     from batchyard.cli.https import bind_https_socket, certificate_files, https_port
     from batchyard.service.access_log import AccessLog
-    from batchyard.service.app import build_app
+    from batchyard.service.app import build_service, close_event_streams
     from batchyard.service.connections import (
         ConnectionGuard,
         connection_limits,
@@ -316,7 +324,7 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
         trust = f"clients trust the CA {files.ca}" if files.ca else f"certificate {files.cert}"
         ready.append(f"batchyard: HTTPS on {settings.https_url} ({trust})")
     try:
-        app = build_app(settings)
+        app = build_service(settings)
     except StoreError as exc:
         print(f"batchyard: {exc}", file=sys.stderr)
         return 2
@@ -339,8 +347,7 @@ def _run_server(args: argparse.Namespace, settings: Settings, name: str, keys: t
         # otherwise make a plain-HTTP request count as HTTPS, where bearer tokens are taken.
         proxy_headers=False,
     )
-    feed = app.state.event_feed
-    server = _server_class()(config, "\n".join(ready), https, args.header_timeout, feed.close if feed else None)
+    server = _server_class()(config, "\n".join(ready), https, args.header_timeout, lambda: close_event_streams(app))
     server.run()
     return 0
 

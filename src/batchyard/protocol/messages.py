@@ -56,6 +56,9 @@ import orjson
 # connection with AGENT_REFUSED and a reason (agents and the service of one release always match).
 PROTOCOL_VERSION = 1
 AGENT_REFUSED = 4426  # WebSocket close code: this agent's protocol version is not the service's
+# WebSocket close code of a service instance that is not (or no longer) the active one of several (failover):
+# the agent tries the next service URL it knows.
+AGENT_MOVED = 4503
 
 AGENT_PATH = "/_agent/connect"
 JOIN_PATH = "/_agent/join"

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +39,10 @@ class LocalProvider:
     name = "local"
     starts_agents = True
 
-    def __init__(self, nodes_dir: Path, service_url: str, orphan_timeout: float = 600.0) -> None:
+    def __init__(self, nodes_dir: Path, service_urls: str | Sequence[str], orphan_timeout: float = 600.0) -> None:
         self.nodes_dir = nodes_dir
-        self.service_url = service_url
+        # This service's URL, then its failover peers' (the agent tries each in turn).
+        self.service_urls = (service_urls,) if isinstance(service_urls, str) else tuple(service_urls)
         self.orphan_timeout = orphan_timeout
         self._agents: dict[str, _AgentProcess] = {}
         self._events: NodeEvents | None = None
@@ -75,8 +76,7 @@ class LocalProvider:
             sys.executable,
             "-m",
             "batchyard.agent",
-            "--service-url",
-            self.service_url,
+            *(part for url in self.service_urls for part in ("--service-url", url)),
             "--node-id",
             node_id,
             "--root",

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from batchyard.providers import slurm_commands as slurm
@@ -39,9 +39,9 @@ class SlurmProvider:
     name = "slurm"
     starts_agents = True
 
-    def __init__(self, options: SlurmOptions, service_url: str, account_name: str) -> None:
+    def __init__(self, options: SlurmOptions, service_urls: str | Sequence[str], account_name: str) -> None:
         self.options = options
-        self.service_url = service_url
+        self.service_urls = service_urls  # this instance's URL, then its failover peers'
         self.prefix = f"batchyard-{account_name}-"
         self._events: NodeEvents | None = None
         self._jobs: dict[str, str] = {}  # node id -> its current job id
@@ -62,7 +62,7 @@ class SlurmProvider:
         self._watch()
         await self._end_job(launch.node_id, ours=True)
         name = job_name(self.prefix, launch.node_id)
-        script = batch_script(self.options, launch, self.service_url, os.environ.get("PATH", "/usr/bin:/bin"))
+        script = batch_script(self.options, launch, self.service_urls, os.environ.get("PATH", "/usr/bin:/bin"))
         try:
             job_id = await slurm.submit(script, sbatch_options(self.options, launch, name))
         except slurm.SlurmCommandError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from batchyard.providers.base import NodeLaunch
@@ -82,9 +83,11 @@ def sbatch_options(options: SlurmOptions, launch: NodeLaunch, name: str) -> list
     return args
 
 
-def batch_script(options: SlurmOptions, launch: NodeLaunch, service_url: str, path: str) -> str:
+def batch_script(options: SlurmOptions, launch: NodeLaunch, service_urls: str | Sequence[str], path: str) -> str:
     """The job: make the node's root, run its agent until it ends (scancel sends it SIGTERM: it ends its
-    tasks and exits), then remove the root. The agent's log stays when it failed, for the administrator."""
+    tasks and exits), then remove the root. The agent's log stays when it failed, for the administrator.
+    `service_urls`: the service's, then its failover peers' (the agent tries each in turn)."""
+    urls = (service_urls,) if isinstance(service_urls, str) else tuple(service_urls)
     root = f"{options.node_dir.rstrip('/')}/{launch.node_id}"
     log = f"{root}.log"
     agent = shlex.join(
@@ -92,8 +95,7 @@ def batch_script(options: SlurmOptions, launch: NodeLaunch, service_url: str, pa
             options.agent_python,
             "-m",
             "batchyard.agent",
-            "--service-url",
-            service_url,
+            *(part for url in urls for part in ("--service-url", url)),
             "--node-id",
             launch.node_id,
             "--root",

@@ -11,6 +11,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 
 from batchyard.protocol import messages
@@ -51,7 +52,8 @@ from batchyard.service.identity import endpoints as identity_endpoints
 from batchyard.service.identity.provider import IdentityProvider
 from batchyard.service.metrics import RequestMetrics, ServiceMetrics, metrics_endpoint
 from batchyard.service.models import contract_rules
-from batchyard.service.persistence.open import open_store
+from batchyard.service.persistence.open import POSTGRES_SCHEMES, open_store
+from batchyard.service.ports import Store
 from batchyard.service.storage.runs import linked_resources
 
 
@@ -105,16 +107,17 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
     )
 
 
-def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -> Starlette:
-    """The service; `providers` replace the built-in ones (local, external, slurm) of the same names.
+def build_app(settings: Settings, providers: list[NodeProvider] | None = None, store: Store | None = None) -> Starlette:
+    """The service; `providers` replace the built-in ones (local, external, slurm) of the same names; `store`
+    is one opened already (an instance that took the failover lease: service/failover.py).
 
     StoreError when the store cannot be opened (an unreachable database, one from a newer service)."""
     data_dir = Path(settings.data_dir)
-    store = open_store(data_dir, settings.database)
+    store = store or open_store(data_dir, settings.database)
     builtin: list[NodeProvider] = [
-        LocalProvider(data_dir / "nodes", settings.base_url),
+        LocalProvider(data_dir / "nodes", settings.service_urls),
         ExternalProvider(messages.lease_expiry(settings.timing.agent_lease)),
-        SlurmProvider(settings.slurm, settings.base_url, settings.account_name),
+        SlurmProvider(settings.slurm, settings.service_urls, settings.account_name),
     ]
     chosen = {provider.name: provider for provider in [*builtin, *(providers or [])]}
     registry = ProviderRegistry(chosen.values(), default=LocalProvider.name)
@@ -144,6 +147,14 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
             if diagnostics is not None:
                 await diagnostics.stop()
             store.close()
+
+    async def abandon() -> None:
+        """Another instance took charge of the store (failover): stop this one's work, leaving the nodes and
+        their runs to the new active instance."""
+        await service.abandon()
+        if diagnostics is not None:
+            await diagnostics.stop()
+        store.close()
 
     routes = [
         Route("/", readiness, methods=["GET"]),
@@ -179,9 +190,31 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None) -
     app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.service = service
+    app.state.abandon = abandon
     app.state.metrics = metrics
     app.state.event_feed = diagnostics.feed if diagnostics is not None else None
     app.state.dashboard_sessions = DashboardSessions()
     app.state.account = SharedKeyAccount(settings.account_name, settings.account_keys)
     app.state.identity = IdentityProvider.open(data_dir, settings.https_url) if settings.https_url else None
     return app
+
+
+def close_event_streams(app: ASGIApp) -> None:
+    """Before a stop: end the open event streams (`GET /_batchyard/events`), which a shutdown would wait for;
+    on a failover instance, the active service's."""
+    if isinstance(app, Starlette):
+        if (feed := app.state.event_feed) is not None:
+            feed.close()
+    elif (close := getattr(app, "close_event_streams", None)) is not None:
+        close()
+
+
+def build_service(settings: Settings) -> ASGIApp:
+    """What `batchyard serve` runs: the service; on PostgreSQL, one of several instances of which the failover
+    lease's holder is active (service/failover.py). StoreError when the database cannot be used."""
+    if not settings.database or not settings.database.startswith(POSTGRES_SCHEMES):
+        return build_app(settings)
+    from batchyard.service.failover import FailoverApp, check_database  # (psycopg: the `postgres` extra)
+
+    check_database(settings.database)
+    return FailoverApp(settings.database, settings.base_url, lambda store: build_app(settings, store=store))

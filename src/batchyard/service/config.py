@@ -117,6 +117,8 @@ class Settings:
     diagnostic_logs: DiagnosticLogs | None = None
     # Defaults for pools whose nodes are Slurm jobs (providers/slurm.py).
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
+    # The other service instances on the same PostgreSQL database (failover): agents try each in turn.
+    peer_urls: tuple[str, ...] = ()
 
     @property
     def uses_dev_account(self) -> bool:
@@ -127,6 +129,11 @@ class Settings:
         if self.public_url:
             return self.public_url.rstrip("/")
         return f"http://{_url_host(self.host)}:{self.port}"
+
+    @property
+    def service_urls(self) -> tuple[str, ...]:
+        """Where agents find the service: this instance first, then its peers."""
+        return (self.base_url, *(url.rstrip("/") for url in self.peer_urls if url.rstrip("/") != self.base_url))
 
     @property
     def https_url(self) -> str | None:

@@ -16,6 +16,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+from batchyard.protocol import messages
 from batchyard.providers.base import NodeProvider
 from batchyard.providers.registry import ProviderRegistry
 from batchyard.service.clock import Clock, iso, ticks
@@ -225,6 +226,18 @@ class EngineCore:
             if node.session is not None:
                 node.session.send({"t": "shutdown"})
         await self.providers.stop_all()
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def abandon(self) -> None:
+        """Another service instance took charge of the store (failover): end this engine's work without
+        stopping a node or a run (they are the new active instance's), and drop the agents' connections
+        so they find it."""
+        if self._housekeeper is not None:
+            self._housekeeper.cancel()
+        for node in self.nodes.values():
+            if node.session is not None:
+                node.session.close(messages.AGENT_MOVED, "this service instance is no longer the active one")
         for task in list(self._tasks):
             task.cancel()
 

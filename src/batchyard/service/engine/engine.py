@@ -92,6 +92,9 @@ class Engine(Concern):
     async def stop(self) -> None:
         await self.core.stop()
 
+    async def abandon(self) -> None:
+        await self.core.abandon()
+
     def housekeeping(self) -> None:
         """One round of the periodic checks (tests call it to move time on)."""
         self.core.housekeeping()

@@ -17,6 +17,9 @@ class ServiceOperations(OperationsBase):
     async def stop(self) -> None:
         await self.engine.stop()
 
+    async def abandon(self) -> None:
+        await self.engine.abandon()
+
     def now(self) -> datetime:
         return self.engine.core.now()
 

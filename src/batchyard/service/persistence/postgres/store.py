@@ -7,6 +7,11 @@ entity, as in sqlite/store.py; opening and migrating the database is in schema.p
 One connection in autocommit mode, used only from the event loop thread: a write outside `transaction()`
 is committed when it returns, one inside when the outermost transaction ends, so every change the service
 acknowledges is committed (synchronous_commit, PostgreSQL's default, makes that durable) before its answer.
+
+Opened by the holder of the failover lease (lease.py) with `claim_epoch`, the store takes a new fencing epoch
+and every outermost transaction first checks it (sent with its BEGIN), holding the epoch row FOR SHARE to its
+commit: a newer holder's claim waits for that commit, and once made refuses the older holder's next
+transaction (Fenced).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import orjson
@@ -25,6 +30,7 @@ from batchyard.service.documents import Private, TaskDocument, TaskPrivate, load
 from batchyard.service.odata import Filter
 from batchyard.service.persistence.postgres.analyzer import Analyzer
 from batchyard.service.persistence.postgres.filters import readable, to_sql
+from batchyard.service.persistence.postgres.lease import Fenced, epoch_transaction, new_epoch
 from batchyard.service.persistence.postgres.schema import connect, open_database
 
 # Top-level task properties (wire names) held in columns of the tasks table: pages of only these read
@@ -66,10 +72,16 @@ class PostgresStore:
     # Told how long each outermost transaction took, begin to commit (the service's metrics).
     transaction_observer: Callable[[float], None] | None = None
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, claim_epoch: bool = False) -> None:
+        """claim_epoch: the caller holds the failover lease (lease.py), and this store writes under a new
+        fencing epoch."""
         self._url = url
         self._conn = open_database(url)
         self._depth = 0
+        # The fencing epoch this store writes under (None: unfenced); claimed before anything is read, so a
+        # former holder's last commit is in what this one loads.
+        self._epoch = new_epoch(self._conn) if claim_epoch else None
+        self.fenced = False
         self._seq = int(self.get_meta("seq") or 0)
         self._saved_seq = self._seq
         self._inserted = 0  # tasks inserted in the open transaction
@@ -110,12 +122,15 @@ class PostgresStore:
         self._depth = 1
         began = time.perf_counter()
         try:
-            with conn.transaction():
+            with self._outermost(conn):
                 yield
                 if self._seq != self._saved_seq:
                     self.set_meta("seq", str(self._seq))
-        except BaseException:
+        except BaseException as exc:
             self._seq = self._saved_seq
+            if isinstance(exc, Fenced) and not self.fenced:
+                self.fenced = True
+                log.error("%s: this instance stops writing", exc)
             raise
         finally:
             self._depth = 0
@@ -124,6 +139,27 @@ class PostgresStore:
         if self.transaction_observer is not None:
             self.transaction_observer(time.perf_counter() - began)
         self._analyzer.added(inserted)
+
+    @property
+    def epoch(self) -> int | None:
+        return self._epoch
+
+    def epoch_is_current(self) -> bool:
+        """Whether the database's fencing epoch is still the one this store claimed."""
+        row = self._db.execute("SELECT v FROM meta WHERE k = 'epoch'").fetchone()
+        return row is not None and int(row[0]) == self._epoch
+
+    def relinquish(self) -> None:
+        """This instance is no longer the active one: refuse every transaction from now on."""
+        self.fenced = True
+
+    def _outermost(self, conn: psycopg.Connection[TupleRow]) -> AbstractContextManager[object]:
+        """An outermost transaction: checked against this store's fencing epoch when it claimed one."""
+        if self._epoch is None:
+            return conn.transaction()
+        if self.fenced:
+            raise Fenced("this instance is no longer the active one: another took charge of the database")
+        return epoch_transaction(conn, self._epoch)
 
     def next_seq(self) -> int:
         self._seq += 1
