@@ -82,11 +82,15 @@ status=0
 .venv/bin/ruff check src tests examples benchmarks || status=1
 .venv/bin/ruff format --check src tests examples benchmarks || status=1
 .venv/bin/mypy src || status=1  # settings in pyproject.toml: strict on the pure core
-.venv/bin/python -m pytest tests --ignore=tests/legacy -q "$@" || status=1
+# Two workers (pytest-xdist): each test file runs whole in one of them, with its own services on free ports;
+# files sharing a machine-wide component (podman, Slurm) run in one worker (tests/conftest.py).
+# BATCHYARD_TEST_WORKERS=0 runs in one process.
+workers=(-n "${BATCHYARD_TEST_WORKERS:-2}" --dist loadgroup)
+.venv/bin/python -m pytest tests --ignore=tests/legacy -q "${workers[@]}" "$@" || status=1
 # The same service on the PostgreSQL store: the API tests of what it keeps (609 tests, 80 s on a quiet machine).
 # (Failover, tests/api/test_failover.py, needs two instances on one database: it starts them on the cluster
 # whatever --store says, so it runs in the main pass above, as test_postgres_store.py does.)
-.venv/bin/python -m pytest -q --store postgresql tests/api/test_pools.py tests/api/test_jobs.py \
+.venv/bin/python -m pytest -q "${workers[@]}" --store postgresql tests/api/test_pools.py tests/api/test_jobs.py \
     tests/api/test_tasks.py tests/api/test_lists.py tests/api/test_dependencies.py tests/api/test_durability.py \
     "$@" || status=1
 .venv-legacy/bin/python -m pytest tests/legacy -q "$@" || status=1

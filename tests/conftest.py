@@ -55,6 +55,22 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.basetemp = _own_temp_root / "tmp"
 
 
+# Test files that share a machine-wide component run in one pytest-xdist worker, one after the other:
+# podman's images and containers are the host's (a test removes an image another may be pulling), and the
+# Slurm tests' clusters name the same host. Every other file is a group of its own (its module-scoped
+# service starts once). scripts/test.sh runs with `--dist loadgroup`.
+SHARED_GROUPS = {"test_container": "podman", "test_slurm_": "slurm"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        name = item.path.name
+        group = next((shared for prefix, shared in SHARED_GROUPS.items() if name.startswith(prefix)), str(item.path))
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     stop_shared_cluster()
     if _own_temp_root is not None:
