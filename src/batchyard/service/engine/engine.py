@@ -24,6 +24,7 @@ from batchyard.service.engine.preemption import PreemptionOps
 from batchyard.service.engine.preparation import PreparationOps
 from batchyard.service.engine.rounds import SchedulingRounds
 from batchyard.service.engine.schedules import ScheduleOps
+from batchyard.service.engine.scheduling_errors import SchedulingErrors
 from batchyard.service.engine.task_runs import TaskRunOps
 from batchyard.service.engine.tasks import TaskOps
 from batchyard.service.engine.usage import UsageOps
@@ -66,6 +67,7 @@ class Engine(Concern):
         self.usage_ops = UsageOps(core, self.schedule_ops, self.autoscale)
         self.multi_instance = MultiInstanceOps(core, self.node_ops, self.task_runs, self.task_ops, self.preparation)
         self.rounds = SchedulingRounds(core, self.preparation, self.multi_instance)
+        self.scheduling_errors = SchedulingErrors(core)
         # Reactions to one event at the same `order` run in this sequence (see Reactions.describe()).
         for concern in (
             self.node_ops,
@@ -83,6 +85,7 @@ class Engine(Concern):
             self.usage_ops,
             self.multi_instance,
             self.rounds,
+            self.scheduling_errors,
         ):
             core.reactions.add(concern)
 

@@ -1,0 +1,113 @@
+"""Tasks that can never be scheduled say why: the job's executionInfo.schedulingError, through the SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from azure.batch import models as m
+from azure.batch.models._models import BatchNodeRebootOptions  # azure-batch 15.1.0 does not export it
+
+from tests.api.helpers import completed, create_job, delete_pool_quietly, idle_nodes, temp_pool
+from tests.conftest import wait_for
+
+Unique = Callable[[str], str]
+POLL = 0.2
+
+
+def _scheduling_error(client: Any, job_id: str) -> Any:
+    return client.get_job(job_id).execution_info.scheduling_error
+
+
+def _error_with_code(client: Any, job_id: str, code: str) -> Any:
+    error = _scheduling_error(client, job_id)
+    return error if error is not None and error.code == code else None
+
+
+def test_a_job_on_a_missing_pool_says_so_until_the_pool_exists(client: Any, unique: Unique) -> None:
+    pool_id, job_id = unique("later"), unique("job")
+    create_job(client, job_id, pool_id)  # Azure accepts it: the tasks wait for such a pool
+    try:
+        # No task yet: nothing waits, nothing to explain.
+        assert _scheduling_error(client, job_id) is None
+        client.create_task(job_id, m.BatchTaskCreateOptions(id="t", command_line="/bin/true"))
+        error = wait_for(lambda: _error_with_code(client, job_id, "PoolNotFound"), what="the job's scheduling error")
+        assert error.category == "usererror"
+        assert pool_id in error.message
+        assert [(d.name, d.value) for d in error.details] == [("PoolId", pool_id)]
+        assert client.get_task(job_id, "t").state == "active"
+        assert client.get_job(job_id).state == "active"
+
+        with temp_pool(client, pool_id):
+            wait_for(lambda: completed(client, job_id, "t"), what="the task to run on the new pool")
+            wait_for(lambda: _scheduling_error(client, job_id) is None or None, what="the error to clear")
+    finally:
+        client.begin_delete_job(job_id, polling_interval=POLL).result(timeout=30)
+
+
+def test_a_task_needing_more_slots_than_a_node_has_is_named(client: Any, unique: Unique) -> None:
+    pool_id, job_id = unique("slots"), unique("job")
+    with temp_pool(client, pool_id, nodes=1, slots=2):
+        create_job(client, job_id, pool_id)
+        try:
+            client.create_tasks(
+                job_id,
+                [
+                    m.BatchTaskCreateOptions(id="big", command_line="/bin/true", required_slots=3),
+                    m.BatchTaskCreateOptions(id="fits", command_line="/bin/true", required_slots=2),
+                ],
+            )
+            error = wait_for(
+                lambda: _error_with_code(client, job_id, "TaskRequiredSlotsExceedNodeSlots"),
+                what="the job's scheduling error",
+            )
+            assert error.category == "usererror"
+            assert {(d.name, d.value) for d in error.details} == {
+                ("TaskSlotsPerNode", "2"),
+                ("Task:big", "requiredSlots=3"),
+            }
+            # The task that fits is not held up by the one that cannot run.
+            wait_for(lambda: completed(client, job_id, "fits"), what="the task that fits to run")
+            assert client.get_task(job_id, "big").state == "active"
+
+            # Once the task is gone, nothing waits for what cannot come.
+            client.delete_task(job_id, "big")
+            wait_for(lambda: _scheduling_error(client, job_id) is None or None, what="the error to clear")
+        finally:
+            client.begin_delete_job(job_id, polling_interval=POLL).result(timeout=30)
+
+
+def test_a_pool_whose_nodes_all_failed_their_start_task_is_reported(client: Any, unique: Unique) -> None:
+    pool_id, job_id = unique("failstart"), unique("job")
+    with temp_pool(
+        client,
+        pool_id,
+        nodes=2,
+        start_task=m.BatchStartTask(command_line="/bin/bash -c 'exit 7'", wait_for_success=True),
+    ):
+        create_job(client, job_id, pool_id)
+        try:
+            client.create_task(job_id, m.BatchTaskCreateOptions(id="t", command_line="/bin/true"))
+            error = wait_for(
+                lambda: _error_with_code(client, job_id, "PoolNodesUnusable"),
+                timeout=60,
+                what="the job's scheduling error",
+            )
+            nodes = {node.id for node in client.list_nodes(pool_id)}
+            assert error.category == "usererror"
+            assert pool_id in error.message
+            assert {(d.name, d.value) for d in error.details} == {(node, "starttaskfailed") for node in nodes}
+            assert client.get_task(job_id, "t").state == "active"
+
+            # A start task that succeeds and a reboot bring the nodes back: the task runs, the error goes.
+            client.update_pool(pool_id, m.BatchPoolUpdateOptions(start_task=m.BatchStartTask(command_line="/bin/true")))
+            for node in nodes:
+                client.begin_reboot_node(
+                    pool_id, node, BatchNodeRebootOptions(node_reboot_kind="requeue"), polling_interval=POLL
+                ).result(timeout=60)
+            wait_for(lambda: completed(client, job_id, "t"), timeout=60, what="the task to run")
+            assert _scheduling_error(client, job_id) is None
+            assert idle_nodes(client, pool_id, 1)
+        finally:
+            client.begin_delete_job(job_id, polling_interval=POLL).result(timeout=30)
+            delete_pool_quietly(client, pool_id)
