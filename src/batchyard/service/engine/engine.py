@@ -25,6 +25,7 @@ from batchyard.service.engine.preparation import PreparationOps
 from batchyard.service.engine.rounds import SchedulingRounds
 from batchyard.service.engine.schedules import ScheduleOps
 from batchyard.service.engine.scheduling_errors import SchedulingErrors
+from batchyard.service.engine.service_logs import ServiceLogOps
 from batchyard.service.engine.task_runs import TaskRunOps
 from batchyard.service.engine.tasks import TaskOps
 from batchyard.service.engine.usage import UsageOps
@@ -60,6 +61,7 @@ class Engine(Concern):
         self.task_runs = TaskRunOps(core)
         self.task_ops = TaskOps(core, self.node_ops, self.task_runs)
         self.node_actions = NodeActionOps(core, self.node_ops, self.sessions, self.task_runs, self.certificate_ops)
+        self.service_logs = ServiceLogOps(self.node_actions)
         self.preparation = PreparationOps(core, self.task_runs)
         self.job_ops = JobOps(core, self.node_ops, self.pool_ops, self.task_runs, self.task_ops, self.preparation)
         self.schedule_ops = ScheduleOps(core, self.pool_ops, self.job_ops)
@@ -77,6 +79,7 @@ class Engine(Concern):
             self.task_ops,
             self.certificate_ops,
             self.node_actions,
+            self.service_logs,
             self.preemption,
             self.preparation,
             self.job_ops,
