@@ -140,6 +140,45 @@ def test_pool_commands(az: Az, pool: str, unique: Unique, client: Any) -> None:
     assert "InvalidPropertyValue" in error and "targetDedicatedNodes" in error
 
 
+def test_low_priority_flags(az: Az, unique: Unique, client: Any) -> None:
+    """`--target-low-priority-nodes` on pool create and resize: Spot/low-priority nodes, counted as such."""
+    pool_id = unique("az-spot")
+    az("pool", "create", "--id", pool_id, "--vm-size", "standard_d2s_v3", "--image", IMAGE,
+       "--node-agent-sku-id", AGENT, "--target-dedicated-nodes", "0", "--target-low-priority-nodes", "1")  # fmt: skip
+    try:
+        shown = az("pool", "show", "--pool-id", pool_id)
+        assert (shown["targetDedicatedNodes"], shown["targetLowPriorityNodes"]) == (0, 1)
+        wait_for(lambda: idle_nodes(client, pool_id, 1), what="the low-priority node")
+        (node,) = az("node", "list", "--pool-id", pool_id)
+        assert node["isDedicated"] is False and node["id"].endswith("_p")
+
+        # az itself asks for --target-dedicated-nodes on every resize (before sending anything).
+        az("pool", "resize", "--pool-id", pool_id, "--target-dedicated-nodes", "0", "--target-low-priority-nodes", "2")
+        wait_for(lambda: idle_nodes(client, pool_id, 2), what="two low-priority nodes")
+        wait_for(lambda: client.get_pool(pool_id).allocation_state == "steady", what="the resize to end")
+        shown = az("pool", "show", "--pool-id", pool_id)
+        assert (shown["targetLowPriorityNodes"], shown["currentLowPriorityNodes"]) == (2, 2)
+        assert (shown["targetDedicatedNodes"], shown["currentDedicatedNodes"]) == (0, 0)
+        counts = next(c for c in az("pool", "node-counts", "list") if c["poolId"] == pool_id)
+        assert (counts["lowPriority"]["total"], counts["dedicated"]["total"]) == (2, 0)
+
+        # Both kinds in one resize; numbers az sends as strings, and what Azure refuses still refused.
+        az("pool", "resize", "--pool-id", pool_id, "--target-dedicated-nodes", "1", "--target-low-priority-nodes", "0")
+        wait_for(
+            lambda: (
+                (p := client.get_pool(pool_id)).allocation_state == "steady"
+                and (p.current_dedicated_nodes, p.current_low_priority_nodes) == (1, 0)
+            ),
+            what="one dedicated node and no low-priority one",
+        )
+        error = az.fails(
+            "pool", "resize", "--pool-id", pool_id, "--target-dedicated-nodes", "1", "--target-low-priority-nodes", "-1"
+        )
+        assert "InvalidPropertyValue" in error and "targetLowPriorityNodes" in error
+    finally:
+        delete_pool_quietly(client, pool_id)
+
+
 def test_job_commands(az: Az, pool: str, unique: Unique) -> None:
     job = unique("az-job")
     az("job", "create", "--id", job, "--pool-id", pool, "--priority", "10", "--max-parallel-tasks", "2",
