@@ -8,8 +8,16 @@ from typing import Any
 from azure.batch import models as m
 from azure.batch.models._models import BatchNodeRebootOptions  # azure-batch 15.1.0 does not export it
 
-from tests.api.helpers import completed, create_job, delete_pool_quietly, idle_nodes, temp_pool
-from tests.conftest import wait_for
+from tests.api.helpers import (
+    completed,
+    create_job,
+    delete_pool_quietly,
+    idle_nodes,
+    signed_request,
+    temp_pool,
+    vm_config,
+)
+from tests.conftest import Service, wait_for
 
 Unique = Callable[[str], str]
 POLL = 0.2
@@ -111,3 +119,56 @@ def test_a_pool_whose_nodes_all_failed_their_start_task_is_reported(client: Any,
         finally:
             client.begin_delete_job(job_id, polling_interval=POLL).result(timeout=30)
             delete_pool_quietly(client, pool_id)
+
+
+def _auto_pool(**pool: Any) -> m.BatchPoolInfo:
+    return m.BatchPoolInfo(
+        auto_pool_specification=m.BatchAutoPoolSpecification(
+            pool_lifetime_option=pool.pop("lifetime", "job"),
+            pool=m.BatchPoolSpecification(vm_size="standard_d2s_v3", virtual_machine_configuration=vm_config(), **pool),
+        )
+    )
+
+
+def test_an_auto_pool_that_cannot_be_made_completes_the_job_with_its_error(
+    client: Any, service: Service, unique: Unique
+) -> None:
+    pools_before = {pool.id for pool in client.list_pools()}
+    manager = m.BatchJobManagerTask(id="jm", command_line="/bin/true")
+    bad_formula, bad_certificate = unique("autoformula"), unique("autocert")
+    # Azure accepts such a job, then completes it with the pool creation error.
+    client.create_job(
+        m.BatchJobCreateOptions(
+            id=bad_formula,
+            pool_info=_auto_pool(enable_auto_scale=True, auto_scale_formula="$TargetDedicatedNodes = ;"),
+            job_manager_task=manager,
+        )
+    )
+    # azure-batch 15.1 has no certificate models (certificates were retired): the body is written by hand.
+    pool = {
+        "vmSize": "standard_d2s_v3",
+        "virtualMachineConfiguration": vm_config().as_dict(),
+        "certificateReferences": [{"thumbprint": "ab" * 20, "thumbprintAlgorithm": "sha1"}],
+    }
+    body = {
+        "id": bad_certificate,
+        "poolInfo": {"autoPoolSpecification": {"poolLifetimeOption": "job", "pool": pool}},
+        "jobManagerTask": manager.as_dict(),
+    }
+    assert signed_request(service.url, "POST", "/jobs", body=body).status_code == 201
+    try:
+        for job_id, code, detail in (
+            (bad_formula, "InvalidAutoScaleFormulaInAutoPool", "Message"),
+            (bad_certificate, "InvalidCertificatesInAutoPool", "PropertyValue"),
+        ):
+            job = client.get_job(job_id)
+            assert job.state == "completed"
+            info = job.execution_info
+            assert info.end_time is not None and info.pool_id is None
+            assert (info.scheduling_error.category, info.scheduling_error.code) == ("usererror", code)
+            assert detail in {d.name for d in info.scheduling_error.details}  # the refusal's own values
+            assert not list(client.list_tasks(job_id))  # the job manager never ran
+    finally:
+        for job_id in (bad_formula, bad_certificate):
+            client.begin_delete_job(job_id, polling_interval=POLL).result(timeout=30)
+    assert {pool.id for pool in client.list_pools()} <= pools_before  # no pool was made

@@ -15,21 +15,12 @@ from typing import Any
 
 from batchyard.service.engine.core import Concern
 from batchyard.service.engine.events import Tick, reacts_to
+from batchyard.service.engine.job_errors import scheduling_error
 from batchyard.service.engine.records import JobRecord, PoolRecord
 
 # Node states from which no task runs until someone acts (a reboot, a reimage, a fixed start task).
 UNUSABLE_NODE_STATES = frozenset({"starttaskfailed", "unusable"})
 _MAX_DETAILS = 10  # the nodes or tasks named in an error's details
-
-
-def scheduling_error(code: str, message: str, details: list[tuple[str, str]]) -> dict[str, Any]:
-    """A BatchJobSchedulingError (wire shape); these causes are all the user's to fix."""
-    return {
-        "category": "usererror",
-        "code": code,
-        "message": message,
-        "details": [{"name": name, "value": value} for name, value in details[:_MAX_DETAILS]],
-    }
 
 
 class SchedulingErrors(Concern):
