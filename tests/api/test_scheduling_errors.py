@@ -172,3 +172,28 @@ def test_an_auto_pool_that_cannot_be_made_completes_the_job_with_its_error(
         for job_id in (bad_formula, bad_certificate):
             client.begin_delete_job(job_id, polling_interval=POLL).result(timeout=30)
     assert {pool.id for pool in client.list_pools()} <= pools_before  # no pool was made
+
+
+def test_a_schedules_job_whose_shared_auto_pool_cannot_be_made_is_completed_with_the_error(
+    client: Any, unique: Unique
+) -> None:
+    schedule_id = unique("autosched")
+    pool_info = _auto_pool(
+        lifetime="jobschedule", enable_auto_scale=True, auto_scale_formula="$TargetDedicatedNodes = ;"
+    )
+    client.create_job_schedule(
+        m.BatchJobScheduleCreateOptions(
+            id=schedule_id,
+            schedule=m.BatchJobScheduleConfiguration(),
+            job_specification=m.BatchJobSpecification(pool_info=pool_info),
+        )
+    )
+    try:
+        job_id = f"{schedule_id}:job-1"
+        job = wait_for(lambda: next((j for j in client.list_jobs() if j.id == job_id), None), what="the job")
+        wait_for(lambda: client.get_job(job_id).state == "completed" or None, what="the job to complete")
+        error = client.get_job(job_id).execution_info.scheduling_error
+        assert (error.category, error.code) == ("usererror", "InvalidAutoScaleFormulaInAutoPool")
+        assert job.execution_info.pool_id is None
+    finally:
+        client.begin_delete_job_schedule(schedule_id, polling_interval=POLL).result(timeout=30)
