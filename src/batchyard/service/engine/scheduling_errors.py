@@ -51,7 +51,13 @@ class SchedulingErrors(Concern):
                 f"The job's pool '{pool_id}' does not exist. Its tasks run once a pool with this id is created.",
                 [("PoolId", str(pool_id))],
             )
-        too_large = list(islice(self._too_large(job, pool), _MAX_DETAILS))
+        # Looked for only while a node has a free slot: tasks waiting for busy nodes wait for a reason, and
+        # a long queue is not walked every second while the pool works through it.
+        idle_slots = any(
+            node.schedulable and node.slots_used < pool.slots_per_node
+            for node in (self.nodes[node_id] for node_id in pool.node_ids if node_id in self.nodes)
+        )
+        too_large = list(islice(self._too_large(job, pool), _MAX_DETAILS)) if idle_slots else []
         if too_large:
             per_node = pool.slots_per_node
             return scheduling_error(
