@@ -13,7 +13,7 @@ from typing import Any
 from batchyard.service import errors
 from batchyard.service.engine.pools import PoolOps
 
-_MAX_DETAILS = 10  # the nodes, tasks or values named in an error's details
+MAX_DETAILS = 10  # the nodes, tasks or values named in an error's details
 
 
 def scheduling_error(code: str, message: str, details: list[tuple[str, str]]) -> dict[str, Any]:
@@ -22,7 +22,7 @@ def scheduling_error(code: str, message: str, details: list[tuple[str, str]]) ->
         "category": "usererror",
         "code": code,
         "message": message,
-        "details": [{"name": name, "value": value} for name, value in details[:_MAX_DETAILS]],
+        "details": [{"name": name, "value": value} for name, value in details[:MAX_DETAILS]],
     }
 
 

@@ -15,12 +15,11 @@ from typing import Any
 
 from batchyard.service.engine.core import Concern
 from batchyard.service.engine.events import Tick, reacts_to
-from batchyard.service.engine.job_errors import scheduling_error
+from batchyard.service.engine.job_errors import MAX_DETAILS, scheduling_error
 from batchyard.service.engine.records import JobRecord, PoolRecord
 
 # Node states from which no task runs until someone acts (a reboot, a reimage, a fixed start task).
 UNUSABLE_NODE_STATES = frozenset({"starttaskfailed", "unusable"})
-_MAX_DETAILS = 10  # the nodes or tasks named in an error's details
 
 
 class SchedulingErrors(Concern):
@@ -57,7 +56,7 @@ class SchedulingErrors(Concern):
             node.schedulable and node.slots_used < pool.slots_per_node
             for node in (self.nodes[node_id] for node_id in pool.node_ids if node_id in self.nodes)
         )
-        too_large = list(islice(self._too_large(job, pool), _MAX_DETAILS)) if idle_slots else []
+        too_large = list(islice(self._too_large(job, pool), MAX_DETAILS - 1)) if idle_slots else []
         if too_large:
             per_node = pool.slots_per_node
             return scheduling_error(
