@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shlex
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -9,8 +13,8 @@ import pytest
 from azure.batch import models as m
 from azure.core.exceptions import HttpResponseError
 
-from tests.api.helpers import create_pool, delete_pool_quietly, error_code, error_values
-from tests.conftest import wait_for
+from tests.api.helpers import create_job, create_pool, delete_pool_quietly, error_code, error_values
+from tests.conftest import free_port, wait_for
 
 Unique = Callable[[str], str]
 
@@ -186,3 +190,103 @@ def test_invalid_nat_pools_are_refused(
     base = "networkConfiguration.endpointConfiguration.inboundNATPools"
     assert values["PropertyName"] == (prop if prop.startswith("networkConfiguration") else base + prop)
     assert reason in values["Reason"]
+
+
+def _free_range(size: int, above: int = 0) -> int:
+    """The first of `size` consecutive ports nothing listens on, below the reserved 50000-55000."""
+    for start in range(max(above, 20000 + os.getpid() % 1000 * 20), 50000 - size, size):
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(start, start + size):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            return start
+        except OSError:
+            continue
+    raise AssertionError("no free port range")
+
+
+def _ask(port: int, question: bytes, source_port: int = 0) -> bytes | None:
+    """Send through the frontend port, half-close, and read the whole answer; None until one comes."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), 5, ("127.0.0.1", source_port)) as sock:
+            sock.sendall(question)
+            sock.shutdown(socket.SHUT_WR)
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+            return answer or None
+    except OSError:
+        return None
+
+
+# A server on the node: it answers each connection with what it was sent, once the client has sent it all.
+_ECHO = (
+    "python3 -c \"import socket; s = socket.create_server(('0.0.0.0', {port}))\n"
+    "while True:\n"
+    "    c, _ = s.accept(); d = b''\n"
+    "    while (b := c.recv(4096)): d += b\n"
+    "    c.sendall(b'node got ' + d); c.close()\""
+)
+
+
+def test_a_tcp_endpoint_reaches_its_node(client: Any, unique: Unique) -> None:
+    pool_id, job_id = unique("natfwd"), unique("job")
+    frontend, backend = _free_range(40), free_port()
+    create_pool(client, pool_id, nodes=1, network_configuration=_network(_nat("app", backend, frontend, frontend + 39)))
+    try:
+        create_job(client, job_id, pool_id)
+        command = "/bin/bash -c " + shlex.quote(_ECHO.format(port=backend))
+        client.create_task(job_id, m.BatchTaskCreateOptions(id="server", command_line=command))
+        wait_for(
+            lambda: client.get_task(job_id, "server").state == "running" or None, timeout=60, what="the node's server"
+        )
+        answer = wait_for(lambda: _ask(frontend, b"hello"), what="an answer through the frontend port")
+        assert answer == b"node got hello"
+        assert _ask(frontend, b"x" * 300_000) == b"node got " + b"x" * 300_000  # more than one read's worth
+    finally:
+        client.begin_delete_job(job_id, polling_interval=0.2).result(timeout=30)
+        client.begin_delete_pool(pool_id, polling_interval=0.2).result(timeout=60)
+    # The node is gone: so is its frontend port.
+    wait_for(lambda: _ask(frontend, b"anyone?") is None and _port_free(frontend) or None, what="the port to close")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_a_tcp_endpoints_security_rules_decide_who_connects(client: Any, unique: Unique) -> None:
+    pool_id, job_id = unique("natnsg"), unique("job")
+    frontend, backend = _free_range(40), free_port()
+    allowed_source = _free_range(5, above=frontend + 40)
+    # Only connections from the allowed source ports pass; everything else meets DenyAllInBound.
+    rules = [
+        m.NetworkSecurityGroupRule(
+            priority=150,
+            access="allow",
+            source_address_prefix="127.0.0.0/8",
+            source_port_ranges=[f"{allowed_source}-{allowed_source + 4}"],
+        )
+    ]
+    nat = _nat("guarded", backend, frontend, frontend + 39, network_security_group_rules=rules)
+    create_pool(client, pool_id, nodes=1, network_configuration=_network(nat))
+    try:
+        create_job(client, job_id, pool_id)
+        command = "/bin/bash -c " + shlex.quote(_ECHO.format(port=backend))
+        client.create_task(job_id, m.BatchTaskCreateOptions(id="server", command_line=command))
+        wait_for(
+            lambda: client.get_task(job_id, "server").state == "running" or None, timeout=60, what="the node's server"
+        )
+        answer = wait_for(lambda: _ask(frontend, b"let in", allowed_source + 1), what="an allowed answer")
+        assert answer == b"node got let in"
+        # The server answers: an ephemeral source port gets nothing, as no rule allows it.
+        assert _ask(frontend, b"denied?") is None
+        assert _ask(frontend, b"again", allowed_source + 2) == b"node got again"
+    finally:
+        client.begin_delete_job(job_id, polling_interval=0.2).result(timeout=30)
+        delete_pool_quietly(client, pool_id)

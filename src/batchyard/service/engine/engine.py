@@ -13,6 +13,7 @@ from batchyard.service.config import Settings
 from batchyard.service.engine.autoscale import AutoscaleOps
 from batchyard.service.engine.certificates import CertificateOps
 from batchyard.service.engine.core import Concern, EngineCore
+from batchyard.service.engine.endpoint_forwarding import EndpointForwarding
 from batchyard.service.engine.formulas import Formulas
 from batchyard.service.engine.jobs import JobOps
 from batchyard.service.engine.multi_instance import MultiInstanceOps
@@ -70,6 +71,7 @@ class Engine(Concern):
         self.multi_instance = MultiInstanceOps(core, self.node_ops, self.task_runs, self.task_ops, self.preparation)
         self.rounds = SchedulingRounds(core, self.preparation, self.multi_instance)
         self.scheduling_errors = SchedulingErrors(core)
+        self.endpoint_forwarding = EndpointForwarding(core)
         # Reactions to one event at the same `order` run in this sequence (see Reactions.describe()).
         for concern in (
             self.node_ops,
@@ -89,6 +91,7 @@ class Engine(Concern):
             self.multi_instance,
             self.rounds,
             self.scheduling_errors,
+            self.endpoint_forwarding,
         ):
             core.reactions.add(concern)
 
