@@ -4,7 +4,8 @@ Every second the wanted forwarding (every TCP endpoint of every node: frontend p
 `ipAddress` and backend port; engine/endpoints.py gives the ports) is compared with what listens, and the
 difference is applied (service/tcp_forward.py), with each NAT pool's network security group rules
 (service/endpoint_rules.py). A frontend port that cannot listen (another program holds
-it) is logged once and tried again every second. UDP endpoints are listed but not forwarded.
+it) is logged once and tried again every second. UDP endpoints are listed but not forwarded, and so are
+the endpoints of nodes whose address is not known: external nodes, and nodes still being allocated.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class EndpointForwarding(Concern):
     def wanted(self) -> dict[int, Target]:
         ports: dict[int, Target] = {}
         for node in self.nodes.values():
+            if node.private.provider == "external" or node.doc["state"] == "creating":
+                continue  # an address not known yet, or never (an external agent's host is its admin's)
             config = node.doc.get("endpointConfiguration") or {}
             pool = self.pools.get(node.pool_key)
             rules = _rules_by_nat_pool(pool.doc) if pool else {}
