@@ -7,22 +7,20 @@ start task's `run`):
   config  {minFreeDiskMb}                                                  health thresholds
 rpc ops:
   ssh         -> {ok, address, port}                      start the SSH server if needed
-  uploadlogs  {container, dir, start, end} -> {ok, count}  PUT the agent's logs as block blobs
-To the service: heartbeat {} every HEARTBEAT_INTERVAL, health {errors} every HEALTH_INTERVAL.
+  uploadlogs  {container, dir, start, end} -> {ok, count}  the agent's logs to send; PUT afterwards
+To the service: heartbeat {} every HEARTBEAT_INTERVAL, health {errors} every HEALTH_INTERVAL,
+logsuploaded {dir, ok, message?} when an upload ended (agent/service_logs.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from batchyard.agent import health
+from batchyard.agent import health, service_logs
 from batchyard.agent.accounts import NodeAccounts, UidAllocator
 from batchyard.agent.execution import Execution, NodeContext
 from batchyard.agent.ssh import NodeSshServer
@@ -31,7 +29,6 @@ log = logging.getLogger("batchyard.agent.services")
 
 HEARTBEAT_INTERVAL = 1.0
 HEALTH_EVERY = 3  # heartbeats between health checks
-LOG_FILES = ("agent.log",)  # under the node root: where the local provider sends the agent's output
 
 
 class NodeServices:
@@ -49,6 +46,7 @@ class NodeServices:
         accounts = NodeAccounts(context.node_id, root, lambda: context.certificates, uids)
         self.ssh = NodeSshServer(root, accounts, context.node_env, host=login_address)
         self.min_free_mb: float | None = None
+        self._uploads: set[asyncio.Task[None]] = set()  # log uploads still running (kept from collection)
 
     def handle(self, message: dict[str, Any]) -> None:
         kind = message["t"]
@@ -69,10 +67,23 @@ class NodeServices:
                 return {"ok": False, "message": f"the SSH server could not start: {exc}"}
             return {"ok": True, "address": self.ssh.host, "port": port}
         if op == "uploadlogs":
-            return await asyncio.to_thread(
-                upload_logs, self.root, message["container"], message["dir"], message["start"], message.get("end")
-            )
+            return await self._upload_logs(message["container"], message["dir"], message["start"])
         return None
+
+    async def _upload_logs(self, container: str, directory: str, start: float) -> dict[str, Any]:
+        """Answer with the number of files at once; upload them in the background."""
+        problem = service_logs.container_url_problem(container)
+        if problem is not None:
+            return {"ok": False, "message": problem}
+        files = await asyncio.to_thread(service_logs.choose_logs, self.root, start)
+        upload = asyncio.get_running_loop().create_task(self._upload_then_report(files, container, directory))
+        self._uploads.add(upload)
+        upload.add_done_callback(self._uploads.discard)
+        return {"ok": True, "count": len(files)}
+
+    async def _upload_then_report(self, files: list[Path], container: str, directory: str) -> None:
+        result = await asyncio.to_thread(service_logs.put_logs, files, container, directory)
+        self.send({"t": "logsuploaded", "dir": directory, **result})
 
     async def heartbeat_loop(self, runs: Mapping[str, Execution]) -> None:
         log.info("agent of node %s running in %s", self.context.node_id, self.root)
@@ -97,40 +108,3 @@ class NodeServices:
 
     async def close(self) -> None:
         await self.ssh.close()
-
-
-def upload_logs(root: Path, container_url: str, directory: str, start: float, end: float | None) -> dict[str, Any]:
-    """PUT each log file written since `start` as a block blob under `directory` of the container.
-
-    `end` does not narrow it: a file written after `end` may still hold messages of the window.
-    """
-    chosen = []
-    for name in LOG_FILES:
-        path = root / name
-        try:
-            info = path.stat()
-        except FileNotFoundError:
-            continue
-        # Whole files, as the Batch service does: any file with a message in the window goes.
-        if info.st_mtime >= start:
-            chosen.append(path)
-    parts = urllib.parse.urlsplit(container_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return {"ok": False, "message": "The container URL is not an http(s) URL."}
-    for path in chosen:
-        blob = urllib.parse.quote(f"{directory}/{path.name}")
-        url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, f"{parts.path.rstrip('/')}/{blob}", parts.query, ""))
-        data = path.read_bytes()
-        request = urllib.request.Request(
-            url,
-            data=data,
-            method="PUT",
-            headers={"x-ms-blob-type": "BlockBlob", "x-ms-version": "2021-08-06", "Content-Type": "text/plain"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                response.read()
-        except (urllib.error.URLError, OSError) as exc:
-            log.warning("uploading %s failed: %s", path.name, exc)
-            return {"ok": False, "message": f"Uploading {path.name} to the container failed: {exc}"}
-    return {"ok": True, "count": len(chosen)}

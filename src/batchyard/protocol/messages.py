@@ -264,5 +264,14 @@ class Health(TypedDict):
     errors: list[dict[str, Any]]
 
 
-AgentMessage = Hello | DoneBatch | Heartbeat | Health
+class LogsUploaded(TypedDict):
+    """How an uploadbatchservicelogs upload ended, after the request was answered (agent/service_logs.py)."""
+
+    t: Literal["logsuploaded"]
+    dir: str
+    ok: bool
+    message: NotRequired[str]
+
+
+AgentMessage = Hello | DoneBatch | Heartbeat | Health | LogsUploaded
 """Every message an agent sends but `reply` (the answer to an rpc) and `metrics` (agent/metrics.py)."""

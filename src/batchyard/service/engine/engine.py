@@ -13,6 +13,7 @@ from batchyard.service.config import Settings
 from batchyard.service.engine.autoscale import AutoscaleOps
 from batchyard.service.engine.certificates import CertificateOps
 from batchyard.service.engine.core import Concern, EngineCore
+from batchyard.service.engine.endpoint_forwarding import EndpointForwarding
 from batchyard.service.engine.formulas import Formulas
 from batchyard.service.engine.jobs import JobOps
 from batchyard.service.engine.multi_instance import MultiInstanceOps
@@ -24,6 +25,8 @@ from batchyard.service.engine.preemption import PreemptionOps
 from batchyard.service.engine.preparation import PreparationOps
 from batchyard.service.engine.rounds import SchedulingRounds
 from batchyard.service.engine.schedules import ScheduleOps
+from batchyard.service.engine.scheduling_errors import SchedulingErrors
+from batchyard.service.engine.service_logs import ServiceLogOps
 from batchyard.service.engine.task_runs import TaskRunOps
 from batchyard.service.engine.tasks import TaskOps
 from batchyard.service.engine.usage import UsageOps
@@ -59,6 +62,7 @@ class Engine(Concern):
         self.task_runs = TaskRunOps(core)
         self.task_ops = TaskOps(core, self.node_ops, self.task_runs)
         self.node_actions = NodeActionOps(core, self.node_ops, self.sessions, self.task_runs, self.certificate_ops)
+        self.service_logs = ServiceLogOps(self.node_actions)
         self.preparation = PreparationOps(core, self.task_runs)
         self.job_ops = JobOps(core, self.node_ops, self.pool_ops, self.task_runs, self.task_ops, self.preparation)
         self.schedule_ops = ScheduleOps(core, self.pool_ops, self.job_ops)
@@ -66,6 +70,8 @@ class Engine(Concern):
         self.usage_ops = UsageOps(core, self.schedule_ops, self.autoscale)
         self.multi_instance = MultiInstanceOps(core, self.node_ops, self.task_runs, self.task_ops, self.preparation)
         self.rounds = SchedulingRounds(core, self.preparation, self.multi_instance)
+        self.scheduling_errors = SchedulingErrors(core)
+        self.endpoint_forwarding = EndpointForwarding(core)
         # Reactions to one event at the same `order` run in this sequence (see Reactions.describe()).
         for concern in (
             self.node_ops,
@@ -75,6 +81,7 @@ class Engine(Concern):
             self.task_ops,
             self.certificate_ops,
             self.node_actions,
+            self.service_logs,
             self.preemption,
             self.preparation,
             self.job_ops,
@@ -83,6 +90,8 @@ class Engine(Concern):
             self.usage_ops,
             self.multi_instance,
             self.rounds,
+            self.scheduling_errors,
+            self.endpoint_forwarding,
         ):
             core.reactions.add(concern)
 

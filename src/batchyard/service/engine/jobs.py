@@ -21,6 +21,7 @@ from batchyard.service.engine.events import (
     Tick,
     reacts_to,
 )
+from batchyard.service.engine.job_errors import auto_pool_error
 from batchyard.service.engine.nodes import NodeOps
 from batchyard.service.engine.pools import PoolOps
 from batchyard.service.engine.preparation import PreparationOps
@@ -69,8 +70,10 @@ class JobOps(Concern):
         doc = dict(spec)
         pool_info = doc["poolInfo"]
         pool_id = pool_info.get("poolId")
-        if pool_info.get("autoPoolSpecification"):
-            pool_id = self.create_auto_pool(spec["id"], pool_info["autoPoolSpecification"])
+        auto = pool_info.get("autoPoolSpecification")
+        failure = auto_pool_error(self.pool_ops, auto) if auto else None
+        if auto and failure is None:
+            pool_id = self.create_auto_pool(spec["id"], auto)
         doc.update(
             {
                 "creationTime": iso(now),
@@ -84,6 +87,11 @@ class JobOps(Concern):
         self.jobs[key] = job
         if job.pool_key:
             self.pool_jobs[job.pool_key].add(key)
+        if failure is not None:  # as Azure: the job is made, and completed with the pool's error
+            doc["executionInfo"].update({"endTime": iso(now), "schedulingError": failure})
+            self._move(job, "completed", now)
+            self.core.save_job(job)
+            return job
         self.core.save_job(job)
         if doc.get("jobManagerTask"):
             self._add_job_manager(job, doc["jobManagerTask"])

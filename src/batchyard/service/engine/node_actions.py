@@ -1,4 +1,6 @@
-"""Operations on one compute node: reboot, reimage, scheduling, deallocate/start, users, logs, health.
+"""Operations on one compute node: reboot, reimage, scheduling, deallocate/start, users, health.
+
+(uploadbatchservicelogs is service_logs.py.)
 
 Also the node side of certificates (installed at every boot) and agent heartbeats: an agent that
 sends nothing for `heartbeat_timeout` seconds is treated like one whose connection dropped.
@@ -15,7 +17,6 @@ import hashlib
 import re
 import secrets
 import time
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -286,13 +287,13 @@ class NodeActionOps(Concern):
 
     # --- users ----------------------------------------------------------------------------------
 
-    def _require_ready(self, node: NodeRecord) -> AgentChannel:
+    def require_ready(self, node: NodeRecord) -> AgentChannel:
         if node.session is None or node.doc["state"] not in (*_TASKS_RUN_STATES, "starttaskfailed"):
             raise _state_conflict(node)
         return node.session
 
     def add_user(self, node: NodeRecord, spec: dict[str, Any]) -> None:
-        self._require_ready(node)
+        self.require_ready(node)
         name = spec["name"]
         users = node.private.users
         if name.lower() in {existing.lower() for existing in users}:
@@ -302,7 +303,7 @@ class NodeActionOps(Concern):
         self._send_users(node)
 
     def replace_user(self, node: NodeRecord, name: str, spec: dict[str, Any]) -> None:
-        self._require_ready(node)
+        self.require_ready(node)
         users = node.private.users
         found = next((existing for existing in users if existing.lower() == name.lower()), None)
         if found is None:
@@ -313,7 +314,7 @@ class NodeActionOps(Concern):
         self._send_users(node)
 
     def delete_user(self, node: NodeRecord, name: str) -> None:
-        self._require_ready(node)
+        self.require_ready(node)
         users = node.private.users
         found = next((existing for existing in users if existing.lower() == name.lower()), None)
         if found is None:
@@ -359,31 +360,14 @@ class NodeActionOps(Concern):
         node.session.send({"t": "users", "users": users})
 
     async def remote_login_settings(self, node: NodeRecord) -> dict[str, Any]:
-        session = self._require_ready(node)
-        reply = await _rpc(session, {"op": "ssh"})
+        session = self.require_ready(node)
+        reply = await rpc(session, {"op": "ssh"})
         if not reply.get("ok"):
             raise errors.conflict("OperationNotValidOnNode", str(reply.get("message") or "SSH is not available."))
         return {"remoteLoginIPAddress": reply["address"], "remoteLoginPort": int(reply["port"])}
 
-    # --- logs -----------------------------------------------------------------------------------
 
-    async def upload_logs(self, node: NodeRecord, spec: dict[str, Any]) -> dict[str, Any]:
-        session = self._require_ready(node)
-        pool = self.pools.get(node.pool_key)
-        directory = f"{pool.doc['id'] if pool else node.pool_key}/{node.id}/{uuid.uuid4()}"
-        start = parse_iso(spec["startTime"]).timestamp()
-        end = parse_iso(spec["endTime"]).timestamp() if spec.get("endTime") else None
-        reply = await _rpc(
-            session,
-            {"op": "uploadlogs", "container": spec["containerUrl"], "dir": directory, "start": start, "end": end},
-            timeout=120.0,
-        )
-        if not reply.get("ok"):
-            raise errors.invalid_property("containerUrl", spec["containerUrl"], str(reply.get("message")))
-        return {"virtualDirectoryName": directory, "numberOfFilesUploaded": int(reply["count"])}
-
-
-async def _rpc(session: AgentChannel, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+async def rpc(session: AgentChannel, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
     try:
         return await session.request(message, timeout=timeout)
     except AgentGone:

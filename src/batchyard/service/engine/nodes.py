@@ -13,6 +13,7 @@ from typing import Any
 from batchyard.protocol import messages
 from batchyard.providers.base import NodeLaunch
 from batchyard.service.clock import iso
+from batchyard.service.engine import endpoints
 from batchyard.service.engine.core import Concern, EngineCore
 from batchyard.service.engine.events import (
     NodeFreed,
@@ -59,12 +60,26 @@ class NodeOps(Concern):
         provider = self.core.providers.get(self.core.providers.name_for_pool(pool.doc))
         doc["ipAddress"] = provider.node_address(node_id, {str(n.doc.get("ipAddress")) for n in self.nodes.values()})
         node = NodeRecord(node_id, pool.key, self.store.next_seq(), doc, NodePrivate(provider=provider.name))
+        if endpoints.nat_pools(pool.doc):
+            self._give_endpoints(pool, node)
         self.nodes[node_id] = node
         pool.node_ids.append(node_id)
         self.core.save_node(node)
         if provider.starts_agents:
             self.core.spawn(self.launch_agent(node))
         return node
+
+    def _give_endpoints(self, pool: PoolRecord, node: NodeRecord) -> None:
+        taken = {
+            index
+            for other in pool.node_ids
+            if other in self.nodes and (index := self.nodes[other].private.endpoint_index) is not None
+        }
+        node.private.endpoint_index = endpoints.free_index(taken)
+        ip, fqdn = endpoints.public_address(self.settings)
+        node.doc["endpointConfiguration"] = {
+            "inboundEndpoints": endpoints.inbound_endpoints(pool.doc, node.private.endpoint_index, ip, fqdn)
+        }
 
     def node_launch(self, node: NodeRecord) -> NodeLaunch:
         pool = self.pools.get(node.pool_key)

@@ -81,6 +81,7 @@ class NodePrivate:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)  # node user accounts (password hashes)
     certificates: list[str] = field(default_factory=list)  # keys of the certificates installed on it
     boot: str | None = None  # the agent's boot id: a new one is a fresh boot
+    endpoint_index: int | None = None  # its index in a pool with inbound NAT pools (engine/endpoints.py)
 
 
 @dataclass(eq=False)

@@ -17,6 +17,7 @@ from batchyard.service.clock import iso, parse_iso
 from batchyard.service.documents import dump_private, load_private
 from batchyard.service.engine.core import Concern, EngineCore, limit_seconds
 from batchyard.service.engine.events import Tick, reacts_to
+from batchyard.service.engine.job_errors import auto_pool_error
 from batchyard.service.engine.jobs import JobOps
 from batchyard.service.engine.pools import PoolOps
 from batchyard.service.engine.records import JobRecord
@@ -218,7 +219,8 @@ class ScheduleOps(Concern):
         spec = dict(doc["jobSpecification"])
         spec["id"] = f"{doc['id']}:job-{schedule.private.jobs_created}"
         auto = (spec.get("poolInfo") or {}).get("autoPoolSpecification")
-        if auto and auto.get("poolLifetimeOption") == "jobschedule":
+        # An auto pool that cannot be made is the job's scheduling error (job_ops.create_job), not a pool.
+        if auto and auto.get("poolLifetimeOption") == "jobschedule" and auto_pool_error(self.pool_ops, auto) is None:
             spec["poolInfo"] = {"poolId": self._auto_pool_for_schedule(schedule, auto)}
         job = self.job_ops.create_job(spec)
         job.private.schedule = schedule.key

@@ -253,12 +253,19 @@ def _enum(name: str, values: list[str]) -> Validator:
     return check
 
 
+# No string the service keeps may hold U+0000: no command line, argument, environment value or file name
+# on a node can carry it, so it is refused in every string property, not only where it would break later.
+NUL_REASON = "The value must not contain the NUL character (U+0000)."
+
+
 def _string(fmt: str | None, max_length: int | None) -> Validator:
     convert = _FORMATS.get(fmt or "")
 
     def check(value: Any, path: str) -> str:
         if type(value) is not str:
             raise _type_error(path, value, "a string")
+        if "\x00" in value:
+            raise invalid_property(path, show(value.replace("\x00", "\\u0000")), NUL_REASON)
         if max_length is not None and len(value) > max_length:
             raise invalid_property(path, show(value), f"The value must be at most {max_length} characters long.")
         if convert is not None:

@@ -94,4 +94,4 @@ class NodeOperations(OperationsBase):
         return await self.engine.node_actions.remote_login_settings(self.node(pool_id, node_id))
 
     async def upload_node_logs(self, pool_id: str, node_id: str, spec: dict[str, Any]) -> dict[str, Any]:
-        return await self.engine.node_actions.upload_logs(self.node(pool_id, node_id), spec)
+        return await self.engine.service_logs.upload_logs(self.node(pool_id, node_id), spec)

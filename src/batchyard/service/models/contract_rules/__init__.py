@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from .aliases import ALIASES, Alias
 from .checks import ID_PATTERN, ID_REASON, Rule, check_id, show
+from .endpoints import ENDPOINT_RULES
 from .pools import AUTOSCALE_MIN_INTERVAL, POOL_RULES, set_autoscale_min_interval
 from .tasks_and_jobs import TASK_AND_JOB_RULES
 
@@ -32,7 +33,7 @@ STRING_LIMITS: dict[str, int] = {"displayName": 1024}
 NOT_REQUIRED: dict[str, frozenset[str]] = {"BatchPoolReplaceOptions": frozenset({"certificateReferences"})}
 
 #: Definition name -> its semantic rule.
-RULES: dict[str, Rule] = {**TASK_AND_JOB_RULES, **POOL_RULES}
+RULES: dict[str, Rule] = {**TASK_AND_JOB_RULES, **POOL_RULES, **ENDPOINT_RULES}
 
 __all__ = [
     "ALIASES",

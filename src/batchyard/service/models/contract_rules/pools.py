@@ -12,6 +12,7 @@ from batchyard.service.errors import invalid_property, missing_property
 
 from .. import catalog, durations
 from .checks import HOUR, MINUTE, Rule, at_least, check_id, duration_at_least, in_range, join, non_empty, show, ticks
+from .endpoints import check_network_endpoints
 
 # Shortest autoScaleEvaluationInterval (ticks). The contract's 5 minutes; `batchyard serve
 # --autoscale-min-interval` lowers it for development (README, Autoscale), through
@@ -209,6 +210,7 @@ def _blobfuse(out: dict[str, Any], path: str) -> None:
 
 
 def _network(config: dict[str, Any], path: str) -> None:
+    check_network_endpoints(config, path)
     # No virtual network exists here (none can be made without the management plane), so every subnet is
     # one that does not exist, which Azure refuses.
     subnet = config.get("subnetId")
