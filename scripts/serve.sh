@@ -3,6 +3,7 @@
 # Any arguments are passed to `batchyard serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/progress.sh
 scripts/setup.sh
 # --azurite: a local Azurite (installed into .azurite/ with npm on first use) is the linked storage
 # account, unless a storage account is configured (see README, Storage).
@@ -17,4 +18,5 @@ if [ "$(id -u)" = 0 ] && [[ " $* " != *" --data-dir"* ]]; then
         data_dir=(--data-dir /var/lib/batchyard)
     fi
 fi
+step "starting the service (its first start installs Azurite with npm, about a minute)"
 exec .venv/bin/batchyard serve --azurite "${data_dir[@]}" "$@"
