@@ -22,7 +22,12 @@ from batchyard.service.odata.validate import enum_values
 from tests.api.helpers import create_job, create_pool, idle_nodes, signed_request
 from tests.conftest import Service, wait_for
 
-CASES = [(kind, name, op) for kind, spec in LISTS.items() for name, prop in spec.properties.items() for op in prop.ops]
+CASES = [
+    (kind, name, op)
+    for kind, spec in LISTS.items()
+    for name, prop in spec.properties.items()
+    for op in sorted(prop.ops)
+]
 BAD_OPS = [
     (kind, name, op)
     for kind, spec in LISTS.items()
