@@ -114,7 +114,8 @@ def test_a_pool_whose_nodes_all_failed_their_start_task_is_reported(client: Any,
                     pool_id, node, BatchNodeRebootOptions(node_reboot_kind="requeue"), polling_interval=POLL
                 ).result(timeout=60)
             wait_for(lambda: completed(client, job_id, "t"), timeout=60, what="the task to run")
-            assert _scheduling_error(client, job_id) is None
+            # (the error is looked at every second: it goes at the next look after the queue emptied)
+            wait_for(lambda: _scheduling_error(client, job_id) is None or None, what="the error to clear")
             assert idle_nodes(client, pool_id, 1)
         finally:
             client.begin_delete_job(job_id, polling_interval=POLL).result(timeout=30)
