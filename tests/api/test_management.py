@@ -9,7 +9,10 @@ own: it regenerates the account's keys.
 
 from __future__ import annotations
 
+import json
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,8 @@ from azure.mgmt.batch import BatchManagementClient
 from azure.mgmt.batch import models as mm
 
 from batchyard.service.config import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME, DEV_ACCOUNT_SECONDARY_KEY
+from batchyard.service.management.account_state import new_key
+from tests.api.helpers import readme_code_block
 from tests.api.test_identity import BATCH_SCOPE, create_principal, credential
 from tests.conftest import Service, start_service
 
@@ -276,17 +281,59 @@ def test_resource_group_calls(svc: Service, contributor: dict[str, Any]) -> None
     assert [g["name"] for g in listed.json()["value"]] == [GROUP]
     missing = arm_get(svc, f"/subscriptions/{SUBSCRIPTION}/resourcegroups/nosuchgroup", token, "2024-03-01")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "ResourceGroupNotFound"
+    verify = ssl.create_default_context(cafile=str(svc.ca))
+    for group_name, status in ((GROUP, 204), ("nosuchgroup", 404)):
+        exists = httpx.head(
+            f"{svc.https_url}/subscriptions/{SUBSCRIPTION}/resourcegroups/{group_name}",
+            params={"api-version": "2024-03-01"},
+            headers={"Authorization": f"Bearer {token}"},
+            verify=verify,
+        )
+        assert exists.status_code == status
+
+
+def test_the_readme_management_example(svc: Service, contributor: dict[str, Any], tmp_path: Path) -> None:
+    snippet = readme_code_block("Managing the account from Python", "python")
+    (tmp_path / "principal.json").write_text(json.dumps(contributor))
+    script = tmp_path / "manage.py"
+    script.write_text(snippet)
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{svc.https_url.removeprefix('https://')} []"
 
 
 def test_a_new_command_line_key_wins_over_a_regenerated_one(tmp_path: Path) -> None:
     """Regenerated keys belong to the command line they were made from (README, Management plane)."""
-    # covered by account_state's fingerprint: a restart with another --account-key starts from that key
-    from batchyard.service.management.account_state import AccountState
+    first, second = new_key(), new_key()
+    service = start_service(tmp_path / "svc", "--account-name", "keyed", "--account-key", first)
+    try:
+        principal = create_principal(service, "--name", "keyed-admin", "--account", "keyed")
+        client = management_client(service, principal)
+        regenerated = client.batch_account.regenerate_key(
+            GROUP, "keyed", mm.BatchAccountRegenerateKeyParameters(key_name="Primary")
+        ).primary
+        assert regenerated is not None and regenerated != first
+        service.stop()
+        service.args = [
+            *service.args[: service.args.index(first)],
+            second,
+            *service.args[service.args.index(first) + 1 :],
+        ]
+        service.restart()
+        keys = client.batch_account.get_keys(GROUP, "keyed")
+        assert (keys.primary, keys.secondary) == (second, None)
+        endpoint = service.https_url.removeprefix("https://")
 
-    state = AccountState(tmp_path, "acct", (DEV_ACCOUNT_KEY,), ("SharedKey",))
-    state.regenerate("Primary")
-    regenerated = state.key("Primary")
-    assert AccountState(tmp_path, "acct", (DEV_ACCOUNT_KEY,), ("SharedKey",)).key("Primary") == regenerated
-    assert AccountState(tmp_path, "acct", (DEV_ACCOUNT_SECONDARY_KEY,), ("SharedKey",)).key("Primary") == (
-        DEV_ACCOUNT_SECONDARY_KEY
-    )
+        def pools(key: str) -> list[Any]:
+            return list(
+                BatchClient(
+                    "https://" + endpoint, AzureNamedKeyCredential("keyed", key), connection_verify=str(service.ca)
+                ).list_pools()
+            )
+
+        assert pools(second) == []
+        with pytest.raises(HttpResponseError) as refused:
+            pools(regenerated)
+        assert refused.value.status_code == 403
+    finally:
+        service.stop()
