@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import secrets
 import threading
 from pathlib import Path
@@ -20,6 +21,8 @@ import orjson
 
 from batchyard.service.auth import SharedKeyAccount
 from batchyard.service.private_files import write_private
+
+log = logging.getLogger("batchyard.management")
 
 STATE_FILE = Path("management") / "account.json"
 KEY_NAMES = ("Primary", "Secondary")
@@ -50,15 +53,20 @@ class AccountState:
         self.shared_key = SharedKeyAccount(name, self._keys)
 
     def _load(self) -> None:
+        if not self._path.exists():
+            return
         try:
             saved: dict[str, Any] = orjson.loads(self._path.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
+            if saved.get("fingerprint") != self._fingerprint:
+                return  # made from another command line: that one's values win
+            keys = tuple(str(key) for key in saved["keys"] if key)
+            SharedKeyAccount(self.name, keys)  # valid base64, at least one
+            modes = tuple(str(mode) for mode in saved["modes"])
+            tags = {str(k): str(v) for k, v in saved.get("tags", {}).items()}
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("%s is unreadable (%s): the account's keys and modes are the command line's", self._path, exc)
             return
-        if saved.get("fingerprint") != self._fingerprint:
-            return  # made from another command line: that one's values win
-        self._keys = tuple(str(key) for key in saved["keys"] if key)
-        self._modes = tuple(str(mode) for mode in saved["modes"])
-        self._tags = {str(k): str(v) for k, v in saved.get("tags", {}).items()}
+        self._keys, self._modes, self._tags = keys, modes, tags
 
     def _save(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)

@@ -102,7 +102,9 @@ def routes(operations: list[Operation]) -> list[Route]:
         except Exception:
             log.exception("unexpected error in %s %s", request.method, request.url.path)
             response = CloudError(500, "InternalServerError", "The server encountered an internal error.").response()
-        response.headers["x-ms-request-id"] = request.headers.get("x-ms-client-request-id", "") or str(uuid.uuid4())
+        response.headers["x-ms-request-id"] = str(uuid.uuid4())
+        if client_request_id := request.headers.get("x-ms-client-request-id"):
+            response.headers["x-ms-client-request-id"] = client_request_id
         return response
 
     methods = ["GET", "HEAD", "PUT", "PATCH", "POST", "DELETE"]
