@@ -242,6 +242,12 @@ def test_tokens_and_requests_that_are_refused(svc: Service, contributor: dict[st
     assert wrong_audience.headers["www-authenticate"].startswith("Bearer authorization_uri=")
     tampered = management_token[:-4] + ("AAAA" if not management_token.endswith("AAAA") else "BBBB")
     assert arm_get(svc, account_path(), tampered).json()["error"]["code"] == "InvalidAuthenticationToken"
+    plain_http = httpx.get(
+        svc.url + account_path(),
+        params={"api-version": API_VERSION},
+        headers={"Authorization": f"Bearer {management_token}"},
+    )
+    assert plain_http.status_code == 401 and "over HTTPS only" in plain_http.json()["error"]["message"]
     no_token = arm_get(svc, account_path(), None)
     assert no_token.status_code == 401 and no_token.json()["error"]["code"] == "AuthenticationFailed"
     # the management token does not open the data plane
