@@ -36,7 +36,6 @@ from batchyard.service.api import (
     tasks,
     usage,
 )
-from batchyard.service.auth import SharedKeyAccount
 from batchyard.service.clock import AdjustableClock, Clock
 from batchyard.service.config import Settings
 from batchyard.service.dashboard import routes as dashboard
@@ -50,6 +49,8 @@ from batchyard.service.gateway import AgentSession
 from batchyard.service.http import base_url, error_response
 from batchyard.service.identity import endpoints as identity_endpoints
 from batchyard.service.identity.provider import IdentityProvider
+from batchyard.service.management import routes as management
+from batchyard.service.management.account_state import AccountState
 from batchyard.service.metrics import RequestMetrics, ServiceMetrics, metrics_endpoint
 from batchyard.service.models import contract_rules
 from batchyard.service.persistence.open import POSTGRES_SCHEMES, open_store
@@ -177,6 +178,7 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None, s
         *usage.routes,
         *principals.routes,
         *dashboard.routes,
+        *management.routes,
         *identity_endpoints.routes,  # last: its paths start with a tenant id where Batch's start with a word
     ]
     app = Starlette(
@@ -194,7 +196,10 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None, s
     app.state.metrics = metrics
     app.state.event_feed = diagnostics.feed if diagnostics is not None else None
     app.state.dashboard_sessions = DashboardSessions()
-    app.state.account = SharedKeyAccount(settings.account_name, settings.account_keys)
+    # keys and allowedAuthenticationModes as the management plane last set them (management/account_state.py)
+    app.state.account_state = AccountState(
+        data_dir, settings.account_name, settings.account_keys, settings.authentication_modes
+    )
     app.state.identity = IdentityProvider.open(data_dir, settings.https_url) if settings.https_url else None
     return app
 

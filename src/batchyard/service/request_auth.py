@@ -4,10 +4,11 @@
 - an Azure AD access token (`Bearer <JWT>`, identity/bearer.py), over HTTPS only;
 - a job's task authentication token (`Bearer <token>`, service/tokens.py).
 
-`Settings.authentication_modes` is the account's `allowedAuthenticationModes` (`SharedKey`, `AAD`,
-`TaskAuthenticationToken`): a mode left out is refused with 403 AuthenticationFailed. The service's own
-routes (`/_batchyard/...`) take the account key whatever the modes: it is the service's administration
-credential, not a way into the account's data.
+The account's keys and `allowedAuthenticationModes` (`SharedKey`, `AAD`, `TaskAuthenticationToken`) are
+read for each request from its current state (management/account_state.py: the command line's, as the
+management plane last changed them), so a regenerated key is refused at once. A mode left out is refused
+with 403 AuthenticationFailed. The service's own routes (`/_batchyard/...`) take the account key whatever
+the modes: it is the service's administration credential, not a way into the account's data.
 
 A request the dashboard's proxy forwards (service/dashboard/routes.py) carries DASHBOARD_SESSION in its
 ASGI scope: its session was opened with the account key, so it has the key's authority. Only the
@@ -22,10 +23,11 @@ from typing import Any
 from starlette.requests import Request
 
 from batchyard.service import errors
-from batchyard.service.auth import SharedKeyAccount, verify_request
+from batchyard.service.auth import verify_request
 from batchyard.service.config import AAD, SHARED_KEY, TASK_TOKEN
 from batchyard.service.errors import BatchError
 from batchyard.service.identity.bearer import ADMIN_PREFIX, authorize_bearer, is_access_token
+from batchyard.service.management.account_state import AccountState
 from batchyard.service.tokens import verify_job_token
 
 DASHBOARD_SESSION = "batchyard.dashboard_session"
@@ -36,8 +38,9 @@ def authenticate(request: Request, raw_path: str) -> None:
     if request.scope.get(DASHBOARD_SESSION) is True:
         return
     state = request.app.state
-    account: SharedKeyAccount = state.account
-    modes: Collection[str] = state.settings.authentication_modes
+    current: AccountState = state.account_state
+    account = current.shared_key
+    modes: Collection[str] = current.modes
     authorization = request.headers.get("authorization", "")
     if authorization.startswith("Bearer "):
         token = authorization[7:].strip()

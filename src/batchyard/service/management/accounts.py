@@ -1,0 +1,177 @@
+"""Batch account operations (BatchAccount_*): get, list, create (idempotent for the one account), update,
+delete (refused), listKeys and regenerateKeys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from batchyard.service.config import AUTHENTICATION_MODES, SHARED_KEY, Settings
+from batchyard.service.management import resources
+from batchyard.service.management.account_state import KEY_NAMES, AccountState
+from batchyard.service.management.cloud_error import ONE_ACCOUNT_CODE, CloudError, invalid_body
+from batchyard.service.management.routing import ACCOUNT, ACCOUNTS, Call, Operation, json_response, operation
+
+ACTION = "Microsoft.Batch/batchAccounts"
+# Account properties a create or update may carry, with the only value this service has for them.
+_FIXED_PROPERTIES = {
+    "encryption": {"keySource": "Microsoft.Batch"},
+    "publicNetworkAccess": "Enabled",
+    "poolAllocationMode": "BatchService",
+}
+
+
+def _state(request: Request) -> AccountState:
+    state: AccountState = request.app.state.account_state
+    return state
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _the_account(call: Call, action: str) -> AccountState:
+    """The service's account when the path names it and the caller may do `action`; 404 for another name."""
+    state = _state(call.request)
+    name = call.params["account"]
+    if name.casefold() != state.name.casefold():
+        raise CloudError(
+            404,
+            "ResourceNotFound",
+            f"The Resource '{ACTION}/{name}' under resource group '{call.params['group']}' was not found. "
+            f"This service serves one Batch account, '{state.name}'.",
+        )
+    call.caller.require(state.name, call.request.method, f"{ACTION}/{action}", resources.account_id(state.name))
+    return state
+
+
+async def get_account(call: Call) -> Response:
+    state = _the_account(call, "read")
+    return json_response(resources.account(state, _settings(call.request)))
+
+
+async def list_accounts(call: Call) -> Response:
+    state = _state(call.request)
+    visible = [resources.account(state, _settings(call.request))] if call.caller.may_read(state.name) else []
+    return json_response({"value": visible})
+
+
+async def create_account(call: Call) -> Response:
+    state = _state(call.request)
+    name = call.params["account"]
+    if name.casefold() != state.name.casefold():
+        raise CloudError(
+            409,
+            ONE_ACCOUNT_CODE,
+            f"This service serves one Batch account, '{state.name}', and cannot create another ('{name}'). "
+            "Several accounts on one service are not supported yet.",
+        )
+    state = _the_account(call, "write")
+    body = await call.body()
+    location = body.get("location")
+    if not isinstance(location, str):
+        raise invalid_body("A Batch account's 'location' is required (a string).")
+    if location.replace(" ", "").lower() != resources.LOCATION:
+        raise CloudError(
+            409,
+            "InvalidResourceLocation",
+            f"The resource '{state.name}' already exists in location '{resources.LOCATION}' in resource group "
+            f"'{resources.RESOURCE_GROUP}'. A resource with the same name cannot be created in location '{location}'.",
+        )
+    _apply(state, body)
+    return json_response(resources.account(state, _settings(call.request)))
+
+
+async def update_account(call: Call) -> Response:
+    state = _the_account(call, "write")
+    _apply(state, await call.body())
+    return json_response(resources.account(state, _settings(call.request)))
+
+
+async def delete_account(call: Call) -> Response:
+    state = _the_account(call, "delete")
+    raise CloudError(
+        409,
+        ONE_ACCOUNT_CODE,
+        f"This service serves one Batch account, '{state.name}', which cannot be deleted: stop the service and "
+        "remove its data directory instead.",
+    )
+
+
+async def list_keys(call: Call) -> Response:
+    state = _the_account(call, "listKeys/action")
+    _require_shared_key(state)
+    return json_response(resources.keys(state))
+
+
+async def regenerate_key(call: Call) -> Response:
+    state = _the_account(call, "regenerateKeys/action")
+    _require_shared_key(state)
+    body = await call.body()
+    spelled = {name.lower(): name for name in KEY_NAMES}
+    key_name = body.get("keyName")
+    if not isinstance(key_name, str) or key_name.lower() not in spelled:
+        raise invalid_body(f"'keyName' must be one of {', '.join(KEY_NAMES)}, not {key_name!r}.")
+    state.regenerate(spelled[key_name.lower()])
+    return json_response(resources.keys(state))
+
+
+def _require_shared_key(state: AccountState) -> None:
+    if SHARED_KEY not in state.modes:
+        raise CloudError(
+            409,
+            "OperationNotAllowed",
+            f"The account '{state.name}' does not allow SharedKey authentication (allowedAuthenticationModes: "
+            f"{', '.join(state.modes)}), so it has no keys to list or regenerate.",
+        )
+
+
+def _apply(state: AccountState, body: dict[str, Any]) -> None:
+    """Apply a create's or an update's tags and allowedAuthenticationModes; refuse what cannot change here."""
+    tags = body.get("tags")
+    if tags is not None and not (isinstance(tags, dict) and all(isinstance(v, str) for v in tags.values())):
+        raise invalid_body("'tags' must be an object of string values.")
+    identity = body.get("identity")
+    if identity is not None and (not isinstance(identity, dict) or identity.get("type", "None") != "None"):
+        raise invalid_body("This service's Batch account has no managed identity: 'identity.type' must be 'None'.")
+    properties = body.get("properties") or {}
+    if not isinstance(properties, dict):
+        raise invalid_body("'properties' must be an object.")
+    modes = None
+    for name, value in properties.items():
+        if name == "allowedAuthenticationModes":
+            modes = _modes(value)
+        elif name in _FIXED_PROPERTIES and value in (None, _FIXED_PROPERTIES[name]):
+            continue
+        elif name == "autoStorage":
+            raise invalid_body(
+                "The linked storage account cannot be changed through the management plane yet; "
+                "it is given with `batchyard serve --storage-connection-string`."
+            )
+        else:
+            raise invalid_body(f"The property '{name}' (value {value!r}) cannot be set on this service's account.")
+    state.update(modes, tags)
+
+
+def _modes(value: Any) -> tuple[str, ...]:
+    spelled = {mode.lower(): mode for mode in AUTHENTICATION_MODES}
+    if not isinstance(value, list) or not value or not all(isinstance(m, str) and m.lower() in spelled for m in value):
+        raise invalid_body(
+            f"'allowedAuthenticationModes' must list one or more of {', '.join(AUTHENTICATION_MODES)}, not {value!r}."
+        )
+    return tuple(dict.fromkeys(spelled[mode.lower()] for mode in value))
+
+
+OPERATIONS: list[Operation] = [
+    operation("GET", r"/subscriptions/(?P<subscription>[^/]+)/providers/microsoft\.batch/batchaccounts", list_accounts),
+    operation("GET", ACCOUNTS, list_accounts),
+    operation("GET", ACCOUNT, get_account),
+    operation("PUT", ACCOUNT, create_account),
+    operation("PATCH", ACCOUNT, update_account),
+    operation("DELETE", ACCOUNT, delete_account),
+    operation("POST", ACCOUNT + "/listkeys", list_keys),
+    operation("POST", ACCOUNT + "/regeneratekeys", regenerate_key),
+]

@@ -1,0 +1,26 @@
+"""ARM's error shape (`CloudError`): `{"error": {"code", "message"}}`, as azure-mgmt-core reads it."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.responses import Response
+
+# A Batch account create or delete for a name other than the service's one account (README, Management plane).
+ONE_ACCOUNT_CODE = "OneAccountPerService"
+
+
+class CloudError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+    def response(self) -> Response:
+        body = {"error": {"code": self.code, "message": self.message}}
+        return Response(orjson.dumps(body), self.status, self.headers, media_type="application/json; charset=utf-8")
+
+
+def invalid_body(message: str) -> CloudError:
+    return CloudError(400, "InvalidRequestBody", message)

@@ -1,0 +1,111 @@
+"""The management plane's resources as JSON (BatchManagement.json, 2024-07-01): the account, its keys,
+resource groups, location quotas and the operations served."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from batchyard.service.config import Settings
+from batchyard.service.management.account_state import AccountState
+
+# The one subscription, resource group and location the service's account lives in (README, Management plane).
+SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
+RESOURCE_GROUP = "batchyard"
+LOCATION = "local"
+ACCOUNT_TYPE = "Microsoft.Batch/batchAccounts"
+# Batch accounts one subscription may have per region here: the service serves one.
+ACCOUNT_QUOTA = 1
+
+
+def resource_group_id(group: str = RESOURCE_GROUP) -> str:
+    return f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{group}"
+
+
+def account_id(name: str) -> str:
+    return f"{resource_group_id()}/providers/{ACCOUNT_TYPE}/{name}"
+
+
+def account_endpoint(settings: Settings) -> str:
+    """Host and port of the HTTPS listener: clients call `"https://" + accountEndpoint`."""
+    return urlsplit(settings.https_url or settings.base_url).netloc
+
+
+def account(state: AccountState, settings: Settings) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "accountEndpoint": account_endpoint(settings),
+        "provisioningState": "Succeeded",
+        "poolAllocationMode": "BatchService",
+        "publicNetworkAccess": "Enabled",
+        "encryption": {"keySource": "Microsoft.Batch"},
+        "dedicatedCoreQuota": settings.core_quota,
+        "lowPriorityCoreQuota": settings.low_priority_core_quota,
+        "dedicatedCoreQuotaPerVMFamilyEnforced": False,
+        "dedicatedCoreQuotaPerVMFamily": [],
+        "activeJobAndJobScheduleQuota": settings.job_quota,
+        "allowedAuthenticationModes": list(state.modes),
+    }
+    return {
+        "id": account_id(state.name),
+        "name": state.name,
+        "type": ACCOUNT_TYPE,
+        "location": LOCATION,
+        "tags": state.tags,
+        "identity": {"type": "None"},
+        "properties": properties,
+    }
+
+
+def keys(state: AccountState) -> dict[str, Any]:
+    return {"accountName": state.name, "primary": state.key("Primary"), "secondary": state.key("Secondary")}
+
+
+def resource_group(name: str) -> dict[str, Any]:
+    return {
+        "id": resource_group_id(name),
+        "name": name,
+        "type": "Microsoft.Resources/resourceGroups",
+        "location": LOCATION,
+        "properties": {"provisioningState": "Succeeded"},
+    }
+
+
+# (operation, description) of each Microsoft.Batch operation this service serves
+_OPERATIONS = (
+    ("batchAccounts/read", "Batch Accounts", "List or Get Batch Accounts", "Lists or gets Batch accounts."),
+    ("batchAccounts/write", "Batch Accounts", "Update Batch Account", "Updates a Batch account."),
+    ("batchAccounts/listKeys/action", "Batch Accounts", "List Batch Account Keys", "Lists the account's keys."),
+    (
+        "batchAccounts/regenerateKeys/action",
+        "Batch Accounts",
+        "Regenerate Batch Account Keys",
+        "Regenerates the account's primary or secondary key.",
+    ),
+    ("locations/quotas/read", "Locations", "Get Batch Quotas", "Gets the Batch quotas of a location."),
+    (
+        "locations/checkNameAvailability/action",
+        "Locations",
+        "Check Batch Account Name Availability",
+        "Checks that an account name is valid and not in use.",
+    ),
+    ("operations/read", "Operations", "List Operations", "Lists the operations of Microsoft.Batch."),
+)
+
+
+def operations() -> dict[str, Any]:
+    return {
+        "value": [
+            {
+                "name": f"Microsoft.Batch/{name}",
+                "isDataAction": False,
+                "origin": "user,system",
+                "display": {
+                    "provider": "Microsoft Batch",
+                    "resource": resource,
+                    "operation": operation,
+                    "description": description,
+                },
+            }
+            for name, resource, operation, description in _OPERATIONS
+        ]
+    }

@@ -1,0 +1,94 @@
+"""Calls about the subscription rather than the account: location quotas and name availability
+(Location_*), the provider's operations (Operations_List), and the resource-group calls clients make first."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.responses import Response
+
+from batchyard.service.management import resources
+from batchyard.service.management.account_state import AccountState
+from batchyard.service.management.cloud_error import CloudError, invalid_body
+from batchyard.service.management.routing import (
+    LOCATION_PATH,
+    RESOURCE_GROUP_PATH,
+    SUBSCRIPTION,
+    Call,
+    Operation,
+    json_response,
+    operation,
+)
+
+# Azure's rule for a Batch account name.
+ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
+
+
+def _check_location(location: str) -> None:
+    if location.replace(" ", "").lower() != resources.LOCATION:
+        raise CloudError(
+            400,
+            "LocationNotAvailableForResourceType",
+            f"The provided location '{location}' is not available for resource type '{resources.ACCOUNT_TYPE}'. "
+            f"List of available regions for the resource type is '{resources.LOCATION}'.",
+        )
+
+
+async def location_quotas(call: Call) -> Response:
+    _check_location(call.params["location"])
+    return json_response({"accountQuota": resources.ACCOUNT_QUOTA})
+
+
+async def check_name_availability(call: Call) -> Response:
+    _check_location(call.params["location"])
+    body = await call.body()
+    name, kind = body.get("name"), body.get("type")
+    if not isinstance(name, str):
+        raise invalid_body("'name' is required (a string).")
+    # the type is a constant some clients leave out (azure-mgmt-batch 19)
+    if kind is not None and (not isinstance(kind, str) or kind.lower() != resources.ACCOUNT_TYPE.lower()):
+        raise invalid_body(f"'type' must be '{resources.ACCOUNT_TYPE}', not {kind!r}.")
+    state: AccountState = call.request.app.state.account_state
+    if name.casefold() == state.name.casefold():
+        taken = f"An account named '{name}' is already in use."
+        return json_response({"nameAvailable": False, "reason": "AlreadyExists", "message": taken})
+    if not ACCOUNT_NAME.match(name):
+        return json_response(
+            {
+                "nameAvailable": False,
+                "reason": "Invalid",
+                "message": "Account name must be 3 to 24 characters long and use numbers and lower-case letters only.",
+            }
+        )
+    return json_response({"nameAvailable": True})
+
+
+async def list_operations(call: Call) -> Response:
+    return json_response(resources.operations())
+
+
+def _group(call: Call) -> str:
+    # check_scope has refused every other group; answer with the name as the caller spelled it, as ARM does
+    return call.params["group"]
+
+
+async def get_resource_group(call: Call) -> Response:
+    return json_response(resources.resource_group(_group(call)))
+
+
+async def resource_group_exists(call: Call) -> Response:
+    return Response(status_code=204)
+
+
+async def list_resource_groups(call: Call) -> Response:
+    return json_response({"value": [resources.resource_group(resources.RESOURCE_GROUP)]})
+
+
+OPERATIONS: list[Operation] = [
+    operation("GET", LOCATION_PATH + "/quotas", location_quotas),
+    operation("POST", LOCATION_PATH + "/checknameavailability", check_name_availability),
+    operation("GET", r"/providers/microsoft\.batch/operations", list_operations),
+    operation("GET", SUBSCRIPTION + "/resourcegroups", list_resource_groups, provider="resources"),
+    operation("GET", RESOURCE_GROUP_PATH, get_resource_group, provider="resources"),
+    operation("HEAD", RESOURCE_GROUP_PATH, resource_group_exists, provider="resources"),
+]
