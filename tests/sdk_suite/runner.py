@@ -5,11 +5,16 @@ runs it and checks the outcome of every scenario."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+from batchyard.service.tls import local_certificates, server_names
 
 SDK_VERSION = "15.1.0"
 # What the suite imports beyond the project's test dependencies: management-plane models (batch_preparers.py)
@@ -40,6 +45,19 @@ def fetch_suite(cache: Path = CACHE) -> tuple[Path, Path]:
     return unpacked / "tests", site
 
 
+def suite_certificates(directory: Path) -> dict[str, str]:
+    """A CA and a certificate for 127.0.0.1 that every account's service serves (`--tls-cert`), and the
+    environment that makes requests and aiohttp trust it (aiohttp reads it when imported)."""
+    files = local_certificates(directory, server_names("127.0.0.1", []))
+    assert files.ca is not None
+    tls = directory / "suite"
+    tls.mkdir(exist_ok=True)
+    shutil.copy(files.cert, tls / "server.pem")
+    shutil.copy(files.key, tls / "server.key")
+    ca = str(files.ca)
+    return {"BATCHYARD_SDK_SUITE_TLS": str(tls), "SSL_CERT_FILE": ca, "REQUESTS_CA_BUNDLE": ca}
+
+
 def run_suite(report: Path, *pytest_args: str, cache: Path = CACHE) -> dict[str, str]:
     """Run tests/test_batch.py; the outcome ("passed", "failed", "skipped") of each test by its id."""
     tests, site = fetch_suite(cache)
@@ -47,14 +65,14 @@ def run_suite(report: Path, *pytest_args: str, cache: Path = CACHE) -> dict[str,
     command = [sys.executable, "-m", "pytest", "test_batch.py", "-p", "sdk_suite_plugin", "-p", "no:cacheprovider"]
     command += ["-q", "--rootdir", str(tests), f"--junitxml={report}", *pytest_args]
     env = {"PYTHONPATH": env_path, "AZURE_TEST_RUN_LIVE": "true"}
-    subprocess.run(command, cwd=tests, env=_base_env() | env, check=False)
+    with tempfile.TemporaryDirectory(prefix="batchyard-sdk-tls-") as tls:
+        env |= suite_certificates(Path(tls))
+        subprocess.run(command, cwd=tests, env=_base_env() | env, check=False)
     return outcomes(report)
 
 
 def _base_env() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "AZURE_"))}
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "AZURE_", "BATCHYARD_", "SSL_", "REQUESTS_"))}
 
 
 def outcomes(report: Path) -> dict[str, str]:

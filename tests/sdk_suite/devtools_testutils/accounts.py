@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from batchyard.service.config import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
-from batchyard.service.tls import local_certificates, server_names
 from tests.api.storage_support import shared_azurite
 from tests.conftest import Service, passable_for_task_users, start_service
 
@@ -31,15 +30,13 @@ class LocalAccount:
 _accounts: dict[str, LocalAccount] = {}
 _root = Path(tempfile.mkdtemp(prefix="batchyard-sdk-suite-"))
 passable_for_task_users(_root)
-# One certificate for every account's service: requests and aiohttp (whose verifying context is made when
-# it is imported) trust the CA that SSL_CERT_FILE / REQUESTS_CA_BUNDLE name, set here before either loads.
-_tls = local_certificates(_root, server_names("127.0.0.1", []))
-assert _tls.ca is not None
-os.environ["SSL_CERT_FILE"] = os.environ["REQUESTS_CA_BUNDLE"] = str(_tls.ca)
+# One certificate for every account's service, made by the runner (runner.py:suite_certificates), whose CA
+# the clients trust through SSL_CERT_FILE / REQUESTS_CA_BUNDLE.
+_tls_dir = Path(os.environ["BATCHYARD_SDK_SUITE_TLS"])
 
 
 def create_account(name: str, with_storage: bool) -> LocalAccount:
-    extra = ["--tls-cert", str(_tls.cert), "--tls-key", str(_tls.key)]
+    extra = ["--tls-cert", str(_tls_dir / "server.pem"), "--tls-key", str(_tls_dir / "server.key")]
     if with_storage:
         extra += ["--storage-connection-string", shared_azurite().connection_string]
     service = start_service(_root / name, *extra)

@@ -84,7 +84,7 @@ class _ApplicationPackages:
 
 class _Pools:
     def create(self, group: str, account_name: str, pool_name: str, parameters: Any) -> Any:
-        call(accounts.account(account_name), "POST", "/pools", batch_pool(pool_name, parameters.serialize()))
+        call(accounts.account(account_name), "POST", "/pools", batch_pool(pool_name, parameters.as_dict()))
         return self.get(group, account_name, pool_name)
 
     def get(self, group: str, account_name: str, pool_name: str) -> Any:
