@@ -27,7 +27,8 @@ NODE_AGENT_EXTENSION = {"name": "batchNodeExtension", "publisher": "Microsoft.Az
 
 def _extensions(request: Request, node: NodeRecord) -> list[dict[str, Any]]:
     pool = service_of(request).pool(request.path_params["poolId"])
-    configured = [*(pool.doc.get("virtualMachineConfiguration") or {}).get("extensions") or [], NODE_AGENT_EXTENSION]
+    own = (pool.doc.get("virtualMachineConfiguration") or {}).get("extensions") or []
+    configured = [*own, NODE_AGENT_EXTENSION]
     provisioned = node.doc.get("allocationTime") or iso(service_of(request).now())
     return [_view(extension, provisioned) for extension in configured]
 
