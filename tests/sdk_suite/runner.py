@@ -72,7 +72,11 @@ def run_suite(report: Path, *pytest_args: str, cache: Path = CACHE) -> dict[str,
 
 
 def _base_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "AZURE_", "BATCHYARD_", "SSL_", "REQUESTS_"))}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTEST_", "AZURE_", "BATCHYARD_", "SSL_", "REQUESTS_"))
+    }
 
 
 def outcomes(report: Path) -> dict[str, str]:

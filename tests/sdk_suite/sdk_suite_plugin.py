@@ -8,8 +8,6 @@ import inspect
 
 import pytest
 
-import devtools_testutils  # noqa: F401 - first, so its TLS trust settings precede aiohttp's import
-
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
