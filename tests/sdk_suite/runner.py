@@ -67,7 +67,7 @@ def run_suite(report: Path, *pytest_args: str, cache: Path = CACHE) -> dict[str,
     env = {"PYTHONPATH": env_path, "AZURE_TEST_RUN_LIVE": "true"}
     with tempfile.TemporaryDirectory(prefix="batchyard-sdk-tls-") as tls:
         env |= suite_certificates(Path(tls))
-        subprocess.run(command, cwd=tests, env=_base_env() | env, check=False)
+        subprocess.run(command, cwd=tests, env=_base_env() | env, check=False, timeout=900)
     return outcomes(report)
 
 

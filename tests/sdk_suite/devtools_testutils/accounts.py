@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,3 +65,4 @@ def delete_account(name: str) -> None:
 def _stop_all() -> None:
     for name in list(_accounts):
         delete_account(name)
+    shutil.rmtree(_root, ignore_errors=True)

@@ -21,7 +21,6 @@ from batchyard.service.clock import iso
 from batchyard.service.engine.records import NodeRecord
 from batchyard.service.http import endpoint, json_response, list_response, parse_max_results, parse_select
 
-
 NODE_AGENT_EXTENSION = {"name": "batchNodeExtension", "publisher": "Microsoft.Azure.Extensions", "type": "CustomScript"}
 
 
