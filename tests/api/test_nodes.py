@@ -331,7 +331,8 @@ def test_a_nodes_extensions_are_its_pools(client: Any, unique: Unique) -> None:
     )
     try:
         (node,) = wait_for(lambda: idle_nodes(client, pool_id, 1), timeout=60, what="an idle node")
-        (listed,) = list(client.list_node_extensions(pool_id, node.id))
+        listed, agent = list(client.list_node_extensions(pool_id, node.id))
+        assert (agent.vm_extension.name, agent.vm_extension.type) == ("batchNodeExtension", "CustomScript")
         assert listed.provisioning_state == "Succeeded"
         assert listed.vm_extension.name == "monitor" and listed.vm_extension.type == "AzureMonitorLinuxAgent"
         assert listed.vm_extension.settings == {"level": "info"}

@@ -198,3 +198,20 @@ def test_a_schedules_job_whose_shared_auto_pool_cannot_be_made_is_completed_with
         assert job.execution_info.pool_id is None
     finally:
         client.begin_delete_job_schedule(schedule_id, polling_interval=POLL).result(timeout=30)
+
+
+def test_a_container_task_of_an_auto_pool_without_containers_is_added_and_its_run_fails(
+    client: Any, unique: Unique
+) -> None:
+    """Azure accepts the task (azure-batch's own test_batch_tasks adds one to such a job); it cannot run."""
+    job_id = unique("autocontainer")
+    client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=_auto_pool(target_dedicated_nodes=1)))
+    try:
+        settings = m.BatchTaskContainerSettings(image_name="busybox:latest")
+        client.create_task(job_id, m.BatchTaskCreateOptions(id="t", command_line="true", container_settings=settings))
+        assert client.get_task(job_id, "t").container_settings.image_name == "busybox:latest"
+        task = wait_for(lambda: completed(client, job_id, "t"), timeout=60, what="the task's run to fail")
+        assert task.execution_info.result == m.BatchTaskExecutionResult.FAILURE
+        assert task.execution_info.failure_info.code == "ContainerSettingsNotSupported"
+    finally:
+        client.begin_delete_job(job_id, polling_interval=POLL).result(timeout=60)

@@ -49,6 +49,8 @@ def test_added_tasks_are_refused_where_their_pool_cannot_run_containers() -> Non
     assert refused is not None and refused.code == "InvalidPropertyValue"
     auto = {"autoPoolSpecification": {"pool": CONTAINER_POOL}}
     assert container_refusal(spec, job_pool_doc(pools, auto), "containerSettings") is None
+    host_auto = {"autoPoolSpecification": {"pool": HOST_POOL}}  # Azure accepts it; the run fails
+    assert container_refusal(spec, job_pool_doc(pools, host_auto), "containerSettings") is None
     assert job_pool_doc(pools, {"poolId": "not-yet"}) is None  # checked when it runs instead
     assert container_refusal(spec, None, "containerSettings") is None
     multi = {**spec, "multiInstanceSettings": {"numberOfInstances": 2}}

@@ -1,4 +1,6 @@
-"""A node's VM extensions (Nodes_ListNodeExtensions, Nodes_GetNodeExtension): those its pool was created with.
+"""A node's VM extensions (Nodes_ListNodeExtensions, Nodes_GetNodeExtension): those its pool was created with,
+then the one Azure Batch installs its node agent with on a Linux node (`batchNodeExtension`, a CustomScript
+extension: Azure lists it after the pool's own, as azure-batch's test_batch_compute_node_extensions expects).
 
 Nothing installs an extension on a local node; each is reported as Azure reports one that provisioned,
 so clients that wait for their extensions go on. `protectedSettings` (secrets) are never answered.
@@ -19,10 +21,13 @@ from batchyard.service.clock import iso
 from batchyard.service.engine.records import NodeRecord
 from batchyard.service.http import endpoint, json_response, list_response, parse_max_results, parse_select
 
+NODE_AGENT_EXTENSION = {"name": "batchNodeExtension", "publisher": "Microsoft.Azure.Extensions", "type": "CustomScript"}
+
 
 def _extensions(request: Request, node: NodeRecord) -> list[dict[str, Any]]:
     pool = service_of(request).pool(request.path_params["poolId"])
-    configured = (pool.doc.get("virtualMachineConfiguration") or {}).get("extensions") or []
+    own = (pool.doc.get("virtualMachineConfiguration") or {}).get("extensions") or []
+    configured = [*own, NODE_AGENT_EXTENSION]
     provisioned = node.doc.get("allocationTime") or iso(service_of(request).now())
     return [_view(extension, provisioned) for extension in configured]
 
