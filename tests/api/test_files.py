@@ -114,6 +114,20 @@ def test_task_file_properties(client: Any, job: str, service: Service) -> None:
     assert folder.headers["ocp-batch-file-isdirectory"] == "true"
 
 
+def test_file_conditions_the_etag_decides_before_the_date(job: str, service: Service) -> None:
+    """A file's ETag changes with every write; its Last-Modified only to the second. When a client sends
+    both (browsers do), the ETag decides: a file written twice in one second is not answered 304."""
+    path = f"/jobs/{job}/tasks/writer/files/wd/out/deep/digits.txt"
+    head = signed_request(service.url, "HEAD", path)
+    etag, last_modified = head.headers["etag"], head.headers["last-modified"]
+    assert signed_request(service.url, "GET", path, headers={"If-None-Match": etag}).status_code == 304
+    assert signed_request(service.url, "GET", path, headers={"If-Modified-Since": last_modified}).status_code == 304
+    stale = {"If-None-Match": "0x8D000000000", "If-Modified-Since": last_modified}
+    answered = signed_request(service.url, "GET", path, headers=stale)
+    assert answered.status_code == 200
+    assert answered.content == b"0123456789"
+
+
 def test_delete_task_files(client: Any, job: str) -> None:
     client.delete_task_file(job, "writer", "wd/out/deep/digits.txt")
     with pytest.raises(ResourceNotFoundError) as info:

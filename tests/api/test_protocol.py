@@ -351,6 +351,42 @@ def test_if_modified_since(service: Service, unique: Unique) -> None:
         signed_request(service.url, "DELETE", f"/pools/{pool_id}")
 
 
+def test_an_etag_condition_decides_alone(service: Service, unique: Unique) -> None:
+    """With If-None-Match, If-Modified-Since is not looked at; with If-Match, If-Unmodified-Since is not
+    (a date to the second cannot tell two changes within one second apart: the ETag can)."""
+    pool_id = unique("etagfirst")
+    created = _new_pool(service, pool_id)
+    try:
+        etag = created.headers["ETag"]
+        later = format_ocp_date(datetime.now(UTC) + timedelta(hours=1))
+        earlier = format_ocp_date(datetime.now(UTC) - timedelta(hours=1))
+        read = signed_request(
+            service.url,
+            "GET",
+            f"/pools/{pool_id}",
+            headers={"If-None-Match": "0x8D000000000", "If-Modified-Since": later},
+        )
+        assert read.status_code == 200
+        assert read.json()["id"] == pool_id
+        still_304 = signed_request(
+            service.url, "GET", f"/pools/{pool_id}", headers={"If-None-Match": etag, "If-Modified-Since": earlier}
+        )
+        assert still_304.status_code == 304
+        written = signed_request(
+            service.url,
+            "PATCH",
+            f"/pools/{pool_id}",
+            body={"metadata": [{"name": "x", "value": "y"}]},
+            headers={"If-Match": etag, "If-Unmodified-Since": earlier},
+        )
+        assert written.status_code == 200
+        assert signed_request(service.url, "GET", f"/pools/{pool_id}").json()["metadata"] == [
+            {"name": "x", "value": "y"}
+        ]
+    finally:
+        signed_request(service.url, "DELETE", f"/pools/{pool_id}")
+
+
 # --- ids ---------------------------------------------------------------------------------------------
 
 

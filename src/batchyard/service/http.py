@@ -238,19 +238,23 @@ def list_response(request: Request, kind: str, items: Iterable[dict[str, Any]], 
 
 
 def check_conditions(request: Request, doc: dict[str, Any], *, reading: bool) -> None:
-    """If-Match / If-None-Match / If-Modified-Since / If-Unmodified-Since against an entity."""
+    """If-Match / If-None-Match / If-Modified-Since / If-Unmodified-Since against an entity (or a node's
+    file). An ETag condition decides alone (RFC 9110 13.2.2, and Azure's storage rules): a date, to the
+    second, cannot tell apart two changes within one second, so If-Unmodified-Since is not looked at when
+    If-Match is there, nor If-Modified-Since when If-None-Match is."""
     etag = doc.get("eTag", "")
     modified = parse_iso(doc["lastModified"]) if "lastModified" in doc else None
     headers = request.headers
-    if (value := headers.get("if-match")) is not None and not _etag_matches(value, etag):
+    if_match, if_none_match = headers.get("if-match"), headers.get("if-none-match")
+    if if_match is not None and not _etag_matches(if_match, etag):
         raise errors.condition_not_met()
-    if (value := headers.get("if-none-match")) is not None and _etag_matches(value, etag):
+    if if_none_match is not None and _etag_matches(if_none_match, etag):
         raise errors.not_modified() if reading else errors.condition_not_met()
     if modified is not None:
-        if (value := headers.get("if-unmodified-since")) is not None:
+        if if_match is None and (value := headers.get("if-unmodified-since")) is not None:
             if _truncate(modified) > _http_date("If-Unmodified-Since", value):
                 raise errors.condition_not_met()
-        if (value := headers.get("if-modified-since")) is not None:
+        if if_none_match is None and (value := headers.get("if-modified-since")) is not None:
             if _truncate(modified) <= _http_date("If-Modified-Since", value):
                 raise errors.not_modified() if reading else errors.condition_not_met()
 

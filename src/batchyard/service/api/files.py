@@ -20,7 +20,7 @@ from batchyard.service.api.common import list_filter, service_of, url_for
 from batchyard.service.api.nodes import find_node
 from batchyard.service.clock import parse_iso, rfc1123, ticks
 from batchyard.service.engine.records import NodeRecord
-from batchyard.service.http import endpoint, list_response, parse_max_results
+from batchyard.service.http import check_conditions, endpoint, list_response, parse_max_results
 from batchyard.service.ports import AgentGone
 
 CHUNK = 1024 * 1024
@@ -139,7 +139,7 @@ async def _list(request: Request, scope: FileScope, kind: str) -> Response:
 def _file_headers(scope: FileScope, name: str, stat: dict[str, Any]) -> dict[str, str]:
     modified = parse_iso(stat["mtime"])
     headers = {
-        "ETag": f"0x{ticks(modified):X}",  # changes when the file is written
+        "ETag": _file_etag(stat),
         "Last-Modified": rfc1123(modified),
         "ocp-batch-file-isdirectory": "true" if stat["isDirectory"] else "false",
         "ocp-batch-file-url": f"{scope.url_prefix}/{quote(name)}",
@@ -159,20 +159,12 @@ async def _stat(request: Request, scope: FileScope) -> tuple[str, dict[str, Any]
 
 
 def _check_conditions(request: Request, stat: dict[str, Any]) -> None:
-    modified = parse_iso(stat["mtime"]).replace(microsecond=0)
-    from email.utils import parsedate_to_datetime
+    """A file's conditions, as an entity's: its ETag and its modification time (see _file_headers)."""
+    check_conditions(request, {"eTag": _file_etag(stat), "lastModified": stat["mtime"]}, reading=True)
 
-    for header, wants_newer in (("if-modified-since", True), ("if-unmodified-since", False)):
-        value = request.headers.get(header)
-        if value:
-            try:
-                when = parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                raise errors.invalid_header(header, value) from None
-            if wants_newer and modified <= when:
-                raise errors.not_modified()
-            if not wants_newer and modified > when:
-                raise errors.condition_not_met()
+
+def _file_etag(stat: dict[str, Any]) -> str:
+    return f"0x{ticks(parse_iso(stat['mtime'])):X}"  # changes when the file is written
 
 
 def _range(request: Request, size: int) -> tuple[int, int]:
