@@ -55,6 +55,8 @@ class Command:
     columns: Sequence[Column] = ()
     default_output: str = "json"
     aliases: tuple[str, ...] = field(default=())
+    # how it reaches the service: the data plane's options by default (`account` commands: the management plane's)
+    connection: Callable[[argparse.ArgumentParser], None] = add_connection_options
 
 
 GROUP_HELP = {
@@ -69,6 +71,8 @@ GROUP_HELP = {
     "node-counts": "node counts by state",
     "user": "the accounts of users who log in to a node",
     "file": "files: list, show, download, delete",
+    "account": "the Batch account through the management plane (bearer token of a principal): keys, modes, quotas",
+    "keys": "the account's Shared Keys",
 }
 
 
@@ -84,7 +88,7 @@ def register(subcommands: Any, commands: Iterable[Command]) -> None:
                 groups[prefix] = parser.add_subparsers(dest="_".join(prefix) + "_command", required=True)
         leaf = groups[command.words[:-1]].add_parser(command.words[-1], help=command.help, description=command.help)
         command.arguments(leaf)
-        add_connection_options(leaf)
+        command.connection(leaf)
         add_output_options(leaf, command.default_output)
         leaf.set_defaults(resource_command=command)
 

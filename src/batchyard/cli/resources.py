@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from batchyard.cli import certificates, events, files, heatmap, jobs, node_commands, pools, tail, tasks, wait
+from batchyard.cli import accounts, certificates, events, files, heatmap, jobs, node_commands, pools, tail, tasks, wait
 from batchyard.cli.commands import Command
 
 RESOURCE_COMMANDS: tuple[Command, ...] = (
@@ -16,4 +16,5 @@ RESOURCE_COMMANDS: tuple[Command, ...] = (
     *files.COMMANDS,
     *certificates.COMMANDS,
     *events.COMMANDS,
+    *accounts.COMMANDS,
 )
