@@ -13,7 +13,6 @@ import json
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,49 +21,28 @@ import pytest
 from azure.batch import BatchClient
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import HttpResponseError
-from azure.mgmt.batch import BatchManagementClient
 from azure.mgmt.batch import models as mm
 
 from batchyard.service.config import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME, DEV_ACCOUNT_SECONDARY_KEY
 from batchyard.service.management.account_state import new_key
+from tests.api import management_support
 from tests.api.helpers import readme_code_block
+from tests.api.management_support import (
+    API_VERSION,
+    GROUP,
+    MANAGEMENT_SCOPE,
+    SUBSCRIPTION,
+    account_path,
+    arm_code,
+    data_client,
+    management_client,
+)
 from tests.api.test_identity import BATCH_SCOPE, create_principal, credential
 from tests.conftest import Service, start_service
 
-SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
-GROUP = "batchyard"
-MANAGEMENT_SCOPE = "https://management.azure.com/.default"
-API_VERSION = "2024-07-01"
-
-
-@pytest.fixture(scope="module")
-def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    service = start_service(tmp_path_factory.mktemp("management"))
-    yield service
-    service.stop()
-
-
-@pytest.fixture(scope="module")
-def contributor(svc: Service) -> dict[str, Any]:
-    return create_principal(svc, "--name", "operator")
-
-
-def management_client(svc: Service, principal: dict[str, Any], **kwargs: Any) -> BatchManagementClient:
-    return BatchManagementClient(
-        credential(principal),
-        SUBSCRIPTION,
-        base_url=svc.https_url,
-        credential_scopes=[MANAGEMENT_SCOPE],
-        connection_verify=str(svc.ca),
-        **kwargs,
-    )
-
-
-def data_client(svc: Service, endpoint: str, key: str) -> BatchClient:
-    """A data-plane client as a user builds it from the management plane's answers."""
-    return BatchClient(
-        "https://" + endpoint, AzureNamedKeyCredential(DEV_ACCOUNT_NAME, key), connection_verify=str(svc.ca)
-    )
+# this module's own service and principal (fixtures; it changes the account's keys and modes)
+svc = management_support.svc
+contributor = management_support.contributor
 
 
 def arm_get(svc: Service, path: str, token: str | None, api_version: str | None = API_VERSION) -> httpx.Response:
@@ -72,15 +50,6 @@ def arm_get(svc: Service, path: str, token: str | None, api_version: str | None 
     params = {"api-version": api_version} if api_version else {}
     verify = ssl.create_default_context(cafile=str(svc.ca))
     return httpx.get(svc.https_url + path, params=params, headers=headers, verify=verify)
-
-
-def account_path(name: str = DEV_ACCOUNT_NAME) -> str:
-    return f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{GROUP}/providers/Microsoft.Batch/batchAccounts/{name}"
-
-
-def arm_code(exc: HttpResponseError) -> str:
-    assert exc.error is not None, exc
-    return str(exc.error.code)
 
 
 def test_get_and_list_the_account(svc: Service, contributor: dict[str, Any]) -> None:
