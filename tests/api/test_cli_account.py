@@ -158,5 +158,7 @@ def test_connection_options(svc: Service, contributor: dict[str, Any]) -> None:
     assert json.loads(succeeded(options)) == DEV_ACCOUNT_NAME
     untrusted = batchyard(svc, "account", "show", **env)  # no CA: the service's certificate is not trusted
     assert untrusted.returncode == 3 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr, untrusted.stderr
+    no_ca = batchyard(svc, "account", "show", "--ca-file", str(svc.data_dir / "nothing.pem"), **env)
+    assert no_ca.returncode == 2 and "nothing.pem" in no_ca.stderr and "Traceback" not in no_ca.stderr
     no_principal = batchyard(svc, "account", "show", "--ca-file", str(svc.ca))
     assert no_principal.returncode == 2 and "--tenant-id, --client-id, --client-secret required" in no_principal.stderr

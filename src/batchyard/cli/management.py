@@ -54,8 +54,8 @@ def _tls_context(args: argparse.Namespace) -> ssl.SSLContext:
     try:
         # without a file, OpenSSL's default paths, which SSL_CERT_FILE overrides
         return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-    except (OSError, ssl.SSLError) as exc:
-        raise CommandError(f"--ca-file {ca_file}: {exc}") from None
+    except (OSError, ssl.SSLError) as exc:  # bad usage (exit status 2), not an unreachable service
+        raise UsageError(f"CA file {ca_file}: {exc}") from None
 
 
 def _open(args: argparse.Namespace, request: urllib.request.Request) -> Any:
