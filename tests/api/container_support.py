@@ -5,10 +5,12 @@ the internet): a root filesystem of Debian's busybox-static imported with `podma
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from azure.batch import models as m
 
 from tests.api.helpers import vm_config
@@ -46,6 +49,25 @@ def import_busybox_image(work: Path, name: str) -> str:
         tar.add(rootfs, arcname=".")
     podman("import", "--change", "ENV=PATH=/bin", str(archive), name)
     return name
+
+
+# The agents run containers with rootful podman, which only root can drive. scripts/test.sh installs podman
+# (as root, from Debian's packages) and CI runs as root, so these tests run there; as another user they
+# cannot run at all.
+requires_rootful_podman = pytest.mark.skipif(
+    os.geteuid() != 0, reason="rootful podman: the agents run containers as root (scripts/test.sh runs as root)"
+)
+
+
+def module_image(name: str, tag: str) -> Iterator[str]:
+    """A test module's busybox image `localhost/batchyard-test/NAME:TAG`, removed after the module."""
+    work = Path(tempfile.mkdtemp(prefix="batchyard-image-"))
+    try:
+        reference = import_busybox_image(work, f"localhost/batchyard-test/{name}:{tag}")
+        yield reference
+        remove_image(reference)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def remove_image(reference: str) -> None:

@@ -5,11 +5,8 @@ fences the node (providers/local.py), and the task runs again on the pool's othe
 
 from __future__ import annotations
 
-import os
 import secrets
-import shutil
 import signal
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,8 +17,8 @@ from tests.api.container_support import (
     container_config,
     containers_of,
     create_container_pool,
-    import_busybox_image,
-    remove_image,
+    module_image,
+    requires_rootful_podman,
     settings,
     sh,
 )
@@ -29,18 +26,14 @@ from tests.api.helpers import create_job, idle_nodes, read_task_file
 from tests.api.test_durability import agent_processes
 from tests.conftest import make_client, start_service, wait_for
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="rootful podman: the agents run as root here")
+pytestmark = requires_rootful_podman
 
 RUN_ID = secrets.token_hex(4)
 
 
 @pytest.fixture(scope="module")
 def image() -> Iterator[str]:
-    work = Path(tempfile.mkdtemp(prefix="batchyard-image-"))
-    reference = import_busybox_image(work, f"localhost/batchyard-test/loss:{RUN_ID}")
-    yield reference
-    remove_image(reference)
-    shutil.rmtree(work, ignore_errors=True)
+    yield from module_image("loss", RUN_ID)
 
 
 MODES = {

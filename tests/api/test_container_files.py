@@ -4,12 +4,8 @@ uploads what the container wrote there once it has ended."""
 
 from __future__ import annotations
 
-import os
 import secrets
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +16,8 @@ from tests.api.container_support import (
     IMAGE_MARKER,
     container_config,
     create_container_pool,
-    import_busybox_image,
-    remove_image,
+    module_image,
+    requires_rootful_podman,
     settings,
     sh,
 )
@@ -29,7 +25,7 @@ from tests.api.helpers import create_job, delete_pool_quietly, idle_nodes, read_
 from tests.api.storage_support import blob_names, create_container, download, shared_azurite, upload
 from tests.conftest import Service, make_client, start_service, wait_for
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="rootful podman: the agents run as root here")
+pytestmark = requires_rootful_podman
 
 RUN_ID = secrets.token_hex(4)
 
@@ -50,11 +46,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory, storage: LinkedStorage) -> I
 
 @pytest.fixture(scope="module")
 def image() -> Iterator[str]:
-    work = Path(tempfile.mkdtemp(prefix="batchyard-image-"))
-    reference = import_busybox_image(work, f"localhost/batchyard-test/files:{RUN_ID}")
-    yield reference
-    remove_image(reference)
-    shutil.rmtree(work, ignore_errors=True)
+    yield from module_image("files", RUN_ID)
 
 
 @pytest.fixture(scope="module")

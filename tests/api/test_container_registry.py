@@ -8,7 +8,6 @@ A task's own `registry` pulls an image the node does not have when the task star
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import tempfile
@@ -27,6 +26,7 @@ from tests.api.container_support import (
     import_busybox_image,
     podman,
     remove_image,
+    requires_rootful_podman,
     settings,
     sh,
     start_registry,
@@ -34,7 +34,7 @@ from tests.api.container_support import (
 from tests.api.helpers import create_job, delete_pool_quietly, idle_nodes, read_task_file, run_task
 from tests.conftest import wait_for
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="rootful podman: the agents run as root here")
+pytestmark = requires_rootful_podman
 
 RUN_ID = secrets.token_hex(4)
 

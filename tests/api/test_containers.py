@@ -8,12 +8,8 @@ internet); registry tests use Debian's docker-registry on the loopback with htpa
 
 from __future__ import annotations
 
-import os
 import secrets
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,8 +21,8 @@ from tests.api.container_support import (
     container_config,
     containers_of,
     create_container_pool,
-    import_busybox_image,
-    remove_image,
+    module_image,
+    requires_rootful_podman,
     settings,
     sh,
 )
@@ -43,18 +39,14 @@ from tests.api.helpers import (
 )
 from tests.conftest import wait_for
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="rootful podman: the agents run as root here")
+pytestmark = requires_rootful_podman
 
 RUN_ID = secrets.token_hex(4)
 
 
 @pytest.fixture(scope="module")
 def image() -> Iterator[str]:
-    work = Path(tempfile.mkdtemp(prefix="batchyard-image-"))
-    reference = import_busybox_image(work, f"localhost/batchyard-test/busybox:{RUN_ID}")
-    yield reference
-    remove_image(reference)
-    shutil.rmtree(work, ignore_errors=True)
+    yield from module_image("busybox", RUN_ID)
 
 
 @pytest.fixture(scope="module")
