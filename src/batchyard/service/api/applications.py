@@ -18,8 +18,6 @@ application packages) under `/management/applications`, signed with the account'
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -29,7 +27,7 @@ from starlette.routing import Route
 from batchyard.service import errors
 from batchyard.service.api.common import page, service_of, skip_token, url_for
 from batchyard.service.http import endpoint, json_response, list_response, parse_max_results, read_json
-from batchyard.service.storage.applications import UPLOAD_SAS_LIFETIME, ApplicationRegistry
+from batchyard.service.storage.applications import ApplicationRegistry
 
 
 def _registry(request: Request) -> ApplicationRegistry:
@@ -140,13 +138,10 @@ async def manage_version(request: Request) -> Response:
     if request.method == "GET":
         return json_response(_package_doc(request, registry.get(app_id), registry.package(app_id, version)))
     if request.method == "DELETE":
-        blobs = registry.delete_package(app_id, version)
-        await asyncio.to_thread(registry.delete_blobs, blobs)
+        await registry.remove_package(app_id, version)
         return Response(status_code=200)
-    await asyncio.to_thread(registry.ensure_container)
-    package, url = registry.create_package(app_id, version)
+    package, url, expiry = await registry.new_package(app_id, version)
     doc = _package_doc(request, registry.get(app_id), package)
-    expiry = f"{(datetime.now(UTC) + UPLOAD_SAS_LIFETIME).isoformat().replace('+00:00', 'Z')}"
     doc["properties"].update({"storageUrl": url, "storageUrlExpiry": expiry})
     return json_response(doc, status=201)
 
@@ -157,14 +152,7 @@ async def activate_version(request: Request) -> Response:
     app_id, version = request.path_params["app"], request.path_params["version"]
     body = await read_json(request, optional=True)
     fmt = body.get("format", "zip") if isinstance(body, dict) else None
-    blob = registry.blob_to_activate(app_id, version)
-    if registry.storage is None:
-        head = None
-    else:
-        head = await asyncio.to_thread(registry.read_head, blob) if blob else None
-    package, unused = registry.activate(app_id, version, fmt, head)
-    if unused:
-        await asyncio.to_thread(registry.delete_blobs, unused)
+    package = await registry.activate_uploaded(app_id, version, fmt)
     return json_response(_package_doc(request, registry.get(app_id), package))
 
 

@@ -33,7 +33,7 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def _the_account(call: Call, action: str) -> AccountState:
+def the_account(call: Call, action: str) -> AccountState:
     """The service's account when the path names it and the caller may do `action`; 404 for another name."""
     state = _state(call.request)
     name = call.params["account"]
@@ -49,7 +49,7 @@ def _the_account(call: Call, action: str) -> AccountState:
 
 
 async def get_account(call: Call) -> Response:
-    state = _the_account(call, "read")
+    state = the_account(call, "read")
     return json_response(resources.account(state, _settings(call.request)))
 
 
@@ -69,7 +69,7 @@ async def create_account(call: Call) -> Response:
             f"This service serves one Batch account, '{state.name}', and cannot create another ('{name}'). "
             "Several accounts on one service are not supported yet.",
         )
-    state = _the_account(call, "write")
+    state = the_account(call, "write")
     body = await call.body()
     location = body.get("location")
     if not isinstance(location, str):
@@ -86,13 +86,13 @@ async def create_account(call: Call) -> Response:
 
 
 async def update_account(call: Call) -> Response:
-    state = _the_account(call, "write")
+    state = the_account(call, "write")
     _apply(state, await call.body())
     return json_response(resources.account(state, _settings(call.request)))
 
 
 async def delete_account(call: Call) -> Response:
-    state = _the_account(call, "delete")
+    state = the_account(call, "delete")
     raise CloudError(
         409,
         ONE_ACCOUNT_CODE,
@@ -102,13 +102,13 @@ async def delete_account(call: Call) -> Response:
 
 
 async def list_keys(call: Call) -> Response:
-    state = _the_account(call, "listKeys/action")
+    state = the_account(call, "listKeys/action")
     _require_shared_key(state)
     return json_response(resources.keys(state))
 
 
 async def regenerate_key(call: Call) -> Response:
-    state = _the_account(call, "regenerateKeys/action")
+    state = the_account(call, "regenerateKeys/action")
     _require_shared_key(state)
     body = await call.body()
     spelled = {name.lower(): name for name in KEY_NAMES}

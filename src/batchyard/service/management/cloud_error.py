@@ -5,6 +5,8 @@ from __future__ import annotations
 import orjson
 from starlette.responses import Response
 
+from batchyard.service.errors import BatchError
+
 # A Batch account create or delete for a name other than the service's one account (README, Management plane).
 ONE_ACCOUNT_CODE = "OneAccountPerService"
 
@@ -24,3 +26,10 @@ class CloudError(Exception):
 
 def invalid_body(message: str) -> CloudError:
     return CloudError(400, "InvalidRequestBody", message)
+
+
+def cloud_error_of(error: BatchError) -> CloudError:
+    """A Batch error as ARM answers it: same status and code, the details in the message."""
+    details = "; ".join(f"{key}: {value}" for key, value in error.values.items())
+    message = f"{error.message} ({details})" if details else error.message
+    return CloudError(error.status, error.code, message, error.headers)

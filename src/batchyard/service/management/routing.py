@@ -16,9 +16,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from batchyard.service.errors import BatchError
 from batchyard.service.management import bearer
 from batchyard.service.management.api_version import check_batch_version, check_resources_version
-from batchyard.service.management.cloud_error import CloudError, invalid_body
+from batchyard.service.management.cloud_error import CloudError, cloud_error_of, invalid_body
 from batchyard.service.management.resources import RESOURCE_GROUP, SUBSCRIPTION_ID
 
 log = logging.getLogger("batchyard.management")
@@ -99,6 +100,8 @@ def routes(operations: list[Operation]) -> list[Route]:
             response = await _dispatch(request, operations)
         except CloudError as error:
             response = error.response()
+        except BatchError as error:  # the data plane's refusal of what ARM passed on, in ARM's shape
+            response = cloud_error_of(error).response()
         except Exception:
             log.exception("unexpected error in %s %s", request.method, request.url.path)
             response = CloudError(500, "InternalServerError", "The server encountered an internal error.").response()

@@ -6,6 +6,7 @@ application (with its packages) is one document in the store, written when it ch
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -280,3 +281,24 @@ class ApplicationRegistry:
                 client.get_blob_client(blob).delete_blob()
             except ResourceNotFoundError:
                 pass
+
+    # --- what both management surfaces do (api/applications.py, management/applications.py) ------
+
+    async def new_package(self, app_id: str, version: str) -> tuple[dict[str, Any], str, str]:
+        """A pending version (or a re-upload) with its write SAS URL and the URL's expiry time."""
+        await asyncio.to_thread(self.ensure_container)
+        package, url = self.create_package(app_id, version)
+        expiry = (datetime.now(UTC) + UPLOAD_SAS_LIFETIME).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return package, url, expiry
+
+    async def activate_uploaded(self, app_id: str, version: str, fmt: object) -> dict[str, Any]:
+        """Activate a version whose package was uploaded; the blob it replaces is deleted."""
+        blob = self.blob_to_activate(app_id, version)
+        head = await asyncio.to_thread(self.read_head, blob) if blob and self.storage is not None else None
+        package, unused = self.activate(app_id, version, fmt, head)
+        if unused:
+            await asyncio.to_thread(self.delete_blobs, unused)
+        return package
+
+    async def remove_package(self, app_id: str, version: str) -> None:
+        await asyncio.to_thread(self.delete_blobs, self.delete_package(app_id, version))
