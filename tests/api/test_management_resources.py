@@ -1,15 +1,21 @@
-"""Applications, packages and pools through ARM (azure-mgmt-batch over HTTPS, unchanged) sharing their state
-with the data plane (azure-batch): a package uploaded and activated through ARM is run by a task, a pool
-made through ARM runs a data-plane job, and a data-plane pool is read, resized and deleted through ARM."""
+"""Applications, packages, pools and certificates through ARM (azure-mgmt-batch over HTTPS, unchanged)
+sharing their state with the data plane (azure-batch): a package uploaded and activated through ARM is run
+by a task, a pool made through ARM runs a data-plane job, and a data-plane pool is read, resized and
+deleted through ARM. Certificates left the management API after 2024-07-01 (azure-mgmt-batch 19 has no
+certificate operations): they are called as that version's contract has them, with a token."""
 
 from __future__ import annotations
 
+import base64
 import io
+import ssl
+import time
 import uuid
 import zipfile
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from azure.batch import models as m
 from azure.core import MatchConditions
@@ -19,10 +25,26 @@ from azure.mgmt.batch import models as mm
 from azure.storage.blob import BlobClient
 
 from batchyard.service.config import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
-from tests.api.helpers import create_job, create_pool, idle_nodes, read_task_file, run_task
-from tests.api.management_support import GROUP, account_path, arm_code, data_client, management_client
+from tests.api.helpers import (
+    certificate_path,
+    create_job,
+    create_pool,
+    idle_nodes,
+    read_task_file,
+    run_task,
+    self_signed_pfx,
+    signed_request,
+)
+from tests.api.management_support import (
+    GROUP,
+    MANAGEMENT_SCOPE,
+    account_path,
+    arm_code,
+    data_client,
+    management_client,
+)
 from tests.api.storage_support import shared_azurite
-from tests.api.test_identity import create_principal
+from tests.api.test_identity import create_principal, credential
 from tests.conftest import Service, start_service, wait_for
 
 ACCOUNT = DEV_ACCOUNT_NAME
@@ -37,8 +59,13 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 
 @pytest.fixture(scope="module")
-def arm(svc: Service) -> BatchManagementClient:
-    return management_client(svc, create_principal(svc, "--name", "builder"))
+def builder(svc: Service) -> dict[str, Any]:
+    return create_principal(svc, "--name", "builder")
+
+
+@pytest.fixture(scope="module")
+def arm(svc: Service, builder: dict[str, Any]) -> BatchManagementClient:
+    return management_client(svc, builder)
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +250,66 @@ def test_bad_pools_and_applications_are_arm_errors(svc: Service, arm: BatchManag
             GROUP, ACCOUNT, unique("p"), mm.Pool(vm_size="standard_d2s_v3", deployment_configuration=ubuntu())
         )
     assert pool_write.value.status_code == 403
+
+
+def test_a_certificate_added_through_arm_is_the_data_planes_and_cannot_go_while_a_pool_uses_it(
+    svc: Service, builder: dict[str, Any], arm: BatchManagementClient, batch: Any
+) -> None:
+    token = credential(builder).get_token(MANAGEMENT_SCOPE).token
+    http = httpx.Client(
+        base_url=svc.https_url + account_path(),
+        params={"api-version": "2024-07-01"},
+        headers={"Authorization": f"Bearer {token}"},
+        verify=ssl.create_default_context(cafile=str(svc.ca)),
+    )
+    thumbprint, pfx, _ = self_signed_pfx("secret")
+    name = f"sha1-{thumbprint}"
+    body = {"properties": {"format": "Pfx", "data": base64.b64encode(pfx).decode(), "password": "secret"}}
+    added = http.put(f"/certificates/{name}", json=body)
+    assert added.status_code == 200, added.text
+    assert added.json()["properties"]["provisioningState"] == "Succeeded" and "data" not in added.json()["properties"]
+    # azure-batch 15 has no certificate operations either: the data plane's own call, signed with the key.
+    assert signed_request(svc.url, "GET", certificate_path(thumbprint)).json()["thumbprint"] == thumbprint
+    assert name in {c["name"] for c in http.get("/certificates").json()["value"]}
+    wrong = http.put(f"/certificates/sha1-{'0' * 40}", json=body)
+    assert wrong.status_code == 400 and wrong.json()["error"]["code"] == "InvalidPropertyValue"
+
+    # A pool made through ARM names the certificate by its ARM id; a delete then fails as the pool uses it.
+    pool_id = unique("cert-pool")
+    certificate_id = f"{account_path()}/certificates/{name}"
+    pool = {
+        "properties": {
+            "vmSize": "standard_d2s_v3",
+            "deploymentConfiguration": {
+                "virtualMachineConfiguration": ubuntu().virtual_machine_configuration.as_dict()
+            },
+            "certificates": [{"id": certificate_id, "storeLocation": "CurrentUser", "visibility": ["Task"]}],
+        }
+    }
+    made = http.put(f"/pools/{pool_id}", json=pool)
+    assert made.status_code == 200, made.text
+    assert made.json()["properties"]["certificates"][0]["id"] == certificate_id
+    references = signed_request(svc.url, "GET", f"/pools/{pool_id}").json()["certificateReferences"]
+    assert references[0]["thumbprint"] == thumbprint and references[0]["storeLocation"] == "currentuser"
+    status = _delete(http, f"/certificates/{name}")
+    assert status.status_code == 409 and status.json()["error"]["code"] == "CertificateInUse"
+    assert http.get(f"/certificates/{name}").json()["properties"]["provisioningState"] == "Failed"
+    assert http.post(f"/certificates/{name}/cancelDelete").json()["properties"]["provisioningState"] == "Succeeded"
+
+    arm.pool.begin_delete(GROUP, ACCOUNT, pool_id).result()
+    assert _delete(http, f"/certificates/{name}").status_code == 200
+    gone = http.get(f"/certificates/{name}")
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "CertificateNotFound"
+
+
+def _delete(http: httpx.Client, path: str) -> httpx.Response:
+    """A long-running delete as ARM clients follow it: the Location's answer once it is no longer 202."""
+    started = http.delete(path)
+    assert started.status_code == 202, started.text
+    location = started.headers["Location"]
+    for _ in range(300):
+        status = http.get(location)
+        if status.status_code != 202:
+            return status
+        time.sleep(0.1)
+    raise AssertionError(f"{path}: still deleting")

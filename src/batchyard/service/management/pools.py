@@ -18,13 +18,19 @@ from batchyard.service.engine.records import PoolRecord
 from batchyard.service.management.accounts import the_account
 from batchyard.service.management.cloud_error import CloudError
 from batchyard.service.management.pool_shapes import arm_etag, arm_pool, batch_properties, fold_scale
-from batchyard.service.management.routing import ACCOUNT, Call, Operation, json_response, operation
+from batchyard.service.management.routing import (
+    ACCOUNT,
+    DELETE_STATUS_SUFFIX,
+    Call,
+    Operation,
+    deleting,
+    json_response,
+    operation,
+)
 from batchyard.service.models import pools as pool_models
 
 POOLS = ACCOUNT + "/pools"
 POOL = POOLS + r"/(?P<pool>[^/]+)"
-DELETE_STATUS = POOL + "/operationresults/delete"
-_RETRY_AFTER = "1"  # seconds between a client's polls of a delete
 
 
 def _service(call: Call, action: str) -> tuple[str, BatchService]:
@@ -118,24 +124,15 @@ async def delete_pool(call: Call) -> Response:
     pool = service.pool(call.params["pool"])
     if pool.doc["state"] != "deleting":
         service.delete_pool(pool.doc["id"], conditions(call.request))
-    return _deleting(call)
+    return deleting(call)
 
 
 async def delete_status(call: Call) -> Response:
     """The Location of a pool's delete: 202 while the pool is being deleted, 200 once it is gone."""
     _, service = _service(call, "read")
     if service.find_pool(call.params["pool"]) is not None:
-        return _deleting(call)
+        return deleting(call)
     return Response(status_code=200)
-
-
-def _deleting(call: Call) -> Response:
-    version = call.request.query_params.get("api-version", "")
-    path = call.request.url.path.rstrip("/")
-    if not path.lower().endswith("/operationresults/delete"):
-        path += "/operationresults/delete"
-    location = str(call.request.url.replace(path=path, query=f"api-version={version}"))
-    return Response(status_code=202, headers={"Location": location, "Retry-After": _RETRY_AFTER})
 
 
 async def disable_autoscale(call: Call) -> Response:
@@ -154,7 +151,7 @@ OPERATIONS: list[Operation] = [
     operation("PUT", POOL, create_pool),
     operation("PATCH", POOL, update_pool),
     operation("DELETE", POOL, delete_pool),
-    operation("GET", DELETE_STATUS, delete_status),
+    operation("GET", POOL + DELETE_STATUS_SUFFIX, delete_status),
     operation("POST", POOL + "/disableautoscale", disable_autoscale),
     operation("POST", POOL + "/stopresize", stop_resize),
 ]

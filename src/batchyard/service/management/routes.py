@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from batchyard.service.management import accounts, applications, pools, subscription
+from batchyard.service.management import accounts, applications, certificates, pools, subscription
 from batchyard.service.management.routing import routes as management_routes
 
 routes: list[Route] = management_routes(
-    [*accounts.OPERATIONS, *applications.OPERATIONS, *pools.OPERATIONS, *subscription.OPERATIONS]
+    [
+        *accounts.OPERATIONS,
+        *applications.OPERATIONS,
+        *certificates.OPERATIONS,
+        *pools.OPERATIONS,
+        *subscription.OPERATIONS,
+    ]
 )

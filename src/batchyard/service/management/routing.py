@@ -74,6 +74,21 @@ def json_response(body: dict[str, Any], status: int = 200) -> Response:
     return Response(orjson.dumps(body), status, media_type="application/json; charset=utf-8")
 
 
+DELETE_STATUS_SUFFIX = "/operationresults/delete"
+_RETRY_AFTER = "1"  # seconds between a client's polls of a long-running delete
+
+
+def deleting(call: Call) -> Response:
+    """ARM's answer to a delete still under way: 202 with a Location (the resource's path +
+    DELETE_STATUS_SUFFIX, served by the resource's module) that a poller follows until it answers 200."""
+    path = call.request.url.path.rstrip("/")
+    if not path.lower().endswith(DELETE_STATUS_SUFFIX):
+        path += DELETE_STATUS_SUFFIX
+    version = call.request.query_params.get("api-version", "")
+    location = str(call.request.url.replace(path=path, query=f"api-version={version}"))
+    return Response(status_code=202, headers={"Location": location, "Retry-After": _RETRY_AFTER})
+
+
 def check_scope(params: dict[str, str]) -> None:
     """404 for a subscription or resource group other than the service's (resources.py)."""
     subscription = params.get("subscription")
