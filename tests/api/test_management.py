@@ -129,6 +129,19 @@ def test_quotas_name_availability_and_operations(svc: Service, contributor: dict
     assert {"Microsoft.Batch/batchAccounts/read", "Microsoft.Batch/batchAccounts/regenerateKeys/action"} <= names
 
 
+def test_without_linked_storage_there_is_no_auto_storage(svc: Service, contributor: dict[str, Any]) -> None:
+    client = management_client(svc, contributor)
+    assert client.batch_account.get(GROUP, DEV_ACCOUNT_NAME).auto_storage is None
+    with pytest.raises(HttpResponseError) as sync:
+        client.batch_account.synchronize_auto_storage_keys(GROUP, DEV_ACCOUNT_NAME)
+    assert sync.value.status_code == 409 and arm_code(sync.value) == "AutoStorageNotConfigured"
+    storage_id = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{GROUP}/providers/Microsoft.Storage/storageAccounts/any"
+    linking = mm.BatchAccountUpdateParameters(auto_storage=mm.AutoStorageBaseProperties(storage_account_id=storage_id))
+    with pytest.raises(HttpResponseError) as refused:
+        client.batch_account.update(GROUP, DEV_ACCOUNT_NAME, linking)
+    assert refused.value.status_code == 400 and "--storage-connection-string" in str(refused.value.message)
+
+
 def test_one_account_cannot_be_created_beside_or_deleted(svc: Service, contributor: dict[str, Any]) -> None:
     client = management_client(svc, contributor)
     with pytest.raises(HttpResponseError) as refused:

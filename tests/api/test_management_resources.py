@@ -313,3 +313,24 @@ def _delete(http: httpx.Client, path: str) -> httpx.Response:
             return status
         time.sleep(0.1)
     raise AssertionError(f"{path}: still deleting")
+
+
+def test_the_linked_storage_account_is_the_accounts_auto_storage(arm: BatchManagementClient) -> None:
+    account = arm.batch_account.get(GROUP, ACCOUNT)
+    linked = account.auto_storage
+    assert linked is not None and linked.storage_account_id.endswith("/storageAccounts/devstoreaccount1")
+    assert linked.authentication_mode == mm.AutoStorageAuthenticationMode.STORAGE_KEYS
+    before = linked.last_key_sync
+    arm.batch_account.synchronize_auto_storage_keys(GROUP, ACCOUNT)
+    assert arm.batch_account.get(GROUP, ACCOUNT).auto_storage.last_key_sync > before
+
+    # Naming the linked account again (a read-modify-write) is accepted; another one is refused.
+    same = mm.BatchAccountUpdateParameters(
+        auto_storage=mm.AutoStorageBaseProperties(storage_account_id=linked.storage_account_id)
+    )
+    assert arm.batch_account.update(GROUP, ACCOUNT, same).auto_storage.storage_account_id == linked.storage_account_id
+    other_id = linked.storage_account_id.replace("devstoreaccount1", "elsewhere")
+    other = mm.BatchAccountUpdateParameters(auto_storage=mm.AutoStorageBaseProperties(storage_account_id=other_id))
+    with pytest.raises(HttpResponseError) as refused:
+        arm.batch_account.update(GROUP, ACCOUNT, other)
+    assert refused.value.status_code == 400 and "devstoreaccount1" in str(refused.value.message)

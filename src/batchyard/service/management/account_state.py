@@ -14,6 +14,7 @@ import hashlib
 import logging
 import secrets
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,10 @@ def new_key() -> str:
     return base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode("ascii")
 
 
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _fingerprint(name: str, keys: tuple[str, ...], modes: tuple[str, ...]) -> str:
     text = "\n".join([name, *keys, "", *modes])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -49,6 +54,7 @@ class AccountState:
         self._keys: tuple[str, ...] = keys
         self._modes: tuple[str, ...] = modes
         self._tags: dict[str, str] = {}
+        self.last_key_sync = _now()  # of the linked storage account's keys: the command line's, at start
         self._load()
         self.shared_key = SharedKeyAccount(name, self._keys)
 
@@ -98,6 +104,9 @@ class AccountState:
             self._keys = tuple(keys)
             self._save()
             self.shared_key = SharedKeyAccount(self.name, self._keys)
+
+    def keys_synced(self) -> None:
+        self.last_key_sync = _now()
 
     def update(self, modes: tuple[str, ...] | None, tags: dict[str, str] | None) -> None:
         with self._lock:

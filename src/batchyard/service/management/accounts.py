@@ -8,11 +8,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from batchyard.service.api.common import service_of
 from batchyard.service.config import AUTHENTICATION_MODES, SHARED_KEY, Settings
 from batchyard.service.management import resources
 from batchyard.service.management.account_state import KEY_NAMES, AccountState
 from batchyard.service.management.cloud_error import ONE_ACCOUNT_CODE, CloudError, invalid_body
 from batchyard.service.management.routing import ACCOUNT, ACCOUNTS, Call, Operation, json_response, operation
+from batchyard.service.storage.linked import LinkedStorage
 
 ACTION = "Microsoft.Batch/batchAccounts"
 # Account properties a create or update may carry, with the only value this service has for them.
@@ -33,6 +35,15 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
+def _linked(call: Call) -> LinkedStorage | None:
+    """The account's linked (auto-storage) account, from `serve --storage-connection-string`."""
+    return service_of(call.request).applications.storage
+
+
+def _account(call: Call, state: AccountState) -> dict[str, Any]:
+    return resources.account(state, _settings(call.request), _linked(call))
+
+
 def the_account(call: Call, action: str) -> AccountState:
     """The service's account when the path names it and the caller may do `action`; 404 for another name."""
     state = _state(call.request)
@@ -50,12 +61,12 @@ def the_account(call: Call, action: str) -> AccountState:
 
 async def get_account(call: Call) -> Response:
     state = the_account(call, "read")
-    return json_response(resources.account(state, _settings(call.request)))
+    return json_response(_account(call, state))
 
 
 async def list_accounts(call: Call) -> Response:
     state = _state(call.request)
-    visible = [resources.account(state, _settings(call.request))] if call.caller.may_read(state.name) else []
+    visible = [_account(call, state)] if call.caller.may_read(state.name) else []
     return json_response({"value": visible})
 
 
@@ -81,14 +92,14 @@ async def create_account(call: Call) -> Response:
             f"The resource '{state.name}' already exists in location '{resources.LOCATION}' in resource group "
             f"'{resources.RESOURCE_GROUP}'. A resource with the same name cannot be created in location '{location}'.",
         )
-    _apply(state, body)
-    return json_response(resources.account(state, _settings(call.request)))
+    _apply(state, body, _linked(call))
+    return json_response(_account(call, state))
 
 
 async def update_account(call: Call) -> Response:
     state = the_account(call, "write")
-    _apply(state, await call.body())
-    return json_response(resources.account(state, _settings(call.request)))
+    _apply(state, await call.body(), _linked(call))
+    return json_response(_account(call, state))
 
 
 async def delete_account(call: Call) -> Response:
@@ -129,7 +140,7 @@ def _require_shared_key(state: AccountState) -> None:
         )
 
 
-def _apply(state: AccountState, body: dict[str, Any]) -> None:
+def _apply(state: AccountState, body: dict[str, Any], linked: LinkedStorage | None) -> None:
     """Apply a create's or an update's tags and allowedAuthenticationModes; refuse what cannot change here."""
     tags = body.get("tags")
     if tags is not None and not (isinstance(tags, dict) and all(isinstance(v, str) for v in tags.values())):
@@ -147,13 +158,41 @@ def _apply(state: AccountState, body: dict[str, Any]) -> None:
         elif name in _FIXED_PROPERTIES and value in (None, _FIXED_PROPERTIES[name]):
             continue
         elif name == "autoStorage":
-            raise invalid_body(
-                "The linked storage account cannot be changed through the management plane yet; "
-                "it is given with `batchyard serve --storage-connection-string`."
-            )
+            _check_auto_storage(value, linked)
         else:
             raise invalid_body(f"The property '{name}' (value {value!r}) cannot be set on this service's account.")
     state.update(modes, tags)
+
+
+def _check_auto_storage(value: Any, linked: LinkedStorage | None) -> None:
+    """An autoStorage that names the linked account (what a read-modify-write sends back) changes nothing;
+    another account cannot be linked here: the link comes from the command line."""
+    how = "the linked storage account is given with `batchyard serve --storage-connection-string`"
+    if not isinstance(value, dict) or not isinstance(value.get("storageAccountId"), str):
+        raise invalid_body("'autoStorage.storageAccountId' is required (a storage account's resource id).")
+    if linked is None:
+        raise invalid_body(f"This service's account has no linked storage account to name: {how}.")
+    if value["storageAccountId"].rstrip("/").rsplit("/", 1)[-1].lower() != linked.account_name.lower():
+        raise invalid_body(
+            f"The storage account '{value['storageAccountId']}' is not the linked one "
+            f"('{resources.storage_account_id(linked.account_name)}'): {how}."
+        )
+    mode = value.get("authenticationMode")
+    if mode is not None and str(mode).lower() != "storagekeys":
+        raise invalid_body(f"'autoStorage.authenticationMode' can only be 'StorageKeys' here, not {mode!r}.")
+
+
+async def sync_auto_storage_keys(call: Call) -> Response:
+    """The linked account's key is the command line's: syncing takes no work, only a new lastKeySync."""
+    state = the_account(call, "syncAutoStorageKeys/action")
+    if _linked(call) is None:
+        raise CloudError(
+            409,
+            "AutoStorageNotConfigured",
+            f"The account '{state.name}' has no linked storage account whose keys could be synchronized.",
+        )
+    state.keys_synced()
+    return Response(status_code=204)
 
 
 def _modes(value: Any) -> tuple[str, ...]:
@@ -174,4 +213,5 @@ OPERATIONS: list[Operation] = [
     operation("DELETE", ACCOUNT, delete_account),
     operation("POST", ACCOUNT + "/listkeys", list_keys),
     operation("POST", ACCOUNT + "/regeneratekeys", regenerate_key),
+    operation("POST", ACCOUNT + "/syncautostoragekeys", sync_auto_storage_keys),
 ]

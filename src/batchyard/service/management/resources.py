@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from batchyard.service.config import Settings
 from batchyard.service.management.account_state import AccountState
+from batchyard.service.storage.linked import LinkedStorage
 
 # The one subscription, resource group and location the service's account lives in (README, Management plane).
 SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
@@ -26,12 +27,17 @@ def account_id(name: str) -> str:
     return f"{resource_group_id()}/providers/{ACCOUNT_TYPE}/{name}"
 
 
+def storage_account_id(name: str) -> str:
+    """The resource id the linked storage account goes by (same subscription and group as the account)."""
+    return f"{resource_group_id()}/providers/Microsoft.Storage/storageAccounts/{name}"
+
+
 def account_endpoint(settings: Settings) -> str:
     """Host and port of the HTTPS listener: clients call `"https://" + accountEndpoint`."""
     return urlsplit(settings.https_url or settings.base_url).netloc
 
 
-def account(state: AccountState, settings: Settings) -> dict[str, Any]:
+def account(state: AccountState, settings: Settings, linked: LinkedStorage | None) -> dict[str, Any]:
     properties: dict[str, Any] = {
         "accountEndpoint": account_endpoint(settings),
         "provisioningState": "Succeeded",
@@ -45,6 +51,12 @@ def account(state: AccountState, settings: Settings) -> dict[str, Any]:
         "activeJobAndJobScheduleQuota": settings.job_quota,
         "allowedAuthenticationModes": list(state.modes),
     }
+    if linked is not None:
+        properties["autoStorage"] = {
+            "storageAccountId": storage_account_id(linked.account_name),
+            "lastKeySync": state.last_key_sync,
+            "authenticationMode": "StorageKeys",
+        }
     return {
         "id": account_id(state.name),
         "name": state.name,
@@ -104,6 +116,12 @@ _OPERATIONS = (
     ("batchAccounts/pools/read", "Pools", "List or Get Pools", "Lists or gets pools."),
     ("batchAccounts/pools/write", "Pools", "Create or Update Pool", "Creates or updates a pool."),
     ("batchAccounts/pools/delete", "Pools", "Delete Pool", "Deletes a pool."),
+    (
+        "batchAccounts/syncAutoStorageKeys/action",
+        "Batch Accounts",
+        "Synchronize Auto Storage Keys",
+        "Synchronizes the keys of the account's linked storage account.",
+    ),
     ("locations/quotas/read", "Locations", "Get Batch Quotas", "Gets the Batch quotas of a location."),
     (
         "locations/checkNameAvailability/action",
