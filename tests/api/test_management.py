@@ -61,6 +61,7 @@ def test_get_and_list_the_account(svc: Service, contributor: dict[str, Any]) -> 
     assert account.account_endpoint == svc.https_url.removeprefix("https://")
     assert account.allowed_authentication_modes == ["SharedKey", "AAD", "TaskAuthenticationToken"]
     assert account.active_job_and_job_schedule_quota == 300 and account.dedicated_core_quota == 500
+    assert account.pool_quota == 100 and account.low_priority_core_quota == 100
     assert [a.name for a in client.batch_account.list()] == [DEV_ACCOUNT_NAME]
     # azure-mgmt-batch 19 speaks 2025-06-01; 2024-07-01 (the contract followed) is served too
     older = management_client(svc, contributor, api_version="2024-07-01").batch_account.get(GROUP, DEV_ACCOUNT_NAME)

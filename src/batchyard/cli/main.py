@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="for tests: let signed POST /_batchyard/clock {advanceSeconds} move the service's clock forward",
     )
     serve.add_argument("--job-quota", type=int, default=300, help="active jobs and job schedules together")
+    serve.add_argument("--pool-quota", type=int, default=100, help="pools the account may have, auto pools included")
     serve.add_argument("--core-quota", type=int, default=500, help="dedicated cores all pools may hold")
     serve.add_argument(
         "--low-priority-core-quota", type=int, default=100, help="Spot/low-priority cores all pools may hold"
@@ -241,6 +242,7 @@ def _serve(args: argparse.Namespace) -> int:
             heartbeat_timeout=args.heartbeat_timeout,
             agent_lease=args.agent_lease,
         ),
+        pool_quota=args.pool_quota,
         core_quota=args.core_quota,
         low_priority_core_quota=args.low_priority_core_quota,
         adjustable_clock=args.adjustable_clock,

@@ -101,6 +101,8 @@ class Settings:
     adjustable_clock: bool = False
     # Active jobs and job schedules together (jobs a schedule creates are not refused).
     job_quota: int = 300
+    # Pools the account may have (the seed's "Pools per Batch account"; auto pools count too).
+    pool_quota: int = 100
     # Dedicated cores all pools together may hold (the vmSize catalog gives each node's cores).
     core_quota: int = 500
     # Spot/low-priority cores all pools together may hold (a quota of its own, as on Azure).

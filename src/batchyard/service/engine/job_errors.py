@@ -2,8 +2,8 @@
 
 "If auto Pool creation fails, the Batch service moves the Job to a completed state, and the Pool creation
 error is set in the Job's scheduling error property" (BatchPoolInfo.autoPoolSpecification). The codes are
-the documented job scheduling error codes (JobSchedulingErrorCodes): an invalid autoscale formula and
-certificate references that cannot be satisfied.
+the documented job scheduling error codes (JobSchedulingErrorCodes): the account's quota reached, an
+invalid autoscale formula and certificate references that cannot be satisfied.
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ def scheduling_error(code: str, message: str, details: list[tuple[str, str]]) ->
 def auto_pool_error(pool_ops: PoolOps, auto: dict[str, Any]) -> dict[str, Any] | None:
     """The BatchJobSchedulingError that keeps this auto pool specification from becoming a pool, or None."""
     pool = auto.get("pool") or {}
+    try:
+        pool_ops.check_pool_quota()
+    except errors.BatchError as refused:
+        return _from(refused, "AutoPoolCreationFailedWithQuotaReached", "The Batch service could not create an "
+                     "auto pool to run the job on, because the account has reached its quota of pools.")  # fmt: skip
     try:
         if pool.get("enableAutoScale"):
             pool_ops.formulas.check(pool["autoScaleFormula"])

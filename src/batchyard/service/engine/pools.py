@@ -81,6 +81,7 @@ class PoolOps(Concern):
                     "PoolBeingDeleted", "The specified pool has been marked for deletion and is being reclaimed."
                 )
             raise errors.conflict("PoolExists", "The specified pool already exists.")
+        self.check_pool_quota()
         now = self.core.now()
         doc = dict(spec)
         doc.update(
@@ -105,6 +106,14 @@ class PoolOps(Concern):
         self.core.kick()
         self.core.emit(PoolCreated(pool, now))
         return pool
+
+    def check_pool_quota(self) -> None:
+        """The account's pools, auto pools and pools being deleted included, may not exceed its quota."""
+        if len(self.pools) >= self.settings.pool_quota:
+            raise errors.conflict(
+                "PoolQuotaReached",
+                f"The specified account has reached its quota of pools ({self.settings.pool_quota}).",
+            )
 
     # --- resizing -------------------------------------------------------------------------------
 

@@ -220,8 +220,13 @@ class ScheduleOps(Concern):
         spec["id"] = f"{doc['id']}:job-{schedule.private.jobs_created}"
         auto = (spec.get("poolInfo") or {}).get("autoPoolSpecification")
         # An auto pool that cannot be made is the job's scheduling error (job_ops.create_job), not a pool.
-        if auto and auto.get("poolLifetimeOption") == "jobschedule" and auto_pool_error(self.pool_ops, auto) is None:
-            spec["poolInfo"] = {"poolId": self._auto_pool_for_schedule(schedule, auto)}
+        if auto and auto.get("poolLifetimeOption") == "jobschedule":
+            pool_id = self._schedule_pool(schedule)
+            if pool_id is None and auto_pool_error(self.pool_ops, auto) is None:
+                pool_id = self.job_ops.create_auto_pool(schedule.doc["id"], auto)
+                schedule.private.auto_pool = pool_id
+            if pool_id is not None:
+                spec["poolInfo"] = {"poolId": pool_id}
         job = self.job_ops.create_job(spec)
         job.private.schedule = schedule.key
         self.core.save_job(job)
@@ -231,14 +236,10 @@ class ScheduleOps(Concern):
         self._stamp_and_save(schedule, now)
         return job
 
-    def _auto_pool_for_schedule(self, schedule: ScheduleRecord, auto: dict[str, Any]) -> str:
-        """One auto pool for all of a schedule's jobs (poolLifetimeOption jobschedule)."""
+    def _schedule_pool(self, schedule: ScheduleRecord) -> str | None:
+        """The one auto pool all of a schedule's jobs share (poolLifetimeOption jobschedule), while it exists."""
         pool_id = schedule.private.auto_pool
-        if pool_id and pool_id.lower() in self.pools:
-            return str(pool_id)
-        pool_id = self.job_ops.create_auto_pool(schedule.doc["id"], auto)
-        schedule.private.auto_pool = pool_id
-        return pool_id
+        return str(pool_id) if pool_id and pool_id.lower() in self.pools else None
 
     def _release_schedule_pool(self, schedule: ScheduleRecord) -> None:
         pool = self.pools.get((schedule.private.auto_pool or "").lower())

@@ -49,6 +49,7 @@ def account(state: AccountState, settings: Settings, linked: LinkedStorage | Non
         "dedicatedCoreQuotaPerVMFamilyEnforced": False,
         "dedicatedCoreQuotaPerVMFamily": [],
         "activeJobAndJobScheduleQuota": settings.job_quota,
+        "poolQuota": settings.pool_quota,
         "allowedAuthenticationModes": list(state.modes),
     }
     if linked is not None:
