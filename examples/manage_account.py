@@ -3,7 +3,7 @@ library for .NET") with azure-mgmt-batch and azure-identity, against batchyard's
 
   1. list the Batch accounts of the subscription and count those in a region;
   2. get the subscription's account quota in that region: how many more accounts may be created there;
-  3. print the account's compute quotas (dedicated and low-priority cores, active jobs and schedules);
+  3. print the account's compute quotas (dedicated and low-priority cores, pools, active jobs and schedules);
   4. list the account's keys (and, with --regenerate, regenerate one);
   5. build a data-plane client (azure-batch) from the account's endpoint and primary key, and use it.
 
@@ -75,6 +75,7 @@ def main() -> None:
     account = management.batch_account.get(RESOURCE_GROUP, args.account)
     print(f"Dedicated core quota: {account.dedicated_core_quota}")
     print(f"Low-priority core quota: {account.low_priority_core_quota}")
+    print(f"Pool quota: {account.pool_quota}")
     print(f"Active job and job schedule quota: {account.active_job_and_job_schedule_quota}")
 
     # 4. keys

@@ -38,6 +38,7 @@ def test_manage_account_example(tmp_path: Path) -> None:
             "You can create 0 accounts in the local region.",
             "Dedicated core quota: 500",
             "Low-priority core quota: 100",
+            "Pool quota: 100",
             "Active job and job schedule quota: 300",
             "Regenerated the secondary key: ",
             f"Batch account devbatchaccount1 at {endpoint}: 0 pools",
