@@ -34,7 +34,12 @@ def _settings(request: Request) -> Settings:
 
 
 def _the_account(call: Call, action: str) -> AccountState:
-    """The service's account when the path names it and the caller may do `action`; 404 for another name."""
+    return the_account(call, f"{ACTION}/{action}")
+
+
+def the_account(call: Call, action: str) -> AccountState:
+    """The service's account when the path names it and the caller may do `action` (a provider's action, as
+    `Microsoft.Batch/batchAccounts/read`); 404 for another name."""
     state = _state(call.request)
     name = call.params["account"]
     if name.casefold() != state.name.casefold():
@@ -44,7 +49,7 @@ def _the_account(call: Call, action: str) -> AccountState:
             f"The Resource '{ACTION}/{name}' under resource group '{call.params['group']}' was not found. "
             f"This service serves one Batch account, '{state.name}'.",
         )
-    call.caller.require(state.name, call.request.method, f"{ACTION}/{action}", resources.account_id(state.name))
+    call.caller.require(state.name, call.request.method, action, resources.account_id(state.name))
     return state
 
 
