@@ -4,8 +4,12 @@ Service Logs on at once, its deletion turns them off, and a restart keeps it."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +19,7 @@ from azure.mgmt.monitor.v2021_05_01_preview import models as mon
 
 from batchyard.service.storage.linked import LinkedStorage
 from tests.api.diagnostics_support import LogTarget, of
-from tests.api.helpers import create_pool, signed_request
+from tests.api.helpers import create_pool, readme_code_block, signed_request
 from tests.api.management_support import GROUP, MANAGEMENT_SCOPE, SUBSCRIPTION, account_path, arm_code
 from tests.api.storage_support import shared_azurite
 from tests.api.test_identity import create_principal, credential
@@ -226,3 +230,17 @@ def test_a_restart_keeps_the_setting_and_its_effect(
     create_pool(make_client(svc.url), pool_id, nodes=0)
     wait_for(lambda: pool_logged(target, pool_id), what="the create event after the restart")
     monitor.diagnostic_settings.delete(ACCOUNT, "kept")
+
+
+def test_the_readme_example(
+    svc: Service, monitor: MonitorManagementClient, storage: LinkedStorage, tmp_path: Path
+) -> None:
+    assert storage.account_name == "devstoreaccount1"  # the name the example gives (Azurite's)
+    (tmp_path / "principal.json").write_text(json.dumps(create_principal(svc, "--name", "readme-monitoring")))
+    script = tmp_path / "settings.py"
+    script.write_text(readme_code_block("Diagnostic settings on the account", "python"))
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "service-logs ['ServiceLog']"
+    assert monitor.diagnostic_settings.get(ACCOUNT, "service-logs").storage_account_id == storage_id("devstoreaccount1")
+    monitor.diagnostic_settings.delete(ACCOUNT, "service-logs")
