@@ -244,3 +244,26 @@ def test_the_readme_example(
     assert result.stdout.strip() == "service-logs ['ServiceLog']"
     assert monitor.diagnostic_settings.get(ACCOUNT, "service-logs").storage_account_id == storage_id("devstoreaccount1")
     monitor.diagnostic_settings.delete(ACCOUNT, "service-logs")
+
+
+@pytest.mark.parametrize(
+    ("linked", "option", "status", "words"),
+    [
+        (False, [], 400, "it has no linked storage account"),
+        (True, ["--diagnostic-logs", "stream"], 409, "where its --diagnostic-logs option says"),
+    ],
+)
+def test_a_service_that_cannot_write_where_the_setting_says_refuses_it(
+    tmp_path: Path, storage: LinkedStorage, linked: bool, option: list[str], status: int, words: str
+) -> None:
+    storage_args = ["--storage-connection-string", storage.connection_string] if linked else []
+    service = start_service(tmp_path / "svc", *storage_args, *option)
+    try:
+        monitor = monitor_client(service, create_principal(service, "--name", "refused"))
+        with pytest.raises(HttpResponseError) as refused:
+            monitor.diagnostic_settings.create_or_update(
+                ACCOUNT, "nowhere", to_storage(storage.account_name, category="ServiceLog")
+            )
+        assert refused.value.status_code == status and words in str(refused.value.message)
+    finally:
+        service.stop()

@@ -266,10 +266,11 @@ def _check_limit_and_sinks(store: DiagnosticSettings, setting: Setting) -> None:
     for other in others:
         if other["properties"].get("storageAccountId", "").casefold() != sink.casefold():
             continue
-        for category in sorted(taken & enabled_log_categories(other)):
+        shared = sorted(taken & enabled_log_categories(other))
+        if shared:
             raise bad_request(
                 f"Data sink '{sink}' is already used in diagnostic setting '{other['name']}' for category "
-                f"'{category}'. Data sinks can't be reused in different settings on the same category for the "
+                f"'{shared[0]}'. Data sinks can't be reused in different settings on the same category for the "
                 "same resource."
             )
 
