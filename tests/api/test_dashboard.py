@@ -12,6 +12,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -261,7 +262,9 @@ def test_a_task_page_tails_its_real_stdout_and_shows_completion_without_a_reload
         f"/bin/sh -c 'echo first line from {job_id}; while [ ! -e {gate} ]; do sleep 0.1; done; "
         f"echo last line from {job_id}; echo to stderr >&2; exit 3'"
     )
-    ui_client.create_task(job_id, m.BatchTaskCreateOptions(id="t1", command_line=command))
+    # one retry: the first run fails once the gate opens, the second fails at once
+    retry_once = m.BatchTaskConstraints(max_task_retry_count=1)
+    ui_client.create_task(job_id, m.BatchTaskCreateOptions(id="t1", command_line=command, constraints=retry_once))
     wait_for(lambda: state_of(ui_client.get_task(job_id, "t1").state) == "running", what="the task running")
 
     go(driver, f"#/jobs/{job_id}/tasks/t1")
@@ -274,6 +277,16 @@ def test_a_task_page_tails_its_real_stdout_and_shows_completion_without_a_reload
     assert text(driver, "#task-exit-code") == "3"
     assert "FailureExitCode" in text(driver, "#task-failure")  # a non-zero exit code is a task failure
     assert not_reloaded(driver)
+    # The state history the service kept: created, each run, the retry between them, the end.
+    rows = (
+        "return [...document.querySelectorAll('#task-history-table tbody tr[data-state]')].map((r) => r.dataset.state)"
+    )
+    assert driver.execute_script(rows) == ["active", "running", "active", "running", "completed"]
+    retry = css(driver, "#task-history-table tbody tr[data-state]")[2]
+    assert retry.text.split()[-3:] == ["1", "0", "retry"]  # retries, requeues, why it went back to active
+    times = [cell.get_attribute("datetime") for cell in css(driver, "#task-history-table tbody tr[data-state] time")]
+    assert times == sorted(times)
+    assert datetime.fromisoformat(times[-1]) == ui_client.get_task(job_id, "t1").state_transition_time
     stdout = ui_client.download_task_file(job_id, "t1", "stdout.txt")
     assert text(driver, "#task-stdout").strip() == b"".join(stdout).decode().strip()
     driver.save_screenshot(str(shots / "task.png"))

@@ -24,7 +24,7 @@ def operations(world: World) -> list[str]:
 
 def recorded(tmp_path: Path) -> World:
     world = World(tmp_path)
-    DiagnosticRecorder(world.engine, AccountResource("acct", "sub", "rg"))
+    DiagnosticRecorder(world.engine, AccountResource("acct", "sub", "rg"), lambda: True)
     return world
 
 

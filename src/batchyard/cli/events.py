@@ -77,7 +77,7 @@ def _run(args: argparse.Namespace) -> None:
 COMMANDS = (
     Command(
         ("events",),
-        "the service's Service Log events (start it with --diagnostic-logs); -f follows them live",
+        "the service's Service Log events (with --diagnostic-logs or a diagnostic setting on); -f follows them live",
         _run,
         _arguments,
         default_output="table",

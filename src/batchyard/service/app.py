@@ -42,6 +42,7 @@ from batchyard.service.dashboard import routes as dashboard
 from batchyard.service.dashboard.sessions import DashboardSessions
 from batchyard.service.diagnostics import stream as diagnostic_stream
 from batchyard.service.diagnostics.service import DiagnosticLogService
+from batchyard.service.diagnostics.settings import DiagnosticSettings
 from batchyard.service.engine.engine import Engine
 from batchyard.service.engine.facade import BatchService
 from batchyard.service.errors import BatchError
@@ -130,9 +131,18 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None, s
     service = BatchService(engine, application_registry)
     metrics = ServiceMetrics(engine)
     store.transaction_observer = metrics.transaction_seconds.observe
+    # the account's diagnostic settings (Microsoft.Insights), which can turn Service Logs on at any time
+    linked = resources.storage
+    diagnostic_settings = DiagnosticSettings(data_dir, linked.account_name if linked is not None else None)
     diagnostics = (
-        DiagnosticLogService(engine, settings.account_name, settings.diagnostic_logs)
-        if settings.diagnostic_logs
+        DiagnosticLogService(
+            engine,
+            settings.account_name,
+            settings.diagnostic_logs,
+            diagnostic_settings,
+            settings.storage_connection_string,
+        )
+        if settings.diagnostic_logs or linked is not None
         else None
     )
 
@@ -195,6 +205,7 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None, s
     app.state.abandon = abandon
     app.state.metrics = metrics
     app.state.event_feed = diagnostics.feed if diagnostics is not None else None
+    app.state.diagnostic_settings = diagnostic_settings
     app.state.dashboard_sessions = DashboardSessions()
     # keys and allowedAuthenticationModes as the management plane last set them (management/account_state.py)
     app.state.account_state = AccountState(

@@ -29,6 +29,8 @@ class TaskPrivate:
     ending: str | None = None  # a user or the job asked its run to end: "terminate" or "requeue"
     run_stats: dict[str, Any] | None = None  # the last run's resource counters, for task statistics
     subtask_retention: str | None = None  # a multi-instance task's retentionTime at creation
+    # its last state transitions, [state, time, retryCount, requeueCount] each (engine/task_history.py)
+    state_history: list[list[Any]] | None = None
 
 
 class TaskDocument(dict[str, Any]):

@@ -5,6 +5,10 @@ GET  /_batchyard/pools/{poolId}/jointoken   {poolId, joinToken}: what agents on 
 POST /_batchyard/pools/{poolId}/nodes/{nodeId}/preempt
                                             preempt a Spot/low-priority node now, as its cloud would
                                             (`batchyard nodes preempt`; engine/preemption.py): 202
+GET  /_batchyard/jobs/{jobId}/tasks/{taskId}/history
+                                            {jobId, taskId, creationTime, transitions: [{state, time,
+                                            retryCount, requeueCount}], truncated}: the task's last state
+                                            transitions (engine/task_history.py; the dashboard's task page)
 POST /_batchyard/clock {advanceSeconds}     tests only (`--adjustable-clock`): move the clock forward
 """
 
@@ -17,6 +21,7 @@ from starlette.routing import Route
 from batchyard.service import errors
 from batchyard.service.api.common import service_of, url_for
 from batchyard.service.clock import iso
+from batchyard.service.engine.task_history import history
 from batchyard.service.errors import BatchError
 from batchyard.service.http import accepted, endpoint, json_response, read_json
 
@@ -35,6 +40,13 @@ async def preempt_node(request: Request) -> Response:
 
 
 @endpoint
+async def task_history(request: Request) -> Response:
+    job_id, task_id = request.path_params["jobId"], request.path_params["taskId"]
+    job, doc = service_of(request).task(job_id, task_id)
+    return json_response({"jobId": job.doc["id"], "taskId": doc["id"], **history(doc)})
+
+
+@endpoint
 async def advance_clock(request: Request) -> Response:
     """Move the service's clock forward and run housekeeping at once."""
     service = service_of(request)
@@ -50,5 +62,6 @@ async def advance_clock(request: Request) -> Response:
 routes = [
     Route("/_batchyard/pools/{poolId}/jointoken", join_token, methods=["GET"]),
     Route("/_batchyard/pools/{poolId}/nodes/{nodeId}/preempt", preempt_node, methods=["POST"]),
+    Route("/_batchyard/jobs/{jobId}/tasks/{taskId}/history", task_history, methods=["GET"]),
     Route("/_batchyard/clock", advance_clock, methods=["POST"]),
 ]

@@ -1,6 +1,7 @@
 """Writes a Service Log record to the store's outbox for each engine event that has one.
 
-An outside observer of the engine (`engine.reactions.add`), added only when diagnostic logs are on.
+An outside observer of the engine (`engine.reactions.add`), added when diagnostic logs can be on: it writes
+while `is_on()` says so (the `--diagnostic-logs` option, or a diagnostic setting that can change at any time).
 Reactions run inside the unit of work that made the change, so a record commits with its change or not
 at all: after a crash, no change lacks its record (unless its record could not be built: that is logged,
 see `_never_fails`) and no record lacks its change. The shipper
@@ -40,11 +41,13 @@ E = TypeVar("E")
 
 
 def _never_fails(reaction: Callable[[DiagnosticRecorder, E], None]) -> Callable[[DiagnosticRecorder, E], None]:
-    """A record that cannot be built (a document of an unforeseen shape) is logged and left out: the
-    change it tells goes on (a log must not refuse a task's completion)."""
+    """No record while logs are off. A record that cannot be built (a document of an unforeseen shape) is
+    logged and left out: the change it tells goes on (a log must not refuse a task's completion)."""
 
     @functools.wraps(reaction)
     def guarded(self: DiagnosticRecorder, event: E) -> None:
+        if not self.is_on():
+            return
         try:
             reaction(self, event)
         except Exception:
@@ -71,8 +74,9 @@ class Wakeup:
 
 
 class DiagnosticRecorder:
-    def __init__(self, engine: Engine, resource: AccountResource) -> None:
+    def __init__(self, engine: Engine, resource: AccountResource, is_on: Callable[[], bool]) -> None:
         self.core = engine.core
+        self.is_on = is_on
         self.store = engine.core.store
         self.resource = resource
         self.committed = Wakeup()

@@ -9,7 +9,7 @@ A comment line every 15 seconds keeps idle connections (and proxies) open.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import orjson
 from starlette.requests import Request
@@ -29,9 +29,10 @@ _PAGE = 500
 class EventFeed:
     """What the stream reads: the outbox, and the wakeup its recorder gives after each write."""
 
-    def __init__(self, store: Store, wakeup: Wakeup) -> None:
+    def __init__(self, store: Store, wakeup: Wakeup, is_on: Callable[[], bool]) -> None:
         self.store = store
         self.wakeup = wakeup
+        self.is_on = is_on  # whether records are written now (the option, or a diagnostic setting)
         self.closed = False
 
     def close(self) -> None:
@@ -78,9 +79,12 @@ def _start(request: Request, feed: EventFeed) -> int:
 @endpoint
 async def service_log_events(request: Request) -> Response:
     feed: EventFeed | None = request.app.state.event_feed
-    if feed is None:
+    if feed is None or not feed.is_on():
         raise BatchError(
-            409, "OperationInvalidForCurrentState", "Diagnostic logs are off: start the service with --diagnostic-logs."
+            409,
+            "OperationInvalidForCurrentState",
+            "Diagnostic logs are off: start the service with --diagnostic-logs, or add a diagnostic setting that "
+            "sends the ServiceLog category to the linked storage account.",
         )
     after = _start(request, feed)
     return StreamingResponse(

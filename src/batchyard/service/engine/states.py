@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from batchyard.service.clock import iso
+from batchyard.service.documents import TaskDocument
+from batchyard.service.engine.task_history import note_transition
 
 log = logging.getLogger("batchyard.state")
 
@@ -129,6 +131,8 @@ def move(
         doc["previousStateTransitionTime"] = doc.get("stateTransitionTime", stamp)
     doc["state"] = new_state
     doc["stateTransitionTime"] = stamp
+    if isinstance(doc, TaskDocument):
+        note_transition(doc, stamp)
     entity = _ENTITIES.get(id(table), "entity")
     # Nodes and pools change seldom and matter to operators; tasks and jobs are many.
     level = logging.INFO if entity in ("node", "pool", "certificate") else logging.DEBUG

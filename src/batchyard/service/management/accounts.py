@@ -44,8 +44,14 @@ def _account(call: Call, state: AccountState) -> dict[str, Any]:
     return resources.account(state, _settings(call.request), _linked(call))
 
 
+def batch_account(call: Call, action: str) -> AccountState:
+    """the_account for a Microsoft.Batch action on the account or below it (`read`, `pools/write`)."""
+    return the_account(call, f"{ACTION}/{action}")
+
+
 def the_account(call: Call, action: str) -> AccountState:
-    """The service's account when the path names it and the caller may do `action`; 404 for another name."""
+    """The service's account when the path names it and the caller may do `action` (a provider's action, as
+    `Microsoft.Batch/batchAccounts/read`); 404 for another name."""
     state = _state(call.request)
     name = call.params["account"]
     if name.casefold() != state.name.casefold():
@@ -55,12 +61,12 @@ def the_account(call: Call, action: str) -> AccountState:
             f"The Resource '{ACTION}/{name}' under resource group '{call.params['group']}' was not found. "
             f"This service serves one Batch account, '{state.name}'.",
         )
-    call.caller.require(state.name, call.request.method, f"{ACTION}/{action}", resources.account_id(state.name))
+    call.caller.require(state.name, call.request.method, action, resources.account_id(state.name))
     return state
 
 
 async def get_account(call: Call) -> Response:
-    state = the_account(call, "read")
+    state = batch_account(call, "read")
     return json_response(_account(call, state))
 
 
@@ -80,7 +86,7 @@ async def create_account(call: Call) -> Response:
             f"This service serves one Batch account, '{state.name}', and cannot create another ('{name}'). "
             "Several accounts on one service are not supported yet.",
         )
-    state = the_account(call, "write")
+    state = batch_account(call, "write")
     body = await call.body()
     location = body.get("location")
     if not isinstance(location, str):
@@ -97,13 +103,13 @@ async def create_account(call: Call) -> Response:
 
 
 async def update_account(call: Call) -> Response:
-    state = the_account(call, "write")
+    state = batch_account(call, "write")
     _apply(state, await call.body(), _linked(call))
     return json_response(_account(call, state))
 
 
 async def delete_account(call: Call) -> Response:
-    state = the_account(call, "delete")
+    state = batch_account(call, "delete")
     raise CloudError(
         409,
         ONE_ACCOUNT_CODE,
@@ -113,13 +119,13 @@ async def delete_account(call: Call) -> Response:
 
 
 async def list_keys(call: Call) -> Response:
-    state = the_account(call, "listKeys/action")
+    state = batch_account(call, "listKeys/action")
     _require_shared_key(state)
     return json_response(resources.keys(state))
 
 
 async def regenerate_key(call: Call) -> Response:
-    state = the_account(call, "regenerateKeys/action")
+    state = batch_account(call, "regenerateKeys/action")
     _require_shared_key(state)
     body = await call.body()
     spelled = {name.lower(): name for name in KEY_NAMES}
@@ -184,7 +190,7 @@ def _check_auto_storage(value: Any, linked: LinkedStorage | None) -> None:
 
 async def sync_auto_storage_keys(call: Call) -> Response:
     """The linked account's key is the command line's: syncing takes no work, only a new lastKeySync."""
-    state = the_account(call, "syncAutoStorageKeys/action")
+    state = batch_account(call, "syncAutoStorageKeys/action")
     if _linked(call) is None:
         raise CloudError(
             409,

@@ -9,17 +9,28 @@ from batchyard.service.management.cloud_error import CloudError
 # Microsoft.Batch versions whose account, key, location and operation calls are the 2024-07-01 contract's
 # (azure-mgmt-batch 18 speaks 2024-07-01, 19 speaks 2025-06-01).
 BATCH_API_VERSIONS = ("2024-07-01", "2025-06-01")
+# Microsoft.Insights diagnostic settings: the version azure-mgmt-monitor and `az monitor diagnostic-settings`
+# send, and the older one whose settings have no category groups (the same body otherwise).
+INSIGHTS_API_VERSIONS = ("2017-05-01-preview", "2021-05-01-preview")
 _DATE_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 
 
 def check_batch_version(version: str | None) -> None:
+    _check_listed(version, BATCH_API_VERSIONS)
+
+
+def check_insights_version(version: str | None) -> None:
+    _check_listed(version, INSIGHTS_API_VERSIONS)
+
+
+def _check_listed(version: str | None, supported: tuple[str, ...]) -> None:
     if not version:
         raise missing()
-    if version not in BATCH_API_VERSIONS:
+    if version not in supported:
         raise CloudError(
             400,
             "InvalidResourceTypeApiVersion",
-            f"The api-version '{version}' is invalid. The supported versions are '{', '.join(BATCH_API_VERSIONS)}'.",
+            f"The api-version '{version}' is invalid. The supported versions are '{', '.join(supported)}'.",
         )
 
 

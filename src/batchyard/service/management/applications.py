@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from batchyard.service.api.common import service_of
 from batchyard.service.management import resources
-from batchyard.service.management.accounts import the_account
+from batchyard.service.management.accounts import batch_account
 from batchyard.service.management.cloud_error import invalid_body
 from batchyard.service.management.routing import ACCOUNT, Call, Operation, json_response, operation
 from batchyard.service.storage.applications import ApplicationRegistry
@@ -60,7 +60,7 @@ def _package(account: str, app: dict[str, Any], package: dict[str, Any]) -> dict
 
 def _registry(call: Call, action: str) -> tuple[str, ApplicationRegistry]:
     """The account's name and application registry, once the caller may do `action` on applications."""
-    account = the_account(call, action).name
+    account = batch_account(call, action).name
     return account, service_of(call.request).applications
 
 

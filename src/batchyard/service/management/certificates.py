@@ -17,7 +17,7 @@ from batchyard.service.api.common import service_of
 from batchyard.service.engine.facade import BatchService
 from batchyard.service.errors import BatchError
 from batchyard.service.management import resources
-from batchyard.service.management.accounts import the_account
+from batchyard.service.management.accounts import batch_account
 from batchyard.service.management.cloud_error import CloudError, invalid_body
 from batchyard.service.management.routing import (
     ACCOUNT,
@@ -49,7 +49,7 @@ def _named(call: Call) -> tuple[str, str]:
 
 
 def _service(call: Call, action: str) -> tuple[str, BatchService]:
-    account = the_account(call, f"certificates/{action}").name
+    account = batch_account(call, f"certificates/{action}").name
     return account, service_of(call.request)
 
 

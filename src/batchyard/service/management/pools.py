@@ -15,7 +15,7 @@ from starlette.responses import Response
 from batchyard.service.api.common import conditions, service_of
 from batchyard.service.engine.facade import BatchService
 from batchyard.service.engine.records import PoolRecord
-from batchyard.service.management.accounts import the_account
+from batchyard.service.management.accounts import batch_account
 from batchyard.service.management.cloud_error import CloudError
 from batchyard.service.management.pool_shapes import arm_etag, arm_pool, batch_properties, fold_scale
 from batchyard.service.management.routing import (
@@ -35,7 +35,7 @@ POOL = POOLS + r"/(?P<pool>[^/]+)"
 
 def _service(call: Call, action: str) -> tuple[str, BatchService]:
     """The account's name and the service, once the caller may do `action` on its pools."""
-    account = the_account(call, f"pools/{action}").name
+    account = batch_account(call, f"pools/{action}").name
     return account, service_of(call.request)
 
 

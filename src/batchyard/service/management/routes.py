@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from batchyard.service.management import accounts, applications, certificates, pools, subscription
+from batchyard.service.management import (
+    accounts,
+    applications,
+    certificates,
+    diagnostic_settings,
+    pools,
+    subscription,
+)
 from batchyard.service.management.routing import routes as management_routes
 
 routes: list[Route] = management_routes(
@@ -12,6 +19,7 @@ routes: list[Route] = management_routes(
         *accounts.OPERATIONS,
         *applications.OPERATIONS,
         *certificates.OPERATIONS,
+        *diagnostic_settings.OPERATIONS,
         *pools.OPERATIONS,
         *subscription.OPERATIONS,
     ]

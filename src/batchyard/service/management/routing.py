@@ -18,7 +18,11 @@ from starlette.routing import Route
 
 from batchyard.service.errors import BatchError
 from batchyard.service.management import bearer
-from batchyard.service.management.api_version import check_batch_version, check_resources_version
+from batchyard.service.management.api_version import (
+    check_batch_version,
+    check_insights_version,
+    check_resources_version,
+)
 from batchyard.service.management.cloud_error import CloudError, cloud_error_of, invalid_body
 from batchyard.service.management.resources import RESOURCE_GROUP, SUBSCRIPTION_ID
 
@@ -56,7 +60,7 @@ class Operation:
     method: str
     pattern: re.Pattern[str]
     handler: Handler
-    provider: str  # "batch" or "resources": which api-versions it takes
+    provider: str  # "batch", "insights" or "resources": which api-versions it takes
 
 
 SUBSCRIPTION = r"/subscriptions/(?P<subscription>[^/]+)"
@@ -148,6 +152,8 @@ async def _dispatch(request: Request, operations: list[Operation]) -> Response:
     version = request.query_params.get("api-version")
     if op.provider == "batch":
         check_batch_version(version)
+    elif op.provider == "insights":
+        check_insights_version(version)
     else:
         check_resources_version(version)
     params = match.groupdict()

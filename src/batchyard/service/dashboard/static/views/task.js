@@ -1,15 +1,16 @@
 // One task: state and its history, exit code, failure information, and its stdout/stderr tailed live.
 
 import { getJson } from "../api.js";
-import { facts, h, link, seg, stateBadge, when } from "../dom.js";
+import { facts, h, link, seg, stateBadge, table, when } from "../dom.js";
 import { about } from "../live.js";
 import { tail } from "./output.js";
 
 export async function render(container, jobId, taskId) {
   const path = `/jobs/${seg(jobId)}/tasks/${seg(taskId)}`;
-  let task = await getJson(path);
+  const historyPath = `/_batchyard/jobs/${seg(jobId)}/tasks/${seg(taskId)}/history`;
+  let [task, transitions] = await Promise.all([getJson(path), getJson(historyPath)]);
   const summary = h("div", { id: "task-summary" });
-  const history = h("ol", { class: "history", id: "task-history" });
+  const history = h("div", { id: "task-history" });
   const draw = () => {
     const info = task.executionInfo ?? {};
     const failure = info.failureInfo;
@@ -25,13 +26,7 @@ export async function render(container, jobId, taskId) {
         ["Retries / requeues", `${info.retryCount ?? 0} / ${info.requeueCount ?? 0}`],
       ]),
     );
-    const steps = [["created", task.creationTime]];
-    if (task.previousState) steps.push([task.previousState, task.previousStateTransitionTime]);
-    if (info.startTime && task.previousState !== "running") steps.push(["running", info.startTime]);
-    if (info.endTime) steps.push(["ended", info.endTime]);
-    steps.push([task.state, task.stateTransitionTime]);
-    steps.sort((a, b) => String(a[1]).localeCompare(String(b[1])));
-    history.replaceChildren(...steps.map(([what, time]) => h("li", {}, h("time", { datetime: time }, when(time)), ` ${what}`)));
+    history.replaceChildren(historyTable(transitions));
   };
   draw();
 
@@ -61,7 +56,7 @@ export async function render(container, jobId, taskId) {
   );
   const refresh = async () => {
     const wasRunning = running();
-    task = await getJson(path);
+    [task, transitions] = await Promise.all([getJson(path), getJson(historyPath)]);
     draw();
     if (wasRunning && !running()) current?.poke(); // the last bytes written before it ended
   };
@@ -74,4 +69,29 @@ export async function render(container, jobId, taskId) {
       if (running()) refresh().catch(() => {});
     },
   };
+}
+
+// The service's record of the task's transitions (GET /_batchyard/.../history): its creation, then each move
+// with the retry and requeue counts after it; a move back to active says why (a retry, a requeue, a reactivation).
+function historyTable(history) {
+  const rows = [h("tr", { dataset: { state: "active" } }, cells(history.creationTime, "active", 0, 0, "created"))];
+  if (history.truncated) rows.push(h("tr", { class: "muted" }, h("td", { colspan: "5" }, "… earlier transitions not kept")));
+  let before = { state: "active", retryCount: 0, requeueCount: 0 };
+  for (const step of history.transitions) {
+    rows.push(h("tr", { dataset: { state: step.state } }, cells(step.time, step.state, step.retryCount, step.requeueCount, why(before, step))));
+    before = step;
+  }
+  return table(["Time", "State", "Retries", "Requeues", ""], rows, { class: "grid", id: "task-history-table" });
+}
+
+function cells(time, state, retries, requeues, note) {
+  return [h("td", {}, h("time", { datetime: time }, when(time))), h("td", {}, stateBadge(state)), h("td", {}, retries), h("td", {}, requeues), h("td", {}, note ?? "")];
+}
+
+function why(before, step) {
+  if (step.state !== "active") return "";
+  if (step.retryCount > before.retryCount) return "retry";
+  if (step.requeueCount > before.requeueCount) return "requeued";
+  if (before.state === "completed") return "reactivated";
+  return "";
 }
