@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -126,7 +127,7 @@ class Settings:
     def uses_dev_account(self) -> bool:
         return DEV_ACCOUNT_KEY in self.account_keys or DEV_ACCOUNT_SECONDARY_KEY in self.account_keys
 
-    @property
+    @cached_property  # read for every link of every answer; the settings never change
     def base_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")
@@ -137,7 +138,7 @@ class Settings:
         """Where agents find the service: this instance first, then its peers."""
         return (self.base_url, *(url.rstrip("/") for url in self.peer_urls if url.rstrip("/") != self.base_url))
 
-    @property
+    @cached_property
     def https_url(self) -> str | None:
         """The HTTPS base URL (the identity provider's authority too): the public URL's host, or the listening one."""
         if self.https_port is None:

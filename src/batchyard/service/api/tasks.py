@@ -70,6 +70,7 @@ async def add_task_collection(request: Request) -> Response:
     specs = task_models.parse_task_collection(await read_json(request, limit=MAX_COLLECTION_BYTES))
     job, results = service_of(request).add_task_collection(request.path_params["jobId"], specs)
     base = base_url(request)
+    locations = f"{base}/jobs/{job.doc['id']}/tasks/"  # once per request: a collection holds up to 100 tasks
     value: list[dict[str, Any]] = []
     for spec, result in zip(specs, results, strict=True):
         if isinstance(result, BatchError):
@@ -81,7 +82,7 @@ async def add_task_collection(request: Request) -> Response:
                     "taskId": result["id"],
                     "eTag": result["eTag"],
                     "lastModified": result["lastModified"],
-                    "location": _task_url(request, job.doc["id"], result["id"]),
+                    "location": locations + result["id"],
                 }
             )
     return json_response({"odata.metadata": f"{base}/$metadata#taskaddresult", "value": value})

@@ -57,11 +57,12 @@ class TaskOps(Concern):
         rows: list[tuple[str, int, str, TaskDocument]] = []
         default_retries = int((job.doc.get("constraints") or {}).get("maxTaskRetryCount", 0))
         stamp = iso(now)
+        pool_doc = job_pool_doc(self.pools, job.doc["poolInfo"])
         for spec, key in zip(specs, keys, strict=True):
             if key in existing or key in seen:
                 results.append(errors.conflict("TaskExists", "The specified task already exists."))
                 continue
-            refused = container_refusal(spec, job_pool_doc(self.pools, job.doc["poolInfo"]), "containerSettings")
+            refused = container_refusal(spec, pool_doc, "containerSettings")
             if refused is not None:
                 results.append(refused)
                 continue
