@@ -826,7 +826,7 @@ def test_images_and_agents() -> None:
     invalid(
         "virtualMachineConfiguration.nodeAgentSKUId",
         models.parse_pool_create,
-        pool_body(virtualMachineConfiguration={**VMC, "nodeAgentSKUId": "batch.node.windows amd64"}),
+        pool_body(virtualMachineConfiguration={**VMC, "nodeAgentSKUId": "batch.node.windows arm64"}),
     )
     invalid(
         "virtualMachineConfiguration.windowsConfiguration",
@@ -917,6 +917,15 @@ def test_more_contract_rules() -> None:
         "userAccounts[0].windowsUserConfiguration",
         models.parse_pool_create,
         pool_body(userAccounts=[{"name": "u", "password": "p", "windowsUserConfiguration": {}}]),
+    )
+    windows = {**VMC, "nodeAgentSKUId": "batch.node.windows amd64"}
+    invalid(
+        "userAccounts[0].linuxUserConfiguration",
+        models.parse_pool_create,
+        pool_body(
+            virtualMachineConfiguration=windows,
+            userAccounts=[{"name": "u", "password": "p", "linuxUserConfiguration": {"uid": 1000, "gid": 1000}}],
+        ),
     )
     raises(
         "TaskDependencyListTooLong",
