@@ -847,6 +847,20 @@ def test_images_and_agents() -> None:
         models.parse_pool_create,
         pool_body(virtualMachineConfiguration={**VMC, "imageReference": {**gallery, **IMAGE}}),
     )
+    malformed = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/gallery/x/images/y/versions/1"
+    invalid(
+        "virtualMachineConfiguration.imageReference.virtualMachineImageId",
+        models.parse_pool_create,
+        pool_body(virtualMachineConfiguration={**VMC, "imageReference": {"virtualMachineImageId": malformed}}),
+    )
+    for good in (
+        f"{image_id}/versions/1.0.0",
+        "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/images/i",
+    ):
+        pool = models.parse_pool_create(
+            pool_body(virtualMachineConfiguration={**VMC, "imageReference": {"virtualMachineImageId": good}})
+        )
+        assert pool["virtualMachineConfiguration"]["imageReference"]["virtualMachineImageId"] == good
 
 
 def test_collection_limits() -> None:

@@ -6,6 +6,7 @@ Each rule takes the normalized object and its property path, and raises BatchErr
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from batchyard.service.errors import invalid_property, missing_property
@@ -122,6 +123,13 @@ _GALLERY_IDS = ("virtualMachineImageId", "sharedGalleryImageId", "communityGalle
 
 
 _MARKETPLACE = ("publisher", "offer", "sku")
+# The ARM ids the contract gives for virtualMachineImageId: a Compute Gallery image (its latest version, or
+# one version), and the managed image of older API versions.
+_IMAGE_ID = re.compile(
+    r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/"
+    r"(?:galleries/[^/]+/images/[^/]+(?:/versions/[^/]+)?|images/[^/]+)",
+    re.IGNORECASE,
+)
 
 
 def _image_reference(ref: dict[str, Any], path: str) -> None:
@@ -133,6 +141,15 @@ def _image_reference(ref: dict[str, Any], path: str) -> None:
             join(path, other),
             show(ref[other]),
             f"{ids[0]} is mutually exclusive with other image properties.",
+        )
+    image_id = ref.get("virtualMachineImageId")
+    if image_id and not _IMAGE_ID.fullmatch(image_id):
+        raise invalid_property(
+            join(path, "virtualMachineImageId"),
+            image_id,
+            "The value must be the ARM resource id of an Azure Compute Gallery image: /subscriptions/{subscriptionId}"
+            "/resourceGroups/{resourceGroup}/providers/Microsoft.Compute/galleries/{galleryName}/images/"
+            "{imageDefinitionName}[/versions/{versionId}].",
         )
     if not ids:
         for name in _MARKETPLACE:
