@@ -77,8 +77,8 @@ def windows_pool(client: Any, service: Service) -> Iterator[tuple[str, str, str]
 
 
 def test_supported_images_list_windows_server(client: Any) -> None:
-    windows = [image for image in client.list_supported_images() if image.os_type == "windows"]
-    assert {image.node_agent_sku_id for image in windows} == {"batch.node.windows amd64"}
+    windows = list(client.list_supported_images(filter="osType eq 'windows'"))
+    assert {(image.os_type, image.node_agent_sku_id) for image in windows} == {("windows", "batch.node.windows amd64")}
     skus = {image.image_reference.sku for image in windows}
     assert {"2016-datacenter-smalldisk", "2019-datacenter", "2022-datacenter"} <= skus
     assert all(image.image_reference.offer == "windowsserver" for image in windows)
