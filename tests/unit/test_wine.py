@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from batchyard.agent import wine
+from batchyard.agent.accounts import OsAccount
 
 
 @pytest.mark.parametrize(
@@ -35,8 +36,11 @@ def test_batch_directories_are_windows_paths_on_drive_z() -> None:
         "AZ_BATCH_ACCOUNT_URL": "https://account",
         "PATH": "/usr/bin",
     }
-    out = wine.windows_environment(env, Path("/srv/node/users/_azbatch/.wine"))
+    account = OsAccount(uid=None, home=Path("/srv/node/users/_azbatch"), lookup_env={})
+    out = wine.windows_environment(env, account)
     assert out["AZ_BATCH_NODE_SHARED_DIR"] == "Z:\\srv\\node\\shared"
     assert out["AZ_BATCH_TASK_ID"] == "t1" and out["AZ_BATCH_ACCOUNT_URL"] == "https://account"
     assert out["PATH"] == "/usr/bin"  # Wine makes the Windows PATH of its own
     assert out["WINEPREFIX"] == "/srv/node/users/_azbatch/.wine" and out["WINEDEBUG"] == "-all"
+    assert out["TMPDIR"] == "/srv/node/users/_azbatch"  # wineserver's directory: not left in the host's /tmp
+    assert wine.windows_environment(env | {"TMPDIR": "/scratch"}, account)["TMPDIR"] == "/scratch"

@@ -269,9 +269,10 @@ class Execution:
         """A Windows node's command line and environment: Wine runs the program, in its user's prefix."""
         assert prefixes.wine is not None
         account = self.context.wine_account(self.user)
+        wine.make_home(account)
         await prefixes.ready(account)
         argv = [prefixes.wine, *wine.split_command_line(command_line)]
-        return shlex.join(argv), wine.windows_environment(env, wine.prefix_of(account))
+        return shlex.join(argv), wine.windows_environment(env, account)
 
     async def _in_container(self, spec: ProcessSpec) -> ProcessSpec:
         """The container made for the run, and the process that runs it: podman attached to it, as root

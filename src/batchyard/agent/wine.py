@@ -118,17 +118,30 @@ def windows_path(path: str) -> str:
     return "Z:" + path.replace("/", "\\")
 
 
-def windows_environment(env: dict[str, str], prefix: Path) -> dict[str, str]:
+def windows_environment(env: dict[str, str], account: OsAccount) -> dict[str, str]:
     """The run's environment for Wine: AZ_BATCH_* directories as Windows paths, the user's prefix."""
     out = {
         name: windows_path(value) if name.startswith("AZ_BATCH_") and value.startswith("/") else value
         for name, value in env.items()
     }
-    return out | WINE_SETTINGS | {"WINEPREFIX": str(prefix)}
+    return out | WINE_SETTINGS | wine_places(account, out)
+
+
+def wine_places(account: OsAccount, env: dict[str, str]) -> dict[str, str]:
+    """Where Wine keeps the account's prefix, and its wineserver's socket directory (in TMPDIR): in the
+    account's home, which the node's root holds, rather than a directory per user left in the host's /tmp."""
+    return {"WINEPREFIX": str(prefix_of(account)), "TMPDIR": env.get("TMPDIR") or str(account.home)}
 
 
 def prefix_of(account: OsAccount) -> Path:
     return account.home / PREFIX_NAME
+
+
+def make_home(account: OsAccount) -> None:
+    """The home of an account run as the agent's own user, which the node may not have made (the homes of
+    other users are made with them, agent/task_users.py)."""
+    if account.uid is None:
+        account.home.mkdir(parents=True, exist_ok=True)
 
 
 class WinePrefixes:
@@ -143,6 +156,7 @@ class WinePrefixes:
         prefix = prefix_of(account)
         if self.wine is None or prefix in self._making:
             return
+        make_home(account)
         self._making[prefix] = asyncio.get_running_loop().create_task(self._make(account, prefix, env))
 
     async def ready(self, account: OsAccount) -> None:
@@ -155,10 +169,9 @@ class WinePrefixes:
         assert self.wine is not None
         if (prefix / "system.reg").is_file():
             return  # made by an earlier agent of this node
-        if account.uid is None:
-            account.home.mkdir(parents=True, exist_ok=True)
         launch = account.launch([self.wine, "wineboot", "--init"], env.get("PATH", os.defpath), str(account.home))
-        settings = env | account.lookup_env | WINE_SETTINGS | {"HOME": str(account.home), "WINEPREFIX": str(prefix)}
+        settings = env | account.lookup_env | WINE_SETTINGS | {"HOME": str(account.home)}
+        settings |= wine_places(account, settings)
         options: dict[str, Any] = {}
         if launch.user is not None:
             options = {"user": launch.user, "group": launch.group, "extra_groups": launch.extra_groups}
