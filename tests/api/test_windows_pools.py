@@ -67,9 +67,15 @@ def windows_pool(client: Any, service: Service) -> Iterator[tuple[str, str, str]
             windows_user_configuration=m.WindowsUserConfiguration(login_mode=m.LoginMode.BATCH),
         )
     ]
-    create_windows_pool(client, pool_id, user_accounts=accounts)
+    start = m.BatchStartTask(
+        command_line='cmd /c "echo started> %AZ_BATCH_NODE_SHARED_DIR%\\started.txt"', wait_for_success=True
+    )
+    if WINE is None:  # it would fail, and the node would not become idle for the tests that need no Wine
+        start = None
+    create_windows_pool(client, pool_id, user_accounts=accounts, start_task=start)
     try:
-        node = wait_for(lambda: idle_nodes(client, pool_id, 1), timeout=60, what="the Windows node")[0]
+        # The start task waits for the node's Wine prefix.
+        node = wait_for(lambda: idle_nodes(client, pool_id, 1), timeout=WINE_WAIT, what="the Windows node")[0]
         create_job(client, job_id, pool_id)
         yield pool_id, node.id, job_id
     finally:
@@ -131,6 +137,15 @@ def test_the_exit_code_of_cmd_is_the_tasks(client: Any, windows_pool: tuple[str,
     task = run_task(client, windows_pool[2], "exit-3", 'cmd /c "exit /b 3"', timeout=WINE_WAIT)
     assert task.execution_info.exit_code == 3
     assert task.execution_info.result == "failure"
+
+
+@needs_wine
+def test_the_start_task_runs_through_wine(client: Any, windows_pool: tuple[str, str, str]) -> None:
+    pool_id, node_id, _ = windows_pool
+    node = client.get_node(pool_id, node_id)
+    assert node.start_task_info.exit_code == 0
+    started = b"".join(client.download_node_file(pool_id, node_id, "shared/started.txt")).decode()
+    assert started.strip() == "started"
 
 
 def test_remote_login_is_rdp(client: Any, windows_pool: tuple[str, str, str]) -> None:

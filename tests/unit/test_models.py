@@ -1221,3 +1221,29 @@ def test_collection_speed() -> None:
     elapsed = (time.perf_counter() - start) / rounds
     print(f"\n100-task collection: {elapsed * 1000:.2f} ms ({100 / elapsed:,.0f} tasks/s)")
     assert len(tasks) == 100 and tasks[99]["outputFiles"][0]["uploadOptions"]["uploadCondition"] == "tasksuccess"
+
+
+def test_windows_pools_keep_their_windows_properties() -> None:
+    """A Windows pool, and a Windows auto pool, with the properties the contract defines for them."""
+    windows = {
+        "imageReference": {"publisher": "MicrosoftWindowsServer", "offer": "WindowsServer", "sku": "2019-datacenter"},
+        "nodeAgentSKUId": "batch.node.windows amd64",
+        "windowsConfiguration": {"enableAutomaticUpdates": False},
+        "osDisk": {"caching": "readwrite", "managedDisk": {"storageAccountType": "standard_lrs"}},
+    }
+    accounts = [{"name": "u", "password": "p", "windowsUserConfiguration": {"loginMode": "interactive"}}]
+    pool = models.parse_pool_create(pool_body(virtualMachineConfiguration=windows, userAccounts=accounts))
+    vmc = pool["virtualMachineConfiguration"]
+    assert vmc["windowsConfiguration"] == {"enableAutomaticUpdates": False}
+    assert vmc["osDisk"] == windows["osDisk"]
+    assert pool["userAccounts"][0]["windowsUserConfiguration"] == {"loginMode": "interactive"}
+    spec = {"vmSize": "standard_d2s_v3", "virtualMachineConfiguration": windows, "userAccounts": accounts}
+    auto = {"poolLifetimeOption": "job", "pool": spec}
+    job = models.parse_job_create(job_body(poolInfo={"autoPoolSpecification": auto}))
+    assert job["poolInfo"]["autoPoolSpecification"]["pool"]["virtualMachineConfiguration"]["windowsConfiguration"]
+    linux_accounts = [{"name": "u", "password": "p", "linuxUserConfiguration": {"uid": 5, "gid": 5}}]
+    invalid(
+        "poolInfo.autoPoolSpecification.pool.userAccounts[0].linuxUserConfiguration",
+        models.parse_job_create,
+        job_body(poolInfo={"autoPoolSpecification": {**auto, "pool": {**spec, "userAccounts": linux_accounts}}}),
+    )
