@@ -67,11 +67,14 @@ def windows_pool(client: Any, service: Service) -> Iterator[tuple[str, str, str]
             windows_user_configuration=m.WindowsUserConfiguration(login_mode=m.LoginMode.BATCH),
         )
     ]
-    start = m.BatchStartTask(
-        command_line='cmd /c "echo started> %AZ_BATCH_NODE_SHARED_DIR%\\started.txt"', wait_for_success=True
+    # Without Wine it would fail, and the node would not become idle for the tests that need no Wine.
+    start = (
+        m.BatchStartTask(
+            command_line='cmd /c "echo started> %AZ_BATCH_NODE_SHARED_DIR%\\started.txt"', wait_for_success=True
+        )
+        if WINE
+        else None
     )
-    if WINE is None:  # it would fail, and the node would not become idle for the tests that need no Wine
-        start = None
     create_windows_pool(client, pool_id, user_accounts=accounts, start_task=start)
     try:
         # The start task waits for the node's Wine prefix.
