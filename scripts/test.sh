@@ -49,6 +49,13 @@ if [ $can_install = 1 ] && ! { command -v chromium && command -v chromedriver; }
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         chromium chromium-driver >/dev/null) || { echo "chromium and chromium-driver could not be installed" >&2; exit 1; }
 fi
+# Windows pools' command lines (tests/api/test_windows_pools.py) run through Debian's Wine: `wine` has the
+# command, `wine64` the 64-bit Wine it starts.
+if [ $can_install = 1 ] && ! command -v wine >/dev/null; then
+    step "installing Debian's wine and wine64 (Windows pool tests)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        wine wine64 >/dev/null) || { echo "wine and wine64 could not be installed" >&2; exit 1; }
+fi
 # Container workloads (tests/api/test_containers.py, test_container_registry.py): rootful podman with runc
 # (the agents write their own containers.conf: runc, no default ulimits), busybox-static for the test image,
 # and Debian's docker-registry with apache2-utils' htpasswd for a registry on the loopback. Nothing is

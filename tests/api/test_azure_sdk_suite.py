@@ -9,16 +9,10 @@ from pathlib import Path
 
 from tests.sdk_suite.runner import run_suite
 
-WINDOWS = "a Windows pool (batch.node.windows amd64): only Linux node agents are served"
 IPV6 = "a node's IPv6 address, endpoints and remote login (publicIPAddressConfiguration.ipFamilies IPv6)"
 EXPECTED_FAILURES = {
     f"{name}[{variant}]": reason
     for name, reason in {
-        "test_batch_create_pools": WINDOWS,
-        "test_batch_create_pool_with_blobfuse_mount": WINDOWS,
-        "test_batch_create_pool_with_osdisksecurityprofile": WINDOWS,
-        "test_batch_create_pool_with_osdiskdiskencryption": WINDOWS,
-        "test_batch_files": WINDOWS,
         "test_batch_network_configuration": IPV6,
     }.items()
     for variant in ("sync", "async")
@@ -33,4 +27,4 @@ def test_the_azure_sdks_own_suite_passes_but_for_the_listed_scenarios(tmp_path: 
     failed = {name for name, outcome in outcomes.items() if outcome != "passed"}
     assert failed - EXPECTED_FAILURES.keys() == set(), "new failures (see the suite's output above)"
     assert EXPECTED_FAILURES.keys() - failed == set(), "these pass now: take them off EXPECTED_FAILURES"
-    assert SCENARIOS - len(failed) == 20
+    assert SCENARIOS - len(failed) == 30

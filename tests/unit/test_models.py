@@ -826,7 +826,7 @@ def test_images_and_agents() -> None:
     invalid(
         "virtualMachineConfiguration.nodeAgentSKUId",
         models.parse_pool_create,
-        pool_body(virtualMachineConfiguration={**VMC, "nodeAgentSKUId": "batch.node.windows amd64"}),
+        pool_body(virtualMachineConfiguration={**VMC, "nodeAgentSKUId": "batch.node.windows arm64"}),
     )
     invalid(
         "virtualMachineConfiguration.windowsConfiguration",
@@ -847,6 +847,20 @@ def test_images_and_agents() -> None:
         models.parse_pool_create,
         pool_body(virtualMachineConfiguration={**VMC, "imageReference": {**gallery, **IMAGE}}),
     )
+    malformed = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/gallery/x/images/y/versions/1"
+    invalid(
+        "virtualMachineConfiguration.imageReference.virtualMachineImageId",
+        models.parse_pool_create,
+        pool_body(virtualMachineConfiguration={**VMC, "imageReference": {"virtualMachineImageId": malformed}}),
+    )
+    for good in (
+        f"{image_id}/versions/1.0.0",
+        "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/images/i",
+    ):
+        pool = models.parse_pool_create(
+            pool_body(virtualMachineConfiguration={**VMC, "imageReference": {"virtualMachineImageId": good}})
+        )
+        assert pool["virtualMachineConfiguration"]["imageReference"]["virtualMachineImageId"] == good
 
 
 def test_collection_limits() -> None:
@@ -917,6 +931,15 @@ def test_more_contract_rules() -> None:
         "userAccounts[0].windowsUserConfiguration",
         models.parse_pool_create,
         pool_body(userAccounts=[{"name": "u", "password": "p", "windowsUserConfiguration": {}}]),
+    )
+    windows = {**VMC, "nodeAgentSKUId": "batch.node.windows amd64"}
+    invalid(
+        "userAccounts[0].linuxUserConfiguration",
+        models.parse_pool_create,
+        pool_body(
+            virtualMachineConfiguration=windows,
+            userAccounts=[{"name": "u", "password": "p", "linuxUserConfiguration": {"uid": 1000, "gid": 1000}}],
+        ),
     )
     raises(
         "TaskDependencyListTooLong",
@@ -1198,3 +1221,29 @@ def test_collection_speed() -> None:
     elapsed = (time.perf_counter() - start) / rounds
     print(f"\n100-task collection: {elapsed * 1000:.2f} ms ({100 / elapsed:,.0f} tasks/s)")
     assert len(tasks) == 100 and tasks[99]["outputFiles"][0]["uploadOptions"]["uploadCondition"] == "tasksuccess"
+
+
+def test_windows_pools_keep_their_windows_properties() -> None:
+    """A Windows pool, and a Windows auto pool, with the properties the contract defines for them."""
+    windows = {
+        "imageReference": {"publisher": "MicrosoftWindowsServer", "offer": "WindowsServer", "sku": "2019-datacenter"},
+        "nodeAgentSKUId": "batch.node.windows amd64",
+        "windowsConfiguration": {"enableAutomaticUpdates": False},
+        "osDisk": {"caching": "readwrite", "managedDisk": {"storageAccountType": "standard_lrs"}},
+    }
+    accounts = [{"name": "u", "password": "p", "windowsUserConfiguration": {"loginMode": "interactive"}}]
+    pool = models.parse_pool_create(pool_body(virtualMachineConfiguration=windows, userAccounts=accounts))
+    vmc = pool["virtualMachineConfiguration"]
+    assert vmc["windowsConfiguration"] == {"enableAutomaticUpdates": False}
+    assert vmc["osDisk"] == windows["osDisk"]
+    assert pool["userAccounts"][0]["windowsUserConfiguration"] == {"loginMode": "interactive"}
+    spec = {"vmSize": "standard_d2s_v3", "virtualMachineConfiguration": windows, "userAccounts": accounts}
+    auto = {"poolLifetimeOption": "job", "pool": spec}
+    job = models.parse_job_create(job_body(poolInfo={"autoPoolSpecification": auto}))
+    assert job["poolInfo"]["autoPoolSpecification"]["pool"]["virtualMachineConfiguration"]["windowsConfiguration"]
+    linux_accounts = [{"name": "u", "password": "p", "linuxUserConfiguration": {"uid": 5, "gid": 5}}]
+    invalid(
+        "poolInfo.autoPoolSpecification.pool.userAccounts[0].linuxUserConfiguration",
+        models.parse_job_create,
+        job_body(poolInfo={"autoPoolSpecification": {**auto, "pool": {**spec, "userAccounts": linux_accounts}}}),
+    )

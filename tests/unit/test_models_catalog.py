@@ -49,7 +49,8 @@ def test_supported_images_match_the_contract() -> None:
     images = catalog.supported_images()
     for image in images:
         assert validate("BatchSupportedImage", image) == image
-        assert image["osType"] == "linux"
+        windows = image["nodeAgentSKUId"] == "batch.node.windows amd64"
+        assert image["osType"] == ("windows" if windows else "linux")
         assert catalog.is_supported_agent_sku(image["nodeAgentSKUId"])
     skus = {image["nodeAgentSKUId"] for image in images}
     for sku in (
@@ -61,8 +62,11 @@ def test_supported_images_match_the_contract() -> None:
         "batch.node.debian 10",
         "batch.node.debian 12",
         "batch.node.el 9",
+        "batch.node.windows amd64",
     ):
         assert sku in skus
+    windows_skus = {i["imageReference"]["sku"] for i in images if i["osType"] == "windows"}
+    assert {"2016-datacenter-smalldisk", "2019-datacenter", "2022-datacenter-core"} <= windows_skus
 
 
 def test_retired_images_carry_end_of_life() -> None:
@@ -103,7 +107,9 @@ def test_node_agent_skus_legacy_shape() -> None:
         ("batch.node.el 9", True),
         ("batch.node.centos 7", True),
         ("batch.node.ubuntu 24.04-arm64", True),
-        ("batch.node.windows amd64", False),
+        ("batch.node.windows amd64", True),
+        ("Batch.Node.Windows  AMD64", True),
+        ("batch.node.windows arm64", False),
         ("batch.node.", False),
         ("ubuntu 22.04", False),
         ("", False),

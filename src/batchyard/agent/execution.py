@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import shlex
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from batchyard.agent import image_commands
+from batchyard.agent import image_commands, wine
+from batchyard.agent.accounts import OsAccount
 from batchyard.agent.certificates import visible_to
 from batchyard.agent.certificates import write_into as write_certificates
 from batchyard.agent.container_images import ensure_image
@@ -28,7 +30,16 @@ from batchyard.agent.packages import PackageError, install_packages
 from batchyard.agent.podman import Podman, RuntimeMissing
 from batchyard.agent.resource_files import DownloadError, download_resource_files
 from batchyard.agent.runner import DEFAULT_KILL_GRACE, ProcessResult, ProcessSpec, RunningProcess, start_process
-from batchyard.agent.task_users import OPEN_DIR, PRIVATE_DIR, TaskUser, TaskUsers, UnknownUser, hand_over, open_parents
+from batchyard.agent.task_users import (
+    OPEN_DIR,
+    POOL_USER,
+    PRIVATE_DIR,
+    TaskUser,
+    TaskUsers,
+    UnknownUser,
+    hand_over,
+    open_parents,
+)
 from batchyard.agent.transfer import BlobCache
 
 PODMAN_FAILED = 125  # podman's exit code when it could not run the container's command
@@ -46,6 +57,7 @@ class NodeContext:
     users: TaskUsers | None = None  # who runs run as (agent/task_users.py)
     image_bin: Path | None = None  # the image's commands the host lacks (agent/image_commands.py)
     podman: Podman = field(init=False)  # runs with containerSettings (agent/container_runs.py)
+    wine_prefixes: wine.WinePrefixes | None = None  # a Windows node's (agent/wine.py); None on a Linux node
 
     def __post_init__(self) -> None:
         self.blob_cache = self.blob_cache or BlobCache(self.root / ".batchyard" / "blobcache")
@@ -56,6 +68,19 @@ class NodeContext:
         if self.users is not None:
             self.users.welcome(str(message.get("pool", "")), list(message.get("userAccounts") or []))
         self.image_bin = image_commands.install(self.root, message.get("commands") or {}, BASE_PATH)
+        if message.get("osType") == "windows":
+            self.wine_prefixes = self.wine_prefixes or wine.WinePrefixes(wine.find_wine())
+            self.wine_prefixes.prepare(self.wine_account(None), self.node_env())  # the pool's default task user's
+        else:
+            self.wine_prefixes = None
+
+    def wine_account(self, user: TaskUser | None) -> OsAccount:
+        """Whose Wine prefix a run uses: its user's (the pool's default task user when it names none)."""
+        if user is not None:
+            return user.account
+        if self.users is not None:
+            return self.users.user_for(None, self.root).account
+        return OsAccount(uid=None, home=self.root / "users" / POOL_USER, lookup_env={})
 
     def node_env(self) -> dict[str, str]:
         root = str(self.root)
@@ -200,10 +225,16 @@ class Execution:
             hand_over(self.task_dir, self.user.account, OPEN_DIR if shared_dir else PRIVATE_DIR)
         account = self.user.account if self.user is not None else None
         env = self.environment()
+        command_line, process_env = self.run_spec["cmd"], env
+        prefixes = self.context.wine_prefixes
+        if prefixes is not None and self.container is None:
+            if prefixes.wine is None:
+                return self._failed(started, wine.NOT_INSTALLED)
+            command_line, process_env = await self._through_wine(prefixes, command_line, env)
         process_spec = ProcessSpec(
-            command_line=self.run_spec["cmd"],
+            command_line=command_line,
             cwd=self.working_dir,
-            env=env,
+            env=process_env,
             # The primary's coordination command writes beside the application's output (README).
             stdout_path=self.task_dir / self.run_spec.get("stdout", "stdout.txt"),
             stderr_path=self.task_dir / self.run_spec.get("stderr", "stderr.txt"),
@@ -231,6 +262,17 @@ class Execution:
         if self.run_spec.get("outputs") and not self.killed:
             await self._upload_outputs(result, env)
         return result
+
+    async def _through_wine(
+        self, prefixes: wine.WinePrefixes, command_line: str, env: dict[str, str]
+    ) -> tuple[str, dict[str, str]]:
+        """A Windows node's command line and environment: Wine runs the program, in its user's prefix."""
+        assert prefixes.wine is not None
+        account = self.context.wine_account(self.user)
+        wine.make_home(account)
+        await prefixes.ready(account)
+        argv = [prefixes.wine, *wine.split_command_line(command_line)]
+        return shlex.join(argv), wine.windows_environment(env, account)
 
     async def _in_container(self, spec: ProcessSpec) -> ProcessSpec:
         """The container made for the run, and the process that runs it: podman attached to it, as root

@@ -3,10 +3,12 @@
 service -> agent
   welcome   {node, pool, account, accountUrl, dedicated,        after a successful hello; taskDirs: the
              taskDirs, userAccounts,                               multi-instance tasks still running on the node;
-             commands?, lease?}                                    userAccounts: the pool's named accounts
+             commands?, osType?, lease?}                           userAccounts: the pool's named accounts
                                                                   [{name, admin, uid, gid, sshKey}];
                                                                   commands: {command: host command} the node's
-                                                                  image has (agent/image_commands.py)
+                                                                  image has (agent/image_commands.py);
+                                                                  osType "windows": command lines run through
+                                                                  Wine (agent/wine.py)
   run       {runs: [Run]}                                         start tasks (batched)
   kill      {aids: [aid]}                                         end these runs (whole process tree)
   ack       {aids: [aid]}                                         results recorded; forget them
@@ -162,6 +164,7 @@ class Welcome(TypedDict):
     taskDirs: list[str]
     userAccounts: NotRequired[list[dict[str, Any]]]
     commands: NotRequired[dict[str, str]]
+    osType: NotRequired[Literal["linux", "windows"]]
     # Agents on other hosts: end every run after this many seconds cut off from the service.
     lease: NotRequired[float]
 

@@ -92,6 +92,13 @@ async def remote_login_settings(request: Request) -> Response:
 
 
 @endpoint
+async def remote_desktop(request: Request) -> Response:
+    """GetRemoteDesktop of older api-versions (the legacy SDK's compute_node.get_remote_desktop)."""
+    body = service_of(request).remote_desktop_file(*_addressed(request))
+    return Response(body.encode(), media_type="application/octet-stream")
+
+
+@endpoint
 async def upload_logs(request: Request) -> Response:
     spec = node_models.parse_upload_batch_service_logs(await read_json(request))
     return json_response(await service_of(request).upload_node_logs(*_addressed(request), spec))
@@ -110,5 +117,6 @@ routes = [
     Route(f"{_NODE}/users/{{userName}}", replace_user, methods=["PUT"]),
     Route(f"{_NODE}/users/{{userName}}", delete_user, methods=["DELETE"]),
     Route(f"{_NODE}/remoteloginsettings", remote_login_settings, methods=["GET"]),
+    Route(f"{_NODE}/rdp", remote_desktop, methods=["GET"]),
     Route(f"{_NODE}/uploadbatchservicelogs", upload_logs, methods=["POST"]),
 ]

@@ -22,7 +22,7 @@ from typing import Any
 
 from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
-from batchyard.service.engine import states
+from batchyard.service.engine import remote_desktop, states
 from batchyard.service.engine.certificates import CertificateOps
 from batchyard.service.engine.core import Concern, EngineCore
 from batchyard.service.engine.events import NodeBooting, NodeFreed, NodeGreeted, Tick, handles_message, reacts_to
@@ -361,10 +361,26 @@ class NodeActionOps(Concern):
 
     async def remote_login_settings(self, node: NodeRecord) -> dict[str, Any]:
         session = self.require_ready(node)
+        if remote_desktop.is_windows_pool(self._pool_doc(node)):
+            return remote_desktop.login_settings(node.doc)
         reply = await rpc(session, {"op": "ssh"})
         if not reply.get("ok"):
             raise errors.conflict("OperationNotValidOnNode", str(reply.get("message") or "SSH is not available."))
         return {"remoteLoginIPAddress": reply["address"], "remoteLoginPort": int(reply["port"])}
+
+    def remote_desktop_file(self, node: NodeRecord) -> str:
+        """GetRemoteDesktop (api-versions before 2023-05-01.17.0): the .rdp file of a Windows node."""
+        self.require_ready(node)
+        if not remote_desktop.is_windows_pool(self._pool_doc(node)):
+            raise errors.conflict(
+                "OperationNotValidOnNode",
+                "Remote Desktop is only available on the nodes of Windows pools: use GetRemoteLoginSettings (SSH).",
+            )
+        return remote_desktop.rdp_file(node.doc)
+
+    def _pool_doc(self, node: NodeRecord) -> dict[str, Any] | None:
+        pool = self.pools.get(node.pool_key)
+        return pool.doc if pool else None
 
 
 async def rpc(session: AgentChannel, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:

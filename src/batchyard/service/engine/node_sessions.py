@@ -115,6 +115,7 @@ class AgentSessionOps(Concern):
         session = node.session
         assert session is not None
         provider = self.core.provider_of(node)
+        agent_sku = ((pool.doc.get("virtualMachineConfiguration") or {}) if pool else {}).get("nodeAgentSKUId")
         welcome: messages.Welcome = {
             "t": "welcome",
             "node": node.id,
@@ -124,9 +125,8 @@ class AgentSessionOps(Concern):
             "dedicated": node.dedicated,
             "taskDirs": sorted(node.gang_dirs),  # the agent ends what other ones left behind
             "userAccounts": pool_accounts(pool.doc if pool else None),
-            "commands": catalog.image_commands(
-                ((pool.doc.get("virtualMachineConfiguration") or {}) if pool else {}).get("nodeAgentSKUId")
-            ),
+            "commands": catalog.image_commands(agent_sku),
+            "osType": "windows" if catalog.is_windows_agent_sku(agent_sku) else "linux",
         }
         if not provider.starts_agents:  # out of the service's reach: it ends its runs when cut off
             welcome["lease"] = self.settings.timing.agent_lease

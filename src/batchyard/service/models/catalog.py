@@ -6,10 +6,11 @@ case-insensitive and the canonical name is the lower-case one. The Cloud Service
 versions ("small", "large", ...) map to their A-series equivalents. STANDARD_A0 / "extrasmall" are left out on
 purpose: the contract says Batch does not support STANDARD_A0.
 
-Supported images: Linux only (batchyard nodes run Linux). End-of-life dates are the dates the Azure Batch
-team announced for each node agent (Azure/Batch GitHub notices): ubuntu 16.04 2021-05-21, ubuntu 18.04
-2023-05-30, centos 7 2024-06-30 (agent removed 2024-07-01), ubuntu 20.04 2025-04-23, ubuntu 22.04
-2027-06-30; debian 10 uses the Debian LTS end (2024-06-30), as no Batch-specific date was published.
+Supported images: the Linux ones, and the Windows Server marketplace images of the `batch.node.windows amd64`
+agent (their nodes run `cmd /c` command lines through Wine: README, "Windows pools"). End-of-life dates are the
+dates the Azure Batch team announced for each node agent (Azure/Batch GitHub notices): ubuntu 16.04
+2021-05-21, ubuntu 18.04 2023-05-30, centos 7 2024-06-30 (agent removed 2024-07-01), ubuntu 20.04 2025-04-23,
+ubuntu 22.04 2027-06-30; debian 10 uses the Debian LTS end (2024-06-30), as no Batch-specific date was published.
 """
 
 from __future__ import annotations
@@ -147,6 +148,22 @@ def max_task_slots(name: str) -> int | None:
 
 # --- supported images ----------------------------------------------------------------------------------
 
+WINDOWS_AGENT = "batch.node.windows amd64"
+
+
+def _normalized(sku: str) -> str:
+    return " ".join(sku.strip().lower().split())
+
+
+def is_windows_agent_sku(sku: object) -> bool:
+    """`batch.node.windows amd64` (case-insensitive): the nodes of its pools are Windows nodes."""
+    return isinstance(sku, str) and _normalized(sku) == WINDOWS_AGENT
+
+
+def os_type(sku: object) -> str:
+    """The `osType` of a node agent SKU's images and nodes: "windows" or "linux"."""
+    return "windows" if is_windows_agent_sku(sku) else "linux"
+
 
 def _image(
     sku_id: str,
@@ -161,7 +178,7 @@ def _image(
     doc: dict[str, Any] = {
         "nodeAgentSKUId": sku_id,
         "imageReference": {"publisher": publisher, "offer": offer, "sku": sku, "version": "latest"},
-        "osType": "linux",
+        "osType": os_type(sku_id),
         "verificationType": "verified" if verified else "unverified",
     }
     if capabilities:
@@ -172,6 +189,27 @@ def _image(
 
 
 _GPU = ("DockerCompatible", "NvidiaTeslaDriverInstalled")
+
+
+def _windows(sku: str, *, capabilities: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A Windows Server marketplace image (Azure lists these lower-cased)."""
+    return _image(WINDOWS_AGENT, "microsoftwindowsserver", "windowsserver", sku, capabilities=capabilities)
+
+
+_WINDOWS_SKUS = (
+    "2016-datacenter",
+    "2016-datacenter-smalldisk",
+    "2019-datacenter",
+    "2019-datacenter-core",
+    "2019-datacenter-smalldisk",
+    "2022-datacenter",
+    "2022-datacenter-g2",
+    "2022-datacenter-core",
+    "2022-datacenter-core-g2",
+    "2022-datacenter-smalldisk",
+    "2022-datacenter-smalldisk-g2",
+    "2022-datacenter-azure-edition",
+)
 
 # Images the 2017 documentation uses keep its casing ("Canonical"/"UbuntuServer"): its samples compare them exactly.
 SUPPORTED_IMAGES: tuple[dict[str, Any], ...] = (
@@ -218,6 +256,9 @@ SUPPORTED_IMAGES: tuple[dict[str, Any], ...] = (
     _image("batch.node.ubuntu 16.04", "Canonical", "UbuntuServer", "16.04-LTS", end_of_life="2021-05-21"),
     _image("batch.node.centos 7", "OpenLogic", "CentOS", "7_9", end_of_life="2024-06-30"),
     _image("batch.node.debian 10", "debian", "debian-10", "10", end_of_life="2024-06-30"),
+    *(_windows(sku) for sku in _WINDOWS_SKUS),
+    _windows("2016-datacenter-with-containers", capabilities=("DockerCompatible",)),
+    _windows("2019-datacenter-with-containers", capabilities=("DockerCompatible",)),
 )
 
 
@@ -259,10 +300,10 @@ def node_agent_skus() -> list[dict[str, Any]]:
 
 
 def is_supported_agent_sku(sku: str) -> bool:
-    """Any Linux `batch.node.*` agent SKU (case-insensitive); Windows agents are not supported."""
+    """Any Linux `batch.node.*` agent SKU, or the Windows one (case-insensitive)."""
     if not isinstance(sku, str):
         return False
-    name = " ".join(sku.strip().lower().split())
-    return (
-        name.startswith("batch.node.") and len(name) > len("batch.node.") and not name.startswith("batch.node.windows")
-    )
+    name = _normalized(sku)
+    if name.startswith("batch.node.windows"):
+        return name == WINDOWS_AGENT
+    return name.startswith("batch.node.") and len(name) > len("batch.node.")

@@ -93,5 +93,8 @@ class NodeOperations(OperationsBase):
     async def remote_login_settings(self, pool_id: str, node_id: str) -> dict[str, Any]:
         return await self.engine.node_actions.remote_login_settings(self.node(pool_id, node_id))
 
+    def remote_desktop_file(self, pool_id: str, node_id: str) -> str:
+        return self.engine.node_actions.remote_desktop_file(self.node(pool_id, node_id))
+
     async def upload_node_logs(self, pool_id: str, node_id: str, spec: dict[str, Any]) -> dict[str, Any]:
         return await self.engine.service_logs.upload_logs(self.node(pool_id, node_id), spec)

@@ -72,14 +72,15 @@ def _chain(*steps: Alias) -> Alias:
 
 
 def _no_cloud_service(body: dict[str, Any], path: str) -> dict[str, Any]:
-    """`cloudServiceConfiguration` pools of older API versions (Windows guest OS families) cannot be mapped to Linux."""
+    """`cloudServiceConfiguration` pools of older API versions (Windows guest OS families, retired by Azure)."""
     key = next((k for k in body if k.lower() == "cloudserviceconfiguration"), None)
     if key is not None and body[key] is not None and not _has(body, "virtualMachineConfiguration"):
         raise invalid_property(
             join(path, "cloudServiceConfiguration"),
             show(body[key]),
             "cloudServiceConfiguration pools (Windows Cloud Services OS families) are retired and not "
-            "supported; specify virtualMachineConfiguration with a Linux imageReference and nodeAgentSKUId.",
+            "supported; specify virtualMachineConfiguration with an imageReference and nodeAgentSKUId (for Windows, "
+            "a MicrosoftWindowsServer WindowsServer image and 'batch.node.windows amd64').",
         )
     return body
 

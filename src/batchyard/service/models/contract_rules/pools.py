@@ -6,6 +6,7 @@ Each rule takes the normalized object and its property path, and raises BatchErr
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from batchyard.service.errors import invalid_property, missing_property
@@ -82,6 +83,7 @@ def _pool_spec(pool: dict[str, Any], path: str) -> None:
     _vm_size(pool, path)
     if "virtualMachineConfiguration" not in pool:
         raise missing_property(join(path, "virtualMachineConfiguration"))
+    _user_accounts_for_os(pool, path)
     in_range(pool, path, "taskSlotsPerNode", 1, 256)
     duration_at_least(pool, path, "resizeTimeout", 5 * MINUTE, "5 minutes")
     _pool_sizing(pool, path)
@@ -106,13 +108,14 @@ def _vm_configuration(vmc: dict[str, Any], path: str) -> None:
         raise invalid_property(
             join(path, "nodeAgentSKUId"),
             sku,
-            "Only Linux node agent SKUs (batch.node.*, for example 'batch.node.ubuntu 22.04') are supported.",
+            "The node agent SKU is not supported: use one of the supported images' (batch.node.*, for example "
+            "'batch.node.ubuntu 22.04' or 'batch.node.windows amd64').",
         )
-    if "windowsConfiguration" in vmc:
+    if "windowsConfiguration" in vmc and not catalog.is_windows_agent_sku(sku):
         raise invalid_property(
             join(path, "windowsConfiguration"),
             show(vmc["windowsConfiguration"]),
-            "windowsConfiguration must not be specified: only Linux images are supported.",
+            "windowsConfiguration can only be specified on a Windows Pool (nodeAgentSKUId 'batch.node.windows amd64').",
         )
 
 
@@ -120,6 +123,13 @@ _GALLERY_IDS = ("virtualMachineImageId", "sharedGalleryImageId", "communityGalle
 
 
 _MARKETPLACE = ("publisher", "offer", "sku")
+# The ARM ids the contract gives for virtualMachineImageId: a Compute Gallery image (its latest version, or
+# one version), and the managed image of older API versions.
+_IMAGE_ID = re.compile(
+    r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/"
+    r"(?:galleries/[^/]+/images/[^/]+(?:/versions/[^/]+)?|images/[^/]+)",
+    re.IGNORECASE,
+)
 
 
 def _image_reference(ref: dict[str, Any], path: str) -> None:
@@ -131,6 +141,15 @@ def _image_reference(ref: dict[str, Any], path: str) -> None:
             join(path, other),
             show(ref[other]),
             f"{ids[0]} is mutually exclusive with other image properties.",
+        )
+    image_id = ref.get("virtualMachineImageId")
+    if image_id and not _IMAGE_ID.fullmatch(image_id):
+        raise invalid_property(
+            join(path, "virtualMachineImageId"),
+            image_id,
+            "The value must be the ARM resource id of an Azure Compute Gallery image: /subscriptions/{subscriptionId}"
+            "/resourceGroups/{resourceGroup}/providers/Microsoft.Compute/galleries/{galleryName}/images/"
+            "{imageDefinitionName}[/versions/{versionId}].",
         )
     if not ids:
         for name in _MARKETPLACE:
@@ -174,12 +193,19 @@ def _user_account(account: dict[str, Any], path: str) -> None:
     name = account["name"]
     if not name.strip() or len(name) > 20:
         raise invalid_property(join(path, "name"), name, "The user name must be 1 to 20 characters long.")
-    if "windowsUserConfiguration" in account:
-        raise invalid_property(
-            join(path, "windowsUserConfiguration"),
-            show(account["windowsUserConfiguration"]),
-            "windowsUserConfiguration can only be specified on a Windows Pool.",
-        )
+
+
+def _user_accounts_for_os(pool: dict[str, Any], path: str) -> None:
+    """Each user account's OS-specific configuration is the one of the pool's OS."""
+    windows = catalog.is_windows_agent_sku(pool["virtualMachineConfiguration"].get("nodeAgentSKUId"))
+    other, os_name = ("linuxUserConfiguration", "Linux") if windows else ("windowsUserConfiguration", "Windows")
+    for index, account in enumerate(pool.get("userAccounts") or []):
+        if other in account:
+            raise invalid_property(
+                join(path, f"userAccounts[{index}].{other}"),
+                show(account[other]),
+                f"{other} can only be specified on a {os_name} Pool.",
+            )
 
 
 def _exactly_one(out: dict[str, Any], path: str, names: tuple[str, ...]) -> None:
