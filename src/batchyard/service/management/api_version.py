@@ -7,8 +7,9 @@ import re
 from batchyard.service.management.cloud_error import CloudError
 
 # Microsoft.Batch versions whose account, key, location and operation calls are the 2024-07-01 contract's
-# (azure-mgmt-batch 18 speaks 2024-07-01, 19 speaks 2025-06-01).
-BATCH_API_VERSIONS = ("2024-07-01", "2025-06-01")
+# (azure-mgmt-batch 17.3 speaks 2024-02-01 (azure-cli 2.91's `az batch account`), 18 speaks 2024-07-01,
+# 19 speaks 2025-06-01; the account's fields served are the same in all three).
+BATCH_API_VERSIONS = ("2024-02-01", "2024-07-01", "2025-06-01")
 _DATE_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 
 
