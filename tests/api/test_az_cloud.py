@@ -147,7 +147,7 @@ def test_a_task_runs_on_the_principals_batch_tokens(
         "--command-line", "/bin/sh -c 'echo hello from az'",
     )  # fmt: skip
     assert created["id"] == "hello"
-    client = make_client(svc.url)
+    client = make_client(svc.url, DEV_ACCOUNT_SECONDARY_KEY)  # the secondary: a later test renews the primary
     wait_for(lambda: completed(client, "aadjob", "hello"), timeout=120, what="the az task")
     task = az("batch", "task", "show", "--job-id", "aadjob", "--task-id", "hello")
     assert (task["state"], task["executionInfo"]["exitCode"], task["executionInfo"]["result"]) == (
