@@ -11,6 +11,7 @@ is this module's own: a test renews the account's primary key.
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import ssl
 import subprocess
@@ -97,6 +98,17 @@ def test_the_cloud_is_registered_from_the_services_metadata_and_login_finds_its_
     assert endpoints["activeDirectory"] == svc.https_url  # from the metadata: the service signs in
     assert endpoints["activeDirectoryResourceId"] == "https://management.core.windows.net/"
     assert endpoints["batchResourceId"] == BATCH_AUDIENCE
+    # by hand, without the metadata (README): the same endpoints
+    by_hand = {
+        "resourceManager": svc.https_url,
+        "activeDirectory": svc.https_url,
+        "activeDirectoryResourceId": "https://management.core.windows.net/",
+        "batchResourceId": BATCH_AUDIENCE,
+    }
+    config = json.dumps({"endpoints": by_hand})
+    az("cloud", "register", "-n", "byhand", "--skip-endpoint-discovery", "--cloud-config", config)
+    registered = az("cloud", "show", "-n", "byhand")["endpoints"]
+    assert {name: registered[name] for name in by_hand} == {name: endpoints[name] for name in by_hand}
     assert az("account", "show", "--query", "[environmentName, id, tenantId]") == [
         CLOUD,
         SUBSCRIPTION,
