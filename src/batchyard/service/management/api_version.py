@@ -7,8 +7,9 @@ import re
 from batchyard.service.management.cloud_error import CloudError
 
 # Microsoft.Batch versions whose account, key, location and operation calls are the 2024-07-01 contract's
-# (azure-mgmt-batch 18 speaks 2024-07-01, 19 speaks 2025-06-01).
-BATCH_API_VERSIONS = ("2024-07-01", "2025-06-01")
+# (azure-mgmt-batch 17.3 speaks 2024-02-01 (azure-cli 2.91's `az batch account`), 18 speaks 2024-07-01,
+# 19 speaks 2025-06-01; the account's fields served are the same in all three).
+BATCH_API_VERSIONS = ("2024-02-01", "2024-07-01", "2025-06-01")
 # Microsoft.Insights diagnostic settings: the version azure-mgmt-monitor and `az monitor diagnostic-settings`
 # send, and the older one whose settings have no category groups (the same body otherwise).
 INSIGHTS_API_VERSIONS = ("2017-05-01-preview", "2021-05-01-preview")

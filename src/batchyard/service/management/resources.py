@@ -1,5 +1,5 @@
 """The management plane's resources as JSON (BatchManagement.json, 2024-07-01): the account, its keys,
-resource groups, location quotas and the operations served."""
+the subscription, resource groups, location quotas and the operations served."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from batchyard.service.storage.linked import LinkedStorage
 
 # The one subscription, resource group and location the service's account lives in (README, Management plane).
 SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
+SUBSCRIPTION_NAME = "batchyard"
 RESOURCE_GROUP = "batchyard"
 LOCATION = "local"
 ACCOUNT_TYPE = "Microsoft.Batch/batchAccounts"
@@ -71,6 +72,21 @@ def account(state: AccountState, settings: Settings, linked: LinkedStorage | Non
 
 def keys(state: AccountState) -> dict[str, Any]:
     return {"accountName": state.name, "primary": state.key("Primary"), "secondary": state.key("Secondary")}
+
+
+def subscription(tenant_id: str) -> dict[str, Any]:
+    """The one subscription (Microsoft.Resources Subscriptions_Get), in the identity provider's tenant."""
+    return {
+        "id": f"/subscriptions/{SUBSCRIPTION_ID}",
+        "subscriptionId": SUBSCRIPTION_ID,
+        "tenantId": tenant_id,
+        "displayName": SUBSCRIPTION_NAME,
+        "state": "Enabled",
+        "subscriptionPolicies": {"spendingLimit": "Off"},
+        "authorizationSource": "RoleBased",
+        "managedByTenants": [],
+        "tags": {},
+    }
 
 
 def resource_group(name: str) -> dict[str, Any]:

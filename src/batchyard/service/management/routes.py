@@ -8,6 +8,7 @@ from batchyard.service.management import (
     accounts,
     applications,
     certificates,
+    cloud_metadata,
     diagnostic_settings,
     pools,
     subscription,
@@ -24,3 +25,4 @@ routes: list[Route] = management_routes(
         *subscription.OPERATIONS,
     ]
 )
+routes += cloud_metadata.routes  # unauthenticated, outside ARM's paths

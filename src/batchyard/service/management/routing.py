@@ -131,6 +131,7 @@ def routes(operations: list[Operation]) -> list[Route]:
 
     methods = ["GET", "HEAD", "PUT", "PATCH", "POST", "DELETE"]
     return [
+        Route("/subscriptions", dispatch, methods=methods),
         Route("/subscriptions/{rest:path}", dispatch, methods=methods),
         Route("/providers/{rest:path}", dispatch, methods=methods),
     ]

@@ -1,12 +1,15 @@
 """Calls about the subscription rather than the account: location quotas and name availability
-(Location_*), the provider's operations (Operations_List), and the resource-group calls clients make first."""
+(Location_*), the provider's operations (Operations_List), and the subscription and resource-group calls
+clients make first (`az login` lists the subscriptions)."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from starlette.responses import Response
 
+from batchyard.service.identity.provider import IdentityProvider
 from batchyard.service.management import resources
 from batchyard.service.management.account_state import AccountState
 from batchyard.service.management.cloud_error import CloudError, invalid_body
@@ -67,6 +70,19 @@ async def list_operations(call: Call) -> Response:
     return json_response(resources.operations())
 
 
+def _subscription(call: Call) -> dict[str, Any]:
+    identity: IdentityProvider = call.request.app.state.identity  # the caller was authenticated by it
+    return resources.subscription(identity.tenant_id)
+
+
+async def get_subscription(call: Call) -> Response:
+    return json_response(_subscription(call))
+
+
+async def list_subscriptions(call: Call) -> Response:
+    return json_response({"value": [_subscription(call)], "count": {"type": "Total", "value": 1}})
+
+
 def _group(call: Call) -> str:
     # check_scope has refused every other group; answer with the name as the caller spelled it, as ARM does
     return call.params["group"]
@@ -88,6 +104,8 @@ OPERATIONS: list[Operation] = [
     operation("GET", LOCATION_PATH + "/quotas", location_quotas),
     operation("POST", LOCATION_PATH + "/checknameavailability", check_name_availability),
     operation("GET", r"/providers/microsoft\.batch/operations", list_operations),
+    operation("GET", "/subscriptions", list_subscriptions, provider="resources"),
+    operation("GET", SUBSCRIPTION, get_subscription, provider="resources"),
     operation("GET", SUBSCRIPTION + "/resourcegroups", list_resource_groups, provider="resources"),
     operation("GET", RESOURCE_GROUP_PATH, get_resource_group, provider="resources"),
     operation("HEAD", RESOURCE_GROUP_PATH, resource_group_exists, provider="resources"),
