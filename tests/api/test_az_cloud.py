@@ -3,9 +3,10 @@
 `az cloud register` finds the service's endpoints from its Resource Manager URL alone (the service's
 `/metadata/endpoints`), `az login --service-principal` signs in with a principal of the service's identity
 provider (MSAL's instance discovery off), `az batch account` manages the account through the management
-plane, and `az batch` runs a task on the principal's Batch tokens and then on the account's key. az runs
-in a configuration directory of its own, trusting the service's CA through REQUESTS_CA_BUNDLE. The service
-is this module's own: a test renews the account's primary key.
+plane (with the account's linked storage: `az batch application` uploads a package through it), and
+`az batch` runs a task on the principal's Batch tokens and then on the account's key. az runs in a
+configuration directory of its own, trusting the service's CA through REQUESTS_CA_BUNDLE. The service is this
+module's own: a test renews the account's primary key.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import os
 import ssl
 import subprocess
 import sys
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +27,24 @@ import jwt
 import pytest
 
 from batchyard.service.config import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME, DEV_ACCOUNT_SECONDARY_KEY
-from tests.api import management_support
 from tests.api.az_support import AzSession, az_program
 from tests.api.helpers import completed, readme_code_block
 from tests.api.management_support import GROUP, MANAGEMENT_SCOPE, SUBSCRIPTION, account_path
+from tests.api.storage_support import shared_azurite
 from tests.api.test_identity import create_principal, credential
-from tests.conftest import Service, make_client, wait_for
+from tests.conftest import Service, make_client, start_service, wait_for
 
-# this module's own service (fixture): it renews the account's primary key
-svc = management_support.svc
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """This module's own service (it renews the account's primary key), linked to Azurite (application
+    packages)."""
+    storage = shared_azurite()
+    service = start_service(tmp_path_factory.mktemp("azcloud-service"), "--storage-connection-string",
+                            storage.connection_string)  # fmt: skip
+    yield service
+    service.stop()
+
 
 CLOUD = "batchyard"
 ACCOUNT = ("-g", GROUP, "-n", DEV_ACCOUNT_NAME)
@@ -133,6 +145,27 @@ def test_batch_account_commands(az: AzSession, login: list[dict[str, Any]], svc:
     refused = az.fails("batch", "account", "create", "-g", GROUP, "-n", "anotheraccount", "-l", "local")
     assert "OneAccountPerService" in refused
     assert az("batch", "location", "quotas", "show", "-l", "local") == {"accountQuota": 1}
+
+
+def test_application_packages_through_the_linked_storage(
+    az: AzSession, login: list[dict[str, Any]], svc: Service, tmp_path: Path
+) -> None:
+    linked = az("batch", "account", "show", *ACCOUNT, "--query", "autoStorage")
+    assert linked["storageAccountId"].endswith("/storageAccounts/devstoreaccount1")
+    assert az("batch", "account", "autostorage-keys", "sync", *ACCOUNT) is None
+    archive = tmp_path / "hello.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("hello.sh", "echo hello\n")
+    app = ("--application-name", "azapp")
+    assert az("batch", "application", "create", *ACCOUNT, *app)["name"] == "azapp"
+    # az creates the package, uploads the zip to its storageUrl and activates it
+    package = az("batch", "application", "package", "create", *ACCOUNT, *app, "--version-name", "1.0",
+                 "--package-file", str(archive))  # fmt: skip
+    assert (package["name"], package["state"], package["format"]) == ("1.0", "Active", "zip")
+    assert az("batch", "application", "set", *ACCOUNT, *app, "--default-version", "1.0")["defaultVersion"] == "1.0"
+    assert az("batch", "application", "package", "list", *ACCOUNT, *app, "--query", "[].name") == ["1.0"]
+    # the data plane lists the same application, with its active version
+    assert make_client(svc.url).get_application("azapp").versions == ["1.0"]
 
 
 def test_a_task_runs_on_the_principals_batch_tokens(
