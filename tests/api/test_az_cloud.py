@@ -17,6 +17,7 @@ import os
 import ssl
 import subprocess
 import sys
+import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,8 @@ import pytest
 
 from batchyard.service.config import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME, DEV_ACCOUNT_SECONDARY_KEY
 from tests.api.az_support import AzSession, az_program
-from tests.api.helpers import completed, readme_code_block
+from tests.api.diagnostics_support import LogTarget, of
+from tests.api.helpers import completed, create_pool, readme_code_block
 from tests.api.management_support import GROUP, MANAGEMENT_SCOPE, SUBSCRIPTION, account_path
 from tests.api.storage_support import shared_azurite
 from tests.api.test_identity import create_principal, credential
@@ -270,3 +272,21 @@ def test_the_readme_az_cloud_example(az: AzSession, svc: Service, tmp_path: Path
     assert svc.https_url.removeprefix("https://") in lines  # the account's endpoint, from the management plane
     assert lines[-1] == "0"  # the task's exit code, read with the account's key
     assert (tmp_path / ".azure-batchyard" / "config").is_file()  # az's state stayed in its own directory
+
+
+def test_az_monitor_sends_the_service_logs_to_the_linked_storage(
+    az: AzSession, login: list[dict[str, Any]], svc: Service
+) -> None:
+    storage_id = az("batch", "account", "show", *ACCOUNT, "--query", "autoStorage.storageAccountId")
+    logs = json.dumps([{"category": "ServiceLog", "enabled": True}])
+    made = az("monitor", "diagnostic-settings", "create", "-n", "servicelogs", "--resource", account_path(),
+              "--storage-account", storage_id, "--logs", logs)  # fmt: skip
+    assert made["storageAccountId"] == storage_id and made["logs"][0]["category"] == "ServiceLog"
+    listed = az("monitor", "diagnostic-settings", "list", "--resource", account_path(), "--query", "[].name")
+    assert listed == ["servicelogs"]
+    pool_id = f"monitored-{uuid.uuid4().hex[:6]}"
+    key = az("batch", "account", "keys", "list", *ACCOUNT, "--query", "primary")  # an earlier test renewed it
+    create_pool(make_client(svc.url, key), pool_id, nodes=0)
+    target = LogTarget(shared_azurite(), SUBSCRIPTION, GROUP)
+    wait_for(lambda: of(target.records(), "PoolCreateEvent", id=pool_id), what="the pool's event in the storage")
+    assert az("monitor", "diagnostic-settings", "delete", "-n", "servicelogs", "--resource", account_path()) is None
