@@ -206,10 +206,10 @@ def _free_range(size: int, above: int = 0) -> int:
     raise AssertionError("no free port range")
 
 
-def _ask(port: int, question: bytes, source_port: int = 0) -> bytes | None:
+def _ask(port: int, question: bytes, source_port: int = 0, host: str = "127.0.0.1") -> bytes | None:
     """Send through the frontend port, half-close, and read the whole answer; None until one comes."""
     try:
-        with socket.create_connection(("127.0.0.1", port), 5, ("127.0.0.1", source_port)) as sock:
+        with socket.create_connection((host, port), 5, (host, source_port)) as sock:
             sock.sendall(question)
             sock.shutdown(socket.SHUT_WR)
             answer = b""
@@ -290,3 +290,58 @@ def test_a_tcp_endpoints_security_rules_decide_who_connects(client: Any, unique:
     finally:
         client.begin_delete_job(job_id, polling_interval=0.2).result(timeout=30)
         delete_pool_quietly(client, pool_id)
+
+
+def test_a_dual_stack_pool_has_ipv6_endpoints_and_login_that_reach_its_node(client: Any, unique: Unique) -> None:
+    pool_id, job_id = unique("dual"), unique("job")
+    frontend, backend = _free_range(40), free_port()
+    network = _network(
+        _nat("app", backend, frontend, frontend + 39),
+        public_ip_address_configuration=m.BatchPublicIpAddressConfiguration(ip_families=["IPv4", "IPv6"]),
+    )
+    create_pool(client, pool_id, nodes=1, network_configuration=network)
+    try:
+        create_job(client, job_id, pool_id)
+        node = wait_for(lambda: next(iter(client.list_nodes(pool_id)), None), what="the node")
+        assert node.ipv6_address == "::1"
+        endpoints = node.endpoint_configuration.inbound_endpoints
+        assert [(e.name, e.public_ip_address, e.frontend_port) for e in endpoints] == [
+            ("app.0", "127.0.0.1", frontend),
+            ("app.0", "::1", frontend),
+        ]
+        command = "/bin/bash -c " + shlex.quote(_ECHO.format(port=backend))
+        client.create_task(job_id, m.BatchTaskCreateOptions(id="server", command_line=command))
+        answer = wait_for(lambda: _ask(frontend, b"over v6", host="::1"), timeout=60, what="an answer over IPv6")
+        assert answer == b"node got over v6"
+        assert _ask(frontend, b"over v4") == b"node got over v4"
+
+        # Remote login over IPv6 reaches the node's SSH server (its banner) through the service.
+        login = client.get_node_remote_login_settings(pool_id, node.id)
+        assert (login.ipv6_remote_login_ip_address, login.ipv6_remote_login_port) == ("::1", login.remote_login_port)
+        banner = wait_for(lambda: _banner("::1", login.ipv6_remote_login_port), what="the SSH banner over IPv6")
+        assert banner.startswith(b"SSH-2.0-")
+    finally:
+        client.begin_delete_job(job_id, polling_interval=0.2).result(timeout=30)
+        client.begin_delete_pool(pool_id, polling_interval=0.2).result(timeout=60)
+
+
+def test_a_pool_without_ipv6_has_no_ipv6_address_or_login(client: Any, unique: Unique) -> None:
+    pool_id = unique("v4only")
+    create_pool(client, pool_id, nodes=1)
+    try:
+        node = wait_for(
+            lambda: next((n for n in client.list_nodes(pool_id) if n.state == "idle"), None), what="an idle node"
+        )
+        assert node.ipv6_address is None
+        login = client.get_node_remote_login_settings(pool_id, node.id)
+        assert login.ipv6_remote_login_ip_address is None and login.ipv6_remote_login_port is None
+    finally:
+        client.begin_delete_pool(pool_id, polling_interval=0.2).result(timeout=60)
+
+
+def _banner(host: str, port: int) -> bytes | None:
+    try:
+        with socket.create_connection((host, port), 5) as sock:
+            return sock.recv(64) or None
+    except OSError:
+        return None

@@ -27,33 +27,36 @@ class Target:
     rules: tuple[SecurityRule, ...] = ()
 
 
+Frontend = tuple[str, int]  # where a frontend listens: (host, port)
+
+
 class TcpForwarder:
-    def __init__(self, host: str) -> None:
-        self.host = host  # where the frontend ports listen
-        self._servers: dict[int, tuple[Target, asyncio.Server]] = {}
+    def __init__(self) -> None:
+        self._servers: dict[Frontend, tuple[Target, asyncio.Server]] = {}
 
     @property
-    def ports(self) -> dict[int, Target]:
-        """The frontend ports that listen now, and where each one goes."""
-        return {port: target for port, (target, _) in self._servers.items()}
+    def ports(self) -> dict[Frontend, Target]:
+        """The frontends that listen now, and where each one goes."""
+        return {frontend: target for frontend, (target, _) in self._servers.items()}
 
-    async def apply(self, wanted: dict[int, Target]) -> list[tuple[int, str]]:
-        """Listen on exactly the wanted frontend ports; the ports that could not listen, and why."""
-        for port, (target, server) in list(self._servers.items()):
-            if wanted.get(port) != target:
-                del self._servers[port]
+    async def apply(self, wanted: dict[Frontend, Target]) -> list[tuple[Frontend, str]]:
+        """Listen on exactly the wanted frontends; the frontends that could not listen, and why."""
+        for frontend, (target, server) in list(self._servers.items()):
+            if wanted.get(frontend) != target:
+                del self._servers[frontend]
                 server.close()
                 await server.wait_closed()
         failed = []
-        for port, target in wanted.items():
-            if port in self._servers:
+        for frontend, target in wanted.items():
+            if frontend in self._servers:
                 continue
+            host, port = frontend
             try:
-                server = await asyncio.start_server(functools.partial(_forward, target=target), self.host, port)
+                server = await asyncio.start_server(functools.partial(_forward, target=target), host, port)
             except OSError as exc:
-                failed.append((port, str(exc)))
+                failed.append((frontend, str(exc)))
                 continue
-            self._servers[port] = (target, server)
+            self._servers[frontend] = (target, server)
         return failed
 
     async def close(self) -> None:

@@ -13,6 +13,7 @@ agent gets them after each hello and keeps them in memory only.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import secrets
@@ -22,7 +23,7 @@ from typing import Any
 
 from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
-from batchyard.service.engine import remote_desktop, states
+from batchyard.service.engine import endpoints, remote_desktop, states
 from batchyard.service.engine.certificates import CertificateOps
 from batchyard.service.engine.core import Concern, EngineCore
 from batchyard.service.engine.events import NodeBooting, NodeFreed, NodeGreeted, Tick, handles_message, reacts_to
@@ -54,6 +55,8 @@ _STATE_CONFLICTS = {
     "deallocated": ("OperationInvalidForCurrentState", "The specified node is deallocated."),
     "starttaskfailed": ("OperationInvalidForCurrentState", "The start task of the specified node failed."),
 }
+
+STARTING_NODE_WAIT = 30.0  # seconds GetRemoteLoginSettings waits for a starting node's agent
 
 
 def _state_conflict(node: NodeRecord) -> errors.BatchError:
@@ -360,13 +363,31 @@ class NodeActionOps(Concern):
         node.session.send({"t": "users", "users": users})
 
     async def remote_login_settings(self, node: NodeRecord) -> dict[str, Any]:
+        # Azure answers for a node still starting (its load balancer rule exists); here the node's agent
+        # gives its SSH port, so wait for it a while.
+        deadline = time.monotonic() + STARTING_NODE_WAIT
+        while node.doc["state"] in ("creating", "starting") and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
         session = self.require_ready(node)
-        if remote_desktop.is_windows_pool(self._pool_doc(node)):
-            return remote_desktop.login_settings(node.doc)
-        reply = await rpc(session, {"op": "ssh"})
-        if not reply.get("ok"):
-            raise errors.conflict("OperationNotValidOnNode", str(reply.get("message") or "SSH is not available."))
-        return {"remoteLoginIPAddress": reply["address"], "remoteLoginPort": int(reply["port"])}
+        pool_doc = self._pool_doc(node)
+        if remote_desktop.is_windows_pool(pool_doc):
+            settings = remote_desktop.login_settings(node.doc)
+        else:
+            reply = await rpc(session, {"op": "ssh"})
+            if not reply.get("ok"):
+                raise errors.conflict("OperationNotValidOnNode", str(reply.get("message") or "SSH is not available."))
+            settings = {"remoteLoginIPAddress": reply["address"], "remoteLoginPort": int(reply["port"])}
+            login = (str(reply["address"]), int(reply["port"]))
+            private = node.private
+            if endpoints.ipv6_enabled(pool_doc) and (private.ipv6_login_address, private.ipv6_login_port) != login:
+                # forwarded from the IPv6 loopback from the next second on (engine/endpoint_forwarding.py)
+                private.ipv6_login_address, private.ipv6_login_port = login
+                with self.store.transaction():
+                    self.core.save_node(node)
+        if endpoints.ipv6_enabled(pool_doc):
+            settings["ipv6RemoteLoginIPAddress"] = endpoints.IPV6_ADDRESS
+            settings["ipv6RemoteLoginPort"] = settings["remoteLoginPort"]
+        return settings
 
     def remote_desktop_file(self, node: NodeRecord) -> str:
         """GetRemoteDesktop (api-versions before 2023-05-01.17.0): the .rdp file of a Windows node."""

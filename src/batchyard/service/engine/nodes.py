@@ -59,6 +59,8 @@ class NodeOps(Concern):
         }
         provider = self.core.providers.get(self.core.providers.name_for_pool(pool.doc))
         doc["ipAddress"] = provider.node_address(node_id, {str(n.doc.get("ipAddress")) for n in self.nodes.values()})
+        if endpoints.ipv6_enabled(pool.doc):
+            doc["ipv6Address"] = endpoints.IPV6_ADDRESS
         node = NodeRecord(node_id, pool.key, self.store.next_seq(), doc, NodePrivate(provider=provider.name))
         if endpoints.nat_pools(pool.doc):
             self._give_endpoints(pool, node)

@@ -82,6 +82,9 @@ class NodePrivate:
     certificates: list[str] = field(default_factory=list)  # keys of the certificates installed on it
     boot: str | None = None  # the agent's boot id: a new one is a fresh boot
     endpoint_index: int | None = None  # its index in a pool with inbound NAT pools (engine/endpoints.py)
+    # Its SSH server's address and port, forwarded from the IPv6 loopback (a dual-stack pool's remote login).
+    ipv6_login_address: str | None = None
+    ipv6_login_port: int | None = None
 
 
 @dataclass(eq=False)
