@@ -12,10 +12,11 @@ import asyncio
 import socket
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from batchyard.service.tls import TlsError, TlsFiles, local_certificates, server_names
+if TYPE_CHECKING:  # cryptography takes tens of ms to import: only `serve` makes certificates
+    from batchyard.service.tls import TlsFiles
 
 SHUTDOWN_TIMEOUT = 1.0  # seconds a closing TLS connection waits for the peer's close_notify
 
@@ -50,6 +51,8 @@ def https_port(args: argparse.Namespace) -> int | None:
 def certificate_files(args: argparse.Namespace, data_dir: Path) -> TlsFiles:
     """The user's certificate and key, or the local CA's certificate (made if need be) for the names asked for
     and the host of --public-url (which the HTTPS URL takes)."""
+    from batchyard.service.tls import TlsError, TlsFiles, local_certificates, server_names
+
     if (args.tls_cert is None) != (args.tls_key is None):
         raise TlsError("--tls-cert and --tls-key go together")
     if args.tls_cert is not None:
