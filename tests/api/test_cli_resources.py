@@ -291,3 +291,19 @@ def test_version_and_help() -> None:
         [sys.executable, "-m", "batchyard.cli.main", "serve", "--help"], capture_output=True, text=True
     )
     assert "address to listen on" in serve.stdout and "HTTP port" in serve.stdout
+
+
+def test_the_data_plane_commands_over_https_trust_the_ca_file_they_are_given(service: Service, pool: str) -> None:
+    https = {"BATCHYARD_ENDPOINT": service.https_url, "SSL_CERT_FILE": os.devnull}  # no CA trusted by default
+    listed = json.loads(
+        ok(service, "pool", "show", "--pool-id", pool, "--ca-file", str(service.ca), "-o", "json", **https)
+    )
+    assert listed["id"] == pool
+    assert pool in ok(
+        service, "pool", "list", "-o", "tsv", "--query", "[].id", **https, BATCHYARD_CA_FILE=str(service.ca)
+    )
+    untrusted = batchyard(service, "pool", "show", "--pool-id", pool, **https)
+    assert untrusted.returncode == 3 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr, untrusted.stderr
+    unreadable = batchyard(service, "pool", "show", "--pool-id", pool, "--ca-file", "/nonexistent/ca.pem", **https)
+    assert unreadable.returncode == 2 and "CA file /nonexistent/ca.pem" in unreadable.stderr, unreadable.stderr
+    assert "Traceback" not in untrusted.stderr + unreadable.stderr

@@ -90,3 +90,17 @@ def test_an_access_token_signs_in_over_https_and_keeps_its_role(service: Service
         events = browser_like.get("/ui/api/_batchyard/events?api-version=2025-06-01")
         assert events.status_code == 403 and "Shared Key" in events.text, events.text
     assert token not in service.log()
+
+
+def test_two_services_on_one_host_keep_their_own_sessions(service: Service, tmp_path: Path) -> None:
+    """A browser keeps cookies per host, not per port: each service's session cookie has a name of its own."""
+    other = start_service(tmp_path / "other")
+    try:
+        with httpx.Client() as browser_like:  # one cookie jar for 127.0.0.1, as a browser has
+            for url in (service.url, other.url):
+                assert browser_like.post(f"{url}/ui/session", json={"accountKey": DEV_ACCOUNT_KEY}).status_code == 204
+            assert len(browser_like.cookies) == 2
+            for url in (service.url, other.url):
+                assert browser_like.get(f"{url}/ui/api/pools?api-version=2025-06-01").status_code == 200, url
+    finally:
+        other.stop()

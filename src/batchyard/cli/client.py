@@ -5,16 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from http.client import HTTPResponse
+from pathlib import Path
 from typing import Any
 
 from batchyard.service.config import DEFAULT_PORT, DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
 
 API_VERSION = "2025-06-01.21.0"
+
+
+class UsageError(Exception):
+    """Bad input found before anything was sent (exit status 2)."""
 
 
 class CommandError(Exception):
@@ -45,6 +51,22 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("BATCHYARD_ACCOUNT_KEY", DEV_ACCOUNT_KEY),
         help="its base64 Shared Key (or BATCHYARD_ACCOUNT_KEY, which other local users cannot read)",
     )
+    parser.add_argument(
+        "--ca-file",
+        type=Path,
+        default=os.environ.get("BATCHYARD_CA_FILE"),
+        help="PEM file of the CA to trust for an https:// endpoint (or BATCHYARD_CA_FILE; the service's is "
+        "DATA_DIR/tls/ca.pem; default: SSL_CERT_FILE or the system's)",
+    )
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """A client context trusting `ca_file` (PEM) or, without one, OpenSSL's default paths (which SSL_CERT_FILE
+    overrides); an unreadable or invalid file is bad usage."""
+    try:
+        return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"CA file {ca_file}: {exc}") from None
 
 
 def open_request(
@@ -67,8 +89,9 @@ def open_request(
         headers.update({"content-type": "application/json; odata=minimalmetadata", "content-length": str(len(data))})
     headers["Authorization"] = sign_request(args.account_name, args.account_key, method, url, headers)
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    context = tls_context(args.ca_file) if url.startswith("https:") else None
     try:
-        response: HTTPResponse = urllib.request.urlopen(request, timeout=timeout)
+        response: HTTPResponse = urllib.request.urlopen(request, timeout=timeout, context=context)
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")
         error: Any = None

@@ -19,15 +19,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from batchyard.cli.client import CommandError, add_connection_options, list_all
+from batchyard.cli.client import CommandError, UsageError, add_connection_options, list_all
 from batchyard.cli.output import Column, OutputError, add_output_options, emit
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_TASK_FAILED, EXIT_TIMEOUT = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130
-
-
-class UsageError(Exception):
-    """Bad input found before anything was sent (exit status 2)."""
 
 
 class WaitFailed(Exception):

@@ -18,8 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from batchyard.cli.client import CommandError
-from batchyard.cli.commands import UsageError
+from batchyard.cli.client import CommandError, UsageError, tls_context
 from batchyard.service.config import DEFAULT_PORT
 from batchyard.service.management.resources import SUBSCRIPTION_ID
 
@@ -50,12 +49,7 @@ def add_management_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _tls_context(args: argparse.Namespace) -> ssl.SSLContext:
-    ca_file = args.ca_file or (args.data_dir / "tls" / "ca.pem" if args.data_dir else None)
-    try:
-        # without a file, OpenSSL's default paths, which SSL_CERT_FILE overrides
-        return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-    except (OSError, ssl.SSLError) as exc:  # bad usage (exit status 2), not an unreachable service
-        raise UsageError(f"CA file {ca_file}: {exc}") from None
+    return tls_context(args.ca_file or (args.data_dir / "tls" / "ca.pem" if args.data_dir else None))
 
 
 def _open(args: argparse.Namespace, request: urllib.request.Request) -> Any:

@@ -81,7 +81,7 @@ async def sign_in(request: Request) -> Response:
         return error_response(error, base_url(request))
     response = Response(status_code=204)
     response.set_cookie(
-        COOKIE,
+        _cookie(request),
         sessions_of(request).open(bearer),
         max_age=LIFETIME_SECONDS,
         path="/ui",
@@ -92,10 +92,17 @@ async def sign_in(request: Request) -> Response:
     return response
 
 
+def _cookie(request: Request) -> str:
+    """The session cookie's name, one per listening port: a browser keeps cookies per host, and services (or
+    one service's HTTP and HTTPS listeners) on one host would otherwise replace each other's session."""
+    port = request.url.port or (443 if request.url.scheme == "https" else 80)
+    return f"{COOKIE}_{port}"
+
+
 async def sign_out(request: Request) -> Response:
-    sessions_of(request).close(request.cookies.get(COOKIE))
+    sessions_of(request).close(request.cookies.get(_cookie(request)))
     response = Response(status_code=204)
-    response.delete_cookie(COOKIE, path="/ui", httponly=True, samesite="strict")
+    response.delete_cookie(_cookie(request), path="/ui", httponly=True, samesite="strict")
     return response
 
 
@@ -130,7 +137,7 @@ class DashboardApiProxy:
         request = Request(scope)
         path = scope["path"][len(API_PREFIX) :]
         refusal = None
-        if not sessions_of(request).valid(request.cookies.get(COOKIE)):
+        if not sessions_of(request).valid(request.cookies.get(_cookie(request))):
             refusal = BatchError(  # 401, not 403: the page then shows its sign-in form
                 401, "AuthenticationFailed", "Sign in to the dashboard first (the session is missing or has expired)."
             )
@@ -145,7 +152,7 @@ class DashboardApiProxy:
         # The page's own Authorization header, if any, never reaches the API: the session decides.
         headers = [(name, value) for name, value in scope["headers"] if name != b"authorization"]
         inner = {**scope, "path": path, "raw_path": raw_path[len(API_PREFIX) :], "root_path": "", "headers": headers}
-        bearer = sessions_of(request).bearer_of(request.cookies.get(COOKIE))
+        bearer = sessions_of(request).bearer_of(request.cookies.get(_cookie(request)))
         if bearer is None:
             inner[DASHBOARD_SESSION] = True
         else:
