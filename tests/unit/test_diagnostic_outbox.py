@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from azure.storage.blob import BlobBlock
 
 from batchyard.service.diagnostics.recorder import Wakeup
 from batchyard.service.diagnostics.records import AccountResource
@@ -21,6 +22,7 @@ from batchyard.service.diagnostics.shipper import (
     LogShipper,
     block_id,
     container_for,
+    writer_id,
 )
 from batchyard.service.persistence.schema import VERSION_KEY
 from batchyard.service.persistence.sqlite import SqliteStore
@@ -85,7 +87,7 @@ def test_a_crash_between_the_blob_commit_and_the_stores_note_ships_nothing_twice
     tmp_path: Path, storage: LinkedStorage, resource: AccountResource
 ) -> None:
     store = SqliteStore(tmp_path / "db")
-    appender = BlobAppender(container_for(storage.connection_string), resource)
+    appender = BlobAppender(container_for(storage.connection_string), resource, writer_id(store))
     add(store, resource, ["a", "b", "c"])
     appender.append(store.outbox_records(0, 10))  # shipped; then killed before the store noted it
     assert store.get_meta(SHIPPED_META_KEY) is None
@@ -103,13 +105,14 @@ def test_a_crash_between_staging_and_committing_a_block_ships_it_once(
     tmp_path: Path, storage: LinkedStorage, resource: AccountResource
 ) -> None:
     store = SqliteStore(tmp_path / "db")
-    appender = BlobAppender(container_for(storage.connection_string), resource)
+    appender = BlobAppender(container_for(storage.connection_string), resource, writer_id(store))
     add(store, resource, ["a"])
     asyncio.run(LogShipper(store, appender, Wakeup()).ship_once())
     add(store, resource, ["b", "c"])
     rows = store.outbox_records(1, 10)
     blob = container_for(storage.connection_string).get_blob_client(resource.blob_name(TEN))
-    blob.stage_block(block_id(rows[0][0], rows[-1][0]), b"".join(record + b"\n" for _, record in rows))  # then killed
+    block = block_id(writer_id(store), rows[0][0], rows[-1][0])
+    blob.stage_block(block, b"".join(record + b"\n" for _, record in rows))  # then killed
     assert blob_lines(storage, resource) == ["a"]  # a staged block is not in the blob
     asyncio.run(LogShipper(store, appender, Wakeup()).ship_once())
     assert blob_lines(storage, resource) == ["a", "b", "c"]
@@ -122,7 +125,9 @@ def test_records_go_to_the_blob_of_their_hour_and_shipped_ones_are_trimmed(
     store = SqliteStore(tmp_path / "db")
     add(store, resource, ["ten"], TEN)
     add(store, resource, ["eleven"], ELEVEN)
-    shipper = LogShipper(store, BlobAppender(container_for(storage.connection_string), resource), Wakeup())
+    shipper = LogShipper(
+        store, BlobAppender(container_for(storage.connection_string), resource, writer_id(store)), Wakeup()
+    )
     assert asyncio.run(shipper.ship_once())
     assert blob_lines(storage, resource, TEN) == ["ten"]
     assert blob_lines(storage, resource, ELEVEN) == ["eleven"]
@@ -144,7 +149,7 @@ def test_a_deleted_container_is_made_again_and_nothing_waiting_is_lost(
     store = SqliteStore(tmp_path / "db")
     # A container of its own: the shared Azurite's log container stays for the other tests.
     container = storage.client().get_container_client(f"logs-{uuid.uuid4().hex[:8]}")
-    shipper = LogShipper(store, BlobAppender(container, resource), Wakeup())
+    shipper = LogShipper(store, BlobAppender(container, resource, writer_id(store)), Wakeup())
     add(store, resource, ["a"])
     assert asyncio.run(shipper.ship_once())
     container.delete_container()
@@ -154,4 +159,41 @@ def test_a_deleted_container_is_made_again_and_nothing_waiting_is_lost(
     lines = container.get_blob_client(resource.blob_name(TEN)).download_blob().readall().splitlines()
     assert [orjson.loads(line)["properties"]["id"] for line in lines] == ["b"]
     container.delete_container()
+    store.close()
+
+
+def test_two_services_of_one_account_name_write_one_blob_without_skipping_each_others_records(
+    tmp_path: Path, storage: LinkedStorage, resource: AccountResource
+) -> None:
+    """Their outbox numbers overlap: each skips only what it wrote itself."""
+    first, second = SqliteStore(tmp_path / "first"), SqliteStore(tmp_path / "second")
+    assert writer_id(first) != writer_id(second) and writer_id(first) == writer_id(first)
+    add(first, resource, ["first-1", "first-2", "first-3"])
+    add(second, resource, ["second-1"])
+    container = container_for(storage.connection_string)
+    for store in (first, second):
+        assert asyncio.run(LogShipper(store, BlobAppender(container, resource, writer_id(store)), Wakeup()).ship_once())
+    add(second, resource, ["second-2"])
+    asyncio.run(LogShipper(second, BlobAppender(container, resource, writer_id(second)), Wakeup()).ship_once())
+    assert blob_lines(storage, resource) == ["first-1", "first-2", "first-3", "second-1", "second-2"]
+    first.close()
+    second.close()
+
+
+def test_an_hour_an_earlier_release_began_goes_on_in_its_block_form(
+    tmp_path: Path, storage: LinkedStorage, resource: AccountResource
+) -> None:
+    """Block ids without a writer id (an earlier release's) count as this service's, and the blob's ids keep
+    one length."""
+    store = SqliteStore(tmp_path / "db")
+    add(store, resource, ["old-1", "old-2", "new-3"])
+    rows = store.outbox_records(0, 10)
+    blob = container_for(storage.connection_string).get_blob_client(resource.blob_name(TEN))
+    legacy = f"{1:016d}-{2:016d}"
+    blob.stage_block(legacy, b"".join(record + b"\n" for _, record in rows[:2]))
+    blob.commit_block_list([BlobBlock(block_id=legacy)])
+    assert asyncio.run(LogShipper(store, BlobAppender(container_for(storage.connection_string), resource,
+                                                      writer_id(store)), Wakeup()).ship_once())  # fmt: skip
+    assert blob_lines(storage, resource) == ["old-1", "old-2", "new-3"]
+    assert [len(block.id) for block in blob.get_block_list("committed")[0]] == [len(legacy)] * 2
     store.close()

@@ -14,7 +14,7 @@ from batchyard.service.config import DiagnosticLogs
 from batchyard.service.diagnostics.recorder import DiagnosticRecorder
 from batchyard.service.diagnostics.records import AccountResource
 from batchyard.service.diagnostics.settings import DiagnosticSettings
-from batchyard.service.diagnostics.shipper import BlobAppender, LogShipper, container_for
+from batchyard.service.diagnostics.shipper import BlobAppender, LogShipper, container_for, writer_id
 from batchyard.service.diagnostics.stream import EventFeed
 from batchyard.service.engine.engine import Engine
 from batchyard.service.management.resources import RESOURCE_GROUP, SUBSCRIPTION_ID
@@ -40,7 +40,9 @@ class DiagnosticLogService:
             is_on = lambda: settings.service_logs_on  # noqa: E731
         self.recorder = DiagnosticRecorder(engine, resource, is_on)
         store = engine.core.store
-        appender = BlobAppender(container_for(destination), resource) if destination is not None else None
+        appender = (
+            BlobAppender(container_for(destination), resource, writer_id(store)) if destination is not None else None
+        )
         self.shipper = LogShipper(store, appender, self.recorder.committed)
         self.feed = EventFeed(store, self.recorder.committed, is_on)
         self._task: asyncio.Task[None] | None = None
