@@ -47,6 +47,14 @@ def monitor(svc: Service) -> MonitorManagementClient:
     return monitor_client(svc, create_principal(svc, "--name", "monitoring"))
 
 
+@pytest.fixture(autouse=True)
+def no_setting_outlives_its_test(monitor: MonitorManagementClient) -> Iterator[None]:
+    """A test that fails midway leaves no setting on for the next ones (whose stream checks would then hang)."""
+    yield
+    for setting in monitor.diagnostic_settings.list(ACCOUNT):
+        monitor.diagnostic_settings.delete(ACCOUNT, str(setting.name))
+
+
 @pytest.fixture(scope="module")
 def target(storage: LinkedStorage) -> LogTarget:
     """The account's log folder: the management plane's subscription and resource group."""
