@@ -143,6 +143,20 @@ def test_the_exit_code_of_cmd_is_the_tasks(client: Any, windows_pool: tuple[str,
 
 
 @needs_wine
+@pytest.mark.parametrize("program", ["nothere.exe /quiet", "C:\\nothere\\prog.exe"])
+def test_a_program_wine_cannot_find_is_command_program_not_found(
+    client: Any, windows_pool: tuple[str, str, str], program: str
+) -> None:
+    """As a Windows node says of a program that is not there; `cmd /c` of one is cmd's own exit code."""
+    task_id = "missing-" + ("path" if "\\" in program else "name")
+    task = run_task(client, windows_pool[2], task_id, program, timeout=WINE_WAIT)
+    failure = task.execution_info.failure_info
+    assert task.execution_info.result == "failure" and task.execution_info.exit_code is None
+    assert (failure.category, failure.code) == ("usererror", "CommandProgramNotFound"), failure
+    assert "Wine" in failure.details[0].value
+
+
+@needs_wine
 def test_the_start_task_runs_through_wine(client: Any, windows_pool: tuple[str, str, str]) -> None:
     pool_id, node_id, _ = windows_pool
     node = client.get_node(pool_id, node_id)

@@ -44,3 +44,20 @@ def test_batch_directories_are_windows_paths_on_drive_z() -> None:
     assert out["WINEPREFIX"] == "/srv/node/users/_azbatch/.wine" and out["WINEDEBUG"] == "-all"
     assert out["TMPDIR"] == "/srv/node/users/_azbatch"  # wineserver's directory: not left in the host's /tmp
     assert wine.windows_environment(env | {"TMPDIR": "/scratch"}, account)["TMPDIR"] == "/scratch"
+
+
+def test_wines_own_not_found_exits_are_told_from_the_programs_failures(tmp_path: Path) -> None:
+    stderr = tmp_path / "stderr.txt"
+    stderr.write_text(
+        "Application could not be started, or no application associated with the specified file.\n"
+        "ShellExecuteEx failed: File not found.\n"
+    )
+    assert (
+        wine.program_not_found(1, stderr) == "The program was not found (Wine: ShellExecuteEx failed: File not found.)"
+    )
+    stderr.write_text('wine: failed to open "C:\\\\nothere\\\\prog.exe": c0000135\n')
+    assert "failed to open" in (wine.program_not_found(53, stderr) or "")
+    assert wine.program_not_found(2, stderr) is None  # another exit: the program ran
+    stderr.write_text("the program's own complaint\n")
+    assert wine.program_not_found(1, stderr) is None
+    assert wine.program_not_found(1, tmp_path / "missing.txt") is None

@@ -256,6 +256,9 @@ class Execution:
         outcome = await self.process.wait()
         if self.container is not None:
             outcome = await self._container_ended(outcome, process_spec.stderr_path)
+        elif prefixes is not None and not (outcome.timed_out or outcome.terminated or self.killed):
+            if missing := wine.program_not_found(outcome.exit_code, process_spec.stdout_path, process_spec.stderr_path):
+                outcome = dataclasses.replace(outcome, exit_code=None, start_error=missing)
         result = self._result(outcome)
         if self.container is not None:
             result["container"] = self.container.info()

@@ -10,7 +10,8 @@ Each task user has a Wine prefix (its C: drive and registry) of its own, in its 
 another user owns. Wine takes many seconds to make one, so the prefix of the pool's default task user is
 made as soon as the node is welcomed, and its runs wait for it; other users' prefixes are made by their
 first run. On a host without Wine (`wine`, else `wine64`, on the agent's PATH) every run fails with
-CommandProgramNotFound, saying so.
+CommandProgramNotFound, saying so; so does a run whose program Wine cannot find (Wine's exit and message in
+stderr.txt tell it apart from the program's own failure), as a Windows node says of a program that is not there.
 """
 
 from __future__ import annotations
@@ -45,6 +46,33 @@ NOT_INSTALLED = {
         }
     ],
 }
+
+
+# Wine's exits when the program itself cannot be started (ShellExecuteEx's "File not found": 1, said on
+# stdout; a path that does not exist, "failed to open": 53, on stderr), with the message it writes before any
+# of the program's own output could be there.
+NOT_FOUND_EXITS = frozenset({1, 53})
+_NOT_FOUND_MESSAGES = ("ShellExecuteEx failed: File not found", "wine: failed to open", "wine: cannot find")
+_OUTPUT_HEAD = 4096  # bytes of stdout.txt and stderr.txt read: Wine's message comes first
+
+
+def program_not_found(exit_code: int | None, *outputs: Path) -> str | None:
+    """Wine's message when it could not find the run's program (the run's exit and its stdout.txt or
+    stderr.txt say so); None when the program ran (whatever its exit)."""
+    if exit_code not in NOT_FOUND_EXITS:
+        return None
+    lines: list[str] = []
+    for path in outputs:
+        try:
+            with open(path, "rb") as output:
+                head = output.read(_OUTPUT_HEAD).decode(errors="replace")
+        except OSError:
+            continue
+        lines += [line.strip() for line in head.splitlines() if line.strip()]
+    found = next((line for line in lines if any(line.startswith(m) for m in _NOT_FOUND_MESSAGES)), None)
+    if found is None:
+        return None
+    return f"The program was not found (Wine: {found})"
 
 
 def find_wine() -> str | None:
