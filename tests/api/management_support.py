@@ -4,8 +4,8 @@ management and data-plane clients pointed at it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 from azure.batch import BatchClient
@@ -35,8 +35,13 @@ def contributor(svc: Service) -> dict[str, Any]:
     return create_principal(svc, "--name", "operator")
 
 
-def management_client(svc: Service, principal: dict[str, Any], **kwargs: Any) -> BatchManagementClient:
-    return BatchManagementClient(
+C = TypeVar("C")
+
+
+def arm_client(client_class: Callable[..., C], svc: Service, principal: dict[str, Any], **kwargs: Any) -> C:
+    """An azure-mgmt client (BatchManagementClient, MonitorManagementClient, ...) as a user points it at the
+    service: the principal's token for Resource Manager, the service's HTTPS URL and CA."""
+    return client_class(
         credential(principal),
         SUBSCRIPTION,
         base_url=svc.https_url,
@@ -44,6 +49,10 @@ def management_client(svc: Service, principal: dict[str, Any], **kwargs: Any) ->
         connection_verify=str(svc.ca),
         **kwargs,
     )
+
+
+def management_client(svc: Service, principal: dict[str, Any], **kwargs: Any) -> BatchManagementClient:
+    return arm_client(BatchManagementClient, svc, principal, **kwargs)
 
 
 def data_client(svc: Service, endpoint: str, key: str) -> BatchClient:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from batchyard.service.storage.azurite import Azurite
 from batchyard.service.storage.linked import LinkedStorage
+from tests.conftest import Service, start_service
 
 _azurite: Azurite | None = None
 
@@ -21,6 +22,11 @@ def shared_azurite() -> LinkedStorage:
         atexit.register(azurite.stop)
         _azurite = azurite
     return _azurite.storage
+
+
+def start_linked_service(data_dir: Path, *extra: str) -> Service:
+    """A service whose linked storage account is the shared Azurite."""
+    return start_service(data_dir, "--storage-connection-string", shared_azurite().connection_string, *extra)
 
 
 def create_container(storage: LinkedStorage, name: str) -> None:

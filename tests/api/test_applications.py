@@ -18,20 +18,15 @@ from azure.batch import models as m
 from azure.batch.models._models import BatchNodeRebootOptions  # not exported by azure-batch 15.1.0
 
 from tests.api.helpers import create_job, create_pool, idle_nodes, signed_request
-from tests.api.storage_support import shared_azurite
-from tests.conftest import Service, make_client, start_service, wait_for
+from tests.api.storage_support import start_linked_service
+from tests.conftest import Service, make_client, wait_for
 
 MGMT = "/management/applications"
 
 
 @pytest.fixture(scope="module")
 def linked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    storage = shared_azurite()
-    svc = start_service(
-        tmp_path_factory.mktemp("apps"),
-        *("--storage-connection-string", storage.connection_string, "--application-quota", "6"),
-        *("--package-quota", "3"),
-    )
+    svc = start_linked_service(tmp_path_factory.mktemp("apps"), "--application-quota", "6", "--package-quota", "3")
     yield svc
     svc.stop()
 

@@ -32,18 +32,16 @@ from tests.api.az_support import AzSession, az_program
 from tests.api.diagnostics_support import LogTarget, of
 from tests.api.helpers import completed, create_pool, readme_code_block
 from tests.api.management_support import GROUP, MANAGEMENT_SCOPE, SUBSCRIPTION, account_path
-from tests.api.storage_support import shared_azurite
+from tests.api.storage_support import shared_azurite, start_linked_service
 from tests.api.test_identity import create_principal, credential
-from tests.conftest import Service, make_client, start_service, wait_for
+from tests.conftest import Service, make_client, wait_for
 
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """This module's own service (it renews the account's primary key), linked to Azurite (application
     packages)."""
-    storage = shared_azurite()
-    service = start_service(tmp_path_factory.mktemp("azcloud-service"), "--storage-connection-string",
-                            storage.connection_string)  # fmt: skip
+    service = start_linked_service(tmp_path_factory.mktemp("azcloud-service"))
     yield service
     service.stop()
 

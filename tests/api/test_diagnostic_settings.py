@@ -17,12 +17,13 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.monitor import MonitorManagementClient
 from azure.mgmt.monitor.v2021_05_01_preview import models as mon
 
+from batchyard.service.management.resources import storage_account_id
 from batchyard.service.storage.linked import LinkedStorage
 from tests.api.diagnostics_support import LogTarget, of
 from tests.api.helpers import create_pool, readme_code_block, signed_request
-from tests.api.management_support import GROUP, MANAGEMENT_SCOPE, SUBSCRIPTION, account_path, arm_code
-from tests.api.storage_support import shared_azurite
-from tests.api.test_identity import create_principal, credential
+from tests.api.management_support import GROUP, SUBSCRIPTION, account_path, arm_client, arm_code
+from tests.api.storage_support import shared_azurite, start_linked_service
+from tests.api.test_identity import create_principal
 from tests.conftest import Service, make_client, start_service, wait_for
 
 ACCOUNT = account_path()
@@ -34,10 +35,8 @@ def storage() -> LinkedStorage:
 
 
 @pytest.fixture(scope="module")
-def svc(tmp_path_factory: pytest.TempPathFactory, storage: LinkedStorage) -> Iterator[Service]:
-    service = start_service(
-        tmp_path_factory.mktemp("diagnostic-settings"), "--storage-connection-string", storage.connection_string
-    )
+def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    service = start_linked_service(tmp_path_factory.mktemp("diagnostic-settings"))
     yield service
     service.stop()
 
@@ -62,22 +61,12 @@ def target(storage: LinkedStorage) -> LogTarget:
 
 
 def monitor_client(svc: Service, principal: dict[str, Any]) -> MonitorManagementClient:
-    return MonitorManagementClient(
-        credential(principal),
-        SUBSCRIPTION,
-        base_url=svc.https_url,
-        credential_scopes=[MANAGEMENT_SCOPE],
-        connection_verify=str(svc.ca),
-    )
-
-
-def storage_id(name: str) -> str:
-    return f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{GROUP}/providers/Microsoft.Storage/storageAccounts/{name}"
+    return arm_client(MonitorManagementClient, svc, principal)
 
 
 def to_storage(account: str, **log: Any) -> mon.DiagnosticSettingsResource:
     return mon.DiagnosticSettingsResource(
-        storage_account_id=storage_id(account), logs=[mon.LogSettings(enabled=True, **log)]
+        storage_account_id=storage_account_id(account), logs=[mon.LogSettings(enabled=True, **log)]
     )
 
 
@@ -114,7 +103,7 @@ def test_a_setting_turns_service_logs_on_and_its_deletion_turns_them_off(
     put = monitor.diagnostic_settings.create_or_update(
         ACCOUNT, "to-storage", to_storage(storage.account_name, category="ServiceLog")
     )
-    assert put.name == "to-storage" and put.storage_account_id == storage_id(storage.account_name)
+    assert put.name == "to-storage" and put.storage_account_id == storage_account_id(storage.account_name)
     assert put.id == f"{ACCOUNT}/providers/microsoft.insights/diagnosticSettings/to-storage"
     got = monitor.diagnostic_settings.get(ACCOUNT, "to-storage")
     assert [(log.category, log.enabled) for log in got.logs] == [("ServiceLog", True)]
@@ -146,7 +135,7 @@ def test_a_disabled_category_writes_nothing(
     svc: Service, monitor: MonitorManagementClient, storage: LinkedStorage
 ) -> None:
     setting = mon.DiagnosticSettingsResource(
-        storage_account_id=storage_id(storage.account_name),
+        storage_account_id=storage_account_id(storage.account_name),
         logs=[
             mon.LogSettings(category="ServiceLog", enabled=False),
             mon.LogSettings(category="AuditLog", enabled=True),
@@ -233,7 +222,7 @@ def test_a_restart_keeps_the_setting_and_its_effect(
     svc.stop()
     svc.restart()
     kept = monitor.diagnostic_settings.get(ACCOUNT, "kept")
-    assert kept.storage_account_id == storage_id(storage.account_name)
+    assert kept.storage_account_id == storage_account_id(storage.account_name)
     pool_id = unique("restarted")
     create_pool(make_client(svc.url), pool_id, nodes=0)
     wait_for(lambda: pool_logged(target, pool_id), what="the create event after the restart")
@@ -250,7 +239,9 @@ def test_the_readme_example(
     result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "service-logs ['ServiceLog']"
-    assert monitor.diagnostic_settings.get(ACCOUNT, "service-logs").storage_account_id == storage_id("devstoreaccount1")
+    assert monitor.diagnostic_settings.get(ACCOUNT, "service-logs").storage_account_id == storage_account_id(
+        "devstoreaccount1"
+    )
     monitor.diagnostic_settings.delete(ACCOUNT, "service-logs")
 
 

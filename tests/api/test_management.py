@@ -25,6 +25,7 @@ from azure.mgmt.batch import models as mm
 
 from batchyard.service.config import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME, DEV_ACCOUNT_SECONDARY_KEY
 from batchyard.service.management.account_state import new_key
+from batchyard.service.management.resources import storage_account_id
 from tests.api import management_support
 from tests.api.helpers import readme_code_block
 from tests.api.management_support import (
@@ -136,8 +137,9 @@ def test_without_linked_storage_there_is_no_auto_storage(svc: Service, contribut
     with pytest.raises(HttpResponseError) as sync:
         client.batch_account.synchronize_auto_storage_keys(GROUP, DEV_ACCOUNT_NAME)
     assert sync.value.status_code == 409 and arm_code(sync.value) == "AutoStorageNotConfigured"
-    storage_id = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{GROUP}/providers/Microsoft.Storage/storageAccounts/any"
-    linking = mm.BatchAccountUpdateParameters(auto_storage=mm.AutoStorageBaseProperties(storage_account_id=storage_id))
+    linking = mm.BatchAccountUpdateParameters(
+        auto_storage=mm.AutoStorageBaseProperties(storage_account_id=storage_account_id("any"))
+    )
     with pytest.raises(HttpResponseError) as refused:
         client.batch_account.update(GROUP, DEV_ACCOUNT_NAME, linking)
     assert refused.value.status_code == 400 and "--storage-connection-string" in str(refused.value.message)

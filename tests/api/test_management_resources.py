@@ -7,12 +7,11 @@ certificate operations): they are called as that version's contract has them, wi
 from __future__ import annotations
 
 import base64
-import io
 import ssl
 import time
 import uuid
-import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -43,17 +42,17 @@ from tests.api.management_support import (
     data_client,
     management_client,
 )
-from tests.api.storage_support import shared_azurite
+from tests.api.storage_support import start_linked_service
+from tests.api.test_applications import hello_zip
 from tests.api.test_identity import create_principal, credential
-from tests.conftest import Service, start_service, wait_for
+from tests.conftest import Service, wait_for
 
 ACCOUNT = DEV_ACCOUNT_NAME
 
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    storage = shared_azurite()
-    service = start_service(tmp_path_factory.mktemp("arm"), "--storage-connection-string", storage.connection_string)
+    service = start_linked_service(tmp_path_factory.mktemp("arm"))
     yield service
     service.stop()
 
@@ -78,15 +77,6 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
-def hello_zip(text: str) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        info = zipfile.ZipInfo("bin/hello.sh")
-        info.external_attr = 0o100755 << 16
-        archive.writestr(info, f"#!/bin/sh\necho {text}\n")
-    return buffer.getvalue()
-
-
 def ubuntu() -> mm.DeploymentConfiguration:
     image = mm.ImageReference(publisher="canonical", offer="0001-com-ubuntu-server-jammy", sku="22_04-lts")
     return mm.DeploymentConfiguration(
@@ -101,7 +91,7 @@ def fixed(dedicated: int) -> mm.ScaleSettings:
 
 
 def test_a_package_uploaded_through_arm_runs_on_a_pool_made_through_arm(
-    svc: Service, arm: BatchManagementClient, batch: Any
+    svc: Service, arm: BatchManagementClient, batch: Any, tmp_path: Path
 ) -> None:
     app = unique("Hello")
     created = arm.application.create(GROUP, ACCOUNT, app, mm.Application(display_name="Hello app"))
@@ -109,7 +99,9 @@ def test_a_package_uploaded_through_arm_runs_on_a_pool_made_through_arm(
 
     package = arm.application_package.create(GROUP, ACCOUNT, app, "1.0")
     assert package.state == mm.PackageState.PENDING and package.storage_url
-    BlobClient.from_blob_url(package.storage_url).upload_blob(hello_zip("from-arm"), overwrite=True)
+    BlobClient.from_blob_url(package.storage_url).upload_blob(
+        hello_zip(tmp_path, "from-arm").read_bytes(), overwrite=True
+    )
     active = arm.application_package.activate(
         GROUP, ACCOUNT, app, "1.0", mm.ActivateApplicationPackageParameters(format="zip")
     )

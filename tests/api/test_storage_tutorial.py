@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.storage_support import shared_azurite
-from tests.conftest import Service, start_service
+from tests.api.storage_support import shared_azurite, start_linked_service
+from tests.conftest import Service
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "python_tutorial_storage.py"
 
@@ -25,8 +25,7 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def linked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    storage = shared_azurite()
-    svc = start_service(tmp_path_factory.mktemp("tutorial"), "--storage-connection-string", storage.connection_string)
+    svc = start_linked_service(tmp_path_factory.mktemp("tutorial"))
     yield svc
     svc.stop()
 

@@ -11,13 +11,13 @@ kept in `DATA_DIR/management/diagnostic-settings.json`: a restart keeps them.
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from batchyard.service.diagnostics.records import CATEGORY as SERVICE_LOG
+from batchyard.service.management.resources import storage_account_name
 from batchyard.service.private_files import write_private
 
 log = logging.getLogger("batchyard.diagnostics")
@@ -29,19 +29,9 @@ ALL_METRICS = "AllMetrics"
 LOG_CATEGORIES: dict[str, tuple[str, ...]] = {AUDIT_LOG: ("allLogs", "audit"), SERVICE_LOG: ("allLogs",)}
 CATEGORY_GROUPS: tuple[str, ...] = ("allLogs", "audit")
 METRIC_CATEGORIES: tuple[str, ...] = (ALL_METRICS,)
-_STORAGE_ACCOUNT_ID = re.compile(
-    r"^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.storage/storageaccounts/(?P<name>[^/]+)$",
-    re.IGNORECASE,
-)
 
 # A setting as the management plane shows it: {"name", "properties": {"storageAccountId", "logs", "metrics"}}.
 Setting = dict[str, Any]
-
-
-def storage_account_name(resource_id: str) -> str | None:
-    """The storage account a `Microsoft.Storage/storageAccounts` resource id names; None if it names none."""
-    match = _STORAGE_ACCOUNT_ID.match(resource_id)
-    return match["name"] if match else None
 
 
 def enabled_log_categories(setting: Setting) -> set[str]:

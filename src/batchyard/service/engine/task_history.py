@@ -18,7 +18,12 @@ def note_transition(doc: TaskDocument, stamp: str) -> None:
     """Record the state `doc` has just moved to, at `stamp` (the wire form of the transition time)."""
     info = doc.get("executionInfo") or {}
     entry = [doc["state"], stamp, int(info.get("retryCount", 0)), int(info.get("requeueCount", 0))]
-    doc.private.state_history = [*(doc.private.state_history or []), entry][-LIMIT:]
+    kept = doc.private.state_history
+    if kept is None:
+        doc.private.state_history = [entry]
+    else:  # in place: this runs at every transition of every task
+        kept.append(entry)
+        del kept[:-LIMIT]
 
 
 def history(doc: TaskDocument) -> dict[str, Any]:

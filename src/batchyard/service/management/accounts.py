@@ -178,7 +178,8 @@ def _check_auto_storage(value: Any, linked: LinkedStorage | None) -> None:
         raise invalid_body("'autoStorage.storageAccountId' is required (a storage account's resource id).")
     if linked is None:
         raise invalid_body(f"This service's account has no linked storage account to name: {how}.")
-    if value["storageAccountId"].rstrip("/").rsplit("/", 1)[-1].lower() != linked.account_name.lower():
+    named = resources.storage_account_name(value["storageAccountId"])
+    if named is None or named.lower() != linked.account_name.lower():
         raise invalid_body(
             f"The storage account '{value['storageAccountId']}' is not the linked one "
             f"('{resources.storage_account_id(linked.account_name)}'): {how}."

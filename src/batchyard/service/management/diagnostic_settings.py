@@ -25,7 +25,6 @@ from batchyard.service.diagnostics.settings import (
     DiagnosticSettings,
     Setting,
     enabled_log_categories,
-    storage_account_name,
 )
 from batchyard.service.management import resources
 from batchyard.service.management.accounts import the_account
@@ -157,7 +156,7 @@ def _properties(request: Request, given: dict[str, Any]) -> dict[str, Any]:
 def _storage_account(request: Request, value: Any) -> str:
     if value is None:
         raise bad_request("A diagnostic setting needs a destination: 'storageAccountId' (the linked storage account).")
-    name = storage_account_name(value) if isinstance(value, str) else None
+    name = resources.storage_account_name(value) if isinstance(value, str) else None
     if name is None:
         raise CloudError(
             400,

@@ -3,6 +3,7 @@ the subscription, resource groups, location quotas and the operations served."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -33,6 +34,18 @@ def account_id(name: str) -> str:
 def storage_account_id(name: str) -> str:
     """The resource id the linked storage account goes by (same subscription and group as the account)."""
     return f"{resource_group_id()}/providers/Microsoft.Storage/storageAccounts/{name}"
+
+
+_STORAGE_ACCOUNT_ID = re.compile(
+    r"^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.storage/storageaccounts/(?P<name>[^/]+)$",
+    re.IGNORECASE,
+)
+
+
+def storage_account_name(resource_id: str) -> str | None:
+    """The storage account a `Microsoft.Storage/storageAccounts` resource id names; None if it names none."""
+    match = _STORAGE_ACCOUNT_ID.match(resource_id)
+    return match["name"] if match else None
 
 
 def account_endpoint(settings: Settings) -> str:
