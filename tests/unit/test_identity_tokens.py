@@ -79,3 +79,12 @@ def test_authentication_modes_are_azures_names() -> None:
     for wrong in ("", "Kerberos", "AAD,Kerberos"):
         with pytest.raises(SettingsError):
             parse_authentication_modes(wrong)
+
+
+def test_client_secrets_never_start_with_a_dash() -> None:
+    """`az login -p SECRET` would take a secret starting with "-" for an option (1 in 64 of plain token_urlsafe)."""
+    from batchyard.service.identity.directory import new_secret
+
+    made = [new_secret() for _ in range(500)]
+    assert not [secret for secret in made if secret.startswith("-")]
+    assert len(set(made)) == 500 and all(len(secret) == 40 for secret in made)

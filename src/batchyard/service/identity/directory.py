@@ -39,6 +39,14 @@ MAX_NAME = 120
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 
+def new_secret() -> str:
+    """A client secret (40 URL-safe characters, 240 random bits) that does not start with "-": command lines
+    (`az login -p SECRET`, curl) would take one that does for an option."""
+    while (secret := secrets.token_urlsafe(30)).startswith("-"):
+        pass
+    return secret
+
+
 class DirectoryError(ValueError):
     """A request the directory cannot do: a bad role or name (`field` says which), an unknown principal."""
 
@@ -117,7 +125,7 @@ class Directory:
         for what, value in (("name", name), ("account", account)):
             if not value or len(value) > MAX_NAME or not value.isprintable():
                 raise DirectoryError(what, f"the {what} must be 1 to {MAX_NAME} printable characters")
-        secret = secrets.token_urlsafe(30)
+        secret = new_secret()
         principal = Principal(
             client_id=str(uuid.uuid4()),
             object_id=str(uuid.uuid4()),
