@@ -35,7 +35,7 @@ def test_a_change_that_fails_leaves_no_record(tmp_path: Path) -> None:
             assert operations(world) == ["PoolCreateEvent", "PoolResizeStartEvent", "PoolResizeCompleteEvent"]
 
             def create_then_fail() -> None:
-                world.engine.pool_ops.create_pool(pool_models.parse_pool_create(pool_body("q")))
+                world.engine.pool_ops.create_pool(pool_models.parse_pool_create(pool_body("q")), None)
                 assert operations(world)[3:] == ["PoolCreateEvent", "PoolResizeStartEvent", "PoolResizeCompleteEvent"]
                 raise errors.operation_invalid("a later step of the request failed")
 

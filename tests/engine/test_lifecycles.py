@@ -367,7 +367,7 @@ def test_the_pool_and_node_concerns_build_and_run_alone(tmp_path: Path) -> None:
         await core.start()
         body = pool_body("p", targetDedicatedNodes=2)
         with store.transaction():
-            pool = pool_ops.create_pool(pool_models.parse_pool_create(body))
+            pool = pool_ops.create_pool(pool_models.parse_pool_create(body), None)
         await asyncio.sleep(0)
         nodes = list(pool.node_ids)
         assert sorted(provider.asked("start")) == sorted(nodes)

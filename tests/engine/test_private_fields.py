@@ -32,7 +32,7 @@ def test_documents_hold_only_wire_properties_through_a_lifecycle(tmp_path: Path)
         await world.add_task("j", "a", "/bin/false", constraints={"maxTaskRetryCount": 0})
         await world.add_task("j", "b", dependsOn={"taskIds": ["a"]})
         schedule = {"id": "s", "schedule": {}, "jobSpecification": {"poolInfo": {"poolId": "p"}}}
-        world.unit(world.engine.schedule_ops.create_schedule, job_models.parse_job_schedule_create(schedule))
+        world.unit(world.engine.schedule_ops.create_schedule, job_models.parse_job_schedule_create(schedule), None)
         world.housekeeping()
         await world.settle()
         running = {run["aid"]: run for run in agent.task_runs()}

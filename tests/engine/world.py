@@ -187,7 +187,7 @@ class World:
 
     async def create_pool(self, pool_id: str, nodes: int = 1, slots: int = 1, **extra: Any) -> list[str]:
         body = pool_body(pool_id, targetDedicatedNodes=nodes, taskSlotsPerNode=slots, **extra)
-        self.unit(self.engine.pool_ops.create_pool, pool_models.parse_pool_create(body))
+        self.unit(self.engine.pool_ops.create_pool, pool_models.parse_pool_create(body), None)
         await self.settle()
         return self.node_ids(pool_id)
 
@@ -199,7 +199,7 @@ class World:
 
     def create_job(self, job_id: str, pool_id: str, **extra: Any) -> None:
         body = {"id": job_id, "poolInfo": {"poolId": pool_id}, **extra}
-        self.unit(self.engine.job_ops.create_job, job_models.parse_job_create(body))
+        self.unit(self.engine.job_ops.create_job, job_models.parse_job_create(body), None)
 
     async def add_task(self, job_id: str, task_id: str, command: str = "/bin/true", **extra: Any) -> None:
         job = self.engine.job_ops.get_job(job_id)

@@ -45,13 +45,13 @@ def test_runs_that_do_not_match_their_pool_fail_with_azures_codes() -> None:
 def test_added_tasks_are_refused_where_their_pool_cannot_run_containers() -> None:
     pools = {"hostpool": SimpleNamespace(doc=HOST_POOL)}
     spec = {"id": "t", "containerSettings": {"imageName": "x"}}
-    refused = container_refusal(spec, job_pool_doc(pools, {"poolId": "HostPool"}), "containerSettings")
+    refused = container_refusal(spec, job_pool_doc(pools, None, {"poolId": "HostPool"}), "containerSettings")
     assert refused is not None and refused.code == "InvalidPropertyValue"
     auto = {"autoPoolSpecification": {"pool": CONTAINER_POOL}}
-    assert container_refusal(spec, job_pool_doc(pools, auto), "containerSettings") is None
+    assert container_refusal(spec, job_pool_doc(pools, None, auto), "containerSettings") is None
     host_auto = {"autoPoolSpecification": {"pool": HOST_POOL}}  # Azure accepts it; the run fails
-    assert container_refusal(spec, job_pool_doc(pools, host_auto), "containerSettings") is None
-    assert job_pool_doc(pools, {"poolId": "not-yet"}) is None  # checked when it runs instead
+    assert container_refusal(spec, job_pool_doc(pools, None, host_auto), "containerSettings") is None
+    assert job_pool_doc(pools, None, {"poolId": "not-yet"}) is None  # checked when it runs instead
     assert container_refusal(spec, None, "containerSettings") is None
     multi = {**spec, "multiInstanceSettings": {"numberOfInstances": 2}}
     assert container_refusal(multi, CONTAINER_POOL, "containerSettings") is not None

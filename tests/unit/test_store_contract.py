@@ -51,7 +51,7 @@ def test_a_transaction_commits_together_and_a_failed_one_leaves_nothing(open_sto
         store.insert_tasks("j", [_task(2)])
         raise RuntimeError("the request failed")
     again = open_store()
-    assert [doc["id"] for _, doc, _ in again.load_all("jobs")] == ["j"]
+    assert [doc["id"] for _, _, doc, _ in again.load_all("jobs")] == ["j"]
     assert again.existing_task_keys("j", ["t1", "t2"]) == {"t1"}
     assert again.next_seq() == seq + 1  # the failed transaction's number is not kept
 
@@ -79,10 +79,10 @@ def test_writes_replace_the_row_with_the_same_key(open_store: Opener) -> None:
     store.put_prep_status("j", "n", {"state": "succeeded"})
     store.put_usage("job", "j", {"wallClock": 1})
     again = open_store()
-    assert again.load_all("pools") == [(1, {"id": "p", "v": 2}, {})]
+    assert again.load_all("pools") == [("p", 1, {"id": "p", "v": 2}, {})]
     assert again.load_nodes() == [("p", 2, {"id": "n"}, {"boot": "b"})]
-    assert again.load_certificates() == [({"thumbprint": "c", "state": "deleting"}, {"pem": "PEM"})]
-    assert again.load_applications() == [{"id": "a"}]
+    assert again.load_certificates() == [("c", {"thumbprint": "c", "state": "deleting"}, {"pem": "PEM"})]
+    assert again.load_applications() == [("a", {"id": "a"})]
     assert again.get_meta("x") == "2" and again.get_meta("absent") is None
     assert again.list_subtasks("j", "t") == [{"id": 1, "state": "completed"}]
     assert again.load_prep_statuses() == [("j", "n", {"state": "succeeded"})]

@@ -49,7 +49,7 @@ def test_the_application_registry_moves_from_meta_to_its_table(tmp_path: Path) -
 
     store = SqliteStore(path)
     try:
-        assert {app["id"].lower(): app for app in store.load_applications()} == apps
+        assert dict(store.load_applications()) == apps
         assert store.get_meta("applications") is None
         assert store.get_meta("node_secret") == "ab"
         registry = ApplicationRegistry(store, None, 20, 40)
@@ -61,7 +61,7 @@ def test_the_application_registry_moves_from_meta_to_its_table(tmp_path: Path) -
 
     again = SqliteStore(path)  # the move happens once; later changes are in the table
     try:
-        assert [(app["id"], app["displayName"]) for app in again.load_applications()] == [("Render", "New")]
+        assert [(key, app["id"], app["displayName"]) for key, app in again.load_applications()] == [("render", "Render", "New")]
     finally:
         again.close()
 
@@ -110,15 +110,15 @@ def test_private_fields_move_out_of_an_older_services_documents(tmp_path: Path) 
     _old_database(path)
     store = SqliteStore(path)
     try:
-        [(seq, pool, pool_private)] = store.load_all("pools")
-        assert (seq, pool) == (1, {"id": "p", "state": "active"})
+        [(key, seq, pool, pool_private)] = store.load_all("pools")
+        assert (key, seq, pool) == ("p", 1, {"id": "p", "state": "active"})
         assert pool_private == {"autoscale_next": "2026-01-01T00:00:00Z", "keep_alive": 1}
         [(pool_key, seq, node, node_private)] = store.load_nodes()
         assert (pool_key, seq, node) == ("p", 2, {"id": "n1", "state": "idle"})
         assert node_private == {"provider": "external", "boot": "b1", "users": {}}
-        [(_, job, job_private)] = store.load_all("jobs")
+        [(_, _, job, job_private)] = store.load_all("jobs")
         assert (job, job_private) == ({"id": "j", "state": "active"}, {"schedule": "s", "released": True})
-        [(_, schedule, schedule_private)] = store.load_all("schedules")
+        [(_, _, schedule, schedule_private)] = store.load_all("schedules")
         assert schedule_private == {"jobs_created": 2, "active_job": "j"} and "_jobs" not in schedule
         task = store.get_task("j", "t")
         assert task == {"id": "t", "state": "running", "commandLine": 'echo "_aid"', "nodeInfo": {"nodeId": "n1"}}
@@ -126,7 +126,7 @@ def test_private_fields_move_out_of_an_older_services_documents(tmp_path: Path) 
         assert store.get_task("j", "u") == {"id": "u", "state": "active", "commandLine": "true"}
         [(_, raw)] = store.list_tasks("j", 0, 1)
         assert orjson.loads(raw) == task  # lists read exactly the wire document
-        [(cert, cert_private)] = store.load_certificates()
+        [(_, cert, cert_private)] = store.load_certificates()
         assert "_pem" not in cert and cert_private == {"pem": "PEM", "key": None}
     finally:
         store.close()

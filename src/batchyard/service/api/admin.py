@@ -29,7 +29,9 @@ from batchyard.service.http import accepted, endpoint, json_response, read_json
 @endpoint
 async def join_token(request: Request) -> Response:
     pool_id = request.path_params["poolId"]
-    return json_response({"poolId": pool_id, "joinToken": service_of(request).join_token(pool_id)})
+    service = service_of(request)
+    # what the joining agent names the pool by (`account/id` for an account other than the service's own)
+    return json_response({"poolId": service.pool_name(pool_id), "joinToken": service.join_token(pool_id)})
 
 
 @endpoint

@@ -20,6 +20,7 @@ from batchyard.service import errors
 from batchyard.service.clock import iso
 from batchyard.service.documents import dump_private, load_private
 from batchyard.service.engine import states
+from batchyard.service.engine.account_keys import account_of, scoped_key
 from batchyard.service.engine.core import Concern, EngineCore
 from batchyard.service.engine.events import Tick, reacts_to
 from batchyard.service.engine.records import NodeRecord, PoolRecord
@@ -27,8 +28,8 @@ from batchyard.service.engine.records import NodeRecord, PoolRecord
 MAX_DATA = 10 * 1024  # the contract: "The maximum size is 10KB"
 
 
-def cert_key(algorithm: str, thumbprint: str) -> str:
-    return f"{algorithm.lower()}-{thumbprint.replace(' ', '').lower()}"
+def cert_key(account: str | None, algorithm: str, thumbprint: str) -> str:
+    return scoped_key(account, f"{algorithm}-{thumbprint.replace(' ', '')}")
 
 
 @dataclass(slots=True)
@@ -42,14 +43,13 @@ class CertificateOps(Concern):
         super().__init__(core)
         self.certificates: dict[str, dict[str, Any]] = {}  # key -> wire document
         self.key_material: dict[str, CertificatePrivate] = {}
-        for doc, private in self.store.load_certificates():
-            key = cert_key(doc["thumbprintAlgorithm"], doc["thumbprint"])
+        for key, doc, private in self.store.load_certificates():
             self.certificates[key] = doc
             self.key_material[key] = load_private(CertificatePrivate, private)
 
     # --- operations -----------------------------------------------------------------------------
 
-    def add_certificate(self, spec: dict[str, Any]) -> dict[str, Any]:
+    def add_certificate(self, spec: dict[str, Any], account: str | None) -> dict[str, Any]:
         algorithm = spec["thumbprintAlgorithm"]
         if algorithm.lower() != "sha1":
             raise errors.invalid_property("thumbprintAlgorithm", algorithm, "The algorithm must be sha1.")
@@ -63,7 +63,7 @@ class CertificateOps(Concern):
             raise errors.invalid_property(
                 "thumbprint", spec["thumbprint"], "The thumbprint does not match the certificate's SHA-1 thumbprint."
             )
-        key = cert_key(algorithm, thumbprint)
+        key = cert_key(account, algorithm, thumbprint)
         existing = self.certificates.get(key)
         if existing is not None:
             if existing["state"] == "deleting":
@@ -82,11 +82,11 @@ class CertificateOps(Concern):
         }
         self.certificates[key] = doc
         self.key_material[key] = CertificatePrivate(cert.public_bytes(Encoding.PEM).decode(), private_key)
-        self._save_certificate(doc)
+        self._save_certificate(key, doc)
         return doc
 
-    def get_certificate(self, algorithm: str, thumbprint: str) -> dict[str, Any]:
-        doc = self.certificates.get(cert_key(algorithm, thumbprint))
+    def get_certificate(self, account: str | None, algorithm: str, thumbprint: str) -> dict[str, Any]:
+        doc = self.certificates.get(cert_key(account, algorithm, thumbprint))
         if doc is None:
             raise errors.not_found("CertificateNotFound", "The specified certificate does not exist.")
         return doc
@@ -97,7 +97,7 @@ class CertificateOps(Concern):
             return
         self._move_certificate(doc, "deleting")
         doc.pop("deleteCertificateError", None)
-        self._save_certificate(doc)
+        self._save_certificate(self._key_of(doc), doc)
 
     def cancel_certificate_deletion(self, doc: dict[str, Any]) -> None:
         if doc["state"] == "active":
@@ -106,13 +106,15 @@ class CertificateOps(Concern):
             raise errors.conflict("CertificateBeingDeleted", "The specified certificate is being deleted.")
         self._move_certificate(doc, "active")
         doc.pop("deleteCertificateError", None)
-        self._save_certificate(doc)
+        self._save_certificate(self._key_of(doc), doc)
 
     def _move_certificate(self, doc: dict[str, Any], state: str) -> None:
         states.move(doc, states.CERTIFICATE, state, self.core.now(), previous=True)
 
-    def _save_certificate(self, doc: dict[str, Any]) -> None:
-        key = cert_key(doc["thumbprintAlgorithm"], doc["thumbprint"])
+    def _key_of(self, doc: dict[str, Any]) -> str:
+        return next(key for key, known in self.certificates.items() if known is doc)
+
+    def _save_certificate(self, key: str, doc: dict[str, Any]) -> None:
         self.store.put_certificate(key, doc, dump_private(self.key_material[key]))
 
     @reacts_to(Tick)
@@ -120,7 +122,7 @@ class CertificateOps(Concern):
         for key, doc in list(self.certificates.items()):
             if doc["state"] != "deleting":
                 continue
-            pools = [pool.doc["id"] for pool in self.pools.values() if key in dict(_references(pool.doc))]
+            pools = [pool.doc["id"] for pool in self.pools.values() if key in dict(_references(pool))]
             nodes = [node.id for node in self.nodes.values() if key in (node.private.certificates)]
             if pools or nodes:
                 self._move_certificate(doc, "deletefailed")
@@ -130,7 +132,7 @@ class CertificateOps(Concern):
                     "values": [{"name": "PoolId", "value": pool_id} for pool_id in pools]
                     + [{"name": "NodeId", "value": node_id} for node_id in nodes[:10]],
                 }
-                self._save_certificate(doc)
+                self._save_certificate(key, doc)
             else:
                 del self.certificates[key]
                 del self.key_material[key]
@@ -138,9 +140,9 @@ class CertificateOps(Concern):
 
     # --- pools and nodes ------------------------------------------------------------------------
 
-    def check_certificate_references(self, refs: list[dict[str, Any]] | None) -> None:
+    def check_certificate_references(self, refs: list[dict[str, Any]] | None, account: str | None) -> None:
         for ref in refs or []:
-            doc = self.certificates.get(cert_key(ref["thumbprintAlgorithm"], ref["thumbprint"]))
+            doc = self.certificates.get(cert_key(account, ref["thumbprintAlgorithm"], ref["thumbprint"]))
             if doc is None or doc["state"] != "active":
                 raise errors.invalid_property(
                     "certificateReferences",
@@ -150,7 +152,7 @@ class CertificateOps(Concern):
 
     def send_certificates(self, node: NodeRecord, pool: PoolRecord | None) -> list[str]:
         """Send the pool's certificates to a booting node's agent; the keys of what it installs."""
-        refs = {key: ref for key, ref in _references(pool.doc) if key in self.certificates} if pool else {}
+        refs = {key: ref for key, ref in _references(pool) if key in self.certificates} if pool else {}
         keys = list(refs)
         if node.session is not None:
             certs = [
@@ -168,10 +170,12 @@ class CertificateOps(Concern):
         return keys
 
 
-def _references(pool_doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def _references(pool: PoolRecord) -> list[tuple[str, dict[str, Any]]]:
+    """The keys of the certificates a pool references (its account's), with the references."""
+    account = account_of(pool.key)
     return [
-        (cert_key(ref.get("thumbprintAlgorithm", "sha1"), ref["thumbprint"]), ref)
-        for ref in pool_doc.get("certificateReferences") or []
+        (cert_key(account, ref.get("thumbprintAlgorithm", "sha1"), ref["thumbprint"]), ref)
+        for ref in pool.doc.get("certificateReferences") or []
     ]
 
 

@@ -6,17 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 from batchyard.service import errors
+from batchyard.service.engine.account_keys import scoped_key
 from batchyard.service.engine.run_builder import container_config
 
 
-def job_pool_doc(pools: dict[str, Any], pool_info: dict[str, Any]) -> dict[str, Any] | None:
-    """The pool a job's `poolInfo` names (its record's document); None when the named pool does not exist
+def job_pool_doc(pools: dict[str, Any], account: str | None, pool_info: dict[str, Any]) -> dict[str, Any] | None:
+    """The pool of `account` a job's `poolInfo` names (its record's document); None when it does not exist
     (yet) or the job has an auto pool: Azure accepts container tasks of a job whose auto pool
     specification has no container configuration (azure-batch's own test_batch_tasks adds one), and
     their runs fail with ContainerSettingsNotSupported (run_builder.container_prefail)."""
     if pool_info.get("autoPoolSpecification"):
         return None
-    pool = pools.get(str(pool_info.get("poolId") or "").lower())
+    pool = pools.get(scoped_key(account, str(pool_info.get("poolId") or "")))
     return pool.doc if pool is not None else None
 
 

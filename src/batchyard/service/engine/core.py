@@ -23,6 +23,7 @@ from batchyard.service.clock import Clock, iso, ticks
 from batchyard.service.config import Settings
 from batchyard.service.documents import TaskDocument, dump_private, load_private
 from batchyard.service.engine import states
+from batchyard.service.engine.account_keys import account_of, account_path
 from batchyard.service.engine.dependencies import parent_keys
 from batchyard.service.engine.events import EngineStarted, Reactions, RoundDue, Tick
 from batchyard.service.engine.records import (
@@ -79,8 +80,8 @@ class EngineCore:
     # --- loading ------------------------------------------------------------------------------
 
     def _load(self) -> None:
-        for seq, doc, private in self.store.load_all("pools"):
-            pool = PoolRecord(doc["id"].lower(), seq, doc, load_private(PoolPrivate, private))
+        for key, seq, doc, private in self.store.load_all("pools"):
+            pool = PoolRecord(key, seq, doc, load_private(PoolPrivate, private))
             self.pools[pool.key] = pool
         started = time.monotonic()
         for pool_key, seq, doc, private in self.store.load_nodes():
@@ -88,8 +89,8 @@ class EngineCore:
             self.nodes[node.id] = node
             if node.pool_key in self.pools:
                 self.pools[node.pool_key].node_ids.append(node.id)
-        for seq, doc, private in self.store.load_all("jobs"):
-            job = JobRecord(doc["id"].lower(), seq, doc, load_private(JobPrivate, private))
+        for key, seq, doc, private in self.store.load_all("jobs"):
+            job = JobRecord(key, seq, doc, load_private(JobPrivate, private))
             self.jobs[job.key] = job
             if job.pool_key:
                 self.pool_jobs[job.pool_key].add(job.key)
@@ -143,6 +144,16 @@ class EngineCore:
 
     def provider_of(self, node: NodeRecord) -> NodeProvider:
         return self.providers.get(node.private.provider)
+
+    # --- accounts (engine/account_keys.py) ------------------------------------------------------
+
+    def account_url(self, key: str) -> str:
+        """The data plane's URL of the account of that pool's or job's key (what links in documents start with)."""
+        return self.settings.base_url + account_path(account_of(key))
+
+    def account_name(self, key: str) -> str:
+        """The name of the account of that pool's or job's key."""
+        return account_of(key) or self.settings.account_name
 
     # --- time and stamps ------------------------------------------------------------------------
 

@@ -16,7 +16,8 @@ from batchyard.service.engine.operations.pools import PoolOperations
 from batchyard.service.engine.operations.schedules import ScheduleOperations
 from batchyard.service.engine.operations.service import ServiceOperations
 from batchyard.service.engine.operations.tasks import TaskOperations
-from batchyard.service.storage.applications import ApplicationRegistry
+from batchyard.service.engine.account_keys import SERVICE_ACCOUNT
+from batchyard.service.storage.applications import ApplicationRegistries, ApplicationRegistry
 
 
 class BatchService(
@@ -28,9 +29,27 @@ class BatchService(
     AccountOperations,
     ServiceOperations,
 ):
-    """Everything the API can ask of the service."""
+    """Everything the API can ask of the service, for one Batch account (`account`; None: the service's own)."""
 
-    def __init__(self, engine: Engine, applications: ApplicationRegistry) -> None:
-        super().__init__(engine)
+    def __init__(
+        self, engine: Engine, registries: ApplicationRegistries, account: str | None = SERVICE_ACCOUNT
+    ) -> None:
+        super().__init__(engine, account)
+        self.registries = registries
         # Applications and their packages keep their own registry (linked storage, its own writes).
-        self.applications = applications
+        self.applications: ApplicationRegistry = registries.of(account)
+        self._views: dict[str | None, BatchService] = {account: self}
+
+    def for_account(self, account: str | None) -> BatchService:
+        """The same service acting for another account (engine/account_keys.py): one engine, one store."""
+        view = self._views.get(account)
+        if view is None:
+            view = BatchService(self.engine, self.registries, account)
+            view._views = self._views
+            self._views[account] = view
+        return view
+
+    def forget_account(self, account: str) -> None:
+        """After the account is deleted: its view and registry go (a new account of its name starts empty)."""
+        self._views.pop(account, None)
+        self.registries.forget(account)

@@ -26,11 +26,12 @@ def scheduling_error(code: str, message: str, details: list[tuple[str, str]]) ->
     }
 
 
-def auto_pool_error(pool_ops: PoolOps, auto: dict[str, Any]) -> dict[str, Any] | None:
-    """The BatchJobSchedulingError that keeps this auto pool specification from becoming a pool, or None."""
+def auto_pool_error(pool_ops: PoolOps, account: str | None, auto: dict[str, Any]) -> dict[str, Any] | None:
+    """The BatchJobSchedulingError that keeps this auto pool specification of `account` from becoming a pool,
+    or None."""
     pool = auto.get("pool") or {}
     try:
-        pool_ops.check_pool_quota()
+        pool_ops.check_pool_quota(account)
     except errors.BatchError as refused:
         return _from(refused, "AutoPoolCreationFailedWithQuotaReached", "The Batch service could not create an "
                      "auto pool to run the job on, because the account has reached its quota of pools.")  # fmt: skip
@@ -41,7 +42,7 @@ def auto_pool_error(pool_ops: PoolOps, auto: dict[str, Any]) -> dict[str, Any] |
         return _from(refused, "InvalidAutoScaleFormulaInAutoPool", "The auto pool specification for the job "
                      "has an invalid automatic scaling formula.")  # fmt: skip
     try:
-        pool_ops.certificate_ops.check_certificate_references(pool.get("certificateReferences"))
+        pool_ops.certificate_ops.check_certificate_references(pool.get("certificateReferences"), account)
     except errors.BatchError as refused:
         return _from(refused, "InvalidCertificatesInAutoPool", "The auto pool specification for the job has "
                      "an invalid certificate reference.")  # fmt: skip

@@ -9,6 +9,7 @@ from typing import Any
 from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine import states
+from batchyard.service.engine.account_keys import account_of, scoped_key
 from batchyard.service.engine.container_rules import container_refusal, job_pool_doc
 from batchyard.service.engine.core import Concern, EngineCore, limit_seconds
 from batchyard.service.engine.events import (
@@ -48,14 +49,15 @@ class JobOps(Concern):
         self.task_ops = task_ops
         self.preparation = preparation
 
-    def get_job(self, job_id: str) -> JobRecord:
-        job = self.jobs.get(job_id.lower())
+    def get_job(self, key: str) -> JobRecord:
+        """The job of that key (account_keys.scoped_key), or JobNotFound."""
+        job = self.jobs.get(key)
         if job is None:
             raise errors.not_found("JobNotFound", "The specified job does not exist.")
         return job
 
-    def create_job(self, spec: dict[str, Any]) -> JobRecord:
-        key = spec["id"].lower()
+    def create_job(self, spec: dict[str, Any], account: str | None) -> JobRecord:
+        key = scoped_key(account, spec["id"])
         if key in self.jobs:
             if self.jobs[key].doc["state"] == "deleting":
                 raise errors.conflict(
@@ -63,7 +65,7 @@ class JobOps(Concern):
                 )
             raise errors.conflict("JobExists", "The specified job already exists.")
         manager = spec.get("jobManagerTask") or {}
-        pool_doc = job_pool_doc(self.pools, spec["poolInfo"])
+        pool_doc = job_pool_doc(self.pools, account, spec["poolInfo"])
         if (refused := container_refusal(manager, pool_doc, "jobManagerTask.containerSettings")) is not None:
             raise refused  # before anything is made (an auto pool)
         now = self.core.now()
@@ -71,9 +73,9 @@ class JobOps(Concern):
         pool_info = doc["poolInfo"]
         pool_id = pool_info.get("poolId")
         auto = pool_info.get("autoPoolSpecification")
-        failure = auto_pool_error(self.pool_ops, auto) if auto else None
+        failure = auto_pool_error(self.pool_ops, account, auto) if auto else None
         if auto and failure is None:
-            pool_id = self.create_auto_pool(spec["id"], auto)
+            pool_id = self.create_auto_pool(key, auto)
         doc.update(
             {
                 "creationTime": iso(now),
@@ -120,12 +122,13 @@ class JobOps(Concern):
             if job.doc["state"] in ("active", "disabling", "disabled", "enabling"):
                 self.terminate_job(job, "JMComplete")
 
-    def create_auto_pool(self, job_id: str, spec: dict[str, Any]) -> str:
+    def create_auto_pool(self, owner_key: str, spec: dict[str, Any]) -> str:
+        """The id of a new auto pool for the job or job schedule of that key, in its account."""
         prefix = spec.get("autoPoolIdPrefix") or ""
         pool_id = f"{prefix}_{uuid.uuid4()}" if prefix else str(uuid.uuid4())
         pool_spec = dict(spec.get("pool") or {})
         pool_spec["id"] = pool_id[:64]
-        pool = self.pool_ops.create_pool(pool_spec, auto_pool_for=job_id.lower())
+        pool = self.pool_ops.create_pool(pool_spec, account_of(owner_key), auto_pool_for=owner_key)
         pool.private.auto_pool_lifetime = spec.get("poolLifetimeOption", "job")
         pool.private.keep_alive = bool(spec.get("keepAlive", False))
         self.core.save_pool(pool)

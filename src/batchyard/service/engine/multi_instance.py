@@ -178,7 +178,7 @@ class MultiInstanceOps(Concern):
         node.doc["totalTasksRun"] = int(node.doc.get("totalTasksRun", 0)) + 1
         node.dirty = True
         pool_id = self.pools[node.pool_key].doc["id"]
-        node_url = f"{self.settings.base_url}/pools/{pool_id}/nodes/{node.id}"
+        node_url = f"{self.core.account_url(node.pool_key)}/pools/{pool_id}/nodes/{node.id}"
         subtask = {
             "id": index,
             "nodeInfo": {
@@ -196,7 +196,7 @@ class MultiInstanceOps(Concern):
         self.store.put_subtask(job.key, gang.task_key, index, subtask)
         node.recent.append(
             {
-                "taskUrl": f"{self.settings.base_url}/jobs/{job.doc['id']}/tasks/{doc['id']}",
+                "taskUrl": f"{self.core.account_url(job.key)}/jobs/{job.doc['id']}/tasks/{doc['id']}",
                 "jobId": job.doc["id"],
                 "taskId": doc["id"],
                 "subtaskId": index,

@@ -120,8 +120,8 @@ class AgentSessionOps(Concern):
             "t": "welcome",
             "node": node.id,
             "pool": pool.doc["id"] if pool else node.pool_key,
-            "account": self.settings.account_name,
-            "accountUrl": self.settings.base_url,
+            "account": self.core.account_name(node.pool_key),
+            "accountUrl": self.core.account_url(node.pool_key),
             "dedicated": node.dedicated,
             "taskDirs": sorted(node.gang_dirs),  # the agent ends what other ones left behind
             "userAccounts": pool_accounts(pool.doc if pool else None),

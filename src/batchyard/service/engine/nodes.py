@@ -14,6 +14,7 @@ from batchyard.protocol import messages
 from batchyard.providers.base import NodeLaunch
 from batchyard.service.clock import iso
 from batchyard.service.engine import endpoints
+from batchyard.service.engine.account_keys import account_of, scoped_id
 from batchyard.service.engine.core import Concern, EngineCore
 from batchyard.service.engine.events import (
     NodeFreed,
@@ -137,13 +138,16 @@ class NodeOps(Concern):
     def node_token_ok(self, node_id: str, token: str) -> bool:
         return node_id in self.nodes and hmac.compare_digest(messages.node_token(self.core.node_secret, node_id), token)
 
-    def join_token(self, pool_id: str) -> str:
-        return messages.join_token(self.core.node_secret, pool_id)
+    def join_token(self, pool_name: str) -> str:
+        """The join token of a pool, named by its scoped id (account_keys.scoped_id: its id for the service's
+        own account, `account/id` for another)."""
+        return messages.join_token(self.core.node_secret, pool_name)
 
-    def claim_node(self, pool_id: str, token: str) -> tuple[str, str] | None:
+    def claim_node(self, pool_name: str, token: str) -> tuple[str, str] | None:
         """Give an agent that presents the pool's join token one of the pool's unclaimed external nodes."""
-        pool = self.pools.get(pool_id.lower())
-        if pool is None or not hmac.compare_digest(self.join_token(pool.doc["id"]), token):
+        pool = self.pools.get(pool_name.lower())
+        expected = self.join_token(scoped_id(account_of(pool.key), pool.doc["id"])) if pool is not None else ""
+        if pool is None or not hmac.compare_digest(expected, token):
             return None
         for node_id in pool.node_ids:
             node = self.nodes[node_id]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from batchyard.service.engine.account_keys import account_of
 from batchyard.service.engine.records import NodeRecord, NodeRun, PoolRecord, RunKind
 from batchyard.service.engine.run_builder import build_run, container_config
 from batchyard.service.storage.runs import RunResources
@@ -24,7 +25,7 @@ def send_pool_packages(resources: RunResources, node: NodeRecord, pool: PoolReco
     containers = container_config(pool.doc if pool else None)
     if (not refs and containers is None) or node.session is None:
         return False
-    resolved = resources.resolve_packages(refs)
+    resolved = resources.resolve_packages(refs, account_of(pool.key) if pool else None)
     run = build_run(RunKind.PACKAGES, PACKAGES_RUN_ID, "startup", "", {})
     if containers is not None:
         run["images"] = {

@@ -8,6 +8,7 @@ from typing import Any
 from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.engine import states
+from batchyard.service.engine.account_keys import account_of, in_account, scoped_key
 from batchyard.service.engine.certificates import CertificateOps
 from batchyard.service.engine.core import Concern, EngineCore, limit_seconds
 from batchyard.service.engine.events import (
@@ -62,26 +63,27 @@ class PoolOps(Concern):
         self.certificate_ops = certificate_ops  # a pool may only reference active certificates
         self.formulas = formulas  # an autoscale formula is checked before the pool exists
 
-    def get_pool(self, pool_id: str) -> PoolRecord:
-        pool = self.pools.get(pool_id.lower())
+    def get_pool(self, key: str) -> PoolRecord:
+        """The pool of that key (account_keys.scoped_key), or PoolNotFound."""
+        pool = self.pools.get(key)
         if pool is None:
             raise errors.not_found("PoolNotFound", "The specified pool does not exist.")
         return pool
 
-    def create_pool(self, spec: dict[str, Any], auto_pool_for: str | None = None) -> PoolRecord:
-        """A new pool (`auto_pool_for`: the job or schedule key whose auto pool it is)."""
+    def create_pool(self, spec: dict[str, Any], account: str | None, auto_pool_for: str | None = None) -> PoolRecord:
+        """A new pool of `account` (`auto_pool_for`: the job or schedule key whose auto pool it is)."""
         if spec.get("enableAutoScale"):
             self.formulas.check(spec["autoScaleFormula"])
-        self.certificate_ops.check_certificate_references(spec.get("certificateReferences"))
+        self.certificate_ops.check_certificate_references(spec.get("certificateReferences"), account)
         check_preemption_settings(spec.get("metadata"))
-        key = spec["id"].lower()
+        key = scoped_key(account, spec["id"])
         if key in self.pools:
             if self.pools[key].doc["state"] == "deleting":
                 raise errors.conflict(
                     "PoolBeingDeleted", "The specified pool has been marked for deletion and is being reclaimed."
                 )
             raise errors.conflict("PoolExists", "The specified pool already exists.")
-        self.check_pool_quota()
+        self.check_pool_quota(account)
         now = self.core.now()
         doc = dict(spec)
         doc.update(
@@ -107,9 +109,9 @@ class PoolOps(Concern):
         self.core.emit(PoolCreated(pool, now))
         return pool
 
-    def check_pool_quota(self) -> None:
+    def check_pool_quota(self, account: str | None) -> None:
         """The account's pools, auto pools and pools being deleted included, may not exceed its quota."""
-        if len(self.pools) >= self.settings.pool_quota:
+        if sum(1 for key in self.pools if in_account(key, account)) >= self.settings.pool_quota:
             raise errors.conflict(
                 "PoolQuotaReached",
                 f"The specified account has reached its quota of pools ({self.settings.pool_quota}).",
@@ -237,10 +239,11 @@ class PoolOps(Concern):
 
     def _nodes_within_quota(self, pool: PoolRecord, wanted: int, dedicated: bool) -> int:
         """Dedicated and low-priority cores have separate account quotas (preempted nodes hold theirs)."""
+        account = account_of(pool.key)
         used = sum(
             _cores(self.pools[node.pool_key].doc["vmSize"])
             for node in self.nodes.values()
-            if node.pool_key in self.pools and node.dedicated == dedicated
+            if node.pool_key in self.pools and node.dedicated == dedicated and in_account(node.pool_key, account)
         )
         per_node = _cores(pool.doc["vmSize"])
         return max(0, min(wanted, (self._quota(dedicated) - used) // per_node))
@@ -374,7 +377,7 @@ class PoolOps(Concern):
 
     def update_pool(self, pool: PoolRecord, changes: dict[str, Any], replace: bool) -> None:
         if "certificateReferences" in changes:
-            self.certificate_ops.check_certificate_references(changes["certificateReferences"])
+            self.certificate_ops.check_certificate_references(changes["certificateReferences"], account_of(pool.key))
         check_preemption_settings(changes.get("metadata"))
         if pool.doc["state"] == "deleting":
             raise _being_deleted()

@@ -138,7 +138,7 @@ class PreparationOps(Concern):
         return {
             "poolId": pool_id,
             "nodeId": node.id,
-            "nodeUrl": f"{self.settings.base_url}/pools/{pool_id}/nodes/{node.id}",
+            "nodeUrl": f"{self.core.account_url(node.pool_key)}/pools/{pool_id}/nodes/{node.id}",
         }
 
     # --- results --------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from batchyard.service.engine.account_keys import account_of, scoped_key
 from batchyard.service.engine.dependencies import DependencyGraph
 from batchyard.service.engine.scheduler import QueuedTask
 
@@ -153,7 +154,7 @@ class JobRecord:
     def pool_key(self) -> str | None:
         info = self.doc.get("executionInfo") or {}
         pool_id = info.get("poolId") or (self.doc.get("poolInfo") or {}).get("poolId")
-        return pool_id.lower() if pool_id else None
+        return scoped_key(account_of(self.key), pool_id) if pool_id else None
 
     @property
     def priority(self) -> int:

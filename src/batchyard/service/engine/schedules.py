@@ -15,6 +15,7 @@ from typing import Any
 from batchyard.service import errors
 from batchyard.service.clock import iso, parse_iso
 from batchyard.service.documents import dump_private, load_private
+from batchyard.service.engine.account_keys import account_of, in_account, scoped_key
 from batchyard.service.engine.core import Concern, EngineCore, limit_seconds
 from batchyard.service.engine.events import Tick, reacts_to
 from batchyard.service.engine.job_errors import auto_pool_error
@@ -53,12 +54,13 @@ class ScheduleOps(Concern):
         self.pool_ops = pool_ops
         self.job_ops = job_ops
         self.schedules: dict[str, ScheduleRecord] = {}
-        for seq, doc, private in self.store.load_all("schedules"):
-            schedule = ScheduleRecord(doc["id"].lower(), seq, doc, load_private(SchedulePrivate, private))
+        for key, seq, doc, private in self.store.load_all("schedules"):
+            schedule = ScheduleRecord(key, seq, doc, load_private(SchedulePrivate, private))
             self.schedules[schedule.key] = schedule
 
-    def get_schedule(self, schedule_id: str) -> ScheduleRecord:
-        schedule = self.schedules.get(schedule_id.lower())
+    def get_schedule(self, key: str) -> ScheduleRecord:
+        """The job schedule of that key (account_keys.scoped_key), or JobScheduleNotFound."""
+        schedule = self.schedules.get(key)
         if schedule is None:
             raise errors.not_found("JobScheduleNotFound", "The specified job schedule does not exist.")
         return schedule
@@ -68,10 +70,12 @@ class ScheduleOps(Concern):
 
     # --- quota ----------------------------------------------------------------------------------
 
-    def check_job_quota(self) -> None:
+    def check_job_quota(self, account: str | None) -> None:
         """Active jobs and job schedules together may not exceed the account's quota."""
-        active = sum(1 for job in self.jobs.values() if job.doc["state"] != "completed")
-        active += sum(1 for s in self.schedules.values() if s.doc["state"] != "completed")
+        active = sum(1 for key, job in self.jobs.items() if job.doc["state"] != "completed" and in_account(key, account))
+        active += sum(
+            1 for key, s in self.schedules.items() if s.doc["state"] != "completed" and in_account(key, account)
+        )
         if active >= self.settings.job_quota:
             raise errors.conflict(
                 "ActiveJobAndScheduleQuotaReached",
@@ -80,11 +84,11 @@ class ScheduleOps(Concern):
 
     # --- operations -----------------------------------------------------------------------------
 
-    def create_schedule(self, spec: dict[str, Any]) -> ScheduleRecord:
-        key = spec["id"].lower()
+    def create_schedule(self, spec: dict[str, Any], account: str | None) -> ScheduleRecord:
+        key = scoped_key(account, spec["id"])
         if key in self.schedules:
             raise errors.conflict("JobScheduleExists", "The specified job schedule already exists.")
-        self.check_job_quota()
+        self.check_job_quota(account)
         now = self.core.now()
         doc = dict(spec)
         doc.update(
@@ -215,6 +219,7 @@ class ScheduleOps(Concern):
 
     def _create_scheduled_job(self, schedule: ScheduleRecord, now: datetime) -> JobRecord:
         doc = schedule.doc
+        account = account_of(schedule.key)
         schedule.private.jobs_created += 1
         spec = dict(doc["jobSpecification"])
         spec["id"] = f"{doc['id']}:job-{schedule.private.jobs_created}"
@@ -222,16 +227,16 @@ class ScheduleOps(Concern):
         # An auto pool that cannot be made is the job's scheduling error (job_ops.create_job), not a pool.
         if auto and auto.get("poolLifetimeOption") == "jobschedule":
             pool_id = self._schedule_pool(schedule)
-            if pool_id is None and auto_pool_error(self.pool_ops, auto) is None:
-                pool_id = self.job_ops.create_auto_pool(schedule.doc["id"], auto)
+            if pool_id is None and auto_pool_error(self.pool_ops, account, auto) is None:
+                pool_id = self.job_ops.create_auto_pool(schedule.key, auto)
                 schedule.private.auto_pool = pool_id
             if pool_id is not None:
                 spec["poolInfo"] = {"poolId": pool_id}
-        job = self.job_ops.create_job(spec)
+        job = self.job_ops.create_job(spec, account)
         job.private.schedule = schedule.key
         self.core.save_job(job)
         schedule.private.active_job = job.key
-        url = f"{self.settings.base_url}/jobs/{job.doc['id']}"
+        url = f"{self.core.account_url(schedule.key)}/jobs/{job.doc['id']}"
         doc["executionInfo"]["recentJob"] = {"id": job.doc["id"], "url": url}
         self._stamp_and_save(schedule, now)
         return job
@@ -239,10 +244,10 @@ class ScheduleOps(Concern):
     def _schedule_pool(self, schedule: ScheduleRecord) -> str | None:
         """The one auto pool all of a schedule's jobs share (poolLifetimeOption jobschedule), while it exists."""
         pool_id = schedule.private.auto_pool
-        return str(pool_id) if pool_id and pool_id.lower() in self.pools else None
+        return str(pool_id) if pool_id and scoped_key(account_of(schedule.key), pool_id) in self.pools else None
 
     def _release_schedule_pool(self, schedule: ScheduleRecord) -> None:
-        pool = self.pools.get((schedule.private.auto_pool or "").lower())
+        pool = self.pools.get(scoped_key(account_of(schedule.key), schedule.private.auto_pool or ""))
         if pool is not None and not pool.private.keep_alive:
             self.pool_ops.delete_pool(pool)
 

@@ -10,6 +10,7 @@ from batchyard.protocol.messages import Run
 from batchyard.service.clock import iso
 from batchyard.service.documents import TaskDocument
 from batchyard.service.engine import states
+from batchyard.service.engine.account_keys import account_of
 from batchyard.service.engine.core import Concern, EngineCore, limit_seconds
 from batchyard.service.engine.events import (
     GangEndRequested,
@@ -55,7 +56,8 @@ class TaskRunOps(Concern):
         states.move(doc, states.TASK, "running", now, previous=True, owner=job.doc["id"])
         doc.private.run_id = run_id
         directory = task_dir(job.doc["id"], doc["id"])
-        node_url = f"{self.settings.base_url}/pools/{pool.doc['id']}/nodes/{node.id}"
+        account_url = self.core.account_url(job.key)
+        node_url = f"{account_url}/pools/{pool.doc['id']}/nodes/{node.id}"
         doc["nodeInfo"] = {
             "affinityId": node.doc["affinityId"],
             "nodeUrl": node_url,
@@ -77,7 +79,7 @@ class TaskRunOps(Concern):
         node.dirty = True
         node.recent.append(
             {
-                "taskUrl": f"{self.settings.base_url}/jobs/{job.doc['id']}/tasks/{doc['id']}",
+                "taskUrl": f"{account_url}/jobs/{job.doc['id']}/tasks/{doc['id']}",
                 "jobId": job.doc["id"],
                 "taskId": doc["id"],
                 "taskState": "running",
@@ -92,7 +94,7 @@ class TaskRunOps(Concern):
         env = merge_environment(job.doc.get("commonEnvironmentSettings"), doc.get("environmentSettings"))
         if "job" in ((doc.get("authenticationTokenSettings") or {}).get("access") or []):
             env["AZ_BATCH_AUTHENTICATION_TOKEN"] = issue_job_token(self.core.node_secret, job.doc["id"], job.seq)
-        fields = self.resources.storage_fields(doc)
+        fields = self.resources.storage_fields(doc, account_of(job.key))
         settings = doc.get("containerSettings")
         if (mismatch := container_prefail(settings, pool.doc, required=True)) is not None:
             fields.setdefault("prefail", mismatch)

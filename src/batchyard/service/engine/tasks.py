@@ -9,6 +9,7 @@ from batchyard.service import errors
 from batchyard.service.clock import iso
 from batchyard.service.documents import TaskDocument
 from batchyard.service.engine import states
+from batchyard.service.engine.account_keys import account_of
 from batchyard.service.engine.container_rules import container_refusal, job_pool_doc
 from batchyard.service.engine.core import Concern, EngineCore
 from batchyard.service.engine.dependencies import parent_keys
@@ -57,7 +58,7 @@ class TaskOps(Concern):
         rows: list[tuple[str, int, str, TaskDocument]] = []
         default_retries = int((job.doc.get("constraints") or {}).get("maxTaskRetryCount", 0))
         stamp = iso(now)
-        pool_doc = job_pool_doc(self.pools, job.doc["poolInfo"])
+        pool_doc = job_pool_doc(self.pools, account_of(job.key), job.doc["poolInfo"])
         for spec, key in zip(specs, keys, strict=True):
             if key in existing or key in seen:
                 results.append(errors.conflict("TaskExists", "The specified task already exists."))

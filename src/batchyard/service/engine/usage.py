@@ -19,6 +19,7 @@ from typing import Any
 
 from batchyard.service.clock import parse_iso
 from batchyard.service.documents import TaskDocument
+from batchyard.service.engine.account_keys import account_of, scoped_id
 from batchyard.service.engine.autoscale import AutoscaleOps, NodeReport
 from batchyard.service.engine.core import Concern, EngineCore
 from batchyard.service.engine.events import TaskRunFinished, Tick, reacts_to
@@ -110,7 +111,7 @@ class UsageOps(Concern):
         core_seconds = cores * held * (t - last)
         vm_size = pool.doc.get("vmSize", "")
         for start, seconds in split_intervals(last, t):
-            self.store.add_pool_usage(start, pool.doc["id"], vm_size, core_seconds * seconds / (t - last))
+            self.store.add_pool_usage(start, scoped_id(account_of(pool.key), pool.doc["id"]), vm_size, core_seconds * seconds / (t - last))
         delta: dict[str, float] = {"coreSeconds": dedicated_seconds}
         for node in nodes:
             report = reports.get(node.id)

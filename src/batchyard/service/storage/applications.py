@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from batchyard.service import errors
+from batchyard.service.engine.account_keys import SERVICE_ACCOUNT, id_in, scoped_key
 from batchyard.service.errors import BatchError
 from batchyard.service.ports import Store
 from batchyard.service.storage.linked import LinkedStorage
@@ -36,17 +37,30 @@ def _now() -> str:
 
 
 class ApplicationRegistry:
-    def __init__(self, store: Store, storage: LinkedStorage | None, app_quota: int, package_quota: int) -> None:
+    """One account's applications (`account`, None: the service's own; engine/account_keys.py)."""
+
+    def __init__(
+        self,
+        store: Store,
+        storage: LinkedStorage | None,
+        app_quota: int,
+        package_quota: int,
+        account: str | None = SERVICE_ACCOUNT,
+    ) -> None:
         self.store = store
         self.storage = storage
         self.app_quota = app_quota
         self.package_quota = package_quota
-        self.apps: dict[str, dict[str, Any]] = {app["id"].lower(): app for app in store.load_applications()}
+        self.account = account
+        self.apps: dict[str, dict[str, Any]] = {}
+        for key, app in store.load_applications():
+            if (app_key := id_in(account, key)) is not None:
+                self.apps[app_key] = app
         self._container_ready = False
 
     def _save(self, app: dict[str, Any]) -> None:
         with self.store.transaction():
-            self.store.put_application(app["id"].lower(), app)
+            self.store.put_application(scoped_key(self.account, app["id"]), app)
 
     def _storage(self) -> LinkedStorage:
         if self.storage is None:
@@ -140,7 +154,7 @@ class ApplicationRegistry:
             )
         del self.apps[app_id.lower()]
         with self.store.transaction():
-            self.store.delete_application(app_id.lower())
+            self.store.delete_application(scoped_key(self.account, app_id))
 
     # --- packages -------------------------------------------------------------------------------
 
@@ -165,7 +179,9 @@ class ApplicationRegistry:
             package = {"version": version, "state": "pending", "format": None, "lastActivationTime": None}
             app["packages"][version.lower()] = package
         # A fresh blob name per upload: nodes that installed the old content keep a consistent copy.
-        package["pendingBlob"] = f"{app['id'].lower()}/{version.lower()}/{secrets.token_hex(8)}.zip"
+        # Under the account's key: accounts share the packages container.
+        app_key = scoped_key(self.account, app["id"])
+        package["pendingBlob"] = f"{app_key}/{version.lower()}/{secrets.token_hex(8)}.zip"
         self._save(app)
         url = storage.blob_sas_url(PACKAGE_CONTAINER, package["pendingBlob"], "rcw", UPLOAD_SAS_LIFETIME)
         return package, url
@@ -302,3 +318,23 @@ class ApplicationRegistry:
 
     async def remove_package(self, app_id: str, version: str) -> None:
         await asyncio.to_thread(self.delete_blobs, self.delete_package(app_id, version))
+
+
+class ApplicationRegistries:
+    """Every account's application registry, each made when first used."""
+
+    def __init__(self, store: Store, storage: LinkedStorage | None, app_quota: int, package_quota: int) -> None:
+        self.store = store
+        self.storage = storage
+        self._quotas = (app_quota, package_quota)
+        self._registries: dict[str | None, ApplicationRegistry] = {}
+
+    def of(self, account: str | None) -> ApplicationRegistry:
+        registry = self._registries.get(account)
+        if registry is None:
+            registry = ApplicationRegistry(self.store, self.storage, *self._quotas, account=account)
+            self._registries[account] = registry
+        return registry
+
+    def forget(self, account: str) -> None:
+        self._registries.pop(account, None)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from batchyard.service.clock import iso
+from batchyard.service.engine.account_keys import id_in
 from batchyard.service.engine.operations.base import OperationsBase
 from batchyard.service.engine.records import JobRecord, PoolRecord
 from batchyard.service.engine.schedules import ScheduleRecord
@@ -17,23 +18,23 @@ class AccountOperations(OperationsBase):
     # --- certificates ---------------------------------------------------------------------------
 
     def certificates(self) -> list[dict[str, Any]]:
-        return list(self.engine.certificate_ops.certificates.values())
+        return [doc for key, doc in self.engine.certificate_ops.certificates.items() if self.owns(key)]
 
     def certificate(self, algorithm: str, thumbprint: str) -> dict[str, Any]:
         """The certificate, or CertificateNotFound."""
-        return self.engine.certificate_ops.get_certificate(algorithm, thumbprint)
+        return self.engine.certificate_ops.get_certificate(self.account, algorithm, thumbprint)
 
     def add_certificate(self, spec: dict[str, Any]) -> dict[str, Any]:
         with self.store.transaction():
-            return self.engine.certificate_ops.add_certificate(spec)
+            return self.engine.certificate_ops.add_certificate(spec, self.account)
 
     def delete_certificate(self, algorithm: str, thumbprint: str) -> None:
-        doc = self.engine.certificate_ops.get_certificate(algorithm, thumbprint)
+        doc = self.engine.certificate_ops.get_certificate(self.account, algorithm, thumbprint)
         with self.store.transaction():
             self.engine.certificate_ops.delete_certificate(doc)
 
     def cancel_certificate_deletion(self, algorithm: str, thumbprint: str) -> dict[str, Any]:
-        doc = self.engine.certificate_ops.get_certificate(algorithm, thumbprint)
+        doc = self.engine.certificate_ops.get_certificate(self.account, algorithm, thumbprint)
         with self.store.transaction():
             self.engine.certificate_ops.cancel_certificate_deletion(doc)
         return doc
@@ -76,5 +77,6 @@ class AccountOperations(OperationsBase):
                 "vmSize": vm_size,
                 "totalCoreHours": core_seconds / 3600.0,
             }
-            for begin, pool_id, vm_size, core_seconds in self.store.pool_usage(first, final)
+            for begin, scoped, vm_size, core_seconds in self.store.pool_usage(first, final)
+            if (pool_id := id_in(self.account, scoped)) is not None
         ]

@@ -23,15 +23,15 @@ class JobOperations(OperationsBase):
     # --- reads ----------------------------------------------------------------------------------
 
     def jobs(self) -> list[JobRecord]:
-        return list(self.engine.jobs.values())
+        return [job for key, job in self.engine.jobs.items() if self.owns(key)]
 
     def job(self, job_id: str) -> JobRecord:
         """The job, or JobNotFound."""
-        return self.engine.job_ops.get_job(job_id)
+        return self.engine.job_ops.get_job(self.key(job_id))
 
     def task_counts(self, job_id: str) -> dict[str, dict[str, int]]:
         """The job's taskCounts and taskSlotCounts (preparing tasks count as running)."""
-        job = self.engine.job_ops.get_job(job_id)
+        job = self.engine.job_ops.get_job(self.key(job_id))
         counts, slots = job.counts, job.slot_counts
         return {
             "taskCounts": {
@@ -52,7 +52,7 @@ class JobOperations(OperationsBase):
 
     def preparation_statuses(self, job_id: str) -> list[dict[str, Any]]:
         """The job's preparation and release task status per node (a conflict when it has neither task)."""
-        job = self.engine.job_ops.get_job(job_id)
+        job = self.engine.job_ops.get_job(self.key(job_id))
         if not job.doc.get("jobPreparationTask") and not job.doc.get("jobReleaseTask"):
             raise errors.conflict(
                 "JobPreparationTaskOrReleaseTaskNotSpecified", "The job has no job preparation or release task."
@@ -62,19 +62,19 @@ class JobOperations(OperationsBase):
     # --- changes --------------------------------------------------------------------------------
 
     def create_job(self, spec: dict[str, Any]) -> JobRecord:
-        self.engine.schedule_ops.check_job_quota()
+        self.engine.schedule_ops.check_job_quota(self.account)
         with self.store.transaction():
-            return self.engine.job_ops.create_job(spec)
+            return self.engine.job_ops.create_job(spec, self.account)
 
     def delete_job(self, job_id: str, check: Check = no_check) -> None:
-        job = self.engine.job_ops.get_job(job_id)
+        job = self.engine.job_ops.get_job(self.key(job_id))
         check(job.doc)
         with self.store.transaction():
             self.engine.job_ops.delete_job(job)
 
     def update_job(self, job_id: str, changes: dict[str, Any], replace: bool, check: Check = no_check) -> JobRecord:
         """Patch (replace=False) or replace the job's updatable properties."""
-        job = self.engine.job_ops.get_job(job_id)
+        job = self.engine.job_ops.get_job(self.key(job_id))
         check(job.doc)
         if "poolInfo" in changes and _same_pool(changes["poolInfo"], job.doc.get("poolInfo") or {}):
             changes = {k: v for k, v in changes.items() if k != "poolInfo"}
@@ -91,21 +91,21 @@ class JobOperations(OperationsBase):
         return job
 
     def disable_job(self, job_id: str, disable_tasks: str, check: Check = no_check) -> JobRecord:
-        job = self.engine.job_ops.get_job(job_id)
+        job = self.engine.job_ops.get_job(self.key(job_id))
         check(job.doc)
         with self.store.transaction():
             self.engine.job_ops.disable_job(job, disable_tasks)
         return job
 
     def enable_job(self, job_id: str, check: Check = no_check) -> JobRecord:
-        job = self.engine.job_ops.get_job(job_id)
+        job = self.engine.job_ops.get_job(self.key(job_id))
         check(job.doc)
         with self.store.transaction():
             self.engine.job_ops.enable_job(job)
         return job
 
     def terminate_job(self, job_id: str, reason: str | None, check: Check = no_check) -> JobRecord:
-        job = self.engine.job_ops.get_job(job_id)
+        job = self.engine.job_ops.get_job(self.key(job_id))
         check(job.doc)
         with self.store.transaction():
             self.engine.job_ops.terminate_job(job, reason)

@@ -15,17 +15,19 @@ class NodeOperations(OperationsBase):
 
     def node(self, pool_id: str, node_id: str) -> NodeRecord:
         """The node of that pool, or PoolNotFound / NodeNotFound."""
-        pool = self.engine.pool_ops.get_pool(pool_id)
+        pool = self.engine.pool_ops.get_pool(self.key(pool_id))
         node = self.engine.nodes.get(node_id)
         if node is None or node.pool_key != pool.key:
             raise errors.not_found("NodeNotFound", "The specified node does not exist.")
         return node
 
     def find_node(self, node_id: str) -> NodeRecord | None:
-        return self.engine.nodes.get(node_id)
+        """The node of this account with that id, whichever its pool."""
+        node = self.engine.nodes.get(node_id)
+        return node if node is not None and self.owns(node.pool_key) else None
 
     def pool_nodes(self, pool_id: str) -> list[NodeRecord]:
-        pool = self.engine.pool_ops.get_pool(pool_id)
+        pool = self.engine.pool_ops.get_pool(self.key(pool_id))
         return [self.engine.nodes[node_id] for node_id in pool.node_ids]
 
     def node_document(self, node: NodeRecord) -> dict[str, Any]:

@@ -44,14 +44,14 @@ class PoolOperations(OperationsBase):
     # --- reads ----------------------------------------------------------------------------------
 
     def pools(self) -> list[PoolRecord]:
-        return list(self.engine.pools.values())
+        return [pool for key, pool in self.engine.pools.items() if self.owns(key)]
 
     def pool(self, pool_id: str) -> PoolRecord:
         """The pool, or PoolNotFound."""
-        return self.engine.pool_ops.get_pool(pool_id)
+        return self.engine.pool_ops.get_pool(self.key(pool_id))
 
     def find_pool(self, pool_id: str) -> PoolRecord | None:
-        return self.engine.pools.get(pool_id.lower())
+        return self.engine.pools.get(self.key(pool_id))
 
     def node_states(self, pool: PoolRecord, dedicated: bool) -> list[str]:
         """The states of the pool's dedicated (or of its Spot/low-priority) nodes."""
@@ -63,16 +63,16 @@ class PoolOperations(OperationsBase):
     def create_pool(self, spec: dict[str, Any]) -> PoolRecord:
         _check_size_and_slots(spec, spec["vmSize"])
         with self.store.transaction():
-            return self.engine.pool_ops.create_pool(spec)
+            return self.engine.pool_ops.create_pool(spec, self.account)
 
     def delete_pool(self, pool_id: str, check: Check = no_check) -> None:
-        pool = self.engine.pool_ops.get_pool(pool_id)
+        pool = self.engine.pool_ops.get_pool(self.key(pool_id))
         check(pool.doc)
         with self.store.transaction():
             self.engine.pool_ops.delete_pool(pool)
 
     def patch_pool(self, pool_id: str, changes: dict[str, Any], check: Check = no_check) -> PoolRecord:
-        pool = self.engine.pool_ops.get_pool(pool_id)
+        pool = self.engine.pool_ops.get_pool(self.key(pool_id))
         check(pool.doc)
         if "vmSize" in changes or "taskSlotsPerNode" in changes:
             _check_size_and_slots(changes, changes.get("vmSize", pool.doc["vmSize"]))
@@ -86,27 +86,27 @@ class PoolOperations(OperationsBase):
         return pool
 
     def replace_pool_properties(self, pool_id: str, changes: dict[str, Any]) -> PoolRecord:
-        pool = self.engine.pool_ops.get_pool(pool_id)
+        pool = self.engine.pool_ops.get_pool(self.key(pool_id))
         with self.store.transaction():
             self.engine.pool_ops.update_pool(pool, changes, replace=True)
         return pool
 
     def resize_pool(self, pool_id: str, spec: dict[str, Any], check: Check = no_check) -> PoolRecord:
-        pool = self.engine.pool_ops.get_pool(pool_id)
+        pool = self.engine.pool_ops.get_pool(self.key(pool_id))
         check(pool.doc)
         with self.store.transaction():
             self.engine.pool_ops.resize_pool(pool, spec)
         return pool
 
     def stop_resize_pool(self, pool_id: str, check: Check = no_check) -> PoolRecord:
-        pool = self.engine.pool_ops.get_pool(pool_id)
+        pool = self.engine.pool_ops.get_pool(self.key(pool_id))
         check(pool.doc)
         with self.store.transaction():
             self.engine.pool_ops.stop_resize(pool)
         return pool
 
     def remove_nodes(self, pool_id: str, spec: dict[str, Any], check: Check = no_check) -> PoolRecord:
-        pool = self.engine.pool_ops.get_pool(pool_id)
+        pool = self.engine.pool_ops.get_pool(self.key(pool_id))
         check(pool.doc)
         with self.store.transaction():
             self.engine.pool_ops.remove_nodes(pool, spec)
@@ -115,27 +115,27 @@ class PoolOperations(OperationsBase):
     # --- autoscale ------------------------------------------------------------------------------
 
     def enable_autoscale(self, pool_id: str, spec: dict[str, Any], check: Check = no_check) -> PoolRecord:
-        pool = self.engine.pool_ops.get_pool(pool_id)
+        pool = self.engine.pool_ops.get_pool(self.key(pool_id))
         check(pool.doc)
         with self.store.transaction():
             self.engine.autoscale.enable_autoscale(pool, spec)
         return pool
 
     def disable_autoscale(self, pool_id: str) -> PoolRecord:
-        pool = self.engine.pool_ops.get_pool(pool_id)
+        pool = self.engine.pool_ops.get_pool(self.key(pool_id))
         with self.store.transaction():
             self.engine.autoscale.disable_autoscale(pool)
         return pool
 
     def evaluate_autoscale(self, pool_id: str, formula: str) -> tuple[PoolRecord, dict[str, Any]]:
         """The pool and the AutoScaleRun of the formula against it (nothing changes)."""
-        pool = self.engine.pool_ops.get_pool(pool_id)
+        pool = self.engine.pool_ops.get_pool(self.key(pool_id))
         return pool, self.engine.autoscale.evaluate_autoscale(pool, formula)
 
     def debug_autoscale(self, pool_id: str, formula: str) -> dict[str, Any]:
         """The formula's run with its targets, every variable, each statement's value and the samples."""
         engine = self.engine
-        pool = engine.pool_ops.get_pool(pool_id)
+        pool = engine.pool_ops.get_pool(self.key(pool_id))
         now = engine.core.now()
         result = engine.autoscale.debug_evaluate(pool, formula, now)
         body: dict[str, Any] = run_document(result, now)

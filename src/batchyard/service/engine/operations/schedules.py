@@ -13,26 +13,26 @@ class ScheduleOperations(OperationsBase):
     # --- reads ----------------------------------------------------------------------------------
 
     def schedules(self) -> list[ScheduleRecord]:
-        return list(self.engine.schedule_ops.schedules.values())
+        return [schedule for key, schedule in self.engine.schedule_ops.schedules.items() if self.owns(key)]
 
     def schedule(self, schedule_id: str, check: Check = no_check) -> ScheduleRecord:
         """The job schedule, or JobScheduleNotFound."""
-        schedule = self.engine.schedule_ops.get_schedule(schedule_id)
+        schedule = self.engine.schedule_ops.get_schedule(self.key(schedule_id))
         check(schedule.doc)
         return schedule
 
     def find_schedule(self, schedule_id: str) -> ScheduleRecord | None:
-        return self.engine.schedule_ops.schedules.get(schedule_id.lower())
+        return self.engine.schedule_ops.schedules.get(self.key(schedule_id))
 
     def schedule_jobs(self, schedule_id: str) -> list[JobRecord]:
         """The jobs the schedule has made that still exist."""
-        return self.engine.schedule_ops.jobs_of_schedule(self.engine.schedule_ops.get_schedule(schedule_id))
+        return self.engine.schedule_ops.jobs_of_schedule(self.engine.schedule_ops.get_schedule(self.key(schedule_id)))
 
     # --- changes --------------------------------------------------------------------------------
 
     def create_schedule(self, spec: dict[str, Any]) -> ScheduleRecord:
         with self.store.transaction():
-            return self.engine.schedule_ops.create_schedule(spec)
+            return self.engine.schedule_ops.create_schedule(spec, self.account)
 
     def update_schedule(
         self, schedule_id: str, changes: dict[str, Any], replace: bool, check: Check = no_check

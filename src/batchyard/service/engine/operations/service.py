@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from batchyard.service.clock import AdjustableClock
+from batchyard.service.engine.account_keys import scoped_id
 from batchyard.service.engine.operations.base import OperationsBase
 from batchyard.service.errors import BatchError
 from batchyard.service.ports import AgentChannel
@@ -42,8 +43,13 @@ class ServiceOperations(OperationsBase):
         return self.engine.node_ops.claim_node(pool_id, token)
 
     def join_token(self, pool_id: str) -> str:
-        """The credential agents on other hosts present to join the pool (the pool need not exist yet)."""
-        return self.engine.node_ops.join_token(pool_id)
+        """The credential agents on other hosts present to join this account's pool (it need not exist yet);
+        they name the pool by `pool_name(pool_id)`."""
+        return self.engine.node_ops.join_token(self.pool_name(pool_id))
+
+    def pool_name(self, pool_id: str) -> str:
+        """How an agent joining this account's pool names it (its id for the service's own account)."""
+        return scoped_id(self.account, pool_id)
 
     # --- tests ----------------------------------------------------------------------------------
 

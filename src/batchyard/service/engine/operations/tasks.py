@@ -23,7 +23,7 @@ class TaskOperations(OperationsBase):
 
     def add_task(self, job_id: str, spec: dict[str, Any]) -> tuple[JobRecord, TaskDocument]:
         """The job and the new task's document; the task's BatchError is raised."""
-        job = self.engine.job_ops.get_job(job_id)
+        job = self.engine.job_ops.get_job(self.key(job_id))
         with self.store.transaction():
             (result,) = self.engine.task_ops.add_tasks(job, [spec])
         if isinstance(result, BatchError):
@@ -34,7 +34,7 @@ class TaskOperations(OperationsBase):
         self, job_id: str, specs: list[dict[str, Any]]
     ) -> tuple[JobRecord, list[TaskDocument | BatchError]]:
         """The job and, per spec in order, the new task's document or the error that refused it."""
-        job = self.engine.job_ops.get_job(job_id)
+        job = self.engine.job_ops.get_job(self.key(job_id))
         with self.store.transaction():
             return job, self.engine.task_ops.add_tasks(job, specs)
 
@@ -65,14 +65,14 @@ class TaskOperations(OperationsBase):
 
     def task(self, job_id: str, task_id: str, check: Check = no_check) -> tuple[JobRecord, TaskDocument]:
         """The job and the task's document, or JobNotFound / TaskNotFound."""
-        job = self.engine.job_ops.get_job(job_id)
+        job = self.engine.job_ops.get_job(self.key(job_id))
         doc = self.engine.task_ops.get_task(job, task_id)
         check(doc)
         return job, doc
 
     def subtasks(self, job_id: str, task_id: str) -> list[dict[str, Any]]:
         """A multi-instance task's subtasks 1..N-1 (the primary is the task itself); none for other tasks."""
-        return self.engine.multi_instance.list_subtasks(self.engine.job_ops.get_job(job_id), task_id)
+        return self.engine.multi_instance.list_subtasks(self.engine.job_ops.get_job(self.key(job_id)), task_id)
 
     # --- changes --------------------------------------------------------------------------------
 

@@ -198,11 +198,11 @@ class PostgresStore:
 
     # --- pools, nodes, jobs, schedules (small tables, loaded whole at start) ------------------
 
-    def load_all(self, table: str) -> list[tuple[int, dict[str, Any], Private]]:
-        """(seq, doc, private) of every pool, job or schedule, in creation order."""
+    def load_all(self, table: str) -> list[tuple[str, int, dict[str, Any], Private]]:
+        """(key, seq, doc, private) of every pool, job or schedule, in creation order."""
         assert table in ("pools", "jobs", "schedules")
-        rows = self._db.execute(f"SELECT seq, doc, private FROM {table} ORDER BY seq")
-        return [(seq, _loads(doc), _loads(private) if private else {}) for seq, doc, private in rows]
+        rows = self._db.execute(f"SELECT key, seq, doc, private FROM {table} ORDER BY seq")
+        return [(key, seq, _loads(doc), _loads(private) if private else {}) for key, seq, doc, private in rows]
 
     def put_pool(self, key: str, seq: int, doc: dict[str, Any], private: Private) -> None:
         self._db.execute(_PUT["pools"], (key, seq, _json(doc), orjson.dumps(private)))
@@ -349,9 +349,9 @@ class PostgresStore:
 
     # --- certificates and applications (few and small: loaded whole at start) -----------------
 
-    def load_certificates(self) -> list[tuple[dict[str, Any], Private]]:
-        rows = self._db.execute("SELECT doc, private FROM certificates ORDER BY key")
-        return [(_loads(doc), _loads(private) if private else {}) for doc, private in rows]
+    def load_certificates(self) -> list[tuple[str, dict[str, Any], Private]]:
+        rows = self._db.execute("SELECT key, doc, private FROM certificates ORDER BY key")
+        return [(key, _loads(doc), _loads(private) if private else {}) for key, doc, private in rows]
 
     def put_certificate(self, key: str, doc: dict[str, Any], private: Private) -> None:
         self._db.execute(_PUT_CERTIFICATE, (key, _json(doc), orjson.dumps(private)))
@@ -359,8 +359,8 @@ class PostgresStore:
     def delete_certificate(self, key: str) -> None:
         self._db.execute("DELETE FROM certificates WHERE key = %s", (key,))
 
-    def load_applications(self) -> list[dict[str, Any]]:
-        return [_loads(row[0]) for row in self._db.execute("SELECT doc FROM applications ORDER BY key")]
+    def load_applications(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(key, _loads(doc)) for key, doc in self._db.execute("SELECT key, doc FROM applications ORDER BY key")]
 
     def put_application(self, key: str, doc: dict[str, Any]) -> None:
         self._db.execute(_PUT_APPLICATION, (key, _json(doc)))
