@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--job-quota", type=int, default=300, help="active jobs and job schedules together")
     serve.add_argument("--pool-quota", type=int, default=100, help="pools the account may have, auto pools included")
+    serve.add_argument(
+        "--account-quota",
+        type=int,
+        default=3,
+        help="Batch accounts the service may have, its own included (made with the management plane)",
+    )
     serve.add_argument("--core-quota", type=int, default=500, help="dedicated cores all pools may hold")
     serve.add_argument(
         "--low-priority-core-quota", type=int, default=100, help="Spot/low-priority cores all pools may hold"
@@ -243,6 +249,7 @@ def _serve(args: argparse.Namespace) -> int:
             agent_lease=args.agent_lease,
         ),
         pool_quota=args.pool_quota,
+        account_quota=args.account_quota,
         core_quota=args.core_quota,
         low_priority_core_quota=args.low_priority_core_quota,
         adjustable_clock=args.adjustable_clock,

@@ -20,6 +20,7 @@ from batchyard.providers.external import ExternalProvider
 from batchyard.providers.local import LocalProvider
 from batchyard.providers.registry import ProviderRegistry
 from batchyard.providers.slurm import SlurmProvider
+from batchyard.service.account_paths import AccountPaths
 from batchyard.service.api import (
     admin,
     applications,
@@ -51,6 +52,7 @@ from batchyard.service.http import base_url, error_response
 from batchyard.service.identity import endpoints as identity_endpoints
 from batchyard.service.identity.provider import IdentityProvider
 from batchyard.service.management import routes as management
+from batchyard.service.management.account_directory import AccountDirectory
 from batchyard.service.management.account_state import AccountState
 from batchyard.service.metrics import RequestMetrics, ServiceMetrics, metrics_endpoint
 from batchyard.service.models import contract_rules
@@ -195,7 +197,10 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None, s
         routes=routes,
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: method_not_allowed},
-        middleware=[Middleware(RequestMetrics, metrics=metrics)],
+        middleware=[
+            Middleware(AccountPaths, service_account=settings.account_name),
+            Middleware(RequestMetrics, metrics=metrics),
+        ],
     )
     # A path with a trailing slash is another path (404 InvalidUri), not a redirect to the one without: a Batch
     # client does not follow redirects, and `.../files/` names no file.
@@ -207,10 +212,9 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None, s
     app.state.event_feed = diagnostics.feed if diagnostics is not None else None
     app.state.diagnostic_settings = diagnostic_settings
     app.state.dashboard_sessions = DashboardSessions()
-    # keys and allowedAuthenticationModes as the management plane last set them (management/account_state.py)
-    app.state.account_state = AccountState(
-        data_dir, settings.account_name, settings.account_keys, settings.authentication_modes
-    )
+    # the accounts, with keys and allowedAuthenticationModes as the management plane last set them
+    own_account = AccountState(data_dir, settings.account_name, settings.account_keys, settings.authentication_modes)
+    app.state.accounts = AccountDirectory(data_dir, own_account)
     app.state.identity = IdentityProvider.open(data_dir, settings.https_url) if settings.https_url else None
     return app
 

@@ -104,6 +104,7 @@ class Settings:
     job_quota: int = 300
     # Pools the account may have (the seed's "Pools per Batch account"; auto pools count too).
     pool_quota: int = 100
+    account_quota: int = 3  # Batch accounts per region (the service's own included), Azure's default
     # Dedicated cores all pools together may hold (the vmSize catalog gives each node's cores).
     core_quota: int = 500
     # Spot/low-priority cores all pools together may hold (a quota of its own, as on Azure).

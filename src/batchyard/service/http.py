@@ -82,9 +82,10 @@ def base_url(request: Request) -> str:
     """The service's URL as this request reached it: the HTTPS one for a request over HTTPS, so that links
     (`odata.nextLink`) keep a client on HTTPS, where bearer tokens may go."""
     settings = request.app.state.settings
+    account_path: str = request.scope.get("root_path", "")  # an account's endpoint (service/account_paths.py)
     if request.url.scheme == "https" and settings.https_url:
-        return str(settings.https_url)
-    return str(settings.base_url)
+        return str(settings.https_url) + account_path
+    return str(settings.base_url) + account_path
 
 
 def error_response(error: BatchError, base: str) -> Response:

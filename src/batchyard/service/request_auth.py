@@ -4,9 +4,10 @@
 - an Azure AD access token (`Bearer <JWT>`, identity/bearer.py), over HTTPS only;
 - a job's task authentication token (`Bearer <token>`, service/tokens.py).
 
-The account's keys and `allowedAuthenticationModes` (`SharedKey`, `AAD`, `TaskAuthenticationToken`) are
-read for each request from its current state (management/account_state.py: the command line's, as the
-management plane last changed them), so a regenerated key is refused at once. A mode left out is refused
+The account is the one the request's path is for (service/account_paths.py). Its keys and
+`allowedAuthenticationModes` (`SharedKey`, `AAD`, `TaskAuthenticationToken`) are read for each request from
+its current state (management/account_state.py: as made, or as the command line gave them, as the management
+plane last changed them), so a regenerated key, or a deleted account's, is refused at once. A mode left out is refused
 with 403 AuthenticationFailed. The service's own routes (`/_batchyard/...`) take the account key whatever
 the modes: it is the service's administration credential, not a way into the account's data.
 
@@ -23,11 +24,12 @@ from typing import Any
 from starlette.requests import Request
 
 from batchyard.service import errors
+from batchyard.service.account_paths import account_of_request
 from batchyard.service.auth import verify_request
 from batchyard.service.config import AAD, SHARED_KEY, TASK_TOKEN
 from batchyard.service.errors import BatchError
 from batchyard.service.identity.bearer import ADMIN_PREFIX, authorize_bearer, is_access_token
-from batchyard.service.management.account_state import AccountState
+from batchyard.service.management.account_directory import AccountDirectory
 from batchyard.service.tokens import verify_job_token
 
 DASHBOARD_SESSION = "batchyard.dashboard_session"
@@ -38,7 +40,10 @@ def authenticate(request: Request, raw_path: str) -> None:
     if request.scope.get(DASHBOARD_SESSION) is True:
         return
     state = request.app.state
-    current: AccountState = state.account_state
+    accounts: AccountDirectory = state.accounts
+    current = accounts.get(account_of_request(request))
+    if current is None:
+        raise BatchError(404, "AccountNotFound", "The account this request's URL names does not exist on this service.")
     account = current.shared_key
     modes: Collection[str] = current.modes
     authorization = request.headers.get("authorization", "")
@@ -49,7 +54,8 @@ def authenticate(request: Request, raw_path: str) -> None:
             authorize_bearer(state.identity, token, request.url.scheme, request.method, raw_path, account.name)
         else:
             _check_allowed(TASK_TOKEN, modes)
-            verify_job_token(state.service.node_secret, token, raw_path, _job_instance(state.service))
+            service = state.service.for_account(account_of_request(request))
+            verify_job_token(service.node_secret, token, raw_path, _job_instance(service))
         return
     if not raw_path.startswith(ADMIN_PREFIX):
         _check_allowed(SHARED_KEY, modes)

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from batchyard.service import errors
+from batchyard.service.account_paths import account_of_request
 from batchyard.service.engine.facade import BatchService
 from batchyard.service.engine.operations.base import Check
 from batchyard.service.http import base_url, check_conditions
@@ -17,8 +18,9 @@ T = TypeVar("T")
 
 
 def service_of(request: Request) -> BatchService:
+    """The service's operations, acting for the account the request is for (service/account_paths.py)."""
     service: BatchService = request.app.state.service
-    return service
+    return service.for_account(account_of_request(request))
 
 
 def conditions(request: Request, reading: bool = False) -> Check:

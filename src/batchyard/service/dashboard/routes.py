@@ -64,18 +64,18 @@ async def sign_in(request: Request) -> Response:
     try:
         kind, credential = _offered_credential(await _small_body(request))
         state = request.app.state
-        modes = state.account_state.modes
+        modes = state.accounts.own.modes
         bearer: str | None = None
         if kind == "accessToken":
             if AAD not in modes:
                 raise errors.auth_failed("This account does not allow AAD authentication.")
             # A token that may read the account's pools may sign in; each call is then checked with it.
-            authorize_bearer(state.identity, credential, request.url.scheme, "GET", "/pools", state.account_state.name)
+            authorize_bearer(state.identity, credential, request.url.scheme, "GET", "/pools", state.accounts.own.name)
             bearer = credential
         else:
             if SHARED_KEY not in modes:
                 raise errors.auth_failed("This account does not allow SharedKey authentication.")
-            if not key_matches(credential, state.account_state.shared_key.keys):
+            if not key_matches(credential, state.accounts.own.shared_key.keys):
                 raise errors.auth_failed("The account key is not one of this account's keys.")
     except BatchError as error:
         return error_response(error, base_url(request))

@@ -138,6 +138,12 @@ class CertificateOps(Concern):
                 del self.key_material[key]
                 self.store.delete_certificate(key)
 
+    def forget_certificate(self, key: str) -> None:
+        """Remove a certificate whatever uses it (its account is deleted, with its pools)."""
+        self.certificates.pop(key, None)
+        self.key_material.pop(key, None)
+        self.store.delete_certificate(key)
+
     # --- pools and nodes ------------------------------------------------------------------------
 
     def check_certificate_references(self, refs: list[dict[str, Any]] | None, account: str | None) -> None:

@@ -8,6 +8,7 @@ The operations are grouped by resource in engine/operations/; the `Engine` does 
 
 from __future__ import annotations
 
+from batchyard.service.engine.account_keys import SERVICE_ACCOUNT
 from batchyard.service.engine.engine import Engine
 from batchyard.service.engine.operations.account import AccountOperations
 from batchyard.service.engine.operations.jobs import JobOperations
@@ -16,7 +17,6 @@ from batchyard.service.engine.operations.pools import PoolOperations
 from batchyard.service.engine.operations.schedules import ScheduleOperations
 from batchyard.service.engine.operations.service import ServiceOperations
 from batchyard.service.engine.operations.tasks import TaskOperations
-from batchyard.service.engine.account_keys import SERVICE_ACCOUNT
 from batchyard.service.storage.applications import ApplicationRegistries, ApplicationRegistry
 
 
@@ -48,6 +48,20 @@ class BatchService(
             view._views = self._views
             self._views[account] = view
         return view
+
+    async def delete_account_data(self) -> None:
+        """Delete everything of this account (it was deleted): its job schedules, jobs and pools as their
+        deletes do it (the nodes go in the background), its certificates and its applications at once."""
+        with self.store.transaction():
+            for schedule in self.schedules():
+                self.engine.schedule_ops.delete_schedule(schedule)
+            for job in self.jobs():
+                self.engine.job_ops.delete_job(job)
+            for pool in self.pools():
+                self.engine.pool_ops.delete_pool(pool)
+            for key in [key for key in self.engine.certificate_ops.certificates if self.owns(key)]:
+                self.engine.certificate_ops.forget_certificate(key)
+        await self.applications.delete_all()
 
     def forget_account(self, account: str) -> None:
         """After the account is deleted: its view and registry go (a new account of its name starts empty)."""

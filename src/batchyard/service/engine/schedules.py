@@ -72,7 +72,9 @@ class ScheduleOps(Concern):
 
     def check_job_quota(self, account: str | None) -> None:
         """Active jobs and job schedules together may not exceed the account's quota."""
-        active = sum(1 for key, job in self.jobs.items() if job.doc["state"] != "completed" and in_account(key, account))
+        active = sum(
+            1 for key, job in self.jobs.items() if job.doc["state"] != "completed" and in_account(key, account)
+        )
         active += sum(
             1 for key, s in self.schedules.items() if s.doc["state"] != "completed" and in_account(key, account)
         )

@@ -110,8 +110,9 @@ class UsageOps(Concern):
         held = sum(1 for node in nodes if node.dedicated or node.doc["state"] != "preempted")
         core_seconds = cores * held * (t - last)
         vm_size = pool.doc.get("vmSize", "")
+        pool_name = scoped_id(account_of(pool.key), pool.doc["id"])
         for start, seconds in split_intervals(last, t):
-            self.store.add_pool_usage(start, scoped_id(account_of(pool.key), pool.doc["id"]), vm_size, core_seconds * seconds / (t - last))
+            self.store.add_pool_usage(start, pool_name, vm_size, core_seconds * seconds / (t - last))
         delta: dict[str, float] = {"coreSeconds": dedicated_seconds}
         for node in nodes:
             report = reports.get(node.id)

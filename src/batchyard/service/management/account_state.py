@@ -44,10 +44,21 @@ def _fingerprint(name: str, keys: tuple[str, ...], modes: tuple[str, ...]) -> st
 
 
 class AccountState:
-    """The one account's current credentials and settings (module doc); safe to use from any thread."""
+    """An account's current credentials and settings (module doc); safe to use from any thread.
 
-    def __init__(self, data_dir: Path, name: str, keys: tuple[str, ...], modes: tuple[str, ...]) -> None:
-        self._path = data_dir / STATE_FILE
+    The service's own account starts from the command line (`state_file` STATE_FILE); an account made through
+    the management plane (management/account_directory.py) starts from the keys it was made with, kept in a
+    file of its own."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        name: str,
+        keys: tuple[str, ...],
+        modes: tuple[str, ...],
+        state_file: Path = STATE_FILE,
+    ) -> None:
+        self._path = data_dir / state_file
         self._fingerprint = _fingerprint(name, keys, modes)
         self._lock = threading.Lock()
         self.name = name
@@ -73,6 +84,14 @@ class AccountState:
             log.warning("%s is unreadable (%s): the account's keys and modes are the command line's", self._path, exc)
             return
         self._keys, self._modes, self._tags = keys, modes, tags
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def save(self) -> None:
+        with self._lock:
+            self._save()
 
     def _save(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,8 @@
-"""Batch account operations (BatchAccount_*): get, list, create (idempotent for the one account), update,
-delete (refused), listKeys and regenerateKeys."""
+"""Batch account operations (BatchAccount_*): get, list, create, update, delete, listKeys, regenerateKeys and
+syncAutoStorageKeys, over the service's accounts (management/account_directory.py).
+
+The service's own account (the command line's) cannot be deleted; the others can, and their pools, jobs,
+job schedules, certificates and applications go with them."""
 
 from __future__ import annotations
 
@@ -8,11 +11,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from batchyard.service.account_paths import ACCOUNT_NAME
 from batchyard.service.api.common import service_of
 from batchyard.service.config import AUTHENTICATION_MODES, SHARED_KEY, Settings
+from batchyard.service.engine.facade import BatchService
 from batchyard.service.management import resources
+from batchyard.service.management.account_directory import AccountDirectory
 from batchyard.service.management.account_state import KEY_NAMES, AccountState
-from batchyard.service.management.cloud_error import ONE_ACCOUNT_CODE, CloudError, invalid_body
+from batchyard.service.management.cloud_error import SERVICE_ACCOUNT_CODE, CloudError, invalid_body
 from batchyard.service.management.routing import ACCOUNT, ACCOUNTS, Call, Operation, json_response, operation
 from batchyard.service.storage.linked import LinkedStorage
 
@@ -25,9 +31,14 @@ _FIXED_PROPERTIES = {
 }
 
 
-def _state(request: Request) -> AccountState:
-    state: AccountState = request.app.state.account_state
-    return state
+def directory(request: Request) -> AccountDirectory:
+    accounts: AccountDirectory = request.app.state.accounts
+    return accounts
+
+
+def account_service(call: Call, state: AccountState) -> BatchService:
+    """The data plane's operations, acting for this account."""
+    return service_of(call.request).for_account(directory(call.request).engine_account(state))
 
 
 def _settings(request: Request) -> Settings:
@@ -41,7 +52,8 @@ def _linked(call: Call) -> LinkedStorage | None:
 
 
 def _account(call: Call, state: AccountState) -> dict[str, Any]:
-    return resources.account(state, _settings(call.request), _linked(call))
+    engine_account = directory(call.request).engine_account(state)
+    return resources.account(state, engine_account, _settings(call.request), _linked(call))
 
 
 def batch_account(call: Call, action: str) -> AccountState:
@@ -50,16 +62,15 @@ def batch_account(call: Call, action: str) -> AccountState:
 
 
 def the_account(call: Call, action: str) -> AccountState:
-    """The service's account when the path names it and the caller may do `action` (a provider's action, as
-    `Microsoft.Batch/batchAccounts/read`); 404 for another name."""
-    state = _state(call.request)
+    """The account the path names when the caller may do `action` on it (a provider's action, as
+    `Microsoft.Batch/batchAccounts/read`); 404 for a name the service has no account of."""
     name = call.params["account"]
-    if name.casefold() != state.name.casefold():
+    state = directory(call.request).get(name)
+    if state is None:
         raise CloudError(
             404,
             "ResourceNotFound",
-            f"The Resource '{ACTION}/{name}' under resource group '{call.params['group']}' was not found. "
-            f"This service serves one Batch account, '{state.name}'.",
+            f"The Resource '{ACTION}/{name}' under resource group '{call.params['group']}' was not found.",
         )
     call.caller.require(state.name, call.request.method, action, resources.account_id(state.name))
     return state
@@ -71,35 +82,68 @@ async def get_account(call: Call) -> Response:
 
 
 async def list_accounts(call: Call) -> Response:
-    state = _state(call.request)
-    visible = [_account(call, state)] if call.caller.may_read(state.name) else []
+    visible = [_account(call, state) for state in directory(call.request).all() if call.caller.may_read(state.name)]
     return json_response({"value": visible})
 
 
 async def create_account(call: Call) -> Response:
-    state = _state(call.request)
+    """Create an account, or update it when it exists (ARM's PUT); made at once, so the answer is final."""
     name = call.params["account"]
-    if name.casefold() != state.name.casefold():
-        raise CloudError(
-            409,
-            ONE_ACCOUNT_CODE,
-            f"This service serves one Batch account, '{state.name}', and cannot create another ('{name}'). "
-            "Several accounts on one service are not supported yet.",
-        )
-    state = batch_account(call, "write")
+    accounts = directory(call.request)
     body = await call.body()
     location = body.get("location")
     if not isinstance(location, str):
         raise invalid_body("A Batch account's 'location' is required (a string).")
+    existing = accounts.get(name)
     if location.replace(" ", "").lower() != resources.LOCATION:
+        if existing is not None:
+            raise CloudError(
+                409,
+                "InvalidResourceLocation",
+                f"The resource '{existing.name}' already exists in location '{resources.LOCATION}' in resource "
+                f"group '{resources.RESOURCE_GROUP}'. A resource with the same name cannot be created in location "
+                f"'{location}'.",
+            )
+        raise CloudError(
+            400,
+            "LocationNotAvailableForResourceType",
+            f"The provided location '{location}' is not available for resource type '{ACTION}'. "
+            f"List of available regions for the resource type is '{resources.LOCATION}'.",
+        )
+    if existing is not None:
+        state = batch_account(call, "write")
+        _apply(state, body, _linked(call))
+        return json_response(_account(call, state))
+    call.caller.require(name, call.request.method, f"{ACTION}/write", resources.account_id(name), creating=True)
+    if not ACCOUNT_NAME.fullmatch(name):
+        raise CloudError(
+            400,
+            "AccountNameInvalid",
+            f"'{name}' is not a valid Batch account name: 3 to 24 characters, numbers and lower-case letters only.",
+        )
+    quota = _settings(call.request).account_quota
+    if len(accounts.all()) >= quota:
         raise CloudError(
             409,
-            "InvalidResourceLocation",
-            f"The resource '{state.name}' already exists in location '{resources.LOCATION}' in resource group "
-            f"'{resources.RESOURCE_GROUP}'. A resource with the same name cannot be created in location '{location}'.",
+            "AccountQuotaExceeded",
+            f"The subscription has reached its quota of {quota} Batch accounts in location '{resources.LOCATION}' "
+            "(`batchyard serve --account-quota`).",
         )
-    _apply(state, body, _linked(call))
+    modes = _requested_modes(body)
+    state = accounts.create(name, modes)
+    try:
+        _apply(state, body, _linked(call))
+    except CloudError:
+        accounts.remove(state)  # nothing half-made
+        raise
     return json_response(_account(call, state))
+
+
+def _requested_modes(body: dict[str, Any]) -> tuple[str, ...]:
+    """A new account's allowedAuthenticationModes: as asked, else all of them (as Azure makes accounts)."""
+    properties = body.get("properties")
+    asked = properties.get("allowedAuthenticationModes") if isinstance(properties, dict) else None
+    return _modes(asked) if asked is not None else AUTHENTICATION_MODES
 
 
 async def update_account(call: Call) -> Response:
@@ -109,13 +153,24 @@ async def update_account(call: Call) -> Response:
 
 
 async def delete_account(call: Call) -> Response:
+    """Delete an account made through the management plane, with everything in it: its keys stop working at
+    once; its pools' nodes go in the background (ARM's 200: the account itself is gone)."""
+    accounts = directory(call.request)
+    if accounts.get(call.params["account"]) is None:
+        return Response(status_code=204)  # ARM: deleting what is not there succeeds
     state = batch_account(call, "delete")
-    raise CloudError(
-        409,
-        ONE_ACCOUNT_CODE,
-        f"This service serves one Batch account, '{state.name}', which cannot be deleted: stop the service and "
-        "remove its data directory instead.",
-    )
+    if accounts.is_own(state):
+        raise CloudError(
+            409,
+            SERVICE_ACCOUNT_CODE,
+            f"'{state.name}' is the service's own account (`batchyard serve --account-name`), which cannot be "
+            "deleted: stop the service and remove its data directory instead.",
+        )
+    service = account_service(call, state)
+    accounts.remove(state)
+    await service.delete_account_data()
+    service_of(call.request).forget_account(state.name)
+    return Response(status_code=200)
 
 
 async def list_keys(call: Call) -> Response:

@@ -11,9 +11,8 @@ from typing import Any
 
 from starlette.responses import Response
 
-from batchyard.service.api.common import service_of
 from batchyard.service.management import resources
-from batchyard.service.management.accounts import batch_account
+from batchyard.service.management.accounts import account_service, batch_account
 from batchyard.service.management.cloud_error import invalid_body
 from batchyard.service.management.routing import ACCOUNT, Call, Operation, json_response, operation
 from batchyard.service.storage.applications import ApplicationRegistry
@@ -60,8 +59,8 @@ def _package(account: str, app: dict[str, Any], package: dict[str, Any]) -> dict
 
 def _registry(call: Call, action: str) -> tuple[str, ApplicationRegistry]:
     """The account's name and application registry, once the caller may do `action` on applications."""
-    account = batch_account(call, action).name
-    return account, service_of(call.request).applications
+    account = batch_account(call, action)
+    return account.name, account_service(call, account).applications
 
 
 async def _properties(call: Call) -> dict[str, Any]:

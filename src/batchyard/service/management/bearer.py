@@ -5,6 +5,9 @@ Only an access token whose audience is ARM (`https://management.azure.com/` or
 not genuine or current, or no token is a 401 with ARM's codes. A principal's role assignment on the account
 (identity/directory.py) is its role at the account's scope: a `reader` may read (GET, HEAD), a `contributor`
 may do everything; a principal without a role on the account may not touch it (403 AuthorizationFailed).
+A role on the service's own account is a role on the subscription: its contributors create and delete the
+other accounts, and its principals have their role on every account here (on the management plane; the data
+plane takes a principal on its own account only, identity/bearer.py).
 """
 
 from __future__ import annotations
@@ -25,13 +28,20 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 @dataclass(frozen=True)
 class Caller:
     principal: Principal
+    service_account: str  # the service's own account: a role on it is a role on the subscription
+
+    @property
+    def on_subscription(self) -> bool:
+        return self.principal.account.casefold() == self.service_account.casefold()
 
     def may_read(self, account: str) -> bool:
-        return self.principal.account.casefold() == account.casefold()
+        return self.on_subscription or self.principal.account.casefold() == account.casefold()
 
-    def require(self, account: str, method: str, action: str, scope: str) -> None:
-        """Raise 403 AuthorizationFailed unless the caller may do `action` (a `Microsoft.Batch/...` action)."""
-        allowed = self.may_read(account) and (self.principal.role == "contributor" or method.upper() in READ_METHODS)
+    def require(self, account: str, method: str, action: str, scope: str, creating: bool = False) -> None:
+        """Raise 403 AuthorizationFailed unless the caller may do `action` (a `Microsoft.Batch/...` action);
+        `creating`: a new account, which takes a role on the subscription."""
+        reads = self.on_subscription if creating else self.may_read(account)
+        allowed = reads and (self.principal.role == "contributor" or method.upper() in READ_METHODS)
         if not allowed:
             oid = self.principal.object_id
             raise CloudError(
@@ -42,7 +52,7 @@ class Caller:
             )
 
 
-def authenticate(provider: IdentityProvider | None, authorization: str, scheme: str) -> Caller:
+def authenticate(provider: IdentityProvider | None, authorization: str, scheme: str, service_account: str) -> Caller:
     """The caller a management request's `Authorization` header proves; CloudError 401 if it proves none."""
     if provider is None or scheme != "https":
         raise CloudError(
@@ -66,7 +76,7 @@ def authenticate(provider: IdentityProvider | None, authorization: str, scheme: 
             "InvalidAuthenticationToken",
             f"The access token is invalid: the principal it was issued to (oid {claims['oid']}) is gone.",
         )
-    return Caller(principal)
+    return Caller(principal, service_account)
 
 
 def _token_refused(provider: IdentityProvider, token: str, detail: str) -> CloudError:

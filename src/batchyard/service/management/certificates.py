@@ -13,11 +13,10 @@ from typing import Any
 
 from starlette.responses import Response
 
-from batchyard.service.api.common import service_of
 from batchyard.service.engine.facade import BatchService
 from batchyard.service.errors import BatchError
 from batchyard.service.management import resources
-from batchyard.service.management.accounts import batch_account
+from batchyard.service.management.accounts import account_service, batch_account
 from batchyard.service.management.cloud_error import CloudError, invalid_body
 from batchyard.service.management.routing import (
     ACCOUNT,
@@ -49,8 +48,8 @@ def _named(call: Call) -> tuple[str, str]:
 
 
 def _service(call: Call, action: str) -> tuple[str, BatchService]:
-    account = batch_account(call, f"certificates/{action}").name
-    return account, service_of(call.request)
+    account = batch_account(call, f"certificates/{action}")
+    return account.name, account_service(call, account)
 
 
 def _certificate(account: str, doc: dict[str, Any]) -> dict[str, Any]:

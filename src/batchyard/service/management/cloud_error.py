@@ -8,7 +8,7 @@ from starlette.responses import Response
 from batchyard.service.errors import BatchError
 
 # A Batch account create or delete for a name other than the service's one account (README, Management plane).
-ONE_ACCOUNT_CODE = "OneAccountPerService"
+SERVICE_ACCOUNT_CODE = "ServiceAccountCannotBeDeleted"
 
 
 class CloudError(Exception):

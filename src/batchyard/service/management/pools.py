@@ -12,10 +12,10 @@ from typing import Any
 
 from starlette.responses import Response
 
-from batchyard.service.api.common import conditions, service_of
+from batchyard.service.api.common import conditions
 from batchyard.service.engine.facade import BatchService
 from batchyard.service.engine.records import PoolRecord
-from batchyard.service.management.accounts import batch_account
+from batchyard.service.management.accounts import account_service, batch_account
 from batchyard.service.management.cloud_error import CloudError
 from batchyard.service.management.pool_shapes import arm_etag, arm_pool, batch_properties, fold_scale
 from batchyard.service.management.routing import (
@@ -35,8 +35,8 @@ POOL = POOLS + r"/(?P<pool>[^/]+)"
 
 def _service(call: Call, action: str) -> tuple[str, BatchService]:
     """The account's name and the service, once the caller may do `action` on its pools."""
-    account = batch_account(call, f"pools/{action}").name
-    return account, service_of(call.request)
+    account = batch_account(call, f"pools/{action}")
+    return account.name, account_service(call, account)
 
 
 def _answer(account: str, pool: PoolRecord) -> Response:

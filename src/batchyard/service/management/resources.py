@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from batchyard.service.config import Settings
+from batchyard.service.engine.account_keys import account_path
 from batchyard.service.management.account_state import AccountState
 
 if TYPE_CHECKING:  # azure-storage-blob takes 0.15 s to import: not for every CLI command
@@ -19,8 +20,6 @@ SUBSCRIPTION_NAME = "batchyard"
 RESOURCE_GROUP = "batchyard"
 LOCATION = "local"
 ACCOUNT_TYPE = "Microsoft.Batch/batchAccounts"
-# Batch accounts one subscription may have per region here: the service serves one.
-ACCOUNT_QUOTA = 1
 
 
 def resource_group_id(group: str = RESOURCE_GROUP) -> str:
@@ -48,14 +47,18 @@ def storage_account_name(resource_id: str) -> str | None:
     return match["name"] if match else None
 
 
-def account_endpoint(settings: Settings) -> str:
-    """Host and port of the HTTPS listener: clients call `"https://" + accountEndpoint`."""
-    return urlsplit(settings.https_url or settings.base_url).netloc
+def account_endpoint(settings: Settings, engine_account: str | None) -> str:
+    """Host and port of the HTTPS listener, and the account's path there (engine/account_keys.account_path):
+    clients call `"https://" + accountEndpoint`."""
+    return urlsplit(settings.https_url or settings.base_url).netloc + account_path(engine_account)
 
 
-def account(state: AccountState, settings: Settings, linked: LinkedStorage | None) -> dict[str, Any]:
+def account(
+    state: AccountState, engine_account: str | None, settings: Settings, linked: LinkedStorage | None
+) -> dict[str, Any]:
+    """The account resource (`engine_account`: its name as the engine keys it, None for the service's own)."""
     properties: dict[str, Any] = {
-        "accountEndpoint": account_endpoint(settings),
+        "accountEndpoint": account_endpoint(settings, engine_account),
         "provisioningState": "Succeeded",
         "poolAllocationMode": "BatchService",
         "publicNetworkAccess": "Enabled",

@@ -139,7 +139,8 @@ def routes(operations: list[Operation]) -> list[Route]:
 
 async def _dispatch(request: Request, operations: list[Operation]) -> Response:
     state = request.app.state
-    caller = bearer.authenticate(state.identity, request.headers.get("authorization", ""), request.url.scheme)
+    authorization = request.headers.get("authorization", "")
+    caller = bearer.authenticate(state.identity, authorization, request.url.scheme, state.settings.account_name)
     path = request.url.path.rstrip("/")
     matched = [(op, match) for op in operations if (match := op.pattern.fullmatch(path))]
     if not matched:

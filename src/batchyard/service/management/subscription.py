@@ -4,14 +4,15 @@ clients make first (`az login` lists the subscriptions)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from starlette.responses import Response
 
+from batchyard.service.account_paths import ACCOUNT_NAME
+from batchyard.service.config import Settings
 from batchyard.service.identity.provider import IdentityProvider
 from batchyard.service.management import resources
-from batchyard.service.management.account_state import AccountState
+from batchyard.service.management.account_directory import AccountDirectory
 from batchyard.service.management.cloud_error import CloudError, invalid_body
 from batchyard.service.management.routing import (
     LOCATION_PATH,
@@ -22,9 +23,6 @@ from batchyard.service.management.routing import (
     json_response,
     operation,
 )
-
-# Azure's rule for a Batch account name.
-ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
 
 
 def _check_location(location: str) -> None:
@@ -39,7 +37,8 @@ def _check_location(location: str) -> None:
 
 async def location_quotas(call: Call) -> Response:
     _check_location(call.params["location"])
-    return json_response({"accountQuota": resources.ACCOUNT_QUOTA})
+    settings: Settings = call.request.app.state.settings
+    return json_response({"accountQuota": settings.account_quota})
 
 
 async def check_name_availability(call: Call) -> Response:
@@ -51,11 +50,11 @@ async def check_name_availability(call: Call) -> Response:
     # the type is a constant some clients leave out (azure-mgmt-batch 19)
     if kind is not None and (not isinstance(kind, str) or kind.lower() != resources.ACCOUNT_TYPE.lower()):
         raise invalid_body(f"'type' must be '{resources.ACCOUNT_TYPE}', not {kind!r}.")
-    state: AccountState = call.request.app.state.account_state
-    if name.casefold() == state.name.casefold():
+    accounts: AccountDirectory = call.request.app.state.accounts
+    if accounts.get(name) is not None:
         taken = f"An account named '{name}' is already in use."
         return json_response({"nameAvailable": False, "reason": "AlreadyExists", "message": taken})
-    if not ACCOUNT_NAME.match(name):
+    if not ACCOUNT_NAME.fullmatch(name):
         return json_response(
             {
                 "nameAvailable": False,

@@ -319,6 +319,22 @@ class ApplicationRegistry:
     async def remove_package(self, app_id: str, version: str) -> None:
         await asyncio.to_thread(self.delete_blobs, self.delete_package(app_id, version))
 
+    async def delete_all(self) -> None:
+        """Delete every application with its packages (the account is deleted)."""
+        blobs = [
+            blob
+            for app in self.apps.values()
+            for package in app["packages"].values()
+            for blob in (package.get("blob"), package.get("pendingBlob"))
+            if blob
+        ]
+        with self.store.transaction():
+            for app in self.apps.values():
+                self.store.delete_application(scoped_key(self.account, app["id"]))
+        self.apps.clear()
+        if blobs:
+            await asyncio.to_thread(self.delete_blobs, blobs)
+
 
 class ApplicationRegistries:
     """Every account's application registry, each made when first used."""

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchyard.service.config import Settings
+from batchyard.service.engine.account_keys import SERVICE_ACCOUNT
 from batchyard.service.errors import BatchError
 from batchyard.service.ports import Store
-from batchyard.service.engine.account_keys import SERVICE_ACCOUNT
 from batchyard.service.storage.applications import ApplicationRegistries
 from batchyard.service.storage.linked import LinkedStorage
 
