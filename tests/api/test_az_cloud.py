@@ -139,12 +139,17 @@ def test_batch_account_commands(az: AzSession, login: list[dict[str, Any]], svc:
         "primary": DEV_ACCOUNT_KEY,
         "secondary": DEV_ACCOUNT_SECONDARY_KEY,
     }
-    # the service's one account: creating it again is idempotent and applies the tags
+    # the service's own account: creating it again is idempotent and applies the tags
     created = az("batch", "account", "create", *ACCOUNT, "-l", "local", "--tags", "made=az")
     assert (created["id"], created["tags"]) == (account_path(), {"made": "az"})
-    refused = az.fails("batch", "account", "create", "-g", GROUP, "-n", "anotheraccount", "-l", "local")
-    assert "OneAccountPerService" in refused
-    assert az("batch", "location", "quotas", "show", "-l", "local") == {"accountQuota": 1}
+    # another account, with its own endpoint and keys, then deleted
+    another = az("batch", "account", "create", "-g", GROUP, "-n", "anotheraccount", "-l", "local")
+    assert another["accountEndpoint"] == svc.https_url.removeprefix("https://") + "/accounts/anotheraccount"
+    assert sorted(az("batch", "account", "list", "--query", "[].name")) == sorted([DEV_ACCOUNT_NAME, "anotheraccount"])
+    assert az("batch", "account", "keys", "list", "-g", GROUP, "-n", "anotheraccount")["primary"] != DEV_ACCOUNT_KEY
+    az("batch", "account", "delete", "-g", GROUP, "-n", "anotheraccount", "--yes")
+    assert az("batch", "account", "list", "--query", "[].name") == [DEV_ACCOUNT_NAME]
+    assert az("batch", "location", "quotas", "show", "-l", "local") == {"accountQuota": 3}
 
 
 def test_application_packages_through_the_linked_storage(

@@ -114,7 +114,7 @@ def test_regenerated_key_replaces_the_old_one_at_once_and_for_good(svc: Service,
 
 def test_quotas_name_availability_and_operations(svc: Service, contributor: dict[str, Any]) -> None:
     client = management_client(svc, contributor)
-    assert client.location.get_quotas("local").account_quota == 1
+    assert client.location.get_quotas("local").account_quota == 3  # Azure's default per region
 
     def check(name: str) -> mm.CheckNameAvailabilityResult:
         return client.location.check_name_availability("local", mm.CheckNameAvailabilityParameters(name=name))
@@ -145,12 +145,10 @@ def test_without_linked_storage_there_is_no_auto_storage(svc: Service, contribut
     assert refused.value.status_code == 400 and "--storage-connection-string" in str(refused.value.message)
 
 
-def test_one_account_cannot_be_created_beside_or_deleted(svc: Service, contributor: dict[str, Any]) -> None:
+def test_the_services_own_account_is_created_idempotently_and_never_deleted(
+    svc: Service, contributor: dict[str, Any]
+) -> None:
     client = management_client(svc, contributor)
-    with pytest.raises(HttpResponseError) as refused:
-        client.batch_account.begin_create(GROUP, "secondaccount", mm.BatchAccountCreateParameters(location="local"))
-    assert refused.value.status_code == 409 and arm_code(refused.value) == "OneAccountPerService"
-    assert "serves one Batch account" in str(refused.value)
     same = client.batch_account.begin_create(
         GROUP, DEV_ACCOUNT_NAME, mm.BatchAccountCreateParameters(location="local", tags={"team": "hpc"})
     ).result()
@@ -160,7 +158,7 @@ def test_one_account_cannot_be_created_beside_or_deleted(svc: Service, contribut
     assert moved.value.status_code == 409 and arm_code(moved.value) == "InvalidResourceLocation"
     with pytest.raises(HttpResponseError) as kept:
         client.batch_account.begin_delete(GROUP, DEV_ACCOUNT_NAME).result()
-    assert kept.value.status_code == 409 and arm_code(kept.value) == "OneAccountPerService"
+    assert kept.value.status_code == 409 and arm_code(kept.value) == "ServiceAccountCannotBeDeleted"
     assert client.batch_account.get(GROUP, DEV_ACCOUNT_NAME).tags == {"team": "hpc"}
 
 

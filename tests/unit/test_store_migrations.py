@@ -61,7 +61,8 @@ def test_the_application_registry_moves_from_meta_to_its_table(tmp_path: Path) -
 
     again = SqliteStore(path)  # the move happens once; later changes are in the table
     try:
-        assert [(key, app["id"], app["displayName"]) for key, app in again.load_applications()] == [("render", "Render", "New")]
+        loaded = again.load_applications()
+        assert [(key, app["id"], app["displayName"]) for key, app in loaded] == [("render", "Render", "New")]
     finally:
         again.close()
 

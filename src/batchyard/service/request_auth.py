@@ -42,7 +42,7 @@ def authenticate(request: Request, raw_path: str) -> None:
     state = request.app.state
     accounts: AccountDirectory = state.accounts
     current = accounts.get(account_of_request(request))
-    if current is None:
+    if current is None or current.deleting:
         raise BatchError(404, "AccountNotFound", "The account this request's URL names does not exist on this service.")
     account = current.shared_key
     modes: Collection[str] = current.modes

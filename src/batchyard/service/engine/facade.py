@@ -63,6 +63,13 @@ class BatchService(
                 self.engine.certificate_ops.forget_certificate(key)
         await self.applications.delete_all()
 
+    def account_is_empty(self) -> bool:
+        """Whether this account has nothing left in the engine: no pool (its nodes gone), job, job schedule or
+        certificate."""
+        engine = self.engine
+        kept = (engine.pools, engine.jobs, engine.schedule_ops.schedules, engine.certificate_ops.certificates)
+        return not any(self.owns(key) for records in kept for key in records)
+
     def forget_account(self, account: str) -> None:
         """After the account is deleted: its view and registry go (a new account of its name starts empty)."""
         self._views.pop(account, None)

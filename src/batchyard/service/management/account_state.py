@@ -68,6 +68,7 @@ class AccountState:
         self.last_key_sync = _now()  # of the linked storage account's keys: the command line's, at start
         self._load()
         self.shared_key = SharedKeyAccount(name, self._keys)
+        self.deleting = False  # being deleted (management/accounts.py): its data plane refuses every request
 
     def _load(self) -> None:
         if not self._path.exists():

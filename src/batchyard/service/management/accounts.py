@@ -19,7 +19,16 @@ from batchyard.service.management import resources
 from batchyard.service.management.account_directory import AccountDirectory
 from batchyard.service.management.account_state import KEY_NAMES, AccountState
 from batchyard.service.management.cloud_error import SERVICE_ACCOUNT_CODE, CloudError, invalid_body
-from batchyard.service.management.routing import ACCOUNT, ACCOUNTS, Call, Operation, json_response, operation
+from batchyard.service.management.routing import (
+    ACCOUNT,
+    ACCOUNTS,
+    DELETE_STATUS_SUFFIX,
+    Call,
+    Operation,
+    deleting,
+    json_response,
+    operation,
+)
 from batchyard.service.storage.linked import LinkedStorage
 
 ACTION = "Microsoft.Batch/batchAccounts"
@@ -110,6 +119,12 @@ async def create_account(call: Call) -> Response:
             f"The provided location '{location}' is not available for resource type '{ACTION}'. "
             f"List of available regions for the resource type is '{resources.LOCATION}'.",
         )
+    if existing is not None and existing.deleting:
+        raise CloudError(
+            409,
+            "AccountBeingDeleted",
+            f"The account '{existing.name}' is being deleted; its name can be used again once the delete is done.",
+        )
     if existing is not None:
         state = batch_account(call, "write")
         _apply(state, body, _linked(call))
@@ -153,8 +168,9 @@ async def update_account(call: Call) -> Response:
 
 
 async def delete_account(call: Call) -> Response:
-    """Delete an account made through the management plane, with everything in it: its keys stop working at
-    once; its pools' nodes go in the background (ARM's 200: the account itself is gone)."""
+    """Delete an account made through the management plane, with everything in it: its data plane refuses
+    every request at once, and the delete is a long-running operation (202, routing.deleting) until its pools'
+    nodes are gone; then the account is (its name is free again)."""
     accounts = directory(call.request)
     if accounts.get(call.params["account"]) is None:
         return Response(status_code=204)  # ARM: deleting what is not there succeeds
@@ -166,9 +182,25 @@ async def delete_account(call: Call) -> Response:
             f"'{state.name}' is the service's own account (`batchyard serve --account-name`), which cannot be "
             "deleted: stop the service and remove its data directory instead.",
         )
-    service = account_service(call, state)
-    accounts.remove(state)
-    await service.delete_account_data()
+    if not state.deleting:
+        state.deleting = True
+        await account_service(call, state).delete_account_data()
+    return _deletion_status(call, state)
+
+
+async def delete_status(call: Call) -> Response:
+    """The Location of an account's delete: 202 while its data goes, 200 once the account is gone."""
+    state = directory(call.request).get(call.params["account"])
+    if state is None or not state.deleting:
+        return Response(status_code=200)
+    call.caller.require(state.name, "DELETE", f"{ACTION}/delete", resources.account_id(state.name))
+    return _deletion_status(call, state)
+
+
+def _deletion_status(call: Call, state: AccountState) -> Response:
+    if not account_service(call, state).account_is_empty():
+        return deleting(call)
+    directory(call.request).remove(state)
     service_of(call.request).forget_account(state.name)
     return Response(status_code=200)
 
@@ -273,6 +305,7 @@ OPERATIONS: list[Operation] = [
     operation("PUT", ACCOUNT, create_account),
     operation("PATCH", ACCOUNT, update_account),
     operation("DELETE", ACCOUNT, delete_account),
+    operation("GET", ACCOUNT + DELETE_STATUS_SUFFIX, delete_status),
     operation("POST", ACCOUNT + "/listkeys", list_keys),
     operation("POST", ACCOUNT + "/regeneratekeys", regenerate_key),
     operation("POST", ACCOUNT + "/syncautostoragekeys", sync_auto_storage_keys),

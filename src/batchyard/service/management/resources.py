@@ -59,7 +59,7 @@ def account(
     """The account resource (`engine_account`: its name as the engine keys it, None for the service's own)."""
     properties: dict[str, Any] = {
         "accountEndpoint": account_endpoint(settings, engine_account),
-        "provisioningState": "Succeeded",
+        "provisioningState": "Deleting" if state.deleting else "Succeeded",
         "poolAllocationMode": "BatchService",
         "publicNetworkAccess": "Enabled",
         "encryption": {"keySource": "Microsoft.Batch"},
