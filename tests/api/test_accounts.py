@@ -139,17 +139,21 @@ def test_accounts_are_isolated_from_each_other(
     create_pool(own, "second", nodes=0)
 
 
-def test_principals_have_roles_on_their_own_account(svc: Service, other: mm.BatchAccount) -> None:
+def test_principals_have_roles_on_their_own_account(
+    svc: Service, arm: BatchManagementClient, other: mm.BatchAccount
+) -> None:
     assert other.account_endpoint is not None
+    with_key = client_for(svc, OTHER, other.account_endpoint, keys_of(arm, OTHER)[0])
+    with_key.create_job(m.BatchJobCreateOptions(id="readable", pool_info=m.BatchPoolInfo(pool_id="nowhere")))
     reader = create_principal(svc, "--name", "b-reader", "--role", "reader", "--account", OTHER)
     theirs = BatchClient("https://" + other.account_endpoint, credential(reader), connection_verify=str(svc.ca))
-    assert "shared" in [pool.id for pool in theirs.list_pools()]
+    assert "readable" in [job.id for job in theirs.list_jobs()]
     with pytest.raises(HttpResponseError) as write:
-        theirs.create_job(m.BatchJobCreateOptions(id="by-reader", pool_info=m.BatchPoolInfo(pool_id="shared")))
+        theirs.create_job(m.BatchJobCreateOptions(id="by-reader", pool_info=m.BatchPoolInfo(pool_id="nowhere")))
     assert write.value.status_code == 403
     # its role is on its account only: the service's own account refuses it
     with pytest.raises(HttpResponseError) as elsewhere:
-        list(bearer_client(svc, reader).list_pools())
+        list(bearer_client(svc, reader).list_jobs())
     assert elsewhere.value.status_code == 403
     # and on the management plane it sees its account only
     seen = management_client(svc, reader).batch_account.list()
@@ -159,37 +163,38 @@ def test_principals_have_roles_on_their_own_account(svc: Service, other: mm.Batc
 def test_the_account_quota_and_deleting_an_account(
     svc: Service, arm: BatchManagementClient, other: mm.BatchAccount
 ) -> None:
-    assert other.account_endpoint is not None
-    third = arm.batch_account.begin_create(GROUP, "teamc", mm.BatchAccountCreateParameters(location="local")).result()
-    assert arm.location.get_quotas("local").account_quota == 3
+    doomed = arm.batch_account.begin_create(GROUP, "teamdel", mm.BatchAccountCreateParameters(location="local"))
+    made = doomed.result()
+    assert made.account_endpoint is not None
+    assert arm.location.get_quotas("local").account_quota == 3  # the service's own, teamb and this one
     with pytest.raises(HttpResponseError) as over:
         arm.batch_account.begin_create(GROUP, "teamd", mm.BatchAccountCreateParameters(location="local"))
     assert over.value.status_code == 409 and arm_code(over.value) == "AccountQuotaExceeded"
-    arm.batch_account.begin_delete(GROUP, third.name).result()
 
-    other_key, _ = keys_of(arm, OTHER)
-    theirs = client_for(svc, OTHER, other.account_endpoint, other_key)
-    their_nodes = [node.id for node in theirs.list_nodes("shared")]
-    arm.batch_account.begin_delete(GROUP, OTHER).result()  # done once its pools' nodes are gone
+    key, _ = keys_of(arm, "teamdel")
+    theirs = client_for(svc, "teamdel", made.account_endpoint, key)
+    create_pool(theirs, "shared")
+    create_job(theirs, "j", "shared")
+    wait_for(lambda: idle_nodes(theirs, "shared", 1), timeout=60, what="the account's node")
+    own = client_for(svc, DEV_ACCOUNT_NAME, svc.https_url.removeprefix("https://"), DEV_ACCOUNT_KEY)
+    own_pools = sorted(pool.id for pool in own.list_pools())
+    arm.batch_account.begin_delete(GROUP, "teamdel").result()  # done once its pool's node is gone
     with pytest.raises(HttpResponseError) as gone:
-        arm.batch_account.get(GROUP, OTHER)
+        arm.batch_account.get(GROUP, "teamdel")
     assert gone.value.status_code == 404
     with pytest.raises(HttpResponseError) as refused:
         list(theirs.list_pools())
     assert refused.value.status_code == 404 and error_code(refused.value) == "AccountNotFound"
 
     # the service's own account keeps everything, and the name can be used again, empty, with new keys
-    own = client_for(svc, DEV_ACCOUNT_NAME, svc.https_url.removeprefix("https://"), DEV_ACCOUNT_KEY)
-    assert sorted(pool.id for pool in own.list_pools()) == ["second", "shared"]
-    assert own.get_task("j", "t").state == "completed"
-    again = arm.batch_account.begin_create(GROUP, OTHER, mm.BatchAccountCreateParameters(location="local")).result()
-    assert again.account_endpoint == other.account_endpoint
-    new_key, _ = keys_of(arm, OTHER)
-    assert new_key != other_key
-    fresh = client_for(svc, OTHER, other.account_endpoint, new_key)
+    assert sorted(pool.id for pool in own.list_pools()) == own_pools
+    again = arm.batch_account.begin_create(GROUP, "teamdel", mm.BatchAccountCreateParameters(location="local"))
+    assert again.result().account_endpoint == made.account_endpoint
+    new_key, _ = keys_of(arm, "teamdel")
+    assert new_key != key
+    fresh = client_for(svc, "teamdel", made.account_endpoint, new_key)
     assert list(fresh.list_pools()) == [] and list(fresh.list_jobs()) == []
-    for node_id in their_nodes:
-        assert all(node.id != node_id for node in own.list_nodes("shared"))
+    arm.batch_account.begin_delete(GROUP, "teamdel").result()
 
 
 def test_accounts_survive_a_restart(svc: Service, arm: BatchManagementClient) -> None:

@@ -63,8 +63,8 @@ def test_show_list_and_quotas(svc: Service, contributor: dict[str, Any]) -> None
     endpoint = succeeded(account(svc, contributor, "show", "--query", "properties.accountEndpoint", "-o", "tsv"))
     assert endpoint == svc.https_url.removeprefix("https://") + "\n"
     quotas = json.loads(succeeded(account(svc, contributor, "quotas", "--location", "local")))
-    assert quotas == {"accountQuota": 1}
-    assert table_rows(succeeded(account(svc, contributor, "quotas", "-o", "table"))) == [["Account quota"], ["1"]]
+    assert quotas == {"accountQuota": 3}
+    assert table_rows(succeeded(account(svc, contributor, "quotas", "-o", "table"))) == [["Account quota"], ["3"]]
     elsewhere = account(svc, contributor, "quotas", "--location", "westeurope")
     assert elsewhere.returncode == 1 and "HTTP 400: LocationNotAvailableForResourceType" in elsewhere.stderr
     missing = account(svc, contributor, "show", "--name", "someotheraccount")
@@ -162,3 +162,34 @@ def test_connection_options(svc: Service, contributor: dict[str, Any]) -> None:
     assert no_ca.returncode == 2 and "nothing.pem" in no_ca.stderr and "Traceback" not in no_ca.stderr
     no_principal = batchyard(svc, "account", "show", "--ca-file", str(svc.ca))
     assert no_principal.returncode == 2 and "--tenant-id, --client-id, --client-secret required" in no_principal.stderr
+
+
+def test_create_use_and_delete_another_account(svc: Service, contributor: dict[str, Any]) -> None:
+    made = json.loads(succeeded(account(svc, contributor, "create", "--name", "teamcli")))
+    endpoint = made["properties"]["accountEndpoint"]
+    assert endpoint == svc.https_url.removeprefix("https://") + "/accounts/teamcli"
+    keys = json.loads(succeeded(account(svc, contributor, "keys", "list", "--name", "teamcli")))
+    assert keys["accountName"] == "teamcli" and keys["primary"] != DEV_ACCOUNT_KEY
+    # the data-plane commands against its endpoint (on the HTTP listener) with its name and key
+    theirs = {
+        "BATCHYARD_ENDPOINT": f"{svc.url}/accounts/teamcli",
+        "BATCHYARD_ACCOUNT_NAME": "teamcli",
+        "BATCHYARD_ACCOUNT_KEY": keys["primary"],
+    }
+    succeeded(batchyard(svc, "pool", "create", "--id", "cli-pool", "--target-dedicated-nodes", "0", **theirs))
+    assert [pool["id"] for pool in json.loads(succeeded(batchyard(svc, "pool", "list", "-o", "json", **theirs)))] == [
+        "cli-pool"
+    ]
+    own_key = json.loads(succeeded(account(svc, contributor, "keys", "list")))["primary"]
+    assert "cli-pool" not in succeeded(pools_with_key(svc, own_key))
+    # pages of a list follow odata.nextLink below the account's endpoint
+    for index in range(3):
+        succeeded(batchyard(svc, "pool", "create", "--id", f"more-{index}", "--target-dedicated-nodes", "0", **theirs))
+    paged = batchyard(svc, "pool", "list", "--max-results", "2", "--query", "length(@)", "-o", "tsv", **theirs)
+    assert succeeded(paged).strip() == "4"
+    deleted = json.loads(succeeded(account(svc, contributor, "delete", "--name", "teamcli")))
+    assert deleted == {"deleted": "teamcli"}
+    gone = account(svc, contributor, "show", "--name", "teamcli")
+    assert gone.returncode == 1 and "HTTP 404: ResourceNotFound" in gone.stderr
+    refused = batchyard(svc, "pool", "list", "-o", "json", **theirs)
+    assert refused.returncode != 0 and "AccountNotFound" in refused.stderr

@@ -33,9 +33,9 @@ def test_manage_account_example(tmp_path: Path) -> None:
         endpoint = svc.https_url
         for line in (
             "Total number of Batch accounts under subscription id 00000000-0000-0000-0000-000000000000: 1",
-            "Account quota for local region: 1",
+            "Account quota for local region: 3",
             "Accounts in local: 1",
-            "You can create 0 accounts in the local region.",
+            "You can create 2 accounts in the local region.",
             "Dedicated core quota: 500",
             "Low-priority core quota: 100",
             "Pool quota: 100",

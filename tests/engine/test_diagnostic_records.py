@@ -99,3 +99,15 @@ def test_deleting_a_pool_stops_its_resize_with_a_complete_record(tmp_path: Path)
             assert starts == completes == 2
 
     asyncio.run(main())
+
+
+def test_another_accounts_changes_are_not_in_the_services_logs(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with recorded(tmp_path) as world:
+            spec = pool_models.parse_pool_create(pool_body("p", targetDedicatedNodes=0))
+            world.unit(world.engine.pool_ops.create_pool, spec, "teamb")
+            assert "teamb/p" in world.engine.pools and operations(world) == []
+            world.unit(world.engine.pool_ops.create_pool, pool_models.parse_pool_create(pool_body("p")), None)
+            assert operations(world)[:1] == ["PoolCreateEvent"]
+
+    asyncio.run(main())

@@ -1,14 +1,15 @@
-"""`batchyard account ...`: az batch's account commands (show, list, keys list|renew, set) and the location's
-quotas, through the management plane with a principal's bearer token (`cli/management.py`)."""
+"""`batchyard account ...`: az batch's account commands (show, list, create, delete, keys list|renew, set) and
+the location's quotas, through the management plane with a principal's bearer token (`cli/management.py`)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from batchyard.cli.commands import Command, seg
+from batchyard.cli.commands import Command, CommandError, seg
 from batchyard.cli.management import add_management_options, arm_call
 from batchyard.cli.output import Column
 from batchyard.service.config import AUTHENTICATION_MODES, DEV_ACCOUNT_NAME
@@ -78,6 +79,35 @@ def _set(args: argparse.Namespace) -> Any:
     return arm_call(args, "PATCH", _path(args), body)
 
 
+def _create_arguments(parser: argparse.ArgumentParser) -> None:
+    _account(parser)
+    parser.add_argument("-l", "--location", default=LOCATION, help=f"the location (default: {LOCATION})")
+
+
+def _create(args: argparse.Namespace) -> Any:
+    return arm_call(args, "PUT", _path(args), {"location": args.location})
+
+
+DELETE_TIMEOUT = 300.0  # seconds for the account's pools' nodes to go
+
+
+def _delete(args: argparse.Namespace) -> Any:
+    """Delete the account and wait until it is gone (ARM's delete is long-running: each DELETE of an account
+    being deleted says whether it is done, and a GET then answers 404)."""
+    deadline = time.monotonic() + DELETE_TIMEOUT
+    while True:
+        arm_call(args, "DELETE", _path(args))
+        try:
+            arm_call(args, "GET", _path(args))
+        except CommandError as exc:
+            if exc.status == 404:
+                return {"deleted": args.name}
+            raise
+        if time.monotonic() > deadline:
+            raise CommandError(f"the account {args.name} is still being deleted after {DELETE_TIMEOUT:.0f} s")
+        time.sleep(1)
+
+
 def _quotas_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-l", "--location", default=LOCATION, help=f"the location (default: {LOCATION})")
 
@@ -104,6 +134,16 @@ COMMANDS: tuple[Command, ...] = (
         COLUMNS,
     ),
     _command(("list",), "list the Batch accounts the principal may read", _list, _list_arguments, COLUMNS, "table"),
+    _command(
+        ("create",), "create a Batch account (or update the one of that name)", _create, _create_arguments, COLUMNS
+    ),
+    _command(
+        ("delete",),
+        "delete a Batch account with its pools, jobs and the rest; waits until it is gone",
+        _delete,
+        _account,
+        (Column("Deleted", "deleted"),),
+    ),
     _command(
         ("keys", "list"),
         "show the account's Shared Keys",

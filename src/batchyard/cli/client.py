@@ -127,4 +127,6 @@ def list_all(args: argparse.Namespace, path: str, query: dict[str, str] | None =
         split = urllib.parse.urlsplit(next_link)
         params = dict(urllib.parse.parse_qsl(split.query))
         params.pop("api-version", None)
-        page = call(args, "GET", split.path, query=params)
+        # the link's path has the endpoint's own path in front (an account's endpoint: `/accounts/{name}`)
+        endpoint_path = urllib.parse.urlsplit(args.endpoint).path.rstrip("/")
+        page = call(args, "GET", split.path.removeprefix(endpoint_path), query=params)

@@ -88,6 +88,11 @@ def base_url(request: Request) -> str:
     return str(settings.base_url) + account_path
 
 
+def route_path(request: Request) -> str:
+    """The request's path after an account endpoint's path (the ASGI root_path, service/account_paths.py)."""
+    return request.url.path.removeprefix(request.scope.get("root_path", ""))
+
+
 def error_response(error: BatchError, base: str) -> Response:
     if error.status == 304:
         return Response(status_code=304, headers=error.headers)
@@ -231,7 +236,8 @@ def list_response(request: Request, kind: str, items: Iterable[dict[str, Any]], 
         params["$skiptoken"] = next_token
         from urllib.parse import urlencode
 
-        body["odata.nextLink"] = f"{base_url(request)}{request.url.path}?{urlencode(params)}"
+        # base_url has an account endpoint's path (the ASGI root_path); the route's path is what follows it
+        body["odata.nextLink"] = f"{base_url(request)}{route_path(request)}?{urlencode(params)}"
     return json_response(body)
 
 

@@ -68,7 +68,7 @@ async def create_principal(request: Request) -> Response:
         principal, secret = provider.directory.create(
             body["name"],
             body.get("role", "contributor"),
-            body.get("account", request.app.state.account_state.name),
+            body.get("account", request.app.state.accounts.own.name),
             body.get("certificate"),
         )
     except DirectoryError as exc:

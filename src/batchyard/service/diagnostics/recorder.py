@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from batchyard.service.clock import iso
 from batchyard.service.diagnostics import bodies
 from batchyard.service.diagnostics.records import AccountResource
+from batchyard.service.engine.account_keys import account_of
 from batchyard.service.engine.engine import Engine
 from batchyard.service.engine.events import (
     AutoscaleEvaluated,
@@ -41,12 +42,14 @@ E = TypeVar("E")
 
 
 def _never_fails(reaction: Callable[[DiagnosticRecorder, E], None]) -> Callable[[DiagnosticRecorder, E], None]:
-    """No record while logs are off. A record that cannot be built (a document of an unforeseen shape) is
-    logged and left out: the change it tells goes on (a log must not refuse a task's completion)."""
+    """No record while logs are off, nor of another account than the service's own (the logs are its: other
+    accounts made through the management plane have none). A record that cannot be built (a document of an
+    unforeseen shape) is logged and left out: the change it tells goes on (a log must not refuse a task's
+    completion)."""
 
     @functools.wraps(reaction)
     def guarded(self: DiagnosticRecorder, event: E) -> None:
-        if not self.is_on():
+        if not self.is_on() or not _of_service_account(event):
             return
         try:
             reaction(self, event)
@@ -167,6 +170,14 @@ class DiagnosticRecorder:
     def _pool_id(self, node: NodeRecord) -> str:
         pool = self.core.pools.get(node.pool_key)
         return str(pool.doc["id"]) if pool is not None else node.pool_key
+
+
+def _of_service_account(event: object) -> bool:
+    """Whether the pool, job or node an event is about is the service's own account's (engine/account_keys.py)."""
+    for name, key_field in (("pool", "key"), ("job", "key"), ("node", "pool_key")):
+        if (entity := getattr(event, name, None)) is not None:
+            return account_of(str(getattr(entity, key_field))) is None
+    return True
 
 
 def _is_auto(pool: PoolRecord) -> bool:
