@@ -5,7 +5,8 @@ library for .NET") with azure-mgmt-batch and azure-identity, against batchyard's
   2. get the subscription's account quota in that region: how many more accounts may be created there;
   3. print the account's compute quotas (dedicated and low-priority cores, pools, active jobs and schedules);
   4. list the account's keys (and, with --regenerate, regenerate one);
-  5. build a data-plane client (azure-batch) from the account's endpoint and primary key, and use it.
+  5. build a data-plane client (azure-batch) from the account's endpoint and primary key, and use it;
+  6. create a new Batch account, get it, use it through its own endpoint and key, and delete it.
 
 It needs a service principal (README, Service principals and tokens):
 
@@ -23,7 +24,7 @@ from azure.batch import BatchClient
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.identity import ClientSecretCredential
 from azure.mgmt.batch import BatchManagementClient
-from azure.mgmt.batch.models import BatchAccountRegenerateKeyParameters
+from azure.mgmt.batch.models import BatchAccountCreateParameters, BatchAccountRegenerateKeyParameters
 
 # batchyard's one subscription and resource group (README, Management plane)
 SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--account", default="devbatchaccount1")
     parser.add_argument("--region", default="local")
     parser.add_argument("--regenerate", choices=["Primary", "Secondary"], help="regenerate this key")
+    parser.add_argument("--new-account", default="mynewaccount", help="the account step 6 creates and deletes")
     args = parser.parse_args()
 
     with open(args.principal) as file:
@@ -97,6 +99,24 @@ def main() -> None:
     )
     pools = list(batch.list_pools())
     print(f"Batch account {args.account} at https://{account.account_endpoint}: {len(pools)} pools")
+
+    # 6. create a new account, get it from the service, use it, and delete it
+    management.batch_account.begin_create(
+        RESOURCE_GROUP, args.new_account, BatchAccountCreateParameters(location=args.region)
+    ).result()
+    created = management.batch_account.get(RESOURCE_GROUP, args.new_account)
+    print(f"Created Batch account {created.name} at https://{created.account_endpoint}")
+    new_keys = management.batch_account.get_keys(RESOURCE_GROUP, args.new_account)
+    assert new_keys.primary is not None and created.account_endpoint is not None
+    new_batch = BatchClient(
+        "https://" + created.account_endpoint,
+        AzureNamedKeyCredential(args.new_account, new_keys.primary),
+        connection_verify=ca,
+    )
+    print(f"Batch account {args.new_account}: {len(list(new_batch.list_pools()))} pools")
+    management.batch_account.begin_delete(RESOURCE_GROUP, args.new_account).result()
+    remaining = [account.name for account in management.batch_account.list()]
+    print(f"Deleted Batch account {args.new_account}; accounts now: {', '.join(sorted(str(n) for n in remaining))}")
 
 
 if __name__ == "__main__":

@@ -208,3 +208,18 @@ def test_accounts_survive_a_restart(svc: Service, arm: BatchManagementClient) ->
     assert keys_of(arm, "teamr")[0] == key
     assert [pool.id for pool in client.list_pools()] == ["kept"]
     arm.batch_account.begin_delete(GROUP, "teamr").result()
+
+
+def test_applications_are_the_accounts_own(svc: Service, arm: BatchManagementClient, other: mm.BatchAccount) -> None:
+    arm.application.create(GROUP, OTHER, "renderer", mm.Application(display_name="B's renderer"))
+    assert [app.name for app in arm.application.list(GROUP, OTHER)] == ["renderer"]
+    assert [app.name for app in arm.application.list(GROUP, DEV_ACCOUNT_NAME)] == []
+    with pytest.raises(HttpResponseError) as elsewhere:
+        arm.application.get(GROUP, DEV_ACCOUNT_NAME, "renderer")
+    assert elsewhere.value.status_code == 404
+    # the same name in the other account is another application
+    arm.application.create(GROUP, DEV_ACCOUNT_NAME, "renderer", mm.Application(display_name="own renderer"))
+    assert arm.application.get(GROUP, OTHER, "renderer").display_name == "B's renderer"
+    arm.application.delete(GROUP, OTHER, "renderer")
+    assert arm.application.get(GROUP, DEV_ACCOUNT_NAME, "renderer").display_name == "own renderer"
+    arm.application.delete(GROUP, DEV_ACCOUNT_NAME, "renderer")

@@ -42,6 +42,9 @@ def test_manage_account_example(tmp_path: Path) -> None:
             "Active job and job schedule quota: 300",
             "Regenerated the secondary key: ",
             f"Batch account devbatchaccount1 at {endpoint}: 0 pools",
+            f"Created Batch account mynewaccount at {endpoint}/accounts/mynewaccount",
+            "Batch account mynewaccount: 0 pools",
+            "Deleted Batch account mynewaccount; accounts now: devbatchaccount1",
         ):
             assert line in result.stdout, report
         # the secondary key the example regenerated is refused on the data plane from then on

@@ -101,8 +101,10 @@ class AccountDirectory:
     # --- changes --------------------------------------------------------------------------------
 
     def create(self, name: str, modes: tuple[str, ...]) -> AccountState:
-        """A new account with two new keys (`name`: lower case, not taken)."""
+        """A new account with two new keys (`name`: lower case); ValueError if the name is taken."""
         with self._lock:
+            if name in self._made:
+                raise ValueError(f"an account named {name} exists")
             made = MadeAccount((new_key(), new_key()), modes, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
             self._made[name] = made
             self._save_index()

@@ -113,12 +113,7 @@ async def create_account(call: Call) -> Response:
                 f"group '{resources.RESOURCE_GROUP}'. A resource with the same name cannot be created in location "
                 f"'{location}'.",
             )
-        raise CloudError(
-            400,
-            "LocationNotAvailableForResourceType",
-            f"The provided location '{location}' is not available for resource type '{ACTION}'. "
-            f"List of available regions for the resource type is '{resources.LOCATION}'.",
-        )
+        resources.check_location(location)
     if existing is not None and existing.deleting:
         raise CloudError(
             409,

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from batchyard.service.errors import BatchError
 
-# A Batch account create or delete for a name other than the service's one account (README, Management plane).
+# A delete of the service's own account (the command line's; README, Management plane).
 SERVICE_ACCOUNT_CODE = "ServiceAccountCannotBeDeleted"
 
 

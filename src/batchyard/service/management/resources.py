@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from batchyard.service.config import Settings
 from batchyard.service.engine.account_keys import account_path
 from batchyard.service.management.account_state import AccountState
+from batchyard.service.management.cloud_error import CloudError
 
 if TYPE_CHECKING:  # azure-storage-blob takes 0.15 s to import: not for every CLI command
     from batchyard.service.storage.linked import LinkedStorage
@@ -20,6 +21,17 @@ SUBSCRIPTION_NAME = "batchyard"
 RESOURCE_GROUP = "batchyard"
 LOCATION = "local"
 ACCOUNT_TYPE = "Microsoft.Batch/batchAccounts"
+
+
+def check_location(location: str) -> None:
+    """400 LocationNotAvailableForResourceType for a location other than the service's."""
+    if location.replace(" ", "").lower() != LOCATION:
+        raise CloudError(
+            400,
+            "LocationNotAvailableForResourceType",
+            f"The provided location '{location}' is not available for resource type '{ACCOUNT_TYPE}'. "
+            f"List of available regions for the resource type is '{LOCATION}'.",
+        )
 
 
 def resource_group_id(group: str = RESOURCE_GROUP) -> str:

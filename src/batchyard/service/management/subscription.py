@@ -13,7 +13,7 @@ from batchyard.service.config import Settings
 from batchyard.service.identity.provider import IdentityProvider
 from batchyard.service.management import resources
 from batchyard.service.management.account_directory import AccountDirectory
-from batchyard.service.management.cloud_error import CloudError, invalid_body
+from batchyard.service.management.cloud_error import invalid_body
 from batchyard.service.management.routing import (
     LOCATION_PATH,
     RESOURCE_GROUP_PATH,
@@ -25,24 +25,14 @@ from batchyard.service.management.routing import (
 )
 
 
-def _check_location(location: str) -> None:
-    if location.replace(" ", "").lower() != resources.LOCATION:
-        raise CloudError(
-            400,
-            "LocationNotAvailableForResourceType",
-            f"The provided location '{location}' is not available for resource type '{resources.ACCOUNT_TYPE}'. "
-            f"List of available regions for the resource type is '{resources.LOCATION}'.",
-        )
-
-
 async def location_quotas(call: Call) -> Response:
-    _check_location(call.params["location"])
+    resources.check_location(call.params["location"])
     settings: Settings = call.request.app.state.settings
     return json_response({"accountQuota": settings.account_quota})
 
 
 async def check_name_availability(call: Call) -> Response:
-    _check_location(call.params["location"])
+    resources.check_location(call.params["location"])
     body = await call.body()
     name, kind = body.get("name"), body.get("type")
     if not isinstance(name, str):
