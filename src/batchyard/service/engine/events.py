@@ -110,12 +110,14 @@ class RunLost:
 
 @dataclass(frozen=True, slots=True)
 class TaskRunFinished:
-    """A node reported the end of a task's run (its process exited, or was ended)."""
+    """A node reported the end of a task's run (its process exited, or was ended). `doc`: the task's stored
+    document, read once for every reaction (None when the task is gone)."""
 
     node: NodeRecord
     run: NodeRun
     result: dict[str, Any]
     now: datetime
+    doc: TaskDocument | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -303,7 +303,8 @@ class MultiInstanceOps(Concern):
             self._release(gang, now)
             return
         master.slots_used -= primary.slots
-        self.task_runs.finish_run(master, primary, result, now)
+        doc = self.store.get_task(primary.job_key, primary.task_key)
+        self.task_runs.finish_run(master, primary, result, now, doc)
         self._release(gang, now)  # when finish_run did not (the task was gone)
 
     def _record_subtask(self, gang: Gang, index: int, result: dict[str, Any], failure: dict[str, Any] | None) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from batchyard.protocol import messages
 from batchyard.service.clock import iso
+from batchyard.service.documents import TaskDocument
 from batchyard.service.engine.core import Concern, EngineCore
 from batchyard.service.engine.events import (
     NodeBooting,
@@ -283,10 +284,25 @@ class AgentSessionOps(Concern):
 
     # --- results --------------------------------------------------------------------------------
 
+    def _task_documents(self, node: NodeRecord, results: list[dict[str, Any]]) -> dict[tuple[str, str], TaskDocument]:
+        """The stored documents of the tasks whose runs these results end (the runs `TaskRunFinished` tells),
+        read with one query per job."""
+        keys_by_job: dict[str, list[str]] = {}
+        for result in results:
+            run = node.runs.get(str(result.get("aid")))
+            if run is not None and self.core.reactions.run_finisher(run.kind) is None:
+                keys_by_job.setdefault(run.job_key, []).append(run.task_key)
+        return {
+            (job_key, task_key): doc
+            for job_key, keys in keys_by_job.items()
+            for task_key, doc in self.store.get_tasks(job_key, keys).items()
+        }
+
     def _on_results(self, node: NodeRecord, results: list[dict[str, Any]]) -> None:
         if not results:
             return
         now = self.core.now()
+        docs = self._task_documents(node, results)
         for result in results:
             run_id = str(result.get("aid"))
             run = node.runs.pop(run_id, None)
@@ -297,7 +313,7 @@ class AgentSessionOps(Concern):
             if finisher is not None:
                 finisher(node, run, result, now)
             else:
-                self.core.emit(TaskRunFinished(node, run, result, now))
+                self.core.emit(TaskRunFinished(node, run, result, now, docs.get((run.job_key, run.task_key))))
         self.node_ops.mark_node_free(node, now)
         node.dirty = True  # its counters changed; saved by housekeeping or the next state change
         if node.session is not None:

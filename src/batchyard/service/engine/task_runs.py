@@ -115,13 +115,15 @@ class TaskRunOps(Concern):
 
     @reacts_to(TaskRunFinished)
     def _on_task_run_finished(self, event: TaskRunFinished) -> None:
-        self.finish_run(event.node, event.run, event.result, event.now)
+        self.finish_run(event.node, event.run, event.result, event.now, event.doc)
 
-    def finish_run(self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime) -> None:
+    def finish_run(
+        self, node: NodeRecord, run: NodeRun, result: dict[str, Any], now: datetime, doc: TaskDocument | None
+    ) -> None:
+        """End a task's run with the agent's result (`doc`: the task's stored document, None if it is gone)."""
         job = self.jobs.get(run.job_key)
         if job is None:
             return
-        doc = self.store.get_task(run.job_key, run.task_key)
         if doc is None or doc.private.run_id != run.run_id or doc["state"] != "running":
             return
         info = doc["executionInfo"]

@@ -47,9 +47,8 @@ class UsageOps(Concern):
 
     @reacts_to(TaskRunFinished, order=-1)  # before the task's document moves on (retries, completion)
     def _account_task_run(self, event: TaskRunFinished) -> None:
-        run = event.run
+        run, doc = event.run, event.doc
         job = self.jobs.get(run.job_key)
-        doc = self.store.get_task(run.job_key, run.task_key) if job is not None else None
         if job is not None and doc is not None and doc.private.run_id == run.run_id:
             self._record_run(job, doc, event.result, event.now)
 
