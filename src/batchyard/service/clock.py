@@ -54,6 +54,9 @@ def iso(dt: datetime) -> str:
 
 
 def parse_iso(value: str) -> datetime:
+    if len(value) == 27 and value[26] == "Z" and value[19] == ".":
+        # the service's own form (`iso`), most of what it parses: Python reads it as it is
+        return datetime.fromisoformat(value)
     text = value.strip()
     if text.endswith("Z") or text.endswith("z"):
         text = text[:-1] + "+00:00"

@@ -99,6 +99,8 @@ class Engine(Concern):
         await self.core.start()
 
     async def stop(self) -> None:
+        with self.core.store.transaction():
+            self.usage_ops.save_usage()  # the totals since the last tick (engine/usage.py)
         await self.core.stop()
 
     async def abandon(self) -> None:

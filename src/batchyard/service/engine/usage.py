@@ -8,7 +8,10 @@
 * Core time is also kept per pool per `INTERVAL` (30 minutes) for `/poolusagemetrics`.
 
 Totals are keyed by "<key>#<seq>", so a job, pool or schedule created again with the same id starts
-from zero. They are stored in the `usage_totals` table and survive restarts.
+from zero. They are stored in the `usage_totals` table and survive restarts: the totals that changed are
+written on the next housekeeping tick (and when the engine stops), not with every task run, as Azure
+rolls statistics up periodically too. A killed service loses at most a tick of them; no task's state
+depends on them.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class UsageOps(Concern):
         self.schedule_ops = schedule_ops  # a job's usage also counts for its schedule
         self.autoscale = autoscale  # the nodes' resource reports
         self.usage: dict[tuple[str, str], dict[str, float]] = {}
+        self._unsaved: set[tuple[str, str]] = set()  # totals changed since the last write
         self._usage_at: float | None = None  # clock time of the last pool accounting
         self._usage_counters: dict[str, dict[str, float]] = {}  # node id -> counters at the last tick
         for scope, key, doc in self.store.load_usage():
@@ -83,7 +87,13 @@ class UsageOps(Concern):
         for name, value in delta.items():
             totals[name] = totals.get(name, 0.0) + value
         totals["updated"] = now.timestamp()
-        self.store.put_usage(scope[0], scope[1], totals)
+        self._unsaved.add(scope)
+
+    def save_usage(self) -> None:
+        """Write the totals that changed (inside the caller's transaction)."""
+        for scope in self._unsaved:
+            self.store.put_usage(scope[0], scope[1], self.usage[scope])
+        self._unsaved.clear()
 
     # --- pools ----------------------------------------------------------------------------------
 
@@ -92,10 +102,10 @@ class UsageOps(Concern):
         now = self.core.now()
         t = now.timestamp()
         last, self._usage_at = self._usage_at, t
-        if last is None or t <= last:
-            return
-        for pool in list(self.pools.values()):
-            self._account_pool(pool, last, t, self.autoscale.node_reports, now)
+        if last is not None and t > last:
+            for pool in list(self.pools.values()):
+                self._account_pool(pool, last, t, self.autoscale.node_reports, now)
+        self.save_usage()
 
     def _account_pool(
         self, pool: PoolRecord, last: float, t: float, reports: dict[str, NodeReport], now: datetime
