@@ -100,7 +100,8 @@ class NodeContext:
 
 
 def _iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """2026-12-04T17:30:00.123456Z (isoformat: a few times faster than strftime, twice per run)."""
+    return dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 class Execution:
