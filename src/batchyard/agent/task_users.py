@@ -32,6 +32,7 @@ from batchyard.agent.accounts import TASKS_GID, OsAccount, UidAllocator, isolati
 
 POOL_USER = "_azbatch"  # what Azure calls the pool's non-admin auto-user on Linux (AZ_BATCH_TASK_USER)
 TASK_UMASK = 0o022  # files a task makes are readable where its directory lets others in (shared/)
+WORKING_DIR = "wd"  # a task directory's working directory
 PRIVATE_DIR = 0o700  # a task's directory: its user's only
 OPEN_DIR = 0o755  # start and job preparation task directories: their files are for the node's other tasks
 
@@ -123,11 +124,12 @@ class TaskUsers:
         return OsAccount(uid, home, self._lookups[key], gid=gid, umask=TASK_UMASK, groups=(TASKS_GID,))
 
 
-def hand_over(task_dir: Path, account: OsAccount, mode: int) -> None:
+def hand_over(task_dir: Path, account: OsAccount, mode: int, walk: bool = True) -> None:
     """Give the task's directory, and what the agent put in it, to the run's user, with `mode`.
 
     Walked through directory descriptors without following links, so a link a task left in there
     (or a directory swapped for one meanwhile) never makes the agent chown something elsewhere.
+    `walk=False`: the caller knows the directory holds only its empty `wd` (made by the agent just now).
     """
     if account.uid is None:
         os.chmod(task_dir, mode)
@@ -137,7 +139,10 @@ def hand_over(task_dir: Path, account: OsAccount, mode: int) -> None:
     try:
         os.fchown(top, uid, gid)
         os.fchmod(top, mode)
-        _chown_entries(top, uid, gid)
+        if walk:
+            _chown_entries(top, uid, gid)
+        else:
+            os.chown(WORKING_DIR, uid, gid, dir_fd=top, follow_symlinks=False)
     finally:
         os.close(top)
 
