@@ -173,8 +173,10 @@ def _chown_entries(folder: int, uid: int, gid: int) -> None:
 def open_parents(root: Path, task_dir: Path) -> None:
     """The agent's directories between the node root and a task's (workitems/<job>/job-1) let every
     task user pass and list, whatever the agent's umask made them."""
-    path = str(root)
-    for part in task_dir.relative_to(root).parts[:-1]:
+    path, below = str(root).rstrip("/"), str(task_dir)
+    if not below.startswith(f"{path}/"):  # compared as strings: Path.relative_to costs more than the stats
+        raise ValueError(f"{task_dir} is not below {root}")
+    for part in below[len(path) + 1 :].split("/")[:-1]:
         path = f"{path}/{part}"
         if os.stat(path).st_mode & 0o777 != OPEN_DIR:
             os.chmod(path, OPEN_DIR)
