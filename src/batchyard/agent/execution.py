@@ -126,13 +126,14 @@ class Execution:
     def environment(self) -> dict[str, str]:
         run = self.run_spec
         env = self.context.node_env()
+        task_dir, working_dir = str(self.task_dir), str(self.working_dir)
         env.update(
             {
-                "HOME": str(self.working_dir),
-                "AZ_BATCH_TASK_DIR": str(self.task_dir),
-                "AZ_BATCH_TASK_WORKING_DIR": str(self.working_dir),
+                "HOME": working_dir,
+                "AZ_BATCH_TASK_DIR": task_dir,
+                "AZ_BATCH_TASK_WORKING_DIR": working_dir,
                 "AZ_BATCH_TASK_RETRY_COUNT": str(run.get("retry", 0)),
-                "AZ_BATCH_CERTIFICATES_DIR": str(self.task_dir / "certs"),
+                "AZ_BATCH_CERTIFICATES_DIR": f"{task_dir}/certs",
                 "AZ_BATCH_TASK_USER": self.user.name if self.user else "_azbatch",
                 "AZ_BATCH_TASK_USER_IDENTITY": self.user.identity if self.user else "PoolNonAdmin",
             }

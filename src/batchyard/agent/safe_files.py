@@ -50,12 +50,14 @@ def create_all(paths: Sequence[Path], mode: int = 0o644) -> list[int]:
     """`create` for each of `paths`, opening each directory once (a run's stdout and stderr share one).
     On a failure the files already opened are closed before the error propagates."""
     fds: list[int] = []
-    directories: dict[Path, int] = {}
+    directories: dict[str, int] = {}
     try:
         for path in paths:
-            if path.parent not in directories:
-                directories[path.parent] = open_dir(path.parent)
-            fds.append(create_at(directories[path.parent], path.name, mode))
+            parent, name = os.path.split(path)  # not Path.parent and Path hashes: this is on every start
+            parent = parent or "."
+            if parent not in directories:
+                directories[parent] = os.open(parent, DIRECTORY)
+            fds.append(create_at(directories[parent], name, mode))
     except BaseException:
         for fd in fds:
             os.close(fd)
