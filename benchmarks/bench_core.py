@@ -831,7 +831,7 @@ def render(
         return f"{stats.peak_rss[key] / MIB:.0f}" if key in stats.peak_rss else ""
 
     def cpu(stats: PhaseStats, key: str) -> str:
-        return f"{stats.cpu[key]:.1f}" if key in stats.cpu else ""
+        return f"{stats.cpu[key]:.2f}" if key in stats.cpu else ""
 
     def per_task(stats: PhaseStats) -> str:
         spent = sum(stats.cpu.get(key, 0.0) for key in ("service", "agent", "hq"))

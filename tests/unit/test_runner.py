@@ -138,6 +138,42 @@ def test_output_files_left_as_links_are_replaced_not_written_through(tmp_path: P
     assert (task / "stderr.txt").read_text() == "err\n"
 
 
+def test_stdout_and_stderr_may_be_in_different_directories(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    spec = make_spec(tmp_path, "/bin/sh -c 'echo out; echo err >&2'")
+    spec.stdout_path = tmp_path / "out" / "stdout.txt"
+    result = run(run_spec(spec))
+    assert result.exit_code == 0, result.start_error
+    assert (tmp_path / "out" / "stdout.txt").read_text() == "out\n"
+    assert (tmp_path / "stderr.txt").read_text() == "err\n"
+
+
+def test_an_output_file_that_cannot_be_made_fails_the_start_and_leaves_no_descriptor_open(tmp_path: Path) -> None:
+    (tmp_path / "stderr.txt").mkdir()  # a directory where stderr.txt goes: it cannot be replaced
+    before = set(os.listdir("/proc/self/fd"))
+    result = run(run_spec(make_spec(tmp_path, "/bin/true")))
+    assert result.exit_code is None and result.start_error is not None
+    assert set(os.listdir("/proc/self/fd")) <= before
+
+
+@pytest.mark.parametrize(
+    "command_line",
+    [
+        "/bin/true",
+        "  /bin/echo  a\tb\r\nc  ",
+        "",
+        "python3 -c 'print(1)'",
+        'sh -c "echo $HOME"',
+        "echo a\\ b",
+        "echo #not-a-comment ~/x a=b,c:d@e%f+g",
+        "echo a\x0bb",  # a vertical tab: whitespace to str.split(), not to shlex
+        "echo caf\u00e9\u00a0x",  # a no-break space: the same
+    ],
+)
+def test_command_lines_split_as_shlex_splits_them(command_line: str) -> None:
+    assert runner.split_command_line(command_line) == shlex.split(command_line)
+
+
 def test_environment_is_exactly_the_given_one(tmp_path: Path) -> None:
     env = {"FOO": "bar baz", "AZ_BATCH_TASK_ID": "t1"}
     result = run(run_spec(make_spec(tmp_path, "/usr/bin/env", env=env)))

@@ -151,3 +151,34 @@ def test_through_setpriv_the_process_runs_with_the_accounts_ids(tmp_path: Path) 
         check=True,
     ).stdout
     assert f"uid={0x40001234}" in out and f"gid={0x40001235}" in out and str(0x50000000) in out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to another user needs root")
+def test_handing_over_gives_everything_inside_and_nothing_a_link_points_at(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "inner").mkdir(parents=True)
+    (outside / "victim.txt").write_text("root's\n")
+    task_dir = tmp_path / "task"
+    (task_dir / "wd" / "deep").mkdir(parents=True)
+    (task_dir / "wd" / "deep" / "file.txt").write_text("x")
+    (task_dir / "certs.txt").write_text("y")
+    (task_dir / "wd" / "link.txt").symlink_to(outside / "victim.txt")
+    (task_dir / "wd" / "linked-dir").symlink_to(outside)
+    account = OsAccount(uid=4321, home=tmp_path, lookup_env={}, gid=4322)
+    task_users.hand_over(task_dir, account, task_users.PRIVATE_DIR)
+    inside = [task_dir, *task_dir.rglob("*")]
+    assert len(inside) == 7
+    assert {(path.lstat().st_uid, path.lstat().st_gid) for path in inside} == {(4321, 4322)}
+    assert task_dir.stat().st_mode & 0o777 == task_users.PRIVATE_DIR
+    assert {path.lstat().st_uid for path in [outside, *outside.rglob("*")]} == {0}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to another user needs root")
+def test_a_task_directory_just_made_is_handed_over_without_a_walk(tmp_path: Path) -> None:
+    task_dir = tmp_path / "task"
+    (task_dir / task_users.WORKING_DIR).mkdir(parents=True)
+    account = OsAccount(uid=4321, home=tmp_path, lookup_env={}, gid=4322)
+    task_users.hand_over(task_dir, account, task_users.OPEN_DIR, walk=False)
+    for path in (task_dir, task_dir / task_users.WORKING_DIR):
+        assert (path.stat().st_uid, path.stat().st_gid) == (4321, 4322)
+    assert task_dir.stat().st_mode & 0o777 == task_users.OPEN_DIR

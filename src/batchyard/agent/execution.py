@@ -34,6 +34,7 @@ from batchyard.agent.task_users import (
     OPEN_DIR,
     POOL_USER,
     PRIVATE_DIR,
+    WORKING_DIR,
     TaskUser,
     TaskUsers,
     UnknownUser,
@@ -100,7 +101,8 @@ class NodeContext:
 
 
 def _iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """2026-12-04T17:30:00.123456Z (isoformat: a few times faster than strftime, twice per run)."""
+    return dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 class Execution:
@@ -108,7 +110,7 @@ class Execution:
         self.context = context
         self.run_spec = run
         self.task_dir = context.root / run["dir"]
-        self.working_dir = self.task_dir / "wd"
+        self.working_dir = self.task_dir / WORKING_DIR
         self.process: RunningProcess | None = None
         self.killed = False
         self._preparing: asyncio.Future[None] | None = None
@@ -124,13 +126,14 @@ class Execution:
     def environment(self) -> dict[str, str]:
         run = self.run_spec
         env = self.context.node_env()
+        task_dir, working_dir = str(self.task_dir), str(self.working_dir)
         env.update(
             {
-                "HOME": str(self.working_dir),
-                "AZ_BATCH_TASK_DIR": str(self.task_dir),
-                "AZ_BATCH_TASK_WORKING_DIR": str(self.working_dir),
+                "HOME": working_dir,
+                "AZ_BATCH_TASK_DIR": task_dir,
+                "AZ_BATCH_TASK_WORKING_DIR": working_dir,
                 "AZ_BATCH_TASK_RETRY_COUNT": str(run.get("retry", 0)),
-                "AZ_BATCH_CERTIFICATES_DIR": str(self.task_dir / "certs"),
+                "AZ_BATCH_CERTIFICATES_DIR": f"{task_dir}/certs",
                 "AZ_BATCH_TASK_USER": self.user.name if self.user else "_azbatch",
                 "AZ_BATCH_TASK_USER_IDENTITY": self.user.identity if self.user else "PoolNonAdmin",
             }
@@ -202,12 +205,16 @@ class Execution:
                 self.user = self.context.users.user_for(self.run_spec.get("user"), self.task_dir)
             except UnknownUser as error:
                 return self._failed(started, error.failure)
-        _make_dirs(self.task_dir, self.working_dir)
+        # Made just now, the task directory holds its empty working directory and nothing else until the
+        # agent puts files there (no task user can write in its parent): handing it over needs no walk.
+        only_working_dir = _make_dirs(self.task_dir, self.working_dir)
         audience = "starttask" if self.run_spec["kind"] == "start" else "task"
         if certs := visible_to(self.context.certificates, audience):  # before the program starts
             write_certificates(self.task_dir / "certs", certs)
+            only_working_dir = False
         spec = self.run_spec
         if spec.get("files") or spec.get("packages") or spec.get("sharedFiles") or self.container is not None:
+            only_working_dir = False
             self._preparing = asyncio.ensure_future(self._prepare())
             try:
                 await self._preparing
@@ -222,7 +229,8 @@ class Execution:
         if self.user is not None:  # after the agent has put files there, before the program starts
             open_parents(self.context.root, self.task_dir)
             shared_dir = self.run_spec["kind"] in ("start", "prep")
-            hand_over(self.task_dir, self.user.account, OPEN_DIR if shared_dir else PRIVATE_DIR)
+            mode = OPEN_DIR if shared_dir else PRIVATE_DIR
+            hand_over(self.task_dir, self.user.account, mode, walk=not only_working_dir)
         account = self.user.account if self.user is not None else None
         env = self.environment()
         command_line, process_env = self.run_spec["cmd"], env
@@ -382,10 +390,13 @@ class Execution:
         return self._failed(datetime.now(UTC), {"category": "servererror", "code": "AgentError", "message": message})
 
 
-def _make_dirs(task_dir: Path, working_dir: Path) -> None:
-    """Create the task and working directories: two mkdir calls in the common case (hot path)."""
+def _make_dirs(task_dir: Path, working_dir: Path) -> bool:
+    """Create the task and working directories: two mkdir calls in the common case (hot path).
+    True when both were made just now (neither was there before)."""
     try:
         os.mkdir(task_dir)
         os.mkdir(working_dir)
     except OSError:
         os.makedirs(working_dir, exist_ok=True)
+        return False
+    return True

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -96,10 +97,15 @@ def _describe_os_error(exc: OSError) -> str:
 
 def _read_proc_io(pid: int) -> dict[str, int]:
     try:
-        with open(f"/proc/{pid}/io", "rb") as f:
-            data = f.read()
+        fd = os.open(f"/proc/{pid}/io", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return {}
+    try:
+        data = os.read(fd, 4096)  # seven short lines
+    except OSError:
+        return {}
+    finally:
+        os.close(fd)
     counters: dict[str, int] = {}
     for line in data.splitlines():
         name, _, value = line.partition(b":")
@@ -272,6 +278,29 @@ class RunningProcess:
             pass
 
 
+# Characters that mean nothing to shlex (POSIX mode, whitespace-split, no comments): a command line made
+# of these and its four whitespace characters splits as str.split() splits it.
+_PLAIN_COMMAND_LINE = re.compile(r"[A-Za-z0-9_@%+=:,./#\-~ \t\r\n]*")
+
+
+def split_command_line(command_line: str) -> list[str]:
+    """shlex.split(command_line), without shlex's character-by-character loop for the plain case."""
+    if _PLAIN_COMMAND_LINE.fullmatch(command_line):
+        return command_line.split()
+    return shlex.split(command_line)
+
+
+_dev_null_fd: int | None = None
+
+
+def _dev_null() -> int:
+    """/dev/null, opened once for every child's stdin (Popen's DEVNULL opens and closes it per process)."""
+    global _dev_null_fd
+    if _dev_null_fd is None:
+        _dev_null_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    return _dev_null_fd
+
+
 async def start_process(spec: ProcessSpec, *, kill_grace: float = DEFAULT_KILL_GRACE) -> RunningProcess:
     """Start ``spec`` and return at once. Start failures (bad syntax, missing or non-executable program,
     missing cwd, unwritable output files) do not raise: the returned process' wait() reports them."""
@@ -279,9 +308,8 @@ async def start_process(spec: ProcessSpec, *, kill_grace: float = DEFAULT_KILL_G
     fds: list[int] = []
     try:
         # An earlier attempt may have left links at these names: never truncate or write through them.
-        fds.append(safe_files.create(spec.stdout_path))
-        fds.append(safe_files.create(spec.stderr_path))
-        argv = shlex.split(spec.command_line)
+        fds = safe_files.create_all((spec.stdout_path, spec.stderr_path))
+        argv = split_command_line(spec.command_line)
         if not argv:
             raise ValueError("empty command line")
         launch = spec.account.launch(argv, spec.env.get("PATH", os.defpath), str(spec.cwd)) if spec.account else None
@@ -289,7 +317,7 @@ async def start_process(spec: ProcessSpec, *, kill_grace: float = DEFAULT_KILL_G
             launch.argv if launch else argv,
             cwd=spec.cwd,
             env=spec.env,
-            stdin=subprocess.DEVNULL,
+            stdin=_dev_null(),
             stdout=fds[0],
             stderr=fds[1],
             close_fds=True,

@@ -32,6 +32,7 @@ from batchyard.agent.accounts import TASKS_GID, OsAccount, UidAllocator, isolati
 
 POOL_USER = "_azbatch"  # what Azure calls the pool's non-admin auto-user on Linux (AZ_BATCH_TASK_USER)
 TASK_UMASK = 0o022  # files a task makes are readable where its directory lets others in (shared/)
+WORKING_DIR = "wd"  # a task directory's working directory
 PRIVATE_DIR = 0o700  # a task's directory: its user's only
 OPEN_DIR = 0o755  # start and job preparation task directories: their files are for the node's other tasks
 
@@ -65,10 +66,12 @@ class TaskUsers:
         self.pool_accounts: dict[str, dict[str, Any]] = {}
         self._homes: set[Path] = set()
         self._lookups: dict[tuple[str, int, int, Path], dict[str, str]] = {}  # written once, not per run
+        self._pool_users: dict[bool, TaskUser] = {}  # the pool-scope auto-users (most runs'), by admin
 
     def welcome(self, pool_id: str, entries: list[dict[str, Any]]) -> None:
         self.pool_id = pool_id
         self.pool_accounts = {str(entry["name"]): entry for entry in entries}
+        self._pool_users.clear()  # their uids depend on the pool
 
     def user_for(self, identity: dict[str, Any] | None, task_dir: Path) -> TaskUser:
         """The user of a run in `task_dir` with this identity (the wire form of run_builder.user_of)."""
@@ -77,6 +80,8 @@ class TaskUsers:
             return self._named(str(identity["name"]))
         admin = bool(identity.get("admin"))
         task_scope = identity.get("scope") == "task"
+        if not task_scope and (known := self._pool_users.get(admin)) is not None:
+            return known
         label = ("Task" if task_scope else "Pool") + ("Admin" if admin else "NonAdmin")
         if task_scope:
             digest = hashlib.sha256(str(task_dir.relative_to(self.root)).encode()).hexdigest()[:10]
@@ -84,9 +89,13 @@ class TaskUsers:
         else:
             name, key, home = POOL_USER, "task-user:pool", self.root / "users" / POOL_USER
         if admin or not isolating():
-            return TaskUser(name, label, OsAccount(uid=None, home=home, lookup_env={}))
-        uid = self.uids.uid(key, within=f"pool:{self.pool_id}")
-        return TaskUser(name, label, self._account(name, uid, uid, home, make_home=not task_scope))
+            user = TaskUser(name, label, OsAccount(uid=None, home=home, lookup_env={}))
+        else:
+            uid = self.uids.uid(key, within=f"pool:{self.pool_id}")
+            user = TaskUser(name, label, self._account(name, uid, uid, home, make_home=not task_scope))
+        if not task_scope:
+            self._pool_users[admin] = user
+        return user
 
     def _named(self, name: str) -> TaskUser:
         entry = self.pool_accounts.get(name)
@@ -115,11 +124,12 @@ class TaskUsers:
         return OsAccount(uid, home, self._lookups[key], gid=gid, umask=TASK_UMASK, groups=(TASKS_GID,))
 
 
-def hand_over(task_dir: Path, account: OsAccount, mode: int) -> None:
+def hand_over(task_dir: Path, account: OsAccount, mode: int, walk: bool = True) -> None:
     """Give the task's directory, and what the agent put in it, to the run's user, with `mode`.
 
     Walked through directory descriptors without following links, so a link a task left in there
     (or a directory swapped for one meanwhile) never makes the agent chown something elsewhere.
+    `walk=False`: the caller knows the directory holds only its empty `wd` (made by the agent just now).
     """
     if account.uid is None:
         os.chmod(task_dir, mode)
@@ -129,23 +139,46 @@ def hand_over(task_dir: Path, account: OsAccount, mode: int) -> None:
     try:
         os.fchown(top, uid, gid)
         os.fchmod(top, mode)
+        if walk:
+            _chown_entries(top, uid, gid)
+        else:
+            os.chown(WORKING_DIR, uid, gid, dir_fd=top, follow_symlinks=False)
     finally:
         os.close(top)
-    for _, dirs, names, folder in os.fwalk(task_dir, follow_symlinks=False):
-        for name in (*dirs, *names):
+
+
+def _chown_entries(folder: int, uid: int, gid: int) -> None:
+    """Everything below the directory open as `folder` (links themselves, never what they point at) to
+    uid:gid. Subdirectories are opened by name under `folder` with O_NOFOLLOW: one swapped for a link
+    meanwhile fails to open (ELOOP/ENOTDIR) and is not entered."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
             try:
-                if os.stat(name, dir_fd=folder, follow_symlinks=False).st_uid != uid:
-                    os.chown(name, uid, gid, dir_fd=folder, follow_symlinks=False)
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    os.chown(entry.name, uid, gid, dir_fd=folder, follow_symlinks=False)
             except FileNotFoundError:
-                pass
+                continue
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                below = os.open(entry.name, safe_files.DIRECTORY, dir_fd=folder)
+            except OSError:  # gone, or swapped for a link (ELOOP/ENOTDIR): nothing of ours below it
+                continue
+            try:
+                _chown_entries(below, uid, gid)
+            finally:
+                os.close(below)
 
 
 def open_parents(root: Path, task_dir: Path) -> None:
     """The agent's directories between the node root and a task's (workitems/<job>/job-1) let every
     task user pass and list, whatever the agent's umask made them."""
-    for directory in task_dir.relative_to(root).parents:
-        path = root / directory
-        if path != root and path.stat().st_mode & 0o777 != OPEN_DIR:
+    path, below = str(root).rstrip("/"), str(task_dir)
+    if not below.startswith(f"{path}/"):  # compared as strings: Path.relative_to costs more than the stats
+        raise ValueError(f"{task_dir} is not below {root}")
+    for part in below[len(path) + 1 :].split("/")[:-1]:
+        path = f"{path}/{part}"
+        if os.stat(path).st_mode & 0o777 != OPEN_DIR:
             os.chmod(path, OPEN_DIR)
 
 
