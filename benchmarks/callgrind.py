@@ -4,6 +4,7 @@ benchmarks)."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import tempfile
@@ -11,8 +12,9 @@ import tempfile
 
 def count_instructions(python: str, script: str, *args: str) -> int:
     """Instructions of `python script args` (its whole run, start-up included) under callgrind."""
+    interpreter = os.path.abspath(python) if os.sep in python else python  # the child runs in a temporary directory
     done = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", python, script, *args],
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", interpreter, script, *args],
         capture_output=True,
         text=True,
         cwd=tempfile.gettempdir(),
