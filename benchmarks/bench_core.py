@@ -17,6 +17,8 @@ Phases (each batchyard phase talks to a real `batchyard serve` process through a
 4. latency: one task at a time on an idle node; each task is `/bin/date +%s.%N`, so its stdout is
    the moment its process started; the task's state transition times (stamped by the service)
    give when the service marked it running and completed.
+5. the machine's spawn ceiling: one process per core, each starting `/bin/true` with `os.posix_spawn` and
+   reaping it with `waitpid` in a loop for `--ceiling-seconds`; the end-to-end rates are compared with it.
 
 The service's (and its node agents') peak RSS and CPU time are sampled for every phase.
 `--py-spy DIR` attaches `py-spy record` to the service and the agent during each batchyard phase
@@ -59,7 +61,9 @@ MIB = 1024 * 1024
 
 # Floors the project holds itself to.
 FLOOR_INGEST = 5000.0  # tasks/s
-FLOOR_RATIO = 0.5  # batchyard / HyperQueue end-to-end throughput
+FLOOR_RATIO = 3.0  # batchyard / HyperQueue end-to-end throughput (the performance issue's goal)
+FLOOR_CEILING = 0.5  # batchyard end to end / the machine's spawn ceiling
+FLOOR_CPU_PER_TASK_US = 400.0  # service + agent CPU per task end to end
 FLOOR_LATENCY_P50_MS = 100.0
 
 
@@ -668,6 +672,25 @@ def bench_latency(
     return series
 
 
+def ceiling_child(seconds: float) -> None:
+    """One loop of the spawn ceiling: /bin/true started with posix_spawn and reaped, until `seconds` pass."""
+    started, count = time.perf_counter(), 0
+    while time.perf_counter() - started < seconds:
+        pid = os.posix_spawn("/bin/true", ["/bin/true"], {})
+        os.waitpid(pid, 0)
+        count += 1
+    print(count / (time.perf_counter() - started))
+
+
+def spawn_ceiling(seconds: float) -> float:
+    """Processes per second the machine starts and reaps with one posix_spawn + waitpid loop per core."""
+    loops = [
+        subprocess.Popen([sys.executable, __file__, "--ceiling-child", str(seconds)], stdout=subprocess.PIPE, text=True)
+        for _ in range(NPROC)
+    ]
+    return sum(float(loop.communicate()[0]) for loop in loops)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if len(ordered) == 1:
@@ -733,6 +756,7 @@ def render(
     latency: dict[str, list[float]] | None,
     phases: list[PhaseStats],
     profiled: bool,
+    ceiling: float | None = None,
 ) -> str:
     out: list[str] = []
     out.append("# batchyard core benchmarks\n")
@@ -803,6 +827,24 @@ def render(
             if slots in hq:
                 ratio = median_of(e2e[slots]) / median_of(hq[slots])
                 out.append(f"| ratio batchyard / HyperQueue at {slots} slots = {slots} cores | {ratio:.2f} | | |")
+    if ceiling:
+        out.append(
+            f"| the machine's spawn ceiling: {NPROC} parallel `posix_spawn` + `waitpid` loops of `/bin/true` "
+            f"| {fmt_rate(ceiling)} | | |"
+        )
+        for slots, runs in e2e.items():
+            share = median_of(runs) / ceiling
+            out.append(
+                f"| batchyard end to end / the spawn ceiling, {slots} slots | {share:.2f} | ≥ {FLOOR_CEILING} "
+                f"| {yes_no(share >= FLOOR_CEILING)} |"
+            )
+    for stats in phases:
+        if stats.name.startswith("e2e: batchyard") and stats.tasks:
+            spent = 1e6 * (stats.cpu.get("service", 0.0) + stats.cpu.get("agent", 0.0)) / stats.tasks
+            out.append(
+                f"| service + agent CPU per task, {stats.name.removeprefix('e2e: batchyard, ')} | {spent:,.0f} µs "
+                f"| ≤ {FLOOR_CPU_PER_TASK_US:.0f} µs | {yes_no(spent <= FLOOR_CPU_PER_TASK_US)} |"
+            )
     if latency:
         n_lat = len(next(iter(latency.values())))
         for name, values in latency.items():
@@ -892,6 +934,10 @@ def main(argv: list[str] | None = None) -> int:
         help=f"markdown output (default {DEFAULT_RESULTS.relative_to(ROOT)}; with --py-spy: DIR/RESULTS.md)",
     )
     parser.add_argument("--no-write", action="store_true", help="only print the table")
+    parser.add_argument(
+        "--ceiling-seconds", type=float, default=3.0, help="seconds of the spawn-ceiling loops (0 skips them)"
+    )
+    parser.add_argument("--ceiling-child", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--work-dir", type=Path, help="where the services keep data (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--py-spy", type=Path, metavar="DIR", help="profile the service and agents into DIR")
@@ -907,6 +953,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.hq_client:
         server_dir, count, workdir, out = args.hq_client
         hq_client(server_dir, int(count), Path(workdir), Path(out))
+        return 0
+    if args.ceiling_child is not None:
+        ceiling_child(args.ceiling_child)
         return 0
     if args.ingest_child:
         url, job_id, prefix, count, threads = args.ingest_child
@@ -1007,6 +1056,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep and args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
 
+    ceiling = spawn_ceiling(args.ceiling_seconds) if args.ceiling_seconds and args.e2e_tasks else None
+    if ceiling:
+        print(f"spawn ceiling: {fmt_rate(ceiling)}", flush=True)
     load_end = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     report = render(
         args,
@@ -1019,6 +1071,7 @@ def main(argv: list[str] | None = None) -> int:
         latency,
         monitor.phases,
         profiled=args.py_spy is not None,
+        ceiling=ceiling,
     )
     print()
     print(report)
