@@ -53,7 +53,6 @@ from batchyard.service.identity import endpoints as identity_endpoints
 from batchyard.service.identity.provider import IdentityProvider
 from batchyard.service.management import routes as management
 from batchyard.service.management.account_directory import AccountDirectory
-from batchyard.service.management.account_state import AccountState
 from batchyard.service.metrics import RequestMetrics, ServiceMetrics, metrics_endpoint
 from batchyard.service.models import contract_rules
 from batchyard.service.persistence.open import POSTGRES_SCHEMES, open_store
@@ -213,8 +212,9 @@ def build_app(settings: Settings, providers: list[NodeProvider] | None = None, s
     app.state.diagnostic_settings = diagnostic_settings
     app.state.dashboard_sessions = DashboardSessions()
     # the accounts, with keys and allowedAuthenticationModes as the management plane last set them
-    own_account = AccountState(data_dir, settings.account_name, settings.account_keys, settings.authentication_modes)
-    app.state.accounts = AccountDirectory(data_dir, own_account)
+    app.state.accounts = AccountDirectory.open(
+        store, data_dir, settings.account_name, settings.account_keys, settings.authentication_modes
+    )
     app.state.identity = IdentityProvider.open(data_dir, settings.https_url) if settings.https_url else None
     return app
 

@@ -1,9 +1,10 @@
 """The service's Batch accounts: its own (named on the command line) and those made through the management plane.
 
 Each account has its keys, allowedAuthenticationModes and tags (management/account_state.py); its pools,
-jobs and the rest live in the one engine under keys that name it (engine/account_keys.py). The accounts
-made here are listed in `DATA_DIR/management/accounts.json` (owner-only: it holds the keys they were made
-with), each with its current state in `DATA_DIR/management/accounts/{name}.json`.
+jobs and the rest live in the one engine under keys that name it (engine/account_keys.py). All of it is in
+the store, so an instance that takes over on PostgreSQL (service/failover.py) serves the same accounts: the
+accounts made here are listed in the meta value INDEX_KEY (with the keys they were made with), each with its
+current state in `STATE_KEY_PREFIX + name`; the service's own account's state is OWN_STATE_KEY.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from typing import Any
 
 import orjson
 
-from batchyard.service.management.account_state import AccountState, new_key
-from batchyard.service.private_files import write_private
+from batchyard.service.management.account_state import LEGACY_STATE_FILE, AccountState, StoredState, new_key
+from batchyard.service.ports import Store
 
 log = logging.getLogger("batchyard.management")
 
-INDEX_FILE = Path("management") / "accounts.json"
-STATES_DIR = Path("management") / "accounts"
+OWN_STATE_KEY = "management.account"
+INDEX_KEY = "management.accounts"
+STATE_KEY_PREFIX = "management.account."
 
 
 @dataclass(frozen=True)
@@ -38,42 +40,50 @@ class MadeAccount:
 class AccountDirectory:
     """Every account of the service by name (case-insensitive); safe to use from any thread."""
 
-    def __init__(self, data_dir: Path, own: AccountState) -> None:
-        self._data_dir = data_dir
+    def __init__(self, store: Store, own: AccountState) -> None:
+        self._store = store
         self._lock = threading.Lock()
         self.own = own
         self._made: dict[str, MadeAccount] = {}
         self._states: dict[str, AccountState] = {}
         self._load()
 
+    @classmethod
+    def open(
+        cls, store: Store, data_dir: Path, name: str, keys: tuple[str, ...], modes: tuple[str, ...]
+    ) -> AccountDirectory:
+        """The accounts kept in `store`, the service's own being `name` with the command line's keys and modes
+        (its state read from the data directory's file when an earlier release kept it there)."""
+        own = StoredState(store, OWN_STATE_KEY, legacy=data_dir / LEGACY_STATE_FILE)
+        return cls(store, AccountState(own, name, keys, modes))
+
     def _load(self) -> None:
-        path = self._data_dir / INDEX_FILE
-        if not path.exists():
+        raw = self._store.get_meta(INDEX_KEY)
+        if not raw:
             return
         try:
-            saved: dict[str, Any] = orjson.loads(path.read_bytes())
+            saved: dict[str, Any] = orjson.loads(raw)
             made = {
                 str(name): MadeAccount(tuple(entry["keys"]), tuple(entry["modes"]), str(entry["created"]))
                 for name, entry in saved.items()
             }
         except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            log.error("%s is unreadable (%s): only the service's own account is served", path, exc)
+            log.error("the stored accounts are unreadable (%s): only the service's own account is served", exc)
             return
         for name, account in made.items():
             self._made[name] = account
             self._states[name] = self._state(name, account)
 
     def _state(self, name: str, account: MadeAccount) -> AccountState:
-        return AccountState(self._data_dir, name, account.keys, account.modes, STATES_DIR / f"{name}.json")
+        return AccountState(StoredState(self._store, STATE_KEY_PREFIX + name), name, account.keys, account.modes)
 
     def _save_index(self) -> None:
         index = {
             name: {"keys": made.keys, "modes": made.modes, "created": made.created}
             for name, made in sorted(self._made.items())
         }
-        path = self._data_dir / INDEX_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_private(path, orjson.dumps(index))
+        with self._store.transaction():
+            self._store.set_meta(INDEX_KEY, orjson.dumps(index).decode())
 
     # --- lookups --------------------------------------------------------------------------------
 
@@ -119,4 +129,4 @@ class AccountDirectory:
             self._states.pop(state.name, None)
             self._made.pop(state.name, None)
             self._save_index()
-            state.path.unlink(missing_ok=True)
+            state.stored.remove()

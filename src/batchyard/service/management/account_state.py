@@ -1,10 +1,12 @@
-"""The account's keys, allowedAuthenticationModes and tags as the management plane changes them, kept on disk.
+"""An account's keys, allowedAuthenticationModes and tags as the management plane changes them, kept in the store.
 
-The command line gives the account its name, keys and modes; `regenerateKeys` and `PATCH` change them while
-the service runs, and the data plane checks every request against what is current here, so a regenerated key
-stops working at once. The changes are kept in `DATA_DIR/management/account.json` (owner-only: it holds the
-keys) with a fingerprint of the command-line values they were made from: a restart with the same command
-line keeps them, a restart with other keys or modes starts over from the command line (its values win).
+The command line gives the service's own account its name, keys and modes; `regenerateKeys` and `PATCH`
+change them while the service runs, and the data plane checks every request against what is current here,
+so a regenerated key stops working at once. The changes are kept in the store (a meta value, so that an
+instance taking over on PostgreSQL reads them: service/failover.py) with a fingerprint of the values they
+were made from: a restart with the same command line keeps them, a restart with other keys or modes starts
+over from the command line (its values win). An account made through the management plane starts from the
+keys it was made with (management/account_directory.py).
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from typing import Any
 import orjson
 
 from batchyard.service.auth import SharedKeyAccount
-from batchyard.service.private_files import write_private
+from batchyard.service.ports import Store
 
 log = logging.getLogger("batchyard.management")
 
-STATE_FILE = Path("management") / "account.json"
+LEGACY_STATE_FILE = Path("management") / "account.json"  # where releases before the store kept it
 KEY_NAMES = ("Primary", "Secondary")
 KEY_BYTES = 64  # an Azure Batch account key is 64 random bytes, base64
 
@@ -43,22 +45,38 @@ def _fingerprint(name: str, keys: tuple[str, ...], modes: tuple[str, ...]) -> st
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+class StoredState:
+    """Where an account's state is kept: a meta value of the store (written in a transaction of its own);
+    `legacy`, a file an earlier release kept it in, is read while the store has none."""
+
+    def __init__(self, store: Store, meta_key: str, legacy: Path | None = None) -> None:
+        self.store = store
+        self.meta_key = meta_key
+        self.legacy = legacy
+
+    def read(self) -> bytes | None:
+        value = self.store.get_meta(self.meta_key)
+        if value:
+            return value.encode()
+        if value is None and self.legacy is not None and self.legacy.exists():
+            return self.legacy.read_bytes()
+        return None
+
+    def write(self, document: bytes) -> None:
+        with self.store.transaction():
+            self.store.set_meta(self.meta_key, document.decode())
+
+    def remove(self) -> None:
+        """Forget it (an empty value: the store keeps no other way to delete a meta value)."""
+        with self.store.transaction():
+            self.store.set_meta(self.meta_key, "")
+
+
 class AccountState:
-    """An account's current credentials and settings (module doc); safe to use from any thread.
+    """An account's current credentials and settings (module doc), kept in `stored`."""
 
-    The service's own account starts from the command line (`state_file` STATE_FILE); an account made through
-    the management plane (management/account_directory.py) starts from the keys it was made with, kept in a
-    file of its own."""
-
-    def __init__(
-        self,
-        data_dir: Path,
-        name: str,
-        keys: tuple[str, ...],
-        modes: tuple[str, ...],
-        state_file: Path = STATE_FILE,
-    ) -> None:
-        self._path = data_dir / state_file
+    def __init__(self, stored: StoredState, name: str, keys: tuple[str, ...], modes: tuple[str, ...]) -> None:
+        self.stored = stored
         self._fingerprint = _fingerprint(name, keys, modes)
         self._lock = threading.Lock()
         self.name = name
@@ -71,10 +89,11 @@ class AccountState:
         self.deleting = False  # being deleted (management/accounts.py): its data plane refuses every request
 
     def _load(self) -> None:
-        if not self._path.exists():
-            return
         try:
-            saved: dict[str, Any] = orjson.loads(self._path.read_bytes())
+            raw = self.stored.read()
+            if raw is None:
+                return
+            saved: dict[str, Any] = orjson.loads(raw)
             if saved.get("fingerprint") != self._fingerprint:
                 return  # made from another command line: that one's values win
             keys = tuple(str(key) for key in saved["keys"] if key)
@@ -82,22 +101,18 @@ class AccountState:
             modes = tuple(str(mode) for mode in saved["modes"])
             tags = {str(k): str(v) for k, v in saved.get("tags", {}).items()}
         except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            log.warning("%s is unreadable (%s): the account's keys and modes are the command line's", self._path, exc)
+            where = self.stored.meta_key
+            log.warning("the stored %s is unreadable (%s): the account's keys and modes are as made", where, exc)
             return
         self._keys, self._modes, self._tags = keys, modes, tags
-
-    @property
-    def path(self) -> Path:
-        return self._path
 
     def save(self) -> None:
         with self._lock:
             self._save()
 
     def _save(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
         document = {"fingerprint": self._fingerprint, "keys": self._keys, "modes": self._modes, "tags": self._tags}
-        write_private(self._path, orjson.dumps(document))
+        self.stored.write(orjson.dumps(document))
 
     @property
     def modes(self) -> tuple[str, ...]:
