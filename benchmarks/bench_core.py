@@ -19,6 +19,10 @@ Phases (each batchyard phase talks to a real `batchyard serve` process through a
    give when the service marked it running and completed.
 5. the machine's spawn ceiling: one process per core, each starting `/bin/true` with `os.posix_spawn` and
    reaping it with `waitpid` in a loop for `--ceiling-seconds`; the end-to-end rates are compared with it.
+6. more shapes end to end: `--many-jobs` jobs of `--job-tasks` tasks each on the one node, and
+   `--e2e-tasks` tasks on a pool of `--multi-nodes` nodes × 2 slots (the CPU of all its agents summed).
+7. a pool of `--idle-nodes` local nodes: seconds from its creation until all are idle, and the idle
+   agents' RSS.
 
 The service's (and its node agents') peak RSS and CPU time are sampled for every phase.
 `--py-spy DIR` attaches `py-spy record` to the service and the agent during each batchyard phase
@@ -185,6 +189,10 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: floa
     raise RuntimeError(f"timed out waiting for {what}")
 
 
+def idle_nodes_of(client: Any, pool_id: str, count: int) -> bool:
+    return sum(1 for node in client.list_nodes(pool_id) if node.state == "idle") >= count
+
+
 def wait_idle_node(client: Any, pool_id: str) -> str:
     def idle() -> str | None:
         nodes = [node for node in client.list_nodes(pool_id) if node.state == "idle"]
@@ -236,7 +244,7 @@ class Monitor:
         self.interval = interval
         self.phases: list[PhaseStats] = []
         self._current: PhaseStats | None = None
-        self._pids: dict[str, int] = {}
+        self._pids: dict[str, list[int]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="monitor", daemon=True)
@@ -255,15 +263,15 @@ class Monitor:
             if pid is None:
                 self._pids.pop(key, None)
             else:
-                self._pids[key] = pid
+                self._pids[key] = [pid]
 
     def sample(self) -> None:
         with self._lock:
             phase = self._current
             if phase is None:
                 return
-            for key, pid in self._pids.items():
-                value = _rss(pid)
+            for key, pids in self._pids.items():
+                value = sum(_rss(pid) for pid in pids)
                 if value > phase.peak_rss.get(key, 0):
                     phase.peak_rss[key] = value
 
@@ -272,20 +280,22 @@ class Monitor:
         snap = {"client": usage.ru_utime + usage.ru_stime}
         with self._lock:
             pids = dict(self._pids)
-        for key, pid in pids.items():
-            with contextlib.suppress(psutil.Error):
-                proc = psutil.Process(pid)
-                snap[key] = _cpu(proc)
-                if key in ("agent", "hq"):
-                    snap["tasks"] = _cpu(proc, children=True)  # the task processes it reaped
+        for key, watched in pids.items():
+            for pid in watched:
+                with contextlib.suppress(psutil.Error):
+                    proc = psutil.Process(pid)
+                    snap[key] = snap.get(key, 0.0) + _cpu(proc)
+                    if key in ("agent", "hq"):  # the task processes it reaped
+                        snap["tasks"] = snap.get("tasks", 0.0) + _cpu(proc, children=True)
         return snap
 
     @contextlib.contextmanager
-    def phase(self, name: str, **pids: int) -> Iterator[PhaseStats]:
-        """Measure one phase; `pids` (service=..., agent=...) are the processes to watch."""
+    def phase(self, name: str, **pids: int | list[int]) -> Iterator[PhaseStats]:
+        """Measure one phase; `pids` (service=..., agent=...) are the processes to watch (several agents of a
+        pool: a list, their RSS and CPU summed)."""
         stats = PhaseStats(name)
         with self._lock:
-            self._pids = dict(pids)
+            self._pids = {key: value if isinstance(value, list) else [value] for key, value in pids.items()}
         before = self._cpu_snapshot()
         with self._lock:
             self._current = stats
@@ -527,6 +537,50 @@ def bench_end_to_end(
     return {"seconds": seconds, "rate": count / seconds, "adds_done": added_at or seconds, "polls": polls}
 
 
+def bench_many_jobs(
+    client: Any, pool_id: str, prefix: str, jobs: int, per_job: int, threads: int, timeout: float
+) -> dict[str, Any]:
+    """`jobs` jobs of `per_job` `/bin/true` tasks each on one pool, added at once: until all completed."""
+    job_ids = [f"{prefix}-{n}" for n in range(jobs)]
+    for job_id in job_ids:
+        create_job(client, job_id, pool_id)
+    groups = [(job_id, group) for job_id in job_ids for group in groups_of(task_models("m", per_job))]
+    count = jobs * per_job
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        started = time.perf_counter()
+        futures = [pool.submit(client.create_task_collection, job_id, group) for job_id, group in groups]
+        while True:
+            time.sleep(0.25)  # a poll is one task-counts call per job
+            completed = sum(client.get_job_task_counts(job_id).task_counts.completed for job_id in job_ids)
+            if completed >= count:
+                break
+            if time.perf_counter() - started > timeout:
+                raise RuntimeError(f"{prefix}: only {completed} of {count} completed after {timeout} s")
+        seconds = time.perf_counter() - started
+        failed_adds = sum(check_added(f.result()) for f in futures)
+    if failed_adds:
+        raise RuntimeError(f"{prefix}: {failed_adds} failed adds")
+    return {"seconds": seconds, "rate": count / seconds}
+
+
+def bench_idle_nodes(client: Any, service: Service, pool_id: str, count: int, timeout: float) -> dict[str, Any]:
+    """A pool of `count` local nodes: seconds from its creation until all are idle, and the idle agents' RSS."""
+    started = time.perf_counter()
+    create_pool(client, pool_id, nodes=count, slots=1)
+
+    def all_idle() -> list[str] | None:
+        idle = [node.id for node in client.list_nodes(pool_id) if node.state == "idle"]
+        return idle if len(idle) >= count else None
+
+    node_ids = wait_for(all_idle, timeout, f"{count} idle nodes", interval=0.1)
+    seconds = time.perf_counter() - started
+    time.sleep(1.0)  # settled: what an idle agent holds
+    agents = service.agent_pids()
+    rss = [_rss(agents[node_id]) / MIB for node_id in node_ids if node_id in agents]
+    client.begin_delete_pool(pool_id).result()
+    return {"seconds": seconds, "nodes": count, "rss_mean": sum(rss) / len(rss), "rss_max": max(rss)}
+
+
 # --- phase 3: HyperQueue ------------------------------------------------------------------------
 
 
@@ -757,6 +811,8 @@ def render(
     phases: list[PhaseStats],
     profiled: bool,
     ceiling: float | None = None,
+    configurations: dict[str, dict[str, Any]] | None = None,
+    idle: dict[str, Any] | None = None,
 ) -> str:
     out: list[str] = []
     out.append("# batchyard core benchmarks\n")
@@ -827,15 +883,27 @@ def render(
             if slots in hq:
                 ratio = median_of(e2e[slots]) / median_of(hq[slots])
                 out.append(f"| ratio batchyard / HyperQueue at {slots} slots = {slots} cores | {ratio:.2f} | | |")
+    for label, run in (configurations or {}).items():
+        out.append(f"| {label} | {fmt_rate(run['rate'])} ({run['seconds']:.1f} s) | | |")
+    if idle:
+        out.append(
+            f"| {idle['nodes']} local nodes: pool created → all idle | {idle['seconds']:.1f} s | ≤ 3 s "
+            f"| {yes_no(idle['seconds'] <= 3.0)} |"
+        )
+        out.append(
+            f"| {idle['nodes']} idle agents' RSS, mean / max | {idle['rss_mean']:.0f} / {idle['rss_max']:.0f} MiB "
+            f"| ≤ 25 MiB (aim) | {yes_no(idle['rss_max'] <= 25)} |"
+        )
     if ceiling:
         out.append(
             f"| the machine's spawn ceiling: {NPROC} parallel `posix_spawn` + `waitpid` loops of `/bin/true` "
             f"| {fmt_rate(ceiling)} | | |"
         )
-        for slots, runs in e2e.items():
-            share = median_of(runs) / ceiling
+        shares = {f"1 node × {slots} slots": median_of(runs) / ceiling for slots, runs in e2e.items()}
+        shares |= {label: run["rate"] / ceiling for label, run in (configurations or {}).items()}
+        for label, share in shares.items():
             out.append(
-                f"| batchyard end to end / the spawn ceiling, {slots} slots | {share:.2f} | ≥ {FLOOR_CEILING} "
+                f"| batchyard end to end / the spawn ceiling, {label} | {share:.2f} | ≥ {FLOOR_CEILING} "
                 f"| {yes_no(share >= FLOOR_CEILING)} |"
             )
     for stats in phases:
@@ -938,6 +1006,10 @@ def main(argv: list[str] | None = None) -> int:
         "--ceiling-seconds", type=float, default=3.0, help="seconds of the spawn-ceiling loops (0 skips them)"
     )
     parser.add_argument("--ceiling-child", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--multi-nodes", type=int, default=4, help="end to end on N nodes × 2 slots (0 skips)")
+    parser.add_argument("--many-jobs", type=int, default=20, help="end to end in N jobs on one node (0 skips)")
+    parser.add_argument("--job-tasks", type=int, default=1000, help="tasks in each of --many-jobs jobs")
+    parser.add_argument("--idle-nodes", type=int, default=50, help="a pool of N nodes until idle (0 skips)")
     parser.add_argument("--work-dir", type=Path, help="where the services keep data (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--py-spy", type=Path, metavar="DIR", help="profile the service and agents into DIR")
@@ -980,6 +1052,8 @@ def main(argv: list[str] | None = None) -> int:
     e2e: dict[int, list[dict[str, Any]]] = {}
     hq: dict[int, list[dict[str, Any]]] = {}
     latency: dict[str, list[float]] | None = None
+    configurations: dict[str, dict[str, Any]] = {}  # more end-to-end shapes: label -> run
+    idle: dict[str, Any] | None = None
     print(f"batchyard bench: nproc={NPROC}, work dir {work}", flush=True)
     try:
         if args.tasks:
@@ -1049,6 +1123,45 @@ def main(argv: list[str] | None = None) -> int:
                             f"p90 {percentile(ms, 90):.1f} ms, max {max(ms):.1f} ms",
                             flush=True,
                         )
+                if args.e2e_tasks and args.many_jobs:
+                    slots = args.slots[-1]
+                    label = f"{args.many_jobs} jobs × {args.job_tasks:,} `/bin/true`, 1 node × {slots} slots"
+                    with monitor.phase(f"e2e: batchyard, {label}", **watch[slots]) as stats:
+                        run = bench_many_jobs(
+                            client,
+                            f"run-{slots}",
+                            "many",
+                            args.many_jobs,
+                            args.job_tasks,
+                            args.threads,
+                            args.e2e_timeout,
+                        )
+                    stats.wall, stats.tasks = run["seconds"], args.many_jobs * args.job_tasks
+                    configurations[label] = run
+                    print(f"{label}: {fmt_rate(run['rate'])} ({run['seconds']:.1f} s)", flush=True)
+                if args.e2e_tasks and args.multi_nodes:
+                    nodes = args.multi_nodes
+                    label = f"{args.e2e_tasks:,} `/bin/true`, {nodes} nodes × 2 slots"
+                    create_pool(client, "multi", nodes=nodes, slots=2)
+                    wait_for(lambda: idle_nodes_of(client, "multi", nodes), 120, f"{nodes} idle nodes", interval=0.2)
+                    agents = service.agent_pids()
+                    pids = [agents[node.id] for node in client.list_nodes("multi") if node.id in agents]
+                    with monitor.phase(f"e2e: batchyard, {label}", service=service.pid, agent=pids) as stats:
+                        run = bench_end_to_end(
+                            client, "multi", "multi-job", args.e2e_tasks, args.threads, args.e2e_timeout
+                        )
+                    stats.wall, stats.tasks = run["seconds"], args.e2e_tasks
+                    configurations[label] = run
+                    client.begin_delete_pool("multi").result()
+                    print(f"{label}: {fmt_rate(run['rate'])} ({run['seconds']:.1f} s)", flush=True)
+                if args.idle_nodes:
+                    with monitor.phase(f"{args.idle_nodes} nodes until idle", service=service.pid):
+                        idle = bench_idle_nodes(client, service, "idle", args.idle_nodes, 300)
+                    print(
+                        f"{args.idle_nodes} nodes idle in {idle['seconds']:.1f} s, agents' RSS mean "
+                        f"{idle['rss_mean']:.0f} MiB",
+                        flush=True,
+                    )
             finally:
                 service.stop()
     finally:
@@ -1072,6 +1185,8 @@ def main(argv: list[str] | None = None) -> int:
         monitor.phases,
         profiled=args.py_spy is not None,
         ceiling=ceiling,
+        configurations=configurations,
+        idle=idle,
     )
     print()
     print(report)
