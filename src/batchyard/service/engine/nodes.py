@@ -205,8 +205,14 @@ class NodeOps(Concern):
                 self.core.spawn(self._fence_and_make_unusable(node))
             if not provider.starts_agents:
                 continue  # nothing to restart here: its agent runs elsewhere and reconnects by itself
-            if lost_for >= adopt and provider.is_alive(node.id) is False and node.doc["state"] != "leavingpool":
-                # A node whose agent is gone for good gets a fresh agent (it boots again).
+            if (
+                lost_for >= adopt
+                and not node.fencing
+                and provider.is_alive(node.id) is False
+                and node.doc["state"] != "leavingpool"
+            ):
+                # A node whose agent is gone for good gets a fresh agent (it boots again), once what the lost
+                # one ran is ended: a fresh agent's hello would hand its runs back to their queues before that.
                 node.lost_at = mono + 3600.0
                 self.core.spawn(self.launch_agent(node))
 
