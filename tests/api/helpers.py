@@ -59,6 +59,7 @@ def signed_request(
     params: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
     key: str | None = None,
+    account: str | None = None,
     api_version: str | None = API_VERSION,
     sign: bool = True,
     ca: Any = None,
@@ -86,7 +87,9 @@ def signed_request(
         sent["content-length"] = str(len(content))
     sent.update(headers or {})
     if sign and "authorization" not in {name.lower() for name in sent}:
-        sent["Authorization"] = sign_request(DEV_ACCOUNT_NAME, key or DEV_ACCOUNT_KEY, method, str(url), sent)
+        sent["Authorization"] = sign_request(
+            account or DEV_ACCOUNT_NAME, key or DEV_ACCOUNT_KEY, method, str(url), sent
+        )
     if ca is not None:
         import ssl
 

@@ -16,7 +16,15 @@ from azure.mgmt.batch import BatchManagementClient
 from azure.mgmt.batch import models as mm
 
 from batchyard.service.config import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
-from tests.api.helpers import create_job, create_pool, error_code, idle_nodes, read_task_file, run_task
+from tests.api.helpers import (
+    create_job,
+    create_pool,
+    error_code,
+    idle_nodes,
+    read_task_file,
+    run_task,
+    signed_request,
+)
 from tests.api.management_support import GROUP, arm_code, management_client
 from tests.api.test_identity import bearer_client, create_principal, credential
 from tests.conftest import Service, start_service, wait_for
@@ -223,3 +231,25 @@ def test_applications_are_the_accounts_own(svc: Service, arm: BatchManagementCli
     arm.application.delete(GROUP, OTHER, "renderer")
     assert arm.application.get(GROUP, DEV_ACCOUNT_NAME, "renderer").display_name == "own renderer"
     arm.application.delete(GROUP, DEV_ACCOUNT_NAME, "renderer")
+
+
+def test_an_accounts_endpoint_serves_the_data_plane_only(
+    svc: Service, arm: BatchManagementClient, other: mm.BatchAccount
+) -> None:
+    """The service's own routes (principals, join tokens) take the service's account key: another account's key
+    below its endpoint does not reach them."""
+    key, _ = keys_of(arm, OTHER)
+    below = f"{svc.https_url}/accounts/{OTHER}"  # principals are made over HTTPS
+    principal = {"name": "escalated", "role": "contributor", "account": DEV_ACCOUNT_NAME}
+    for method, path, body in (
+        ("POST", "/_batchyard/principals", principal),
+        ("GET", "/_batchyard/principals", None),
+        ("POST", "/_batchyard/clock", {"advanceSeconds": 60}),
+        ("GET", "/_batchyard/events", None),
+    ):
+        answer = signed_request(below, method, path, body=body, key=key, account=OTHER, ca=svc.ca)
+        assert answer.status_code == 404, (path, answer.status_code, answer.text)
+    # the data plane there answers with that key, and the service's routes about the account's own pools
+    assert signed_request(below, "GET", "/jobs", key=key, account=OTHER, ca=svc.ca).status_code == 200
+    token = signed_request(below, "GET", "/_batchyard/pools/kept-pool/jointoken", key=key, account=OTHER, ca=svc.ca)
+    assert token.status_code == 200 and token.json()["poolId"] == f"{OTHER}/kept-pool"
