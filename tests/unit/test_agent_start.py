@@ -3,19 +3,10 @@ agent's memory and half its start, and most nodes never get a remote login (agen
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+from tests.unit.module_probe import loaded_after
 
 HEAVY = ("asyncssh", "cryptography", "batchyard.agent.ssh_sessions")
 
 
 def test_the_agent_loads_no_ssh_module_until_its_server_starts() -> None:
-    probe = (
-        "import json, sys\n"
-        "import batchyard.agent.main\n"
-        "from batchyard.agent.ssh import NodeSshServer\n"
-        f"print(json.dumps([name for name in {HEAVY!r} if name in sys.modules]))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
-    assert json.loads(done.stdout) == []
+    assert loaded_after("import batchyard.agent.main\nfrom batchyard.agent.ssh import NodeSshServer", HEAVY) == []

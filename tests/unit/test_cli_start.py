@@ -3,19 +3,10 @@ the module that parses its options imports (the Azure storage SDK and cryptograp
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+from tests.unit.module_probe import loaded_after
 
 HEAVY = ("azure.storage.blob", "cryptography", "batchyard.service.tls", "batchyard.service.storage.linked")
 
 
 def test_the_command_line_parser_loads_no_heavy_module() -> None:
-    probe = (
-        "import json, sys\n"
-        "from batchyard.cli.main import build_parser\n"
-        "build_parser()\n"
-        f"print(json.dumps([name for name in {HEAVY!r} if name in sys.modules]))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
-    assert json.loads(done.stdout) == []
+    assert loaded_after("from batchyard.cli.main import build_parser\nbuild_parser()", HEAVY) == []

@@ -104,10 +104,6 @@ class AccountDirectory:
         with self._lock:
             return [self.own, *(self._states[name] for name in sorted(self._states))]
 
-    def created(self, state: AccountState) -> str | None:
-        made = self._made.get(state.name)
-        return made.created if made is not None else None
-
     # --- changes --------------------------------------------------------------------------------
 
     def create(self, name: str, modes: tuple[str, ...]) -> AccountState:
